@@ -1,0 +1,210 @@
+"""The JSON API under /api: deployments, usage summaries, the request log, one record, live events.
+
+Handlers that only read the database are plain ``def``: FastAPI runs them in its thread pool, so a
+query never blocks the event loop that relays /v1 traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from modelmeter.api.errors import api_error
+from modelmeter.api.state import AppState
+from modelmeter.config import ConfigError
+from modelmeter.usage import records as records_q
+from modelmeter.usage import summary as summary_q
+from modelmeter.usage.window import Window, WindowError, parse_window
+
+WindowQ = Annotated[Literal["1h", "24h", "7d", "30d"] | None,
+                    Query(description="Named window; or give start and end")]
+StartQ = Annotated[str | None, Query(description="ISO-8601 start (inclusive)")]
+EndQ = Annotated[str | None, Query(description="ISO-8601 end (exclusive)")]
+TzQ = Annotated[str | None, Query(description="IANA time zone for bucket alignment, e.g. Europe/Paris")]
+TagQ = Annotated[str | None, Query(description="Only requests carrying this tag, e.g. bench:RUN")]
+StatusQ = Annotated[Literal["success", "error"] | None, Query()]
+CSV_COLUMNS = ("start_time", "status", "http_status", "prompt_tokens", "completion_tokens",
+               "total_tokens", "latency_ms", "ttft_ms", "spend", "request_id", "id", "model",
+               "model_id", "provider", "call_type", "error", "stream", "cached_tokens",
+               "reasoning_tokens", "retries", "cache_hit", "overhead_ms", "client_ip")
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.mm
+    return state
+
+
+def _window(window: str | None, start: str | None, end: str | None, tz: str | None) -> Window:
+    try:
+        return parse_window(window, start, end, tz)
+    except WindowError as exc:
+        raise api_error(400, str(exc), "window") from None
+
+
+def _known(state: AppState, name: str) -> None:
+    if state.registry.get(name) is None:
+        state.registry.refresh()
+        if state.registry.get(name) is None:
+            raise api_error(404, f"no deployment named {name!r}", "name", "deployment_not_found")
+
+
+router = APIRouter(prefix="/api", tags=["usage"])
+
+
+@router.get("/deployments", summary="List deployments with their last-24-hours figures")
+async def list_deployments(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    state.registry.refresh()
+    deps = state.registry.all()
+    stats, reachable = await asyncio.gather(
+        asyncio.to_thread(summary_q.last_day_by_deployment, state.db),
+        asyncio.gather(*(state.probe.reachable(d) for d in deps)),
+    )
+    data = []
+    for dep, ok in zip(deps, reachable, strict=True):
+        item = dep.public()
+        item["api_base"] = state.registry.base_url(dep) if dep.is_local else dep.api_base
+        item["reachable"] = ok
+        item["last_24h"] = stats.get(dep.name, summary_q.empty_day())
+        data.append(item)
+    return {"data": data}
+
+
+@router.post("/deployments", status_code=201, summary="Add a deployment at run time")
+async def add_deployment(request: Request,
+                         definition: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    state = _state(request)
+    try:
+        dep = await asyncio.to_thread(state.registry.add, definition)
+    except ConfigError as exc:
+        status = 409 if "already exists" in str(exc) else 400
+        raise api_error(status, str(exc), None, "deployment_conflict" if status == 409 else None) from None
+    if dep.is_local:
+        await state.ensure_local(dep)
+    return dep.public()
+
+
+@router.get("/deployments/{name:path}/usage/timeseries", summary="Buckets of a window, for charts")
+def usage_timeseries(request: Request, name: str, window: WindowQ = None, start: StartQ = None,
+                     end: EndQ = None, tz: TzQ = None, tag: TagQ = None) -> dict[str, Any]:
+    state = _state(request)
+    _known(state, name)
+    return summary_q.timeseries(state.db, name, _window(window, start, end, tz), tag)
+
+
+@router.get("/deployments/{name:path}/usage", summary="The summary cards of a window")
+def usage(request: Request, name: str, window: WindowQ = None, start: StartQ = None,
+          end: EndQ = None, tz: TzQ = None, tag: TagQ = None) -> dict[str, Any]:
+    state = _state(request)
+    _known(state, name)
+    return summary_q.summary(state.db, name, _window(window, start, end, tz), tag)
+
+
+@router.get("/deployments/{name:path}/requests/export", summary="The filtered log as CSV or JSONL")
+def export_requests(request: Request, name: str, format: Literal["csv", "jsonl"] = "csv",
+                    window: WindowQ = None, start: StartQ = None, end: EndQ = None,
+                    tz: TzQ = None, status: StatusQ = None, tag: TagQ = None) -> StreamingResponse:
+    state = _state(request)
+    _known(state, name)
+    rows = records_q.export(state.db, name, _window(window, start, end, tz), status=status, tag=tag)
+    filename = f"{name.replace('/', '_')}-requests.{format}"
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    body = _csv_lines(rows) if format == "csv" else (orjson.dumps(r) + b"\n" for r in rows)
+    return StreamingResponse(body, media_type=media,
+                             headers={"content-disposition": f'attachment; filename="{filename}"'})
+
+
+def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    for i, row in enumerate(rows):
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
+        if i % 500 == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+@router.get("/deployments/{name:path}/requests", summary="The request log, newest first (keyset pages)")
+def list_requests(request: Request, name: str, window: WindowQ = None, start: StartQ = None,
+                  end: EndQ = None, tz: TzQ = None,
+                  limit: Annotated[int, Query(ge=1, le=records_q.MAX_LIMIT)] = 50,
+                  cursor: str | None = None, status: StatusQ = None, tag: TagQ = None,
+                  request_id: Annotated[str | None, Query(description="Find by request ID or record id")] = None,
+                  after: Annotated[str | None, Query(description="Only rows newer than this cursor")] = None,
+                  ) -> dict[str, Any]:
+    state = _state(request)
+    _known(state, name)
+    win = _window(window, start, end, tz)
+    try:
+        if after:
+            rows = records_q.newer(state.db, name, win, after, limit=limit, status=status, tag=tag)
+            newest = rows[0] if rows else None
+            return {"data": rows, "next_cursor": None,
+                    "newest_cursor": records_q.cursor_of(newest) if newest else after}
+        return records_q.page(state.db, name, win, limit=limit, cursor=cursor, status=status,
+                              tag=tag, search=request_id)
+    except records_q.CursorError as exc:
+        raise api_error(400, str(exc), "cursor") from None
+
+
+@router.get("/deployments/{name:path}/events", summary="Live: records of this deployment as they are stored (SSE)")
+async def live_events(request: Request, name: str) -> StreamingResponse:
+    state = _state(request)
+    _known(state, name)
+    queue = state.live.subscribe(name)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            yield b": live\n\n"
+            while True:
+                try:
+                    row = await asyncio.wait_for(queue.get(), timeout=15.0)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield b"data: " + orjson.dumps(row) + b"\n\n"
+        finally:
+            state.live.unsubscribe(queue)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+
+@router.get("/deployments/{name:path}", summary="One deployment")
+async def get_deployment(request: Request, name: str) -> dict[str, Any]:
+    state = _state(request)
+    _known(state, name)
+    dep = state.registry.get(name)
+    assert dep is not None
+    item = dep.public()
+    item["reachable"] = await state.probe.reachable(dep)
+    return item
+
+
+@router.delete("/deployments/{name:path}", status_code=204, summary="Remove a run-time deployment")
+def delete_deployment(request: Request, name: str) -> Response:
+    state = _state(request)
+    _known(state, name)
+    try:
+        state.registry.remove(name)
+    except ConfigError as exc:
+        raise api_error(409, str(exc), "name", "deployment_in_config") from None
+    return Response(status_code=204)
+
+
+@router.get("/requests/{rid}", summary="One whole record, with its request and response")
+def get_request(request: Request, rid: str) -> dict[str, Any]:
+    record = records_q.one(_state(request).db, rid)
+    if record is None:
+        raise api_error(404, f"no request with id {rid!r}", "id", "request_not_found")
+    return record

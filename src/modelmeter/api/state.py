@@ -1,0 +1,28 @@
+"""What the API routes share: the parts the app factory wired together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelmeter.api.live import LiveHub
+from modelmeter.config import Deployment, Settings
+from modelmeter.recording.recorder import Recorder
+from modelmeter.registry import Registry
+from modelmeter.storage.database import Database
+from modelmeter.upstreams.embedded import EmbeddedModels
+from modelmeter.upstreams.probe import Probe
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    registry: Registry
+    recorder: Recorder
+    live: LiveHub
+    probe: Probe
+    embedded: EmbeddedModels
+
+    async def ensure_local(self, dep: Deployment) -> None:
+        base = await self.embedded.astart(dep)
+        self.registry.set_local_base(dep.model, base)

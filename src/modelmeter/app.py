@@ -1,0 +1,93 @@
+"""The app factory: wiring only. Nothing here runs at import time.
+
+``/v1/*`` goes straight to the plain-ASGI gateway (the hot path); everything else (the JSON API and
+its OpenAPI document at /docs, the web page, health checks) is a FastAPI app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from modelmeter import __version__
+from modelmeter.api.errors import install_error_handlers
+from modelmeter.api.live import LiveHub
+from modelmeter.api.routes import router as api_router
+from modelmeter.api.state import AppState
+from modelmeter.asgi import Receive, Scope, Send
+from modelmeter.config import Settings
+from modelmeter.gateway.handler import Gateway
+from modelmeter.ops import router as ops_router
+from modelmeter.recording.recorder import Recorder
+from modelmeter.registry import Registry
+from modelmeter.storage.database import Database
+from modelmeter.storage.migrations import migrate
+from modelmeter.upstreams.client import AiohttpUpstream, UpstreamClient
+from modelmeter.upstreams.embedded import EmbeddedModels
+from modelmeter.upstreams.probe import Probe
+from modelmeter.web.routes import install_web
+
+log = logging.getLogger("modelmeter")
+
+
+class ModelMeterApp:
+    """The ASGI entry point: /v1 to the gateway, the rest to the FastAPI app."""
+
+    def __init__(self, gateway: Gateway, api: FastAPI, state: AppState) -> None:
+        self.gateway = gateway
+        self.api = api
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.gateway(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
+               db: Database | None = None, start_embedded: bool = True) -> ModelMeterApp:
+    db = db or Database(settings.database)
+    registry = Registry(db, settings.deployments)
+    recorder = Recorder(db, maxsize=settings.queue_size, batch_size=settings.batch_size,
+                        store_bodies=settings.store_bodies)
+    client = upstream or AiohttpUpstream()
+    live = LiveHub()
+    state = AppState(settings=settings, db=db, registry=registry, recorder=recorder, live=live,
+                     probe=Probe(client, registry.base_url),
+                     embedded=EmbeddedModels(settings.local_threads))
+    gateway = Gateway(settings, registry, client, recorder)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(migrate, db)
+        await asyncio.to_thread(registry.load)
+        live.bind(asyncio.get_running_loop())
+        recorder.add_listener(live.publish)
+        recorder.start()
+        if start_embedded:
+            for dep in registry.all():
+                if dep.is_local:
+                    await state.ensure_local(dep)
+        try:
+            yield
+        finally:
+            # In-flight requests are done by now (the server drains them first): flush and stop.
+            await asyncio.to_thread(recorder.stop)
+            await client.close()
+            await asyncio.to_thread(state.embedded.stop)
+            db.close()
+
+    api = FastAPI(title="modelmeter", version=__version__, lifespan=lifespan,
+                  description="Usage API of the modelmeter gateway. The OpenAI-compatible "
+                              "endpoints live under /v1.")
+    api.state.mm = state
+    install_error_handlers(api)
+    api.include_router(api_router)
+    api.include_router(ops_router)
+    install_web(api)
+    return ModelMeterApp(gateway, api, state)

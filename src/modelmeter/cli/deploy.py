@@ -1,0 +1,63 @@
+"""``modelmeter deploy``: add, list and remove deployments of a running server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from modelmeter.cli.client import call, url_option
+
+
+@click.group()
+def deploy() -> None:
+    """Manage the deployments of a running server (no restart needed)."""
+
+
+@deploy.command("add")
+@click.argument("name")
+@click.option("--api-base", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1. "
+                                 "Omit with --provider local for an embedded model.")
+@click.option("--model", help="Model id sent upstream (default: NAME).")
+@click.option("--provider", help="Label; also used to look up prices (default: openai).")
+@click.option("--api-key-env", help="Environment variable holding the upstream key.")
+@click.option("--price", help='USD per million tokens, e.g. \'{"input": 0.15, "output": 0.6}\'.')
+@url_option()
+def add(name: str, api_base: str | None, model: str | None, provider: str | None,
+        api_key_env: str | None, price: str | None, url: str) -> None:
+    """Add deployment NAME."""
+    body: dict[str, Any] = {"name": name, "api_base": api_base, "model": model,
+                            "provider": provider, "api_key_env": api_key_env}
+    if price:
+        try:
+            body["price"] = json.loads(price)
+        except ValueError:
+            raise click.BadParameter("must be a JSON object", param_hint="--price") from None
+    dep = call(url, "POST", "/api/deployments", {k: v for k, v in body.items() if v is not None})
+    click.echo(f"added {dep['name']} -> {dep['api_base'] or 'embedded'} ({dep['model']})")
+
+
+@deploy.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@url_option()
+def list_(as_json: bool, url: str) -> None:
+    """List deployments with their last-24-hours figures."""
+    data = call(url, "GET", "/api/deployments")["data"]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for d in data:
+        day = d["last_24h"]
+        state = "up" if d["reachable"] else "unreachable"
+        click.echo(f"{d['name']:<28} {d['provider']:<10} {state:<12} {day['requests']:>7} req/24h "
+                   f"${day['spend']:.4f}  {d['api_base'] or ''}")
+
+
+@deploy.command("remove")
+@click.argument("name")
+@url_option()
+def remove(name: str, url: str) -> None:
+    """Remove run-time deployment NAME."""
+    call(url, "DELETE", f"/api/deployments/{name}")
+    click.echo(f"removed {name}")

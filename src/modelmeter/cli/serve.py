@@ -1,0 +1,92 @@
+"""``modelmeter serve``: the gateway, the API and the web page in one process (or N workers)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from modelmeter.config import ConfigError, Settings, load_settings
+
+_ENV = "MODELMETER_SERVE_SETTINGS"
+
+
+def _settings(config: str | None, host: str | None, port: int | None, database: str | None,
+              threads: int | None) -> Settings:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return settings.with_overrides(host=host, port=port, database=database, local_threads=threads)
+
+
+def app_from_env() -> object:
+    """Factory for uvicorn's worker processes (``--workers N``): settings come through the env."""
+    from modelmeter.app import create_app
+
+    opts = orjson.loads(os.environ[_ENV])
+    return create_app(_settings(opts["config"], opts["host"], opts["port"], opts["database"],
+                                opts["threads"]))
+
+
+@click.command()
+@click.option("--config", "-c", type=click.Path(dir_okay=False), help="TOML config file.")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", "-p", type=int, help="Port (default 8000).")
+@click.option("--database", help="sqlite:///FILE or postgresql://user@host:5432/db.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes sharing the port.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the embedded models.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(config: str | None, host: str | None, port: int | None, database: str | None,
+          workers: int, threads: int | None, log_level: str) -> None:
+    """Start the gateway (/v1), the usage API (/api, /docs) and the dashboard (/)."""
+    import uvicorn
+
+    settings = _settings(config, host, port, database, threads)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    click.echo(f"modelmeter: gateway at http://{shown_host}:{settings.port}/v1, "
+               f"dashboard at http://{shown_host}:{settings.port}/, database {_safe(settings.database)}",
+               err=True)
+    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_level": log_level,
+              "access_log": False, "loop": "uvloop", "http": "httptools",
+              "timeout_graceful_shutdown": 30}
+    if workers > 1:
+        os.environ[_ENV] = orjson.dumps({"config": config, "host": host, "port": port,
+                                         "database": database, "threads": threads}).decode()
+        uvicorn.run("modelmeter.cli.serve:app_from_env", factory=True, workers=workers, **common)
+        return
+    from modelmeter.app import create_app
+
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    uvicorn.run(app, **common)
+    sys.exit(0)
+
+
+def _safe(url: str) -> str:
+    """The database URL without a password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}"
+    return url
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,173 @@
+"""Settings and deployments, from a TOML file, CLI flags and the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from modelmeter.metering.pricing import PriceOverride
+
+LOCAL_CHAT_MODEL = "smollm2-135m-instruct"
+LOCAL_EMBEDDING_MODEL = "multilingual-e5-small"
+LOCAL_MODELS = {LOCAL_CHAT_MODEL: "chat", LOCAL_EMBEDDING_MODEL: "embedding"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+_DEPLOYMENT_KEYS = {"name", "api_base", "model", "provider", "api_key_env", "price", "threads",
+                    "timeout", "connect_timeout", "store_bodies"}
+
+
+class ConfigError(ValueError):
+    """A configuration or deployment definition that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str  # what clients send as "model"
+    model: str  # model id sent upstream
+    provider: str = "openai"
+    api_base: str | None = None  # None: the embedded model of that name
+    api_key_env: str | None = None  # the key is read from this variable, never stored
+    price: PriceOverride | None = None
+    threads: int | None = None  # embedded models only
+    timeout: float = 600.0  # whole upstream call, seconds
+    connect_timeout: float = 10.0
+    store_bodies: bool = True
+    source: str = "config"  # "config" or "api" (run-time, stored in the database)
+
+    @property
+    def is_local(self) -> bool:
+        return self.api_base is None
+
+    @property
+    def local_kind(self) -> str:
+        return LOCAL_MODELS.get(self.model, "chat")
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def public(self) -> dict[str, Any]:
+        """What the API shows: never the key itself, only the variable's name."""
+        return {
+            "name": self.name,
+            "model": self.model,
+            "provider": self.provider,
+            "api_base": self.api_base,
+            "api_key_env": self.api_key_env,
+            "price": _price_dict(self.price),
+            "store_bodies": self.store_bodies,
+            "local": self.is_local,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "config") -> Deployment:
+        unknown = set(data) - _DEPLOYMENT_KEYS - {"source", "local"}
+        if unknown:
+            raise ConfigError(f"unknown deployment field(s): {', '.join(sorted(unknown))}")
+        name = data.get("name")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError("deployment 'name' must be 1-128 characters: letters, digits, ._:/@+-")
+        api_base = data.get("api_base")
+        provider = data.get("provider")
+        if api_base is not None:
+            if not isinstance(api_base, str) or not re.match(r"^https?://[^\s/]+", api_base):
+                raise ConfigError(f"deployment {name!r}: 'api_base' must be an http(s) URL")
+            api_base = api_base.rstrip("/")
+        elif provider not in (None, "local"):
+            raise ConfigError(f"deployment {name!r}: 'api_base' is required unless provider is 'local'")
+        model = data.get("model") or name
+        if not isinstance(model, str):
+            raise ConfigError(f"deployment {name!r}: 'model' must be a string")
+        if api_base is None and model not in LOCAL_MODELS:
+            raise ConfigError(f"deployment {name!r}: the embedded models are "
+                              f"{', '.join(LOCAL_MODELS)}; set 'model' to one or give 'api_base'")
+        price = data.get("price")
+        try:
+            override = PriceOverride.from_mapping(price) if price else None
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise ConfigError(f"deployment {name!r}: bad 'price': {exc}") from exc
+        key_env = data.get("api_key_env")
+        if key_env is not None and (not isinstance(key_env, str) or not key_env.isidentifier()):
+            raise ConfigError(f"deployment {name!r}: 'api_key_env' must be a variable name")
+        try:
+            return cls(
+                name=name,
+                model=model,
+                provider=str(provider or ("local" if api_base is None else "openai")),
+                api_base=api_base,
+                api_key_env=key_env,
+                price=override,
+                threads=int(data["threads"]) if data.get("threads") else None,
+                timeout=float(data.get("timeout", 600.0)),
+                connect_timeout=float(data.get("connect_timeout", 10.0)),
+                store_bodies=bool(data.get("store_bodies", True)),
+                source=source,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"deployment {name!r}: {exc}") from exc
+
+
+def _price_dict(price: PriceOverride | None) -> dict[str, float] | None:
+    if price is None:
+        return None
+    return {k: float(v) for k, v in asdict(price).items() if v is not None}
+
+
+def default_deployments() -> list[Deployment]:
+    return [Deployment(name=m, model=m, provider="local") for m in LOCAL_MODELS]
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database: str = "sqlite:///modelmeter.db"
+    deployments: tuple[Deployment, ...] = field(default_factory=lambda: tuple(default_deployments()))
+    max_body_bytes: int = 10 * 1024 * 1024
+    queue_size: int = 10_000  # records waiting for the writer before the gateway slows down
+    batch_size: int = 500
+    local_threads: int = 2
+    store_bodies: bool = True
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Settings from a TOML file (or the defaults), then ``MODELMETER_DATABASE`` from the env."""
+    settings = Settings()
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+        settings = _from_toml(data)
+    env_db = os.environ.get("MODELMETER_DATABASE")
+    return settings.with_overrides(database=env_db) if env_db else settings
+
+
+def _from_toml(data: dict[str, Any]) -> Settings:
+    server = data.get("server", {})
+    if not isinstance(server, dict):
+        raise ConfigError("[server] must be a table")
+    known = {"host", "port", "database", "max_body_bytes", "queue_size", "batch_size",
+             "local_threads", "store_bodies"}
+    unknown = set(server) - known
+    if unknown:
+        raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")
+    raw = data.get("deployments")
+    deployments = default_deployments()
+    if raw is not None:
+        if not isinstance(raw, list):
+            raise ConfigError("[[deployments]] must be an array of tables")
+        deployments = [Deployment.from_mapping(d) for d in raw]
+        names = [d.name for d in deployments]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ConfigError(f"deployment name(s) used twice: {', '.join(sorted(dupes))}")
+    return Settings(deployments=tuple(deployments), **server)

@@ -1,0 +1,187 @@
+"""The /v1 endpoints: a plain ASGI handler on the hot path.
+
+One parse of the request, one upstream call through the pooled client, the upstream's bytes relayed
+as they come (SSE events are read once for usage and passed on unchanged), and one record handed to
+the recorder's queue at the end. Every request that names a deployment is recorded, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from modelmeter.asgi import Receive, Scope, Send
+from modelmeter.config import Deployment, Settings
+from modelmeter.gateway.errors import APIError, error_body, send_json
+from modelmeter.gateway.relay import Call, relay
+from modelmeter.gateway.validate import CALL_TYPES, check_fields, parse_body
+from modelmeter.metering.record import CallRecord, new_record_id
+from modelmeter.recording.recorder import Recorder
+from modelmeter.registry import Registry
+from modelmeter.upstreams.client import UpstreamClient
+
+TAGS_HEADER = b"x-modelmeter-tags"
+
+
+class _Disconnected(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Watch:
+    task: asyncio.Task[Any] | None
+    done: bool = False
+    disconnected: bool = False
+
+
+class Gateway:
+    def __init__(self, settings: Settings, registry: Registry, upstream: UpstreamClient,
+                 recorder: Recorder) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.upstream = upstream
+        self.recorder = recorder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"].rstrip("/")
+        call_type = CALL_TYPES.get(path)
+        if call_type is not None and scope["method"] == "POST":
+            await self._call(scope, receive, send, call_type)
+        elif path == "/v1/models" and scope["method"] in ("GET", "HEAD"):
+            await send_json(send, 200, orjson.dumps(self._models()))
+        elif call_type is not None or path == "/v1/models":
+            await _send_error(send, APIError(405, f"Method {scope['method']} is not allowed on "
+                                             f"{path}", code="method_not_allowed"))
+        else:
+            await _send_error(send, APIError(404, f"Unknown endpoint {path}; this gateway serves "
+                                             "/v1/chat/completions, /v1/completions, "
+                                             "/v1/embeddings and /v1/models", code="unknown_url"))
+
+    def _models(self) -> dict[str, Any]:
+        return {"object": "list", "data": [
+            {"id": d.name, "object": "model", "created": 0, "owned_by": d.provider}
+            for d in self.registry.all()
+        ]}
+
+    def _deployment(self, name: str) -> Deployment | None:
+        dep = self.registry.get(name)
+        if dep is None:
+            self.registry.refresh()  # another process may have added it at run time
+            dep = self.registry.get(name)
+        return dep
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send, call_type: str) -> None:
+        t0 = time.perf_counter()
+        wall = time.time()
+        try:
+            raw = await _read_body(scope, receive, self.settings.max_body_bytes)
+            body = parse_body(raw)
+        except _Disconnected:
+            return
+        except APIError as exc:
+            await _send_error(send, exc)
+            return
+        dep = self._deployment(body["model"])
+        if dep is None:
+            await _send_error(send, APIError(
+                404, f"The model '{body['model']}' does not exist on this gateway; "
+                "GET /v1/models lists the deployments.", param="model", code="model_not_found"))
+            return
+        headers = dict(scope["headers"])
+        client = scope.get("client")
+        rec = CallRecord(
+            id=new_record_id(wall), deployment=dep, model=body["model"], call_type=call_type,
+            start=wall, stream=body.get("stream") is True, client_ip=client[0] if client else None,
+            request_body=body, metadata=_metadata(body, headers.get(TAGS_HEADER)),
+        )
+        rec.tags = rec.metadata.get("tags", []) if rec.metadata else []
+        call = Call(rec=rec, body=body, t0=t0, send=send)
+        watch = _Watch(None)
+        watch.task = asyncio.create_task(_watch_disconnect(receive, asyncio.current_task(), watch))
+        try:
+            check_fields(body, call_type)
+            base = self.registry.base_url(dep)
+            if base is None:
+                raise APIError(503, f"The embedded model '{dep.model}' is still starting; "
+                               "try again in a few seconds.", "service_unavailable",
+                               code="model_loading")
+            await relay(call, self.upstream, base + scope["path"][3:], dep)
+            watch.done = True
+        except APIError as exc:
+            watch.done = True
+            call.fail(exc.status, exc.message)
+            rec.response_body = exc.body()
+            if not call.started:
+                await _send_error(send, exc)
+        except (asyncio.CancelledError, OSError) as exc:
+            watch.done = True
+            if isinstance(exc, asyncio.CancelledError) and not watch.disconnected:
+                call.fail(499, "cancelled: the server is shutting down")
+                call.finish()
+                await self.recorder.submit(rec)
+                raise
+            call.fail(499, "client_disconnected")
+            if isinstance(exc, asyncio.CancelledError):
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+        finally:
+            if watch.task is not None:
+                watch.task.cancel()
+        call.finish()
+        await self.recorder.submit(rec)
+
+
+async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any] | None,
+                            watch: _Watch) -> None:
+    """Cancel the call when the client hangs up, so the upstream request is cancelled too."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+    if not watch.done and task is not None and not task.done():
+        watch.disconnected = True
+        task.cancel()
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise APIError(413, f"The request body is larger than the limit of {limit} bytes.",
+                           code="request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"The request body is larger than the limit of {limit} bytes.",
+                           code="request_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _metadata(body: dict[str, Any], tags_header: bytes | None) -> dict[str, Any] | None:
+    meta: dict[str, Any] = {}
+    if isinstance(body.get("metadata"), dict):
+        meta.update(body["metadata"])
+    if body.get("user") is not None:
+        meta["user"] = body["user"]
+    if tags_header:
+        tags = [t.strip() for t in tags_header.decode("latin-1").split(",") if t.strip()]
+        if tags:
+            meta["tags"] = tags[:20]
+    return meta or None
+
+
+async def _send_error(send: Send, exc: APIError) -> None:
+    await send_json(send, exc.status, orjson.dumps(error_body(exc.message, exc.type, exc.param,
+                                                              exc.code)))

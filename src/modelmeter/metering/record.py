@@ -1,0 +1,174 @@
+"""One call's usage record: the facts the gateway gathers on the hot path, and the finished row.
+
+The gateway fills a ``CallRecord`` with what it measured and hands it to the recorder; pricing,
+token estimation, redaction and serialisation happen in the writer thread (``finish``), so the
+request path pays for none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from modelmeter.metering import tokens
+from modelmeter.metering.pricing import Cost, CostLine, Pricer
+from modelmeter.metering.redact import redact_ip
+from modelmeter.metering.usage import Usage
+
+if TYPE_CHECKING:
+    from modelmeter.config import Deployment
+
+PICO = 10**12
+log = logging.getLogger("modelmeter.metering")
+
+
+def new_record_id(now: float | None = None) -> str:
+    """Time-ordered unique id: 12 hex digits of milliseconds, then 64 random bits."""
+    ms = int((now if now is not None else time.time()) * 1000)
+    return f"{ms:012x}{os.urandom(8).hex()}"
+
+
+@dataclass(slots=True)
+class CallRecord:
+    id: str
+    deployment: Deployment
+    model: str  # as requested
+    call_type: str  # chat | completion | embedding
+    start: float  # wall clock, seconds since the epoch (UTC)
+    stream: bool = False
+    client_ip: str | None = None
+    end: float = 0.0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    overhead_ms: float = 0.0
+    status: str = "success"
+    http_status: int = 200
+    error: str | None = None
+    request_id: str | None = None
+    model_id: str | None = None
+    retries: int = 0
+    cache_hit: bool = False
+    usage: Usage = field(default_factory=Usage)
+    request_body: Any = None  # the parsed request as the client sent it
+    response_body: Any = None  # parsed response, reassembled stream, or error body
+    response_text: str | None = None  # streamed text so far, for estimating tokens
+    metadata: dict[str, Any] | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+def iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="microseconds").replace(
+        "+00:00", "Z")
+
+
+def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[str, Any]:
+    """Turn the gathered facts into the stored row: tokens, cost, redaction, JSON."""
+    dep = rec.deployment
+    usage = rec.usage
+    estimated = False
+    try:
+        if not usage.reported and (rec.status == "success" or rec.response_text):
+            usage = estimate_usage(rec)
+            estimated = True
+        cost = pricer.cost(
+            provider=dep.provider, model=rec.model_id or dep.model,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens, override=dep.price,
+            at=datetime.fromtimestamp(rec.start, UTC),
+        )
+    except Exception:  # a metering bug must not lose the call: keep it, unpriced
+        log.exception("could not price record %s", rec.id)
+        cost = Cost(Decimal(0), (), "unknown")
+    if rec.cache_hit:
+        # Answered from our response cache: no upstream call, so nothing is owed for it.
+        cost = Cost(Decimal(0), tuple(CostLine(c.component, c.tokens, c.usd_per_million, Decimal(0))
+                                      for c in cost.breakdown), "response cache (no upstream call)")
+    breakdown = [
+        {"component": c.component, "tokens": c.tokens,
+         "usd_per_million": float(c.usd_per_million), "cost": float(c.cost)}
+        for c in cost.breakdown
+    ]
+    keep = store_bodies and dep.store_bodies
+    start_us = int(rec.start * 1e6)
+    return {
+        "id": rec.id,
+        "request_id": rec.request_id,
+        "deployment": dep.name,
+        "model": rec.model,
+        "model_id": rec.model_id,
+        "provider": dep.provider,
+        "call_type": rec.call_type,
+        "api_base": dep.api_base or "embedded",
+        "client_ip": redact_ip(rec.client_ip),
+        "status": rec.status,
+        "http_status": rec.http_status,
+        "error": rec.error,
+        "stream": int(rec.stream),
+        "start_us": start_us,
+        "end_us": max(int(rec.end * 1e6), start_us),
+        "latency_ms": round(rec.latency_ms, 3),
+        "ttft_ms": None if rec.ttft_ms is None else round(rec.ttft_ms, 3),
+        "overhead_ms": round(max(rec.overhead_ms, 0.0), 3),
+        "retries": rec.retries,
+        "cache_hit": int(rec.cache_hit),
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "usage_estimated": int(estimated),
+        "spend_pusd": int(cost.spend * PICO),
+        "cost_breakdown": orjson.dumps(breakdown).decode(),
+        "price_source": cost.price_source,
+        "metadata": orjson.dumps(rec.metadata).decode() if rec.metadata else None,
+        "tags": orjson.dumps(rec.tags).decode() if rec.tags else None,
+        "bodies": int(keep),
+        "request": _json_or_none(rec.request_body) if keep else None,
+        "response": _json_or_none(rec.response_body) if keep else None,
+    }
+
+
+def _json_or_none(body: Any) -> str | None:
+    if body is None:
+        return None
+    if isinstance(body, bytes | bytearray):
+        return orjson.dumps(body.decode("utf-8", "replace")).decode()
+    return orjson.dumps(body, default=str).decode()
+
+
+def estimate_usage(rec: CallRecord) -> Usage:
+    """Count tokens ourselves where the upstream reported none (marked ``usage_estimated``)."""
+    model = rec.model_id or rec.deployment.model
+    body = rec.request_body if isinstance(rec.request_body, dict) else {}
+    if rec.call_type == "chat":
+        prompt = tokens.count_chat_prompt(body.get("messages") or [], model)
+    elif rec.call_type == "completion":
+        prompt = tokens.count_completion_prompt(body.get("prompt", ""), model)
+    else:
+        prompt = tokens.count_embedding_input(body.get("input", ""), model)
+    text = rec.response_text
+    if text is None and isinstance(rec.response_body, dict):
+        text = _response_text(rec.response_body)
+    completion = tokens.count_text(text, model) if text else 0
+    return Usage(prompt, completion, prompt + completion, reported=False)
+
+
+def _response_text(body: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for choice in body.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message")
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            parts.append(message["content"])
+        elif isinstance(choice.get("text"), str):
+            parts.append(choice["text"])
+    return "".join(parts)

@@ -1,0 +1,25 @@
+"""Redaction applied before anything is written: client IPs and secret-bearing headers."""
+
+from __future__ import annotations
+
+import ipaddress
+
+SECRET_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie",
+    "openai-organization", "x-modelmeter-key",
+})
+
+
+def redact_ip(ip: str | None) -> str | None:
+    """IPv4: last octet zeroed; IPv6: keep the /48. Anything unparsable is dropped."""
+    if not ip:
+        return None
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv4Address):
+        return str(ipaddress.ip_network(f"{addr}/24", strict=False).network_address)
+    return str(ipaddress.ip_network(f"{addr}/48", strict=False).network_address)

@@ -1,0 +1,120 @@
+"""Connections to SQLite or PostgreSQL behind one small interface.
+
+SQL is written once with ``:name`` parameters and portable types; the PostgreSQL path rewrites the
+parameters for psycopg. Each thread gets its own connection (the writer thread, API worker threads).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@lru_cache(maxsize=512)
+def _to_pyformat(sql: str) -> str:
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+class Database:
+    """A database URL (``sqlite:///path`` or ``postgresql://…``) and per-thread connections."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:"):
+            self.dialect = "sqlite"
+            path = url.removeprefix("sqlite:").removeprefix("//")
+            path = path[1:] if path.startswith("/") else path  # sqlite:///rel, sqlite:////abs
+            self.path = path or ":memory:"
+            if self.path != ":memory:":
+                Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        elif url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
+            self.dialect = "postgresql"
+            self.path = url.replace("postgresql+psycopg:", "postgresql:", 1)
+        else:
+            raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://…")
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    # -- connections -------------------------------------------------------------------------
+    def _open(self) -> Any:
+        if self.dialect == "sqlite":
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA cache_size=-65536")
+            return conn
+        import psycopg
+
+        return psycopg.connect(self.path, autocommit=True)
+
+    def connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or (self.dialect == "postgresql" and conn.closed):
+            conn = self._open()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def reset_connection(self) -> None:
+        """Drop this thread's connection (after an error that may have broken it)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with suppress(Exception):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- statements --------------------------------------------------------------------------
+    def sql(self, text: str) -> str:
+        return text if self.dialect == "sqlite" else _to_pyformat(text)
+
+    def fetchall(self, text: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cur = self.connection().execute(self.sql(text), params or {})
+        return list(cur.fetchall())
+
+    def fetchone(self, text: str, params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
+        cur = self.connection().execute(self.sql(text), params or {})
+        row: tuple[Any, ...] | None = cur.fetchone()
+        return row
+
+    def execute(self, text: str, params: Mapping[str, Any] | None = None) -> int:
+        cur = self.connection().execute(self.sql(text), params or {})
+        return int(cur.rowcount or 0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction on this thread's connection; yields a cursor-like executor."""
+        conn = self.connection()
+        if self.dialect == "sqlite":
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        else:
+            with conn.transaction(), conn.cursor() as cur:
+                yield cur
+
+    def executemany(self, executor: Any, text: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
+        executor.executemany(self.sql(text), rows)

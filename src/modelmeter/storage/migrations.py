@@ -1,0 +1,119 @@
+"""The one schema source: named, append-only migrations, applied in order at start-up.
+
+Never edit a migration that has shipped; add a new one. The SQL uses types both databases accept
+(SQLite maps BIGINT/SMALLINT to INTEGER affinity and DOUBLE PRECISION to REAL).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from modelmeter.storage.database import Database
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("0001_records", (
+        # The narrow log rows: everything the request log and the summaries read; no bodies.
+        """CREATE TABLE records (
+            id TEXT PRIMARY KEY,
+            request_id TEXT,
+            deployment TEXT NOT NULL,
+            model TEXT,
+            model_id TEXT,
+            provider TEXT,
+            call_type TEXT NOT NULL,
+            api_base TEXT,
+            client_ip TEXT,
+            status TEXT NOT NULL,
+            http_status SMALLINT NOT NULL,
+            error TEXT,
+            stream SMALLINT NOT NULL,
+            start_us BIGINT NOT NULL,
+            end_us BIGINT NOT NULL,
+            latency_ms DOUBLE PRECISION NOT NULL,
+            ttft_ms DOUBLE PRECISION,
+            overhead_ms DOUBLE PRECISION NOT NULL,
+            retries SMALLINT NOT NULL,
+            cache_hit SMALLINT NOT NULL,
+            prompt_tokens BIGINT NOT NULL,
+            completion_tokens BIGINT NOT NULL,
+            total_tokens BIGINT NOT NULL,
+            cached_tokens BIGINT NOT NULL,
+            reasoning_tokens BIGINT NOT NULL,
+            usage_estimated SMALLINT NOT NULL,
+            spend_pusd BIGINT NOT NULL,
+            cost_breakdown TEXT NOT NULL,
+            price_source TEXT NOT NULL,
+            metadata TEXT,
+            tags TEXT,
+            bodies SMALLINT NOT NULL
+        )""",
+        # Keyset pages: newest first per deployment, optionally by status.
+        "CREATE INDEX records_page ON records (deployment, start_us, id)",
+        "CREATE INDEX records_page_status ON records (deployment, status, start_us, id)",
+        "CREATE INDEX records_request_id ON records (request_id)",
+        "CREATE INDEX records_time ON records (start_us)",
+        # Bodies apart, so a log page never reads them.
+        """CREATE TABLE record_bodies (
+            id TEXT PRIMARY KEY,
+            request TEXT,
+            response TEXT
+        )""",
+        # One row per (record, tag): the tag filter pages on its own index.
+        """CREATE TABLE record_tags (
+            deployment TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            start_us BIGINT NOT NULL,
+            id TEXT NOT NULL,
+            PRIMARY KEY (deployment, tag, start_us, id)
+        )""",
+        # Run-time deployments (POST /api/deployments); config-file ones live in the config.
+        """CREATE TABLE deployments (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            created_us BIGINT NOT NULL
+        )""",
+    )),
+)
+
+
+def applied(db: Database) -> list[str]:
+    _ensure_table(db)
+    return [r[0] for r in db.fetchall("SELECT name FROM schema_migrations ORDER BY name")]
+
+
+def pending(db: Database) -> list[str]:
+    done = set(applied(db))
+    return [m.name for m in MIGRATIONS if m.name not in done]
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply every pending migration, each in its own transaction; safe with several processes."""
+    _ensure_table(db)
+    ran: list[str] = []
+    with db.transaction() as tx:
+        if db.dialect == "postgresql":
+            # Serialise concurrent start-ups of several gateways on one database.
+            tx.execute("SELECT pg_advisory_xact_lock(7201026)")
+        done = {r[0] for r in tx.execute("SELECT name FROM schema_migrations").fetchall()}
+        for migration in MIGRATIONS:
+            if migration.name in done:
+                continue
+            for statement in migration.statements:
+                tx.execute(statement)
+            tx.execute(db.sql("INSERT INTO schema_migrations (name, applied_us) VALUES (:n, :t)"),
+                       {"n": migration.name, "t": int(time.time() * 1e6)})
+            ran.append(migration.name)
+    return ran
+
+
+def _ensure_table(db: Database) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+               "(name TEXT PRIMARY KEY, applied_us BIGINT NOT NULL)")

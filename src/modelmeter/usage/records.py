@@ -1,0 +1,145 @@
+"""Reading records: keyset pages of the request log, one whole record, rows newer than a cursor."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from modelmeter.metering.record import PICO, iso
+from modelmeter.storage.database import Database
+from modelmeter.storage.records import RECORD_COLUMNS
+from modelmeter.usage.window import Window
+
+MAX_LIMIT = 200
+_COLS = ", ".join(f"r.{c}" for c in RECORD_COLUMNS)
+_BOOL = ("stream", "cache_hit", "usage_estimated")
+
+
+class CursorError(ValueError):
+    pass
+
+
+def encode_cursor(start_us: int, rid: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_us}:{rid}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, rid = raw.split(":", 1)
+        return int(start), rid
+    except (ValueError, UnicodeDecodeError):
+        raise CursorError("'cursor' is not one this API gave out") from None
+
+
+def row_to_api(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row in the API's shape: ISO times, USD, booleans, parsed JSON."""
+    out = {k: row[k] for k in RECORD_COLUMNS if k not in ("start_us", "end_us", "spend_pusd",
+                                                          "cost_breakdown", "metadata", "tags",
+                                                          "bodies")}
+    for key in _BOOL:
+        out[key] = bool(row[key])
+    out["start_time"] = iso(row["start_us"])
+    out["end_time"] = iso(row["end_us"])
+    out["spend"] = row["spend_pusd"] / PICO
+    out["cost_breakdown"] = orjson.loads(row["cost_breakdown"])
+    out["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else {}
+    out["tags"] = orjson.loads(row["tags"]) if row["tags"] else []
+    out["bodies_stored"] = bool(row["bodies"])
+    return out
+
+
+def _filters(deployment: str, window: Window, status: str | None, tag: str | None,
+             search: str | None) -> tuple[str, str, dict[str, Any], str]:
+    """FROM, WHERE, parameters, and the alias whose (start_us, id) the keyset uses.
+
+    A tag filter pages on ``record_tags``' own (deployment, tag, start_us, id) key."""
+    params: dict[str, Any] = {"dep": deployment, "ws": window.start_us, "we": window.end_us}
+    if tag:
+        source, key = "record_tags t JOIN records r ON r.id = t.id", "t"
+        where = ["t.deployment = :dep", "t.tag = :tag"]
+        params["tag"] = tag
+    else:
+        source, key = "records r", "r"
+        where = ["r.deployment = :dep"]
+    where += [f"{key}.start_us >= :ws", f"{key}.start_us < :we"]
+    if status:
+        where.append("r.status = :status")
+        params["status"] = status
+    if search:
+        where.append("(r.request_id = :search OR r.id = :search)")
+        params["search"] = search
+    return source, " AND ".join(where), params, key
+
+
+def page(db: Database, deployment: str, window: Window, *, limit: int = 50,
+         cursor: str | None = None, status: str | None = None, tag: str | None = None,
+         search: str | None = None) -> dict[str, Any]:
+    """Newest first by (start_time, id), one index range scan; never counts the window."""
+    source, where, params, key = _filters(deployment, window, status, tag, search)
+    if cursor:
+        c_start, c_id = decode_cursor(cursor)
+        where += (f" AND ({key}.start_us < :cs OR ({key}.start_us = :cs AND {key}.id < :cid))")
+        params |= {"cs": c_start, "cid": c_id}
+    params["lim"] = limit + 1
+    sql = (f"SELECT {_COLS} FROM {source} WHERE {where} "
+           f"ORDER BY {key}.start_us DESC, {key}.id DESC LIMIT :lim")
+    rows = [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in db.fetchall(sql, params)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["start_us"], rows[-1]["id"]) if more and rows else None
+    return {"data": [row_to_api(r) for r in rows], "next_cursor": next_cursor}
+
+
+def newer(db: Database, deployment: str, window: Window, after: str, *, limit: int = 200,
+          status: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
+    """Rows newer than a cursor (what Live fetches), newest first."""
+    source, where, params, key = _filters(deployment, window, status, tag, None)
+    a_start, a_id = decode_cursor(after)
+    where += f" AND ({key}.start_us > :as_ OR ({key}.start_us = :as_ AND {key}.id > :aid))"
+    params |= {"as_": a_start, "aid": a_id, "lim": limit}
+    sql = (f"SELECT {_COLS} FROM {source} WHERE {where} "
+           f"ORDER BY {key}.start_us ASC, {key}.id ASC LIMIT :lim")
+    rows = [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in db.fetchall(sql, params)]
+    return [row_to_api(r) for r in reversed(rows)]
+
+
+def export(db: Database, deployment: str, window: Window, *, status: str | None = None,
+           tag: str | None = None, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every row of the filtered log, newest first, read a keyset page at a time."""
+    cursor = None
+    while True:
+        result = page(db, deployment, window, limit=batch, cursor=cursor, status=status, tag=tag)
+        yield from result["data"]
+        cursor = result["next_cursor"]
+        if cursor is None:
+            return
+
+
+def one(db: Database, rid: str) -> dict[str, Any] | None:
+    row = db.fetchone(f"SELECT {_COLS}, b.request, b.response FROM records r "
+                      "LEFT JOIN record_bodies b ON b.id = r.id WHERE r.id = :id", {"id": rid})
+    if row is None:
+        return None
+    record = row_to_api(dict(zip(RECORD_COLUMNS, row[: len(RECORD_COLUMNS)], strict=True)))
+    request, response = row[len(RECORD_COLUMNS):]
+    record["request"] = orjson.loads(request) if request else None
+    record["response"] = orjson.loads(response) if response else None
+    if not record["bodies_stored"]:
+        record["bodies_note"] = ("Bodies were not stored for this request: body storage is off "
+                                 "for this deployment or server (store_bodies = false).")
+    elif record["request"] is None and record["response"] is None:
+        record["bodies_note"] = "Bodies have been removed by the retention policy."
+    return record
+
+
+def cursor_of(row: dict[str, Any]) -> str:
+    """The keyset position of an API row (for Live: fetch what is newer than this)."""
+    from datetime import datetime
+
+    start = datetime.fromisoformat(row["start_time"].replace("Z", "+00:00"))
+    us = int(start.timestamp()) * 1_000_000 + start.microsecond
+    return encode_cursor(us, row["id"])
