@@ -291,12 +291,13 @@ class FakeServer:
         parts[0] = first + parts[0]
         parts[-1] += b"" if cut else tail
         resp = web.StreamResponse(headers=_SSE_HEADERS)
-        await resp.prepare(request)
-        for k, part in enumerate([b"".join(parts)] if itl <= 0 else parts):
-            await _sleep_until(first_at + k * itl)
-            await resp.write(part)
-        if cut:
-            _drop(request, rst=False)  # flushes the chunks, then FIN without the last 0-chunk
+        with contextlib.suppress(ConnectionError):  # the client left: nobody to tell
+            await resp.prepare(request)
+            for k, part in enumerate([b"".join(parts)] if itl <= 0 else parts):
+                await _sleep_until(first_at + k * itl)
+                await resp.write(part)
+            if cut:
+                _drop(request, rst=False)  # flushes the chunks, then FIN without the last 0-chunk
         return resp
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from modelmeter.storage.database import Database
 
@@ -81,6 +82,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_us BIGINT NOT NULL
         )""",
     )),
+    Migration("0002_runs", (
+        # Benchmark and evaluation runs: their parameters and reports, for `bench list/compare`.
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            deployment TEXT,
+            created_us BIGINT NOT NULL,
+            params TEXT NOT NULL,
+            report TEXT
+        )""",
+        "CREATE INDEX runs_created ON runs (created_us)",
+    )),
 )
 
 
@@ -96,12 +109,10 @@ def pending(db: Database) -> list[str]:
 
 def migrate(db: Database) -> list[str]:
     """Apply every pending migration, each in its own transaction; safe with several processes."""
-    _ensure_table(db)
     ran: list[str] = []
     with db.transaction() as tx:
-        if db.dialect == "postgresql":
-            # Serialise concurrent start-ups of several gateways on one database.
-            tx.execute("SELECT pg_advisory_xact_lock(7201026)")
+        _lock(db, tx)
+        tx.execute(_CREATE_TABLE)
         done = {r[0] for r in tx.execute("SELECT name FROM schema_migrations").fetchall()}
         for migration in MIGRATIONS:
             if migration.name in done:
@@ -114,6 +125,17 @@ def migrate(db: Database) -> list[str]:
     return ran
 
 
+_CREATE_TABLE = "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_us BIGINT NOT NULL)"
+
+
+def _lock(db: Database, tx: Any) -> None:
+    """Serialise concurrent start-ups of several gateways on one PostgreSQL database (SQLite's
+    BEGIN IMMEDIATE already does)."""
+    if db.dialect == "postgresql":
+        tx.execute("SELECT pg_advisory_xact_lock(7201026)")
+
+
 def _ensure_table(db: Database) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-               "(name TEXT PRIMARY KEY, applied_us BIGINT NOT NULL)")
+    with db.transaction() as tx:
+        _lock(db, tx)
+        tx.execute(_CREATE_TABLE)
