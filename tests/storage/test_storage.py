@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from modelmeter.config import Deployment
-from modelmeter.metering.pricing import Pricer, PriceOverride
+from modelmeter.metering.pricing import PriceOverride, Pricer
 from modelmeter.metering.record import CallRecord, finish, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.storage.database import Database
@@ -55,7 +55,7 @@ def test_concurrent_migrations_apply_once(db_url: str) -> None:
     def run() -> None:
         try:
             migrate(Database(db_url))
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
@@ -129,9 +129,10 @@ def test_summary_matches_rows(db: Database) -> None:
     assert s["success_rate"] == 0.9
     assert s["prompt_tokens"] == 1000
     assert s["completion_tokens"] == 500
-    assert s["p50_latency_ms"] == 50.0
-    assert s["p95_latency_ms"] == 95.0
-    assert s["p99_latency_ms"] == 99.0
+    # Percentiles come from the rollups' log histogram: within 1% of the exact nearest rank.
+    assert s["p50_latency_ms"] == pytest.approx(50.0, rel=0.01)
+    assert s["p95_latency_ms"] == pytest.approx(95.0, rel=0.01)
+    assert s["p99_latency_ms"] == pytest.approx(99.0, rel=0.01)
     assert s["avg_latency_ms"] == pytest.approx(50.5)
     assert s["spend"] == pytest.approx(sum(r["spend_pusd"] for r in rows) / 1e12)
     ts = summary_q.timeseries(db, "gpt", parse_window("1h"))

@@ -107,9 +107,10 @@ class Recorder:
     def _write(self, batch: list[CallRecord]) -> None:
         rows = [finish(rec, self._pricer, self._store_bodies) for rec in batch]
         delay = 0.05
+        retry = False
         while True:
             try:
-                insert_rows(self._db, rows)
+                insert_rows(self._db, rows, retry=retry)
                 break
             except Exception as exc:  # the database is down or busy: keep the batch, retry
                 self.failed_batches += 1
@@ -117,6 +118,7 @@ class Recorder:
                 log.warning("record batch of %d not written yet (%s); retrying", len(rows),
                             self.last_error)
                 self._db.reset_connection()
+                retry = True
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self.written += len(rows)

@@ -7,9 +7,11 @@ Never edit a migration that has shipped; add a new one. The SQL uses types both 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from modelmeter.storage import rollups
 from modelmeter.storage.database import Database
 
 
@@ -17,6 +19,22 @@ from modelmeter.storage.database import Database
 class Migration:
     name: str
     statements: tuple[str, ...]
+    # A data step run after the statements, in the same transaction (e.g. a backfill).
+    backfill: Callable[[Database, Any], None] | None = None
+
+
+def _backfill_rollups(db: Database, tx: Any) -> None:
+    """Records stored before rollups existed are added to them, a page at a time."""
+    from modelmeter.storage.records import RECORD_COLUMNS
+
+    last = ""
+    while True:
+        rows = tx.execute(db.sql(f"SELECT {', '.join(RECORD_COLUMNS)} FROM records WHERE id > :last "
+                                 "ORDER BY id LIMIT 5000"), {"last": last}).fetchall()
+        if not rows:
+            return
+        rollups.add_rows(db, tx, [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in rows])
+        last = rows[-1][0]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -94,6 +112,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX runs_created ON runs (created_us)",
     )),
+    Migration("0003_rollups", rollups.schema_statements(), backfill=_backfill_rollups),
 )
 
 
@@ -119,6 +138,8 @@ def migrate(db: Database) -> list[str]:
                 continue
             for statement in migration.statements:
                 tx.execute(statement)
+            if migration.backfill is not None:
+                migration.backfill(db, tx)
             tx.execute(db.sql("INSERT INTO schema_migrations (name, applied_us) VALUES (:n, :t)"),
                        {"n": migration.name, "t": int(time.time() * 1e6)})
             ran.append(migration.name)

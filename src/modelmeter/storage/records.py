@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from modelmeter.storage import rollups
 from modelmeter.storage.database import Database
 
 RECORD_COLUMNS = (
@@ -23,17 +24,41 @@ _INSERT_TAG = ("INSERT INTO record_tags (deployment, tag, start_us, id) "
                "VALUES (:deployment, :tag, :start_us, :id)")
 
 
-def insert_rows(db: Database, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert a batch of finished rows atomically; re-inserting an id already stored is a no-op."""
+def insert_rows(db: Database, rows: Sequence[dict[str, Any]], *, retry: bool = False) -> None:
+    """Insert a batch of finished rows and add them to the rollups, atomically.
+
+    ``retry``: the batch may have been committed already (the connection broke at commit time), so
+    rows already stored are left out, and neither they nor their rollups are counted twice."""
+    with db.transaction() as tx:
+        if retry:
+            rows = _not_stored(db, tx, rows)
+            if not rows:
+                return
+        _insert(db, tx, rows)
+        rollups.add_rows(db, tx, rows)
+
+
+def _not_stored(db: Database, tx: Any, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    stored: set[str] = set()
+    ids = [r["id"] for r in rows]
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+        found = tx.execute(db.sql(f"SELECT id FROM records WHERE id IN ({marks})"),
+                           {f"i{n}": v for n, v in enumerate(chunk)}).fetchall()
+        stored.update(r[0] for r in found)
+    return [r for r in rows if r["id"] not in stored]
+
+
+def _insert(db: Database, tx: Any, rows: Sequence[dict[str, Any]]) -> None:
     bodies = [r for r in rows if r["request"] is not None or r["response"] is not None]
     tags = [
         {"deployment": r["deployment"], "tag": t, "start_us": r["start_us"], "id": r["id"]}
         for r in rows if r["tags"] for t in dict.fromkeys(orjson.loads(r["tags"]))
     ]
     suffix = " ON CONFLICT DO NOTHING"
-    with db.transaction() as tx:
-        db.executemany(tx, _INSERT_RECORD + suffix, rows)
-        if bodies:
-            db.executemany(tx, _INSERT_BODY + suffix, bodies)
-        if tags:
-            db.executemany(tx, _INSERT_TAG + suffix, tags)
+    db.executemany(tx, _INSERT_RECORD + suffix, rows)
+    if bodies:
+        db.executemany(tx, _INSERT_BODY + suffix, bodies)
+    if tags:
+        db.executemany(tx, _INSERT_TAG + suffix, tags)

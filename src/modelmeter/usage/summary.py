@@ -3,41 +3,25 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 from modelmeter.metering.record import PICO, iso
 from modelmeter.storage.database import Database
+from modelmeter.storage.rollups import SUM_COLUMNS, bin_of, percentile_from_bins
+from modelmeter.usage import rollup_reads
 from modelmeter.usage.window import Window
 
 
-def _scope(deployment: str, window: Window, tag: str | None) -> tuple[str, str, dict[str, Any]]:
-    params: dict[str, Any] = {"dep": deployment, "ws": window.start_us, "we": window.end_us}
-    if tag:
-        params["tag"] = tag
-        return ("record_tags t JOIN records r ON r.id = t.id",
-                "t.deployment = :dep AND t.tag = :tag AND t.start_us >= :ws AND t.start_us < :we",
-                params)
-    return "records r", "r.deployment = :dep AND r.start_us >= :ws AND r.start_us < :we", params
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of already sorted values."""
-    if not sorted_values:
-        return None
-    rank = max(math.ceil(q * len(sorted_values)), 1)
-    return sorted_values[rank - 1]
-
-
 def summary(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
-    source, where, params = _scope(deployment, window, tag)
-    row = db.fetchone(
-        "SELECT COUNT(*), SUM(CASE WHEN r.status = 'success' THEN 1 ELSE 0 END), "
-        "SUM(r.prompt_tokens), SUM(r.completion_tokens), SUM(r.total_tokens), "
-        "SUM(r.cached_tokens), SUM(r.reasoning_tokens), SUM(r.spend_pusd), AVG(r.latency_ms), "
-        f"AVG(r.ttft_ms) FROM {source} WHERE {where}", params)
-    assert row is not None
-    n = int(row[0] or 0)
-    ok = int(row[1] or 0)
+    """The cards: from rollups (never a scan of the log), or from the tagged rows for a tag."""
+    if tag:
+        sums, bins = _tagged_totals(db, deployment, window, tag)
+    else:
+        t = rollup_reads.totals(db, deployment, window.start_us, window.end_us)
+        sums, bins = t.sums, t.bins
+    n = int(sums["requests"])
+    ok = int(sums["succeeded"])
     result: dict[str, Any] = {
         "deployment": deployment,
         "start": iso(window.start_us),
@@ -46,61 +30,96 @@ def summary(db: Database, deployment: str, window: Window, tag: str | None = Non
         "succeeded": ok,
         "failed": n - ok,
         "success_rate": ok / n if n else None,
-        "prompt_tokens": int(row[2] or 0),
-        "completion_tokens": int(row[3] or 0),
-        "total_tokens": int(row[4] or 0),
-        "cached_tokens": int(row[5] or 0),
-        "reasoning_tokens": int(row[6] or 0),
-        "spend": int(row[7] or 0) / PICO,
-        "avg_latency_ms": _round(row[8]),
-        "avg_ttft_ms": _round(row[9]),
+        "prompt_tokens": int(sums["prompt_tokens"]),
+        "completion_tokens": int(sums["completion_tokens"]),
+        "total_tokens": int(sums["total_tokens"]),
+        "cached_tokens": int(sums["cached_tokens"]),
+        "reasoning_tokens": int(sums["reasoning_tokens"]),
+        "spend": int(sums["spend_pusd"]) / PICO,
+        "avg_latency_ms": _round(sums["latency_sum"] / n) if n else None,
+        "avg_ttft_ms": _round(sums["ttft_sum"] / sums["ttft_count"]) if sums["ttft_count"] else None,
     }
     for q in (50, 95, 99):
-        result[f"p{q}_latency_ms"] = _rank(db, source, where, params, n, q / 100)
+        result[f"p{q}_latency_ms"] = percentile_from_bins(bins, q / 100)
     return result
 
 
-def _rank(db: Database, source: str, where: str, params: dict[str, Any], n: int,
-          q: float) -> float | None:
-    if n == 0:
-        return None
-    offset = max(math.ceil(q * n), 1) - 1
-    row = db.fetchone(f"SELECT r.latency_ms FROM {source} WHERE {where} "
-                      "ORDER BY r.latency_ms LIMIT 1 OFFSET :off", params | {"off": offset})
-    return _round(row[0]) if row else None
+def _tagged_totals(db: Database, deployment: str, window: Window, tag: str
+                   ) -> tuple[dict[str, float], Counter[int]]:
+    rows = db.fetchall(
+        "SELECT r.status, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.cached_tokens, "
+        "r.reasoning_tokens, r.spend_pusd, r.latency_ms, r.ttft_ms FROM record_tags t "
+        "JOIN records r ON r.id = t.id WHERE t.deployment = :dep AND t.tag = :tag "
+        "AND t.start_us >= :ws AND t.start_us < :we",
+        {"dep": deployment, "tag": tag, "ws": window.start_us, "we": window.end_us})
+    sums: dict[str, float] = dict.fromkeys(SUM_COLUMNS, 0)
+    bins: Counter[int] = Counter()
+    for status, prompt, completion, total, cached, reasoning, spend, latency, ttft in rows:
+        sums["requests"] += 1
+        sums["succeeded"] += status == "success"
+        sums["prompt_tokens"] += prompt
+        sums["completion_tokens"] += completion
+        sums["total_tokens"] += total
+        sums["cached_tokens"] += cached
+        sums["reasoning_tokens"] += reasoning
+        sums["spend_pusd"] += spend
+        sums["latency_sum"] += latency
+        if ttft is not None:
+            sums["ttft_sum"] += ttft
+            sums["ttft_count"] += 1
+        bins[bin_of(latency)] += 1
+    return sums, bins
 
 
 def timeseries(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
     size = window.bucket_seconds()
     origin = window.bucket_origin_us(size)
     size_us = size * 1_000_000
-    source, where, params = _scope(deployment, window, tag)
-    params |= {"origin": origin, "size": size_us}
-    rows = db.fetchall(
-        "SELECT (r.start_us - :origin) / :size AS b, r.status, r.prompt_tokens, "
-        f"r.completion_tokens, r.spend_pusd, r.latency_ms FROM {source} WHERE {where}", params)
     count = math.ceil((window.end_us - origin) / size_us)
-    buckets: list[dict[str, Any]] = [
-        {"start": iso(origin + i * size_us), "requests": 0, "errors": 0, "prompt_tokens": 0,
-         "completion_tokens": 0, "total_tokens": 0, "spend_pusd": 0, "latencies": []}
-        for i in range(count)
-    ]
-    for b, status, prompt, completion, spend, latency in rows:
-        bucket = buckets[int(b)]
-        bucket["requests"] += 1
-        bucket["errors"] += status != "success"
-        bucket["prompt_tokens"] += prompt
-        bucket["completion_tokens"] += completion
-        bucket["total_tokens"] += prompt + completion
-        bucket["spend_pusd"] += spend
-        bucket["latencies"].append(latency)
-    for bucket in buckets:
-        latencies = sorted(bucket.pop("latencies"))
-        bucket["spend"] = bucket.pop("spend_pusd") / PICO
-        bucket["avg_latency_ms"] = _round(sum(latencies) / len(latencies)) if latencies else None
-        bucket["p95_latency_ms"] = _round(percentile(latencies, 0.95))
+    if tag:
+        sums, bins = _tagged_buckets(db, deployment, window, tag, origin, size_us)
+    else:
+        sums, bins = rollup_reads.bucketed(db, deployment, origin, size_us, window.end_us)
+    buckets: list[dict[str, Any]] = []
+    for k in range(count):
+        s = sums.get(k) or dict.fromkeys(SUM_COLUMNS, 0)
+        n = int(s["requests"] or 0)
+        buckets.append({
+            "start": iso(origin + k * size_us),
+            "requests": n,
+            "errors": n - int(s["succeeded"] or 0),
+            "prompt_tokens": int(s["prompt_tokens"] or 0),
+            "completion_tokens": int(s["completion_tokens"] or 0),
+            "total_tokens": int(s["total_tokens"] or 0),
+            "spend": int(s["spend_pusd"] or 0) / PICO,
+            "avg_latency_ms": _round(s["latency_sum"] / n) if n else None,
+            "p95_latency_ms": percentile_from_bins(bins.get(k, {}), 0.95),
+        })
     return {"deployment": deployment, "bucket_seconds": size, "tz": str(window.tz),
-            "start": iso(window.start_us), "end": iso(window.end_us), "buckets": buckets}
+            "start": iso(origin), "end": iso(window.end_us), "buckets": buckets}
+
+
+def _tagged_buckets(db: Database, deployment: str, window: Window, tag: str, origin: int, size_us: int
+                    ) -> tuple[dict[int, dict[str, float]], dict[int, Counter[int]]]:
+    rows = db.fetchall(
+        "SELECT (r.start_us - :origin) / :size, r.status, r.prompt_tokens, r.completion_tokens, "
+        "r.total_tokens, r.spend_pusd, r.latency_ms FROM record_tags t JOIN records r ON r.id = t.id "
+        "WHERE t.deployment = :dep AND t.tag = :tag AND t.start_us >= :ws AND t.start_us < :we",
+        {"dep": deployment, "tag": tag, "ws": origin, "we": window.end_us, "origin": origin,
+         "size": size_us})
+    sums: dict[int, dict[str, float]] = {}
+    bins: dict[int, Counter[int]] = {}
+    for k, status, prompt, completion, total, spend, latency in rows:
+        s = sums.setdefault(int(k), dict.fromkeys(SUM_COLUMNS, 0))
+        s["requests"] += 1
+        s["succeeded"] += status == "success"
+        s["prompt_tokens"] += prompt
+        s["completion_tokens"] += completion
+        s["total_tokens"] += total
+        s["spend_pusd"] += spend
+        s["latency_sum"] += latency
+        bins.setdefault(int(k), Counter())[bin_of(latency)] += 1
+    return sums, bins
 
 
 def _round(value: float | None) -> float | None:

@@ -1,0 +1,107 @@
+"""Reading rollups for a window: full hours from the hour tables, full minutes from the minute
+tables, and the raw rows of the partial minutes at the edges, so any window sums exactly."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelmeter.storage.database import Database
+from modelmeter.storage.rollups import HOUR, MINUTE, SUM_COLUMNS, Resolution, bin_of
+
+
+@dataclass
+class Totals:
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SUM_COLUMNS, 0))
+    bins: Counter[int] = field(default_factory=Counter)
+
+    def add_sums(self, row: tuple[Any, ...] | None) -> None:
+        if row is None:
+            return
+        for col, value in normalise(row).items():
+            self.sums[col] += value
+
+
+_FLOAT_COLUMNS = ("latency_sum", "ttft_sum")
+
+
+def normalise(row: tuple[Any, ...]) -> dict[str, float]:
+    """SUM() of a PostgreSQL BIGINT is NUMERIC (a Decimal): back to int, floats to float."""
+    return {col: (float(v or 0) if col in _FLOAT_COLUMNS else int(v or 0))
+            for col, v in zip(SUM_COLUMNS, row, strict=True)}
+
+
+def _ceil(t: int, size: int) -> int:
+    return -(-t // size) * size
+
+
+def _floor(t: int, size: int) -> int:
+    return t // size * size
+
+
+def segments(start_us: int, end_us: int) -> dict[str, list[tuple[int, int]]]:
+    """Split [start, end) into raw, minute and hour ranges that do not overlap."""
+    ms, me = _ceil(start_us, MINUTE.size_us), _floor(end_us, MINUTE.size_us)
+    if ms >= me:
+        return {"raw": [(start_us, end_us)], "minute": [], "hour": []}
+    hs, he = _ceil(ms, HOUR.size_us), _floor(me, HOUR.size_us)
+    raw = [r for r in ((start_us, ms), (me, end_us)) if r[0] < r[1]]
+    if hs >= he:
+        return {"raw": raw, "minute": [(ms, me)], "hour": []}
+    minute = [r for r in ((ms, hs), (he, me)) if r[0] < r[1]]
+    return {"raw": raw, "minute": minute, "hour": [(hs, he)]}
+
+
+_SUMS_SQL = ", ".join(f"SUM({c})" for c in SUM_COLUMNS)
+_RAW_SQL = ("COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+            "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
+            "SUM(spend_pusd), SUM(latency_ms), SUM(ttft_ms), COUNT(ttft_ms)")
+
+
+def totals(db: Database, deployment: str, start_us: int, end_us: int) -> Totals:
+    out = Totals()
+    parts = segments(start_us, end_us)
+    for res in (HOUR, MINUTE):
+        for a, b in parts[res.name]:
+            _add_resolution(db, out, res, deployment, a, b)
+    for a, b in parts["raw"]:
+        params = {"dep": deployment, "a": a, "b": b}
+        where = "deployment = :dep AND start_us >= :a AND start_us < :b"
+        out.add_sums(db.fetchone(f"SELECT {_RAW_SQL} FROM records WHERE {where}", params))
+        for (latency,) in db.fetchall(f"SELECT latency_ms FROM records WHERE {where}", params):
+            out.bins[bin_of(latency)] += 1
+    return out
+
+
+def _add_resolution(db: Database, out: Totals, res: Resolution, deployment: str, a: int, b: int) -> None:
+    params = {"dep": deployment, "a": a, "b": b}
+    where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
+    out.add_sums(db.fetchone(f"SELECT {_SUMS_SQL} FROM {res.table} WHERE {where}", params))
+    for index, n in db.fetchall(f"SELECT bin, SUM(n) FROM {res.hist} WHERE {where} GROUP BY bin", params):
+        out.bins[int(index)] += int(n)
+
+
+def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us: int
+             ) -> tuple[dict[int, dict[str, float]], dict[int, Counter[int]]]:
+    """Sums and bins per chart bucket over [origin, end); origin is minute-aligned."""
+    res = HOUR if size_us % HOUR.size_us == 0 and origin_us % HOUR.size_us == 0 else MINUTE
+    full_end = _floor(end_us, res.size_us)
+    params = {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us}
+    where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
+    sums: dict[int, dict[str, float]] = {}
+    bins: dict[int, Counter[int]] = {}
+    for row in db.fetchall(f"SELECT (bucket_us - :origin) / :size AS k, {_SUMS_SQL} FROM {res.table} "
+                           f"WHERE {where} GROUP BY k", params):
+        sums[int(row[0])] = normalise(row[1:])
+    for k, index, n in db.fetchall(f"SELECT (bucket_us - :origin) / :size AS k, bin, SUM(n) FROM {res.hist} "
+                                   f"WHERE {where} GROUP BY k, bin", params):
+        bins.setdefault(int(k), Counter())[int(index)] += int(n)
+    if full_end < end_us:  # the newest, partial bucket of the coarse table: finish it from minutes and raw
+        tail = totals(db, deployment, full_end, end_us)
+        k = (full_end - origin_us) // size_us
+        target = sums.setdefault(k, dict.fromkeys(SUM_COLUMNS, 0))
+        for col in SUM_COLUMNS:
+            target[col] = (target[col] or 0) + tail.sums[col]
+        bins.setdefault(k, Counter()).update(tail.bins)
+    return sums, bins

@@ -1,0 +1,129 @@
+"""Rollups agree with the raw records: any window, any time zone, several writers at once."""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from modelmeter.storage.database import Database
+from modelmeter.storage.records import insert_rows
+from modelmeter.storage.rollups import bin_of, bin_value
+from modelmeter.usage import summary as summary_q
+from modelmeter.usage.window import Window, parse_window
+
+from .test_storage import make_row
+
+DAY_US = 86_400_000_000
+
+
+def exact(rows: list[dict], start_us: int, end_us: int) -> dict:
+    inside = [r for r in rows if start_us <= r["start_us"] < end_us]
+    lat = sorted(r["latency_ms"] for r in inside)
+    def rank(q: float) -> float | None:
+        return lat[max(math.ceil(q * len(lat)), 1) - 1] if lat else None
+    return {
+        "requests": len(inside),
+        "succeeded": sum(r["status"] == "success" for r in inside),
+        "prompt_tokens": sum(r["prompt_tokens"] for r in inside),
+        "completion_tokens": sum(r["completion_tokens"] for r in inside),
+        "spend_pusd": sum(r["spend_pusd"] for r in inside),
+        "p50": rank(0.5), "p95": rank(0.95), "p99": rank(0.99),
+    }
+
+
+def check(db: Database, rows: list[dict], window: Window) -> None:
+    got = summary_q.summary(db, "gpt", window)
+    want = exact(rows, window.start_us, window.end_us)
+    assert got["requests"] == want["requests"]
+    assert got["succeeded"] == want["succeeded"]
+    assert got["prompt_tokens"] == want["prompt_tokens"]
+    assert got["completion_tokens"] == want["completion_tokens"]
+    assert round(got["spend"] * 1e12) == want["spend_pusd"]
+    for q in ("p50", "p95", "p99"):
+        if want[q] is None:
+            assert got[f"{q}_latency_ms"] is None
+        else:
+            assert got[f"{q}_latency_ms"] == pytest.approx(want[q], rel=0.01)
+
+
+def test_bins_are_within_half_a_percent() -> None:
+    for value in (0.02, 0.37, 1.0, 12.5, 99.9, 1234.5, 98765.4, 3_600_000.0):
+        assert abs(bin_value(bin_of(value)) - value) / value <= 0.005
+
+
+def test_any_window_sums_exactly(db: Database) -> None:
+    rnd = random.Random(7)
+    now = datetime(2026, 3, 10, 12, 34, 56).timestamp()
+    rows = [make_row(now - rnd.uniform(0, 3 * 86400), latency=rnd.lognormvariate(5, 1),
+                     status="error" if rnd.random() < 0.1 else "success",
+                     prompt=rnd.randint(1, 500), completion=rnd.randint(0, 300))
+            for _ in range(3000)]
+    for i in range(0, len(rows), 250):
+        insert_rows(db, rows[i:i + 250])
+    end_us = int(now * 1e6) + 1
+    for seconds in (59, 61, 3599, 3601, 86400, 2 * 86400 + 7, 3 * 86400 + 5):
+        check(db, rows, Window(end_us - seconds * 1_000_000, end_us, ZoneInfo("UTC")))
+    # A window whose edges fall mid-minute and mid-hour on both sides.
+    check(db, rows, Window(end_us - 50 * 3600 * 1_000_000 - 17_000_001, end_us - 123_456_789, ZoneInfo("UTC")))
+    series = summary_q.timeseries(db, "gpt", parse_window(start="2026-03-07T00:00:00Z",
+                                                          end="2026-03-10T23:00:00Z"))
+    assert sum(b["requests"] for b in series["buckets"]) == len(rows)
+    assert sum(b["errors"] for b in series["buckets"]) == sum(r["status"] == "error" for r in rows)
+
+
+def test_time_zone_days_across_dst_do_not_double_count(db: Database) -> None:
+    paris = ZoneInfo("Europe/Paris")
+    # Europe/Paris moved to summer time on 2026-03-29 at 02:00 local: that day has 23 hours.
+    rows = []
+    for day in (28, 29, 30):
+        for hour in (0, 1, 3, 12, 23):
+            local = datetime(2026, 3, day, hour, 30, tzinfo=paris)
+            rows.append(make_row(local.timestamp()))
+    insert_rows(db, rows)
+    total = 0
+    for day in (28, 29, 30):
+        window = parse_window(start=f"2026-03-{day:02d}T00:00:00", end=f"2026-03-{day + 1:02d}T00:00:00",
+                              tz="Europe/Paris")
+        got = summary_q.summary(db, "gpt", window)
+        assert got["requests"] == 5
+        total += got["requests"]
+    assert total == len(rows)
+    assert (parse_window(start="2026-03-29T00:00:00", end="2026-03-30T00:00:00", tz="Europe/Paris").seconds
+            == 23 * 3600)
+
+
+def _writer_script(url: str, seed: int, n: int) -> str:
+    return textwrap.dedent(f"""
+        import random, time
+        from modelmeter.storage.database import Database
+        from modelmeter.storage.records import insert_rows
+        from tests.storage.test_storage import make_row
+        rnd = random.Random({seed})
+        db = Database({url!r})
+        now = time.time()
+        rows = [make_row(now - rnd.uniform(0, 7200), latency=rnd.uniform(1, 500),
+                         status="error" if rnd.random() < 0.2 else "success",
+                         prompt=rnd.randint(1, 100), completion=rnd.randint(1, 100)) for _ in range({n})]
+        for i in range(0, len(rows), 50):
+            insert_rows(db, rows[i:i + 50])
+    """)
+
+
+def test_two_writer_processes_keep_rollups_exact(db: Database, db_url: str) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", _writer_script(db_url, seed, 1500)])
+             for seed in (1, 2)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    cols = "status, prompt_tokens, completion_tokens, spend_pusd, latency_ms, start_us"
+    rows = [dict(zip(("status", "prompt_tokens", "completion_tokens", "spend_pusd", "latency_ms", "start_us"), r,
+                     strict=True))
+            for r in db.fetchall(f"SELECT {cols} FROM records")]
+    assert len(rows) == 3000
+    check(db, rows, parse_window("24h"))
