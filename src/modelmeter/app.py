@@ -16,7 +16,10 @@ from fastapi import FastAPI
 from modelmeter import __version__
 from modelmeter.api.errors import install_error_handlers
 from modelmeter.api.live import LiveHub
+from modelmeter.api.metrics import Metrics
+from modelmeter.api.metrics import router as metrics_router
 from modelmeter.api.routes import router as api_router
+from modelmeter.api.runs import router as runs_router
 from modelmeter.api.state import AppState
 from modelmeter.asgi import Receive, Scope, Send
 from modelmeter.config import Settings
@@ -26,12 +29,25 @@ from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
+from modelmeter.storage.retention import prune
 from modelmeter.upstreams.client import AiohttpUpstream, UpstreamClient
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
 from modelmeter.web.routes import install_web
 
 log = logging.getLogger("modelmeter")
+
+
+async def _prune_forever(db: Database, settings: Settings) -> None:
+    """Apply the retention policy now and then, in small batches off the event loop."""
+    while True:
+        try:
+            removed = await asyncio.to_thread(prune, db, settings.retention, pause=0.01)
+            if any(removed.values()):
+                log.info("retention removed %s", removed)
+        except Exception:  # the database may be briefly away; try again next time
+            log.exception("retention pass failed")
+        await asyncio.sleep(settings.prune_interval_s)
 
 
 class ModelMeterApp:
@@ -59,7 +75,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
     live = LiveHub()
     state = AppState(settings=settings, db=db, registry=registry, recorder=recorder, live=live,
                      probe=Probe(client, registry.base_url),
-                     embedded=EmbeddedModels(settings.local_threads))
+                     embedded=EmbeddedModels(settings.local_threads), metrics=Metrics(recorder))
     gateway = Gateway(settings, registry, client, recorder)
 
     @contextlib.asynccontextmanager
@@ -68,14 +84,18 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
         await asyncio.to_thread(registry.load)
         live.bind(asyncio.get_running_loop())
         recorder.add_listener(live.publish)
+        recorder.add_listener(state.metrics.observe)
         recorder.start()
         if start_embedded:
             for dep in registry.all():
                 if dep.is_local:
                     await state.ensure_local(dep)
+        pruner = asyncio.create_task(_prune_forever(db, settings)) if settings.retention.enabled else None
         try:
             yield
         finally:
+            if pruner is not None:
+                pruner.cancel()
             # In-flight requests are done by now (the server drains them first): flush and stop.
             await asyncio.to_thread(recorder.stop)
             await client.close()
@@ -88,6 +108,8 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
     api.state.mm = state
     install_error_handlers(api)
     api.include_router(api_router)
+    api.include_router(runs_router)
     api.include_router(ops_router)
+    api.include_router(metrics_router)
     install_web(api)
     return ModelMeterApp(gateway, api, state)

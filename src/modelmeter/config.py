@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmeter.metering.pricing import PriceOverride
+from modelmeter.storage.retention import Retention
 
 LOCAL_CHAT_MODEL = "smollm2-135m-instruct"
 LOCAL_EMBEDDING_MODEL = "multilingual-e5-small"
@@ -131,6 +132,8 @@ class Settings:
     batch_size: int = 500
     local_threads: int = 2
     store_bodies: bool = True
+    retention: Retention = field(default_factory=Retention)
+    prune_interval_s: float = 300.0
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -160,6 +163,12 @@ def _from_toml(data: dict[str, Any]) -> Settings:
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")
+    retention = data.get("retention", {})
+    if not isinstance(retention, dict) or set(retention) - {"bodies_days", "records_days", "rollups_days"}:
+        raise ConfigError("[retention] takes bodies_days, records_days and rollups_days (numbers of days)")
+    for key, value in retention.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"retention.{key} must be a positive number of days")
     raw = data.get("deployments")
     deployments = default_deployments()
     if raw is not None:
@@ -170,4 +179,4 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ConfigError(f"deployment name(s) used twice: {', '.join(sorted(dupes))}")
-    return Settings(deployments=tuple(deployments), **server)
+    return Settings(deployments=tuple(deployments), retention=Retention(**retention), **server)

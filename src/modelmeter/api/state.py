@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelmeter.api.live import LiveHub
+from modelmeter.api.metrics import Metrics
 from modelmeter.config import Deployment, Settings
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
@@ -22,6 +23,7 @@ class AppState:
     live: LiveHub
     probe: Probe
     embedded: EmbeddedModels
+    metrics: Metrics
 
     async def ensure_local(self, dep: Deployment) -> None:
         base = await self.embedded.astart(dep)

@@ -35,7 +35,8 @@ class Recorder:
         self._batch_size = batch_size
         self._store_bodies = store_bodies
         self._pricer = pricer or Pricer()
-        self._thread: threading.Thread | None = None
+        self._finished: queue.Queue[Any] = queue.Queue(maxsize=4)  # finished batches awaiting the store
+        self._threads: list[threading.Thread] = []
         self._listeners: list[Listener] = []
         self.written = 0
         self.failed_batches = 0
@@ -59,7 +60,8 @@ class Recorder:
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        """Records not yet stored (queued, or finished and waiting for the database)."""
+        return self._queue.qsize() + self._finished.qsize() * self._batch_size
 
     def add_listener(self, listener: Listener) -> None:
         """Called from the writer thread with each batch of finished rows, after they are stored."""
@@ -71,17 +73,25 @@ class Recorder:
 
     # -- the writer thread -----------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="modelmeter-writer", daemon=True)
-            self._thread.start()
+        # Two threads in a pipeline: one finishes records (Python: prices, JSON), the other stores
+        # them (SQLite and psycopg release the GIL while they work), so the two overlap.
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._run, name="modelmeter-finisher", daemon=True),
+                threading.Thread(target=self._store_loop, name="modelmeter-writer", daemon=True),
+            ]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, then stop the writer."""
-        if self._thread is None:
+        if not self._threads:
             return
         self._queue.put(_STOP)
-        self._thread.join(timeout)
-        self._thread = None
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.1))
+        self._threads = []
 
     def _run(self) -> None:
         stopping = False
@@ -102,10 +112,19 @@ class Recorder:
                     break
                 batch.append(item)
             if batch:
-                self._write(batch)
+                rows = [finish(rec, self._pricer, self._store_bodies) for rec in batch]
+                self._finished.put((rows, batch[-1].end))
+        self._finished.put(_STOP)
 
-    def _write(self, batch: list[CallRecord]) -> None:
-        rows = [finish(rec, self._pricer, self._store_bodies) for rec in batch]
+    def _store_loop(self) -> None:
+        while True:
+            item = self._finished.get()
+            if item is _STOP:
+                return
+            rows, newest_end = item
+            self._write(rows, newest_end)
+
+    def _write(self, rows: list[dict[str, Any]], newest_end: float) -> None:
         delay = 0.05
         retry = False
         while True:
@@ -122,7 +141,7 @@ class Recorder:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self.written += len(rows)
-        self.last_lag_s = max(time.time() - batch[-1].end, 0.0)
+        self.last_lag_s = max(time.time() - newest_end, 0.0)
         for listener in list(self._listeners):
             try:
                 listener(rows)

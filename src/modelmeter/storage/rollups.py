@@ -93,7 +93,7 @@ def schema_statements() -> tuple[str, ...]:
                 ttft_sum DOUBLE PRECISION NOT NULL,
                 ttft_count BIGINT NOT NULL,
                 PRIMARY KEY (deployment, bucket_us)
-            )""")
+            )/*WITHOUT_ROWID*/""")
         out.append(
             f"""CREATE TABLE {res.hist} (
                 deployment TEXT NOT NULL,
@@ -101,7 +101,7 @@ def schema_statements() -> tuple[str, ...]:
                 bin SMALLINT NOT NULL,
                 n BIGINT NOT NULL,
                 PRIMARY KEY (deployment, bucket_us, bin)
-            )""")
+            )/*WITHOUT_ROWID*/""")
     return tuple(out)
 
 

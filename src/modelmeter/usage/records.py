@@ -11,6 +11,7 @@ import orjson
 from modelmeter.metering.record import PICO, iso
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import RECORD_COLUMNS
+from modelmeter.storage.retention import BODIES_PRUNED
 from modelmeter.usage.window import Window
 
 MAX_LIMIT = 200
@@ -48,7 +49,7 @@ def row_to_api(row: dict[str, Any]) -> dict[str, Any]:
     out["cost_breakdown"] = orjson.loads(row["cost_breakdown"])
     out["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else {}
     out["tags"] = orjson.loads(row["tags"]) if row["tags"] else []
-    out["bodies_stored"] = bool(row["bodies"])
+    out["bodies_stored"] = row["bodies"] == 1
     return out
 
 
@@ -128,11 +129,12 @@ def one(db: Database, rid: str) -> dict[str, Any] | None:
     request, response = row[len(RECORD_COLUMNS):]
     record["request"] = orjson.loads(request) if request else None
     record["response"] = orjson.loads(response) if response else None
-    if not record["bodies_stored"]:
+    if row[RECORD_COLUMNS.index("bodies")] == BODIES_PRUNED:
+        record["bodies_note"] = ("The request and response bodies were removed by the retention policy "
+                                 "(retention.bodies_days).")
+    elif not record["bodies_stored"]:
         record["bodies_note"] = ("Bodies were not stored for this request: body storage is off "
                                  "for this deployment or server (store_bodies = false).")
-    elif record["request"] is None and record["response"] is None:
-        record["bodies_note"] = "Bodies have been removed by the retention policy."
     return record
 
 

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmeter.storage.database import Database
-from modelmeter.storage.rollups import HOUR, MINUTE, SUM_COLUMNS, Resolution, bin_of
+from modelmeter.storage.rollups import (
+    HOUR,
+    MINUTE,
+    SUM_COLUMNS,
+    Resolution,
+    bin_of,
+    bin_value,
+    percentile_from_bins,
+)
 
 
 @dataclass
@@ -82,26 +90,32 @@ def _add_resolution(db: Database, out: Totals, res: Resolution, deployment: str,
         out.bins[int(index)] += int(n)
 
 
-def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us: int
-             ) -> tuple[dict[int, dict[str, float]], dict[int, Counter[int]]]:
-    """Sums and bins per chart bucket over [origin, end); origin is minute-aligned."""
+def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us: int, q: float = 0.95
+             ) -> tuple[dict[int, dict[str, float]], dict[int, float | None]]:
+    """Sums and the q-th latency percentile per chart bucket over [origin, end) (origin minute-aligned).
+
+    Percentiles of whole buckets are found in SQL (a running sum over each bucket's bins), so the
+    histogram rows never travel to Python; the newest, partial bucket is finished from finer data."""
     res = HOUR if size_us % HOUR.size_us == 0 and origin_us % HOUR.size_us == 0 else MINUTE
     full_end = _floor(end_us, res.size_us)
-    params = {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us}
+    params = {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us,
+              "q": round(q * 1000)}
     where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
     sums: dict[int, dict[str, float]] = {}
-    bins: dict[int, Counter[int]] = {}
     for row in db.fetchall(f"SELECT (bucket_us - :origin) / :size AS k, {_SUMS_SQL} FROM {res.table} "
                            f"WHERE {where} GROUP BY k", params):
         sums[int(row[0])] = normalise(row[1:])
-    for k, index, n in db.fetchall(f"SELECT (bucket_us - :origin) / :size AS k, bin, SUM(n) FROM {res.hist} "
-                                   f"WHERE {where} GROUP BY k, bin", params):
-        bins.setdefault(int(k), Counter())[int(index)] += int(n)
-    if full_end < end_us:  # the newest, partial bucket of the coarse table: finish it from minutes and raw
-        tail = totals(db, deployment, full_end, end_us)
+    ranks = db.fetchall(
+        f"WITH h AS (SELECT (bucket_us - :origin) / :size AS k, bin, SUM(n) AS n FROM {res.hist} "
+        f"WHERE {where} GROUP BY k, bin), "
+        "c AS (SELECT k, bin, SUM(n) OVER (PARTITION BY k ORDER BY bin ROWS UNBOUNDED PRECEDING) AS cum, "
+        "SUM(n) OVER (PARTITION BY k) AS tot FROM h) "
+        "SELECT k, MIN(bin) FROM c WHERE cum * 1000 >= tot * :q GROUP BY k", params)
+    pct: dict[int, float | None] = {int(k): round(bin_value(int(b)), 3) for k, b in ranks}
+    if full_end < end_us:
         k = (full_end - origin_us) // size_us
-        target = sums.setdefault(k, dict.fromkeys(SUM_COLUMNS, 0))
-        for col in SUM_COLUMNS:
-            target[col] = (target[col] or 0) + tail.sums[col]
-        bins.setdefault(k, Counter()).update(tail.bins)
-    return sums, bins
+        last_start = origin_us + k * size_us
+        tail = totals(db, deployment, last_start, end_us)
+        sums[k] = tail.sums
+        pct[k] = percentile_from_bins(tail.bins, q)
+    return sums, pct

@@ -78,8 +78,9 @@ def timeseries(db: Database, deployment: str, window: Window, tag: str | None = 
     count = math.ceil((window.end_us - origin) / size_us)
     if tag:
         sums, bins = _tagged_buckets(db, deployment, window, tag, origin, size_us)
+        p95 = {k: percentile_from_bins(b, 0.95) for k, b in bins.items()}
     else:
-        sums, bins = rollup_reads.bucketed(db, deployment, origin, size_us, window.end_us)
+        sums, p95 = rollup_reads.bucketed(db, deployment, origin, size_us, window.end_us)
     buckets: list[dict[str, Any]] = []
     for k in range(count):
         s = sums.get(k) or dict.fromkeys(SUM_COLUMNS, 0)
@@ -93,7 +94,7 @@ def timeseries(db: Database, deployment: str, window: Window, tag: str | None = 
             "total_tokens": int(s["total_tokens"] or 0),
             "spend": int(s["spend_pusd"] or 0) / PICO,
             "avg_latency_ms": _round(s["latency_sum"] / n) if n else None,
-            "p95_latency_ms": percentile_from_bins(bins.get(k, {}), 0.95),
+            "p95_latency_ms": p95.get(k),
         })
     return {"deployment": deployment, "bucket_seconds": size, "tz": str(window.tz),
             "start": iso(origin), "end": iso(window.end_us), "buckets": buckets}

@@ -1,0 +1,186 @@
+"""Scale benchmark: fill a database with synthetic records, then time the usage API's queries.
+
+    python benchmarks/scale.py --records 1000000 --database sqlite:////tmp/mm-scale.db
+    python benchmarks/scale.py --records 1000000 --database postgresql://postgres@127.0.0.1:5432/mm_scale
+
+A realistic mix over 7 days: several deployments of different sizes, ~4% errors, 70% streamed, bodies
+on 1 record in 20 (stored apart). It prints ingest rates (the batch writer, end to end from CallRecord)
+and the median time of repeated calls for the summary, the timeseries, first and deep log pages with
+and without a status filter, and one record with bodies; then checks p95 from rollups against exact.
+Times are measured on the query functions the API handlers call (no HTTP), on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from modelmeter.config import Deployment
+from modelmeter.metering.pricing import Pricer
+from modelmeter.metering.record import CallRecord, finish, new_record_id
+from modelmeter.metering.usage import Usage
+from modelmeter.recording.recorder import Recorder
+from modelmeter.storage.database import Database
+from modelmeter.storage.migrations import migrate
+from modelmeter.storage.records import insert_rows
+from modelmeter.usage import records as records_q
+from modelmeter.usage import summary as summary_q
+from modelmeter.usage.window import parse_window
+
+DEPLOYMENTS = [  # name, share of traffic
+    (Deployment(name="gpt-4o-mini", model="gpt-4o-mini", provider="openai", api_base="https://api.openai.com/v1"), 0.5),
+    (Deployment(name="claude-sonnet", model="claude-sonnet-4-5", provider="anthropic",
+                api_base="https://api.anthropic.com/v1"), 0.25),
+    (Deployment(name="llama-vllm", model="meta-llama/Llama-3.1-8B-Instruct", provider="vllm",
+                api_base="http://10.0.0.5:8000/v1"), 0.2),
+    (Deployment(name="smollm2-135m-instruct", model="smollm2-135m-instruct", provider="local"), 0.05),
+]
+DAYS = 7
+
+
+def synthetic(rnd: random.Random, start: float, span: float) -> CallRecord:
+    dep = rnd.choices([d for d, _ in DEPLOYMENTS], [w for _, w in DEPLOYMENTS])[0]
+    t = start + rnd.random() * span
+    error = rnd.random() < 0.04
+    stream = rnd.random() < 0.7
+    prompt = int(rnd.lognormvariate(6, 1))
+    completion = 0 if error else int(rnd.lognormvariate(5, 0.8))
+    latency = rnd.lognormvariate(6.5, 0.7) if not error else rnd.lognormvariate(4, 1)
+    body = rnd.random() < 0.05
+    rec = CallRecord(id=new_record_id(t), deployment=dep, model=dep.name, call_type="chat", start=t,
+                     stream=stream, client_ip=f"203.0.113.{rnd.randint(1, 254)}",
+                     request_body={"model": dep.name, "messages": [{"role": "user", "content": "x" * 400}]}
+                     if body else None,
+                     response_body={"choices": [{"message": {"content": "y" * 600}}]} if body else None)
+    rec.end = t + latency / 1000
+    rec.latency_ms = latency
+    rec.ttft_ms = latency * 0.3 if stream else latency
+    rec.overhead_ms = 0.3
+    rec.request_id = f"chatcmpl-{rec.id[-16:]}"
+    if error:
+        rec.status, rec.http_status, rec.error = "error", rnd.choice([429, 500, 502, 504]), "upstream error"
+    rec.usage = Usage(prompt, completion, prompt + completion, cached_tokens=prompt // 4 if rnd.random() < 0.3 else 0,
+                      reported=True)
+    rec.metadata = {"tags": ["bench:demo"]} if rnd.random() < 0.01 else None
+    rec.tags = rec.metadata["tags"] if rec.metadata else []
+    return rec
+
+
+def fill(db: Database, n: int, seed: int = 1, batch: int = 2000) -> float:
+    """Insert n finished rows directly (the fast way to build a big database); returns rows/s."""
+    rnd = random.Random(seed)
+    pricer = Pricer()
+    now = time.time()
+    start = now - DAYS * 86400
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        k = min(batch, n - done)
+        insert_rows(db, [finish(synthetic(rnd, start, DAYS * 86400), pricer) for _ in range(k)])
+        done += k
+        if done % 200_000 < batch:
+            rate = done / (time.perf_counter() - t0)
+            print(f"  filled {done:,} ({rate:,.0f} rows/s)", flush=True)
+    return n / (time.perf_counter() - t0)
+
+
+def ingest_through_recorder(db: Database, n: int) -> float:
+    """Sustained ingest through the batch writer: CallRecords in, stored rows out (records/s)."""
+    rnd = random.Random(99)
+    recs = [synthetic(rnd, time.time() - 3600, 3600) for _ in range(n)]
+    recorder = Recorder(db, maxsize=20_000, batch_size=1000)
+    recorder.start()
+    t0 = time.perf_counter()
+    for rec in recs:
+        while not recorder.submit_nowait(rec):
+            time.sleep(0.0005)
+    recorder.stop(timeout=600)
+    return n / (time.perf_counter() - t0)
+
+
+def median_ms(fn: Callable[[], Any], repeat: int = 7) -> float:
+    fn()  # warm caches, as a page in use would be
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def deep_cursor(db: Database, dep: str, pages: int, status: str | None = None) -> str | None:
+    window = parse_window("7d")
+    cursor = None
+    for _ in range(pages):
+        cursor = records_q.page(db, dep, window, limit=200, cursor=cursor, status=status)["next_cursor"]
+    return cursor
+
+
+def exact_p95(db: Database, dep: str) -> float:
+    w = parse_window("7d")
+    n = db.fetchone("SELECT COUNT(*) FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b",
+                    {"d": dep, "a": w.start_us, "b": w.end_us})[0]
+    row = db.fetchone("SELECT latency_ms FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b "
+                      "ORDER BY latency_ms LIMIT 1 OFFSET :o",
+                      {"d": dep, "a": w.start_us, "b": w.end_us, "o": max(math.ceil(0.95 * n), 1) - 1})
+    return float(row[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--database", default="sqlite:////tmp/mm-scale.db")
+    ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
+    ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
+    ap.add_argument("--no-fill", action="store_true", help="time an existing database")
+    args = ap.parse_args()
+    db = Database(args.database)
+    migrate(db)
+    existing = db.fetchone("SELECT COUNT(*) FROM records")[0]
+    print(f"database {args.database}: {existing:,} records")
+    if args.ingest and not args.no_fill:
+        rate = ingest_through_recorder(db, args.ingest)
+        print(f"ingest through the batch writer (CallRecord -> priced, stored row + rollups): {rate:,.0f} records/s")
+        existing += args.ingest
+    if not args.no_fill and existing < args.records:
+        print(f"filling {args.records - existing:,} records over {DAYS} days ...")
+        rate = fill(db, args.records - existing)
+        print(f"bulk fill: {rate:,.0f} rows/s")
+    if db.dialect == "postgresql":
+        db.execute("ANALYZE")
+    total = db.fetchone("SELECT COUNT(*) FROM records")[0]
+    dep = DEPLOYMENTS[0][0].name
+    w7 = parse_window("7d")
+    some_id = records_q.page(db, dep, w7, limit=1, cursor=deep_cursor(db, dep, 3))["data"][0]["id"]
+    deep = deep_cursor(db, dep, 50)
+    deep_err = deep_cursor(db, dep, 5, status="error")
+    rows = [
+        ("summary, 7 days", lambda: summary_q.summary(db, dep, parse_window("7d")), 100),
+        ("summary, 30 days", lambda: summary_q.summary(db, dep, parse_window("30d")), 100),
+        ("timeseries, 7 days (1 h buckets)", lambda: summary_q.timeseries(db, dep, parse_window("7d")), 100),
+        ("timeseries, 24 h (15 min buckets)", lambda: summary_q.timeseries(db, dep, parse_window("24h")), 100),
+        ("log page 1 (50 rows)", lambda: records_q.page(db, dep, w7, limit=50), 50),
+        ("log page 1, status=error", lambda: records_q.page(db, dep, w7, limit=50, status="error"), 50),
+        ("log page deep (after 10,000 rows)", lambda: records_q.page(db, dep, w7, limit=50, cursor=deep), 50),
+        ("log page deep, status=error (after 1,000)",
+         lambda: records_q.page(db, dep, w7, limit=50, cursor=deep_err, status="error"), 50),
+        ("log page, tag filter", lambda: records_q.page(db, dep, w7, limit=50, tag="bench:demo"), 50),
+        ("one record with bodies", lambda: records_q.one(db, some_id), 20),
+    ]
+    print(f"\n{total:,} records, {db.dialect}; median of 7 calls after one warm-up")
+    print(f"{'query':<44}{'median ms':>10}{'target':>9}  ok")
+    for name, fn, target in rows:
+        ms = median_ms(fn)
+        print(f"{name:<44}{ms:>10.2f}{target:>9}  {'yes' if ms <= target else 'NO'}")
+    rolled = summary_q.summary(db, dep, parse_window("7d"))["p95_latency_ms"]
+    exact = exact_p95(db, dep)
+    print(f"\np95 latency, 7 days: rollups {rolled:.3f} ms, exact {exact:.3f} ms, "
+          f"{abs(rolled - exact) / exact * 100:.3f}% apart (target <= 1%)")
+
+
+if __name__ == "__main__":
+    main()

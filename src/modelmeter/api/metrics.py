@@ -1,0 +1,76 @@
+"""GET /metrics in Prometheus text format: per-deployment counters and histograms, fed by the writer
+after each stored batch (never by the request path), plus the recorder's backlog and write lag.
+
+Counters are per process: with ``--workers N`` scrape each worker, or read totals from the usage API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from modelmeter.metering.record import PICO
+from modelmeter.recording.recorder import Recorder
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class _RecorderCollector(Collector):
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        r = self._recorder
+        yield GaugeMetricFamily("modelmeter_recorder_queue_depth", "Records waiting to be stored", value=r.depth)
+        yield GaugeMetricFamily("modelmeter_recorder_write_lag_seconds",
+                                "How long the newest stored record waited between its end and its write",
+                                value=r.last_lag_s)
+        yield GaugeMetricFamily("modelmeter_recorder_records_written", "Records stored by this process",
+                                value=r.written)
+        yield GaugeMetricFamily("modelmeter_recorder_failed_batches", "Batch writes that failed and were retried",
+                                value=r.failed_batches)
+
+
+class Metrics:
+    def __init__(self, recorder: Recorder) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ["deployment"]
+        self.requests = Counter("modelmeter_requests", "Requests recorded", [*labels, "status"],
+                                registry=self.registry)
+        self.tokens = Counter("modelmeter_tokens", "Tokens recorded", [*labels, "type"], registry=self.registry)
+        self.spend = Counter("modelmeter_spend_usd", "Spend recorded, USD", labels, registry=self.registry)
+        self.latency = Histogram("modelmeter_request_latency_seconds", "Request latency", labels,
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.ttft = Histogram("modelmeter_time_to_first_token_seconds", "Time to first token", labels,
+                              buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.registry.register(_RecorderCollector(recorder))
+
+    def observe(self, rows: list[dict[str, Any]]) -> None:
+        """A recorder listener: called in the writer thread with each stored batch."""
+        for r in rows:
+            dep = r["deployment"]
+            self.requests.labels(dep, r["status"]).inc()
+            for kind in ("prompt", "completion", "cached", "reasoning"):
+                n = r[f"{kind}_tokens"]
+                if n:
+                    self.tokens.labels(dep, kind).inc(n)
+            if r["spend_pusd"]:
+                self.spend.labels(dep).inc(r["spend_pusd"] / PICO)
+            self.latency.labels(dep).observe(r["latency_ms"] / 1000)
+            if r["ttft_ms"] is not None:
+                self.ttft.labels(dep).observe(r["ttft_ms"] / 1000)
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    registry = request.app.state.mm.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,101 @@
+"""Retention: drop old bodies, old raw records and old rollups, in small batches.
+
+Each batch is its own short transaction, so the batch writer is never blocked for long. Rollups are
+kept apart from raw records: after raw records are pruned, summaries of old windows stay right.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from modelmeter.storage.database import Database
+from modelmeter.storage.rollups import RESOLUTIONS
+
+DAY_US = 86_400_000_000
+BODIES_PRUNED = 2  # records.bodies: 0 never stored, 1 stored, 2 removed by retention
+
+
+@dataclass(frozen=True)
+class Retention:
+    bodies_days: float | None = None
+    records_days: float | None = None
+    rollups_days: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return any(v is not None for v in (self.bodies_days, self.records_days, self.rollups_days))
+
+
+def _cut(days: float | None, now_us: int) -> int | None:
+    return None if days is None else now_us - int(days * DAY_US)
+
+
+def prune(db: Database, retention: Retention, *, now: float | None = None, batch: int = 1000,
+          pause: float = 0.0) -> dict[str, int]:
+    """Apply the policy; returns how many bodies, records and rollup rows were removed."""
+    now_us = int((now if now is not None else time.time()) * 1e6)
+    done = {"bodies": 0, "records": 0, "rollups": 0}
+    cut = _cut(retention.bodies_days, now_us)
+    if cut is not None:
+        while n := _prune_bodies(db, cut, batch):
+            done["bodies"] += n
+            time.sleep(pause)
+    cut = _cut(retention.records_days, now_us)
+    if cut is not None:
+        while n := _prune_records(db, cut, batch):
+            done["records"] += n
+            time.sleep(pause)
+    cut = _cut(retention.rollups_days, now_us)
+    if cut is not None:
+        done["rollups"] = _prune_rollups(db, cut)
+    return done
+
+
+def _ids_params(ids: list[str]) -> tuple[str, dict[str, Any]]:
+    return ", ".join(f":i{n}" for n in range(len(ids))), {f"i{n}": v for n, v in enumerate(ids)}
+
+
+def _prune_bodies(db: Database, cut: int, batch: int) -> int:
+    with db.transaction() as tx:
+        ids = [r[0] for r in tx.execute(db.sql(
+            "SELECT id FROM records WHERE start_us < :cut AND bodies = 1 ORDER BY start_us LIMIT :n"),
+            {"cut": cut, "n": batch}).fetchall()]
+        if ids:
+            marks, params = _ids_params(ids)
+            tx.execute(db.sql(f"DELETE FROM record_bodies WHERE id IN ({marks})"), params)
+            tx.execute(db.sql(f"UPDATE records SET bodies = {BODIES_PRUNED} WHERE id IN ({marks})"), params)
+    return len(ids)
+
+
+def _prune_records(db: Database, cut: int, batch: int) -> int:
+    with db.transaction() as tx:
+        rows = tx.execute(db.sql(
+            "SELECT id, deployment, start_us, tags FROM records WHERE start_us < :cut ORDER BY start_us LIMIT :n"),
+            {"cut": cut, "n": batch}).fetchall()
+        if rows:
+            marks, params = _ids_params([r[0] for r in rows])
+            tags = [{"d": dep, "t": tag, "s": start, "i": rid}
+                    for rid, dep, start, tag_json in rows if tag_json for tag in orjson.loads(tag_json)]
+            if tags:
+                db.executemany(tx, "DELETE FROM record_tags WHERE deployment = :d AND tag = :t "
+                                   "AND start_us = :s AND id = :i", tags)
+            tx.execute(db.sql(f"DELETE FROM record_bodies WHERE id IN ({marks})"), params)
+            tx.execute(db.sql(f"DELETE FROM records WHERE id IN ({marks})"), params)
+    return len(rows)
+
+
+def _prune_rollups(db: Database, cut: int) -> int:
+    removed = 0
+    deployments = [r[0] for r in db.fetchall("SELECT DISTINCT deployment FROM rollup_hour")]
+    for dep in deployments:
+        for res in RESOLUTIONS:
+            for table in (res.table, res.hist):
+                with db.transaction() as tx:
+                    cur = tx.execute(db.sql(f"DELETE FROM {table} WHERE deployment = :d AND bucket_us < :cut"),
+                                     {"d": dep, "cut": cut})
+                    removed += max(cur.rowcount or 0, 0)
+    return removed

@@ -1,0 +1,61 @@
+"""Benchmark and evaluation runs (table ``runs``, migration 0002): parameters and report as JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from modelmeter.metering.record import iso
+from modelmeter.storage.database import Database
+
+_COLS = "id, kind, deployment, created_us, params, report"
+
+
+class RunExists(ValueError):
+    pass
+
+
+def _row(row: tuple[Any, ...]) -> dict[str, Any]:
+    rid, kind, deployment, created_us, params, report = row
+    return {"id": rid, "kind": kind, "deployment": deployment, "created": iso(int(created_us)),
+            "created_us": int(created_us), "params": orjson.loads(params),
+            "report": orjson.loads(report) if report else None}
+
+
+def insert_run(db: Database, run: dict[str, Any]) -> dict[str, Any]:
+    """Store a run; RunExists if its id is taken."""
+    params = {"id": run["id"], "kind": run["kind"], "deployment": run.get("deployment"),
+              "created_us": int(run["created_us"]), "params": orjson.dumps(run.get("params") or {}).decode(),
+              "report": None if run.get("report") is None else orjson.dumps(run["report"]).decode()}
+    inserted = db.execute(f"INSERT INTO runs ({_COLS}) VALUES "
+                          "(:id, :kind, :deployment, :created_us, :params, :report) "
+                          "ON CONFLICT (id) DO NOTHING", params)
+    if not inserted:
+        raise RunExists(f"a run with id {run['id']!r} is already stored")
+    return get_run(db, run["id"]) or {}
+
+
+def get_run(db: Database, run_id: str) -> dict[str, Any] | None:
+    row = db.fetchone(f"SELECT {_COLS} FROM runs WHERE id = :id", {"id": run_id})
+    return _row(row) if row else None
+
+
+def list_runs(db: Database, *, kind: str | None = None, deployment: str | None = None,
+              limit: int = 50, before_us: int | None = None) -> list[dict[str, Any]]:
+    """Newest first; ``before_us`` pages back from an earlier page's oldest ``created_us``."""
+    where: list[str] = []
+    params: dict[str, Any] = {"lim": limit}
+    if kind:
+        where.append("kind = :kind")
+        params["kind"] = kind
+    if deployment:
+        where.append("deployment = :dep")
+        params["dep"] = deployment
+    if before_us is not None:
+        where.append("created_us < :before")
+        params["before"] = before_us
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = db.fetchall(f"SELECT {_COLS} FROM runs{clause} ORDER BY created_us DESC, id DESC LIMIT :lim",
+                       params)
+    return [_row(r) for r in rows]
