@@ -15,12 +15,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Ready to serve: database reachable, recorder keeping up")
+@router.get("/readyz", summary="Ready to serve; shows the database and the recorder's backlog")
 def readyz(request: Request) -> JSONResponse:
     state = request.app.state.mm
-    body: dict[str, Any] = {"recorder_queue": state.recorder.depth,
-                            "records_written": state.recorder.written,
-                            "recorder_last_error": state.recorder.last_error}
+    body: dict[str, Any] = {"recorder": state.recorder.backlog, "records_written": state.recorder.written}
     try:
         state.db.fetchone("SELECT 1")
         body["database"] = "ok"

@@ -35,6 +35,8 @@ class _RecorderCollector(Collector):
                                 value=r.written)
         yield GaugeMetricFamily("modelmeter_recorder_failed_batches", "Batch writes that failed and were retried",
                                 value=r.failed_batches)
+        yield GaugeMetricFamily("modelmeter_recorder_spooled_records",
+                                "Records in the local spool file, waiting for the database", value=r.spool.rows)
 
 
 class Metrics:

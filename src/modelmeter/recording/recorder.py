@@ -1,23 +1,28 @@
-"""Recording off the hot path: a bounded queue and one writer thread that stores batches.
+"""Recording off the hot path: a bounded queue, and writer threads that store batches.
 
 The request path only puts a ``CallRecord`` on the queue. When the queue is full the gateway waits
-(it slows down) rather than dropping a record. The writer finishes each record (prices, redaction,
-JSON), writes a batch in one transaction, retries a failed batch until it lands, and on ``stop``
-drains everything before returning.
+(it slows down) rather than dropping a record. A finisher thread prices and serialises each record;
+a writer thread stores each batch in one transaction and retries a failed one until it lands.
+While the database is unreachable, finished batches that do not fit in memory go to a local spool
+file, so the gateway keeps serving; the writer stores the spool when the database is back. ``stop``
+drains everything (to the database, or to the spool if it is still down) before returning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish
+from modelmeter.recording.spool import Spool
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import insert_rows
 
@@ -29,7 +34,8 @@ Listener = Callable[[list[dict[str, Any]]], None]
 
 class Recorder:
     def __init__(self, db: Database, *, maxsize: int = 10_000, batch_size: int = 500,
-                 store_bodies: bool = True, pricer: Pricer | None = None) -> None:
+                 store_bodies: bool = True, pricer: Pricer | None = None,
+                 spool_dir: Path | None = None) -> None:
         self._db = db
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._batch_size = batch_size
@@ -42,6 +48,10 @@ class Recorder:
         self.failed_batches = 0
         self.last_error: str | None = None
         self.last_lag_s = 0.0  # how long the newest written record waited in the queue
+        self.spool = Spool(spool_dir or default_spool_dir(db))
+        self.spooled = 0  # rows that went through the spool file
+        self._failing = threading.Event()  # set while the database refuses writes
+        self._aborting = threading.Event()  # stop() gave up waiting for the database
 
     # -- the request path ------------------------------------------------------------------
     def submit_nowait(self, rec: CallRecord) -> bool:
@@ -62,6 +72,11 @@ class Recorder:
     def depth(self) -> int:
         """Records not yet stored (queued, or finished and waiting for the database)."""
         return self._queue.qsize() + self._finished.qsize() * self._batch_size
+
+    @property
+    def backlog(self) -> dict[str, Any]:
+        return {"queued": self.depth, "spooled": self.spool.rows, "database_failing": self._failing.is_set(),
+                "last_error": self.last_error}
 
     def add_listener(self, listener: Listener) -> None:
         """Called from the writer thread with each batch of finished rows, after they are stored."""
@@ -91,6 +106,11 @@ class Recorder:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.1))
+        if any(t.is_alive() for t in self._threads):
+            # The database is still away: everything left goes to the spool, for the next start.
+            self._aborting.set()
+            for thread in self._threads:
+                thread.join(30.0)
         self._threads = []
 
     def _run(self) -> None:
@@ -113,20 +133,56 @@ class Recorder:
                 batch.append(item)
             if batch:
                 rows = [finish(rec, self._pricer, self._store_bodies) for rec in batch]
-                self._finished.put((rows, batch[-1].end))
+                self._hand_over(rows, batch[-1].end)
         self._finished.put(_STOP)
 
-    def _store_loop(self) -> None:
+    def _hand_over(self, rows: list[dict[str, Any]], newest_end: float) -> None:
+        """To the writer; while the database is failing and the writer is full, to the spool."""
         while True:
-            item = self._finished.get()
+            try:
+                self._finished.put((rows, newest_end), timeout=0.2)
+                return
+            except queue.Full:
+                if self._failing.is_set() or self._aborting.is_set():
+                    self._to_spool(rows)
+                    return
+
+    def _to_spool(self, rows: list[dict[str, Any]]) -> None:
+        self.spool.append(rows)
+        self.spooled += len(rows)
+
+    def _store_loop(self) -> None:
+        self._drain_spool()
+        while True:
+            try:
+                item = self._finished.get(timeout=1.0)
+            except queue.Empty:
+                if self.spool.rows:
+                    self._drain_spool()
+                continue
             if item is _STOP:
+                if self.spool.rows and not self._aborting.is_set():
+                    self._drain_spool()
                 return
             rows, newest_end = item
-            self._write(rows, newest_end)
+            if not self._write(rows, newest_end):
+                return
 
-    def _write(self, rows: list[dict[str, Any]], newest_end: float) -> None:
+    def _drain_spool(self) -> None:
+        """Store what the spool holds (ours, and files left by processes that died)."""
+        if not self.spool.pending():
+            return
+        for path in self.spool.claim():
+            for rows in Spool.read(path):
+                if not self._write(rows, time.time(), from_spool=True):
+                    return  # aborting: the claimed file stays on disk for the next start
+            path.unlink(missing_ok=True)
+            log.info("stored the records spooled in %s", path.name)
+
+    def _write(self, rows: list[dict[str, Any]], newest_end: float, from_spool: bool = False) -> bool:
+        """Store one batch, retrying until it lands; False if stop() gave up (rows spooled)."""
         delay = 0.05
-        retry = False
+        retry = from_spool  # spooled rows may have been stored already before a crash
         while True:
             try:
                 insert_rows(self._db, rows, retry=retry)
@@ -134,12 +190,19 @@ class Recorder:
             except Exception as exc:  # the database is down or busy: keep the batch, retry
                 self.failed_batches += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("record batch of %d not written yet (%s); retrying", len(rows),
-                            self.last_error)
+                self._failing.set()
+                log.warning("record batch of %d not written yet (%s); retrying", len(rows), self.last_error)
                 self._db.reset_connection()
                 retry = True
+                if self._aborting.is_set():
+                    if not from_spool:  # (spooled rows are still in their file)
+                        self._to_spool(rows)
+                    self._spool_everything_left()
+                    return False
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        self._failing.clear()
+        self.last_error = None
         self.written += len(rows)
         self.last_lag_s = max(time.time() - newest_end, 0.0)
         for listener in list(self._listeners):
@@ -147,3 +210,21 @@ class Recorder:
                 listener(rows)
             except Exception:  # a listener's fault must not stop the writer
                 log.exception("record listener failed")
+        return True
+
+    def _spool_everything_left(self) -> None:
+        while True:
+            try:
+                item = self._finished.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP:
+                self._to_spool(item[0])
+
+
+def default_spool_dir(db: Database) -> Path:
+    """Beside the SQLite file, or in ~/.modelmeter (MODELMETER_HOME) for PostgreSQL."""
+    if db.dialect == "sqlite" and db.path != ":memory:":
+        return Path(db.path).expanduser().resolve().parent / ".modelmeter-spool"
+    home = Path(os.environ.get("MODELMETER_HOME", Path.home() / ".modelmeter"))
+    return home / "spool"

@@ -1,0 +1,103 @@
+"""The recorder: batches, back-pressure, and nothing lost while the database refuses writes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from modelmeter.config import Deployment
+from modelmeter.metering.record import CallRecord, new_record_id
+from modelmeter.metering.usage import Usage
+from modelmeter.recording.recorder import Recorder
+from modelmeter.storage.database import Database
+from modelmeter.storage.migrations import migrate
+
+DEP = Deployment(name="d", model="gpt-4o-mini", provider="openai", api_base="http://x/v1")
+
+
+class FlakyDatabase(Database):
+    """A real SQLite database whose write transactions fail while ``down`` is set."""
+
+    down = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        if self.down:
+            raise ConnectionError("database is unreachable")
+        with super().transaction() as tx:
+            yield tx
+
+
+def rec(i: int) -> CallRecord:
+    now = time.time()
+    r = CallRecord(id=new_record_id(now), deployment=DEP, model="d", call_type="chat", start=now)
+    r.end = now + 0.01
+    r.latency_ms = 10.0
+    r.usage = Usage(3, 4, 7, reported=True)
+    return r
+
+
+def count(db: Database) -> int:
+    return int(db.fetchone("SELECT COUNT(*) FROM records")[0])
+
+
+def test_every_record_is_stored_in_batches(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    migrate(db)
+    batches: list[int] = []
+    recorder = Recorder(db, maxsize=100, batch_size=50, spool_dir=tmp_path / "spool")
+    recorder.add_listener(lambda rows: batches.append(len(rows)))
+    recorder.start()
+
+    async def produce() -> None:
+        for i in range(1000):
+            await recorder.submit(rec(i))  # waits when the queue is full; never drops
+
+    asyncio.run(produce())
+    recorder.stop()
+    assert count(db) == 1000
+    assert sum(batches) == 1000
+    assert max(batches) <= 50
+
+
+def test_outage_spools_then_stores_everything(tmp_path: Path) -> None:
+    db = FlakyDatabase(f"sqlite:///{tmp_path}/r.db")
+    migrate(db)
+    recorder = Recorder(db, maxsize=50, batch_size=10, spool_dir=tmp_path / "spool")
+    recorder.start()
+    db.down = True
+    for i in range(500):  # far more than the queue holds: the rest must go to the spool, not block
+        deadline = time.monotonic() + 5
+        while not recorder.submit_nowait(rec(i)):
+            assert time.monotonic() < deadline, "the gateway would have been blocked by the outage"
+            time.sleep(0.001)
+    deadline = time.monotonic() + 5
+    while recorder.spool.rows == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder.backlog["database_failing"] is True
+    assert recorder.spool.rows > 0
+    assert count(db) == 0
+    db.down = False
+    recorder.stop(timeout=30)
+    assert count(db) == 500
+    assert not list((tmp_path / "spool").glob("*.jsonl"))
+
+
+def test_stop_during_outage_keeps_records_for_the_next_start(tmp_path: Path) -> None:
+    db = FlakyDatabase(f"sqlite:///{tmp_path}/r.db")
+    migrate(db)
+    recorder = Recorder(db, maxsize=1000, batch_size=25, spool_dir=tmp_path / "spool")
+    recorder.start()
+    db.down = True
+    for i in range(200):
+        assert recorder.submit_nowait(rec(i))
+    recorder.stop(timeout=1.0)  # the database never came back: all of it is spooled
+    assert count(db) == 0
+    db.down = False
+    again = Recorder(db, spool_dir=tmp_path / "spool")
+    again.start()
+    again.stop()
+    assert count(db) == 200
