@@ -151,8 +151,13 @@ def list_requests(request: Request, name: str, window: WindowQ = None, start: St
             newest = rows[0] if rows else None
             return {"data": rows, "next_cursor": None,
                     "newest_cursor": records_q.cursor_of(newest) if newest else after}
-        return records_q.page(state.db, name, win, limit=limit, cursor=cursor, status=status,
-                              tag=tag, search=request_id)
+        result = records_q.page(state.db, name, win, limit=limit, cursor=cursor, status=status,
+                                tag=tag, search=request_id)
+        if not cursor:  # the first page: where Live continues from (after=), even if it is empty
+            first = result["data"][0] if result["data"] else None
+            result["newest_cursor"] = (records_q.cursor_of(first) if first
+                                       else records_q.encode_cursor(win.start_us, ""))
+        return result
     except records_q.CursorError as exc:
         raise api_error(400, str(exc), "cursor") from None
 

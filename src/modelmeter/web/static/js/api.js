@@ -1,0 +1,57 @@
+// The JSON API under /api: one function per call, errors as ApiError with the API's message.
+
+export class ApiError extends Error {
+  constructor(message, status, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function call(path, options = {}) {
+  let res;
+  try {
+    res = await fetch(path, { headers: { accept: "application/json" }, ...options });
+  } catch (err) {
+    throw new ApiError(`Cannot reach the server (${err.message}).`, 0, null);
+  }
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    body = null;
+  }
+  if (!res.ok) {
+    const message = body && body.error && body.error.message;
+    throw new ApiError(message || `${res.status} ${res.statusText}`, res.status, body);
+  }
+  return body;
+}
+
+/** "?a=1&b=2" from the values that are set. */
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(params || {})) {
+    if (value != null && value !== "") q.set(key, String(value));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+const dep = (name) => `/api/deployments/${encodeURIComponent(name)}`;
+
+export const api = {
+  deployments: () => call("/api/deployments"),
+  deployment: (name) => call(dep(name)),
+  addDeployment: (definition) => call("/api/deployments", {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: JSON.stringify(definition),
+  }),
+  usage: (name, params) => call(`${dep(name)}/usage${query(params)}`),
+  timeseries: (name, params) => call(`${dep(name)}/usage/timeseries${query(params)}`),
+  requests: (name, params) => call(`${dep(name)}/requests${query(params)}`),
+  record: (id) => call(`/api/requests/${encodeURIComponent(id)}`),
+  exportUrl: (name, format, params) => `${dep(name)}/requests/export${query({ ...params, format })}`,
+  eventsUrl: (name) => `${dep(name)}/events`,
+};

@@ -1,0 +1,182 @@
+// The charts of a window: requests and errors, tokens, spend, latency (average and p95).
+// Plotly comes from the installed Python package, served by this server (works offline).
+
+import { h, skeleton } from "./dom.js";
+import * as fmt from "./format.js";
+
+const PLOTLY = "/static/vendor/plotly.min.js";
+let loading = null;
+
+/** Start downloading plotly without running it (running it is a long task: see Charts). */
+export function preloadPlotly() {
+  if (window.Plotly || loading || document.querySelector(`link[href="${PLOTLY}"]`)) return;
+  document.head.append(h("link", { rel: "preload", as: "script", href: PLOTLY }));
+}
+
+/** Load plotly once, on demand (4.8 MB: only the model page needs it). */
+export function loadPlotly() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!loading) {
+    loading = new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = PLOTLY;
+      script.async = true;
+      script.onload = () => resolve(window.Plotly);
+      script.onerror = () => {
+        loading = null;
+        reject(new Error("the chart library could not be loaded"));
+      };
+      document.head.append(script);
+    });
+  }
+  return loading;
+}
+
+const CHARTS = [
+  { key: "requests", title: "Requests", legend: [["c1", "Success"], ["bad", "Errors"]] },
+  { key: "tokens", title: "Tokens", legend: [["c1", "Input"], ["c2", "Output"]] },
+  { key: "spend", title: "Spend", legend: [["c3", "Spend"]] },
+  { key: "latency", title: "Latency", legend: [["c1", "Average"], ["c4", "p95"]] },
+];
+
+function colors() {
+  const css = getComputedStyle(document.documentElement);
+  const v = (name) => css.getPropertyValue(name).trim();
+  return { c1: v("--chart-1"), c2: v("--chart-2"), c3: v("--chart-3"), c4: v("--chart-4"),
+    bad: v("--chart-bad"), grid: v("--chart-grid"), text: v("--muted"), font: v("--font-sans"),
+    line: v("--border"), hover: v("--surface"), fg: v("--fg") };
+}
+
+export class Charts {
+  /**
+   * `ready`: a promise of the first paint of the numbers and the log. Plotly's first run is a
+   * long task (compiling 4.8 MB; the browser caches the compiled code for later visits), so it
+   * waits until the rest of the tab is on screen and usable.
+   */
+  constructor(ready = Promise.resolve()) {
+    this.ready = ready;
+    this.series = null;
+    this.plots = {};
+    this.sub = {};
+    this.timer = null;
+    this.el = h("section", { class: "charts", "aria-label": "Charts" }, CHARTS.map(({ key, title, legend }) => {
+      this.plots[key] = h("div", { class: "plot", dataset: { chart: key } }, skeleton("plot-skeleton"));
+      this.sub[key] = h("span", { class: "chart-sub" });
+      return h("div", { class: "card chart" },
+        h("div", { class: "chart-head" },
+          h("div", {}, h("span", { class: "card-title" }, title), this.sub[key]),
+          h("div", { class: "legend" }, legend.map(([c, label]) =>
+            h("span", { class: "legend-item" }, h("span", { class: `swatch swatch-${c}` }), label)))),
+        this.plots[key]);
+    }));
+    preloadPlotly();
+    this.scheme = window.matchMedia("(prefers-color-scheme: dark)");
+    this.recolor = () => window.Plotly && this.series && this.draw(window.Plotly);
+    this.scheme.addEventListener("change", this.recolor);
+  }
+
+  loading() {
+    for (const plot of Object.values(this.plots)) {
+      if (!plot.classList.contains("js-plotly-plot")) plot.replaceChildren(skeleton("plot-skeleton"));
+    }
+  }
+
+  async render(series) {
+    this.series = structuredClone(series);
+    let Plotly;
+    try {
+      await this.ready;
+      Plotly = await loadPlotly();
+    } catch (err) {
+      for (const plot of Object.values(this.plots)) {
+        plot.replaceChildren(h("div", { class: "plot-error" }, `Charts unavailable: ${err.message}`));
+      }
+      return;
+    }
+    if (this.series !== null) this.draw(Plotly);
+  }
+
+  draw(Plotly) {
+    const s = this.series;
+    const c = colors();
+    const x = s.buckets.map((b) => fmt.wallClock(b.start));
+    const per = `per ${fmt.duration(s.bucket_seconds)}`;
+    const spanDays = (Date.parse(s.end) - Date.parse(s.start)) / 86400_000;
+    for (const key of Object.keys(this.sub)) this.sub[key].textContent = ` · ${per}`;
+    const col = (f) => s.buckets.map(f);
+    const bar = (name, y, color, text) => ({
+      type: "bar", name, x, y, marker: { color }, customdata: text,
+      hovertemplate: `%{customdata}<extra>${name}</extra>`,
+    });
+    const line = (name, y, color, dash) => ({
+      type: "scatter", mode: "lines+markers", name, x, y,
+      connectgaps: false, line: { color, width: 2, dash, shape: "linear" },
+      marker: { size: y.filter((v) => v != null).length > 40 ? 3 : 6, color },
+      customdata: y.map((v) => fmt.ms(v)), hovertemplate: `%{customdata}<extra>${name}</extra>`,
+    });
+    const ok = col((b) => b.requests - b.errors);
+    const errs = col((b) => b.errors);
+    const traces = {
+      requests: [bar("Success", ok, c.c1, ok.map(fmt.int)), bar("Errors", errs, c.bad, errs.map(fmt.int))],
+      tokens: [
+        bar("Input", col((b) => b.prompt_tokens), c.c1, col((b) => fmt.int(b.prompt_tokens))),
+        bar("Output", col((b) => b.completion_tokens), c.c2, col((b) => fmt.int(b.completion_tokens))),
+      ],
+      spend: [bar("Spend", col((b) => b.spend), c.c3, col((b) => fmt.usd(b.spend)))],
+      latency: [
+        line("Average", col((b) => b.avg_latency_ms), c.c1, "solid"),
+        line("p95", col((b) => b.p95_latency_ms), c.c4, "dot"),
+      ],
+    };
+    const most = Math.max(0, ...s.buckets.map((b) => b.requests));
+    const yFormat = { requests: most <= 5 ? { dtick: 1 } : { tickformat: "~s" }, tokens: { tickformat: "~s" }, spend: { tickprefix: "$", tickformat: "~g" },
+      latency: { ticksuffix: " ms", tickformat: ",.4~g" } };
+    for (const [key, plot] of Object.entries(this.plots)) {
+      const empty = traces[key].every((t) => t.y.every((v) => !v));
+      const layout = {
+        height: 190, margin: { l: 52, r: 8, t: 6, b: 28 }, barmode: "stack", bargap: 0.2,
+        paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", showlegend: false,
+        font: { family: c.font, size: 11, color: c.text }, hovermode: "x unified",
+        hoverlabel: { bgcolor: c.hover, bordercolor: c.line, font: { color: c.fg, family: c.font, size: 12 } },
+        xaxis: { type: "date", range: [fmt.wallClock(s.start), fmt.wallClock(s.end)], showgrid: false,
+          linecolor: c.line, ticks: "", fixedrange: true, hoverformat: "%b %-d, %H:%M",
+          nticks: Math.max(3, Math.min(8, Math.floor((plot.clientWidth || 600) / 90))),
+          tickformat: s.bucket_seconds < 3600 || spanDays <= 1 ? "%H:%M" : "%b %-d" },
+        yaxis: { gridcolor: c.grid, zeroline: false, rangemode: "tozero", fixedrange: true, nticks: 5,
+          range: empty ? [0, 1] : undefined, autorange: !empty, ...yFormat[key] },
+      };
+      if (!plot.classList.contains("js-plotly-plot")) plot.replaceChildren();
+      Plotly.react(plot, traces[key], layout, { displayModeBar: false, responsive: true });
+    }
+  }
+
+  /** A request that just finished (Live): count it in its bucket; redraw at most once a second. */
+  add(row) {
+    const s = this.series;
+    if (!s || !s.buckets.length) return;
+    const t = Date.parse(row.start_time);
+    const i = Math.floor((t - Date.parse(s.buckets[0].start)) / (s.bucket_seconds * 1000));
+    const b = s.buckets[i];
+    if (!b) return;
+    const n = b.requests + 1;
+    b.avg_latency_ms = b.avg_latency_ms == null ? row.latency_ms : (b.avg_latency_ms * b.requests + row.latency_ms) / n;
+    if (b.p95_latency_ms == null) b.p95_latency_ms = row.latency_ms; // the rest waits for a refresh
+    b.requests = n;
+    b.errors += row.status === "success" ? 0 : 1;
+    b.prompt_tokens += row.prompt_tokens;
+    b.completion_tokens += row.completion_tokens;
+    b.total_tokens += row.total_tokens;
+    b.spend += row.spend;
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (window.Plotly) this.draw(window.Plotly);
+    }, 1000);
+  }
+
+  destroy() {
+    clearTimeout(this.timer);
+    this.scheme.removeEventListener("change", this.recolor);
+    if (window.Plotly) for (const plot of Object.values(this.plots)) window.Plotly.purge(plot);
+  }
+}

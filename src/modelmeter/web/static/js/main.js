@@ -1,0 +1,24 @@
+// Entry point: the router picks the page; a model page stays mounted while only its drawer,
+// tab or filters change.
+
+import { ModelPage } from "./model.js";
+import { ModelsPage } from "./models.js";
+import { onRoute, start } from "./router.js";
+
+const root = document.getElementById("app");
+let current = null;
+
+onRoute((route) => {
+  if (route.page === "model" && current instanceof ModelPage && current.name === route.name) {
+    current.update(route);
+    return;
+  }
+  if (current && current.destroy) current.destroy();
+  window.scrollTo(0, 0);
+  current = route.page === "model" ? new ModelPage(root, route) : new ModelsPage(root);
+  for (const a of document.querySelectorAll(".topnav a[data-nav]")) {
+    a.classList.toggle("active", a.dataset.nav === route.page || route.page === "model");
+  }
+});
+
+start();

@@ -1,0 +1,99 @@
+// The Models page: one card per deployment with its last 24 hours, and the deploy form.
+
+import { api } from "./api.js";
+import { DeployForm } from "./deploy.js";
+import { button, clear, h, pill, skeleton } from "./dom.js";
+import * as fmt from "./format.js";
+import { modelPath } from "./router.js";
+
+export class ModelsPage {
+  constructor(root) {
+    this.root = root;
+    this.alive = true;
+    document.title = "Models · modelmeter";
+    this.grid = h("div", { class: "model-grid", "aria-busy": "true" },
+      [1, 2, 3].map(() => skeletonCard()));
+    this.form = new DeployForm((dep) => this.added(dep));
+    const deployBtn = button("Deploy a model", { class: "btn-primary", id: "deploy-open",
+      onclick: () => this.form.toggle() }, "plus");
+    clear(root).append(
+      h("div", { class: "page-head" },
+        h("div", {},
+          h("h1", {}, "Models"),
+          h("p", { class: "subtle" }, "Deployments served by this gateway at ",
+            h("code", {}, `${window.location.origin}/v1`), ". Open one to see its usage.")),
+        deployBtn),
+      this.form.el,
+      this.grid,
+    );
+    this.load();
+  }
+
+  destroy() {
+    this.alive = false;
+  }
+
+  async load() {
+    try {
+      const { data } = await api.deployments();
+      if (!this.alive) return;
+      this.grid.removeAttribute("aria-busy");
+      clear(this.grid);
+      if (!data.length) {
+        this.grid.append(h("div", { class: "empty-panel" },
+          h("h3", {}, "No deployments yet"),
+          h("p", { class: "subtle" }, "Deploy a model to get an OpenAI-compatible endpoint that records usage.")));
+        return;
+      }
+      for (const dep of data) this.grid.append(card(dep));
+    } catch (err) {
+      if (!this.alive) return;
+      clear(this.grid).append(h("div", { class: "callout callout-error", role: "alert" },
+        `Could not load the deployments: ${err.message}`));
+    }
+  }
+
+  added(dep) {
+    const empty = this.grid.querySelector(".empty-panel");
+    if (empty) empty.remove();
+    const el = card({ ...dep, reachable: null, last_24h: { requests: 0, failed: 0, error_rate: null, spend: 0 } });
+    el.classList.add("flash");
+    this.grid.append(el);
+  }
+}
+
+function reachability(reachable) {
+  if (reachable == null) return h("span", { class: "reach reach-unknown" }, h("span", { class: "dot" }), "Checking…");
+  return reachable
+    ? h("span", { class: "reach reach-ok", title: "The upstream answered GET /models" }, h("span", { class: "dot" }), "Reachable")
+    : h("span", { class: "reach reach-down", title: "The upstream did not answer GET /models" }, h("span", { class: "dot" }), "Unreachable");
+}
+
+function card(dep) {
+  const day = dep.last_24h || {};
+  const errorRate = day.error_rate;
+  return h("article", { class: "model-card", dataset: { name: dep.name } },
+    h("div", { class: "model-card-head" },
+      h("a", { class: "model-name stretched", href: modelPath(dep.name), "data-link": true }, dep.name),
+      reachability(dep.reachable)),
+    h("div", { class: "model-card-meta" },
+      pill(dep.provider || "openai", "neutral"),
+      dep.local ? pill("embedded", "accent") : null,
+      h("span", { class: "meta-model", title: "Upstream model" }, dep.model)),
+    h("div", { class: "model-card-base mono", title: dep.api_base || "" }, dep.api_base || "embedded model"),
+    h("dl", { class: "model-card-stats" },
+      stat("Requests · 24h", fmt.int(day.requests || 0), "requests"),
+      stat("Error rate", fmt.pct(errorRate), "error-rate", errorRate > 0.05 ? "bad" : ""),
+      stat("Spend · 24h", fmt.usd(day.spend || 0), "spend")));
+}
+
+function stat(label, value, key, tone = "") {
+  return h("div", { class: `stat ${tone}`, dataset: { stat: key } },
+    h("dt", {}, label), h("dd", { class: "num" }, value));
+}
+
+function skeletonCard() {
+  return h("article", { class: "model-card is-loading" },
+    skeleton("w-40 h-5"), skeleton("w-60"), skeleton("w-80"),
+    h("div", { class: "model-card-stats" }, skeleton("w-70 h-8"), skeleton("w-70 h-8"), skeleton("w-70 h-8")));
+}

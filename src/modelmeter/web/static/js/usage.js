@@ -1,0 +1,363 @@
+// The Usage tab: toolbar (window, Refresh, Live), four cards, charts, and the request log.
+// One refresh = three API calls (usage, timeseries, one page of the log), whatever the page size.
+
+import { api } from "./api.js";
+import { Cards } from "./cards.js";
+import { Charts } from "./charts.js";
+import { button, h, icon } from "./dom.js";
+import * as fmt from "./format.js";
+import { Live } from "./live.js";
+import { setQuery } from "./router.js";
+import { emptyState } from "./snippet.js";
+import { PAGE_SIZES, RequestTable } from "./table.js";
+
+const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"],
+  ["30d", "Last 30 days"], ["custom", "Custom range…"]];
+const SECONDS = { "1h": 3600, "24h": 86400, "7d": 604800, "30d": 2592000 };
+const LIVE_BATCH = 200; // more new rows than this at one tick: reload the first page instead
+
+export function readState(params) {
+  const start = params.get("start") || "";
+  const end = params.get("end") || "";
+  const w = params.get("window");
+  const size = Number(params.get("size"));
+  return {
+    window: start || end ? "custom" : (SECONDS[w] ? w : "7d"), start, end,
+    status: ["success", "error"].includes(params.get("status")) ? params.get("status") : "",
+    tag: params.get("tag") || "", q: params.get("q") || "",
+    size: PAGE_SIZES.includes(size) ? size : 50, live: params.get("live") === "1",
+  };
+}
+
+export class UsageTab {
+  constructor(page, params) {
+    this.page = page;
+    this.name = page.name;
+    this.state = readState(params);
+    this.cursors = [null];
+    this.pageIndex = 0;
+    this.nextCursor = null;
+    this.newestCursor = null;
+    this.seq = 0;
+    this.reqSeq = 0;
+    this.isEmpty = false;
+    this.cards = new Cards();
+    // The charts start once the cards and the first page of the log are on screen.
+    const painted = new Promise((resolve) => { this.painted = resolve; });
+    this.charts = new Charts(painted);
+    this.table = new RequestTable({
+      onOpen: (id) => page.openRequest(id), onPrev: () => this.goPage(-1), onNext: () => this.goPage(1),
+      onSize: (n) => this.set({ size: n }, "log"), onNewest: () => this.reloadLog(),
+    });
+    this.live = new Live(this, () => this.liveChanged());
+    this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.charts.el,
+      this.emptyHolder = h("div", { hidden: true }), this.logSection());
+    this.syncControls();
+    this.refresh(true);
+    if (this.state.live) this.live.start();
+  }
+
+  toolbar() {
+    this.windowSel = h("select", { class: "select", id: "window", "aria-label": "Time window",
+      onchange: () => this.windowChanged() }, WINDOWS.map(([v, label]) => h("option", { value: v }, label)));
+    this.startIn = h("input", { type: "datetime-local", class: "input", "aria-label": "From" });
+    this.endIn = h("input", { type: "datetime-local", class: "input", "aria-label": "To" });
+    this.range = h("form", { class: "range", hidden: true, onsubmit: (e) => this.applyRange(e) },
+      this.startIn, h("span", { class: "subtle" }, "→"), this.endIn,
+      button("Apply", { type: "submit", class: "btn-sm" }));
+    this.updated = h("span", { class: "updated subtle" });
+    this.liveBtn = button("Live", { class: "btn-live", "aria-pressed": "false", onclick: () => this.live.toggle() }, "live");
+    return h("div", { class: "toolbar" },
+      h("div", { class: "toolbar-left" }, this.windowSel, this.range),
+      h("div", { class: "toolbar-right" }, this.updated,
+        button("Refresh", { id: "refresh", onclick: () => this.refresh() }, "refresh"), this.liveBtn));
+  }
+
+  banners() {
+    this.liveText = h("span", {});
+    this.liveBanner = h("div", { class: "banner banner-live", role: "status", hidden: true },
+      h("span", { class: "pulse", "aria-hidden": "true" }), h("strong", {}, "Live mode is on"), this.liveText,
+      button("Stop", { class: "btn-sm", id: "live-stop", onclick: () => this.live.stop() }, "stop"));
+    this.tagText = h("code", {});
+    this.tagBanner = h("div", { class: "banner banner-filter", hidden: true },
+      icon("tag"), h("span", {}, "Only requests tagged "), this.tagText,
+      h("span", { class: "subtle" }, " — the cards, charts and log are all filtered."),
+      button("Clear filter", { class: "btn-sm btn-ghost", onclick: () => this.set({ tag: "" }, "all") }));
+    this.error = h("div", { class: "callout callout-error", role: "alert", hidden: true });
+    return [this.liveBanner, this.tagBanner, this.error];
+  }
+
+  logSection() {
+    const seg = (value, label) => h("button", { type: "button", role: "tab", class: "seg-btn",
+      dataset: { status: value }, onclick: () => this.set({ status: value }, "log") }, label);
+    this.statusSeg = h("div", { class: "seg", role: "tablist", "aria-label": "Status" },
+      seg("", "All"), seg("success", "Success"), seg("error", "Error"));
+    this.tagIn = h("input", { class: "input input-sm", name: "tag", placeholder: "Tag, e.g. bench:run-1",
+      "aria-label": "Filter by tag", spellcheck: "false" });
+    this.searchIn = h("input", { class: "input input-sm", name: "q", type: "search", placeholder: "Find by request ID",
+      "aria-label": "Find by request ID", spellcheck: "false" });
+    this.csv = h("a", { class: "btn btn-sm btn-ghost", download: true, dataset: { export: "csv" } }, icon("download"), "CSV");
+    this.jsonl = h("a", { class: "btn btn-sm btn-ghost", download: true, dataset: { export: "jsonl" } }, icon("download"), "JSONL");
+    this.log = h("section", { class: "card log-section", "aria-label": "Request log" },
+      h("div", { class: "log-head" },
+        h("h2", {}, "Requests"),
+        h("div", { class: "filters" }, this.statusSeg,
+          h("form", { class: "input-icon", onsubmit: (e) => { e.preventDefault(); this.set({ tag: this.tagIn.value.trim() }, "all"); } },
+            icon("tag"), this.tagIn),
+          h("form", { class: "input-icon", onsubmit: (e) => { e.preventDefault(); this.set({ q: this.searchIn.value.trim() }, "log"); } },
+            icon("search"), this.searchIn),
+          h("div", { class: "export", title: "Download the filtered log" }, this.csv, this.jsonl))),
+      this.table.el);
+    this.searchIn.addEventListener("search", () => { // the clear (×) of a search field
+      if (!this.searchIn.value && this.state.q) this.set({ q: "" }, "log");
+    });
+    return this.log;
+  }
+
+  // --- state ------------------------------------------------------------------------------
+
+  apiParams() {
+    const s = this.state;
+    const p = { tz: fmt.timeZone(), tag: s.tag };
+    if (s.window === "custom") Object.assign(p, { start: s.start, end: s.end });
+    else p.window = s.window;
+    return p;
+  }
+
+  logParams() {
+    return { ...this.apiParams(), status: this.state.status, request_id: this.state.q, limit: this.state.size };
+  }
+
+  /** Change filters; `scope` "all" refreshes everything, "log" only the request log. */
+  set(changes, scope) {
+    Object.assign(this.state, changes);
+    this.writeUrl();
+    this.syncControls();
+    if (scope === "all") this.refresh(true);
+    else this.reloadLog();
+  }
+
+  writeUrl() {
+    const s = this.state;
+    const q = new URLSearchParams();
+    if (s.window === "custom") {
+      if (s.start) q.set("start", s.start);
+      if (s.end) q.set("end", s.end);
+    } else if (s.window !== "7d") q.set("window", s.window);
+    for (const key of ["status", "tag", "q"]) if (s[key]) q.set(key, s[key]);
+    if (s.size !== 50) q.set("size", String(s.size));
+    if (this.live.on) q.set("live", "1");
+    setQuery(q);
+  }
+
+  syncControls() {
+    const s = this.state;
+    this.windowSel.value = s.window;
+    this.range.hidden = s.window !== "custom";
+    if (s.window === "custom") {
+      this.startIn.value = s.start.slice(0, 16);
+      this.endIn.value = s.end.slice(0, 16);
+    }
+    for (const b of this.statusSeg.children) b.setAttribute("aria-selected", String(b.dataset.status === s.status));
+    this.tagIn.value = s.tag;
+    this.searchIn.value = s.q;
+    this.table.setSize(s.size);
+    this.tagBanner.hidden = !s.tag;
+    this.tagText.textContent = s.tag;
+    const exportParams = { ...this.apiParams(), status: s.status };
+    this.csv.href = api.exportUrl(this.name, "csv", exportParams);
+    this.jsonl.href = api.exportUrl(this.name, "jsonl", exportParams);
+  }
+
+  /** The URL changed under us (back/forward, a tag link in the drawer). */
+  syncFromUrl(params) {
+    const next = readState(params);
+    const s = this.state;
+    const all = ["window", "start", "end", "tag"].some((k) => next[k] !== s[k]);
+    const log = ["status", "q", "size"].some((k) => next[k] !== s[k]);
+    if (!all && !log) return;
+    Object.assign(this.state, next, { live: s.live });
+    this.syncControls();
+    if (all) this.refresh(true);
+    else this.reloadLog();
+  }
+
+  windowChanged() {
+    const v = this.windowSel.value;
+    if (v === "custom") {
+      this.range.hidden = false;
+      const now = new Date();
+      this.startIn.value ||= fmt.localInput(new Date(now.getTime() - 86400_000));
+      this.endIn.value ||= fmt.localInput(now);
+      this.startIn.focus();
+      return;
+    }
+    this.set({ window: v, start: "", end: "" }, "all");
+  }
+
+  applyRange(event) {
+    event.preventDefault();
+    const start = this.startIn.value;
+    const end = this.endIn.value;
+    if (!start || !end || end <= start) {
+      this.showError("Pick a start and an end, the end after the start.");
+      return;
+    }
+    this.set({ window: "custom", start, end }, "all");
+  }
+
+  // --- loading ----------------------------------------------------------------------------
+
+  async refresh(skeletons = false) {
+    const seq = ++this.seq;
+    this.error.hidden = true;
+    if (skeletons) {
+      this.cards.loading();
+      this.charts.loading();
+    }
+    const p = this.apiParams();
+    const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s));
+    const series = api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts));
+    const log = this.loadRequests(true);
+    Promise.allSettled([cards, log]).then(() => requestAnimationFrame(() => setTimeout(this.painted)));
+    const results = await Promise.allSettled([cards, series, log]);
+    if (seq !== this.seq) return;
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) this.showError(failed.reason.message);
+    this.stamp();
+  }
+
+  async loadRequests(reset = false) {
+    if (reset) {
+      this.cursors = [null];
+      this.pageIndex = 0;
+    }
+    const seq = ++this.reqSeq;
+    this.table.loading(Math.min(this.state.size, 10));
+    let res;
+    try {
+      res = await api.requests(this.name, { ...this.logParams(), cursor: this.cursors[this.pageIndex] });
+    } catch (err) {
+      if (seq === this.reqSeq) this.table.render([], { pageIndex: this.pageIndex, hasNext: false, size: 0, message: err.message });
+      throw err;
+    }
+    if (seq !== this.reqSeq) return;
+    this.nextCursor = res.next_cursor;
+    if (this.pageIndex === 0) this.newestCursor = res.newest_cursor || null;
+    const s = this.state;
+    this.setEmpty(this.pageIndex === 0 && !res.data.length && !s.status && !s.tag && !s.q);
+    let message = "No requests in this window.";
+    if (s.q) message = `No request with ID “${s.q}” in this window.`;
+    else if (s.status || s.tag) message = "No requests match these filters.";
+    this.table.render(res.data, { pageIndex: this.pageIndex, hasNext: Boolean(res.next_cursor), size: s.size, message });
+  }
+
+  reloadLog() {
+    return this.loadRequests(true).catch((err) => this.showError(err.message));
+  }
+
+  goPage(direction) {
+    if (direction > 0 && this.nextCursor) this.cursors.push(this.nextCursor);
+    else if (direction < 0 && this.cursors.length > 1) this.cursors.pop();
+    else return;
+    this.pageIndex = this.cursors.length - 1;
+    this.loadRequests().catch((err) => this.showError(err.message));
+  }
+
+  setEmpty(empty) {
+    this.isEmpty = empty;
+    this.charts.el.hidden = empty;
+    this.log.hidden = empty;
+    this.emptyHolder.hidden = !empty;
+    if (empty) {
+      const label = WINDOWS.find(([v]) => v === this.state.window)[1].toLowerCase();
+      const where = this.state.window === "custom" ? "in this time range" : `in the ${label}`;
+      this.emptyHolder.replaceChildren(emptyState(this.name, this.page.dep || {}, () => this.live.start(), where));
+    }
+  }
+
+  showError(message) {
+    this.error.textContent = `Could not load usage: ${message}`;
+    this.error.hidden = false;
+  }
+
+  stamp() {
+    this.updatedAt = new Date();
+    this.updated.textContent = `Updated ${fmt.time(this.updatedAt.toISOString())}`;
+  }
+
+  // --- live -------------------------------------------------------------------------------
+
+  liveChanged() {
+    const on = this.live.on;
+    this.liveBtn.setAttribute("aria-pressed", String(on));
+    this.liveBtn.classList.toggle("active", on);
+    this.liveBanner.hidden = !on;
+    this.liveText.textContent = this.live.paused
+      ? " — paused while this tab is hidden."
+      : " — new requests appear as they finish; everything refreshes every 15 seconds.";
+    this.writeUrl();
+  }
+
+  /** The 15-second refresh: the cards, the charts, and only the rows newer than those shown. */
+  async tick() {
+    const seq = this.seq;
+    const p = this.apiParams();
+    const calls = [
+      api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s)),
+      api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts)),
+    ];
+    if (this.isEmpty) calls.push(this.loadRequests(true));
+    else if (this.pageIndex === 0 && !this.state.q && this.newestCursor) {
+      calls.push(api.requests(this.name, { ...this.logParams(), limit: LIVE_BATCH, after: this.newestCursor })
+        .then((res) => {
+          if (seq !== this.seq || this.pageIndex !== 0) return null;
+          this.newestCursor = res.newest_cursor || this.newestCursor;
+          if (res.data.length >= LIVE_BATCH) return this.loadRequests(true);
+          this.table.prepend(res.data);
+          return this.trim();
+        }));
+    }
+    const results = await Promise.allSettled(calls);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) this.showError(failed.reason.message);
+    else this.error.hidden = true;
+    this.stamp();
+  }
+
+  /** One request pushed by the server as it finished (SSE). */
+  push(row) {
+    if (!this.matches(row) || this.table.has(row.id)) return;
+    this.cards.add(row);
+    this.charts.add(row);
+    if (this.isEmpty) {
+      this.reloadLog();
+    } else if (this.pageIndex === 0 && !this.state.q) {
+      this.table.prepend([row]);
+      this.trim();
+    } else {
+      this.table.noteNew(1);
+    }
+  }
+
+  /** Page one grows while Live adds rows; past a few pages' worth, start it afresh. */
+  trim() {
+    if (this.table.count > Math.max(this.state.size * 4, 200)) return this.loadRequests(true);
+    return null;
+  }
+
+  matches(row) {
+    const s = this.state;
+    if (s.status && row.status !== s.status) return false;
+    if (s.tag && !(row.tags || []).includes(s.tag)) return false;
+    const t = Date.parse(row.start_time);
+    if (s.window === "custom") return (!s.start || t >= new Date(s.start).getTime()) && (!s.end || t < new Date(s.end).getTime());
+    return t >= Date.now() - SECONDS[s.window] * 1000;
+  }
+
+  destroy() {
+    this.seq += 1;
+    this.live.destroy();
+    this.charts.destroy();
+  }
+}

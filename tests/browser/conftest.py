@@ -1,0 +1,110 @@
+"""Browser tests: one real ``modelmeter serve`` and one headless Debian chromium for the session.
+
+Each test gets a fresh page (its local storage cleared after it) on the shared server, and its
+own deployment(s) so that the numbers it checks are not disturbed by the other tests. Chromium is the
+system one (``/usr/bin/chromium``); no browser is ever downloaded. If it is missing, tests FAIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
+
+from tests.browser.support import TZ
+from tests.fakes.upstream import FakeUpstream
+from tests.helpers import ServerProcess, sqlite_url, write_config
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
+# name -> extra fields; every deployment points at the fake upstream's "fake-model".
+DEPLOYMENTS: dict[str, dict[str, Any]] = {
+    "cards-model": {"price": {"input": 1.5, "output": 2.0}},
+    "paging-model": {"price": {"input": 1.0, "output": 4.0}},
+    "drawer-model": {"provider": "openai", "price": {"input": 3.0, "output": 15.0}},
+    "live-model": {},
+    "xss-model": {},
+    "empty-model": {},
+    "filters-model": {},
+    "nobodies-model": {"store_bodies": False},
+    "team/slash-model": {},  # a name with a slash: one encoded path segment in the page's URLs
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("browser")
+    deployments = [{"name": name, "model": "fake-model", "api_base": fake_upstream.base_url, **extra}
+                   for name, extra in DEPLOYMENTS.items()]
+    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "modelmeter.db"),
+                          deployments=deployments)
+    with ServerProcess(config, log_dir=tmp / "server") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def browser(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """One chromium with a profile on disk for the session: its HTTP and code caches make plotly's
+    4.8 MB load fast after the first page, as in a real browser. Each test gets a fresh page."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Debian's chromium is not installed (apt-get install chromium): the browser tests need it")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            tmp_path_factory.mktemp("chromium-profile"), executable_path=executable, headless=True,
+            args=CHROMIUM_ARGS, base_url=server.url, viewport={"width": 1440, "height": 900},
+            timezone_id=TZ, locale="en-US", color_scheme="light")
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+        yield context
+        context.close()
+
+
+class PageProblems:
+    """JavaScript errors and CSP violations seen by a page: a test fails if there are any."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("console", self._console)
+
+        def dialog(d: Any) -> None:
+            self.dialogs.append(d.message)
+            d.dismiss()
+
+        page.on("dialog", dialog)
+
+    def _console(self, msg: ConsoleMessage) -> None:
+        text = msg.text
+        if "Content Security Policy" in text or (msg.type == "error" and "favicon" not in text
+                                                   and "Failed to load resource" not in text):
+            self.errors.append(f"console {msg.type}: {text}")
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    pg = browser.new_page()
+    pg.set_default_timeout(10_000)
+    problems = PageProblems(pg)
+    yield pg
+    with contextlib.suppress(Exception):
+        pg.evaluate("localStorage.clear()")
+    pg.close()
+    assert not problems.dialogs, f"a dialog was opened: {problems.dialogs}"
+    assert not problems.errors, "\n".join(problems.errors)
+
+
+@pytest.fixture(scope="session")
+def client(server: ServerProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=20) as c:
+        yield c
