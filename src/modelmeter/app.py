@@ -33,6 +33,7 @@ from modelmeter.storage.retention import prune
 from modelmeter.upstreams.client import AiohttpUpstream, UpstreamClient
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
+from modelmeter.web.docs import install_docs
 from modelmeter.web.routes import install_web
 
 log = logging.getLogger("modelmeter")
@@ -102,7 +103,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
             await asyncio.to_thread(state.embedded.stop)
             db.close()
 
-    api = FastAPI(title="modelmeter", version=__version__, lifespan=lifespan,
+    api = FastAPI(title="modelmeter", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Usage API of the modelmeter gateway. The OpenAI-compatible "
                               "endpoints live under /v1.")
     api.state.mm = state
@@ -112,4 +113,5 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
     api.include_router(ops_router)
     api.include_router(metrics_router)
     install_web(api)
+    install_docs(api)
     return ModelMeterApp(gateway, api, state)
