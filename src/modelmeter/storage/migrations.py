@@ -25,15 +25,16 @@ class Migration:
 
 def _backfill_rollups(db: Database, tx: Any) -> None:
     """Records stored before rollups existed are added to them, a page at a time."""
-    from modelmeter.storage.records import RECORD_COLUMNS
-
+    # The columns as of this migration (later ones may add more).
+    cols = ("id", "deployment", "start_us", "status", "prompt_tokens", "completion_tokens", "total_tokens",
+            "cached_tokens", "reasoning_tokens", "spend_pusd", "latency_ms", "ttft_ms")
     last = ""
     while True:
-        rows = tx.execute(db.sql(f"SELECT {', '.join(RECORD_COLUMNS)} FROM records WHERE id > :last "
+        rows = tx.execute(db.sql(f"SELECT {', '.join(cols)} FROM records WHERE id > :last "
                                  "ORDER BY id LIMIT 5000"), {"last": last}).fetchall()
         if not rows:
             return
-        rollups.add_rows(db, tx, [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in rows])
+        rollups.add_rows(db, tx, [dict(zip(cols, r, strict=True)) for r in rows])
         last = rows[-1][0]
 
 
@@ -113,6 +114,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX runs_created ON runs (created_us)",
     )),
     Migration("0003_rollups", rollups.schema_statements(), backfill=_backfill_rollups),
+    Migration("0004_keys", (
+        # Server-wide values, e.g. the hash of a generated admin key (never the key itself).
+        "CREATE TABLE server_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # Virtual keys for /v1: only a hash of the key is kept.
+        """CREATE TABLE virtual_keys (
+            alias TEXT PRIMARY KEY,
+            key_hash TEXT NOT NULL UNIQUE,
+            key_prefix TEXT NOT NULL,
+            created_us BIGINT NOT NULL,
+            revoked_us BIGINT,
+            rpm_limit BIGINT,
+            tpm_limit BIGINT,
+            budget_pusd BIGINT,
+            spent_pusd BIGINT NOT NULL DEFAULT 0
+        )""",
+        "ALTER TABLE records ADD COLUMN key_alias TEXT",
+        "CREATE INDEX records_page_key ON records (deployment, key_alias, start_us, id)",
+    )),
 )
 
 

@@ -15,7 +15,7 @@ RECORD_COLUMNS = (
     "client_ip", "status", "http_status", "error", "stream", "start_us", "end_us", "latency_ms",
     "ttft_ms", "overhead_ms", "retries", "cache_hit", "prompt_tokens", "completion_tokens",
     "total_tokens", "cached_tokens", "reasoning_tokens", "usage_estimated", "spend_pusd",
-    "cost_breakdown", "price_source", "metadata", "tags", "bodies",
+    "cost_breakdown", "price_source", "metadata", "tags", "bodies", "key_alias",
 )
 _INSERT_RECORD = (f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
                   f"({', '.join(':' + c for c in RECORD_COLUMNS)})")
