@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from modelmeter import __version__
+from modelmeter.cli.bench import bench
 from modelmeter.cli.db import db
 from modelmeter.cli.deploy import deploy
+from modelmeter.cli.eval import eval_cmd
 from modelmeter.cli.serve import serve
 
 
@@ -19,7 +21,13 @@ def cli() -> None:
 cli.add_command(serve)
 cli.add_command(deploy)
 cli.add_command(db)
+cli.add_command(bench)
+cli.add_command(eval_cmd)
 
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -111,23 +111,36 @@ class AiohttpUpstream:
         timeouts: Timeouts,
     ) -> UpstreamResponse:
         timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
-        try:
-            resp = await self._get_session().request(
-                method, url, data=body, headers=headers, timeout=timeout
-            )
-        except TimeoutError as exc:
-            raise UpstreamError(
-                "timeout", f"the upstream at {_origin(url)} did not answer in time"
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(
-                "connect",
-                f"cannot reach the upstream at {_origin(url)}: {exc.os_error.strerror or exc}",
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                "protocol", f"the upstream at {_origin(url)} failed: {type(exc).__name__}"
-            ) from exc
+        stale_retry = True
+        while True:
+            try:
+                resp = await self._get_session().request(
+                    method, url, data=body, headers=headers, timeout=timeout
+                )
+                break
+            except TimeoutError as exc:
+                raise UpstreamError(
+                    "timeout", f"the upstream at {_origin(url)} did not answer in time"
+                ) from exc
+            except aiohttp.ClientConnectorError as exc:
+                raise UpstreamError(
+                    "connect",
+                    f"cannot reach the upstream at {_origin(url)}: {exc.os_error.strerror or exc}",
+                ) from exc
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # A pooled keep-alive connection the upstream had already closed (llama.cpp's
+                # server does this after a stream): nothing was answered, so send it once more
+                # on a fresh connection.
+                if stale_retry:
+                    stale_retry = False
+                    continue
+                raise UpstreamError(
+                    "protocol", f"the upstream at {_origin(url)} closed the connection: {type(exc).__name__}"
+                ) from exc
+            except aiohttp.ClientError as exc:
+                raise UpstreamError(
+                    "protocol", f"the upstream at {_origin(url)} failed: {type(exc).__name__}"
+                ) from exc
         return _AiohttpResponse(resp)
 
     async def post(

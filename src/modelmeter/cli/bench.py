@@ -1,0 +1,257 @@
+"""``modelmeter bench``: drive load at an OpenAI-compatible endpoint and report it as vLLM's
+``bench serve`` would; ``bench list`` and ``bench compare`` look back at remembered runs.
+
+Bad arguments and unusable targets end with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import quote
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from modelmeter.bench import compare as compare_runs
+from modelmeter.bench import load, metrics, prompts, report, runs, server
+from modelmeter.bench.runner import BenchConfig, BenchError, run_bench
+from modelmeter.cli.client import call, url_option
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+T = TypeVar("T")
+
+
+class OneLineError(click.UsageError):
+    """A usage error shown as one line (``modelmeter bench: …``), exit status 2."""
+
+    def show(self, file: Any = None) -> None:
+        names: list[str] = []
+        ctx = self.ctx
+        while ctx is not None and ctx.parent is not None:  # the root is "modelmeter" however it ran
+            names.insert(0, ctx.info_name or "")
+            ctx = ctx.parent
+        click.echo(" ".join(["modelmeter", *names]) + f": {self.format_message()}", err=True)
+
+
+def fail(message: str, ctx: click.Context | None = None) -> NoReturn:
+    raise OneLineError(message, ctx or click.get_current_context(silent=True))
+
+
+class _OneLine:
+    """Click's own parse errors (unknown option, not a number…) as one line too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc]
+        except OneLineError:
+            raise
+        except click.UsageError as exc:
+            raise OneLineError(exc.format_message(), ctx) from None
+
+
+class OneLineGroup(_OneLine, click.Group):
+    pass
+
+
+class OneLineCommand(_OneLine, click.Command):
+    pass
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when it is installed (it is, with uvicorn[standard]): a faster client."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def at_least(name: str, value: int | None, minimum: int) -> None:
+    if value is not None and value < minimum:
+        fail(f"{name} must be at least {minimum} (got {value})")
+
+
+def above_zero(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        fail(f"{name} must be more than 0 (got {value:g})")
+
+
+def save_run(run: dict[str, Any], json_path: str | None, console: Console) -> None:
+    """The report to ``--json``; the run to a local file, and to the server when the target is a
+    modelmeter server (before anything is printed, so a closed pipe loses nothing)."""
+    result = run["report"]
+    if json_path:
+        try:
+            report.write_json(result, json_path)
+        except OSError as exc:
+            fail(f"cannot write {json_path}: {exc.strerror}")
+    root = server.root_of(result["base_url"]) if result.get("usage_url") else None
+    path = runs.save_local(run)
+    console.print(f"Run {run['id']} saved to {path}", style="dim")
+    if root:
+        try:
+            call(root, "POST", "/api/runs", run)
+            console.print(f"Run {run['id']} stored on {root} (GET /api/runs/{run['id']})", style="dim")
+        except click.ClickException as exc:
+            console.print(f"could not store the run on {root}: {exc.format_message()}", style="yellow")
+
+
+@click.group("bench", cls=OneLineGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
+              help="The OpenAI-compatible API to load: a modelmeter server or any other.")
+@click.option("--model", help="The model (deployment) to send requests to.")
+@click.option("--api-key", envvar="OPENAI_API_KEY", help="Bearer key for the target [$OPENAI_API_KEY].")
+@click.option("--endpoint", type=click.Choice(list(prompts.ENDPOINTS)), default="chat", show_default=True)
+@click.option("--requests", "-n", type=int,
+              help="Send exactly N requests (default: 100, or each --dataset line once; none with --duration).")
+@click.option("--duration", help="Send for this long, e.g. 60s or 2m (with --requests: whichever ends first).")
+@click.option("--concurrency", "-c", type=int,
+              help="Requests in flight at most (default 1; with --rate: no cap unless given).")
+@click.option("--rate", type=float, help="Requests per second, Poisson arrivals (open loop).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of arrivals and prompts.")
+@click.option("--warmup", type=int, default=0, show_default=True,
+              help="Warm-up requests first, tagged bench:RUN:warmup and left out of the figures.")
+@click.option("--stream/--no-stream", default=True, show_default=True)
+@click.option("--input-tokens", type=int, default=128, show_default=True, help="Synthetic prompt length.")
+@click.option("--output-tokens", type=int,
+              help="max_tokens of each request (default 128; a --dataset line's own if not given).")
+@click.option("--dataset", type=click.Path(dir_okay=False),
+              help='JSONL: one request body, or {"prompt": …}, per line.')
+@click.option("--no-metadata", is_flag=True, help='Leave out "metadata": {"bench_run": …} (some '
+                                                 "servers reject unknown fields); the tag header stays.")
+@click.option("--goodput", help="SLOs in ms for goodput, e.g. ttft:500,tpot:50 (ttft, tpot, e2e).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds per request.")
+@click.option("--keepalive/--no-keepalive", default=True, show_default=True,
+              help="Reuse connections; --no-keepalive opens one per request (as vLLM's bench does) "
+                   "for servers that close kept-alive connections early.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes on stderr.")
+@click.pass_context
+def bench(ctx: click.Context, base_url: str, model: str | None, api_key: str | None, endpoint: str,
+          requests: int | None, duration: str | None, concurrency: int | None, rate: float | None,
+          seed: int, warmup: int, stream: bool, input_tokens: int, output_tokens: int | None,
+          dataset: str | None, no_metadata: bool, goodput: str | None, json_path: str | None,
+          timeout: float, keepalive: bool, quiet: bool) -> None:
+    """Benchmark a running model: `modelmeter bench --model NAME --requests 20 --concurrency 4`.
+
+    Every request carries the tag bench:RUN (header x-modelmeter-tags). On a modelmeter server
+    the run shows in the Usage tab filtered to that tag, and the report compares the client's
+    figures with the server's records. Runs are remembered: see `bench list` and `bench compare`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not model:
+        fail("--model is required (the model or deployment to load)")
+    for name, value in (("--requests", requests), ("--concurrency", concurrency),
+                        ("--input-tokens", input_tokens), ("--output-tokens", output_tokens)):
+        at_least(name, value, 1)
+    at_least("--warmup", warmup, 0)
+    above_zero("--rate", rate)
+    above_zero("--timeout", timeout)
+    if not base_url.startswith(("http://", "https://")):
+        fail(f"--base-url must be an http(s) URL (got {base_url!r})")
+    try:
+        seconds = load.parse_duration(duration) if duration is not None else None
+        slos = metrics.parse_slos(goodput)
+    except ValueError as exc:
+        fail(str(exc))
+    default_n = None if dataset else 100  # a data set: each line once
+    shape = load.Shape(requests=requests if requests is not None or seconds is not None else default_n,
+                       duration=seconds, seed=seed, rate=rate,
+                       concurrency=concurrency if concurrency is not None or rate is not None else 1)
+    cfg = BenchConfig(model=model, run_id=runs.new_run_id(), base_url=base_url.rstrip("/"),
+                      api_key=api_key, endpoint=endpoint, stream=stream, shape=shape, warmup=warmup,
+                      input_tokens=input_tokens,
+                      output_tokens=output_tokens if output_tokens is not None or dataset else 128,
+                      dataset=dataset, metadata=not no_metadata, slos=slos, timeout=timeout,
+                      progress=not quiet, seed=seed, keepalive=keepalive)
+    err = report.console(stderr=True, quiet=quiet)
+    err.print(f"bench {cfg.run_id}: {shape.describe()} → {cfg.model} at {cfg.base_url} (tag {cfg.tag})")
+    try:
+        result = run_async(run_bench(cfg, lambda m: err.print(m, soft_wrap=True)))
+    except BenchError as exc:
+        fail(str(exc))
+    save_run(runs.make_run(cfg.run_id, "bench", cfg.model, cfg.params(), result), json_path, err)
+    report.render(result)
+    if result["interrupted"]:
+        sys.exit(130)  # as a shell reports Ctrl-C, after the partial report
+    if result["completed"] == 0 and result["failed"]:
+        sys.exit(1)
+
+
+def fetch_runs(url: str, kind: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
+    query = f"/api/runs?limit={limit}" + (f"&kind={kind}" if kind else "")
+    try:
+        body = call(url, "GET", query)
+        return list(body["data"]), url
+    except (click.ClickException, KeyError, TypeError):
+        return runs.list_local(kind, limit), str(runs.runs_dir())
+
+
+def fetch_run(url: str, run_id: str) -> dict[str, Any]:
+    try:
+        run = call(url, "GET", f"/api/runs/{quote(run_id, safe='')}")
+        if isinstance(run, dict):
+            return run
+    except click.ClickException:
+        pass
+    local = runs.load_local(run_id)
+    if local is None:
+        fail(f"no run {run_id!r} on {url} or in {runs.runs_dir()}")
+    return local
+
+
+def _headline(run: dict[str, Any]) -> list[str]:
+    r = run.get("report") or {}
+    if run.get("kind") == "eval":
+        acc = r.get("accuracy")
+        return ["-", "-", report.fmt((r.get("e2e_ms") or {}).get("p50")),
+                "-" if acc is None else f"{acc:.1%} accuracy"]
+    rate = r.get("success_rate")
+    return [report.fmt(r.get("request_throughput")), report.fmt(r.get("output_token_throughput")),
+            report.fmt((r.get("ttft_ms") or {}).get("p50")), "-" if rate is None else f"{rate:.1%} ok"]
+
+
+@bench.command("list", cls=OneLineCommand)
+@url_option()
+@click.option("--kind", type=click.Choice(["bench", "eval"]), help="Only this kind of run.")
+@click.option("--limit", type=click.IntRange(1, 200), default=30, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def list_cmd(url: str, kind: str | None, limit: int, as_json: bool) -> None:
+    """List remembered runs, newest first (from the server if reachable, else local files)."""
+    found, source = fetch_runs(url, kind, limit)
+    if as_json:
+        click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"Runs ({source}); p50 ms: TTFT of a bench, latency of an eval",
+                  title_justify="left")
+    for col in ("run", "kind", "model", "created (UTC)", "load", "req/s", "out tok/s", "p50 ms", "result"):
+        table.add_column(col, no_wrap=col != "load")
+    for run in found:
+        params = run.get("params") or {}
+        created = str(run.get("created", "-"))[:19].replace("T", " ")
+        table.add_row(run.get("id", "?"), run.get("kind", "?"), str(run.get("deployment") or "-"), created,
+                      str(params.get("load") or params.get("dataset") or "-"), *_headline(run))
+    report.console().print(table)
+
+
+@bench.command("compare", cls=OneLineCommand)
+@click.argument("run_a")
+@click.argument("run_b")
+@url_option()
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def compare_cmd(run_a: str, run_b: str, url: str, as_json: bool) -> None:
+    """Show runs RUN_A and RUN_B side by side, with the change from A to B."""
+    a, b = fetch_run(url, run_a), fetch_run(url, run_b)
+    if as_json:
+        click.echo(orjson.dumps({"a": a["id"], "b": b["id"], "rows": compare_runs.rows(a, b)},
+                                       option=orjson.OPT_INDENT_2).decode())
+        return
+    report.console().print(compare_runs.table(a, b))
