@@ -142,6 +142,7 @@ class FakeServer:
         self.per_model: Counter[str] = Counter()
         self.last_by_path: dict[str, dict[str, Any]] = {}
         self.last: dict[str, Any] | None = None
+        self.disconnects: Counter[str] = Counter()  # streams the client closed before their end
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -174,6 +175,7 @@ class FakeServer:
         stats.update(models=self.per_model, last=entry(self.last))
         stats["last_by_path"] = {p: entry(e) for p, e in self.last_by_path.items()}
         stats["config"] = {"ttft_ms": self.ttft * 1000, "itl_ms": self.itl * 1000}
+        stats["disconnects"] = self.disconnects
         return web.Response(body=orjson.dumps(stats), content_type=_JSON)
 
     async def _begin(self, request: web.Request) -> tuple[dict, frozenset, float] | web.Response:
@@ -251,7 +253,11 @@ class FakeServer:
             if (body.get("stream_options") or {}).get("include_usage") is not True:
                 usage = None
             cut = "cut-stream" in flags
-            return await self._stream(request, obj, n, finish, usage, (t0 + ttft, itl, cut))
+            try:
+                return await self._stream(request, obj, n, finish, usage, (t0 + ttft, itl, cut))
+            except (asyncio.CancelledError, ConnectionResetError):  # the client hung up mid-stream
+                self.disconnects[request.path] += 1
+                raise
         await _sleep_until(t0 + ttft + max(n - 1, 0) * itl)
         text = " ".join(f"tok{i}" for i in range(n))
         if chat:
@@ -386,7 +392,8 @@ class FakeUpstream:
         self._proc = self._tmp = None
 
     def stats(self) -> dict[str, Any]:
-        """Counts per path and model; ``last`` / ``last_by_path``: method, path, body, headers."""
+        """Counts per path and model; ``last`` / ``last_by_path``: method, path, body, headers;
+        ``disconnects``: streams per path whose client hung up before their end."""
         with urllib.request.urlopen(f"{self.url}/_stats", timeout=10) as r:
             return orjson.loads(r.read())
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from modelmeter.config import Deployment
 from modelmeter.metering.record import CallRecord, new_record_id
@@ -101,3 +102,20 @@ def test_stop_during_outage_keeps_records_for_the_next_start(tmp_path: Path) -> 
     again.start()
     again.stop()
     assert count(db) == 200
+
+
+def test_a_row_the_database_refuses_does_not_stop_recording(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    migrate(db)
+    recorder = Recorder(db, batch_size=10, spool_dir=tmp_path / "spool")
+    recorder.start()
+    bad = rec(0)
+    bad.retries = 2**70  # no SQLite INTEGER holds this: the insert of the batch fails
+    recorder.submit_nowait(bad)
+    for i in range(1, 20):
+        recorder.submit_nowait(rec(i))
+    recorder.stop()
+    assert count(db) == 20  # the odd one stored with its numbers clamped, the rest as they were
+    assert recorder.dropped == 0
+    stored = db.fetchone("SELECT retries FROM records WHERE id = :i", {"i": bad.id})
+    assert stored == (2**31 - 1,)

@@ -8,6 +8,7 @@ the recorder's queue at the end. Every request that names a deployment is record
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,9 @@ from modelmeter.registry import Registry
 from modelmeter.upstreams.client import UpstreamClient
 
 TAGS_HEADER = b"x-modelmeter-tags"
+MAX_TAGS = 20
+MAX_TAG_CHARS = 200
+log = logging.getLogger("modelmeter.gateway")
 
 
 class _Disconnected(Exception):
@@ -36,6 +40,7 @@ class _Watch:
     task: asyncio.Task[Any] | None
     done: bool = False
     disconnected: bool = False
+    call: Call | None = None  # once the response is complete, a disconnect is no hang-up
 
 
 class Gateway:
@@ -50,7 +55,7 @@ class Gateway:
         path = scope["path"].rstrip("/")
         call_type = CALL_TYPES.get(path)
         if call_type is not None and scope["method"] == "POST":
-            await self._call(scope, receive, send, call_type)
+            await self._call(scope, receive, send, call_type, path)
         elif path == "/v1/models" and scope["method"] in ("GET", "HEAD"):
             await send_json(send, 200, orjson.dumps(self._models()))
         elif call_type is not None or path == "/v1/models":
@@ -74,7 +79,8 @@ class Gateway:
             dep = self.registry.get(name)
         return dep
 
-    async def _call(self, scope: Scope, receive: Receive, send: Send, call_type: str) -> None:
+    async def _call(self, scope: Scope, receive: Receive, send: Send, call_type: str,
+                    path: str) -> None:
         t0 = time.perf_counter()
         wall = time.time()
         try:
@@ -93,14 +99,14 @@ class Gateway:
             return
         headers = dict(scope["headers"])
         client = scope.get("client")
+        meta, tags = _metadata(body, headers.get(TAGS_HEADER))
         rec = CallRecord(
             id=new_record_id(wall), deployment=dep, model=body["model"], call_type=call_type,
             start=wall, stream=body.get("stream") is True, client_ip=client[0] if client else None,
-            request_body=body, metadata=_metadata(body, headers.get(TAGS_HEADER)),
+            request_body=body, metadata=meta, tags=tags,
         )
-        rec.tags = rec.metadata.get("tags", []) if rec.metadata else []
         call = Call(rec=rec, body=body, t0=t0, send=send)
-        watch = _Watch(None)
+        watch = _Watch(None, call=call)
         watch.task = asyncio.create_task(_watch_disconnect(receive, asyncio.current_task(), watch))
         try:
             check_fields(body, call_type)
@@ -109,7 +115,7 @@ class Gateway:
                 raise APIError(503, f"The embedded model '{dep.model}' is still starting; "
                                "try again in a few seconds.", "service_unavailable",
                                code="model_loading")
-            await relay(call, self.upstream, base + scope["path"][3:], dep)
+            await relay(call, self.upstream, base + path[3:], dep)
             watch.done = True
         except APIError as exc:
             watch.done = True
@@ -129,22 +135,56 @@ class Gateway:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
+        except Exception as exc:  # a bug of ours: answer and record it rather than lose the call
+            watch.done = True
+            log.exception("unexpected error relaying %s to %s", path, dep.name)
+            call.fail(500, f"internal error: {type(exc).__name__}")
+            err = APIError(500, "The gateway failed to handle this request.", "server_error",
+                           code="internal_error")
+            rec.response_body = err.body()
+            try:
+                if not call.started:
+                    await _send_error(send, err)
+                elif not call.complete:
+                    call.complete = True
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except Exception:  # the connection is gone too
+                pass
         finally:
             if watch.task is not None:
-                watch.task.cancel()
-        call.finish()
+                if call.complete:
+                    # The server wakes the watcher's receive() itself once the response is sent
+                    # (uvicorn does, as do httpx's and Starlette's test transports): let it end
+                    # quietly. Cancelling it instead cost an exception, a traceback and a cycle of
+                    # garbage per call. Any other server: cancelled after it had its chance.
+                    asyncio.get_running_loop().call_soon(_cancel_if_pending, watch.task)
+                else:
+                    watch.task.cancel()
+        try:
+            call.finish()
+        except Exception:  # keep the record, whatever the accounting bug
+            log.exception("could not settle the record of %s", rec.id)
         await self.recorder.submit(rec)
 
 
 async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any] | None,
                             watch: _Watch) -> None:
     """Cancel the call when the client hangs up, so the upstream request is cancelled too."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-    if not watch.done and task is not None and not task.done():
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+    except asyncio.CancelledError:
+        return  # the call is over; ending quietly leaves no exception and traceback to collect
+    complete = watch.call is not None and watch.call.complete
+    if not watch.done and not complete and task is not None and not task.done():
         watch.disconnected = True
+        task.cancel()
+
+
+def _cancel_if_pending(task: asyncio.Task[Any]) -> None:
+    if not task.done():
         task.cancel()
 
 
@@ -169,17 +209,29 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _metadata(body: dict[str, Any], tags_header: bytes | None) -> dict[str, Any] | None:
+def _metadata(body: dict[str, Any], tags_header: bytes | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """The record's metadata (the body's ``metadata`` and ``user``, and the tags) and its tags.
+
+    Tags come from the ``x-modelmeter-tags`` header (comma-separated) or else a ``tags`` entry of
+    the body's metadata; only strings are kept, so any client input stores cleanly."""
     meta: dict[str, Any] = {}
     if isinstance(body.get("metadata"), dict):
         meta.update(body["metadata"])
     if body.get("user") is not None:
         meta["user"] = body["user"]
-    if tags_header:
-        tags = [t.strip() for t in tags_header.decode("latin-1").split(",") if t.strip()]
-        if tags:
-            meta["tags"] = tags[:20]
-    return meta or None
+    raw: Any = tags_header.decode("latin-1") if tags_header else meta.get("tags")
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    tags: list[str] = []
+    if isinstance(raw, list):
+        for tag in raw:
+            tag = tag.strip()[:MAX_TAG_CHARS] if isinstance(tag, str) else ""
+            if tag and tag not in tags:
+                tags.append(tag)
+    tags = tags[:MAX_TAGS]
+    if tags:
+        meta["tags"] = tags
+    return meta or None, tags
 
 
 async def _send_error(send: Send, exc: APIError) -> None:

@@ -14,7 +14,7 @@ from modelmeter.config import Deployment
 from modelmeter.gateway.errors import APIError, error_body, upstream_error_message
 from modelmeter.metering.record import CallRecord
 from modelmeter.metering.usage import StreamAccumulator, Usage
-from modelmeter.sse import DONE, SSEParser, encode_event
+from modelmeter.sse import DONE, SSEEvent, SSEParser, encode_event
 from modelmeter.upstreams.client import Timeouts, UpstreamClient, UpstreamError
 
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
@@ -33,6 +33,8 @@ class Call:
     upstream_wait: float = 0.0  # seconds spent waiting on the upstream
     t_first: float | None = None  # perf_counter when the first content reached the client
     started: bool = False  # response headers sent: too late for an error status
+    complete: bool = False  # the client has the whole answer (its last body message, or [DONE],
+    # is being or has been sent): a disconnect now is the end of the exchange, not a hang-up
     acc: StreamAccumulator | None = field(default=None)
 
     def fail(self, status: int, message: str) -> None:
@@ -52,7 +54,7 @@ class Call:
             rec.model_id = rec.model_id or acc.model
             if acc.usage.reported:
                 rec.usage = acc.usage
-            rec.response_text = acc.text()
+            rec.response_text = acc.all_text()
             if acc.chunks:
                 rec.response_body = rec.response_body or acc.response()
         if rec.stream and self.t_first is not None:
@@ -71,7 +73,10 @@ def upstream_request(body: dict[str, Any], dep: Deployment) -> tuple[bytes, bool
         wants_usage = bool(options.get("include_usage"))
         # Always ask for usage, so streamed calls are never recorded with zero tokens.
         out["stream_options"] = {**options, "include_usage": True}
-    return orjson.dumps(out), wants_usage
+    try:
+        return orjson.dumps(out), wants_usage
+    except orjson.JSONEncodeError:  # parsed (orjson reads 1024 levels) but cannot be re-encoded (254)
+        raise APIError(400, "The request body is nested too deeply.", code="invalid_json") from None
 
 
 def upstream_headers(dep: Deployment) -> Mapping[str, str]:
@@ -144,6 +149,7 @@ async def _send_whole(call: Call, status: int, data: bytes, headers: Mapping[str
         out_headers.append((b"retry-after", retry_after.encode("latin-1")))
     call.started = True
     await call.send({"type": "http.response.start", "status": status, "headers": out_headers})
+    call.complete = True
     await call.send({"type": "http.response.body", "body": data})
 
 
@@ -156,27 +162,21 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
     saw_done = False
     chunks = resp.chunks().__aiter__()
-    while True:
-        t = time.perf_counter()
-        try:
-            chunk = await chunks.__anext__()
-        except StopAsyncIteration:
-            call.upstream_wait += time.perf_counter() - t
-            break
-        except UpstreamError as exc:
-            call.upstream_wait += time.perf_counter() - t
-            await _end_stream_with_error(call, _UPSTREAM_STATUS[exc.kind], exc.message)
-            return
-        call.upstream_wait += time.perf_counter() - t
+
+    def relayed(events: list[SSEEvent]) -> tuple[list[bytes], bool]:
+        """What the client gets of these events, and whether they carried its first content."""
+        nonlocal saw_done
         out: list[bytes] = []
         first = False
-        for event in parser.feed(chunk):
+        for event in events:
             data = event.data
             if data is None:
                 out.append(event.raw)
                 continue
             if data == DONE:
-                saw_done = True
+                # The client has it all now (the openai client hangs up at [DONE]): whatever the
+                # connections do from here on, this call succeeded.
+                saw_done = call.complete = True
                 out.append(event.raw)
                 continue
             produced = acc.add(data)
@@ -188,24 +188,51 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool) -> None:
                 out.append(encode_event(_without_usage(data)))
                 continue
             out.append(event.raw)
+        return out, first
+
+    failed: UpstreamError | None = None
+    while True:
+        t = time.perf_counter()
+        try:
+            chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            break
+        except UpstreamError as exc:
+            failed = exc
+            break
+        finally:  # also when the client hangs up (cancelled) while we wait on the upstream
+            call.upstream_wait += time.perf_counter() - t
+        out, first = relayed(parser.feed(chunk))
         if out:
             await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
             if first:
                 call.t_first = time.perf_counter()
-    for event in parser.flush():
-        if event.data == DONE:
-            saw_done = True
+    if failed is not None and not saw_done:
+        await _end_stream_with_error(call, _UPSTREAM_STATUS[failed.kind], failed.message)
+        return
+    # A last event the upstream did not end with a blank line is still relayed and counted.
+    out, first = relayed(parser.flush())
+    if out:
+        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+        if first:
+            call.t_first = time.perf_counter()
     if not saw_done:
         await _end_stream_with_error(call, 502, "the upstream ended the stream before [DONE]")
         return
     rec.http_status = 200
+    call.complete = True
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _without_usage(data: bytes) -> bytes:
-    chunk = orjson.loads(data)
-    chunk.pop("usage", None)
-    return orjson.dumps(chunk)
+    try:
+        chunk = orjson.loads(data)
+        if not isinstance(chunk, dict):
+            return data
+        chunk.pop("usage", None)
+        return orjson.dumps(chunk)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return data
 
 
 async def _end_stream_with_error(call: Call, status: int, message: str) -> None:
@@ -214,4 +241,5 @@ async def _end_stream_with_error(call: Call, status: int, message: str) -> None:
     err = error_body(message, "upstream_error", None, f"upstream_{status}")
     await call.send({"type": "http.response.body", "body": encode_event(orjson.dumps(err)),
                      "more_body": True})
+    call.complete = True
     await call.send({"type": "http.response.body", "body": b"", "more_body": False})

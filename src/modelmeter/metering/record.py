@@ -8,7 +8,7 @@ request path pays for none of them.
 from __future__ import annotations
 
 import logging
-import os
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,12 +27,17 @@ if TYPE_CHECKING:
 
 PICO = 10**12
 log = logging.getLogger("modelmeter.metering")
+_random_bits = random.getrandbits
 
 
 def new_record_id(now: float | None = None) -> str:
-    """Time-ordered unique id: 12 hex digits of milliseconds, then 64 random bits."""
+    """Time-ordered unique id: 12 hex digits of milliseconds, then 64 random bits.
+
+    The bits come from ``random`` (seeded from the OS, and reseeded in forked children), not
+    ``os.urandom``: an id needs to be unique, not secret, and ``os.urandom`` is a system call that
+    lets go of the GIL on the hot path, where the writer thread then took it for up to 5 ms."""
     ms = int((now if now is not None else time.time()) * 1000)
-    return f"{ms:012x}{os.urandom(8).hex()}"
+    return f"{ms:012x}{_random_bits(64):016x}"
 
 
 @dataclass(slots=True)
@@ -61,6 +66,7 @@ class CallRecord:
     response_text: str | None = None  # streamed text so far, for estimating tokens
     metadata: dict[str, Any] | None = None
     tags: list[str] = field(default_factory=list)
+    key_alias: str | None = None  # the virtual key's alias (never the key)
 
 
 def iso(us: int) -> str:
@@ -128,20 +134,25 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[s
         "spend_pusd": int(cost.spend * PICO),
         "cost_breakdown": orjson.dumps(breakdown).decode(),
         "price_source": cost.price_source,
-        "metadata": orjson.dumps(rec.metadata).decode() if rec.metadata else None,
-        "tags": orjson.dumps(rec.tags).decode() if rec.tags else None,
+        "metadata": _json_or_none(rec.metadata) if rec.metadata else None,
+        "tags": _json_or_none([t for t in rec.tags if isinstance(t, str)]) if rec.tags else None,
         "bodies": int(keep),
+        "key_alias": rec.key_alias,
         "request": _json_or_none(rec.request_body) if keep else None,
         "response": _json_or_none(rec.response_body) if keep else None,
     }
 
 
 def _json_or_none(body: Any) -> str | None:
+    """JSON text of a body; never raises (this runs in the writer thread, which must not die)."""
     if body is None:
         return None
     if isinstance(body, bytes | bytearray):
         return orjson.dumps(body.decode("utf-8", "replace")).decode()
-    return orjson.dumps(body, default=str).decode()
+    try:
+        return orjson.dumps(body, default=str).decode()
+    except orjson.JSONEncodeError as exc:  # e.g. nested deeper than orjson writes (254 levels)
+        return orjson.dumps({"modelmeter_note": f"not stored: {exc}"}).decode()
 
 
 def estimate_usage(rec: CallRecord) -> Usage:

@@ -34,8 +34,17 @@ class Usage:
         return cls(prompt, completion, total, cached, reasoning, write, True)
 
 
+MAX_TOKENS = 2**31 - 1  # more is not a real count; the cap keeps any value storable (BIGINT)
+
+
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return min(value, MAX_TOKENS)
+    return 0
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class StreamAccumulator:
@@ -84,51 +93,80 @@ class StreamAccumulator:
         self.chunks += 1
         self.last_usage_only = False
         if self.id is None:
-            self.id = chunk.get("id")
-            self.model = chunk.get("model")
-            self.created = chunk.get("created")
+            # Upstream data: only well-typed values reach the record (and the database).
+            self.id = _str(chunk.get("id"))
+            self.model = _str(chunk.get("model"))
+            created = chunk.get("created")
+            self.created = created if isinstance(created, int) and not isinstance(created, bool) else None
         usage = chunk.get("usage")
-        if usage:
+        if usage and isinstance(usage, dict):
             self.usage = Usage.from_openai(usage)
         choices = chunk.get("choices")
-        if not choices:
+        if not choices or not isinstance(choices, list):
             self.last_usage_only = bool(usage)
             return 0
         produced = 0
         for choice in choices:
+            if not isinstance(choice, dict):
+                continue
             index = choice.get("index", 0)
+            if not isinstance(index, int) or isinstance(index, bool):
+                index = 0
             if self.call_type == "chat":
-                delta = choice.get("delta") or {}
-                if "role" in delta:
+                delta = choice.get("delta")
+                if not isinstance(delta, dict):
+                    delta = {}
+                if isinstance(delta.get("role"), str):
                     self.roles[index] = delta["role"]
                 text = delta.get("content") or delta.get("reasoning_content")
-                if delta.get("tool_calls"):
-                    self._add_tool_calls(index, delta["tool_calls"])
+                calls = delta.get("tool_calls")
+                if calls and isinstance(calls, list) and self._add_tool_calls(index, calls):
                     produced += 1
             else:
                 text = choice.get("text")
-            if text:
+            if text and isinstance(text, str):
                 self.parts.setdefault(index, []).append(text)
                 produced += 1
-            if choice.get("finish_reason") is not None:
-                self.finish[index] = choice["finish_reason"]
+            finish = choice.get("finish_reason")
+            if isinstance(finish, str):
+                self.finish[index] = finish
         return produced
 
-    def _add_tool_calls(self, index: int, deltas: list[dict[str, Any]]) -> None:
+    def _add_tool_calls(self, index: int, deltas: list[Any]) -> bool:
         calls = self.tool_calls.setdefault(index, {})
+        added = False
         for delta in deltas:
-            call = calls.setdefault(delta.get("index", 0), {"type": "function", "function": {}})
-            if delta.get("id"):
+            if not isinstance(delta, dict):
+                continue
+            position = delta.get("index", 0)
+            if not isinstance(position, int) or isinstance(position, bool):
+                position = 0
+            call = calls.setdefault(position, {"type": "function", "function": {}})
+            added = True
+            if isinstance(delta.get("id"), str) and delta["id"]:
                 call["id"] = delta["id"]
-            fn = delta.get("function") or {}
+            if isinstance(delta.get("type"), str):
+                call["type"] = delta["type"]
+            fn = delta.get("function")
+            if not isinstance(fn, dict):
+                continue
             target = call["function"]
-            if fn.get("name"):
-                target["name"] = target.get("name", "") + fn["name"]
-            if fn.get("arguments"):
-                target["arguments"] = target.get("arguments", "") + fn["arguments"]
+            for key in ("name", "arguments"):
+                if isinstance(fn.get(key), str) and fn[key]:
+                    target[key] = target.get(key, "") + fn[key]
+        return added
 
     def text(self, index: int = 0) -> str:
         return "".join(self.parts.get(index, ()))
+
+    def all_text(self) -> str:
+        """Every choice's text and tool-call names and arguments: what estimates count."""
+        pieces = ["".join(self.parts[i]) for i in sorted(self.parts)]
+        for i in sorted(self.tool_calls):
+            for call in self.tool_calls[i].values():
+                fn = call.get("function", {})
+                pieces += [fn.get("name", ""), fn.get("arguments", "")]
+        return "".join(p for p in pieces if p)
 
     def response(self) -> dict[str, Any]:
         """The stream reassembled into the shape of the non-streamed response."""

@@ -118,3 +118,15 @@ class Database:
 
     def executemany(self, executor: Any, text: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
         executor.executemany(self.sql(text), rows)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying (the database is away, busy, locked, full, or a deadlock was broken), as
+    opposed to a statement this data will never pass."""
+    if isinstance(exc, sqlite3.OperationalError | ConnectionError | OSError | TimeoutError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)

@@ -127,8 +127,9 @@ def aggregate(rows: Iterable[Mapping[str, Any]], res: Resolution
             s["ttft_sum"] += r["ttft_ms"]
             s["ttft_count"] += 1
         hist[(key[0], bucket, bin_of(r["latency_ms"]))] += 1
-    return list(sums.values()), [
-        {"deployment": d, "bucket_us": b, "bin": i, "n": n} for (d, b, i), n in hist.items()
+    # Sorted by key, so concurrent writers lock rows in the same order and cannot deadlock.
+    return [sums[k] for k in sorted(sums)], [
+        {"deployment": d, "bucket_us": b, "bin": i, "n": hist[(d, b, i)]} for (d, b, i) in sorted(hist)
     ]
 
 
