@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ServerProcess, sqlite_url, write_config
+from tests.helpers import ADMIN_KEY, ServerProcess, sqlite_url, write_config
 from tests.helpers import free_port as _free_port
+
+# Servers and CLI commands started as subprocesses inherit the admin key (see tests/helpers.py).
+os.environ["MODELMETER_ADMIN_KEY"] = ADMIN_KEY
 
 
 @pytest.fixture(scope="session")

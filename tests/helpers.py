@@ -49,6 +49,10 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every server the tests start uses this admin key (tests/conftest.py puts it in the environment, so
+# servers and CLI commands started as subprocesses get it); ``ServerProcess.api`` sends it.
+ADMIN_KEY = "test-admin-key-0123456789"
+ADMIN_HEADERS = {"authorization": f"Bearer {ADMIN_KEY}"}
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -234,8 +238,11 @@ class ServerProcess:
     def stderr(self) -> str:
         return (self.log_dir / "stderr").read_text(errors="replace")
 
-    def api(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
-        """A request to this server: ``server.api("GET", "/api/deployments")``."""
+    def api(self, method: str, path: str, body: Any = None, *, auth: bool = True, **kw: Any) -> tuple[int, Any]:
+        """A request to this server with the admin key: ``server.api("GET", "/api/deployments")``
+        (``auth=False``: without it)."""
+        if auth:
+            kw["headers"] = {**ADMIN_HEADERS, **(kw.get("headers") or {})}
         return http_json(method, self.url + path, body, **kw)
 
     def records(self, deployment: str, *, limit: int = 200, **query: Any) -> list[dict[str, Any]]:
@@ -593,6 +600,7 @@ async def running_app(db_url: str, deployments: Iterable[Any], upstream: MemoryU
     from modelmeter.storage.database import Database
 
     deps = tuple(d if isinstance(d, Deployment) else Deployment.from_mapping(dict(d)) for d in deployments)
+    settings.setdefault("auth", False)  # in-process harness: auth has its own tests
     upstream = upstream or MemoryUpstream()
     db = Database(db_url)
     app = create_app(Settings(database=db_url, deployments=deps, **settings), upstream=upstream, db=db,

@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
 from modelmeter import __version__
 from modelmeter.api.errors import install_error_handlers
+from modelmeter.api.keys import router as keys_router
 from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
 from modelmeter.api.metrics import router as metrics_router
 from modelmeter.api.routes import router as api_router
 from modelmeter.api.runs import router as runs_router
 from modelmeter.api.state import AppState
-from modelmeter.asgi import Receive, Scope, Send
+from modelmeter.asgi import ASGIApp, Receive, Scope, Send
+from modelmeter.auth.admin import AdminAuth, resolve_admin_key
+from modelmeter.auth.keys import KeyStore
 from modelmeter.config import Settings
 from modelmeter.gateway.handler import Gateway
 from modelmeter.ops import router as ops_router
@@ -51,6 +55,12 @@ async def _prune_forever(db: Database, settings: Settings) -> None:
         await asyncio.sleep(settings.prune_interval_s)
 
 
+def _shown(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 class ModelMeterApp:
     """The ASGI entry point: /v1 to the gateway, the rest to the FastAPI app."""
 
@@ -59,11 +69,14 @@ class ModelMeterApp:
         self.api = api
         self.state = state
 
+        # The admin key guards everything but /v1 and the health checks (--no-auth: nothing).
+        self.rest: ASGIApp = AdminAuth(api, lambda: state.admin_hash) if state.settings.auth else api
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             await self.gateway(scope, receive, send)
         else:
-            await self.api(scope, receive, send)
+            await self.rest(scope, receive, send)
 
 
 def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
@@ -77,15 +90,28 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
     state = AppState(settings=settings, db=db, registry=registry, recorder=recorder, live=live,
                      probe=Probe(client, registry.base_url),
                      embedded=EmbeddedModels(settings.local_threads), metrics=Metrics(recorder))
-    gateway = Gateway(settings, registry, client, recorder)
+    keys = KeyStore(db)
+    state.keys = keys
+    gateway = Gateway(settings, registry, client, recorder, keys if settings.require_keys else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, db)
         await asyncio.to_thread(registry.load)
+        if settings.auth:
+            admin = await asyncio.to_thread(resolve_admin_key, db, settings.admin_key)
+            state.admin_hash = admin.hash
+            if admin.generated:
+                # Shown once, like Jupyter's token: only its hash is stored.
+                print(f"modelmeter: generated an admin key. Open the dashboard with\n"
+                      f"    http://{_shown(settings.host)}:{settings.port}/?token={admin.generated}\n"
+                      "  (API: Authorization: Bearer <key>; set MODELMETER_ADMIN_KEY to choose your own)",
+                      file=sys.stderr, flush=True)
         live.bind(asyncio.get_running_loop())
         recorder.add_listener(live.publish)
         recorder.add_listener(state.metrics.observe)
+        recorder.add_listener(keys.observe)
+        await asyncio.to_thread(keys.load)
         recorder.start()
         if start_embedded:
             for dep in registry.all():
@@ -109,6 +135,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
     api.state.mm = state
     install_error_handlers(api)
     api.include_router(api_router)
+    api.include_router(keys_router)
     api.include_router(runs_router)
     api.include_router(ops_router)
     api.include_router(metrics_router)

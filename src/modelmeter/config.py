@@ -133,6 +133,9 @@ class Settings:
     local_threads: int = 2
     store_bodies: bool = True
     retention: Retention = field(default_factory=Retention)
+    auth: bool = True  # admin key on the dashboard, /api and /metrics (--no-auth: loopback only)
+    admin_key: str | None = None  # else MODELMETER_ADMIN_KEY, else generated on first start
+    require_keys: bool = False  # /v1 callers must present a virtual key
     prune_interval_s: float = 300.0
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -151,7 +154,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
             raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
         settings = _from_toml(data)
     env_db = os.environ.get("MODELMETER_DATABASE")
-    return settings.with_overrides(database=env_db) if env_db else settings
+    env_key = os.environ.get("MODELMETER_ADMIN_KEY")
+    return settings.with_overrides(database=env_db or None, admin_key=env_key or None)
 
 
 def _from_toml(data: dict[str, Any]) -> Settings:
@@ -159,7 +163,7 @@ def _from_toml(data: dict[str, Any]) -> Settings:
     if not isinstance(server, dict):
         raise ConfigError("[server] must be a table")
     known = {"host", "port", "database", "max_body_bytes", "queue_size", "batch_size",
-             "local_threads", "store_bodies"}
+             "local_threads", "store_bodies", "admin_key", "require_keys"}
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")

@@ -18,7 +18,7 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playw
 
 from tests.browser.support import TZ
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ServerProcess, sqlite_url, write_config
+from tests.helpers import ADMIN_KEY, ServerProcess, sqlite_url, write_config
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 # name -> extra fields; every deployment points at the fake upstream's "fake-model".
@@ -41,7 +41,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in the main thread
+# while it is open, which would break every asyncio test that runs after the browser tests.
+@pytest.fixture(scope="package")
 def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("browser")
     deployments = [{"name": name, "model": "fake-model", "api_base": fake_upstream.base_url, **extra}
@@ -52,7 +54,7 @@ def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
         yield proc
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """One chromium with a profile on disk for the session: its HTTP and code caches make plotly's
     4.8 MB load fast after the first page, as in a real browser. Each test gets a fresh page."""
@@ -65,8 +67,19 @@ def browser(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> 
             args=CHROMIUM_ARGS, base_url=server.url, viewport={"width": 1440, "height": 900},
             timezone_id=TZ, locale="en-US", color_scheme="light")
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+        sign_in(context, server)
         yield context
         context.close()
+
+
+def sign_in(context: BrowserContext, server: ServerProcess) -> None:
+    """As a user does: open the link ``serve`` prints (``/?token=…``); the server sets the session
+    cookie and redirects to the clean URL."""
+    page = context.new_page()
+    page.goto(f"{server.url}/?token={ADMIN_KEY}")
+    assert page.url == f"{server.url}/", page.url
+    assert any(c["name"] == "modelmeter_session" and c["httpOnly"] for c in context.cookies())
+    page.close()
 
 
 class PageProblems:
@@ -104,7 +117,7 @@ def page(browser: BrowserContext) -> Iterator[Page]:
     assert not problems.errors, "\n".join(problems.errors)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client(server: ServerProcess) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=20) as c:
         yield c

@@ -22,6 +22,7 @@ from modelmeter.config import (
 @pytest.fixture(autouse=True)
 def no_env_database(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELMETER_DATABASE", raising=False)
+    monkeypatch.delenv("MODELMETER_ADMIN_KEY", raising=False)
 
 
 def test_defaults_serve_the_embedded_models() -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
+from modelmeter.auth.keys import KeyStore
 from modelmeter.config import Deployment, Settings
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
@@ -24,6 +25,8 @@ class AppState:
     probe: Probe
     embedded: EmbeddedModels
     metrics: Metrics
+    keys: KeyStore | None = None
+    admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
 
     async def ensure_local(self, dep: Deployment) -> None:
         base = await self.embedded.astart(dep)

@@ -68,6 +68,7 @@ class KeyStore:
         self._by_hash: dict[str, VirtualKey] = {}
         self._loaded = 0.0
         self._lock = threading.Lock()
+        self._refreshing = threading.Event()
         self._requests: dict[str, deque[float]] = defaultdict(deque)
         self._tokens: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
 
@@ -114,9 +115,19 @@ class KeyStore:
             self._loaded = time.monotonic()
 
     def lookup(self, key: str) -> VirtualKey | None:
-        if time.monotonic() - self._loaded > self._refresh_s:
-            self.load()
+        if time.monotonic() - self._loaded > self._refresh_s and not self._refreshing.is_set():
+            # Keys revoked by another process are picked up within refresh_s, read off the event loop.
+            self._refreshing.set()
+            threading.Thread(target=self._refresh, daemon=True).start()
         return self._by_hash.get(key_hash(key))
+
+    def _refresh(self) -> None:
+        try:
+            self.load()
+        except Exception:  # the database is away: keep the keys we know
+            self._loaded = time.monotonic()
+        finally:
+            self._refreshing.clear()
 
     def check_limits(self, vk: VirtualKey, now: float | None = None) -> None:
         """Raise LimitExceeded if this call would go over one of the key's limits; else count it."""
@@ -129,25 +140,32 @@ class KeyStore:
         if vk.rpm_limit is not None and len(reqs) >= vk.rpm_limit:
             raise LimitExceeded(f"Key '{vk.alias}' is over its limit of {vk.rpm_limit} requests per minute.",
                                 max(int(reqs[0] + 60 - t) + 1, 1))
-        toks = self._tokens[vk.alias]
-        while toks and toks[0][0] <= t - 60:
-            toks.popleft()
-        if vk.tpm_limit is not None and sum(n for _, n in toks) >= vk.tpm_limit:
-            raise LimitExceeded(f"Key '{vk.alias}' is over its limit of {vk.tpm_limit} tokens per minute.",
-                                max(int(toks[0][0] + 60 - t) + 1, 1))
+        if vk.tpm_limit is not None:
+            with self._lock:  # the writer thread adds to these
+                toks = self._tokens[vk.alias]
+                while toks and toks[0][0] <= t - 60:
+                    toks.popleft()
+                used = sum(n for _, n in toks)
+                oldest = toks[0][0] if toks else t
+            if used >= vk.tpm_limit:
+                raise LimitExceeded(f"Key '{vk.alias}' is over its limit of {vk.tpm_limit} tokens per minute.",
+                                    max(int(oldest + 60 - t) + 1, 1))
         reqs.append(t)
 
-    def count_tokens(self, alias: str, tokens: int, now: float | None = None) -> None:
-        if tokens:
-            self._tokens[alias].append((now if now is not None else time.monotonic(), tokens))
-
-    def add_spend(self, rows: Iterable[dict[str, Any]]) -> None:
-        """A recorder listener: add each stored batch's spend to its keys (additive, so several
-        writers can share the database)."""
+    def observe(self, rows: Iterable[dict[str, Any]]) -> None:
+        """A recorder listener: count each stored batch's tokens (per minute) and add its spend to
+        its keys (additive in the database, so several writers can share it)."""
         spend: dict[str, int] = defaultdict(int)
+        now = time.monotonic()
         for r in rows:
-            if r.get("key_alias") and r["spend_pusd"]:
-                spend[r["key_alias"]] += r["spend_pusd"]
+            alias = r.get("key_alias")
+            if not alias:
+                continue
+            if r["total_tokens"]:
+                with self._lock:
+                    self._tokens[alias].append((now, r["total_tokens"]))
+            if r["spend_pusd"]:
+                spend[alias] += r["spend_pusd"]
         for alias, pusd in spend.items():
             self._db.execute("UPDATE virtual_keys SET spent_pusd = spent_pusd + :s WHERE alias = :a",
                              {"s": pusd, "a": alias})

@@ -9,6 +9,7 @@ from modelmeter.cli.bench import bench
 from modelmeter.cli.db import db
 from modelmeter.cli.deploy import deploy
 from modelmeter.cli.eval import eval_cmd
+from modelmeter.cli.keys import keys
 from modelmeter.cli.serve import serve
 
 
@@ -23,6 +24,7 @@ cli.add_command(deploy)
 cli.add_command(db)
 cli.add_command(bench)
 cli.add_command(eval_cmd)
+cli.add_command(keys)
 
 
 def main() -> None:

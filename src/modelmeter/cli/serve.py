@@ -19,12 +19,18 @@ _ENV = "MODELMETER_SERVE_SETTINGS"
 
 
 def _settings(config: str | None, host: str | None, port: int | None, database: str | None,
-              threads: int | None) -> Settings:
+              threads: int | None, no_auth: bool = False) -> Settings:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    return settings.with_overrides(host=host, port=port, database=database, local_threads=threads)
+    settings = settings.with_overrides(host=host, port=port, database=database, local_threads=threads)
+    if no_auth:
+        if not is_loopback(settings.host):
+            raise click.UsageError(f"--no-auth is for local development: it refuses to listen on "
+                                   f"{settings.host}, which is not a loopback address")
+        settings = settings.with_overrides(auth=False)
+    return settings
 
 
 def app_from_env() -> object:
@@ -33,7 +39,7 @@ def app_from_env() -> object:
 
     opts = orjson.loads(os.environ[_ENV])
     app = create_app(_settings(opts["config"], opts["host"], opts["port"], opts["database"],
-                               opts["threads"]))
+                               opts["threads"], opts["no_auth"]))
     tune_gc()
     return app
 
@@ -62,14 +68,15 @@ def tune_gc() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes sharing the port.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the embedded models.")
+@click.option("--no-auth", is_flag=True, help="No admin key (local development; loopback addresses only).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(config: str | None, host: str | None, port: int | None, database: str | None,
-          workers: int, threads: int | None, log_level: str) -> None:
+          workers: int, threads: int | None, no_auth: bool, log_level: str) -> None:
     """Start the gateway (/v1), the usage API (/api, /docs) and the dashboard (/)."""
     import uvicorn
 
-    settings = _settings(config, host, port, database, threads)
+    settings = _settings(config, host, port, database, threads, no_auth)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     click.echo(f"modelmeter: gateway at http://{shown_host}:{settings.port}/v1, "
@@ -80,7 +87,8 @@ def serve(config: str | None, host: str | None, port: int | None, database: str 
               "timeout_graceful_shutdown": 30}
     if workers > 1:
         os.environ[_ENV] = orjson.dumps({"config": config, "host": host, "port": port,
-                                         "database": database, "threads": threads}).decode()
+                                         "database": database, "threads": threads,
+                                         "no_auth": no_auth}).decode()
         uvicorn.run("modelmeter.cli.serve:app_from_env", factory=True, workers=workers, **common)
         return
     from modelmeter.app import create_app

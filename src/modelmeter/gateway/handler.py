@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 
 from modelmeter.asgi import Receive, Scope, Send
+from modelmeter.auth.keys import KeyStore, LimitExceeded
 from modelmeter.config import Deployment, Settings
-from modelmeter.gateway.errors import APIError, error_body, send_json
+from modelmeter.gateway.errors import JSON_HEADERS, APIError, error_body, send_json
 from modelmeter.gateway.relay import Call, relay
 from modelmeter.gateway.validate import CALL_TYPES, check_fields, parse_body
 from modelmeter.metering.record import CallRecord, new_record_id
@@ -45,7 +46,8 @@ class _Watch:
 
 class Gateway:
     def __init__(self, settings: Settings, registry: Registry, upstream: UpstreamClient,
-                 recorder: Recorder) -> None:
+                 recorder: Recorder, keys: KeyStore | None = None) -> None:
+        self.keys = keys  # virtual keys, when the server requires them
         self.settings = settings
         self.registry = registry
         self.upstream = upstream
@@ -109,6 +111,8 @@ class Gateway:
         watch = _Watch(None, call=call)
         watch.task = asyncio.create_task(_watch_disconnect(receive, asyncio.current_task(), watch))
         try:
+            if self.keys is not None:
+                self._authorise(headers, rec)
             check_fields(body, call_type)
             base = self.registry.base_url(dep)
             if base is None:
@@ -165,6 +169,24 @@ class Gateway:
         except Exception:  # keep the record, whatever the accounting bug
             log.exception("could not settle the record of %s", rec.id)
         await self.recorder.submit(rec)
+
+
+    def _authorise(self, headers: dict[bytes, bytes], rec: CallRecord) -> None:
+        """require_keys: a valid, unrevoked virtual key within its limits, or a 401/429."""
+        assert self.keys is not None
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        vk = self.keys.lookup(key) if key else None
+        if vk is None:
+            raise APIError(401, "Incorrect API key provided." if key else
+                           "You didn't provide an API key: send 'Authorization: Bearer <key>'.",
+                           code="invalid_api_key")
+        rec.key_alias = vk.alias
+        try:
+            self.keys.check_limits(vk)
+        except LimitExceeded as exc:
+            raise APIError(429, exc.message, "rate_limit_error", code="rate_limit_exceeded",
+                           retry_after=exc.retry_after) from None
 
 
 async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any] | None,
@@ -235,5 +257,8 @@ def _metadata(body: dict[str, Any], tags_header: bytes | None) -> tuple[dict[str
 
 
 async def _send_error(send: Send, exc: APIError) -> None:
+    headers = JSON_HEADERS
+    if exc.retry_after is not None:
+        headers = [*JSON_HEADERS, (b"retry-after", str(exc.retry_after).encode())]
     await send_json(send, exc.status, orjson.dumps(error_body(exc.message, exc.type, exc.param,
-                                                              exc.code)))
+                                                              exc.code)), headers)
