@@ -89,6 +89,8 @@ def test_virtual_keys_limits_and_revocation(keyed: ServerProcess) -> None:
     rows = keyed.wait_for_records("gpt", 4)
     by_status = sorted((r["http_status"], r["key_alias"]) for r in rows)
     assert by_status == [(200, "team-a"), (200, "team-a"), (401, None), (429, "team-a")]
+    only_a = keyed.records("gpt", key_alias="team-a")  # the Usage tab's key filter
+    assert len(only_a) == 3 and {r["key_alias"] for r in only_a} == {"team-a"}
 
     other = _key(keyed, "team-b")
     good = openai.OpenAI(base_url=keyed.base_url, api_key=other, max_retries=0)

@@ -30,6 +30,7 @@ EndQ = Annotated[str | None, Query(description="ISO-8601 end (exclusive)")]
 TzQ = Annotated[str | None, Query(description="IANA time zone for bucket alignment, e.g. Europe/Paris")]
 TagQ = Annotated[str | None, Query(description="Only requests carrying this tag, e.g. bench:RUN")]
 StatusQ = Annotated[Literal["success", "error"] | None, Query()]
+KeyQ = Annotated[str | None, Query(description="Only requests made with this virtual key (its alias)")]
 CSV_COLUMNS = ("start_time", "status", "http_status", "prompt_tokens", "completion_tokens",
                "total_tokens", "latency_ms", "ttft_ms", "spend", "request_id", "id", "model",
                "model_id", "provider", "call_type", "error", "stream", "cached_tokens",
@@ -110,10 +111,12 @@ def usage(request: Request, name: str, window: WindowQ = None, start: StartQ = N
 @router.get("/deployments/{name:path}/requests/export", summary="The filtered log as CSV or JSONL")
 def export_requests(request: Request, name: str, format: Literal["csv", "jsonl"] = "csv",
                     window: WindowQ = None, start: StartQ = None, end: EndQ = None,
-                    tz: TzQ = None, status: StatusQ = None, tag: TagQ = None) -> StreamingResponse:
+                    tz: TzQ = None, status: StatusQ = None, tag: TagQ = None,
+                    key_alias: KeyQ = None) -> StreamingResponse:
     state = _state(request)
     _known(state, name)
-    rows = records_q.export(state.db, name, _window(window, start, end, tz), status=status, tag=tag)
+    rows = records_q.export(state.db, name, _window(window, start, end, tz), status=status, tag=tag,
+                            key_alias=key_alias)
     filename = f"{name.replace('/', '_')}-requests.{format}"
     media = "text/csv" if format == "csv" else "application/x-ndjson"
     body = _csv_lines(rows) if format == "csv" else (orjson.dumps(r) + b"\n" for r in rows)
@@ -141,18 +144,19 @@ def list_requests(request: Request, name: str, window: WindowQ = None, start: St
                   cursor: str | None = None, status: StatusQ = None, tag: TagQ = None,
                   request_id: Annotated[str | None, Query(description="Find by request ID or record id")] = None,
                   after: Annotated[str | None, Query(description="Only rows newer than this cursor")] = None,
-                  ) -> dict[str, Any]:
+                  key_alias: KeyQ = None) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
     win = _window(window, start, end, tz)
     try:
         if after:
-            rows = records_q.newer(state.db, name, win, after, limit=limit, status=status, tag=tag)
+            rows = records_q.newer(state.db, name, win, after, limit=limit, status=status, tag=tag,
+                                   key_alias=key_alias)
             newest = rows[0] if rows else None
             return {"data": rows, "next_cursor": None,
                     "newest_cursor": records_q.cursor_of(newest) if newest else after}
         result = records_q.page(state.db, name, win, limit=limit, cursor=cursor, status=status,
-                                tag=tag, search=request_id)
+                                tag=tag, search=request_id, key_alias=key_alias)
         if not cursor:  # the first page: where Live continues from (after=), even if it is empty
             first = result["data"][0] if result["data"] else None
             result["newest_cursor"] = (records_q.cursor_of(first) if first

@@ -54,7 +54,7 @@ def row_to_api(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _filters(deployment: str, window: Window, status: str | None, tag: str | None,
-             search: str | None) -> tuple[str, str, dict[str, Any], str]:
+             search: str | None, key_alias: str | None = None) -> tuple[str, str, dict[str, Any], str]:
     """FROM, WHERE, parameters, and the alias whose (start_us, id) the keyset uses.
 
     A tag filter pages on ``record_tags``' own (deployment, tag, start_us, id) key."""
@@ -73,14 +73,17 @@ def _filters(deployment: str, window: Window, status: str | None, tag: str | Non
     if search:
         where.append("(r.request_id = :search OR r.id = :search)")
         params["search"] = search
+    if key_alias:  # pages on records_page_key (deployment, key_alias, start_us, id)
+        where.append("r.key_alias = :key_alias")
+        params["key_alias"] = key_alias
     return source, " AND ".join(where), params, key
 
 
 def page(db: Database, deployment: str, window: Window, *, limit: int = 50,
          cursor: str | None = None, status: str | None = None, tag: str | None = None,
-         search: str | None = None) -> dict[str, Any]:
+         search: str | None = None, key_alias: str | None = None) -> dict[str, Any]:
     """Newest first by (start_time, id), one index range scan; never counts the window."""
-    source, where, params, key = _filters(deployment, window, status, tag, search)
+    source, where, params, key = _filters(deployment, window, status, tag, search, key_alias)
     if cursor:
         c_start, c_id = decode_cursor(cursor)
         where += (f" AND ({key}.start_us < :cs OR ({key}.start_us = :cs AND {key}.id < :cid))")
@@ -96,9 +99,9 @@ def page(db: Database, deployment: str, window: Window, *, limit: int = 50,
 
 
 def newer(db: Database, deployment: str, window: Window, after: str, *, limit: int = 200,
-          status: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
+          status: str | None = None, tag: str | None = None, key_alias: str | None = None) -> list[dict[str, Any]]:
     """Rows newer than a cursor (what Live fetches), newest first."""
-    source, where, params, key = _filters(deployment, window, status, tag, None)
+    source, where, params, key = _filters(deployment, window, status, tag, None, key_alias)
     a_start, a_id = decode_cursor(after)
     where += f" AND ({key}.start_us > :as_ OR ({key}.start_us = :as_ AND {key}.id > :aid))"
     params |= {"as_": a_start, "aid": a_id, "lim": limit}
@@ -109,11 +112,12 @@ def newer(db: Database, deployment: str, window: Window, after: str, *, limit: i
 
 
 def export(db: Database, deployment: str, window: Window, *, status: str | None = None,
-           tag: str | None = None, batch: int = 1000) -> Iterator[dict[str, Any]]:
+           tag: str | None = None, key_alias: str | None = None, batch: int = 1000) -> Iterator[dict[str, Any]]:
     """Every row of the filtered log, newest first, read a keyset page at a time."""
     cursor = None
     while True:
-        result = page(db, deployment, window, limit=batch, cursor=cursor, status=status, tag=tag)
+        result = page(db, deployment, window, limit=batch, cursor=cursor, status=status, tag=tag,
+                      key_alias=key_alias)
         yield from result["data"]
         cursor = result["next_cursor"]
         if cursor is None:

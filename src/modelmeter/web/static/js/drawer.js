@@ -88,6 +88,7 @@ export class Drawer {
         ["Call type", `${rec.call_type}${rec.stream ? " · streamed" : ""}`],
         ["Model ID", rec.model_id], ["API base", rec.api_base, "mono"],
         ["IP address", rec.client_ip ? `${rec.client_ip} (redacted)` : null, "mono"],
+        ["API key", rec.key_alias, "mono"],
         ["Request ID", rec.request_id, "mono"], ["Record ID", rec.id, "mono"],
       ])),
       section("Metrics", "metrics", tokenSplit(rec), kv([

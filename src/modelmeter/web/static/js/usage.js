@@ -24,7 +24,7 @@ export function readState(params) {
   return {
     window: start || end ? "custom" : (SECONDS[w] ? w : "7d"), start, end,
     status: ["success", "error"].includes(params.get("status")) ? params.get("status") : "",
-    tag: params.get("tag") || "", q: params.get("q") || "",
+    tag: params.get("tag") || "", q: params.get("q") || "", key: params.get("key") || "",
     size: PAGE_SIZES.includes(size) ? size : 50, live: params.get("live") === "1",
   };
 }
@@ -94,6 +94,8 @@ export class UsageTab {
       seg("", "All"), seg("success", "Success"), seg("error", "Error"));
     this.tagIn = h("input", { class: "input input-sm", name: "tag", placeholder: "Tag, e.g. bench:run-1",
       "aria-label": "Filter by tag", spellcheck: "false" });
+    this.keyIn = h("input", { class: "input input-sm", name: "key", placeholder: "API key alias",
+      "aria-label": "Filter by API key alias", spellcheck: "false" });
     this.searchIn = h("input", { class: "input input-sm", name: "q", type: "search", placeholder: "Find by request ID",
       "aria-label": "Find by request ID", spellcheck: "false" });
     this.csv = h("a", { class: "btn btn-sm btn-ghost", download: true, dataset: { export: "csv" } }, icon("download"), "CSV");
@@ -104,6 +106,8 @@ export class UsageTab {
         h("div", { class: "filters" }, this.statusSeg,
           h("form", { class: "input-icon", onsubmit: (e) => { e.preventDefault(); this.set({ tag: this.tagIn.value.trim() }, "all"); } },
             icon("tag"), this.tagIn),
+          h("form", { class: "input-icon", onsubmit: (e) => { e.preventDefault(); this.set({ key: this.keyIn.value.trim() }, "log"); } },
+            icon("search"), this.keyIn),
           h("form", { class: "input-icon", onsubmit: (e) => { e.preventDefault(); this.set({ q: this.searchIn.value.trim() }, "log"); } },
             icon("search"), this.searchIn),
           h("div", { class: "export", title: "Download the filtered log" }, this.csv, this.jsonl))),
@@ -125,7 +129,8 @@ export class UsageTab {
   }
 
   logParams() {
-    return { ...this.apiParams(), status: this.state.status, request_id: this.state.q, limit: this.state.size };
+    return { ...this.apiParams(), status: this.state.status, key_alias: this.state.key, request_id: this.state.q,
+      limit: this.state.size };
   }
 
   /** Change filters; `scope` "all" refreshes everything, "log" only the request log. */
@@ -144,7 +149,7 @@ export class UsageTab {
       if (s.start) q.set("start", s.start);
       if (s.end) q.set("end", s.end);
     } else if (s.window !== "7d") q.set("window", s.window);
-    for (const key of ["status", "tag", "q"]) if (s[key]) q.set(key, s[key]);
+    for (const key of ["status", "tag", "key", "q"]) if (s[key]) q.set(key, s[key]);
     if (s.size !== 50) q.set("size", String(s.size));
     if (this.live.on) q.set("live", "1");
     setQuery(q);
@@ -161,10 +166,11 @@ export class UsageTab {
     for (const b of this.statusSeg.children) b.setAttribute("aria-selected", String(b.dataset.status === s.status));
     this.tagIn.value = s.tag;
     this.searchIn.value = s.q;
+    this.keyIn.value = s.key;
     this.table.setSize(s.size);
     this.tagBanner.hidden = !s.tag;
     this.tagText.textContent = s.tag;
-    const exportParams = { ...this.apiParams(), status: s.status };
+    const exportParams = { ...this.apiParams(), status: s.status, key_alias: s.key };
     this.csv.href = api.exportUrl(this.name, "csv", exportParams);
     this.jsonl.href = api.exportUrl(this.name, "jsonl", exportParams);
   }
@@ -245,10 +251,10 @@ export class UsageTab {
     this.nextCursor = res.next_cursor;
     if (this.pageIndex === 0) this.newestCursor = res.newest_cursor || null;
     const s = this.state;
-    this.setEmpty(this.pageIndex === 0 && !res.data.length && !s.status && !s.tag && !s.q);
+    this.setEmpty(this.pageIndex === 0 && !res.data.length && !s.status && !s.tag && !s.key && !s.q);
     let message = "No requests in this window.";
     if (s.q) message = `No request with ID “${s.q}” in this window.`;
-    else if (s.status || s.tag) message = "No requests match these filters.";
+    else if (s.status || s.tag || s.key) message = "No requests match these filters.";
     this.table.render(res.data, { pageIndex: this.pageIndex, hasNext: Boolean(res.next_cursor), size: s.size, message });
   }
 
@@ -350,6 +356,7 @@ export class UsageTab {
     const s = this.state;
     if (s.status && row.status !== s.status) return false;
     if (s.tag && !(row.tags || []).includes(s.tag)) return false;
+    if (s.key && row.key_alias !== s.key) return false;
     const t = Date.parse(row.start_time);
     if (s.window === "custom") return (!s.start || t >= new Date(s.start).getTime()) && (!s.end || t < new Date(s.end).getTime());
     return t >= Date.now() - SECONDS[s.window] * 1000;
