@@ -34,7 +34,7 @@ from modelmeter.registry import Registry
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.retention import prune
-from modelmeter.upstreams.client import AiohttpUpstream, UpstreamClient
+from modelmeter.upstreams.client import HTTPUpstream, UpstreamClient
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
 from modelmeter.web.docs import install_docs
@@ -85,7 +85,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
     registry = Registry(db, settings.deployments)
     recorder = Recorder(db, maxsize=settings.queue_size, batch_size=settings.batch_size,
                         store_bodies=settings.store_bodies)
-    client = upstream or AiohttpUpstream()
+    client = upstream or HTTPUpstream()
     live = LiveHub()
     state = AppState(settings=settings, db=db, registry=registry, recorder=recorder, live=live,
                      probe=Probe(client, registry.base_url),

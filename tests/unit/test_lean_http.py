@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from modelmeter.upstreams.client import AiohttpUpstream, LeanHTTP, Timeouts, UpstreamError
+from modelmeter.upstreams.client import HTTPUpstream, LeanHTTP, Timeouts, UpstreamError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 T = Timeouts(total=5.0, connect=2.0)
@@ -227,7 +227,7 @@ async def test_the_gateway_client_posts_through_it() -> None:
     server = RawServer(None)  # type: ignore[arg-type]
     server.handler = keepalive(server, [ok(b'{"y":2}')])
     async with server:
-        upstream = AiohttpUpstream()
+        upstream = HTTPUpstream()
         resp = await upstream.post(server.url, b"{}", {"content-type": "application/json"}, T)
         assert await resp.read() == b'{"y":2}'
         resp.close()

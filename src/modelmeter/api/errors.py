@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from modelmeter.gateway.errors import error_body
+from modelmeter.storage.database import transient_errors
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
           404: "not_found_error", 409: "conflict_error", 422: "invalid_request_error"}
@@ -43,5 +44,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(message, "invalid_request_error", param, "invalid_value"),
                             status_code=400)
 
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        # The database is away (restarting, full): say so, not a 500; the gateway keeps serving.
+        return JSONResponse(error_body("The database is unreachable right now; try again shortly.",
+                                       "service_unavailable", None, "database_unavailable"),
+                            status_code=503, headers={"retry-after": "5"})
+
     app.add_exception_handler(HTTPException, http_error)
+    for kind in transient_errors():
+        app.add_exception_handler(kind, database_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -15,9 +15,10 @@ router = APIRouter(prefix="/api/keys", tags=["keys"])
 
 class NewKey(BaseModel):
     alias: str = Field(description="A name for the key, shown in records and the Usage tab")
-    rpm: int | None = Field(None, ge=1, description="Requests per minute")
-    tpm: int | None = Field(None, ge=1, description="Tokens per minute")
-    budget_usd: float | None = Field(None, gt=0, description="Total spend allowed, USD")
+    rpm: int | None = Field(None, ge=1, le=2**31 - 1, description="Requests per minute")
+    tpm: int | None = Field(None, ge=1, le=2**31 - 1, description="Tokens per minute")
+    # Stored in pico-USD in a BIGINT: up to a million dollars.
+    budget_usd: float | None = Field(None, gt=0, le=1_000_000, description="Total spend allowed, USD")
 
 
 @router.post("", status_code=201, summary="Create a virtual key; the key is in this answer only")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,7 +27,8 @@ class RunIn(BaseModel):
     id: str = Field(pattern=RUN_ID_PATTERN, description="The run id, as in the tag bench:ID / eval:ID")
     kind: Literal["bench", "eval"]
     deployment: str | None = Field(None, max_length=200, description="The model or deployment run")
-    created_us: int | None = Field(None, ge=0, description="Microseconds since the epoch (default: now)")
+    created_us: int | None = Field(None, ge=0, le=2**63 - 1,
+                                   description="Microseconds since the epoch (default: now)")
     params: dict[str, Any] = Field(default_factory=dict, description="The run's parameters")
     report: dict[str, Any] | None = Field(None, description="The run's report (its JSON output)")
 
@@ -39,6 +41,11 @@ def _state(request: Request) -> AppState:
 @router.post("/runs", status_code=201, summary="Store a benchmark or evaluation run")
 def create_run(request: Request, run: RunIn) -> dict[str, Any]:
     data = run.model_dump()
+    for part in ("params", "report"):
+        try:
+            orjson.dumps(data[part])
+        except orjson.JSONEncodeError as exc:
+            raise api_error(400, f"'{part}' cannot be stored as JSON: {exc}", part) from None
     if data["created_us"] is None:
         data["created_us"] = int(time.time() * 1e6)
     try:

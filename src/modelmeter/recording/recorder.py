@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,11 @@ class Recorder:
         self._store_bodies = store_bodies
         self._pricer = pricer or Pricer()
         self._finished: queue.Queue[Any] = queue.Queue(maxsize=4)  # finished batches awaiting the store
+        # Rows handed to the writer (counted by the finisher) and done with by it (stored or spooled;
+        # counted by the writer): each written by one thread only, so no lock is needed.
+        self._handed_rows = 0
+        self._done_rows = 0
+        self._draining: Iterator[bool] | None = None  # the spool being stored, a batch at a time
         self._threads: list[threading.Thread] = []
         self._listeners: list[Listener] = []
         self.written = 0
@@ -77,7 +82,7 @@ class Recorder:
     @property
     def depth(self) -> int:
         """Records not yet stored (queued, or finished and waiting for the database)."""
-        return self._queue.qsize() + self._finished.qsize() * self._batch_size
+        return self._queue.qsize() + max(self._handed_rows - self._done_rows, 0)
 
     @property
     def backlog(self) -> dict[str, Any]:
@@ -163,6 +168,7 @@ class Recorder:
         while True:
             try:
                 self._finished.put((rows, newest_end), timeout=0.2)
+                self._handed_rows += len(rows)
                 return
             except queue.Full:
                 if self._failing.is_set() or self._aborting.is_set():
@@ -179,27 +185,57 @@ class Recorder:
             try:
                 item = self._finished.get(timeout=1.0)
             except queue.Empty:
-                if self.spool.rows:
-                    self._drain_spool()
+                if (self._draining is not None or self.spool.rows) and not self._drain_spool():
+                    return
                 continue
             if item is _STOP:
-                if self.spool.rows and not self._aborting.is_set():
+                if (self._draining is not None or self.spool.rows) and not self._aborting.is_set():
                     self._drain_spool()
                 return
             rows, newest_end = item
-            if not self._write(rows, newest_end):
+            stored = self._write(rows, newest_end)
+            self._done_rows += len(rows)  # stored, or spooled by an aborting stop()
+            if not stored:
+                return
+            # Under steady traffic the writer is never idle for a second: store the spool a batch at
+            # a time between live batches, rather than waiting for a lull that may never come.
+            if (self._draining is not None or self.spool.rows) and not self._failing.is_set() \
+                    and not self._drain_spool(batches=1):
                 return
 
-    def _drain_spool(self) -> None:
-        """Store what the spool holds (ours, and files left by processes that died)."""
-        if not self.spool.pending():
-            return
+    def _spool_batches(self) -> Iterator[bool]:
+        """Store the spool (ours, and files left by processes that died), yielding after each
+        batch: True once it is stored, False if stop() gave up (the file stays for the next start)."""
         for path in self.spool.claim():
             for rows in Spool.read(path):
-                if not self._write(rows, time.time(), from_spool=True):
-                    return  # aborting: the claimed file stays on disk for the next start
+                stored = self._write(rows, time.time(), from_spool=True)
+                yield stored
+                if not stored:
+                    return
             path.unlink(missing_ok=True)
             log.info("stored the records spooled in %s", path.name)
+
+    def _drain_spool(self, batches: int | None = None) -> bool:
+        """Store the spool: all of it, or ``batches`` batches, resuming where the last call stopped.
+        False if stop() gave up meanwhile."""
+        if self._draining is None:
+            if not self.spool.pending():
+                return True
+            self._draining = self._spool_batches()
+        done = 0
+        while batches is None or done < batches:
+            stored = next(self._draining, None)
+            if stored is None:  # everything claimed is stored
+                self._draining = None
+                if batches is None and self.spool.rows:  # spooled meanwhile: claim that too
+                    self._draining = self._spool_batches()
+                    continue
+                return True
+            if not stored:
+                self._draining = None
+                return False
+            done += 1
+        return True
 
     def _write(self, rows: list[dict[str, Any]], newest_end: float, from_spool: bool = False) -> bool:
         """Store one batch, retrying until it lands; False if stop() gave up (rows spooled)."""
@@ -262,6 +298,7 @@ class Recorder:
                 return
             if item is not _STOP:
                 self._to_spool(item[0])
+                self._done_rows += len(item[0])
 
 
 def default_spool_dir(db: Database) -> Path:

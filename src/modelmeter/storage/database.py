@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
@@ -88,13 +88,25 @@ class Database:
         return text if self.dialect == "sqlite" else _to_pyformat(text)
 
     def fetchall(self, text: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        cur = self.connection().execute(self.sql(text), params or {})
-        return list(cur.fetchall())
+        return self._read(text, params, lambda cur: list(cur.fetchall()))
 
     def fetchone(self, text: str, params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
-        cur = self.connection().execute(self.sql(text), params or {})
-        row: tuple[Any, ...] | None = cur.fetchone()
+        row: tuple[Any, ...] | None = self._read(text, params, lambda cur: cur.fetchone())
         return row
+
+    def _read(self, text: str, params: Mapping[str, Any] | None, take: Callable[[Any], Any]) -> Any:
+        """A read on this thread's connection; once more on a new one if that connection turned out
+        to be dead: a PostgreSQL restart ends every open connection, and without this the first
+        query of each thread after it failed though the server was back. Reads only: a write is
+        never sent twice."""
+        conn = self.connection()
+        try:
+            return take(conn.execute(self.sql(text), params or {}))
+        except Exception as exc:
+            if self.dialect != "postgresql" or not is_transient(exc) or not conn.closed:
+                raise
+            self.reset_connection()
+            return take(self.connection().execute(self.sql(text), params or {}))
 
     def execute(self, text: str, params: Mapping[str, Any] | None = None) -> int:
         cur = self.connection().execute(self.sql(text), params or {})
@@ -118,6 +130,13 @@ class Database:
 
     def executemany(self, executor: Any, text: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
         executor.executemany(self.sql(text), rows)
+
+
+def transient_errors() -> tuple[type[Exception], ...]:
+    """The exception types of a database that is away, busy, locked or full (worth retrying)."""
+    import psycopg
+
+    return (sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -54,7 +54,8 @@ def list_runs(db: Database, *, kind: str | None = None, deployment: str | None =
         params["dep"] = deployment
     if before_us is not None:
         where.append("created_us < :before")
-        params["before"] = before_us
+        # Within BIGINT, where every stored value is: same rows, and no overflow from the driver.
+        params["before"] = min(max(before_us, -(2**63)), 2**63 - 1)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     rows = db.fetchall(f"SELECT {_COLS} FROM runs{clause} ORDER BY created_us DESC, id DESC LIMIT :lim",
                        params)

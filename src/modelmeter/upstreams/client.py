@@ -1,55 +1,24 @@
-"""Upstream HTTP behind a small interface of our own (the test seam), and its aiohttp implementation.
+"""The gateway's upstream client behind the seam in ``base``.
 
-aiohttp was chosen by measurement: a plain ASGI route relaying through a pooled aiohttp session ran
-about ten times the requests/s of a FastAPI route calling httpx on this machine.
+aiohttp was chosen by measurement over httpx (a plain ASGI route relaying through a pooled aiohttp
+session ran about ten times the requests/s of a FastAPI route calling httpx here). POSTs to plain
+``http://`` upstreams (self-hosted servers: vLLM, llama.cpp, the embedded models), where the
+gateway's own cost per call matters most, go through ``LeanHTTP`` (lean.py), three times cheaper;
+``https://`` upstreams (hosted providers: TLS, proxies, a network round trip that dwarfs the
+difference) and GETs stay on aiohttp.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
 
+from modelmeter.upstreams.base import Timeouts, UpstreamClient, UpstreamError, UpstreamResponse
+from modelmeter.upstreams.base import origin as _origin
+from modelmeter.upstreams.lean import LeanHTTP
 
-class UpstreamError(Exception):
-    """The upstream could not be reached (``connect``), took too long (``timeout``) or broke the
-    HTTP exchange (``protocol``)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    total: float = 600.0
-    connect: float = 10.0
-
-
-class UpstreamResponse(Protocol):
-    status: int
-    headers: Mapping[str, str]
-
-    async def read(self) -> bytes: ...
-
-    def chunks(self) -> AsyncIterator[bytes]: ...
-
-    def close(self) -> None: ...
-
-
-class UpstreamClient(Protocol):
-    async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> UpstreamResponse: ...
-
-    async def get(
-        self, url: str, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> UpstreamResponse: ...
-
-    async def close(self) -> None: ...
+__all__ = ["HTTPUpstream", "Timeouts", "UpstreamClient", "UpstreamError", "UpstreamResponse"]
 
 
 class _AiohttpResponse:
@@ -85,12 +54,15 @@ class _AiohttpResponse:
         self._resp.close()
 
 
-class AiohttpUpstream:
-    """One pooled aiohttp session for every upstream; created lazily inside the running loop."""
+class HTTPUpstream:
+    """The gateway's upstream client: POSTs on the lean pooled client (``LeanHTTP``), GETs on one
+    pooled aiohttp session, created lazily inside the running loop. ``lean=False``: all on aiohttp.
+    """
 
-    def __init__(self, limit: int = 1000) -> None:
+    def __init__(self, limit: int = 1000, *, lean: bool = True) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._lean = LeanHTTP(limit) if lean else None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -146,6 +118,8 @@ class AiohttpUpstream:
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
     ) -> UpstreamResponse:
+        if self._lean is not None and url.startswith("http://"):
+            return await self._lean.request(b"POST", url, body, headers, timeouts)
         return await self._request("POST", url, body, headers, timeouts)
 
     async def get(
@@ -154,12 +128,8 @@ class AiohttpUpstream:
         return await self._request("GET", url, None, headers, timeouts)
 
     async def close(self) -> None:
+        if self._lean is not None:
+            self._lean.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def _origin(url: str) -> str:
-    """scheme://host:port only: never echo a path or query that might carry a secret."""
-    parts = url.split("/", 3)
-    return "/".join(parts[:3])
