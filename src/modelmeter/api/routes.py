@@ -97,7 +97,7 @@ def usage_timeseries(request: Request, name: str, window: WindowQ = None, start:
                      end: EndQ = None, tz: TzQ = None, tag: TagQ = None) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
-    return summary_q.timeseries(state.db, name, _window(window, start, end, tz), tag)
+    return summary_q.timeseries(state.db, name, _window(window, start, end, tz), tag, state.percentiles)
 
 
 @router.get("/deployments/{name:path}/usage", summary="The summary cards of a window")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
@@ -13,6 +13,7 @@ from modelmeter.registry import Registry
 from modelmeter.storage.database import Database
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
+from modelmeter.usage.rollup_reads import PercentileCache
 
 
 @dataclass
@@ -26,6 +27,7 @@ class AppState:
     embedded: EmbeddedModels
     metrics: Metrics
     keys: KeyStore | None = None
+    percentiles: PercentileCache = field(default_factory=PercentileCache)  # of past chart buckets
     admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
 
     async def ensure_local(self, dep: Deployment) -> None:

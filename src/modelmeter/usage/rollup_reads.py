@@ -90,12 +90,35 @@ def _add_resolution(db: Database, out: Totals, res: Resolution, deployment: str,
         out.bins[int(index)] += int(n)
 
 
-def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us: int, q: float = 0.95
-             ) -> tuple[dict[int, dict[str, float]], dict[int, float | None]]:
+class PercentileCache:
+    """Percentiles of whole past chart buckets, remembered with the bucket's request count.
+
+    Rollups only grow, so a bucket whose count has not changed has the same histogram: a refresh
+    computes the percentile of the buckets that changed (in practice the newest) and reuses the rest.
+    Per process; bounded (the oldest half is dropped when full)."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._max = max_entries
+        self._entries: dict[tuple[Any, ...], tuple[int, float | None]] = {}
+
+    def get(self, key: tuple[Any, ...], count: int) -> tuple[bool, float | None]:
+        hit = self._entries.get(key)
+        return (True, hit[1]) if hit is not None and hit[0] == count else (False, None)
+
+    def put(self, key: tuple[Any, ...], count: int, value: float | None) -> None:
+        if len(self._entries) >= self._max:
+            for old in list(self._entries)[: self._max // 2]:
+                self._entries.pop(old, None)
+        self._entries[key] = (count, value)
+
+
+def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us: int, q: float = 0.95,
+             cache: PercentileCache | None = None) -> tuple[dict[int, dict[str, float]], dict[int, float | None]]:
     """Sums and the q-th latency percentile per chart bucket over [origin, end) (origin minute-aligned).
 
     Percentiles of whole buckets are found in SQL (a running sum over each bucket's bins), so the
-    histogram rows never travel to Python; the newest, partial bucket is finished from finer data."""
+    histogram rows never travel to Python, and only for buckets the cache does not hold; the newest,
+    partial bucket is finished from finer data."""
     res = HOUR if size_us % HOUR.size_us == 0 and origin_us % HOUR.size_us == 0 else MINUTE
     full_end = _floor(end_us, res.size_us)
     params = {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us,
@@ -105,13 +128,31 @@ def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us
     for row in db.fetchall(f"SELECT (bucket_us - :origin) / :size AS k, {_SUMS_SQL} FROM {res.table} "
                            f"WHERE {where} GROUP BY k", params):
         sums[int(row[0])] = normalise(row[1:])
-    ranks = db.fetchall(
-        f"WITH h AS (SELECT (bucket_us - :origin) / :size AS k, bin, SUM(n) AS n FROM {res.hist} "
-        f"WHERE {where} GROUP BY k, bin), "
-        "c AS (SELECT k, bin, SUM(n) OVER (PARTITION BY k ORDER BY bin ROWS UNBOUNDED PRECEDING) AS cum, "
-        "SUM(n) OVER (PARTITION BY k) AS tot FROM h) "
-        "SELECT k, MIN(bin) FROM c WHERE cum * 1000 >= tot * :q GROUP BY k", params)
-    pct: dict[int, float | None] = {int(k): round(bin_value(int(b)), 3) for k, b in ranks}
+
+    def key(k: int) -> tuple[Any, ...]:
+        return (deployment, res.name, size_us, origin_us + k * size_us, q)
+
+    pct: dict[int, float | None] = {}
+    stale: list[int] = []
+    for k, bucket in sums.items():
+        known, value = cache.get(key(k), int(bucket["requests"])) if cache else (False, None)
+        if known:
+            pct[k] = value
+        else:
+            stale.append(k)
+    if stale:
+        params["a"] = origin_us + min(stale) * size_us
+        ranks = db.fetchall(
+            f"WITH h AS (SELECT (bucket_us - :origin) / :size AS k, bin, SUM(n) AS n FROM {res.hist} "
+            f"WHERE {where} GROUP BY k, bin), "
+            "c AS (SELECT k, bin, SUM(n) OVER (PARTITION BY k ORDER BY bin ROWS UNBOUNDED PRECEDING) AS cum, "
+            "SUM(n) OVER (PARTITION BY k) AS tot FROM h) "
+            "SELECT k, MIN(bin) FROM c WHERE cum * 1000 >= tot * :q GROUP BY k", params)
+        for k, b in ranks:
+            pct[int(k)] = round(bin_value(int(b)), 3)
+        if cache:
+            for k in stale:
+                cache.put(key(k), int(sums[k]["requests"]), pct.get(k))
     if full_end < end_us:
         k = (full_end - origin_us) // size_us
         last_start = origin_us + k * size_us

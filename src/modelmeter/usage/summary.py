@@ -71,7 +71,8 @@ def _tagged_totals(db: Database, deployment: str, window: Window, tag: str
     return sums, bins
 
 
-def timeseries(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
+def timeseries(db: Database, deployment: str, window: Window, tag: str | None = None,
+               cache: rollup_reads.PercentileCache | None = None) -> dict[str, Any]:
     size = window.bucket_seconds()
     origin = window.bucket_origin_us(size)
     size_us = size * 1_000_000
@@ -80,7 +81,7 @@ def timeseries(db: Database, deployment: str, window: Window, tag: str | None = 
         sums, bins = _tagged_buckets(db, deployment, window, tag, origin, size_us)
         p95 = {k: percentile_from_bins(b, 0.95) for k, b in bins.items()}
     else:
-        sums, p95 = rollup_reads.bucketed(db, deployment, origin, size_us, window.end_us)
+        sums, p95 = rollup_reads.bucketed(db, deployment, origin, size_us, window.end_us, cache=cache)
     buckets: list[dict[str, Any]] = []
     for k in range(count):
         s = sums.get(k) or dict.fromkeys(SUM_COLUMNS, 0)
