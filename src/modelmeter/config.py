@@ -17,7 +17,10 @@ LOCAL_EMBEDDING_MODEL = "multilingual-e5-small"
 LOCAL_MODELS = {LOCAL_CHAT_MODEL: "chat", LOCAL_EMBEDDING_MODEL: "embedding"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 _DEPLOYMENT_KEYS = {"name", "api_base", "model", "provider", "api_key_env", "price", "threads",
-                    "timeout", "connect_timeout", "store_bodies"}
+                    "timeout", "connect_timeout", "store_bodies", "max_retries", "chunk_timeout",
+                    "cache_ttl"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+_DURATION_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ConfigError(ValueError):
@@ -37,6 +40,9 @@ class Deployment:
     connect_timeout: float = 10.0
     store_bodies: bool = True
     source: str = "config"  # "config" or "api" (run-time, stored in the database)
+    max_retries: int = 2  # retries of connect errors, 429 and 5xx before any byte is relayed
+    chunk_timeout: float = 60.0  # longest wait for a stream's next chunk, seconds
+    cache_ttl: float | None = None  # response cache of non-streamed answers, seconds (None: off)
 
     @property
     def is_local(self) -> bool:
@@ -94,6 +100,16 @@ class Deployment:
         if key_env is not None and (not isinstance(key_env, str) or not key_env.isidentifier()):
             raise ConfigError(f"deployment {name!r}: 'api_key_env' must be a variable name")
         try:
+            max_retries = int(data.get("max_retries", 2))
+            chunk_timeout = float(data.get("chunk_timeout", 60.0))
+            cache_ttl = parse_duration(data["cache_ttl"]) if data.get("cache_ttl") else None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"deployment {name!r}: {exc}") from exc
+        if isinstance(data.get("max_retries"), bool) or max_retries < 0:
+            raise ConfigError(f"deployment {name!r}: 'max_retries' must be 0 or more")
+        if not chunk_timeout > 0:
+            raise ConfigError(f"deployment {name!r}: 'chunk_timeout' must be positive (seconds)")
+        try:
             return cls(
                 name=name,
                 model=model,
@@ -106,9 +122,27 @@ class Deployment:
                 connect_timeout=float(data.get("connect_timeout", 10.0)),
                 store_bodies=bool(data.get("store_bodies", True)),
                 source=source,
+                max_retries=max_retries,
+                chunk_timeout=chunk_timeout,
+                cache_ttl=cache_ttl,
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"deployment {name!r}: {exc}") from exc
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as "30s", "10m", "2h" (or "45": seconds)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"not a duration: {value!r} (use seconds, or e.g. '30s', '10m', '2h')")
+    if not seconds > 0:
+        raise ValueError(f"a duration must be positive, not {value!r}")
+    return seconds
 
 
 def _price_dict(price: PriceOverride | None) -> dict[str, float] | None:
@@ -137,6 +171,7 @@ class Settings:
     admin_key: str | None = None  # else MODELMETER_ADMIN_KEY, else generated on first start
     require_keys: bool = False  # /v1 callers must present a virtual key
     prune_interval_s: float = 300.0
+    max_stored_body_bytes: int = 1024 * 1024  # larger request/response bodies are stored truncated
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -163,7 +198,7 @@ def _from_toml(data: dict[str, Any]) -> Settings:
     if not isinstance(server, dict):
         raise ConfigError("[server] must be a table")
     known = {"host", "port", "database", "max_body_bytes", "queue_size", "batch_size",
-             "local_threads", "store_bodies", "admin_key", "require_keys"}
+             "local_threads", "store_bodies", "admin_key", "require_keys", "max_stored_body_bytes"}
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")

@@ -18,6 +18,7 @@ import orjson
 from modelmeter.asgi import Receive, Scope, Send
 from modelmeter.auth.keys import KeyStore, LimitExceeded
 from modelmeter.config import Deployment, Settings
+from modelmeter.gateway.cache import ResponseCache
 from modelmeter.gateway.errors import JSON_HEADERS, APIError, error_body, send_json
 from modelmeter.gateway.relay import Call, relay
 from modelmeter.gateway.validate import CALL_TYPES, check_fields, parse_body
@@ -52,6 +53,7 @@ class Gateway:
         self.registry = registry
         self.upstream = upstream
         self.recorder = recorder
+        self.cache = ResponseCache()  # answers of deployments with cache_ttl
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -106,6 +108,7 @@ class Gateway:
             id=new_record_id(wall), deployment=dep, model=body["model"], call_type=call_type,
             start=wall, stream=body.get("stream") is True, client_ip=client[0] if client else None,
             request_body=body, metadata=meta, tags=tags,
+            max_stored_body_bytes=self.settings.max_stored_body_bytes,
         )
         call = Call(rec=rec, body=body, t0=t0, send=send)
         watch = _Watch(None, call=call)
@@ -119,7 +122,7 @@ class Gateway:
                 raise APIError(503, f"The embedded model '{dep.model}' is still starting; "
                                "try again in a few seconds.", "service_unavailable",
                                code="model_loading")
-            await relay(call, self.upstream, base + path[3:], dep)
+            await relay(call, self.upstream, base + path[3:], dep, self.cache, path)
             watch.done = True
         except APIError as exc:
             watch.done = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ import orjson
 
 from modelmeter.asgi import Send
 from modelmeter.config import Deployment
+from modelmeter.gateway.cache import ResponseCache, cache_key
 from modelmeter.gateway.errors import APIError, error_body, upstream_error_message
 from modelmeter.metering.record import CallRecord
 from modelmeter.metering.usage import StreamAccumulator, Usage
@@ -20,6 +23,14 @@ from modelmeter.upstreams.client import Timeouts, UpstreamClient, UpstreamError
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 _UPSTREAM_STATUS = {"connect": 502, "timeout": 504, "protocol": 502}
+CACHE_HEADER = b"x-modelmeter-cache"
+BACKOFF_BASE_S = 0.1
+BACKOFF_CAP_S = 5.0
+RETRY_AFTER_CAP_S = 30.0
+_RETRIED_KINDS = ("connect", "protocol")  # the client's post() raises before any response byte
+# Seams for tests: record the delays instead of sleeping, pin the jitter.
+_sleep = asyncio.sleep
+_random = random.random
 
 
 @dataclass(slots=True)
@@ -87,29 +98,128 @@ def upstream_headers(dep: Deployment) -> Mapping[str, str]:
     return headers
 
 
-async def relay(call: Call, client: UpstreamClient, url: str, dep: Deployment) -> None:
+async def relay(call: Call, client: UpstreamClient, url: str, dep: Deployment,
+                cache: ResponseCache | None = None, path: str = "") -> None:
     payload, wants_usage = upstream_request(call.body, dep)
-    t = time.perf_counter()
-    try:
-        resp = await client.post(url, payload, upstream_headers(dep),
-                                 Timeouts(total=dep.timeout, connect=dep.connect_timeout))
-    except UpstreamError as exc:
-        raise APIError(_UPSTREAM_STATUS[exc.kind], exc.message, "upstream_error",
-                       code=f"upstream_{exc.kind}") from None
-    finally:
-        call.upstream_wait += time.perf_counter() - t
+    key = None
+    if cache is not None and dep.cache_ttl and not call.rec.stream:
+        key = cache_key(dep.name, path or url, call.body)
+        hit = cache.get(key) if key is not None else None
+        if hit is not None:
+            _answer_from_cache(call, hit.data, hit.parsed)
+            await _send_whole(call, 200, hit.data, {}, [(CACHE_HEADER, b"hit")])
+            return
+    resp = await _post_with_retries(call, client, url, dep, payload)
     try:
         streamed = call.rec.stream and resp.status == 200 and resp.headers.get(
             "content-type", "").startswith("text/event-stream")
         if streamed:
-            await _relay_stream(call, resp, wants_usage)
+            await _relay_stream(call, resp, wants_usage, dep.chunk_timeout)
         else:
-            await _relay_whole(call, resp)
+            extra = [(CACHE_HEADER, b"miss")] if key is not None else []
+            data = await _relay_whole(call, resp, extra)
+            if key is not None and data is not None and cache is not None and dep.cache_ttl:
+                assert isinstance(call.rec.response_body, dict)
+                cache.put(key, data, call.rec.response_body, dep.cache_ttl)
     finally:
         resp.close()
 
 
-async def _relay_whole(call: Call, resp: Any) -> None:
+def _answer_from_cache(call: Call, data: bytes, parsed: dict[str, Any]) -> None:
+    """The record of a call answered from the response cache: the cached answer's usage (what the
+    cache saved), ``cache_hit`` (priced at zero in ``finish``), no retries, no upstream wait."""
+    rec = call.rec
+    rec.cache_hit = True
+    rec.retries = 0
+    rec.http_status = 200
+    rec.usage = Usage.from_openai(parsed.get("usage"))
+    rec.request_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
+    rec.model_id = parsed.get("model") if isinstance(parsed.get("model"), str) else None
+    rec.response_body = parsed
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt))."""
+    return _random() * min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (capped); None when absent or not a number of seconds."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+    if seconds != seconds or seconds < 0:
+        return None
+    return min(seconds, RETRY_AFTER_CAP_S)
+
+
+async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: Deployment,
+                             payload: bytes) -> Any:
+    """Send the request; on a connect error (or a protocol error: nothing was received yet), a 429
+    or a 5xx, try again up to ``dep.max_retries`` times, waiting with exponential backoff and full
+    jitter (or the 429's ``Retry-After``). This wraps only the request and its status, so nothing
+    has reached the client yet and a retry is invisible to it; streams are never retried once
+    relayed. No retry whose wait would end past the deployment's ``timeout`` (counted from the
+    first attempt): the last failure is passed through as it is.
+
+    The backoff waits count as upstream wait: the call is waiting on the upstream to be able to
+    answer, so ``overhead_ms`` remains the gateway's own time."""
+    rec = call.rec
+    started = time.perf_counter()
+    deadline = started + dep.timeout
+    attempt = 0
+    while True:
+        t = time.perf_counter()
+        total = dep.timeout if attempt == 0 else max(deadline - t, 0.001)
+        try:
+            resp = await client.post(url, payload, upstream_headers(dep),
+                                     Timeouts(total=total, connect=dep.connect_timeout))
+        except UpstreamError as exc:
+            call.upstream_wait += time.perf_counter() - t
+            if (exc.kind in _RETRIED_KINDS and attempt < dep.max_retries
+                    and await _wait_before_retry(call, backoff_delay(attempt), deadline)):
+                attempt += 1
+                rec.retries = attempt
+                continue
+            raise APIError(_UPSTREAM_STATUS[exc.kind], exc.message, "upstream_error",
+                           code=f"upstream_{exc.kind}") from None
+        except BaseException:
+            call.upstream_wait += time.perf_counter() - t
+            raise
+        call.upstream_wait += time.perf_counter() - t
+        if (resp.status == 429 or resp.status >= 500) and attempt < dep.max_retries:
+            delay = None
+            if resp.status == 429:
+                delay = retry_after_seconds(resp.headers.get("retry-after"))
+            if delay is None:
+                delay = backoff_delay(attempt)
+            if time.perf_counter() + delay < deadline:
+                resp.close()
+                await _wait_before_retry(call, delay, deadline)
+                attempt += 1
+                rec.retries = attempt
+                continue
+        return resp
+
+
+async def _wait_before_retry(call: Call, delay: float, deadline: float) -> bool:
+    """Sleep ``delay`` (as upstream wait) unless that ends past the deadline: False then."""
+    t = time.perf_counter()
+    if t + delay >= deadline:
+        return False
+    try:
+        await _sleep(delay)
+    finally:
+        call.upstream_wait += time.perf_counter() - t
+    return True
+
+
+async def _relay_whole(call: Call, resp: Any,
+                       extra_headers: list[tuple[bytes, bytes]] | None = None) -> bytes | None:
+    """Relay a whole answer; its bytes when it was a 200 with a JSON object (cacheable)."""
     rec = call.rec
     t = time.perf_counter()
     try:
@@ -125,7 +235,7 @@ async def _relay_whole(call: Call, resp: Any) -> None:
         rec.response_body = err
         out = data if err.get("error", {}).get("code") != f"upstream_{resp.status}" else orjson.dumps(err)
         await _send_whole(call, resp.status, out, resp.headers)
-        return
+        return None
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -139,11 +249,13 @@ async def _relay_whole(call: Call, resp: Any) -> None:
     rec.request_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
     rec.model_id = parsed.get("model") if isinstance(parsed.get("model"), str) else None
     rec.response_body = parsed
-    await _send_whole(call, resp.status, data, resp.headers)
+    await _send_whole(call, resp.status, data, resp.headers, extra_headers)
+    return data if resp.status == 200 else None
 
 
-async def _send_whole(call: Call, status: int, data: bytes, headers: Mapping[str, str]) -> None:
-    out_headers = [(b"content-type", b"application/json")]
+async def _send_whole(call: Call, status: int, data: bytes, headers: Mapping[str, str],
+                      extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    out_headers = [(b"content-type", b"application/json"), *(extra_headers or ())]
     retry_after = headers.get("retry-after")
     if retry_after:
         out_headers.append((b"retry-after", retry_after.encode("latin-1")))
@@ -153,7 +265,7 @@ async def _send_whole(call: Call, status: int, data: bytes, headers: Mapping[str
     await call.send({"type": "http.response.body", "body": data})
 
 
-async def _relay_stream(call: Call, resp: Any, wants_usage: bool) -> None:
+async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout: float = 60.0) -> None:
     rec = call.rec
     acc = call.acc = StreamAccumulator(rec.call_type)
     parser = SSEParser()
@@ -191,14 +303,20 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool) -> None:
         return out, first
 
     failed: UpstreamError | None = None
+    stalled = False  # no chunk within chunk_timeout
     while True:
         t = time.perf_counter()
         try:
-            chunk = await chunks.__anext__()
+            async with asyncio.timeout(chunk_timeout):
+                chunk = await chunks.__anext__()
         except StopAsyncIteration:
             break
         except UpstreamError as exc:
             failed = exc
+            break
+        except TimeoutError:  # only ours: asyncio.timeout turned its cancellation into this
+            failed = UpstreamError("timeout", f"the upstream sent no chunk for {chunk_timeout:g} s")
+            stalled = True
             break
         finally:  # also when the client hangs up (cancelled) while we wait on the upstream
             call.upstream_wait += time.perf_counter() - t
@@ -208,7 +326,8 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool) -> None:
             if first:
                 call.t_first = time.perf_counter()
     if failed is not None and not saw_done:
-        await _end_stream_with_error(call, _UPSTREAM_STATUS[failed.kind], failed.message)
+        await _end_stream_with_error(call, _UPSTREAM_STATUS[failed.kind], failed.message,
+                                     "upstream_timeout" if stalled else None)
         return
     # A last event the upstream did not end with a blank line is still relayed and counted.
     out, first = relayed(parser.flush())
@@ -235,10 +354,12 @@ def _without_usage(data: bytes) -> bytes:
         return data
 
 
-async def _end_stream_with_error(call: Call, status: int, message: str) -> None:
+async def _end_stream_with_error(call: Call, status: int, message: str,
+                                 code: str | None = None) -> None:
     """Headers are gone already: tell the client in the stream, then end it cleanly."""
-    call.fail(status, message)
-    err = error_body(message, "upstream_error", None, f"upstream_{status}")
+    code = code or f"upstream_{status}"
+    call.fail(status, f"{code}: {message}" if code == "upstream_timeout" else message)
+    err = error_body(message, "upstream_error", None, code)
     await call.send({"type": "http.response.body", "body": encode_event(orjson.dumps(err)),
                      "more_body": True})
     call.complete = True

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from modelmeter.config import Deployment
 
 PICO = 10**12
+MAX_STORED_BODY_BYTES = 1024 * 1024  # the default of the server's max_stored_body_bytes
 log = logging.getLogger("modelmeter.metering")
 _random_bits = random.getrandbits
 
@@ -67,6 +68,7 @@ class CallRecord:
     metadata: dict[str, Any] | None = None
     tags: list[str] = field(default_factory=list)
     key_alias: str | None = None  # the virtual key's alias (never the key)
+    max_stored_body_bytes: int = MAX_STORED_BODY_BYTES  # larger bodies are stored truncated
 
 
 def iso(us: int) -> str:
@@ -103,6 +105,15 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[s
         for c in cost.breakdown
     ]
     keep = store_bodies and dep.store_bodies
+    request_text = _json_or_none(rec.request_body) if keep else None
+    response_text = _json_or_none(rec.response_body) if keep else None
+    metadata = rec.metadata
+    if keep:
+        cap = rec.max_stored_body_bytes
+        request_text, cut_request = _capped(request_text, cap)
+        response_text, cut_response = _capped(response_text, cap)
+        if cut_request or cut_response:
+            metadata = {**(metadata or {}), "bodies_truncated": True}
     start_us = int(rec.start * 1e6)
     return {
         "id": rec.id,
@@ -134,13 +145,24 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[s
         "spend_pusd": int(cost.spend * PICO),
         "cost_breakdown": orjson.dumps(breakdown).decode(),
         "price_source": cost.price_source,
-        "metadata": _json_or_none(rec.metadata) if rec.metadata else None,
+        "metadata": _json_or_none(metadata) if metadata else None,
         "tags": _json_or_none([t for t in rec.tags if isinstance(t, str)]) if rec.tags else None,
         "bodies": int(keep),
         "key_alias": rec.key_alias,
-        "request": _json_or_none(rec.request_body) if keep else None,
-        "response": _json_or_none(rec.response_body) if keep else None,
+        "request": request_text,
+        "response": response_text,
     }
+
+
+def _capped(text: str | None, cap: int) -> tuple[str | None, bool]:
+    """A body's JSON text, or if it is longer than ``cap`` bytes, its first ``cap`` bytes as a
+    JSON string (still valid JSON to store and show), and whether it was cut."""
+    if text is None or len(text) <= cap // 4:  # at most 4 bytes a character: surely short enough
+        return text, False
+    raw = text.encode()
+    if len(raw) <= cap:
+        return text, False
+    return orjson.dumps(raw[:max(cap, 0)].decode("utf-8", "ignore")).decode(), True
 
 
 def _json_or_none(body: Any) -> str | None:
