@@ -110,7 +110,11 @@ def test_tag_filter_and_newer_than(db: Database) -> None:
     window = parse_window("1h")
     page = records_q.page(db, "gpt", window, tag="bench:run1")
     assert [r["id"] for r in page["data"]] == [r["id"] for r in reversed(tagged)]
-    assert summary_q.summary(db, "gpt", window, tag="bench:run1")["requests"] == 3
+    tagged = summary_q.summary(db, "gpt", window, tag="bench:run1")
+    assert (tagged["requests"], tagged["prompt_tokens"], tagged["completion_tokens"]) == (3, 30, 15)
+    series = summary_q.timeseries(db, "gpt", window, tag="bench:run1")
+    assert sum(b["requests"] for b in series["buckets"]) == 3
+    assert sum(b["total_tokens"] for b in series["buckets"]) == 45
     oldest = records_q.page(db, "gpt", window, limit=200)["data"][-1]
     newer = records_q.newer(db, "gpt", window, records_q.cursor_of(oldest))
     assert len(newer) == 5

@@ -105,6 +105,28 @@ def schema_statements() -> tuple[str, ...]:
     return tuple(out)
 
 
+_ADDED = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "spend_pusd")
+ROW_COLUMNS = ("status", *_ADDED, "latency_ms", "ttft_ms")  # what a row needs to be added to a bucket
+
+
+def empty_sums() -> dict[str, Any]:
+    sums: dict[str, Any] = dict.fromkeys(SUM_COLUMNS, 0)
+    sums["latency_sum"] = sums["ttft_sum"] = 0.0
+    return sums
+
+
+def accumulate(sums: dict[str, Any], r: Mapping[str, Any]) -> None:
+    """Add one record row to a bucket's sums (the writer's rollups and the tag filter's alike)."""
+    sums["requests"] += 1
+    sums["succeeded"] += r["status"] == "success"
+    for col in _ADDED:
+        sums[col] += r[col]
+    sums["latency_sum"] += r["latency_ms"]
+    if r["ttft_ms"] is not None:
+        sums["ttft_sum"] += r["ttft_ms"]
+        sums["ttft_count"] += 1
+
+
 def aggregate(rows: Iterable[Mapping[str, Any]], res: Resolution
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The batch's additive contribution to each bucket, and to each histogram bin."""
@@ -115,17 +137,8 @@ def aggregate(rows: Iterable[Mapping[str, Any]], res: Resolution
         key = (r["deployment"], bucket)
         s = sums.get(key)
         if s is None:
-            s = sums[key] = {"deployment": key[0], "bucket_us": bucket, **dict.fromkeys(SUM_COLUMNS, 0)}
-            s["latency_sum"] = s["ttft_sum"] = 0.0
-        s["requests"] += 1
-        s["succeeded"] += r["status"] == "success"
-        for col in ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
-                    "reasoning_tokens", "spend_pusd"):
-            s[col] += r[col]
-        s["latency_sum"] += r["latency_ms"]
-        if r["ttft_ms"] is not None:
-            s["ttft_sum"] += r["ttft_ms"]
-            s["ttft_count"] += 1
+            s = sums[key] = {"deployment": key[0], "bucket_us": bucket, **empty_sums()}
+        accumulate(s, r)
         hist[(key[0], bucket, bin_of(r["latency_ms"]))] += 1
     # Sorted by key, so concurrent writers lock rows in the same order and cannot deadlock.
     return [sums[k] for k in sorted(sums)], [

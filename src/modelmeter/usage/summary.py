@@ -8,7 +8,14 @@ from typing import Any
 
 from modelmeter.metering.record import PICO, iso
 from modelmeter.storage.database import Database
-from modelmeter.storage.rollups import SUM_COLUMNS, bin_of, percentile_from_bins
+from modelmeter.storage.rollups import (
+    ROW_COLUMNS,
+    SUM_COLUMNS,
+    accumulate,
+    bin_of,
+    empty_sums,
+    percentile_from_bins,
+)
 from modelmeter.usage import rollup_reads
 from modelmeter.usage.window import Window
 
@@ -44,30 +51,21 @@ def summary(db: Database, deployment: str, window: Window, tag: str | None = Non
     return result
 
 
+_TAGGED_COLS = ", ".join(f"r.{c}" for c in ROW_COLUMNS)
+_TAGGED_FROM = ("FROM record_tags t JOIN records r ON r.id = t.id "
+                "WHERE t.deployment = :dep AND t.tag = :tag AND t.start_us >= :ws AND t.start_us < :we")
+
+
 def _tagged_totals(db: Database, deployment: str, window: Window, tag: str
                    ) -> tuple[dict[str, float], Counter[int]]:
-    rows = db.fetchall(
-        "SELECT r.status, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.cached_tokens, "
-        "r.reasoning_tokens, r.spend_pusd, r.latency_ms, r.ttft_ms FROM record_tags t "
-        "JOIN records r ON r.id = t.id WHERE t.deployment = :dep AND t.tag = :tag "
-        "AND t.start_us >= :ws AND t.start_us < :we",
-        {"dep": deployment, "tag": tag, "ws": window.start_us, "we": window.end_us})
-    sums: dict[str, float] = dict.fromkeys(SUM_COLUMNS, 0)
+    """The cards of one tag (e.g. a benchmark run), from its rows: a tag is a small slice."""
+    sums = empty_sums()
     bins: Counter[int] = Counter()
-    for status, prompt, completion, total, cached, reasoning, spend, latency, ttft in rows:
-        sums["requests"] += 1
-        sums["succeeded"] += status == "success"
-        sums["prompt_tokens"] += prompt
-        sums["completion_tokens"] += completion
-        sums["total_tokens"] += total
-        sums["cached_tokens"] += cached
-        sums["reasoning_tokens"] += reasoning
-        sums["spend_pusd"] += spend
-        sums["latency_sum"] += latency
-        if ttft is not None:
-            sums["ttft_sum"] += ttft
-            sums["ttft_count"] += 1
-        bins[bin_of(latency)] += 1
+    for row in db.fetchall(f"SELECT {_TAGGED_COLS} {_TAGGED_FROM}",
+                           {"dep": deployment, "tag": tag, "ws": window.start_us, "we": window.end_us}):
+        r = dict(zip(ROW_COLUMNS, row, strict=True))
+        accumulate(sums, r)
+        bins[bin_of(r["latency_ms"])] += 1
     return sums, bins
 
 
@@ -103,24 +101,15 @@ def timeseries(db: Database, deployment: str, window: Window, tag: str | None = 
 
 def _tagged_buckets(db: Database, deployment: str, window: Window, tag: str, origin: int, size_us: int
                     ) -> tuple[dict[int, dict[str, float]], dict[int, Counter[int]]]:
-    rows = db.fetchall(
-        "SELECT (r.start_us - :origin) / :size, r.status, r.prompt_tokens, r.completion_tokens, "
-        "r.total_tokens, r.spend_pusd, r.latency_ms FROM record_tags t JOIN records r ON r.id = t.id "
-        "WHERE t.deployment = :dep AND t.tag = :tag AND t.start_us >= :ws AND t.start_us < :we",
-        {"dep": deployment, "tag": tag, "ws": origin, "we": window.end_us, "origin": origin,
-         "size": size_us})
     sums: dict[int, dict[str, float]] = {}
     bins: dict[int, Counter[int]] = {}
-    for k, status, prompt, completion, total, spend, latency in rows:
-        s = sums.setdefault(int(k), dict.fromkeys(SUM_COLUMNS, 0))
-        s["requests"] += 1
-        s["succeeded"] += status == "success"
-        s["prompt_tokens"] += prompt
-        s["completion_tokens"] += completion
-        s["total_tokens"] += total
-        s["spend_pusd"] += spend
-        s["latency_sum"] += latency
-        bins.setdefault(int(k), Counter())[bin_of(latency)] += 1
+    for row in db.fetchall(f"SELECT (r.start_us - :origin) / :size, {_TAGGED_COLS} {_TAGGED_FROM}",
+                           {"dep": deployment, "tag": tag, "ws": origin, "we": window.end_us, "origin": origin,
+                            "size": size_us}):
+        k = int(row[0])
+        r = dict(zip(ROW_COLUMNS, row[1:], strict=True))
+        accumulate(sums.setdefault(k, empty_sums()), r)
+        bins.setdefault(k, Counter())[bin_of(r["latency_ms"])] += 1
     return sums, bins
 
 
