@@ -39,6 +39,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/browser/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.browser)
+    # Playwright's page.clock is the context's clock, and the context is shared: once a test
+    # installs a fake clock it stays for every later page. Those tests run last of this package.
+    where = [i for i, item in enumerate(items) if item.get_closest_marker("browser")]
+    if where:
+        block = items[where[0]:where[-1] + 1]
+        block.sort(key=lambda item: item.get_closest_marker("fake_clock") is not None)
+        items[where[0]:where[-1] + 1] = block
 
 
 # Package scope, not session: Playwright's sync API keeps an event loop running in the main thread

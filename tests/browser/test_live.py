@@ -79,6 +79,7 @@ def test_live_shows_new_requests_within_two_seconds(page: Page, server: ServerPr
     page.get_by_role("button", name="Stop").click()
 
 
+@pytest.mark.fake_clock
 def test_live_refreshes_every_15_seconds_with_only_newer_rows(page: Page, server: ServerProcess,
                                                               client: openai.OpenAI) -> None:
     page.clock.install()

@@ -42,7 +42,11 @@ class Call:
     t0: float  # perf_counter at arrival
     send: Send
     upstream_wait: float = 0.0  # seconds spent waiting on the upstream
-    t_first: float | None = None  # perf_counter when the first content reached the client
+    # perf_counter when the first content, and the end of the answer, were handed to the server to
+    # send: taken before awaiting send(), which may yield to other calls after the bytes are out
+    # (the client can have them before we resume; the record must not say later than it saw).
+    t_first: float | None = None
+    t_done: float | None = None
     started: bool = False  # response headers sent: too late for an error status
     complete: bool = False  # the client has the whole answer (its last body message, or [DONE],
     # is being or has been sent): a disconnect now is the end of the exchange, not a hang-up
@@ -55,7 +59,7 @@ class Call:
 
     def finish(self) -> None:
         rec = self.rec
-        t_end = time.perf_counter()
+        t_end = self.t_done or time.perf_counter()
         rec.latency_ms = (t_end - self.t0) * 1000.0
         rec.end = rec.start + (t_end - self.t0)
         rec.overhead_ms = max(rec.latency_ms - self.upstream_wait * 1000.0, 0.0)
@@ -262,6 +266,7 @@ async def _send_whole(call: Call, status: int, data: bytes, headers: Mapping[str
     call.started = True
     await call.send({"type": "http.response.start", "status": status, "headers": out_headers})
     call.complete = True
+    call.t_done = time.perf_counter()
     await call.send({"type": "http.response.body", "body": data})
 
 
@@ -322,9 +327,9 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout:
             call.upstream_wait += time.perf_counter() - t
         out, first = relayed(parser.feed(chunk))
         if out:
-            await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
             if first:
                 call.t_first = time.perf_counter()
+            await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
     if failed is not None and not saw_done:
         await _end_stream_with_error(call, _UPSTREAM_STATUS[failed.kind], failed.message,
                                      "upstream_timeout" if stalled else None)
@@ -332,14 +337,15 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout:
     # A last event the upstream did not end with a blank line is still relayed and counted.
     out, first = relayed(parser.flush())
     if out:
-        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
         if first:
             call.t_first = time.perf_counter()
+        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
     if not saw_done:
         await _end_stream_with_error(call, 502, "the upstream ended the stream before [DONE]")
         return
     rec.http_status = 200
     call.complete = True
+    call.t_done = time.perf_counter()
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
