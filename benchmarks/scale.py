@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import statistics
 import time
@@ -102,19 +103,23 @@ def multiply(db: Database, base: int, n: int) -> float:
     span = DAYS * 86_400_000_000
     w0 = int((time.time() - DAYS * 86400) * 1e6)
     shifted = f"{w0} + ((start_us - {w0} + :shift) % {span})"
-    copies = -(-(n - base) // base)
+    # Copies of the original rows (ids without a dash), named apart from earlier runs' copies.
+    base = int(db.fetchone("SELECT COUNT(*) FROM records WHERE id NOT LIKE '%-%'")[0])
+    have = int(db.fetchone("SELECT COUNT(*) FROM records")[0])
+    run = os.urandom(3).hex()
+    copies = -(-(n - have) // base)
     cols = ", ".join(RECORD_COLUMNS)
     picks = ", ".join("id || :suffix" if c == "id" else shifted if c == "start_us" else
                       f"end_us - start_us + {shifted}" if c == "end_us" else c for c in RECORD_COLUMNS)
     for k in range(1, copies + 1):
-        left = min(base, n - base * k)
-        params = {"suffix": f"-{k}", "shift": k * 7_919_000_003 % span, "lim": left}
+        left = min(base, n - have - base * (k - 1))
+        params = {"suffix": f"-{run}{k}", "shift": k * 7_919_000_003 % span, "lim": left}
         with db.transaction() as tx:
             tx.execute(db.sql(f"INSERT INTO records ({cols}) SELECT {picks} FROM records WHERE id NOT LIKE '%-%' "
                               "ORDER BY id LIMIT :lim"), params)
             tx.execute(db.sql(f"INSERT INTO record_tags (deployment, tag, start_us, id) SELECT deployment, tag, "
                               f"{shifted}, id || :suffix FROM record_tags WHERE id NOT LIKE '%-%'"), params)
-        print(f"  copied {base * k + left:,} records", flush=True)
+        print(f"  {have + base * (k - 1) + left:,} records", flush=True)
     floor = "floor" if db.dialect == "postgresql" else ""
     bin_sql = (f"CASE WHEN latency_ms <= {BIN_FLOOR_MS} THEN 0 ELSE CAST({floor}(ln(latency_ms / {BIN_FLOOR_MS}) "
                f"/ ln({BIN_RATIO})) AS INTEGER) + 1 END")
@@ -131,7 +136,7 @@ def multiply(db: Database, base: int, n: int) -> float:
             tx.execute(f"INSERT INTO {res.hist} SELECT deployment, {bucket}, {bin_sql}, COUNT(*) FROM records "
                        f"GROUP BY deployment, {bucket}, {bin_sql}")
     print("  rollups rebuilt from the raw rows", flush=True)
-    return (n - base) / (time.perf_counter() - t0)
+    return (n - have) / (time.perf_counter() - t0)
 
 
 def ingest_through_recorder(db: Database, n: int) -> float:
