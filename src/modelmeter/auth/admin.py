@@ -24,7 +24,7 @@ from modelmeter.storage.database import Database
 
 log = logging.getLogger("modelmeter.auth")
 COOKIE = "modelmeter_session"
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login", "/favicon.ico"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/favicon.ico"})
 OPEN_PREFIXES = ("/static/",)  # the page's own code and styles: no data in them
 API_PREFIXES = ("/api/", "/metrics", "/docs", "/openapi.json", "/redoc")
 _HASH_SETTING = "admin_key_sha256"
@@ -72,7 +72,7 @@ class AdminAuth:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if (path in OPEN_PATHS and path != "/login") or path.startswith(OPEN_PREFIXES):
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         admin = self._get_hash()

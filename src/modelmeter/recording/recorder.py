@@ -93,10 +93,6 @@ class Recorder:
         """Called from the writer thread with each batch of finished rows, after they are stored."""
         self._listeners.append(listener)
 
-    def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
     # -- the writer thread -----------------------------------------------------------------
     def start(self) -> None:
         # Two threads in a pipeline: one finishes records (Python: prices, JSON), the other stores
