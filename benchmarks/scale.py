@@ -96,8 +96,9 @@ def multiply(db: Database, base: int, n: int) -> float:
     (copied in SQL, in one transaction per copy), then the rollups rebuilt from the raw rows in SQL
     with the same bins as the writer. For building big databases only: the writer's own rate is
     measured by ingest_through_recorder."""
+    from modelmeter.storage.histogram import BIN_FLOOR_MS, BIN_RATIO
     from modelmeter.storage.records import RECORD_COLUMNS
-    from modelmeter.storage.rollups import BIN_FLOOR_MS, BIN_RATIO, RESOLUTIONS
+    from modelmeter.storage.rollups import RESOLUTIONS
 
     t0 = time.perf_counter()
     span = DAYS * 86_400_000_000
@@ -120,21 +121,24 @@ def multiply(db: Database, base: int, n: int) -> float:
             tx.execute(db.sql(f"INSERT INTO record_tags (deployment, tag, start_us, id) SELECT deployment, tag, "
                               f"{shifted}, id || :suffix FROM record_tags WHERE id NOT LIKE '%-%'"), params)
         print(f"  {have + base * (k - 1) + left:,} records", flush=True)
-    floor = "floor" if db.dialect == "postgresql" else ""
+    pg = db.dialect == "postgresql"
+    floor = "floor" if pg else ""
     bin_sql = (f"CASE WHEN latency_ms <= {BIN_FLOOR_MS} THEN 0 ELSE CAST({floor}(ln(latency_ms / {BIN_FLOOR_MS}) "
                f"/ ln({BIN_RATIO})) AS INTEGER) + 1 END")
+    bins_agg = "jsonb_object_agg(CAST(bin AS TEXT), n)" if pg else "json_group_object(CAST(bin AS TEXT), n)"
     with db.transaction() as tx:
         for res in RESOLUTIONS:
             bucket = f"start_us - start_us % {res.size_us}"
             tx.execute(f"DELETE FROM {res.table}")
-            tx.execute(f"DELETE FROM {res.hist}")
             tx.execute(f"INSERT INTO {res.table} SELECT deployment, {bucket}, COUNT(*), "
                        "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
                        "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
-                       "SUM(spend_pusd), SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COUNT(ttft_ms) "
+                       "SUM(spend_pusd), SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COUNT(ttft_ms), NULL "
                        f"FROM records GROUP BY deployment, {bucket}")
-            tx.execute(f"INSERT INTO {res.hist} SELECT deployment, {bucket}, {bin_sql}, COUNT(*) FROM records "
-                       f"GROUP BY deployment, {bucket}, {bin_sql}")
+            tx.execute(f"UPDATE {res.table} SET latency_bins = b.bins FROM (SELECT deployment, bucket_us, "
+                       f"{bins_agg} AS bins FROM (SELECT deployment, {bucket} AS bucket_us, {bin_sql} AS bin, "
+                       "COUNT(*) AS n FROM records GROUP BY 1, 2, 3) AS x GROUP BY 1, 2) AS b "
+                       f"WHERE {res.table}.deployment = b.deployment AND {res.table}.bucket_us = b.bucket_us")
     print("  rollups rebuilt from the raw rows", flush=True)
     return (n - have) / (time.perf_counter() - t0)
 

@@ -35,6 +35,7 @@ import aiohttp
 import orjson
 
 from modelmeter.metering.record import PICO
+from modelmeter.storage import histogram
 from modelmeter.storage.rollups import SUM_COLUMNS
 from tests.helpers import ServerProcess, free_port
 
@@ -267,10 +268,10 @@ def record_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]
 
 def rollup_totals(db: str, table: str) -> dict[str, dict[str, int]]:
     """Per deployment, the integer sums of a rollup table (``rollup_minute`` / ``rollup_hour``) and
-    the number of latencies in its histogram table."""
+    the number of latencies in its histograms."""
     cols = [c for c in SUM_COLUMNS if c not in ("latency_sum", "ttft_sum", "ttft_count")]
     sums = f"SELECT deployment, {', '.join(f'SUM({c})' for c in cols)} FROM {table} GROUP BY deployment"
-    hist = f"SELECT deployment, SUM(n) FROM {table.replace('rollup_', 'rollup_hist_')} GROUP BY deployment"
+    hist = f"SELECT deployment, latency_bins FROM {table}"
     if db.startswith("postgres"):
         import psycopg
 
@@ -283,8 +284,9 @@ def rollup_totals(db: str, table: str) -> dict[str, dict[str, int]]:
         finally:
             conn.close()
     out = {r[0]: {c: int(v) for c, v in zip(cols, r[1:], strict=True)} for r in rows}
-    for dep, n in hrows:
-        out.setdefault(dep, {})["histogram"] = int(n)
+    for dep, bins in hrows:
+        counted = out.setdefault(dep, {})
+        counted["histogram"] = counted.get("histogram", 0) + sum(histogram.decode(bins).values())
     return out
 
 

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from modelmeter.storage.database import Database
+from modelmeter.storage.histogram import bin_of, bin_value
 from modelmeter.storage.records import insert_rows
-from modelmeter.storage.rollups import bin_of, bin_value
 from modelmeter.usage import summary as summary_q
 from modelmeter.usage.window import Window, parse_window
 
@@ -127,3 +127,51 @@ def test_two_writer_processes_keep_rollups_exact(db: Database, db_url: str) -> N
             for r in db.fetchall(f"SELECT {cols} FROM records")]
     assert len(rows) == 3000
     check(db, rows, parse_window("24h"))
+
+
+def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database from before rollups (0002) upgraded to now: 0003 builds per-bin rows from its
+    records, 0005 folds them into each bucket's row, 0006 drops them; the summary stays exact."""
+    from modelmeter.storage import migrations
+
+    rnd = random.Random(3)
+    now = datetime(2026, 3, 10, 12, 34, 56).timestamp()
+    rows = [make_row(now - rnd.uniform(0, 2 * 86400), latency=rnd.lognormvariate(5, 1),
+                     status="error" if rnd.random() < 0.1 else "success", prompt=rnd.randint(1, 500))
+            for _ in range(1500)]
+    db = Database(db_url)
+    try:
+        monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
+        migrations.migrate(db)
+        cols = [c for c in rows[0] if c not in ("key_alias", "request", "response")]  # the 0001 columns
+        with db.transaction() as tx:
+            db.executemany(tx, f"INSERT INTO records ({', '.join(cols)}) VALUES "
+                               f"({', '.join(':' + c for c in cols)})", rows)
+        monkeypatch.undo()
+        assert migrations.migrate(db) == [m.name for m in migrations.MIGRATIONS[2:]]
+        end_us = int(now * 1e6) + 1
+        for seconds in (3601, 86400 + 61, 3 * 86400):
+            check(db, rows, Window(end_us - seconds * 1_000_000, end_us, ZoneInfo("UTC")))
+        insert_rows(db, [make_row(now - 30, latency=250.0)])  # and the writer adds to folded rows
+        check(db, [*rows, make_row(now - 30, latency=250.0)], Window(end_us - 86400_000_000, end_us,
+                                                                      ZoneInfo("UTC")))
+    finally:
+        db.close()
+
+
+def test_last_day_per_deployment_from_rollups_is_exact(db: Database) -> None:
+    from modelmeter.config import Deployment
+
+    other = Deployment(name="other", model="gpt-4o-mini", provider="openai")
+    rnd = random.Random(5)
+    now = datetime(2026, 3, 10, 12, 34, 56).timestamp()
+    rows = [make_row(now - rnd.uniform(0, 2 * 86400), status="error" if rnd.random() < 0.2 else "success",
+                     **({"dep": other} if rnd.random() < 0.3 else {})) for _ in range(2000)]
+    insert_rows(db, rows)
+    now_us = int(now * 1e6) + 123_457  # mid-minute: edges come from raw rows
+    got = summary_q.last_day_by_deployment(db, now_us)
+    for name in ("gpt", "other"):
+        day = [r for r in rows if r["deployment"] == name and r["start_us"] >= now_us - DAY_US]
+        assert got[name]["requests"] == len(day) > 0
+        assert got[name]["failed"] == sum(r["status"] != "success" for r in day)
+        assert round(got[name]["spend"] * 1e12) == sum(r["spend_pusd"] for r in day)

@@ -15,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from modelmeter.storage.histogram import sqlite_bins_add
+
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -53,10 +55,16 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA cache_size=-65536")
+            # Rollup upserts merge histograms in SQL (PostgreSQL has the function from a migration).
+            conn.create_function("mm_bins_add", 2, sqlite_bins_add, deterministic=True)
             return conn
+        import orjson
         import psycopg
+        from psycopg.types.json import set_json_loads
 
-        return psycopg.connect(self.path, autocommit=True)
+        pg = psycopg.connect(self.path, autocommit=True)
+        set_json_loads(orjson.loads, pg)  # rollup histograms are jsonb: parse them with orjson
+        return pg
 
     def connection(self) -> Any:
         conn = getattr(self._local, "conn", None)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelmeter.storage import rollups
+from modelmeter.storage import histogram, rollups
 from modelmeter.storage.database import Database
 
 
@@ -21,10 +21,48 @@ class Migration:
     statements: tuple[str, ...]
     # A data step run after the statements, in the same transaction (e.g. a backfill).
     backfill: Callable[[Database, Any], None] | None = None
+    # Statements for PostgreSQL only (e.g. functions SQLite gets from Python on each connection).
+    postgresql: tuple[str, ...] = ()
+
+
+def _rollup_tables_0003() -> tuple[str, ...]:
+    out: list[str] = []
+    for name in ("minute", "hour"):
+        out.append(
+            f"""CREATE TABLE rollup_{name} (
+                deployment TEXT NOT NULL,
+                bucket_us BIGINT NOT NULL,
+                requests BIGINT NOT NULL,
+                succeeded BIGINT NOT NULL,
+                prompt_tokens BIGINT NOT NULL,
+                completion_tokens BIGINT NOT NULL,
+                total_tokens BIGINT NOT NULL,
+                cached_tokens BIGINT NOT NULL,
+                reasoning_tokens BIGINT NOT NULL,
+                spend_pusd BIGINT NOT NULL,
+                latency_sum DOUBLE PRECISION NOT NULL,
+                ttft_sum DOUBLE PRECISION NOT NULL,
+                ttft_count BIGINT NOT NULL,
+                PRIMARY KEY (deployment, bucket_us)
+            )/*WITHOUT_ROWID*/""")
+        # One row per latency bin (0005 folds these into the bucket's row; 0006 drops them).
+        out.append(
+            f"""CREATE TABLE rollup_hist_{name} (
+                deployment TEXT NOT NULL,
+                bucket_us BIGINT NOT NULL,
+                bin SMALLINT NOT NULL,
+                n BIGINT NOT NULL,
+                PRIMARY KEY (deployment, bucket_us, bin)
+            )/*WITHOUT_ROWID*/""")
+    return tuple(out)
+
+
+_SUMS_0003 = ("deployment", "bucket_us", *rollups.SUM_COLUMNS)
 
 
 def _backfill_rollups(db: Database, tx: Any) -> None:
-    """Records stored before rollups existed are added to them, a page at a time."""
+    """Records stored before rollups existed are added to them (in this migration's table layout),
+    a page at a time."""
     # The columns as of this migration (later ones may add more).
     cols = ("id", "deployment", "start_us", "status", "prompt_tokens", "completion_tokens", "total_tokens",
             "cached_tokens", "reasoning_tokens", "spend_pusd", "latency_ms", "ttft_ms")
@@ -34,8 +72,38 @@ def _backfill_rollups(db: Database, tx: Any) -> None:
                                  "ORDER BY id LIMIT 5000"), {"last": last}).fetchall()
         if not rows:
             return
-        rollups.add_rows(db, tx, [dict(zip(cols, r, strict=True)) for r in rows])
+        minutes = rollups.aggregate([dict(zip(cols, r, strict=True)) for r in rows], rollups.MINUTE)
+        for name, buckets in (("minute", minutes), ("hour", rollups.coarsen(minutes, rollups.HOUR))):
+            updates = ", ".join(f"{c} = rollup_{name}.{c} + excluded.{c}" for c in rollups.SUM_COLUMNS)
+            db.executemany(tx, f"INSERT INTO rollup_{name} ({', '.join(_SUMS_0003)}) VALUES "
+                               f"({', '.join(':' + c for c in _SUMS_0003)}) "
+                               f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}", buckets)
+            db.executemany(tx, f"INSERT INTO rollup_hist_{name} (deployment, bucket_us, bin, n) VALUES "
+                               "(:d, :b, :i, :n) ON CONFLICT (deployment, bucket_us, bin) "
+                               f"DO UPDATE SET n = rollup_hist_{name}.n + excluded.n",
+                           [{"d": b["deployment"], "b": b["bucket_us"], "i": i, "n": n}
+                            for b in buckets for i, n in sorted(b["bins"].items())])
         last = rows[-1][0]
+
+
+def _fold_histograms(db: Database, tx: Any) -> None:
+    """0005: each bucket's histogram rows become one JSON object in the bucket's row."""
+    for name in ("minute", "hour"):
+        key: tuple[str, int] | None = None
+        bins: dict[int, int] = {}
+        updates: list[dict[str, Any]] = []
+        cur = tx.execute(f"SELECT deployment, bucket_us, bin, n FROM rollup_hist_{name} "
+                         "ORDER BY deployment, bucket_us, bin")
+        for dep, bucket, index, n in [*cur.fetchall(), (None, None, None, None)]:
+            if (dep, bucket) != key:
+                if key is not None:
+                    updates.append({"d": key[0], "b": key[1], "bins": histogram.encode(bins)})
+                key, bins = (dep, bucket), {}
+            if index is not None:
+                bins[int(index)] = int(n)
+        value = ":bins" if db.dialect == "sqlite" else "CAST(:bins AS jsonb)"
+        db.executemany(tx, f"UPDATE rollup_{name} SET latency_bins = {value} "
+                           "WHERE deployment = :d AND bucket_us = :b", updates)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -113,7 +181,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX runs_created ON runs (created_us)",
     )),
-    Migration("0003_rollups", rollups.schema_statements(), backfill=_backfill_rollups),
+    Migration("0003_rollups", _rollup_tables_0003(), backfill=_backfill_rollups),
     Migration("0004_keys", (
         # Server-wide values, e.g. the hash of a generated admin key (never the key itself).
         "CREATE TABLE server_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -131,6 +199,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "ALTER TABLE records ADD COLUMN key_alias TEXT",
         "CREATE INDEX records_page_key ON records (deployment, key_alias, start_us, id)",
+    )),
+    # A bucket's latency histogram in its own row: a week of hours reads 168 rows, not ~70,000.
+    Migration("0005_rollup_bins", (
+        "ALTER TABLE rollup_minute ADD COLUMN latency_bins /*JSON*/",
+        "ALTER TABLE rollup_hour ADD COLUMN latency_bins /*JSON*/",
+    ), backfill=_fold_histograms, postgresql=(histogram.POSTGRES_BINS_ADD,)),
+    Migration("0006_drop_rollup_hist", (
+        "DROP TABLE rollup_hist_minute",
+        "DROP TABLE rollup_hist_hour",
     )),
 )
 
@@ -155,7 +232,7 @@ def migrate(db: Database) -> list[str]:
         for migration in MIGRATIONS:
             if migration.name in done:
                 continue
-            for statement in migration.statements:
+            for statement in (*migration.statements, *(migration.postgresql if db.dialect == "postgresql" else ())):
                 tx.execute(_for_dialect(statement, db.dialect))
             if migration.backfill is not None:
                 migration.backfill(db, tx)
@@ -171,7 +248,10 @@ _CREATE_TABLE = "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY
 def _for_dialect(statement: str, dialect: str) -> str:
     # SQLite stores a WITHOUT ROWID table in its primary key's order: range scans of rollups read
     # contiguous pages. PostgreSQL has no such clause (and needs none).
-    return statement.replace("/*WITHOUT_ROWID*/", " WITHOUT ROWID" if dialect == "sqlite" else "")
+    # A JSON value is TEXT in SQLite and jsonb (parsed once, merged in SQL) in PostgreSQL.
+    sqlite = dialect == "sqlite"
+    return (statement.replace("/*WITHOUT_ROWID*/", " WITHOUT ROWID" if sqlite else "")
+            .replace("/*JSON*/", "TEXT" if sqlite else "JSONB"))
 
 
 def _lock(db: Database, tx: Any) -> None:

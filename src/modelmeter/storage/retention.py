@@ -93,9 +93,8 @@ def _prune_rollups(db: Database, cut: int) -> int:
     deployments = [r[0] for r in db.fetchall("SELECT DISTINCT deployment FROM rollup_hour")]
     for dep in deployments:
         for res in RESOLUTIONS:
-            for table in (res.table, res.hist):
-                with db.transaction() as tx:
-                    cur = tx.execute(db.sql(f"DELETE FROM {table} WHERE deployment = :d AND bucket_us < :cut"),
-                                     {"d": dep, "cut": cut})
-                    removed += max(cur.rowcount or 0, 0)
+            with db.transaction() as tx:
+                cur = tx.execute(db.sql(f"DELETE FROM {res.table} WHERE deployment = :d AND bucket_us < :cut"),
+                                 {"d": dep, "cut": cut})
+                removed += max(cur.rowcount or 0, 0)
     return removed

@@ -3,26 +3,18 @@ tables, and the raw rows of the partial minutes at the edges, so any window sums
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelmeter.storage import histogram
 from modelmeter.storage.database import Database
-from modelmeter.storage.rollups import (
-    HOUR,
-    MINUTE,
-    SUM_COLUMNS,
-    Resolution,
-    bin_of,
-    bin_value,
-    percentile_from_bins,
-)
+from modelmeter.storage.rollups import HOUR, MINUTE, SUM_COLUMNS, Resolution
 
 
 @dataclass
 class Totals:
     sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SUM_COLUMNS, 0))
-    bins: Counter[int] = field(default_factory=Counter)
+    bins: histogram.Bins = field(default_factory=dict)
 
     def add_sums(self, row: tuple[Any, ...] | None) -> None:
         if row is None:
@@ -78,7 +70,8 @@ def totals(db: Database, deployment: str, start_us: int, end_us: int) -> Totals:
         where = "deployment = :dep AND start_us >= :a AND start_us < :b"
         out.add_sums(db.fetchone(f"SELECT {_RAW_SQL} FROM records WHERE {where}", params))
         for (latency,) in db.fetchall(f"SELECT latency_ms FROM records WHERE {where}", params):
-            out.bins[bin_of(latency)] += 1
+            index = str(histogram.bin_of(latency))
+            out.bins[index] = out.bins.get(index, 0) + 1
     return out
 
 
@@ -86,8 +79,8 @@ def _add_resolution(db: Database, out: Totals, res: Resolution, deployment: str,
     params = {"dep": deployment, "a": a, "b": b}
     where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
     out.add_sums(db.fetchone(f"SELECT {_SUMS_SQL} FROM {res.table} WHERE {where}", params))
-    for index, n in db.fetchall(f"SELECT bin, SUM(n) FROM {res.hist} WHERE {where} GROUP BY bin", params):
-        out.bins[int(index)] += int(n)
+    for (bins,) in db.fetchall(f"SELECT latency_bins FROM {res.table} WHERE {where}", params):
+        histogram.merge(out.bins, histogram.decode(bins))
 
 
 class PercentileCache:
@@ -116,13 +109,11 @@ def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us
              cache: PercentileCache | None = None) -> tuple[dict[int, dict[str, float]], dict[int, float | None]]:
     """Sums and the q-th latency percentile per chart bucket over [origin, end) (origin minute-aligned).
 
-    Percentiles of whole buckets are found in SQL (a running sum over each bucket's bins), so the
-    histogram rows never travel to Python, and only for buckets the cache does not hold; the newest,
-    partial bucket is finished from finer data."""
+    Whole buckets come from the coarsest rollup that fits; their histograms are read only for
+    buckets the cache does not hold, and the newest, partial bucket is finished from finer data."""
     res = HOUR if size_us % HOUR.size_us == 0 and origin_us % HOUR.size_us == 0 else MINUTE
     full_end = _floor(end_us, res.size_us)
-    params = {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us,
-              "q": round(q * 1000)}
+    params = {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us}
     where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
     sums: dict[int, dict[str, float]] = {}
     for row in db.fetchall(f"SELECT (bucket_us - :origin) / :size AS k, {_SUMS_SQL} FROM {res.table} "
@@ -133,30 +124,28 @@ def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us
         return (deployment, res.name, size_us, origin_us + k * size_us, q)
 
     pct: dict[int, float | None] = {}
-    stale: list[int] = []
+    stale: set[int] = set()
     for k, bucket in sums.items():
         known, value = cache.get(key(k), int(bucket["requests"])) if cache else (False, None)
         if known:
             pct[k] = value
         else:
-            stale.append(k)
+            stale.add(k)
     if stale:
         params["a"] = origin_us + min(stale) * size_us
-        ranks = db.fetchall(
-            f"WITH h AS (SELECT (bucket_us - :origin) / :size AS k, bin, SUM(n) AS n FROM {res.hist} "
-            f"WHERE {where} GROUP BY k, bin), "
-            "c AS (SELECT k, bin, SUM(n) OVER (PARTITION BY k ORDER BY bin ROWS UNBOUNDED PRECEDING) AS cum, "
-            "SUM(n) OVER (PARTITION BY k) AS tot FROM h) "
-            "SELECT k, MIN(bin) FROM c WHERE cum * 1000 >= tot * :q GROUP BY k", params)
-        for k, b in ranks:
-            pct[int(k)] = round(bin_value(int(b)), 3)
-        if cache:
-            for k in stale:
-                cache.put(key(k), int(sums[k]["requests"]), pct.get(k))
+        bins: dict[int, histogram.Bins] = {}
+        for k, row_bins in db.fetchall(f"SELECT (bucket_us - :origin) / :size, latency_bins FROM {res.table} "
+                                       f"WHERE {where}", params):
+            if int(k) in stale:
+                histogram.merge(bins.setdefault(int(k), {}), histogram.decode(row_bins))
+        for k in stale:
+            pct[k] = histogram.percentile_from_bins(bins.get(k, {}), q)
+            if cache:
+                cache.put(key(k), int(sums[k]["requests"]), pct[k])
     if full_end < end_us:
         k = (full_end - origin_us) // size_us
         last_start = origin_us + k * size_us
         tail = totals(db, deployment, last_start, end_us)
         sums[k] = tail.sums
-        pct[k] = percentile_from_bins(tail.bins, q)
+        pct[k] = histogram.percentile_from_bins(tail.bins, q)
     return sums, pct

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from modelmeter.metering.record import PICO, iso
 from modelmeter.storage.database import Database
-from modelmeter.storage.rollups import (
-    ROW_COLUMNS,
-    SUM_COLUMNS,
-    accumulate,
-    bin_of,
-    empty_sums,
-    percentile_from_bins,
-)
+from modelmeter.storage.histogram import bin_of, percentile_from_bins
+from modelmeter.storage.rollups import HOUR, MINUTE, ROW_COLUMNS, SUM_COLUMNS, accumulate, empty_sums
 from modelmeter.usage import rollup_reads
 from modelmeter.usage.window import Window
 
 
 def summary(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
     """The cards: from rollups (never a scan of the log), or from the tagged rows for a tag."""
+    bins: Mapping[Any, int]
     if tag:
         sums, bins = _tagged_totals(db, deployment, window, tag)
     else:
@@ -122,16 +118,26 @@ def empty_day() -> dict[str, Any]:
 
 
 def last_day_by_deployment(db: Database, now_us: int | None = None) -> dict[str, dict[str, Any]]:
-    """Requests, errors and spend of the last 24 hours for every deployment, in one query."""
+    """Requests, errors and spend of the last 24 hours for every deployment, from the rollups
+    (whole hours, whole minutes, and the raw rows of the minute the day starts in)."""
     import time
 
     now_us = now_us if now_us is not None else int(time.time() * 1e6)
-    rows = db.fetchall(
-        "SELECT deployment, COUNT(*), SUM(CASE WHEN status = 'success' THEN 0 ELSE 1 END), "
-        "SUM(spend_pusd) FROM records WHERE start_us >= :ws GROUP BY deployment",
-        {"ws": now_us - 86400 * 1_000_000})
+    totals: dict[str, list[int]] = {}
+    parts = rollup_reads.segments(now_us - 86400 * 1_000_000, now_us + 1)
+    queries = [(f"SELECT deployment, SUM(requests), SUM(requests - succeeded), SUM(spend_pusd) FROM {table} "
+                "WHERE bucket_us >= :a AND bucket_us < :b GROUP BY deployment", parts[name])
+               for name, table in (("hour", HOUR.table), ("minute", MINUTE.table))]
+    queries.append(("SELECT deployment, COUNT(*), SUM(CASE WHEN status = 'success' THEN 0 ELSE 1 END), "
+                    "SUM(spend_pusd) FROM records WHERE start_us >= :a AND start_us < :b GROUP BY deployment",
+                    parts["raw"]))
+    for sql, ranges in queries:
+        for a, b in ranges:
+            for name, *values in db.fetchall(sql, {"a": a, "b": b}):
+                acc = totals.setdefault(name, [0, 0, 0])
+                for i, v in enumerate(values):
+                    acc[i] += int(v or 0)
     return {
-        name: {"requests": int(n), "failed": int(failed or 0),
-               "error_rate": int(failed or 0) / n if n else None, "spend": int(spend or 0) / PICO}
-        for name, n, failed, spend in rows
+        name: {"requests": n, "failed": failed, "error_rate": failed / n if n else None, "spend": spend / PICO}
+        for name, (n, failed, spend) in totals.items() if n
     }
