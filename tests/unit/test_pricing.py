@@ -279,7 +279,23 @@ def test_lookups_are_cached() -> None:
         p.cost(provider="openai", model="gpt-4o-mini", prompt_tokens=1, completion_tokens=1)
         p.cost(provider="x", model="unknown-model", prompt_tokens=1, completion_tokens=1)
     info = p._lookup.cache_info()
-    assert (info.misses, info.hits) == (2, 4)
+    # One lookup each: after it, the rates of a model with one price at all times are kept.
+    assert (info.misses, info.hits) == (2, 0)
+    assert p.cost(provider="openai", model="gpt-4o-mini", prompt_tokens=1_000_000,
+                  completion_tokens=0).spend == D("0.15")
+
+
+def test_dated_prices_are_not_kept_across_dates() -> None:
+    """claude-opus-4-6's price changed on 2026-03-13 (long-context tier before, one price after):
+    the same pricer prices each call at its own date, in either order."""
+    p = Pricer()
+    before, after = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+    for at in (before, after, before):
+        cost = p.cost(provider="anthropic", model="claude-opus-4-6", prompt_tokens=300_000,
+                      completion_tokens=1_000, at=at)
+        rates = {line.component: line.usd_per_million for line in cost.breakdown}
+        assert rates == ({"input": D(10), "output": D("37.5")} if at == before else
+                         {"input": D(5), "output": D(25)})
 
 
 def test_decimal_to_json() -> None:

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 import genai_prices
 from genai_prices import data_snapshot
-from genai_prices.types import ModelInfo, TieredPrices, calc_unit_price
+from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, calc_unit_price
 
 __all__ = ["GENAI_SOURCE", "Cost", "CostLine", "PriceOverride", "Pricer", "decimal_to_json"]
 
@@ -78,8 +78,7 @@ class PriceOverride:
         return cls(**{k: _to_decimal(k, v) for k, v in m.items()})
 
 
-@dataclass(frozen=True)
-class CostLine:
+class CostLine(NamedTuple):  # (a tuple: made for every priced component of every call)
     component: str  # "input" | "cached_input" | "cache_write" | "output" | "reasoning"
     tokens: int
     usd_per_million: Decimal
@@ -104,6 +103,9 @@ class Pricer:
     def __init__(self, *, cache_size: int = 4096) -> None:
         self._snapshot: object | None = None
         self._lookup = functools.lru_cache(maxsize=cache_size)(self._find_model)
+        self._static: dict[tuple[str, str, PriceOverride | None], tuple[dict[str, Decimal | None],
+                                                                    dict[str, str]]] = {}
+        self._static_max = cache_size
 
     # -- lookup ---------------------------------------------------------------------------
     @staticmethod
@@ -126,11 +128,15 @@ class Pricer:
 
     def model_info(self, provider: str, model: str) -> ModelInfo | None:
         """Cached lookup; the cache is dropped if genai-prices' snapshot is replaced."""
+        self._check_snapshot()
+        return self._lookup(provider.strip().lower(), model.strip().lower())
+
+    def _check_snapshot(self) -> None:
         snap = data_snapshot.get_snapshot()
         if snap is not self._snapshot:
             self._lookup.cache_clear()
+            self._static.clear()
             self._snapshot = snap
-        return self._lookup(provider.strip().lower(), model.strip().lower())
 
     # -- pricing --------------------------------------------------------------------------
     def cost(
@@ -144,7 +150,7 @@ class Pricer:
         cache_write_tokens: int = 0,
         reasoning_tokens: int = 0,
         override: PriceOverride | None = None,
-        at: datetime | None = None,
+        at: datetime | float | None = None,  # when the call was made (a datetime or a Unix time)
     ) -> Cost:
         prompt = max(0, int(prompt_tokens or 0))
         completion = max(0, int(completion_tokens or 0))
@@ -152,31 +158,7 @@ class Pricer:
         cache_write = max(0, int(cache_write_tokens or 0))
         reasoning = max(0, int(reasoning_tokens or 0))
 
-        # base rates: component -> (rate or None if the data has no such price, source)
-        base: dict[str, Decimal | None]
-        if provider.strip().lower() == "local":
-            base_src = "local"
-            base = dict.fromkeys(_PRICE_KEYS, _ZERO)
-            base["reasoning"] = None
-        else:
-            info = self.model_info(provider, model)
-            if info is None:
-                base_src, base = "unknown", dict.fromkeys(_PRICE_KEYS)
-            else:
-                base_src = "genai"
-                base = self._genai_rates(info, at or datetime.now(tz=UTC), prompt)
-
-        ov = override or PriceOverride()
-        src: dict[str, str] = {}
-        rates: dict[str, Decimal | None] = {}
-        for comp in _PRICE_KEYS:
-            o = getattr(ov, comp)
-            rates[comp], src[comp] = (o, "override") if o is not None else (base[comp], base_src)
-        # Missing cache prices fall back to the (effective) input rate, as genai-prices does
-        # when a model has no cache price.  Reasoning without its own price stays in output.
-        for comp in ("cached_input", "cache_write"):
-            if rates[comp] is None:
-                rates[comp], src[comp] = rates["input"], src["input"]
+        rates, src = self._rates(provider, model, override, at, prompt)
         split_reasoning = rates["reasoning"] is not None
 
         counts = {
@@ -186,6 +168,7 @@ class Pricer:
             "output": max(0, completion - reasoning) if split_reasoning else completion,
             "reasoning": reasoning if split_reasoning else 0,
         }
+        src = dict(src)  # (the cached one stays as it is)
         lines: list[CostLine] = []
         used: set[str] = set()
         for comp, n in counts.items():
@@ -197,6 +180,49 @@ class Pricer:
                 used.add(src[comp])
         spend = sum((line.cost for line in lines), _ZERO)
         return Cost(spend=spend, breakdown=tuple(lines), price_source=_source(used))
+
+    def _rates(self, provider: str, model: str, override: PriceOverride | None, at: datetime | float | None,
+               prompt: int) -> tuple[dict[str, Decimal | None], dict[str, str]]:
+        """Each component's rate and where it came from. Most models have one price at all times:
+        their rates are kept per (provider, model, override), as the writer prices thousands of
+        calls a second; dated, time-of-day and tiered prices are worked out for each call."""
+        self._check_snapshot()
+        key = (provider, model, override)
+        hit = self._static.get(key)
+        if hit is not None:
+            return hit
+        static = True
+        base: dict[str, Decimal | None]
+        if provider.strip().lower() == "local":
+            base_src = "local"
+            base = dict.fromkeys(_PRICE_KEYS, _ZERO)
+            base["reasoning"] = None
+        else:
+            info = self.model_info(provider, model)
+            if info is None:
+                base_src, base = "unknown", dict.fromkeys(_PRICE_KEYS)
+            else:
+                base_src = "genai"
+                when = (datetime.fromtimestamp(at, UTC) if isinstance(at, int | float) else at) or datetime.now(UTC)
+                base = self._genai_rates(info, when, prompt)
+                static = isinstance(info.prices, ModelPrice) and not any(
+                    isinstance(getattr(info.prices, k, None), TieredPrices) for k in _PRICE_KEYS.values())
+        ov = override or PriceOverride()
+        src: dict[str, str] = {}
+        rates: dict[str, Decimal | None] = {}
+        for comp in _PRICE_KEYS:
+            o = getattr(ov, comp)
+            rates[comp], src[comp] = (o, "override") if o is not None else (base[comp], base_src)
+        # Missing cache prices fall back to the (effective) input rate, as genai-prices does
+        # when a model has no cache price.  Reasoning without its own price stays in output.
+        for comp in ("cached_input", "cache_write"):
+            if rates[comp] is None:
+                rates[comp], src[comp] = rates["input"], src["input"]
+        if static:
+            if len(self._static) >= self._static_max:
+                self._static.clear()
+            self._static[key] = (rates, src)
+        return rates, src
 
     @staticmethod
     def _genai_rates(info: ModelInfo, at: datetime, prompt: int) -> dict[str, Decimal | None]:

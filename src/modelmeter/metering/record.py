@@ -89,8 +89,7 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[s
             provider=dep.provider, model=rec.model_id or dep.model,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
-            reasoning_tokens=usage.reasoning_tokens, override=dep.price,
-            at=datetime.fromtimestamp(rec.start, UTC),
+            reasoning_tokens=usage.reasoning_tokens, override=dep.price, at=rec.start,
         )
     except Exception:  # a metering bug must not lose the call: keep it, unpriced
         log.exception("could not price record %s", rec.id)
