@@ -162,8 +162,8 @@ class Settings:
     database: str = "sqlite:///modelmeter.db"
     deployments: tuple[Deployment, ...] = field(default_factory=lambda: tuple(default_deployments()))
     max_body_bytes: int = 10 * 1024 * 1024
-    queue_size: int = 10_000  # records waiting for the writer before the gateway slows down
-    batch_size: int = 500
+    queue_size: int = 20_000  # records waiting for the writer before the gateway slows down
+    batch_size: int = 2000  # at most; a batch is what arrived within 50 ms (see Recorder)
     local_threads: int = 2
     store_bodies: bool = True
     retention: Retention = field(default_factory=Retention)

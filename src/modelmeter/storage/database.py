@@ -91,6 +91,20 @@ class Database:
             self._all.clear()
         self._local = threading.local()
 
+    # -- SQLite's write-ahead log ------------------------------------------------------------
+    def defer_checkpoints(self, pages: int = 10_000) -> None:
+        """This thread's commits copy the WAL into the database file only once it holds ``pages``
+        pages (SQLite's default: 1,000): ``checkpoint``, run by another thread, does most of it,
+        and what is left to the commit is small. (Not never: SQLite starts the WAL file over only
+        after a checkpoint that caught up, which a checkpoint racing a busy writer never does.)"""
+        if self.dialect == "sqlite":
+            self.connection().execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, without waiting for readers or writers."""
+        if self.dialect == "sqlite":
+            self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     # -- statements --------------------------------------------------------------------------
     def sql(self, text: str) -> str:
         return text if self.dialect == "sqlite" else _to_pyformat(text)
