@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sys
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -31,6 +33,7 @@ from modelmeter.gateway.handler import Gateway
 from modelmeter.ops import router as ops_router
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
+from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.retention import prune
@@ -43,16 +46,24 @@ from modelmeter.web.routes import install_web
 log = logging.getLogger("modelmeter")
 
 
-async def _prune_forever(db: Database, settings: Settings) -> None:
-    """Apply the retention policy now and then, in small batches off the event loop."""
+async def _maintain_forever(db: Database, settings: Settings, index_interval_s: float = 60.0) -> None:
+    """Off the event loop, now and then: index the request ids of hours that are over, and apply
+    the retention policy (if any) in small batches."""
+    last_prune = -math.inf
     while True:
         try:
-            removed = await asyncio.to_thread(prune, db, settings.retention, pause=0.01)
-            if any(removed.values()):
-                log.info("retention removed %s", removed)
+            await asyncio.to_thread(request_ids.index_hours, db)
         except Exception:  # the database may be briefly away; try again next time
-            log.exception("retention pass failed")
-        await asyncio.sleep(settings.prune_interval_s)
+            log.exception("indexing request ids failed")
+        if settings.retention.enabled and time.monotonic() - last_prune >= settings.prune_interval_s:
+            last_prune = time.monotonic()
+            try:
+                removed = await asyncio.to_thread(prune, db, settings.retention, pause=0.01)
+                if any(removed.values()):
+                    log.info("retention removed %s", removed)
+            except Exception:
+                log.exception("retention pass failed")
+        await asyncio.sleep(min(index_interval_s, settings.prune_interval_s))
 
 
 def _shown(host: str) -> str:
@@ -117,12 +128,11 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
             for dep in registry.all():
                 if dep.is_local:
                     await state.ensure_local(dep)
-        pruner = asyncio.create_task(_prune_forever(db, settings)) if settings.retention.enabled else None
+        maintainer = asyncio.create_task(_maintain_forever(db, settings))
         try:
             yield
         finally:
-            if pruner is not None:
-                pruner.cancel()
+            maintainer.cancel()
             # In-flight requests are done by now (the server drains them first): flush and stop.
             await asyncio.to_thread(recorder.stop)
             await client.close()

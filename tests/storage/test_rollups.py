@@ -15,6 +15,7 @@ import pytest
 from modelmeter.storage.database import Database
 from modelmeter.storage.histogram import bin_of, bin_value
 from modelmeter.storage.records import insert_rows
+from modelmeter.usage import records as records_q
 from modelmeter.usage import summary as summary_q
 from modelmeter.usage.window import Window, parse_window
 
@@ -131,7 +132,8 @@ def test_two_writer_processes_keep_rollups_exact(db: Database, db_url: str) -> N
 
 def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A database from before rollups (0002) upgraded to now: 0003 builds per-bin rows from its
-    records, 0005 folds them into each bucket's row, 0006 drops them; the summary stays exact."""
+    records, 0005 folds them into each bucket's row, 0006 drops them; the summary stays exact.
+    0007 indexes the request ids of past hours."""
     from modelmeter.storage import migrations
 
     rnd = random.Random(3)
@@ -139,6 +141,8 @@ def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch:
     rows = [make_row(now - rnd.uniform(0, 2 * 86400), latency=rnd.lognormvariate(5, 1),
                      status="error" if rnd.random() < 0.1 else "success", prompt=rnd.randint(1, 500))
             for _ in range(1500)]
+    for i, r in enumerate(rows):
+        r["request_id"] = f"chatcmpl-u{i}"
     db = Database(db_url)
     try:
         monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
@@ -150,6 +154,9 @@ def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch:
         monkeypatch.undo()
         assert migrations.migrate(db) == [m.name for m in migrations.MIGRATIONS[2:]]
         end_us = int(now * 1e6) + 1
+        # 0007 indexed the request ids of these (past) hours.
+        week = Window(end_us - 7 * DAY_US, end_us, ZoneInfo("UTC"))
+        assert [r["id"] for r in records_q.page(db, "gpt", week, search="chatcmpl-u7")["data"]] == [rows[7]["id"]]
         for seconds in (3601, 86400 + 61, 3 * 86400):
             check(db, rows, Window(end_us - seconds * 1_000_000, end_us, ZoneInfo("UTC")))
         insert_rows(db, [make_row(now - 30, latency=250.0)])  # and the writer adds to folded rows

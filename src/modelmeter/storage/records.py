@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import rollups
+from modelmeter.storage import request_ids, rollups
 from modelmeter.storage.database import Database
 
 RECORD_COLUMNS = (
@@ -36,6 +36,7 @@ def insert_rows(db: Database, rows: Sequence[dict[str, Any]], *, retry: bool = F
                 return
         _insert(db, tx, rows)
         rollups.add_rows(db, tx, rows)
+        request_ids.add_late(db, tx, rows)
 
 
 def _not_stored(db: Database, tx: Any, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -50,6 +51,22 @@ def _not_stored(db: Database, tx: Any, rows: Sequence[dict[str, Any]]) -> list[d
     return [r for r in rows if r["id"] not in stored]
 
 
+_CHUNK = 200  # rows per statement: 33 columns x 200 stays far below SQLite's 32,766 variables
+_ONE_ROW = f"({', '.join('?' * len(RECORD_COLUMNS))})"
+
+
+def _insert_records_sqlite(tx: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Many rows per INSERT statement. sqlite3 lets go of the GIL while a statement runs and takes
+    it back after: one statement per row meant a GIL hand-over with the finisher thread per row.
+    Measured through the recorder (300,000 records, 2 cores): 19,900-21,100 records/s one row a
+    statement, 22,800-23,800 with 200."""
+    for i in range(0, len(rows), _CHUNK):
+        chunk = rows[i:i + _CHUNK]
+        tx.execute(f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
+                   f"{', '.join([_ONE_ROW] * len(chunk))} ON CONFLICT DO NOTHING",
+                   [r[c] for r in chunk for c in RECORD_COLUMNS])
+
+
 def _insert(db: Database, tx: Any, rows: Sequence[dict[str, Any]]) -> None:
     bodies = [r for r in rows if r["request"] is not None or r["response"] is not None]
     tags = [
@@ -57,7 +74,10 @@ def _insert(db: Database, tx: Any, rows: Sequence[dict[str, Any]]) -> None:
         for r in rows if r["tags"] for t in dict.fromkeys(orjson.loads(r["tags"]))
     ]
     suffix = " ON CONFLICT DO NOTHING"
-    db.executemany(tx, _INSERT_RECORD + suffix, rows)
+    if db.dialect == "sqlite":
+        _insert_records_sqlite(tx, rows)
+    else:
+        db.executemany(tx, _INSERT_RECORD + suffix, rows)
     if bodies:
         db.executemany(tx, _INSERT_BODY + suffix, bodies)
     if tags:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import RESOLUTIONS
 
@@ -38,7 +39,7 @@ def prune(db: Database, retention: Retention, *, now: float | None = None, batch
           pause: float = 0.0) -> dict[str, int]:
     """Apply the policy; returns how many bodies, records and rollup rows were removed."""
     now_us = int((now if now is not None else time.time()) * 1e6)
-    done = {"bodies": 0, "records": 0, "rollups": 0}
+    done = {"bodies": 0, "records": 0, "rollups": 0}  # (and the request-id index of pruned hours)
     cut = _cut(retention.bodies_days, now_us)
     if cut is not None:
         while n := _prune_bodies(db, cut, batch):
@@ -49,6 +50,7 @@ def prune(db: Database, retention: Retention, *, now: float | None = None, batch
         while n := _prune_records(db, cut, batch):
             done["records"] += n
             time.sleep(pause)
+        request_ids.prune(db, cut)
     cut = _cut(retention.rollups_days, now_us)
     if cut is not None:
         done["rollups"] = _prune_rollups(db, cut)

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from modelmeter.metering.record import PICO, iso
+from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import RECORD_COLUMNS
 from modelmeter.storage.retention import BODIES_PRUNED
@@ -53,7 +54,7 @@ def row_to_api(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _filters(deployment: str, window: Window, status: str | None, tag: str | None,
+def _filters(db: Database, deployment: str, window: Window, status: str | None, tag: str | None,
              search: str | None, key_alias: str | None = None) -> tuple[str, str, dict[str, Any], str]:
     """FROM, WHERE, parameters, and the alias whose (start_us, id) the keyset uses.
 
@@ -70,9 +71,10 @@ def _filters(deployment: str, window: Window, status: str | None, tag: str | Non
     if status:
         where.append("r.status = :status")
         params["status"] = status
-    if search:
-        where.append("(r.request_id = :search OR r.id = :search)")
-        params["search"] = search
+    if search:  # a record id, or an upstream request id (looked up hour by hour, not by a scan)
+        ids = [search, *request_ids.find(db, deployment, search, window.start_us, window.end_us)]
+        where.append(f"r.id IN ({', '.join(f':s{i}' for i in range(len(ids)))})")
+        params |= {f"s{i}": v for i, v in enumerate(ids)}
     if key_alias:  # pages on records_page_key (deployment, key_alias, start_us, id)
         where.append("r.key_alias = :key_alias")
         params["key_alias"] = key_alias
@@ -83,7 +85,7 @@ def page(db: Database, deployment: str, window: Window, *, limit: int = 50,
          cursor: str | None = None, status: str | None = None, tag: str | None = None,
          search: str | None = None, key_alias: str | None = None) -> dict[str, Any]:
     """Newest first by (start_time, id), one index range scan; never counts the window."""
-    source, where, params, key = _filters(deployment, window, status, tag, search, key_alias)
+    source, where, params, key = _filters(db, deployment, window, status, tag, search, key_alias)
     if cursor:
         c_start, c_id = decode_cursor(cursor)
         where += (f" AND ({key}.start_us < :cs OR ({key}.start_us = :cs AND {key}.id < :cid))")
@@ -101,7 +103,7 @@ def page(db: Database, deployment: str, window: Window, *, limit: int = 50,
 def newer(db: Database, deployment: str, window: Window, after: str, *, limit: int = 200,
           status: str | None = None, tag: str | None = None, key_alias: str | None = None) -> list[dict[str, Any]]:
     """Rows newer than a cursor (what Live fetches), newest first."""
-    source, where, params, key = _filters(deployment, window, status, tag, None, key_alias)
+    source, where, params, key = _filters(db, deployment, window, status, tag, None, key_alias)
     a_start, a_id = decode_cursor(after)
     where += f" AND ({key}.start_us > :as_ OR ({key}.start_us = :as_ AND {key}.id > :aid))"
     params |= {"as_": a_start, "aid": a_id, "lim": limit}

@@ -1,0 +1,70 @@
+"""Search by upstream request id: indexed hour by hour, the newest hours read from the raw rows,
+late rows indexed by the writer; the same answers wherever a record sits."""
+
+from __future__ import annotations
+
+import time
+
+from modelmeter.config import Deployment
+from modelmeter.storage import request_ids
+from modelmeter.storage.database import Database
+from modelmeter.storage.records import insert_rows
+from modelmeter.storage.retention import Retention, prune
+from modelmeter.usage import records as records_q
+from modelmeter.usage.window import parse_window
+
+from .test_storage import make_row
+
+OTHER = Deployment(name="other", model="gpt-4o-mini", provider="openai", api_base="http://up/v1")
+
+
+def row(start: float, rid: str, **kw: object) -> dict:
+    r = make_row(start, **kw)  # type: ignore[arg-type]
+    r["request_id"] = rid
+    return r
+
+
+def found(db: Database, rid: str, dep: str = "gpt") -> list[str]:
+    page = records_q.page(db, dep, parse_window("7d"), limit=50, search=rid)
+    return [r["id"] for r in page["data"]]
+
+
+def indexed(db: Database) -> set[tuple[str, str]]:
+    return {(r[0], r[1]) for r in db.fetchall("SELECT request_id, id FROM request_ids")}
+
+
+def test_found_in_indexed_hours_the_newest_hours_and_late_rows(db: Database) -> None:
+    now = time.time()
+    old = row(now - 3 * 86400, "chatcmpl-old")  # stored after its hour was indexed: the writer indexes it
+    recent = row(now - 300, "chatcmpl-recent")  # in the hour not indexed yet: read from the raw rows
+    twin = row(now - 200, "chatcmpl-recent", dep=OTHER)  # same request id, other deployment
+    noise = [row(now - i * 600, f"chatcmpl-n{i}") for i in range(1, 100)]
+    insert_rows(db, [old, recent, twin, *noise])
+    assert (old["request_id"], old["id"]) in indexed(db)
+    assert (recent["request_id"], recent["id"]) not in indexed(db)
+
+    assert found(db, "chatcmpl-old") == [old["id"]]
+    assert found(db, "chatcmpl-recent") == [recent["id"]]
+    assert found(db, "chatcmpl-recent", "other") == [twin["id"]]
+    assert found(db, recent["id"]) == [recent["id"]]  # a record id finds its record too
+    assert found(db, "chatcmpl-missing") == []
+
+    # Two hours on, the indexer has copied those hours; every search gives the same answer once.
+    later_us = int((now + 2 * 3600) * 1e6)
+    assert request_ids.index_hours(db, later_us) >= 1
+    assert request_ids.index_hours(db, later_us) == 0  # nothing left to do
+    assert (recent["request_id"], recent["id"]) in indexed(db)
+    assert found(db, "chatcmpl-recent") == [recent["id"]]
+    assert found(db, "chatcmpl-recent", "other") == [twin["id"]]
+    assert found(db, "chatcmpl-n50") == [noise[49]["id"]]
+
+
+def test_retention_drops_the_index_of_pruned_hours(db: Database) -> None:
+    now = time.time()
+    old, new = row(now - 5 * 86400, "chatcmpl-a"), row(now - 86400, "chatcmpl-b")
+    insert_rows(db, [old, new])
+    assert {r for r, _ in indexed(db)} == {"chatcmpl-a", "chatcmpl-b"}
+    prune(db, Retention(records_days=3), now=now)
+    assert {r for r, _ in indexed(db)} == {"chatcmpl-b"}
+    assert found(db, "chatcmpl-a") == []
+    assert found(db, "chatcmpl-b") == [new["id"]]
