@@ -192,7 +192,8 @@ def main() -> None:
     ap.add_argument("--database", default="sqlite:////tmp/mm-scale.db")
     ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
     ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
-    ap.add_argument("--no-fill", action="store_true", help="time an existing database")
+    ap.add_argument("--no-fill", action="store_true", help="time an existing database (after the ingest test, "
+                                                            "unless --ingest 0)")
     ap.add_argument("--base", type=int, default=500_000,
                     help="records made one by one before the rest are time-shifted copies of them")
     args = ap.parse_args()
@@ -200,7 +201,7 @@ def main() -> None:
     migrate(db)
     existing = db.fetchone("SELECT COUNT(*) FROM records")[0]
     print(f"database {args.database}: {existing:,} records")
-    if args.ingest and not args.no_fill:
+    if args.ingest:
         rate = ingest_through_recorder(db, args.ingest)
         print(f"ingest through the batch writer (CallRecord -> priced, stored row + rollups): {rate:,.0f} records/s")
         existing += args.ingest
@@ -222,6 +223,8 @@ def main() -> None:
     # A record with bodies, from the middle of the table.
     some_id = db.fetchone("SELECT id FROM record_bodies ORDER BY id LIMIT 1 OFFSET :o",
                           {"o": db.fetchone("SELECT COUNT(*) FROM record_bodies")[0] // 2})[0]
+    some_rid = db.fetchone("SELECT request_id FROM records WHERE deployment = :d AND start_us >= :a "
+                           "ORDER BY start_us LIMIT 1", {"d": dep, "a": w7.start_us + 3 * 86_400_000_000})[0]
     deep = deep_cursor(db, dep, 50)
     deep_err = deep_cursor(db, dep, 5, status="error")
     percentiles = PercentileCache()  # as the API keeps one per process
@@ -239,7 +242,9 @@ def main() -> None:
         ("log page deep, status=error (after 1,000)",
          lambda: records_q.page(db, dep, w7, limit=50, cursor=deep_err, status="error"), 50),
         ("log page, tag filter", lambda: records_q.page(db, dep, w7, limit=50, tag="bench:demo"), 50),
+        ("log search by request id, 7 days", lambda: records_q.page(db, dep, w7, limit=50, search=some_rid), 50),
         ("one record with bodies", lambda: records_q.one(db, some_id), 20),
+        ("models page: last 24 h of every deployment", lambda: summary_q.last_day_by_deployment(db), 100),
     ]
     print(f"\n{total:,} records, {db.dialect}; median of 7 calls after one warm-up")
     print(f"{'query':<44}{'median ms':>10}{'target':>9}  ok")

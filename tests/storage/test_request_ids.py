@@ -68,3 +68,17 @@ def test_retention_drops_the_index_of_pruned_hours(db: Database) -> None:
     assert {r for r, _ in indexed(db)} == {"chatcmpl-b"}
     assert found(db, "chatcmpl-a") == []
     assert found(db, "chatcmpl-b") == [new["id"]]
+
+
+def test_indexer_starts_at_the_oldest_record_when_it_has_no_mark(db: Database) -> None:
+    now = time.time()
+    old = row(now - 3 * 3600, "chatcmpl-x")
+    db.execute("DELETE FROM server_settings WHERE name = :n", {"n": request_ids.SETTING})
+    insert_rows(db, [old])  # no mark: nothing counts as indexed, the writer indexes nothing
+    assert indexed(db) == set()
+    assert found(db, "chatcmpl-x") == [old["id"]]  # found in the raw rows meanwhile
+    first_hour = old["start_us"] - old["start_us"] % request_ids.HOUR_US  # not 1970
+    hours = (request_ids.initial_until() - first_hour) // request_ids.HOUR_US
+    assert request_ids.index_hours(db) == hours >= 2
+    assert indexed(db) == {("chatcmpl-x", old["id"])}
+    assert found(db, "chatcmpl-x") == [old["id"]]

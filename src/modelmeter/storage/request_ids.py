@@ -59,7 +59,12 @@ def index_hours(db: Database, now_us: int | None = None) -> int:
     while True:
         with db.transaction() as tx:
             start = until(db, tx, lock="FOR UPDATE")
+            if start == 0:  # never set (migration 0007 sets it): start at the oldest record
+                oldest = tx.execute("SELECT MIN(start_us) FROM records").fetchone()[0]
+                start = _floor_hour(int(oldest)) if oldest is not None else target
             if start >= target:
+                if start > until(db, tx):
+                    set_until(db, tx, start)
                 return done
             tx.execute(db.sql(COPY), {"a": start, "b": start + HOUR_US})
             set_until(db, tx, start + HOUR_US)
