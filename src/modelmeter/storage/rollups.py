@@ -59,34 +59,42 @@ def accumulate(sums: dict[str, Any], r: Mapping[str, Any]) -> None:
         sums["ttft_count"] += 1
 
 
-def aggregate(rows: Iterable[Mapping[str, Any]], res: Resolution = MINUTE) -> list[dict[str, Any]]:
-    """The batch's additive contribution to each bucket: sums, and latency bin counts in "bins"."""
-    buckets: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in rows:
-        bucket = r["start_us"] - r["start_us"] % res.size_us
-        key = (r["deployment"], bucket)
-        b = buckets.get(key)
-        if b is None:
-            b = buckets[key] = {"deployment": key[0], "bucket_us": bucket, **empty_sums(), "bins": Counter()}
-        accumulate(b, r)
-        b["bins"][histogram.bin_of(r["latency_ms"])] += 1
+_Buckets = dict[tuple[str, int], dict[str, Any]]
+
+
+def _bucket_of(buckets: _Buckets, deployment: str, time_us: int, res: Resolution) -> dict[str, Any]:
+    bucket = time_us - time_us % res.size_us
+    b = buckets.get((deployment, bucket))
+    if b is None:
+        b = buckets[(deployment, bucket)] = {"deployment": deployment, "bucket_us": bucket, **empty_sums(),
+                                             "bins": Counter()}
+    return b
+
+
+def _sorted(buckets: _Buckets) -> list[dict[str, Any]]:
     # Sorted by key, so concurrent writers lock rows in the same order and cannot deadlock.
     return [buckets[k] for k in sorted(buckets)]
 
 
-def coarsen(buckets: Iterable[Mapping[str, Any]], res: Resolution) -> list[dict[str, Any]]:
+def aggregate(rows: Iterable[Mapping[str, Any]], res: Resolution = MINUTE) -> list[dict[str, Any]]:
+    """The batch's additive contribution to each bucket: sums, and latency bin counts in "bins"."""
+    buckets: _Buckets = {}
+    for r in rows:
+        b = _bucket_of(buckets, r["deployment"], r["start_us"], res)
+        accumulate(b, r)
+        b["bins"][histogram.bin_of(r["latency_ms"])] += 1
+    return _sorted(buckets)
+
+
+def coarsen(fine: Iterable[Mapping[str, Any]], res: Resolution) -> list[dict[str, Any]]:
     """Finer buckets (from ``aggregate``) summed into ``res``'s buckets: each row is read once."""
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    for fine in buckets:
-        bucket = fine["bucket_us"] - fine["bucket_us"] % res.size_us
-        key = (fine["deployment"], bucket)
-        b = out.get(key)
-        if b is None:
-            b = out[key] = {"deployment": key[0], "bucket_us": bucket, **empty_sums(), "bins": Counter()}
+    buckets: _Buckets = {}
+    for f in fine:
+        b = _bucket_of(buckets, f["deployment"], f["bucket_us"], res)
         for col in SUM_COLUMNS:
-            b[col] += fine[col]
-        b["bins"].update(fine["bins"])
-    return [out[k] for k in sorted(out)]
+            b[col] += f[col]
+        b["bins"].update(f["bins"])
+    return _sorted(buckets)
 
 
 _COLS = ("deployment", "bucket_us", *SUM_COLUMNS, "latency_bins")
