@@ -6,6 +6,7 @@ Counters are per process: with ``--workers N`` scrape each worker, or read total
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,19 +55,39 @@ class Metrics:
         self.registry.register(_RecorderCollector(recorder))
 
     def observe(self, rows: list[dict[str, Any]]) -> None:
-        """A recorder listener: called in the writer thread with each stored batch."""
+        """A recorder listener: called in the writer thread with each stored batch. Counters are
+        summed over the batch first: one ``labels()`` lookup (a lock and a dict) per series, not
+        several per record."""
+        requests: collections.Counter[tuple[str, str]] = collections.Counter()
+        tokens: collections.Counter[tuple[str, str]] = collections.Counter()
+        spend: collections.Counter[str] = collections.Counter()
+        latencies: dict[str, list[float]] = {}
+        ttfts: dict[str, list[float]] = {}
         for r in rows:
             dep = r["deployment"]
-            self.requests.labels(dep, r["status"]).inc()
-            for kind in ("prompt", "completion", "cached", "reasoning"):
-                n = r[f"{kind}_tokens"]
-                if n:
-                    self.tokens.labels(dep, kind).inc(n)
-            if r["spend_pusd"]:
-                self.spend.labels(dep).inc(r["spend_pusd"] / PICO)
-            self.latency.labels(dep).observe(r["latency_ms"] / 1000)
+            requests[(dep, r["status"])] += 1
+            for kind in _TOKEN_KINDS:
+                tokens[(dep, kind)] += r[f"{kind}_tokens"]
+            spend[dep] += r["spend_pusd"]
+            latencies.setdefault(dep, []).append(r["latency_ms"] / 1000)
             if r["ttft_ms"] is not None:
-                self.ttft.labels(dep).observe(r["ttft_ms"] / 1000)
+                ttfts.setdefault(dep, []).append(r["ttft_ms"] / 1000)
+        for (dep, status), n in requests.items():
+            self.requests.labels(dep, status).inc(n)
+        for (dep, kind), n in tokens.items():
+            if n:
+                self.tokens.labels(dep, kind).inc(n)
+        for dep, pusd in spend.items():
+            if pusd:
+                self.spend.labels(dep).inc(pusd / PICO)
+        for histogram, values in ((self.latency, latencies), (self.ttft, ttfts)):
+            for dep, seconds in values.items():
+                child = histogram.labels(dep)
+                for v in seconds:
+                    child.observe(v)
+
+
+_TOKEN_KINDS = ("prompt", "completion", "cached", "reasoning")
 
 
 router = APIRouter(tags=["operations"])
