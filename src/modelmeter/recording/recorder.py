@@ -133,9 +133,10 @@ class Recorder:
             self._checkpointer = None
 
     def _checkpoint_loop(self, every: float = 0.5) -> None:
-        """SQLite: the WAL is copied into the database file here, not in the writer's commits.
-        Measured on a 10 M-record database: commits took ~60 µs a record with SQLite's automatic
-        checkpoints and ~17 without; a passive checkpoint waits for nobody and releases the GIL."""
+        """SQLite: the WAL is copied into the database file mostly here, not in the writer's commits.
+        A passive checkpoint waits for nobody and lets go of the GIL. Measured through the recorder
+        (200,000 records, twice, on a busy disk): 17,800 / 14,400 records/s with SQLite's automatic
+        checkpoints, 19,500 / 17,200 with this thread."""
         while not self._stopped.wait(every):
             try:
                 self._db.checkpoint()
