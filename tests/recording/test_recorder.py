@@ -119,3 +119,21 @@ def test_a_row_the_database_refuses_does_not_stop_recording(tmp_path: Path) -> N
     assert recorder.dropped == 0
     stored = db.fetchone("SELECT retries FROM records WHERE id = :i", {"i": bad.id})
     assert stored == (2**31 - 1,)
+
+
+def test_depth_counts_a_record_the_finisher_is_holding(tmp_path: Path) -> None:
+    """/readyz and /metrics report depth: a record taken off the queue but not stored yet counts."""
+    db = Database(f"sqlite:///{tmp_path}/mm.db")
+    migrate(db)
+    recorder = Recorder(db, spool_dir=tmp_path / "spool", linger=0.5)  # holds the first record 0.5 s
+    recorder.start()
+    try:
+        assert recorder.submit_nowait(rec(0))
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:  # in the queue, then in the finisher's hands
+            assert recorder.depth == 1
+            time.sleep(0.01)
+    finally:
+        recorder.stop()
+    assert recorder.depth == 0
+    assert recorder.written == 1

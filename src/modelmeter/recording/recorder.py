@@ -52,6 +52,7 @@ class Recorder:
         # counted by the writer): each written by one thread only, so no lock is needed.
         self._handed_rows = 0
         self._done_rows = 0
+        self._finishing = 0  # records the finisher has taken off the queue and not handed over yet
         self._draining: Iterator[bool] | None = None  # the spool being stored, a batch at a time
         self._threads: list[threading.Thread] = []
         self._listeners: list[Listener] = []
@@ -84,8 +85,9 @@ class Recorder:
 
     @property
     def depth(self) -> int:
-        """Records not yet stored (queued, or finished and waiting for the database)."""
-        return self._queue.qsize() + max(self._handed_rows - self._done_rows, 0)
+        """Records not yet stored: queued, being finished, or finished and waiting for the database
+        (a record handed over is counted twice for a moment rather than not at all)."""
+        return self._queue.qsize() + self._finishing + max(self._handed_rows - self._done_rows, 0)
 
     @property
     def backlog(self) -> dict[str, Any]:
@@ -155,6 +157,7 @@ class Recorder:
                 stopping = True
             else:
                 batch.append(item)
+                self._finishing = 1
                 if self._linger > 0 and self._queue.qsize() < self._batch_size:
                     time.sleep(self._linger)
             while len(batch) < self._batch_size:
@@ -166,9 +169,11 @@ class Recorder:
                     stopping = True
                     break
                 batch.append(item)
+            self._finishing = len(batch)
             if batch:
                 rows = [r for r in map(self._finish, batch) if r is not None]
                 self._hand_over(rows, batch[-1].end)
+            self._finishing = 0
         self._finished.put(_STOP)
 
     def _finish(self, rec: CallRecord) -> dict[str, Any] | None:
