@@ -267,7 +267,7 @@ def record_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]
 
 
 def rollup_totals(db: str, table: str) -> dict[str, dict[str, int]]:
-    """Per deployment, the integer sums of a rollup table (``rollup_minute`` / ``rollup_hour``) and
+    """Per deployment, the integer sums of a rollup table (``rollup_minute`` / ``rollup_quarter`` / ``rollup_hour``) and
     the number of latencies in its histograms."""
     cols = [c for c in SUM_COLUMNS if c not in ("latency_sum", "ttft_sum", "ttft_count")]
     sums = f"SELECT deployment, {', '.join(f'SUM({c})' for c in cols)} FROM {table} GROUP BY deployment"
@@ -311,7 +311,7 @@ def check_against_records(server: ServerProcess | None, db: str, load: LoadResul
     for dep, t in totals.items():
         assert t["succeeded"] == client[(dep, True)] and t["requests"] - t["succeeded"] == client[(dep, False)]
     assert sum(t["spend_pusd"] for t in totals.values()) > 0, "nothing was priced"
-    for table in ("rollup_minute", "rollup_hour"):
+    for table in ("rollup_minute", "rollup_quarter", "rollup_hour"):
         rolled = rollup_totals(db, table)
         assert set(rolled) == set(totals), (table, rolled, totals)
         for dep, t in totals.items():

@@ -133,7 +133,7 @@ def test_two_writer_processes_keep_rollups_exact(db: Database, db_url: str) -> N
 def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A database from before rollups (0002) upgraded to now: 0003 builds per-bin rows from its
     records, 0005 folds them into each bucket's row, 0006 drops them; the summary stays exact.
-    0007 indexes the request ids of past hours."""
+    0007 indexes the request ids of past hours, 0008 adds quarter hours."""
     from modelmeter.storage import migrations
 
     rnd = random.Random(3)
@@ -159,6 +159,8 @@ def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch:
         assert [r["id"] for r in records_q.page(db, "gpt", week, search="chatcmpl-u7")["data"]] == [rows[7]["id"]]
         for seconds in (3601, 86400 + 61, 3 * 86400):
             check(db, rows, Window(end_us - seconds * 1_000_000, end_us, ZoneInfo("UTC")))
+        # 0008 summed the minutes into quarter hours: a day's chart reads them.
+        assert chart_matches_rows(db, rows, Window(end_us - DAY_US, end_us, ZoneInfo("UTC"))) > 50
         insert_rows(db, [make_row(now - 30, latency=250.0)])  # and the writer adds to folded rows
         check(db, [*rows, make_row(now - 30, latency=250.0)], Window(end_us - 86400_000_000, end_us,
                                                                       ZoneInfo("UTC")))
@@ -182,3 +184,37 @@ def test_last_day_per_deployment_from_rollups_is_exact(db: Database) -> None:
         assert got[name]["requests"] == len(day) > 0
         assert got[name]["failed"] == sum(r["status"] != "success" for r in day)
         assert round(got[name]["spend"] * 1e12) == sum(r["spend_pusd"] for r in day)
+
+
+def chart_matches_rows(db: Database, rows: list[dict], window: Window) -> int:
+    """Every chart bucket's requests exactly, and its p95 within 1%, against the raw rows; returns
+    the number of buckets that had requests."""
+    series = summary_q.timeseries(db, "gpt", window)
+    size = series["bucket_seconds"] * 1_000_000
+    seen = 0
+    for b in series["buckets"]:
+        start = int(datetime.fromisoformat(b["start"].replace("Z", "+00:00")).timestamp() * 1e6)
+        want = exact(rows, start, min(start + size, window.end_us))
+        assert b["requests"] == want["requests"], b["start"]
+        if want["p95"] is None:
+            assert b["p95_latency_ms"] is None
+        else:
+            seen += 1
+            assert b["p95_latency_ms"] == pytest.approx(want["p95"], rel=0.01)
+    return seen
+
+
+def test_chart_buckets_match_the_rows_at_every_resolution(db: Database) -> None:
+    """1 hour in minutes, 1 day in quarter hours, 7 days in hours (also from a half-hour zone)."""
+    rnd = random.Random(11)
+    now = datetime(2026, 3, 10, 12, 34, 56).timestamp()
+    rows = [make_row(now - rnd.uniform(0, 7 * 86400) if i % 3 else now - rnd.uniform(0, 3600),
+                     latency=rnd.lognormvariate(5, 1)) for i in range(4000)]
+    for i in range(0, len(rows), 500):
+        insert_rows(db, rows[i:i + 500])
+    end_us = int(now * 1e6) + 1
+    for seconds, tz, bucket in ((3600, "UTC", 60), (86400, "UTC", 900), (86400, "Asia/Kolkata", 900),
+                                (7 * 86400, "UTC", 3600)):
+        window = Window(end_us - seconds * 1_000_000, end_us, ZoneInfo(tz))
+        assert window.bucket_seconds() == bucket
+        assert chart_matches_rows(db, rows, window) > 20

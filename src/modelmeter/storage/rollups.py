@@ -1,6 +1,7 @@
 """Time-bucketed rollups per deployment, so summaries and charts never scan the raw log.
 
-Two resolutions (minute and hour). A bucket's row holds additive sums and its latency histogram
+Three resolutions (minute, quarter hour, hour): a chart reads the coarsest that fits its buckets
+(a day in 15-minute buckets is 96 rows, not 1,440). A bucket's row holds additive sums and its latency histogram
 (``storage.histogram``). The batch writer adds each batch in the same transaction as its records,
 with upserts that add to what is there (sums with ``+``, histograms with ``mm_bins_add``), so several
 writers (processes, replicas) can share a database.
@@ -17,6 +18,7 @@ from modelmeter.storage import histogram
 from modelmeter.storage.database import Database
 
 MINUTE_US = 60_000_000
+QUARTER_US = 900_000_000
 HOUR_US = 3_600_000_000
 
 SUM_COLUMNS = ("requests", "succeeded", "prompt_tokens", "completion_tokens", "total_tokens",
@@ -34,8 +36,9 @@ class Resolution:
 
 
 MINUTE = Resolution("minute", MINUTE_US)
+QUARTER = Resolution("quarter", QUARTER_US)
 HOUR = Resolution("hour", HOUR_US)
-RESOLUTIONS = (MINUTE, HOUR)
+RESOLUTIONS = (MINUTE, QUARTER, HOUR)  # finest first: each divides the next
 
 _ADDED = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "spend_pusd")
 ROW_COLUMNS = ("status", *_ADDED, "latency_ms", "ttft_ms")  # what a row needs to be added to a bucket
@@ -111,8 +114,15 @@ def _upsert_sql(db: Database, res: Resolution) -> str:
 
 def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     """Add finished record rows to every resolution, inside the caller's transaction."""
-    minutes = aggregate(rows, MINUTE)
-    for res, buckets in ((MINUTE, minutes), (HOUR, coarsen(minutes, HOUR))):
-        for b in buckets:
-            b["latency_bins"] = histogram.encode(b["bins"])
-        db.executemany(tx, _upsert_sql(db, res), buckets)
+    buckets = aggregate(rows, MINUTE)
+    for res in RESOLUTIONS:
+        if res is not MINUTE:
+            buckets = coarsen(buckets, res)
+        upsert(db, tx, res, buckets)
+
+
+def upsert(db: Database, tx: Any, res: Resolution, buckets: list[dict[str, Any]]) -> None:
+    """Add buckets (from ``aggregate`` / ``coarsen``) to ``res``'s table."""
+    for b in buckets:
+        b["latency_bins"] = histogram.encode(b["bins"])
+    db.executemany(tx, _upsert_sql(db, res), buckets)

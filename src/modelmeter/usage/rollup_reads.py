@@ -1,5 +1,6 @@
 """Reading rollups for a window: full hours from the hour tables, full minutes from the minute
-tables, and the raw rows of the partial minutes at the edges, so any window sums exactly."""
+tables, and the raw rows of the partial minutes at the edges, so any window sums exactly; chart
+buckets from the coarsest resolution that divides them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from modelmeter.storage import histogram
 from modelmeter.storage.database import Database
-from modelmeter.storage.rollups import HOUR, MINUTE, SUM_COLUMNS, Resolution
+from modelmeter.storage.rollups import HOUR, MINUTE, RESOLUTIONS, SUM_COLUMNS, Resolution
 
 
 @dataclass
@@ -111,7 +112,7 @@ def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us
 
     Whole buckets come from the coarsest rollup that fits; their histograms are read only for
     buckets the cache does not hold, and the newest, partial bucket is finished from finer data."""
-    res = HOUR if size_us % HOUR.size_us == 0 and origin_us % HOUR.size_us == 0 else MINUTE
+    res = next(r for r in reversed(RESOLUTIONS) if size_us % r.size_us == 0 and origin_us % r.size_us == 0)
     full_end = _floor(end_us, res.size_us)
     params = {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us}
     where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
