@@ -26,6 +26,7 @@ from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.recording.recorder import Recorder
+from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.records import insert_rows
@@ -139,8 +140,17 @@ def multiply(db: Database, base: int, n: int) -> float:
                        f"{bins_agg} AS bins FROM (SELECT deployment, {bucket} AS bucket_us, {bin_sql} AS bin, "
                        "COUNT(*) AS n FROM records GROUP BY 1, 2, 3) AS x GROUP BY 1, 2) AS b "
                        f"WHERE {res.table}.deployment = b.deployment AND {res.table}.bucket_us = b.bucket_us")
-    print("  rollups rebuilt from the raw rows", flush=True)
+        reindex_request_ids(db, tx)
+    print("  rollups and the request-id index rebuilt from the raw rows", flush=True)
     return (n - have) / (time.perf_counter() - t0)
+
+
+def reindex_request_ids(db: Database, tx: Any) -> None:
+    """The copies' request ids, indexed as the server's indexer would have done, hour by hour."""
+    tx.execute("DELETE FROM request_ids")
+    until = int(tx.execute(db.sql("SELECT value FROM server_settings WHERE name = :n"),
+                           {"n": request_ids.SETTING}).fetchone()[0])
+    tx.execute(db.sql(request_ids.COPY), {"a": 0, "b": until})
 
 
 def ingest_through_recorder(db: Database, n: int) -> float:
@@ -251,12 +261,15 @@ def main() -> None:
     for name, fn, target in rows:
         ms = median_ms(fn)
         print(f"{name:<44}{ms:>10.2f}{target:>9}  {'yes' if ms <= target else 'NO'}")
+    hits = records_q.page(db, dep, w7, limit=50, search=some_rid)["data"]
+    print(f"\nrequest-id search found {len(hits)} record(s) with {some_rid}: "
+          f"{'right' if [h['request_id'] for h in hits] == [some_rid] else 'WRONG'}")
     w = parse_window("7d")
     raw_n = db.fetchone("SELECT COUNT(*) FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b",
                         {"d": dep, "a": w.start_us, "b": w.end_us})[0]
     rolled_n = summary_q.summary(db, dep, w)["requests"]
     verdict = "equal" if rolled_n == raw_n else "DIFFERENT"
-    print(f"\nrequests in 7 days: rollups {rolled_n:,}, raw rows {raw_n:,} ({verdict})")
+    print(f"requests in 7 days: rollups {rolled_n:,}, raw rows {raw_n:,} ({verdict})")
     rolled = summary_q.summary(db, dep, parse_window("7d"))["p95_latency_ms"]
     exact = exact_p95(db, dep)
     print(f"p95 latency, 7 days: rollups {rolled:.3f} ms, exact {exact:.3f} ms, "

@@ -60,14 +60,20 @@ def _filters(db: Database, deployment: str, window: Window, status: str | None, 
 
     A tag filter pages on ``record_tags``' own (deployment, tag, start_us, id) key."""
     params: dict[str, Any] = {"dep": deployment, "ws": window.start_us, "we": window.end_us}
+    source, key, start = "records r", "r", "r.start_us"
     if tag:
-        source, key = "record_tags t JOIN records r ON r.id = t.id", "t"
+        source, key, start = "record_tags t JOIN records r ON r.id = t.id", "t", "t.start_us"
         where = ["t.deployment = :dep", "t.tag = :tag"]
         params["tag"] = tag
+    elif search:
+        # The few ids found drive the query by primary key. Written as expressions, deployment and
+        # time cannot pull the planner onto the page index instead, which scans the whole window to
+        # find them (SQLite did: 57 ms at 1 M records, 0.4 ms this way).
+        where = ["r.deployment || '' = :dep"]
+        start = "r.start_us + 0"
     else:
-        source, key = "records r", "r"
         where = ["r.deployment = :dep"]
-    where += [f"{key}.start_us >= :ws", f"{key}.start_us < :we"]
+    where += [f"{start} >= :ws", f"{start} < :we"]
     if status:
         where.append("r.status = :status")
         params["status"] = status
