@@ -47,12 +47,12 @@ log = logging.getLogger("modelmeter")
 
 
 async def _maintain_forever(db: Database, settings: Settings, index_interval_s: float = 60.0) -> None:
-    """Off the event loop, now and then: index the request ids of hours that are over, and apply
+    """Off the event loop, now and then: index the request ids of quarter hours that are over, and apply
     the retention policy (if any) in small batches."""
     last_prune = -math.inf
     while True:
         try:
-            await asyncio.to_thread(request_ids.index_hours, db)
+            await asyncio.to_thread(request_ids.index_slots, db)
         except Exception:  # the database may be briefly away; try again next time
             log.exception("indexing request ids failed")
         if settings.retention.enabled and time.monotonic() - last_prune >= settings.prune_interval_s:

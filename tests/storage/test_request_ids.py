@@ -1,5 +1,5 @@
-"""Search by upstream request id: indexed hour by hour, the newest hours read from the raw rows,
-late rows indexed by the writer; the same answers wherever a record sits."""
+"""Search by upstream request id: indexed a quarter hour at a time, the newest read from the raw
+rows, late rows indexed by the writer; the same answers wherever a record sits."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def indexed(db: Database) -> set[tuple[str, str]]:
 def test_found_in_indexed_hours_the_newest_hours_and_late_rows(db: Database) -> None:
     now = time.time()
     old = row(now - 3 * 86400, "chatcmpl-old")  # stored after its hour was indexed: the writer indexes it
-    recent = row(now - 300, "chatcmpl-recent")  # in the hour not indexed yet: read from the raw rows
-    twin = row(now - 200, "chatcmpl-recent", dep=OTHER)  # same request id, other deployment
+    recent = row(now - 1, "chatcmpl-recent")  # in a slot not indexed yet: read from the raw rows
+    twin = row(now - 0.5, "chatcmpl-recent", dep=OTHER)  # same request id, other deployment
     noise = [row(now - i * 600, f"chatcmpl-n{i}") for i in range(1, 100)]
     insert_rows(db, [old, recent, twin, *noise])
     assert (old["request_id"], old["id"]) in indexed(db)
@@ -49,10 +49,10 @@ def test_found_in_indexed_hours_the_newest_hours_and_late_rows(db: Database) -> 
     assert found(db, recent["id"]) == [recent["id"]]  # a record id finds its record too
     assert found(db, "chatcmpl-missing") == []
 
-    # Two hours on, the indexer has copied those hours; every search gives the same answer once.
-    later_us = int((now + 2 * 3600) * 1e6)
-    assert request_ids.index_hours(db, later_us) >= 1
-    assert request_ids.index_hours(db, later_us) == 0  # nothing left to do
+    # An hour on, the indexer has copied those slots; every search gives the same answer once.
+    later_us = int((now + 3600) * 1e6)
+    assert request_ids.index_slots(db, later_us) >= 4
+    assert request_ids.index_slots(db, later_us) == 0  # nothing left to do
     assert (recent["request_id"], recent["id"]) in indexed(db)
     assert found(db, "chatcmpl-recent") == [recent["id"]]
     assert found(db, "chatcmpl-recent", "other") == [twin["id"]]
@@ -77,8 +77,8 @@ def test_indexer_starts_at_the_oldest_record_when_it_has_no_mark(db: Database) -
     insert_rows(db, [old])  # no mark: nothing counts as indexed, the writer indexes nothing
     assert indexed(db) == set()
     assert found(db, "chatcmpl-x") == [old["id"]]  # found in the raw rows meanwhile
-    first_hour = old["start_us"] - old["start_us"] % request_ids.HOUR_US  # not 1970
-    hours = (request_ids.initial_until() - first_hour) // request_ids.HOUR_US
-    assert request_ids.index_hours(db) == hours >= 2
+    first_slot = old["start_us"] - old["start_us"] % request_ids.SLOT_US  # not 1970
+    slots = (request_ids.initial_until() - first_slot) // request_ids.SLOT_US
+    assert request_ids.index_slots(db) == slots >= 11
     assert indexed(db) == {("chatcmpl-x", old["id"])}
     assert found(db, "chatcmpl-x") == [old["id"]]

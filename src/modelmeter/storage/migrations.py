@@ -108,7 +108,7 @@ def _fold_histograms(db: Database, tx: Any) -> None:
 
 
 def _index_past_request_ids(db: Database, tx: Any) -> None:
-    """0007: the request ids of every hour that is over, in one sorted copy."""
+    """0007: the request ids of every quarter hour that is over, in one sorted copy."""
     end = request_ids.initial_until()
     tx.execute(db.sql(request_ids.COPY), {"a": 0, "b": end})
     request_ids.set_until(db, tx, end)
@@ -238,14 +238,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DROP TABLE rollup_hist_minute",
         "DROP TABLE rollup_hist_hour",
     )),
-    # Request ids indexed an hour at a time (storage/request_ids.py), not row by row.
+    # Request ids indexed a quarter hour at a time (storage/request_ids.py), not row by row.
     Migration("0007_request_ids", (
         "DROP INDEX records_request_id",
         """CREATE TABLE request_ids (
-            hour_us BIGINT NOT NULL,
+            slot_us BIGINT NOT NULL,
             request_id TEXT NOT NULL,
             id TEXT NOT NULL,
-            PRIMARY KEY (hour_us, request_id, id)
+            PRIMARY KEY (slot_us, request_id, id)
         )/*WITHOUT_ROWID*/""",
     ), backfill=_index_past_request_ids),
     # Quarter hours: a day's chart in 15-minute buckets reads 96 rows (measured on PostgreSQL at
