@@ -21,8 +21,7 @@ import pytest
 from tests.fakes.upstream import FakeUpstream
 from tests.helpers import ServerProcess, sqlite_url, wait_for
 from tests.reliability.support import (
-    MSGS,
-    Req,
+    chat_or_fail,
     check_against_records,
     count_records,
     fresh_pg_database,
@@ -42,17 +41,6 @@ def deployments(base_url: str) -> list[dict[str, Any]]:
         {"name": "chat", "model": "gpt-4o-mini", "provider": "openai", "api_base": base_url},
         {"name": "fail", "model": "fail-500", "provider": "acme", "api_base": base_url, "max_retries": 0},
     ]
-
-
-def call(i: int) -> Req:
-    """Call ``i``: one in ten fails upstream; a third of the rest are streamed (half with usage)."""
-    dep = "fail" if i % 10 == 9 else "chat"
-    body: dict[str, Any] = {"model": dep, "messages": MSGS, "max_tokens": 1 + i % 7}
-    if i % 3 == 1:
-        body["stream"] = True
-        if i % 2:
-            body["stream_options"] = {"include_usage": True}
-    return Req("/v1/chat/completions", body, dep)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -100,8 +88,8 @@ def test_two_workers_record_every_call_once(fake_upstream: FakeUpstream, make_co
     wait_for(lambda: server.stderr.count("Application startup complete.") >= 2, timeout=30,
              message="both workers started")
 
-    load = asyncio.run(run_load(server.url, N, call, concurrency=CONCURRENCY, run_id="workers"))
-    fails = sum(call(i).deployment == "fail" for i in range(N))
+    load = asyncio.run(run_load(server.url, N, chat_or_fail, concurrency=CONCURRENCY, run_id="workers"))
+    fails = sum(chat_or_fail(i).deployment == "fail" for i in range(N))
     assert Counter(o.status for o in load.outcomes) == {200: N - fails, 500: fails}, load.summary()
     assert all(o.answered for o in load.outcomes), load.summary()
 

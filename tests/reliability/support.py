@@ -103,6 +103,12 @@ def mixed(i: int) -> Req:
     return _chat("fail-400", i, stream=k == 18)
 
 
+def chat_or_fail(i: int) -> Req:
+    """Call ``i`` to deployments "chat" and "fail" (an upstream that answers 500): one in ten to
+    "fail"; a third of all streamed, half of those asking for usage."""
+    return _chat("fail" if i % 10 == 9 else "chat", i, stream=i % 3 == 1, usage=i % 2 == 1)
+
+
 def successes_only(i: int) -> Req:
     """Only calls the fake answers well: chat (streamed or not), completions, embeddings."""
     k = i % 10
