@@ -35,7 +35,7 @@ def initial_until(now_us: int | None = None) -> int:
 
 
 def until(db: Database, tx: Any, *, lock: str = "") -> int:
-    """The first hour not indexed yet. ``lock``: PostgreSQL row lock (FOR SHARE / FOR UPDATE), so a
+    """The first slot not indexed yet. ``lock``: PostgreSQL row lock (FOR SHARE / FOR UPDATE), so a
     writer and the indexer agree on it; SQLite's write transactions are serialised anyway."""
     suffix = f" {lock}" if lock and db.dialect == "postgresql" else ""
     row = tx.execute(db.sql(f"SELECT value FROM server_settings WHERE name = :n{suffix}"), {"n": SETTING}).fetchone()
@@ -73,7 +73,7 @@ def index_slots(db: Database, now_us: int | None = None) -> int:
 
 
 def add_late(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """In the writer's transaction: index rows whose hour the indexer has already done."""
+    """In the writer's transaction: index rows whose slot the indexer has already done."""
     if not rows:
         return
     indexed = until(db, tx, lock="FOR SHARE")
