@@ -106,6 +106,10 @@ class Database:
             self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     # -- statements --------------------------------------------------------------------------
+    def json_param(self, name: str) -> str:
+        """The placeholder for a JSON value given as text: jsonb needs the cast in PostgreSQL."""
+        return f":{name}" if self.dialect == "sqlite" else f"CAST(:{name} AS jsonb)"
+
     def sql(self, text: str) -> str:
         return text if self.dialect == "sqlite" else _to_pyformat(text)
 

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 from modelmeter.storage import histogram, request_ids, rollups
@@ -90,20 +91,11 @@ def _backfill_rollups(db: Database, tx: Any) -> None:
 def _fold_histograms(db: Database, tx: Any) -> None:
     """0005: each bucket's histogram rows become one JSON object in the bucket's row."""
     for name in ("minute", "hour"):
-        key: tuple[str, int] | None = None
-        bins: dict[int, int] = {}
-        updates: list[dict[str, Any]] = []
-        cur = tx.execute(f"SELECT deployment, bucket_us, bin, n FROM rollup_hist_{name} "
-                         "ORDER BY deployment, bucket_us, bin")
-        for dep, bucket, index, n in [*cur.fetchall(), (None, None, None, None)]:
-            if (dep, bucket) != key:
-                if key is not None:
-                    updates.append({"d": key[0], "b": key[1], "bins": histogram.encode(bins)})
-                key, bins = (dep, bucket), {}
-            if index is not None:
-                bins[int(index)] = int(n)
-        value = ":bins" if db.dialect == "sqlite" else "CAST(:bins AS jsonb)"
-        db.executemany(tx, f"UPDATE rollup_{name} SET latency_bins = {value} "
+        rows = tx.execute(f"SELECT deployment, bucket_us, bin, n FROM rollup_hist_{name} "
+                          "ORDER BY deployment, bucket_us, bin").fetchall()
+        updates = [{"d": dep, "b": bucket, "bins": histogram.encode({int(i): int(n) for *_, i, n in group})}
+                   for (dep, bucket), group in groupby(rows, key=lambda r: (r[0], r[1]))]
+        db.executemany(tx, f"UPDATE rollup_{name} SET latency_bins = {db.json_param('bins')} "
                            "WHERE deployment = :d AND bucket_us = :b", updates)
 
 

@@ -39,7 +39,7 @@ def prune(db: Database, retention: Retention, *, now: float | None = None, batch
           pause: float = 0.0) -> dict[str, int]:
     """Apply the policy; returns how many bodies, records and rollup rows were removed."""
     now_us = int((now if now is not None else time.time()) * 1e6)
-    done = {"bodies": 0, "records": 0, "rollups": 0}  # (and the request-id index of pruned hours)
+    done = {"bodies": 0, "records": 0, "rollups": 0}  # (and the request-id index of pruned slots)
     cut = _cut(retention.bodies_days, now_us)
     if cut is not None:
         while n := _prune_bodies(db, cut, batch):

@@ -105,8 +105,7 @@ _COLS = ("deployment", "bucket_us", *SUM_COLUMNS, "latency_bins")
 
 def _upsert_sql(db: Database, res: Resolution) -> str:
     updates = ", ".join(f"{c} = {res.table}.{c} + excluded.{c}" for c in SUM_COLUMNS)
-    bins = ":latency_bins" if db.dialect == "sqlite" else "CAST(:latency_bins AS jsonb)"
-    values = ", ".join(bins if c == "latency_bins" else f":{c}" for c in _COLS)
+    values = ", ".join(db.json_param(c) if c == "latency_bins" else f":{c}" for c in _COLS)
     return (f"INSERT INTO {res.table} ({', '.join(_COLS)}) VALUES ({values}) "
             f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}, "
             f"latency_bins = mm_bins_add({res.table}.latency_bins, excluded.latency_bins)")
