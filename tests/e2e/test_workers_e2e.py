@@ -85,8 +85,11 @@ def test_two_workers_record_every_call_once(fake_upstream: FakeUpstream, make_co
     server = start_server(config, args=("--workers", "2"), env={"MODELMETER_HOME": str(tmp_path / "home")})
     # /healthz answers once the first worker is up; a load started then would keep its
     # connections on that worker alone.
-    wait_for(lambda: server.stderr.count("Application startup complete.") >= 2, timeout=30,
-             message="both workers started")
+    try:
+        wait_for(lambda: server.stderr.count("Application startup complete.") >= 2, timeout=30,
+                 message="both workers started")
+    except TimeoutError:  # show what the workers said (a CI run once timed out here)
+        raise AssertionError(f"both workers did not start within 30 s:\n{server.stderr[-4000:]}") from None
 
     load = asyncio.run(run_load(server.url, N, chat_or_fail, concurrency=CONCURRENCY, run_id="workers"))
     fails = sum(chat_or_fail(i).deployment == "fail" for i in range(N))
