@@ -29,6 +29,8 @@ from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.auth.admin import AdminAuth, resolve_admin_key
 from modelmeter.auth.keys import KeyStore
 from modelmeter.config import Settings
+from modelmeter.gateway.cors import with_cors
+from modelmeter.gateway.guards import foreign_host, is_loopback, refuse_host
 from modelmeter.gateway.handler import Gateway
 from modelmeter.ops import router as ops_router
 from modelmeter.recording.recorder import Recorder
@@ -82,10 +84,14 @@ class ModelMeterApp:
 
         # The admin key guards everything but /v1 and the health checks (--no-auth: nothing).
         self.rest: ASGIApp = AdminAuth(api, lambda: state.admin_hash) if state.settings.auth else api
+        self.v1: ASGIApp = with_cors(gateway, state.settings.cors_origins)
+        self.loopback_only = is_loopback(state.settings.host)  # then refuse other Host names
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            await self.gateway(scope, receive, send)
+        if self.loopback_only and scope["type"] == "http" and (host := foreign_host(scope)):
+            await refuse_host(send, host)  # DNS rebinding: a page's own name pointed at 127.0.0.1
+        elif scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.v1(scope, receive, send)
         else:
             await self.rest(scope, receive, send)
 
@@ -129,10 +135,12 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
                 if dep.is_local:
                     await state.ensure_local(dep)
         maintainer = asyncio.create_task(_maintain_forever(db, settings))
+        refresher = asyncio.create_task(registry.refresh_forever())
         try:
             yield
         finally:
             maintainer.cancel()
+            refresher.cancel()
             # In-flight requests are done by now (the server drains them first): flush and stop.
             await asyncio.to_thread(recorder.stop)
             await client.close()

@@ -18,7 +18,8 @@ LOCAL_MODELS = {LOCAL_CHAT_MODEL: "chat", LOCAL_EMBEDDING_MODEL: "embedding"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 _DEPLOYMENT_KEYS = {"name", "api_base", "model", "provider", "api_key_env", "price", "threads",
                     "timeout", "connect_timeout", "store_bodies", "max_retries", "chunk_timeout",
-                    "cache_ttl"}
+                    "cache_ttl", "kind"}
+KINDS = ("chat", "embedding")  # a deployment's kind: chat (also /v1/completions) or embeddings
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _DURATION_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -43,6 +44,7 @@ class Deployment:
     max_retries: int = 2  # retries of connect errors, 429 and 5xx before any byte is relayed
     chunk_timeout: float = 60.0  # longest wait for a stream's next chunk, seconds
     cache_ttl: float | None = None  # response cache of non-streamed answers, seconds (None: off)
+    kind: str | None = None  # "chat" or "embedding" where known (embedded models know their own)
 
     @property
     def is_local(self) -> bool:
@@ -109,6 +111,9 @@ class Deployment:
             raise ConfigError(f"deployment {name!r}: 'max_retries' must be 0 or more")
         if not chunk_timeout > 0:
             raise ConfigError(f"deployment {name!r}: 'chunk_timeout' must be positive (seconds)")
+        kind = data.get("kind")
+        if kind is not None and kind not in KINDS:
+            raise ConfigError(f"deployment {name!r}: 'kind' must be one of {', '.join(KINDS)}")
         try:
             return cls(
                 name=name,
@@ -125,6 +130,7 @@ class Deployment:
                 max_retries=max_retries,
                 chunk_timeout=chunk_timeout,
                 cache_ttl=cache_ttl,
+                kind=kind,
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"deployment {name!r}: {exc}") from exc
@@ -172,6 +178,8 @@ class Settings:
     require_keys: bool = False  # /v1 callers must present a virtual key
     prune_interval_s: float = 300.0
     max_stored_body_bytes: int = 1024 * 1024  # larger request/response bodies are stored truncated
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call /v1 (none: CORS off)
+    rejected_per_minute: int = 600  # calls the gateway rejects itself, per client IP, before 429s
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -198,7 +206,8 @@ def _from_toml(data: dict[str, Any]) -> Settings:
     if not isinstance(server, dict):
         raise ConfigError("[server] must be a table")
     known = {"host", "port", "database", "max_body_bytes", "queue_size", "batch_size",
-             "local_threads", "store_bodies", "admin_key", "require_keys", "max_stored_body_bytes"}
+             "local_threads", "store_bodies", "admin_key", "require_keys", "max_stored_body_bytes",
+             "cors_origins", "rejected_per_minute"}
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")
@@ -218,4 +227,18 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ConfigError(f"deployment name(s) used twice: {', '.join(sorted(dupes))}")
+    if "cors_origins" in server:
+        server = {**server, "cors_origins": _origins(server["cors_origins"])}
+    limit = server.get("rejected_per_minute")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ConfigError("rejected_per_minute must be a whole number, 0 or more (0: no limit)")
     return Settings(deployments=tuple(deployments), retention=Retention(**retention), **server)
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """``cors_origins``: exact origins such as "https://app.example" (scheme, host, optional port)."""
+    if not isinstance(value, list) or not all(
+            isinstance(o, str) and re.fullmatch(r"https?://[^\s/]+", o) for o in value):
+        raise ConfigError('cors_origins must be a list of origins such as "https://app.example" '
+                          "(scheme and host, no path)")
+    return tuple(value)

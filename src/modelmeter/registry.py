@@ -1,11 +1,15 @@
 """The deployments being served: those of the config file, plus run-time ones kept in the database.
 
-Reads are plain dict look-ups on the hot path. Run-time changes made by another process (another
-``--workers`` process or replica) are picked up by ``refresh``, at most once a second.
+Reads are plain dict look-ups on the hot path, which never touches the database. Run-time changes
+made by another process (another ``--workers`` process or replica) are picked up by
+``refresh_forever``, a background task that reloads every second in a thread; with the database
+away it keeps the last good list and tries again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -14,6 +18,9 @@ import orjson
 
 from modelmeter.config import ConfigError, Deployment
 from modelmeter.storage.database import Database
+
+REFRESH_INTERVAL_S = 1.0
+log = logging.getLogger("modelmeter.registry")
 
 
 class Registry:
@@ -52,6 +59,23 @@ class Registry:
     def refresh(self, max_age: float = 1.0) -> None:
         if time.monotonic() - self._loaded_at >= max_age:
             self.load()
+
+    async def refresh_forever(self, interval: float = REFRESH_INTERVAL_S) -> None:
+        """Reload every ``interval`` seconds off the event loop; errors are logged once per outage."""
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.load)
+            except Exception as exc:
+                if not failing:
+                    log.warning("cannot reload the deployments (keeping the last ones): %s",
+                                type(exc).__name__)
+                failing = True
+            else:
+                if failing:
+                    log.info("reloading the deployments works again")
+                failing = False
 
     def add(self, definition: dict[str, object]) -> Deployment:
         dep = Deployment.from_mapping(dict(definition), source="api")

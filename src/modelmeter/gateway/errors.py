@@ -42,6 +42,8 @@ def upstream_error_message(status: int, body: bytes) -> tuple[str, dict[str, Any
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
         err = parsed["error"]
         message = str(err.get("message") or f"upstream error {status}")
+        if not _openai_shaped(err):
+            parsed = {**parsed, "error": _normalised(err, message, status)}
         return message, parsed
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
         message = parsed["error"]
@@ -50,6 +52,34 @@ def upstream_error_message(status: int, body: bytes) -> tuple[str, dict[str, Any
         message = f"upstream returned HTTP {status}" + (f": {text}" if text else "")
     type_ = "invalid_request_error" if status < 500 else "upstream_error"
     return message, error_body(message, type_, None, f"upstream_{status}")
+
+
+def relayed_error(status: int, data: bytes) -> tuple[str, dict[str, Any], bytes]:
+    """An upstream's error: its message, the body to store, and the bytes to answer with (the
+    upstream's own when already in OpenAI's shape, else the normalised body)."""
+    message, err = upstream_error_message(status, data)
+    try:
+        same = orjson.loads(data) == err
+    except orjson.JSONDecodeError:
+        same = False
+    return message, err, data if same else orjson.dumps(err)
+
+
+def _openai_shaped(err: dict[str, Any]) -> bool:
+    return (isinstance(err.get("message"), str) and isinstance(err.get("type"), str)
+            and all(isinstance(err.get(k), str | None) for k in ("param", "code")))
+
+
+def _normalised(err: dict[str, Any], message: str, status: int) -> dict[str, Any]:
+    """OpenAI's shape with string codes (SDKs and clients expect them): llama.cpp, for one,
+    answers ``"code": 501``, which becomes ``"upstream_501"``."""
+    code, param, type_ = err.get("code"), err.get("param"), err.get("type")
+    if code is not None and not isinstance(code, str):
+        code = f"upstream_{code}" if isinstance(code, int) else f"upstream_{status}"
+    return {**err, "message": message,
+            "type": type_ if isinstance(type_, str) else
+            "invalid_request_error" if status < 500 else "upstream_error",
+            "param": param if isinstance(param, str) else None, "code": code}
 
 
 async def send_json(send: Send, status: int, body: bytes,

@@ -20,6 +20,10 @@ from modelmeter.auth.keys import KeyStore, LimitExceeded
 from modelmeter.config import Deployment, Settings
 from modelmeter.gateway.cache import ResponseCache
 from modelmeter.gateway.errors import JSON_HEADERS, APIError, error_body, send_json
+from modelmeter.gateway.guards import HOP_HEADER, HopGuard, check_json_content_type
+from modelmeter.gateway.kinds import check_kind
+from modelmeter.gateway.metadata import TAGS_HEADER, request_metadata
+from modelmeter.gateway.rejects import RejectBudget, settle_rejection
 from modelmeter.gateway.relay import Call, relay
 from modelmeter.gateway.validate import CALL_TYPES, check_fields, parse_body
 from modelmeter.metering.record import CallRecord, new_record_id
@@ -27,9 +31,7 @@ from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
 from modelmeter.upstreams.client import UpstreamClient
 
-TAGS_HEADER = b"x-modelmeter-tags"
-MAX_TAGS = 20
-MAX_TAG_CHARS = 200
+MODELS_PREFIX = "/v1/models/"
 log = logging.getLogger("modelmeter.gateway")
 
 
@@ -54,6 +56,8 @@ class Gateway:
         self.upstream = upstream
         self.recorder = recorder
         self.cache = ResponseCache()  # answers of deployments with cache_ttl
+        self.hops = HopGuard()  # this gateway's id in x-modelmeter-hop
+        self.rejects = RejectBudget(settings.rejected_per_minute)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -62,6 +66,8 @@ class Gateway:
             await self._call(scope, receive, send, call_type, path)
         elif path == "/v1/models" and scope["method"] in ("GET", "HEAD"):
             await send_json(send, 200, orjson.dumps(self._models()))
+        elif path.startswith(MODELS_PREFIX) and scope["method"] in ("GET", "HEAD"):
+            await self._model(send, path[len(MODELS_PREFIX):])
         elif call_type is not None or path == "/v1/models":
             await _send_error(send, APIError(405, f"Method {scope['method']} is not allowed on "
                                              f"{path}", code="method_not_allowed"))
@@ -71,17 +77,14 @@ class Gateway:
                                              "/v1/embeddings and /v1/models", code="unknown_url"))
 
     def _models(self) -> dict[str, Any]:
-        return {"object": "list", "data": [
-            {"id": d.name, "object": "model", "created": 0, "owned_by": d.provider}
-            for d in self.registry.all()
-        ]}
+        return {"object": "list", "data": [_model_entry(d) for d in self.registry.all()]}
 
-    def _deployment(self, name: str) -> Deployment | None:
+    async def _model(self, send: Send, name: str) -> None:
         dep = self.registry.get(name)
         if dep is None:
-            self.registry.refresh()  # another process may have added it at run time
-            dep = self.registry.get(name)
-        return dep
+            await _send_error(send, _unknown_model(name))
+        else:
+            await send_json(send, 200, orjson.dumps(_model_entry(dep)))
 
     async def _call(self, scope: Scope, receive: Receive, send: Send, call_type: str,
                     path: str) -> None:
@@ -95,15 +98,13 @@ class Gateway:
         except APIError as exc:
             await _send_error(send, exc)
             return
-        dep = self._deployment(body["model"])
+        dep = self.registry.get(body["model"])  # memory only: the registry reloads in the background
         if dep is None:
-            await _send_error(send, APIError(
-                404, f"The model '{body['model']}' does not exist on this gateway; "
-                "GET /v1/models lists the deployments.", param="model", code="model_not_found"))
+            await _send_error(send, _unknown_model(body["model"]))
             return
         headers = dict(scope["headers"])
         client = scope.get("client")
-        meta, tags = _metadata(body, headers.get(TAGS_HEADER))
+        meta, tags = request_metadata(body, headers.get(TAGS_HEADER))
         rec = CallRecord(
             id=new_record_id(wall), deployment=dep, model=body["model"], call_type=call_type,
             start=wall, stream=body.get("stream") is True, client_ip=client[0] if client else None,
@@ -113,19 +114,26 @@ class Gateway:
         call = Call(rec=rec, body=body, t0=t0, send=send)
         watch = _Watch(None, call=call)
         watch.task = asyncio.create_task(_watch_disconnect(receive, asyncio.current_task(), watch))
+        rejected = True  # until the call goes to its upstream: refused by the gateway itself
         try:
+            check_json_content_type(headers.get(b"content-type"))
+            call.hop = self.hops.next_hop(headers.get(HOP_HEADER))
             if self.keys is not None:
                 self._authorise(headers, rec)
+            check_kind(dep, call_type)
             check_fields(body, call_type)
             base = self.registry.base_url(dep)
             if base is None:
                 raise APIError(503, f"The embedded model '{dep.model}' is still starting; "
                                "try again in a few seconds.", "service_unavailable",
                                code="model_loading")
+            rejected = False
             await relay(call, self.upstream, base + path[3:], dep, self.cache, path)
             watch.done = True
         except APIError as exc:
             watch.done = True
+            if rejected:
+                exc = settle_rejection(self.rejects, exc, rec)
             call.fail(exc.status, exc.message)
             rec.response_body = exc.body()
             if not call.started:
@@ -234,29 +242,13 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _metadata(body: dict[str, Any], tags_header: bytes | None) -> tuple[dict[str, Any] | None, list[str]]:
-    """The record's metadata (the body's ``metadata`` and ``user``, and the tags) and its tags.
+def _model_entry(dep: Deployment) -> dict[str, Any]:
+    return {"id": dep.name, "object": "model", "created": 0, "owned_by": dep.provider}
 
-    Tags come from the ``x-modelmeter-tags`` header (comma-separated) or else a ``tags`` entry of
-    the body's metadata; only strings are kept, so any client input stores cleanly."""
-    meta: dict[str, Any] = {}
-    if isinstance(body.get("metadata"), dict):
-        meta.update(body["metadata"])
-    if body.get("user") is not None:
-        meta["user"] = body["user"]
-    raw: Any = tags_header.decode("latin-1") if tags_header else meta.get("tags")
-    if isinstance(raw, str):
-        raw = raw.split(",")
-    tags: list[str] = []
-    if isinstance(raw, list):
-        for tag in raw:
-            tag = tag.strip()[:MAX_TAG_CHARS] if isinstance(tag, str) else ""
-            if tag and tag not in tags:
-                tags.append(tag)
-    tags = tags[:MAX_TAGS]
-    if tags:
-        meta["tags"] = tags
-    return meta or None, tags
+
+def _unknown_model(name: str) -> APIError:
+    return APIError(404, f"The model '{name}' does not exist on this gateway; "
+                    "GET /v1/models lists the deployments.", param="model", code="model_not_found")
 
 
 async def _send_error(send: Send, exc: APIError) -> None:

@@ -14,7 +14,7 @@ import orjson
 from modelmeter.asgi import Send
 from modelmeter.config import Deployment
 from modelmeter.gateway.cache import ResponseCache, cache_key
-from modelmeter.gateway.errors import APIError, error_body, upstream_error_message
+from modelmeter.gateway.errors import APIError, error_body, relayed_error
 from modelmeter.metering.record import CallRecord
 from modelmeter.metering.usage import StreamAccumulator, Usage
 from modelmeter.sse import DONE, SSEEvent, SSEParser, encode_event
@@ -27,6 +27,7 @@ CACHE_HEADER = b"x-modelmeter-cache"
 BACKOFF_BASE_S = 0.1
 BACKOFF_CAP_S = 5.0
 RETRY_AFTER_CAP_S = 30.0
+_NEVER_RETRIED = (501, 508)  # not implemented, loop detected: the same answer every time
 _RETRIED_KINDS = ("connect", "protocol")  # the client's post() raises before any response byte
 # Seams for tests: record the delays instead of sleeping, pin the jitter.
 _sleep = asyncio.sleep
@@ -51,6 +52,7 @@ class Call:
     complete: bool = False  # the client has the whole answer (its last body message, or [DONE],
     # is being or has been sent): a disconnect now is the end of the exchange, not a hang-up
     acc: StreamAccumulator | None = field(default=None)
+    hop: str | None = None  # the x-modelmeter-hop value sent upstream (loop detection, guards.py)
 
     def fail(self, status: int, message: str) -> None:
         self.rec.status = "error"
@@ -94,8 +96,10 @@ def upstream_request(body: dict[str, Any], dep: Deployment) -> tuple[bytes, bool
         raise APIError(400, "The request body is nested too deeply.", code="invalid_json") from None
 
 
-def upstream_headers(dep: Deployment) -> Mapping[str, str]:
+def upstream_headers(dep: Deployment, hop: str | None = None) -> Mapping[str, str]:
     headers = {"content-type": "application/json", "accept": "application/json"}
+    if hop:
+        headers["x-modelmeter-hop"] = hop
     key = dep.api_key()
     if key:
         headers["authorization"] = f"Bearer {key}"
@@ -179,7 +183,7 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
         t = time.perf_counter()
         total = dep.timeout if attempt == 0 else max(deadline - t, 0.001)
         try:
-            resp = await client.post(url, payload, upstream_headers(dep),
+            resp = await client.post(url, payload, upstream_headers(dep, call.hop),
                                      Timeouts(total=total, connect=dep.connect_timeout))
         except UpstreamError as exc:
             call.upstream_wait += time.perf_counter() - t
@@ -194,7 +198,8 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
             call.upstream_wait += time.perf_counter() - t
             raise
         call.upstream_wait += time.perf_counter() - t
-        if (resp.status == 429 or resp.status >= 500) and attempt < dep.max_retries:
+        if ((resp.status == 429 or resp.status >= 500) and resp.status not in _NEVER_RETRIED
+                and attempt < dep.max_retries):
             delay = None
             if resp.status == 429:
                 delay = retry_after_seconds(resp.headers.get("retry-after"))
@@ -234,10 +239,9 @@ async def _relay_whole(call: Call, resp: Any,
     finally:
         call.upstream_wait += time.perf_counter() - t
     if resp.status >= 400:
-        message, err = upstream_error_message(resp.status, data)
+        message, err, out = relayed_error(resp.status, data)
         call.fail(resp.status, message)
         rec.response_body = err
-        out = data if err.get("error", {}).get("code") != f"upstream_{resp.status}" else orjson.dumps(err)
         await _send_whole(call, resp.status, out, resp.headers)
         return None
     try:
