@@ -30,10 +30,12 @@ MSGS = [{"role": "user", "content": "Say hello."}]
 ORIGIN = "https://app.example"
 
 
-def deployments(fake: FakeUpstream) -> list[dict[str, Any]]:
+def deployments(fake: FakeUpstream, kinds: bool = False) -> list[dict[str, Any]]:
+    """``chat``, ``emb`` and ``acme/plain`` on the fake; with ``kinds``, the first two say their kind."""
     return [
-        {"name": "chat", "model": "fake-model", "api_base": fake.base_url, "kind": "chat"},
-        {"name": "emb", "model": "fake-model", "api_base": fake.base_url, "kind": "embedding"},
+        {"name": "chat", "model": "fake-model", "api_base": fake.base_url, "kind": "chat" if kinds else None},
+        {"name": "emb", "model": "fake-model", "api_base": fake.base_url,
+         "kind": "embedding" if kinds else None},
         {"name": "acme/plain", "model": "fake-model", "api_base": fake.base_url},
     ]
 
@@ -117,8 +119,9 @@ def test_non_ascii_tags_are_stored_as_sent(server: ServerProcess) -> None:
 # --- #11.13 the wrong kind of model --------------------------------------------------------------
 
 
-def test_wrong_kind_of_model_is_a_clear_400_before_the_upstream(server: ServerProcess,
-                                                                 fake_upstream: FakeUpstream) -> None:
+def test_wrong_kind_of_model_is_a_clear_400_before_the_upstream(
+        fake_upstream: FakeUpstream, make_config: Any, start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(make_config(deployments(fake_upstream, kinds=True)))
     before = fake_upstream.stats()["requests"]
     client = sdk(server)
     with pytest.raises(openai.BadRequestError) as chat_to_emb:
