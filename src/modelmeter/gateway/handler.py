@@ -68,13 +68,14 @@ class Gateway:
             await send_json(send, 200, orjson.dumps(self._models()))
         elif path.startswith(MODELS_PREFIX) and scope["method"] in ("GET", "HEAD"):
             await self._model(send, path[len(MODELS_PREFIX):])
-        elif call_type is not None or path == "/v1/models":
+        elif call_type is not None or path == "/v1/models" or path.startswith(MODELS_PREFIX):
             await _send_error(send, APIError(405, f"Method {scope['method']} is not allowed on "
                                              f"{path}", code="method_not_allowed"))
         else:
             await _send_error(send, APIError(404, f"Unknown endpoint {path}; this gateway serves "
                                              "/v1/chat/completions, /v1/completions, "
-                                             "/v1/embeddings and /v1/models", code="unknown_url"))
+                                             "/v1/embeddings, /v1/models and /v1/models/{id}",
+                                             code="unknown_url"))
 
     def _models(self) -> dict[str, Any]:
         return {"object": "list", "data": [_model_entry(d) for d in self.registry.all()]}
