@@ -69,6 +69,7 @@ class Deployment:
             "store_bodies": self.store_bodies,
             "local": self.is_local,
             "source": self.source,
+            "kind": self.kind,
         }
 
     @classmethod
