@@ -10,7 +10,14 @@ import orjson
 import pytest
 from tests.helpers import Harness, running_app, sqlite_url
 
-from modelmeter.config import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, default_deployments
+from modelmeter.config import (
+    LOCAL_CHAT_MODEL,
+    LOCAL_EMBEDDING_MODEL,
+    ConfigError,
+    Settings,
+    default_deployments,
+    load_settings,
+)
 from modelmeter.gateway.errors import APIError
 from modelmeter.gateway.guards import HopGuard, host_name, is_loopback
 from modelmeter.gateway.metadata import MAX_METADATA_KEYS, MAX_VALUE_CHARS, header_text, request_metadata
@@ -93,3 +100,27 @@ def test_metadata_is_capped() -> None:
 def test_tag_header_text() -> None:
     assert header_text("équipe".encode()) == "équipe"
     assert header_text("café".encode("latin-1")) == "café"
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ('[server]\ncors_origins = "https://a.example"', "cors_origins must be a list"),
+    ('[server]\ncors_origins = ["https://a.example/path"]', "cors_origins must be a list"),
+    ("[server]\nrejected_per_minute = -1", "rejected_per_minute"),
+    ('[[deployments]]\nname = "x"\napi_base = "http://x"\nkind = "image"', "'kind' must be one of"),
+])
+def test_front_door_settings_are_checked(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)
+
+
+def test_front_door_settings(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\ncors_origins = ["https://a.example", "http://localhost:3000"]\n'
+                    'rejected_per_minute = 0\n\n[[deployments]]\nname = "e"\napi_base = "http://x"\n'
+                    'kind = "embedding"\n')
+    settings = load_settings(path)
+    assert settings.cors_origins == ("https://a.example", "http://localhost:3000")
+    assert settings.rejected_per_minute == 0 and settings.deployments[0].kind == "embedding"
+    assert Settings().cors_origins == () and Settings().rejected_per_minute == 600
