@@ -52,12 +52,21 @@ def host_name(value: bytes) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+_SEEN_LOOPBACK: set[bytes] = set()  # Host values already found to be loopback (a few, reused)
+
+
 def foreign_host(scope: Scope) -> str | None:
     """The ``Host`` a request names when that is not a loopback name (None: it is, or none given)."""
     for name, value in scope.get("headers", ()):
         if name == b"host":
+            if value in _SEEN_LOOPBACK:
+                return None
             host = host_name(value)
-            return None if is_loopback(host) else host
+            if not is_loopback(host):
+                return host
+            if len(_SEEN_LOOPBACK) < 64:
+                _SEEN_LOOPBACK.add(value)
+            return None
     return None
 
 

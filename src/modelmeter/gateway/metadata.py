@@ -35,10 +35,13 @@ def request_metadata(body: dict[str, Any],
     """The record's metadata (capped, with the tags) and its tags; only strings are kept as tags,
     so any client input stores cleanly."""
     given = body.get("metadata")
+    user = body.get("user")
+    if not given and user is None and not tags_header:
+        return None, []  # the common case, kept cheap: this runs on every call
     given = given if isinstance(given, dict) else {}
     meta, cut = _capped(given)
-    if body.get("user") is not None:
-        meta["user"], cut_user = _value(body["user"])
+    if user is not None:
+        meta["user"], cut_user = _value(user)
         cut = cut or cut_user
     raw: Any = header_text(tags_header) if tags_header else given.get("tags")
     if isinstance(raw, str):
@@ -77,7 +80,7 @@ def _value(value: Any) -> tuple[Any, bool]:
     """A value as stored: itself when short; else the start of its text (a string)."""
     if isinstance(value, str):
         return (value, False) if len(value) <= MAX_VALUE_CHARS else (value[:MAX_VALUE_CHARS], True)
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, (bool, int, float)):  # a tuple: faster than a union
         return value, False
     try:
         text = orjson.dumps(value).decode()
