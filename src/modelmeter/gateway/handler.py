@@ -26,6 +26,7 @@ from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
 from modelmeter.upstreams.client import UpstreamClient
+from modelmeter.upstreams.limits import LIMIT_FIELDS, ResponseLimits, limits_for
 
 TAGS_HEADER = b"x-modelmeter-tags"
 MAX_TAGS = 20
@@ -54,6 +55,7 @@ class Gateway:
         self.upstream = upstream
         self.recorder = recorder
         self.cache = ResponseCache()  # answers of deployments with cache_ttl
+        self.limits = ResponseLimits(**{name: getattr(settings, name) for name in LIMIT_FIELDS})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -115,14 +117,15 @@ class Gateway:
         watch.task = asyncio.create_task(_watch_disconnect(receive, asyncio.current_task(), watch))
         try:
             if self.keys is not None:
-                self._authorise(headers, rec)
+                call.virtual_key = self._authorise(headers, rec)
             check_fields(body, call_type)
             base = self.registry.base_url(dep)
             if base is None:
                 raise APIError(503, f"The embedded model '{dep.model}' is still starting; "
                                "try again in a few seconds.", "service_unavailable",
                                code="model_loading")
-            await relay(call, self.upstream, base + path[3:], dep, self.cache, path)
+            await relay(call, self.upstream, base + path[3:], dep, self.cache, path,
+                        limits_for(dep, self.limits))
             watch.done = True
         except APIError as exc:
             watch.done = True
@@ -174,8 +177,9 @@ class Gateway:
         await self.recorder.submit(rec)
 
 
-    def _authorise(self, headers: dict[bytes, bytes], rec: CallRecord) -> None:
-        """require_keys: a valid, unrevoked virtual key within its limits, or a 401/429."""
+    def _authorise(self, headers: dict[bytes, bytes], rec: CallRecord) -> str:
+        """require_keys: a valid, unrevoked virtual key within its limits (returned), or a
+        401/429."""
         assert self.keys is not None
         auth = headers.get(b"authorization", b"").decode("latin-1")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
@@ -190,6 +194,7 @@ class Gateway:
         except LimitExceeded as exc:
             raise APIError(429, exc.message, "rate_limit_error", code="rate_limit_exceeded",
                            retry_after=exc.retry_after) from None
+        return key
 
 
 async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any] | None,

@@ -26,6 +26,7 @@ from modelmeter.upstreams.base import origin as _origin
 
 _KEEPALIVE_S = 15.0  # an idle pooled connection older than this is closed rather than reused
 _HIGH_WATER = 1 << 20  # buffered response bytes past which the socket stops being read
+_INFLATE_STEP = 1 << 16  # gzip/deflate output per step: a bomb inflates only as it is read
 _ACCEPT_ENCODING = b"Accept-Encoding: gzip, deflate\r\n"  # as aiohttp asked, so upstreams see the same
 _Key = tuple[str, str, int]  # scheme, host, port
 
@@ -51,6 +52,7 @@ class _LeanConnection(asyncio.Protocol):
         self.resp: _LeanResponse | None = None
         self.parser: Any = None
         self.closed = False
+        self.paused = False  # reading paused: the response's buffer is full
         self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -102,6 +104,7 @@ class _LeanConnection(asyncio.Protocol):
         keep = resp.keep_alive and not self.closed
         resp.finish()
         if keep:
+            self.resume()  # the next exchange on this connection must be read
             self._pool.release(self)
         else:
             self.abort()
@@ -111,6 +114,16 @@ class _LeanConnection(asyncio.Protocol):
         resp.conn = self
         self.parser = httptools.HttpResponseParser(self)
         self.transport.write(request)  # type: ignore[union-attr]
+
+    def pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
 
     def abort(self) -> None:
         """Drop the exchange in progress: the connection is closed, never reused."""
@@ -122,10 +135,15 @@ class _LeanConnection(asyncio.Protocol):
 
 class _LeanResponse:
     """An upstream response as it arrives: status and headers, then the body (``read`` or
-    ``chunks``). The connection goes back to the pool as soon as the body is complete."""
+    ``chunks``). The connection goes back to the pool as soon as the body is complete.
 
-    __slots__ = ("body", "buffered", "conn", "decoder", "done", "failure", "head_done", "headers",
-                 "keep_alive", "length_known", "origin", "raw_headers", "status", "timer", "waiter")
+    At most about ``_HIGH_WATER`` bytes wait for the reader: past it the socket is paused until
+    the reader takes them, and compressed bytes wait compressed (inflated ``_INFLATE_STEP`` at a
+    time as the reader takes them), so neither a large body nor a gzip bomb fills memory here."""
+
+    __slots__ = ("body", "buffered", "compressed", "conn", "decoder", "done", "failure", "head_done",
+                 "headers", "inflating", "keep_alive", "length_known", "origin", "raw_headers",
+                 "status", "timer", "waiter")
 
     def __init__(self, origin: str) -> None:
         self.origin = origin
@@ -142,6 +160,8 @@ class _LeanResponse:
         self.keep_alive = False
         self.length_known = True
         self.decoder: Any = None
+        self.compressed = b""  # received, not inflated yet
+        self.inflating = False  # the decoder may have more to give
         self.timer: asyncio.TimerHandle | None = None
 
     # -- fed by the connection
@@ -168,29 +188,66 @@ class _LeanResponse:
 
     def data(self, data: bytes) -> None:
         if self.decoder is not None:
+            self.compressed = self.compressed + data if self.compressed else data
+            self.inflating = True
+            self._inflate()
+            if not self.body:
+                return
+        else:
+            self.body.append(data)
+            self.buffered += len(data)
+        if (self.buffered > _HIGH_WATER or self.compressed) and self.conn is not None:
+            self.conn.pause()
+        self._wake()
+
+    def _inflate(self) -> None:
+        """Inflate what waits compressed until the buffer is past the high-water mark."""
+        decoder = self.decoder
+        while self.inflating and self.buffered <= _HIGH_WATER:
             try:
-                data = self.decoder.decompress(data)
+                out = decoder.decompress(self.compressed, _INFLATE_STEP)
             except zlib.error as exc:
                 conn = self.conn
-                self.fail(_Failure("protocol", f"cannot decompress the body: {exc}"))
+                self.compressed, self.inflating = b"", False
+                self.failure = _Failure("protocol", f"cannot decompress the body: {exc}")
+                self._settle()  # also when the body was complete: it is not whole
                 if conn is not None:
                     conn.abort()
                 return
-            if not data:
-                return
-        self.body.append(data)
-        self.buffered += len(data)
-        if self.buffered > _HIGH_WATER and self.conn is not None and self.conn.transport is not None:
-            self.conn.transport.pause_reading()
-        self._wake()
+            self.compressed = decoder.unconsumed_tail
+            # A full step may leave output inside the decoder with no input left: ask again.
+            self.inflating = bool(self.compressed) or len(out) == _INFLATE_STEP
+            if out:
+                self.body.append(out)
+                self.buffered += len(out)
 
     def finish(self) -> None:
-        if self.decoder is not None:
+        if self.decoder is not None and not self.inflating:
             with _suppress_zlib():
                 rest = self.decoder.flush()
                 if rest:
                     self.body.append(rest)
         self._settle()
+
+    def _take(self) -> bytes | None:
+        """All that waits for the reader (inflating more first if it waits compressed), or None;
+        the socket is read again once nothing waits."""
+        if not self.body and self.inflating:
+            self._inflate()
+        body = self.body
+        if not body:
+            return None
+        data = body.popleft() if len(body) == 1 else b"".join(body)
+        body.clear()
+        self.buffered = 0
+        if not self.compressed and self.conn is not None:
+            self.conn.resume()
+        return data
+
+    @property
+    def drained(self) -> bool:
+        """Done, and nothing left to read."""
+        return self.done and not self.body and not self.inflating
 
     def fail(self, failure: _Failure) -> None:
         if not self.done:
@@ -231,25 +288,29 @@ class _LeanResponse:
 
     # -- the UpstreamResponse interface
     async def read(self) -> bytes:
-        while not self.done:
+        """The whole body (unbounded: the gateway reads through ``limits.LimitedResponse``)."""
+        parts: list[bytes] = []
+        while not self.drained:
+            if self.buffered > _HIGH_WATER or self.inflating:  # else the socket stays paused
+                data = self._take()
+                if data is not None:
+                    parts.append(data)
+                    continue
+            if self.done:
+                break
             await self._wait()
         if self.failure is not None:
             if self.failure.kind == "timeout":
                 raise UpstreamError("timeout", "the upstream timed out while sending its response")
             raise UpstreamError("protocol", f"the upstream broke off its response: {self.failure.detail}")
-        body = self.body
-        self.body = deque()
-        return body[0] if len(body) == 1 else b"".join(body)
+        parts.extend(self.body)
+        self.body.clear()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        body = self.body
         while True:
-            if body:
-                data = body.popleft() if len(body) == 1 else b"".join(body)
-                body.clear()
-                if self.buffered > _HIGH_WATER and self.conn is not None and self.conn.transport is not None:
-                    self.conn.transport.resume_reading()
-                self.buffered = 0
+            data = self._take()
+            if data is not None:
                 yield data
             elif self.done:
                 if self.failure is None:
