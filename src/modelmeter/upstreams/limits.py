@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from modelmeter.sse import MAX_EVENT_BYTES
 from modelmeter.upstreams.base import UpstreamError, UpstreamResponse
-from modelmeter.upstreams.scrub import NO_SECRETS, Scrubber
+from modelmeter.upstreams.scrub import Scrubber
 
 if TYPE_CHECKING:
     from modelmeter.config import Deployment
@@ -44,15 +44,19 @@ LIMIT_FIELDS = tuple(f.name for f in fields(ResponseLimits))
 
 def limits_for(dep: Deployment, server: ResponseLimits) -> ResponseLimits:
     """The server's limits with the deployment's overrides."""
-    over = {name: value for name in LIMIT_FIELDS if (value := getattr(dep, name, None)) is not None}
-    return replace(server, **over) if over else server
+    if (dep.max_response_bytes is None and dep.max_stream_bytes is None
+            and dep.max_stream_seconds is None and dep.max_event_bytes is None):
+        return server  # the usual case, on every call: no dict, no copy
+    over = {name: value for name in LIMIT_FIELDS if (value := getattr(dep, name)) is not None}
+    return replace(server, **over)
 
 
 @lru_cache(maxsize=1024)
-def scrubber_for(*secrets: str | None) -> Scrubber:
-    """The scrubber of these secrets (cached: the same keys call again and again)."""
+def scrubber_for(*secrets: str | None) -> Scrubber | None:
+    """The scrubber of these secrets, None when there are none to scrub (cached: the same keys
+    call again and again)."""
     scrubber = Scrubber(secrets)
-    return scrubber if scrubber else NO_SECRETS
+    return scrubber if scrubber else None
 
 
 class LimitedResponse:
@@ -60,7 +64,7 @@ class LimitedResponse:
 
     __slots__ = ("_limits", "_resp", "_scrub", "_started", "headers", "status")
 
-    def __init__(self, resp: UpstreamResponse, limits: ResponseLimits, scrub: Scrubber = NO_SECRETS) -> None:
+    def __init__(self, resp: UpstreamResponse, limits: ResponseLimits, scrub: Scrubber | None = None) -> None:
         self._resp = resp
         self._limits = limits
         self._scrub = scrub
@@ -80,7 +84,7 @@ class LimitedResponse:
                 data = await self._gather(limit)
         except UpstreamError as exc:
             raise self._scrubbed(exc) from None
-        return self._scrub.clean(data) if self._scrub else data
+        return self._scrub.clean(data) if self._scrub is not None else data
 
     async def _gather(self, limit: int) -> bytes:
         parts: list[bytes] = []
@@ -95,22 +99,21 @@ class LimitedResponse:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        limits, scrub = self._limits, self._scrub
-        max_bytes = limits.max_stream_bytes
+        limits, scrub, clock = self._limits, self._scrub, time.monotonic
+        left = limits.max_stream_bytes
         deadline = self._started + limits.max_stream_seconds
-        size = 0
         held = b""  # the end of a chunk that may be the start of a secret
         chunks = self._resp.chunks()
         try:
             async for chunk in chunks:
-                size += len(chunk)
-                if size > max_bytes:
+                left -= len(chunk)
+                if left < 0:
                     raise UpstreamError("stream_too_large", "the upstream's stream is larger than "
-                                        f"max_stream_bytes ({max_bytes} bytes)")
-                if time.monotonic() > deadline:
+                                        f"max_stream_bytes ({limits.max_stream_bytes} bytes)")
+                if clock() > deadline:
                     raise UpstreamError("stream_too_long", "the upstream's stream lasted longer than "
                                         f"max_stream_seconds ({limits.max_stream_seconds:g} s)")
-                if scrub:
+                if scrub is not None:
                     chunk, held = scrub.split(held + chunk if held else chunk)
                     if not chunk:
                         continue
@@ -125,7 +128,8 @@ class LimitedResponse:
         self._resp.close()
 
     def _scrubbed(self, exc: UpstreamError) -> UpstreamError:
-        return UpstreamError(exc.kind, self._scrub.clean_text(exc.message)) if self._scrub else exc
+        scrub = self._scrub
+        return exc if scrub is None else UpstreamError(exc.kind, scrub.clean_text(exc.message))
 
 
 def _plain_length(headers: Mapping[str, str]) -> int | None:

@@ -75,5 +75,3 @@ class Scrubber:
                     break
         return (data[:-hold], data[-hold:]) if hold else (data, b"")
 
-
-NO_SECRETS = Scrubber(())
