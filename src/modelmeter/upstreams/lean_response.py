@@ -34,6 +34,7 @@ class Failure(Exception):
         self.kind = kind
         self.detail = detail
 
+
 class LeanResponse:
     """An upstream response as it arrives: status and headers, then the body (``read`` or
     ``chunks``). The connection goes back to the pool as soon as the body is complete."""
