@@ -332,7 +332,7 @@ class CannedResponse:
         return self._body if self._body is not None else b"".join(self._chunks)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        for chunk in self._chunks:
+        for chunk in self._chunks if self.streamed else [self._body or b""]:
             if self.delay:
                 await asyncio.sleep(self.delay)
             if self.closed:

@@ -11,6 +11,8 @@ from typing import Any
 
 from modelmeter.metering.pricing import PriceOverride
 from modelmeter.storage.retention import Retention
+from modelmeter.upstreams.limits import ResponseLimits
+from modelmeter.upstreams.scrub import redact_url
 
 LOCAL_CHAT_MODEL = "smollm2-135m-instruct"
 LOCAL_EMBEDDING_MODEL = "multilingual-e5-small"
@@ -18,10 +20,13 @@ LOCAL_MODELS = {LOCAL_CHAT_MODEL: "chat", LOCAL_EMBEDDING_MODEL: "embedding"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 _DEPLOYMENT_KEYS = {"name", "api_base", "model", "provider", "api_key_env", "price", "threads",
                     "timeout", "connect_timeout", "store_bodies", "max_retries", "chunk_timeout",
-                    "cache_ttl", "kind"}
+                    "cache_ttl", "kind", "max_response_bytes", "max_stream_bytes", "max_stream_seconds",
+                    "max_event_bytes"}
 KINDS = ("chat", "embedding")  # a deployment's kind: chat (also /v1/completions) or embeddings
+_LIMIT_BYTES = ("max_response_bytes", "max_stream_bytes", "max_event_bytes")  # see upstreams/limits.py
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _DURATION_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_LIMITS = ResponseLimits()  # the defaults of the server's upstream limits
 
 
 class ConfigError(ValueError):
@@ -45,6 +50,11 @@ class Deployment:
     chunk_timeout: float = 60.0  # longest wait for a stream's next chunk, seconds
     cache_ttl: float | None = None  # response cache of non-streamed answers, seconds (None: off)
     kind: str | None = None  # "chat" or "embedding" where known (embedded models know their own)
+    # Bounds on what the upstream sends back (upstreams/limits.py); None: the server's.
+    max_response_bytes: int | None = None
+    max_stream_bytes: int | None = None
+    max_stream_seconds: float | None = None
+    max_event_bytes: int | None = None
 
     @property
     def is_local(self) -> bool:
@@ -63,7 +73,7 @@ class Deployment:
             "name": self.name,
             "model": self.model,
             "provider": self.provider,
-            "api_base": self.api_base,
+            "api_base": redact_url(self.api_base),  # a password in the URL is a secret
             "api_key_env": self.api_key_env,
             "price": _price_dict(self.price),
             "store_bodies": self.store_bodies,
@@ -106,6 +116,7 @@ class Deployment:
             max_retries = int(data.get("max_retries", 2))
             chunk_timeout = float(data.get("chunk_timeout", 60.0))
             cache_ttl = parse_duration(data["cache_ttl"]) if data.get("cache_ttl") else None
+            limits = _limits(data)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"deployment {name!r}: {exc}") from exc
         if isinstance(data.get("max_retries"), bool) or max_retries < 0:
@@ -132,9 +143,24 @@ class Deployment:
                 chunk_timeout=chunk_timeout,
                 cache_ttl=cache_ttl,
                 kind=kind,
+                **limits,
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"deployment {name!r}: {exc}") from exc
+
+
+def _limits(data: dict[str, Any]) -> dict[str, Any]:
+    """The upstream limits set in ``data`` (bytes: positive integers; seconds: a duration)."""
+    out: dict[str, Any] = {}
+    for key in _LIMIT_BYTES:
+        value = data.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"'{key}' must be a positive whole number of bytes, not {value!r}")
+            out[key] = value
+    if data.get("max_stream_seconds") is not None:
+        out["max_stream_seconds"] = parse_duration(data["max_stream_seconds"])
+    return out
 
 
 def parse_duration(value: Any) -> float:
@@ -181,6 +207,11 @@ class Settings:
     max_stored_body_bytes: int = 1024 * 1024  # larger request/response bodies are stored truncated
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call /v1 (none: CORS off)
     rejected_per_minute: int = 600  # calls the gateway rejects itself, per client IP, before 429s
+    # Bounds on what upstreams send back (upstreams/limits.py; a deployment may override each).
+    max_response_bytes: int = _LIMITS.max_response_bytes  # 64 MiB
+    max_stream_bytes: int = _LIMITS.max_stream_bytes  # 256 MiB
+    max_stream_seconds: float = _LIMITS.max_stream_seconds  # 1 h
+    max_event_bytes: int = _LIMITS.max_event_bytes  # 8 MiB
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -208,7 +239,7 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         raise ConfigError("[server] must be a table")
     known = {"host", "port", "database", "max_body_bytes", "queue_size", "batch_size",
              "local_threads", "store_bodies", "admin_key", "require_keys", "max_stored_body_bytes",
-             "cors_origins", "rejected_per_minute"}
+             "cors_origins", "rejected_per_minute", *_LIMIT_BYTES, "max_stream_seconds"}
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")
@@ -233,6 +264,10 @@ def _from_toml(data: dict[str, Any]) -> Settings:
     limit = server.get("rejected_per_minute")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ConfigError("rejected_per_minute must be a whole number, 0 or more (0: no limit)")
+    try:
+        server = {**server, **_limits(server)}
+    except ValueError as exc:
+        raise ConfigError(f"[server] {exc}") from exc
     return Settings(deployments=tuple(deployments), retention=Retention(**retention), **server)
 
 

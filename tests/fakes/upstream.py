@@ -40,6 +40,11 @@ CUT_AFTER_CHUNKS = 3
 FINGERPRINT = "fp_fake_modelmeter"
 _MODES = ("reset", "hang", "fail-500", "fail-400", "rate-limited", "malformed", "slow-stream")
 _MODES += ("cut-stream", "no-usage")
+# Hostile upstreams (tests/e2e/test_upstream_limits_e2e.py): see ``_hostile``.
+_HOSTILE = ("sse-no-blank", "endless-stream", "gzip-bomb", "echo-key")
+_MODES += _HOSTILE
+HOSTILE_CAP_S = 60.0  # an endless answer still ends, so a broken test cannot hang forever
+BOMB_BYTES = 256 * 1024 * 1024  # what the gzip bomb inflates to (~250 KB on the wire)
 DEFAULT_MODELS = "fake-model,fake-cached,fake-reasoning,flaky-2," + ",".join(_MODES)
 _ERRORS: dict[str, tuple[str, int, str, str | None]] = {  # message, status, type, code
     "fail-500": ("The server had an error processing your request.", 500, "server_error", None),
@@ -202,6 +207,8 @@ class FakeServer:
                 return _error(*_ERRORS[flag])
         if self.per_model[model] <= flaky:
             return _error(*_ERRORS["flaky"])
+        if hostile := flags.intersection(_HOSTILE):
+            return await _hostile(request, min(hostile), body)
         if "malformed" in flags and body.get("stream"):
             return web.Response(body=b'data: {"not json\n\n' + _DONE, headers=_SSE_HEADERS)
         if "malformed" in flags:
@@ -323,6 +330,36 @@ class FakeServer:
             obj["usage"] = {"prompt_tokens": _count(inp), "total_tokens": _count(inp)}
         await _sleep_until(t0 + self._timing(request, flags)[0])
         return await self._json(request, obj, flags)
+
+
+@lru_cache(maxsize=1)
+def _gzip_bomb() -> bytes:
+    z, block = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS), b" " * (1 << 20)
+    return b"".join(z.compress(block) for _ in range(BOMB_BYTES >> 20)) + z.flush()
+
+
+async def _hostile(request: web.Request, mode: str, body: dict) -> web.StreamResponse:
+    """``echo-key``: a 401 quoting the Authorization header (as OpenAI's own does, in part);
+    ``gzip-bomb``: a small gzip body inflating to ``BOMB_BYTES``; ``sse-no-blank``: an event
+    stream of ``data:`` bytes that never ends an event; ``endless-stream``: valid chunks forever."""
+    if mode == "echo-key":
+        return _error(f"Incorrect API key provided: {request.headers.get('Authorization')}.",
+                      401, code="invalid_api_key")
+    if mode == "gzip-bomb":
+        return web.Response(body=_gzip_bomb(), headers={"Content-Type": _JSON, "Content-Encoding": "gzip"})
+    resp = web.StreamResponse(headers=_SSE_HEADERS)
+    chunk = _sse({"id": "chatcmpl-endless", "object": "chat.completion.chunk", "model": body["model"],
+                  "choices": [{"index": 0, "delta": {"content": "tok "}, "finish_reason": None}]})
+    pause = 0.02
+    if mode == "sse-no-blank":
+        chunk, pause = b"data: " + b"x" * 65536, 0.0
+    end = asyncio.get_running_loop().time() + HOSTILE_CAP_S
+    with contextlib.suppress(ConnectionError):
+        await resp.prepare(request)
+        while asyncio.get_running_loop().time() < end:
+            await resp.write(chunk)
+            await asyncio.sleep(pause)
+    return resp
 
 
 async def serve(host: str, port: int, port_file: str | None) -> None:

@@ -16,7 +16,7 @@ import orjson
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.metering import tokens
 from modelmeter.metering.usage import StreamAccumulator, Usage
-from modelmeter.sse import DONE, SSEParser
+from modelmeter.sse import DONE, EventTooLarge, SSEParser
 
 TAGS_HEADER = "x-modelmeter-tags"
 USER_AGENT = "modelmeter-bench"
@@ -74,6 +74,8 @@ async def send(session: aiohttp.ClientSession, target: Target, body: bytes,
         result.error = f"connection error: {exc.strerror or exc}"[:200] + KEEPALIVE_HINT
     except (aiohttp.ClientError, OSError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"[:300]
+    except EventTooLarge as exc:  # the parser's bound on one SSE event (sse.py)
+        result.error = str(exc)
     result.e2e = time.perf_counter() - t0
     if result.ok and result.ttft is None and target.call_type != "embedding" and not target.stream:
         result.ttft = result.e2e  # a whole answer: its first token arrives with its last

@@ -30,6 +30,7 @@ from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
 from modelmeter.upstreams.client import UpstreamClient
+from modelmeter.upstreams.limits import LIMIT_FIELDS, ResponseLimits, limits_for
 
 MODELS_PREFIX = "/v1/models/"
 log = logging.getLogger("modelmeter.gateway")
@@ -58,6 +59,7 @@ class Gateway:
         self.cache = ResponseCache()  # answers of deployments with cache_ttl
         self.hops = HopGuard()  # this gateway's id in x-modelmeter-hop
         self.rejects = RejectBudget(settings.rejected_per_minute)
+        self.limits = ResponseLimits(**{name: getattr(settings, name) for name in LIMIT_FIELDS})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -120,7 +122,7 @@ class Gateway:
             check_json_content_type(headers.get(b"content-type"))
             call.hop = self.hops.next_hop(headers.get(HOP_HEADER))
             if self.keys is not None:
-                self._authorise(headers, rec)
+                call.virtual_key = self._authorise(headers, rec)
             check_kind(dep, call_type)
             check_fields(body, call_type)
             base = self.registry.base_url(dep)
@@ -129,7 +131,8 @@ class Gateway:
                                "try again in a few seconds.", "service_unavailable",
                                code="model_loading")
             rejected = False
-            await relay(call, self.upstream, base + path[3:], dep, self.cache, path)
+            await relay(call, self.upstream, base + path[3:], dep, self.cache, path,
+                        limits_for(dep, self.limits))
             watch.done = True
         except APIError as exc:
             watch.done = True
@@ -183,8 +186,9 @@ class Gateway:
         await self.recorder.submit(rec)
 
 
-    def _authorise(self, headers: dict[bytes, bytes], rec: CallRecord) -> None:
-        """require_keys: a valid, unrevoked virtual key within its limits, or a 401/429."""
+    def _authorise(self, headers: dict[bytes, bytes], rec: CallRecord) -> str:
+        """require_keys: a valid, unrevoked virtual key within its limits (returned), or a
+        401/429."""
         assert self.keys is not None
         auth = headers.get(b"authorization", b"").decode("latin-1")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
@@ -199,6 +203,7 @@ class Gateway:
         except LimitExceeded as exc:
             raise APIError(429, exc.message, "rate_limit_error", code="rate_limit_exceeded",
                            retry_after=exc.retry_after) from None
+        return key
 
 
 async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any] | None,

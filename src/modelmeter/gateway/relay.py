@@ -17,12 +17,14 @@ from modelmeter.gateway.cache import ResponseCache, cache_key
 from modelmeter.gateway.errors import APIError, error_body, relayed_error
 from modelmeter.metering.record import CallRecord
 from modelmeter.metering.usage import StreamAccumulator, Usage
-from modelmeter.sse import DONE, SSEEvent, SSEParser, encode_event
+from modelmeter.sse import DONE, EventTooLarge, SSEEvent, SSEParser, encode_event
 from modelmeter.upstreams.client import Timeouts, UpstreamClient, UpstreamError
+from modelmeter.upstreams.limits import LIMIT_KINDS, LimitedResponse, ResponseLimits, scrubber_for
 
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
-_UPSTREAM_STATUS = {"connect": 502, "timeout": 504, "protocol": 502}
+_UPSTREAM_STATUS = {"connect": 502, "timeout": 504, "protocol": 502, **dict.fromkeys(LIMIT_KINDS, 502)}
+_DEFAULT_LIMITS = ResponseLimits()
 CACHE_HEADER = b"x-modelmeter-cache"
 BACKOFF_BASE_S = 0.1
 BACKOFF_CAP_S = 5.0
@@ -53,6 +55,7 @@ class Call:
     # is being or has been sent): a disconnect now is the end of the exchange, not a hang-up
     acc: StreamAccumulator | None = field(default=None)
     hop: str | None = None  # the x-modelmeter-hop value sent upstream (loop detection, guards.py)
+    virtual_key: str | None = None  # the caller's key: scrubbed from what the upstream sends back
 
     def fail(self, status: int, message: str) -> None:
         self.rec.status = "error"
@@ -107,7 +110,8 @@ def upstream_headers(dep: Deployment, hop: str | None = None) -> Mapping[str, st
 
 
 async def relay(call: Call, client: UpstreamClient, url: str, dep: Deployment,
-                cache: ResponseCache | None = None, path: str = "") -> None:
+                cache: ResponseCache | None = None, path: str = "",
+                limits: ResponseLimits = _DEFAULT_LIMITS) -> None:
     payload, wants_usage = upstream_request(call.body, dep)
     key = None
     if cache is not None and dep.cache_ttl and not call.rec.stream:
@@ -117,12 +121,13 @@ async def relay(call: Call, client: UpstreamClient, url: str, dep: Deployment,
             _answer_from_cache(call, hit.data, hit.parsed)
             await _send_whole(call, 200, hit.data, {}, [(CACHE_HEADER, b"hit")])
             return
-    resp = await _post_with_retries(call, client, url, dep, payload)
+    resp = LimitedResponse(await _post_with_retries(call, client, url, dep, payload), limits,
+                           scrubber_for(dep.api_key(), call.virtual_key))
     try:
         streamed = call.rec.stream and resp.status == 200 and resp.headers.get(
             "content-type", "").startswith("text/event-stream")
         if streamed:
-            await _relay_stream(call, resp, wants_usage, dep.chunk_timeout)
+            await _relay_stream(call, resp, wants_usage, dep.chunk_timeout, limits.max_event_bytes)
         else:
             extra = [(CACHE_HEADER, b"miss")] if key is not None else []
             data = await _relay_whole(call, resp, extra)
@@ -274,10 +279,11 @@ async def _send_whole(call: Call, status: int, data: bytes, headers: Mapping[str
     await call.send({"type": "http.response.body", "body": data})
 
 
-async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout: float = 60.0) -> None:
+async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout: float = 60.0,
+                        max_event_bytes: int = _DEFAULT_LIMITS.max_event_bytes) -> None:
     rec = call.rec
     acc = call.acc = StreamAccumulator(rec.call_type)
-    parser = SSEParser()
+    parser = SSEParser(max_event_bytes)
     send = call.send
     call.started = True
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
@@ -329,14 +335,20 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout:
             break
         finally:  # also when the client hangs up (cancelled) while we wait on the upstream
             call.upstream_wait += time.perf_counter() - t
-        out, first = relayed(parser.feed(chunk))
+        try:
+            events = parser.feed(chunk)
+        except EventTooLarge as exc:
+            failed = UpstreamError("event_too_large", str(exc))
+            break
+        out, first = relayed(events)
         if out:
             if first:
                 call.t_first = time.perf_counter()
             await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
     if failed is not None and not saw_done:
+        limit = f"upstream_{failed.kind}" if failed.kind in LIMIT_KINDS else None
         await _end_stream_with_error(call, _UPSTREAM_STATUS[failed.kind], failed.message,
-                                     "upstream_timeout" if stalled else None)
+                                     "upstream_timeout" if stalled else limit)
         return
     # A last event the upstream did not end with a blank line is still relayed and counted.
     out, first = relayed(parser.flush())

@@ -21,6 +21,7 @@ from modelmeter.metering import tokens
 from modelmeter.metering.pricing import Cost, CostLine, Pricer
 from modelmeter.metering.redact import redact_ip
 from modelmeter.metering.usage import Usage
+from modelmeter.upstreams.scrub import redact_url
 
 if TYPE_CHECKING:
     from modelmeter.config import Deployment
@@ -122,7 +123,7 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[s
         "model_id": rec.model_id,
         "provider": dep.provider,
         "call_type": rec.call_type,
-        "api_base": dep.api_base or "embedded",
+        "api_base": redact_url(dep.api_base) or "embedded",
         "client_ip": redact_ip(rec.client_ip),
         "status": rec.status,
         "http_status": rec.http_status,

@@ -48,6 +48,9 @@ class UpstreamClient(Protocol):
 
 
 def origin(url: str) -> str:
-    """scheme://host:port only: never echo a path or query that might carry a secret."""
+    """scheme://host:port only: never echo a path or query that might carry a secret, nor a
+    ``user:password@``."""
     parts = url.split("/", 3)
+    if len(parts) > 2:
+        parts[2] = parts[2].rsplit("@", 1)[-1]
     return "/".join(parts[:3])

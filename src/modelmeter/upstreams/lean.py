@@ -12,35 +12,23 @@ import asyncio
 import contextlib
 import ssl as _ssl
 import time
-import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from modelmeter.upstreams.base import Timeouts, UpstreamError
 from modelmeter.upstreams.base import origin as _origin
+from modelmeter.upstreams.lean_response import Failure, LeanResponse
 
 _KEEPALIVE_S = 15.0  # an idle pooled connection older than this is closed rather than reused
-_HIGH_WATER = 1 << 20  # buffered response bytes past which the socket stops being read
 _ACCEPT_ENCODING = b"Accept-Encoding: gzip, deflate\r\n"  # as aiohttp asked, so upstreams see the same
 _Key = tuple[str, str, int]  # scheme, host, port
 
 
-class _Failure(Exception):
-    """Why an exchange broke (``timeout``, ``closed`` or ``protocol``); worded by the phase it
-    broke in."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-
-
-class _LeanConnection(asyncio.Protocol):
+class LeanConnection(asyncio.Protocol):
     """One keep-alive connection to an upstream; one exchange at a time."""
 
     def __init__(self, pool: LeanHTTP, key: _Key) -> None:
@@ -48,9 +36,10 @@ class _LeanConnection(asyncio.Protocol):
         self.generation = pool.generation
         self.key = key
         self.transport: asyncio.Transport | None = None
-        self.resp: _LeanResponse | None = None
+        self.resp: LeanResponse | None = None
         self.parser: Any = None
         self.closed = False
+        self.paused = False  # reading paused: the response's buffer is full
         self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -63,7 +52,7 @@ class _LeanConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(_Failure("protocol", f"invalid HTTP response: {exc}"))
+            self._fail(Failure("protocol", f"invalid HTTP response: {exc}"))
             self.abort()
 
     def eof_received(self) -> bool | None:
@@ -77,10 +66,10 @@ class _LeanConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.resp is not None:
-            self._fail(_Failure("closed", "Server disconnected"))
+            self._fail(Failure("closed", "Server disconnected"))
         self._pool.forget(self)
 
-    def _fail(self, failure: _Failure) -> None:
+    def _fail(self, failure: Failure) -> None:
         resp, self.resp, self.parser = self.resp, None, None
         if resp is not None:
             resp.fail(failure)
@@ -102,15 +91,26 @@ class _LeanConnection(asyncio.Protocol):
         keep = resp.keep_alive and not self.closed
         resp.finish()
         if keep:
+            self.resume()  # the next exchange on this connection must be read
             self._pool.release(self)
         else:
             self.abort()
 
-    def send(self, resp: _LeanResponse, request: bytes) -> None:
+    def send(self, resp: LeanResponse, request: bytes) -> None:
         self.resp = resp
         resp.conn = self
         self.parser = httptools.HttpResponseParser(self)
         self.transport.write(request)  # type: ignore[union-attr]
+
+    def pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
 
     def abort(self) -> None:
         """Drop the exchange in progress: the connection is closed, never reused."""
@@ -118,167 +118,6 @@ class _LeanConnection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
-
-
-class _LeanResponse:
-    """An upstream response as it arrives: status and headers, then the body (``read`` or
-    ``chunks``). The connection goes back to the pool as soon as the body is complete."""
-
-    __slots__ = ("body", "buffered", "conn", "decoder", "done", "failure", "head_done", "headers",
-                 "keep_alive", "length_known", "origin", "raw_headers", "status", "timer", "waiter")
-
-    def __init__(self, origin: str) -> None:
-        self.origin = origin
-        self.status = 0
-        self.headers: Mapping[str, str] = _NO_HEADERS
-        self.raw_headers: list[tuple[str, str]] = []
-        self.body: deque[bytes] = deque()
-        self.buffered = 0
-        self.conn: _LeanConnection | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.head_done = False
-        self.done = False
-        self.failure: _Failure | None = None
-        self.keep_alive = False
-        self.length_known = True
-        self.decoder: Any = None
-        self.timer: asyncio.TimerHandle | None = None
-
-    # -- fed by the connection
-    def _wake(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def head(self, status: int, keep_alive: bool) -> None:
-        headers = CIMultiDict(self.raw_headers)
-        self.status = status
-        self.headers = CIMultiDictProxy(headers)
-        self.keep_alive = keep_alive
-        self.length_known = ("content-length" in headers
-                             or "chunked" in headers.get("transfer-encoding", "").lower()
-                             or status in (204, 304) or 100 <= status < 200)
-        encoding = headers.get("content-encoding", "").lower()
-        if encoding in ("gzip", "x-gzip"):
-            self.decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self.decoder = zlib.decompressobj()
-        self.head_done = True
-        self._wake()
-
-    def data(self, data: bytes) -> None:
-        if self.decoder is not None:
-            try:
-                data = self.decoder.decompress(data)
-            except zlib.error as exc:
-                conn = self.conn
-                self.fail(_Failure("protocol", f"cannot decompress the body: {exc}"))
-                if conn is not None:
-                    conn.abort()
-                return
-            if not data:
-                return
-        self.body.append(data)
-        self.buffered += len(data)
-        if self.buffered > _HIGH_WATER and self.conn is not None and self.conn.transport is not None:
-            self.conn.transport.pause_reading()
-        self._wake()
-
-    def finish(self) -> None:
-        if self.decoder is not None:
-            with _suppress_zlib():
-                rest = self.decoder.flush()
-                if rest:
-                    self.body.append(rest)
-        self._settle()
-
-    def fail(self, failure: _Failure) -> None:
-        if not self.done:
-            self.failure = failure
-            self._settle()
-
-    def _settle(self) -> None:
-        self.done = True
-        self.conn = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self._wake()
-
-    def expire(self) -> None:
-        """The whole exchange took longer than its total timeout."""
-        self.timer = None
-        conn = self.conn
-        self.fail(_Failure("timeout", "timed out"))
-        if conn is not None:
-            conn.abort()
-
-    async def _wait(self) -> None:
-        self.waiter = waiter = asyncio.get_running_loop().create_future()
-        try:
-            await waiter
-        except asyncio.CancelledError:  # the client hung up: this exchange is abandoned
-            self.close()
-            raise
-
-    async def wait_head(self) -> _Failure | None:
-        """None once the status and headers are in; else why they will never come."""
-        while not self.head_done and not self.done:
-            await self._wait()
-        if self.head_done:
-            return None
-        return self.failure or _Failure("closed", "Server disconnected")
-
-    # -- the UpstreamResponse interface
-    async def read(self) -> bytes:
-        while not self.done:
-            await self._wait()
-        if self.failure is not None:
-            if self.failure.kind == "timeout":
-                raise UpstreamError("timeout", "the upstream timed out while sending its response")
-            raise UpstreamError("protocol", f"the upstream broke off its response: {self.failure.detail}")
-        body = self.body
-        self.body = deque()
-        return body[0] if len(body) == 1 else b"".join(body)
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        body = self.body
-        while True:
-            if body:
-                data = body.popleft() if len(body) == 1 else b"".join(body)
-                body.clear()
-                if self.buffered > _HIGH_WATER and self.conn is not None and self.conn.transport is not None:
-                    self.conn.transport.resume_reading()
-                self.buffered = 0
-                yield data
-            elif self.done:
-                if self.failure is None:
-                    return
-                if self.failure.kind == "timeout":
-                    raise UpstreamError("timeout", "the upstream timed out mid-stream")
-                raise UpstreamError("protocol", f"the upstream broke off the stream: {self.failure.detail}")
-            else:
-                await self._wait()
-
-    def close(self) -> None:
-        """Done with this response: if its body is not complete, the connection is closed."""
-        if not self.done:
-            conn = self.conn
-            self._settle()
-            if conn is not None:
-                conn.abort()
-
-
-_NO_HEADERS: Mapping[str, str] = CIMultiDictProxy(CIMultiDict())
-
-
-class _suppress_zlib:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], zlib.error)  # type: ignore[arg-type]
-
 
 class LeanHTTP:
     """Pooled keep-alive HTTP/1.1 connections (http and https) for the gateway's upstream calls.
@@ -292,7 +131,7 @@ class LeanHTTP:
     def __init__(self, limit: int = 1000) -> None:
         self._limit = limit
         self._open = 0
-        self._idle: dict[_Key, list[_LeanConnection]] = {}
+        self._idle: dict[_Key, list[LeanConnection]] = {}
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._targets: dict[str, tuple[_Key, bytes, str]] = {}
         self._ssl: _ssl.SSLContext | None = None
@@ -318,12 +157,12 @@ class LeanHTTP:
         return target
 
     # -- the pool
-    def release(self, conn: _LeanConnection) -> None:
+    def release(self, conn: LeanConnection) -> None:
         conn.idle_since = time.monotonic()
         self._idle.setdefault(conn.key, []).append(conn)
         self._wake_one()
 
-    def forget(self, conn: _LeanConnection) -> None:
+    def forget(self, conn: LeanConnection) -> None:
         if conn.generation != self.generation:
             return  # a connection of an earlier event loop, already written off
         self._open -= 1
@@ -349,7 +188,7 @@ class LeanHTTP:
             self._open = 0
             self._waiters.clear()
 
-    async def _connection(self, key: _Key, origin: str, connect_timeout: float) -> _LeanConnection:
+    async def _connection(self, key: _Key, origin: str, connect_timeout: float) -> LeanConnection:
         while True:
             idle = self._idle.get(key)
             if idle:
@@ -366,7 +205,7 @@ class LeanHTTP:
             await waiter
         self._open += 1
         scheme, host, port = key
-        conn = _LeanConnection(self, key)
+        conn = LeanConnection(self, key)
         ssl: _ssl.SSLContext | None = None
         if scheme == "https":
             if self._ssl is None:
@@ -388,7 +227,7 @@ class LeanHTTP:
         return conn
 
     async def request(self, method: bytes, url: str, body: bytes | None,
-                      headers: Mapping[str, str], timeouts: Timeouts) -> _LeanResponse:
+                      headers: Mapping[str, str], timeouts: Timeouts) -> LeanResponse:
         self._reset_if_new_loop()
         loop = self._loop
         assert loop is not None
@@ -404,7 +243,7 @@ class LeanHTTP:
         deadline = loop.time() + timeouts.total
         stale_retry = True
         while True:
-            resp = _LeanResponse(origin)
+            resp = LeanResponse(origin)
             resp.timer = loop.call_at(deadline, resp.expire)
             try:
                 conn = await self._connection(key, origin, min(timeouts.connect, timeouts.total))
