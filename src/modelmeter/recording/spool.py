@@ -28,8 +28,7 @@ class Spool:
         data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
         with self._lock:
             self.dir.mkdir(parents=True, exist_ok=True)
-            # Owner-only: spooled rows carry request and response bodies.
-            with open(self.path, "ab", opener=lambda p, flags: os.open(p, flags, 0o600)) as f:
+            with open(self.path, "ab") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
