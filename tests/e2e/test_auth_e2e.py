@@ -4,6 +4,9 @@ per virtual key (item 16)."""
 from __future__ import annotations
 
 import http.client
+import os
+import re
+import stat
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,7 +14,7 @@ import orjson
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ADMIN_KEY, ServerProcess, free_port
+from tests.helpers import ADMIN_KEY, ServerProcess, free_port, run_cli, wait_for
 
 NEW_DEP = {"name": "added", "model": "fake-model", "api_base": "http://127.0.0.1:9/v1"}
 
@@ -111,3 +114,34 @@ def test_the_response_cache_is_kept_per_virtual_key(keyed_cache: ServerProcess) 
     assert ask("team-a") == "hit"
     assert ask("team-b") == "miss"  # another key's answer is not served to this one
     assert ask("team-b") == "hit"
+
+
+def test_rotating_the_admin_key_ends_sessions(make_config: Any, tmp_path: Any) -> None:
+    """Item 6: `modelmeter keys rotate-admin` gives a new key and a new session secret; after the
+    restart the old key and every old session cookie are refused, the new key works."""
+    config = make_config(deployments=[])
+    saved = os.environ.pop("MODELMETER_ADMIN_KEY")  # the server's own (stored) key, as by default
+    try:
+        first = ServerProcess(config, log_dir=tmp_path / "s1").start()
+        old_key = wait_for(lambda: re.search(r"/\?token=(mm-admin-[\w-]+)", first.stderr), 10)
+        status, headers, _ = request(first, "GET", f"/?token={old_key.group(1)}")
+        assert status == 303
+        cookie = headers["set-cookie"].split(";")[0]
+        assert request(first, "GET", "/api/deployments", None, {"cookie": cookie})[0] == 200
+        first.stop()
+
+        done = run_cli("keys", "rotate-admin", "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        new_key = done.stdout.strip()
+        assert new_key.startswith("mm-admin-") and new_key != old_key.group(1)
+
+        second = ServerProcess(config, log_dir=tmp_path / "s2").start()
+        assert request(second, "GET", "/api/deployments", None, {"cookie": cookie})[0] == 401
+        assert request(second, "GET", "/api/deployments", None,
+                       {"authorization": f"Bearer {old_key.group(1)}"})[0] == 401
+        assert request(second, "GET", "/api/deployments", None, {"authorization": f"Bearer {new_key}"})[0] == 200
+        second.stop()
+        # Files holding secrets are the owner's alone.
+        assert stat.S_IMODE(make_config.db_path.stat().st_mode) == 0o600
+    finally:
+        os.environ["MODELMETER_ADMIN_KEY"] = saved
