@@ -31,6 +31,7 @@ MESSAGE_OVERHEAD = 4  # tokens of a chat message's framing
 # A reservation whose record never came back (lost, or waiting in a spool for the database) stops
 # counting after this long rather than holding the key forever.
 MAX_HOLD_S = 300.0
+RATE_SAMPLE = 1_000_000  # tokens priced to find a deployment's per-token rates
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class Reservations:
         self._by_id: dict[str, Reservation] = {}
         self._tokens: dict[str, int] = defaultdict(int)
         self._pusd: dict[str, int] = defaultdict(int)
+        self._rate_cache: dict[tuple[Any, ...], tuple[int, int, float]] = {}
 
     def estimate(self, rec: CallRecord, tokens: bool, spend: bool) -> tuple[int, int]:
         """(tokens, pico-USD) to hold for this call; each only if the key limits it."""
@@ -87,16 +89,31 @@ class Reservations:
         prompt, output = estimate_tokens(rec)
         pusd = 0
         if spend:
-            dep = rec.deployment
-            if self._pricer is None:
-                self._pricer = Pricer()
-            try:
-                cost = self._pricer.cost(provider=dep.provider, model=dep.model, prompt_tokens=prompt,
-                                         completion_tokens=output, override=dep.price, at=rec.start)
-                pusd = int(cost.spend * PICO)
-            except Exception:  # unpriced: the budget is checked against recorded spend alone
-                pusd = 0
+            per_input, per_output = self._rates(rec)
+            pusd = prompt * per_input + output * per_output
         return prompt + output, pusd
+
+    def _rates(self, rec: CallRecord) -> tuple[int, int]:
+        """pico-USD per input and per output token of the deployment, priced once an hour (a
+        full pricing is ~25 us: too much for every call of the hot path)."""
+        dep = rec.deployment
+        key = (dep.provider, dep.model, dep.price)
+        now = time.monotonic()
+        cached = self._rate_cache.get(key)
+        if cached is not None and cached[2] > now:
+            return cached[0], cached[1]
+        if self._pricer is None:
+            self._pricer = Pricer()
+        try:
+            rates = [int(self._pricer.cost(provider=dep.provider, model=dep.model, prompt_tokens=p,
+                                           completion_tokens=c, override=dep.price, at=rec.start).spend
+                         * PICO / RATE_SAMPLE) for p, c in ((RATE_SAMPLE, 0), (0, RATE_SAMPLE))]
+        except Exception:  # unpriced: the budget is checked against recorded spend alone
+            rates = [0, 0]
+        if len(self._rate_cache) > 1000:
+            self._rate_cache.clear()
+        self._rate_cache[key] = (rates[0], rates[1], now + 3600.0)
+        return rates[0], rates[1]
 
     def held(self, alias: str, now: float | None = None) -> tuple[int, int]:
         """(tokens, pico-USD) held for this key by calls not yet stored."""
