@@ -48,8 +48,9 @@ async def test_the_admin_key_in_a_url_is_taken_only_by_the_sign_in_link(tmp_path
         api = await asgi_request(h.app, "GET", "/api/deployments", query=f"token={KEY}")
         assert api.json()["error"]["code"] == "invalid_admin_key"
         assert "not taken in the URL" in api.json()["error"]["message"]
-        page = await asgi_request(h.app, "GET", "/models/gpt", query=f"token={KEY}")
+        page = await asgi_request(h.app, "GET", "/models/gpt", query=f"window=24h&token={KEY}")
         assert page.status == 401 and "set-cookie" not in page.headers
+        assert KEY.encode() not in page.body and b"/models/gpt?window=24h" in page.body  # the login form
         # The sign-in links: / and /login.
         root = await asgi_request(h.app, "GET", "/", query=f"window=24h&token={KEY}")
         assert root.status == 303 and root.headers["location"] == "/?window=24h"

@@ -94,7 +94,7 @@ class AdminAuth:
             await _send(send, 503, b"starting", "text/plain")
             return
         sessions = Sessions(secret, admin)
-        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         query = dict(pairs)
         token = query.get("token")
         if token and path in SIGN_IN_PATHS and scope["method"] == "GET":
@@ -185,7 +185,9 @@ def _cookie(scope: Scope, sessions: Sessions) -> bytes:
 
 
 def _qs(scope: Scope) -> str:
-    q = scope.get("query_string", b"").decode("latin-1")
+    # Without any token: the login form's next URL must not carry a key into the history either.
+    q = urlencode([(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                                                 keep_blank_values=True) if k != "token"])
     return f"?{q}" if q else ""
 
 
