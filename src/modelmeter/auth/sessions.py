@@ -20,6 +20,7 @@ from modelmeter.storage.database import Database
 SESSION_TTL_S = 12 * 3600
 # A cookie is re-issued (the expiry slides) once it is this old, not on every response.
 REFRESH_AFTER_S = 300
+CLOCK_SKEW_S = 300  # replicas' clocks may differ this much
 _SECRET_SETTING = "session_secret"
 
 
@@ -64,8 +65,8 @@ class Sessions:
         except ValueError:
             return None
         t = now if now is not None else time.time()
-        # Never later than a token we would issue now: a forged far-future expiry cannot pass.
-        if version != "v2" or not t <= expiry <= t + self.ttl_s:
+        # Never (much) later than a token we would issue now: a far-future expiry cannot pass.
+        if version != "v2" or not t <= expiry <= t + self.ttl_s + CLOCK_SKEW_S:
             return None
         return expiry if hmac.compare_digest(self._mac(expiry), mac) else None
 
