@@ -4,6 +4,7 @@ calls is tests/e2e/test_auth_limits_e2e.py."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,20 +63,22 @@ def store(tmp_path: Path) -> KeyStore:
 
 
 def test_calls_in_flight_count_against_tpm_and_budget(store: KeyStore) -> None:
+    T0 = time.monotonic()  # the clock the store's reservations use
     _, vk = store.create("tpm", tpm=40)
     admitted = 0
     for i in range(10):  # ten calls at once: none has finished
         try:
-            store.check_limits(vk, rec(f"t{i}", chat()), now=1000.0)
+            store.check_limits(vk, rec(f"t{i}", chat()), now=T0)
             admitted += 1
         except LimitExceeded as exc:
             assert "tokens per minute" in exc.message
     per_call = sum(estimate_tokens(rec("x", chat())))
     assert admitted == -(-40 // per_call)  # admitted while what is held stays under the limit
     # The records are stored: the real tokens count instead of the estimates.
+    assert store.reservations.held("tpm", now=T0) == (admitted * per_call, 0)
     store.observe([{"id": f"t{i}", "key_alias": "tpm", "total_tokens": 10, "spend_pusd": 0}
                    for i in range(admitted)])
-    assert store.reservations.held("tpm") == (0, 0)
+    assert store.reservations.held("tpm", now=T0) == (0, 0)
 
     key, _ = store.create("budget", budget_usd=0.05)
     vk = store.lookup(key)  # the store's own record of the key, which observe() adds spend to
@@ -83,17 +86,18 @@ def test_calls_in_flight_count_against_tpm_and_budget(store: KeyStore) -> None:
     results = []
     for i in range(10):
         try:
-            store.check_limits(vk, rec(f"b{i}", chat()), now=1000.0)
+            store.check_limits(vk, rec(f"b{i}", chat()), now=T0)
             results.append("ok")
         except LimitExceeded as exc:
             results.append(exc.message)
     assert results.count("ok") == 3, results  # $0.02 each, held: 0, 0.02, 0.04 < 0.05
     assert "in progress" in results[-1]
+    assert store.reservations.held("budget", now=T0)[1] == 3 * int(0.02 * PICO)
     store.observe([{"id": f"b{i}", "key_alias": "budget", "total_tokens": 10, "spend_pusd": int(0.015 * PICO)}
                    for i in range(3)])
-    assert store.reservations.held("budget") == (0, 0)
+    assert store.reservations.held("budget", now=T0) == (0, 0)
     assert vk.spent_pusd == int(0.045 * PICO)
-    store.check_limits(vk, rec("b-last", chat()), now=1001.0)  # $0.045 < $0.05: one more
+    store.check_limits(vk, rec("b-last", chat()), now=T0 + 1)  # $0.045 < $0.05: one more
     store.observe([{"id": "b-last", "key_alias": "budget", "total_tokens": 10, "spend_pusd": int(0.015 * PICO)}])
     with pytest.raises(LimitExceeded, match="used its budget"):
-        store.check_limits(vk, rec("b-over", chat()), now=1002.0)
+        store.check_limits(vk, rec("b-over", chat()), now=T0 + 2)
