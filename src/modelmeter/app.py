@@ -28,6 +28,8 @@ from modelmeter.api.state import AppState
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.auth.admin import AdminAuth, resolve_admin_key
 from modelmeter.auth.keys import KeyStore
+from modelmeter.auth.origin import SameOriginGuard
+from modelmeter.auth.sessions import resolve_session_secret
 from modelmeter.config import Settings
 from modelmeter.gateway.cors import with_cors
 from modelmeter.gateway.guards import foreign_host, is_loopback, refuse_host
@@ -42,6 +44,7 @@ from modelmeter.storage.retention import prune
 from modelmeter.upstreams.client import HTTPUpstream, UpstreamClient
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
+from modelmeter.web.csp import DocsCSP
 from modelmeter.web.docs import install_docs
 from modelmeter.web.routes import install_web
 
@@ -83,7 +86,9 @@ class ModelMeterApp:
         self.state = state
 
         # The admin key guards everything but /v1 and the health checks (--no-auth: nothing).
-        self.rest: ASGIApp = AdminAuth(api, lambda: state.admin_hash) if state.settings.auth else api
+        rest: ASGIApp = (AdminAuth(api, lambda: state.admin_hash, lambda: state.session_secret)
+                         if state.settings.auth else api)
+        self.rest: ASGIApp = SameOriginGuard(rest)  # cross-site writes refused, --no-auth too
         self.v1: ASGIApp = with_cors(gateway, state.settings.cors_origins)
         self.loopback_only = is_loopback(state.settings.host)  # then refuse other Host names
 
@@ -117,6 +122,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
         await asyncio.to_thread(registry.load)
         if settings.auth:
             admin = await asyncio.to_thread(resolve_admin_key, db, settings.admin_key)
+            state.session_secret = await asyncio.to_thread(resolve_session_secret, db)
             state.admin_hash = admin.hash
             if admin.generated:
                 # Shown once, like Jupyter's token: only its hash is stored.
@@ -159,4 +165,5 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
     api.include_router(metrics_router)
     install_web(api)
     install_docs(api)
+    api.add_middleware(DocsCSP)
     return ModelMeterApp(gateway, api, state)

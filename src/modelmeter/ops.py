@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from modelmeter.auth.admin import ADMIN_SCOPE
+
 router = APIRouter(tags=["operations"])
 
 
@@ -28,4 +30,20 @@ def readyz(request: Request) -> JSONResponse:
         state.db.reset_connection()
         ready = False
     body["status"] = "ready" if ready else "not ready"
+    if not request.scope.get(ADMIN_SCOPE, True):  # open to anyone: figures, not error text
+        body = public_view(body)
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def public_view(value: Any, key: str = "") -> Any:
+    """What the open /readyz shows: numbers and states; error texts (which may name hosts, paths or
+    worse) only as whether there is one. The admin key (Bearer or session) sees them whole."""
+    if isinstance(value, dict):
+        return {k: public_view(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public_view(v, key) for v in value]
+    if isinstance(value, str) and "error" in key:
+        return True
+    if isinstance(value, str) and key == "database":
+        return value.split(":", 1)[0]  # "unreachable", without the exception
+    return value

@@ -5,6 +5,7 @@ The route walk reads the app's own route table, so a route added later cannot be
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from starlette.routing import Mount
 from tests.helpers import asgi_request, running_app, sqlite_url
 
 from modelmeter.auth.admin import COOKIE
-from modelmeter.auth.secrets import session_token
+from modelmeter.auth.sessions import Sessions
 
 KEY = "unit-admin-key"
 OPEN = {"/healthz", "/readyz", "/login"}
@@ -75,9 +76,9 @@ async def test_api_401_is_json_and_dashboard_401_is_a_login_page(tmp_path: Path)
 @pytest.mark.asyncio
 async def test_token_in_url_sets_a_strict_cookie_and_redirects_to_the_clean_url(tmp_path: Path) -> None:
     async with running_app(sqlite_url(tmp_path / "a.db"), DEPS, auth=True, admin_key=KEY) as h:
-        res = await asgi_request(h.app, "GET", "/models/gpt", query=f"window=24h&token={KEY}")
+        res = await asgi_request(h.app, "GET", "/", query=f"window=24h&token={KEY}")
         assert res.status == 303
-        assert res.headers["location"] == "/models/gpt?window=24h"
+        assert res.headers["location"] == "/?window=24h"
         cookie = res.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
         value = cookie.split(";")[0]
@@ -113,9 +114,11 @@ async def test_sessions_end_when_the_admin_key_changes(tmp_path: Path) -> None:
     async with running_app(sqlite_url(tmp_path / "a.db"), DEPS, auth=True, admin_key=KEY) as h:
         from modelmeter.auth.secrets import key_hash
 
-        stale = session_token(key_hash("the-old-key"))
+        secret = h.app.state.session_secret
+        assert secret is not None
+        stale = Sessions(secret, key_hash("the-old-key")).issue()
         res = await asgi_request(h.app, "GET", "/api/deployments", headers={"cookie": f"{COOKIE}={stale}"})
         assert res.status == 401
-        expired = session_token(key_hash(KEY), ttl_s=-10)
+        expired = Sessions(secret, key_hash(KEY)).issue(now=time.time() - 13 * 3600)
         res = await asgi_request(h.app, "GET", "/api/deployments", headers={"cookie": f"{COOKIE}={expired}"})
         assert res.status == 401

@@ -35,6 +35,7 @@ CSV_COLUMNS = ("start_time", "status", "http_status", "prompt_tokens", "completi
                "total_tokens", "latency_ms", "ttft_ms", "spend", "request_id", "id", "model",
                "model_id", "provider", "call_type", "error", "stream", "cached_tokens",
                "reasoning_tokens", "retries", "cache_hit", "overhead_ms", "client_ip")
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _state(request: Request) -> AppState:
@@ -124,12 +125,19 @@ def export_requests(request: Request, name: str, format: Literal["csv", "jsonl"]
                              headers={"content-disposition": f'attachment; filename="{filename}"'})
 
 
+def _csv_cell(value: Any) -> Any:
+    # A text cell a spreadsheet would run as a formula (client-controlled: errors, ids) is kept text.
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return "" if value is None else value
+
+
 def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
     for i, row in enumerate(rows):
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
+        writer.writerow([_csv_cell(row.get(c)) for c in CSV_COLUMNS])
         if i % 500 == 0:
             yield buf.getvalue()
             buf.seek(0)

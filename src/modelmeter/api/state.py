@@ -29,6 +29,7 @@ class AppState:
     keys: KeyStore | None = None
     percentiles: PercentileCache = field(default_factory=PercentileCache)  # of past chart buckets
     admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
+    session_secret: str | None = None  # signs session cookies (auth.sessions); set at start-up
 
     async def ensure_local(self, dep: Deployment) -> None:
         base = await self.embedded.astart(dep)

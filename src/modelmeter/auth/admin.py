@@ -1,24 +1,29 @@
 """Admin access to everything but /v1 and the health checks: the dashboard, /api, /metrics, /docs.
 
-A request is let in with ``Authorization: Bearer <admin key>``, or a session cookie. A dashboard URL
-with ``?token=<admin key>`` sets that cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) and
-redirects to the clean URL, as Jupyter does; ``/login`` has a form that does the same. Without a
-valid key an API URL answers 401 in the JSON error shape and a dashboard URL 401 with the login page.
+A request is let in with ``Authorization: Bearer <admin key>``, or a session cookie (see
+``auth.sessions``: its own server secret, 12 hours, sliding). Only the sign-in link, ``/`` or
+``/login`` with ``?token=<admin key>``, takes the key in the URL: it sets that cookie (HttpOnly,
+SameSite=Strict, Secure over HTTPS) and redirects to a clean local URL, as Jupyter does; ``/login``
+has a form that does the same. A key in any other URL is ignored (URLs end up in logs and history).
+Without a valid key an API URL answers 401 in the JSON error shape and a dashboard URL 401 with the
+login page.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
-from modelmeter.auth.secrets import key_hash, new_key, same, session_token, session_valid
+from modelmeter.auth.secrets import key_hash, new_key, same
+from modelmeter.auth.sessions import Sessions, rotate_session_secret
 from modelmeter.gateway.errors import error_body
 from modelmeter.storage.database import Database
 
@@ -28,6 +33,8 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/favicon.ico"})
 OPEN_PREFIXES = ("/static/",)  # the page's own code and styles: no data in them
 API_PREFIXES = ("/api/", "/metrics", "/docs", "/openapi.json", "/redoc")
 _HASH_SETTING = "admin_key_sha256"
+SIGN_IN_PATHS = frozenset({"/", "/login"})  # the only URLs that take ?token=
+ADMIN_SCOPE = "modelmeter.admin"  # set on the open /readyz: did it come with the admin key?
 
 
 @dataclass
@@ -54,7 +61,9 @@ def resolve_admin_key(db: Database, configured: str | None) -> AdminKey:
 
 
 def reset_admin_key(db: Database) -> str:
+    """A new admin key; the session secret is rotated with it, so every session ends."""
     key = new_key("mm-admin")
+    rotate_session_secret(db)
     db.execute("DELETE FROM server_settings WHERE name = :n", {"n": _HASH_SETTING})
     db.execute("INSERT INTO server_settings (name, value) VALUES (:n, :v)", {"n": _HASH_SETTING, "v": key_hash(key)})
     return key
@@ -63,48 +72,60 @@ def reset_admin_key(db: Database) -> str:
 class AdminAuth:
     """ASGI middleware in front of the non-/v1 app."""
 
-    def __init__(self, app: ASGIApp, get_hash: Callable[[], str | None]) -> None:
+    def __init__(self, app: ASGIApp, get_hash: Callable[[], str | None],
+                 get_secret: Callable[[], str | None]) -> None:
         self.app = app
         self._get_hash = get_hash
+        self._get_secret = get_secret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        admin, secret = self._get_hash(), self._get_secret()
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            if path == "/readyz":  # open, but its details only for the admin
+                scope[ADMIN_SCOPE] = admin is not None and secret is not None and _authorised(
+                    dict(scope["headers"]), Sessions(secret, admin))[0]
             await self.app(scope, receive, send)
             return
-        admin = self._get_hash()
-        if admin is None:  # keys not resolved yet (start-up): refuse rather than guess
+        if admin is None or secret is None:  # keys not resolved yet (start-up): refuse rather than guess
             await _send(send, 503, b"starting", "text/plain")
             return
-        if path == "/login":
-            await self._login(scope, receive, send, admin)
-            return
-        headers = dict(scope["headers"])
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        sessions = Sessions(secret, admin)
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        query = dict(pairs)
         token = query.get("token")
-        is_api = path.startswith(API_PREFIXES)
-        if token and not is_api and scope["method"] == "GET":
+        if token and path in SIGN_IN_PATHS and scope["method"] == "GET":
             if same(key_hash(token), admin):
-                clean = urlencode([(k, v) for k, v in parse_qsl(scope["query_string"].decode("latin-1"))
-                                   if k != "token"])
-                await _redirect(send, path + (f"?{clean}" if clean else ""), _cookie(scope, admin))
+                rest = urlencode([(k, v) for k, v in pairs if k not in ("token", "next")])
+                target = query.get("next") or "/" + (f"?{rest}" if rest else "")
+                await _redirect(send, _safe_next(target), _cookie(scope, sessions))
             else:
-                await _send(send, 401, login_page(path, "That token is not the admin key."), "text/html")
+                await _send(send, 401, login_page(_safe_next(query.get("next", "/")),
+                                                  "That token is not the admin key."), "text/html")
             return
-        if _authorised(headers, admin, token if is_api else None):
-            await self.app(scope, receive, send)
+        if path == "/login":
+            await self._login(scope, receive, send, sessions)
             return
-        if is_api:
-            body = orjson.dumps(error_body("Admin key required: send 'Authorization: Bearer <admin key>'.",
-                                           "authentication_error", None, "invalid_admin_key"))
+        ok, expiry = _authorised(dict(scope["headers"]), sessions)
+        if ok:
+            if expiry is not None and sessions.stale(expiry):
+                await self.app(scope, receive, _with_cookie(send, _cookie(scope, sessions)))
+            else:
+                await self.app(scope, receive, send)
+            return
+        if path.startswith(API_PREFIXES):
+            message = ("The admin key is not taken in the URL (URLs end up in logs): send "
+                       "'Authorization: Bearer <admin key>'." if token else
+                       "Admin key required: send 'Authorization: Bearer <admin key>'.")
+            body = orjson.dumps(error_body(message, "authentication_error", None, "invalid_admin_key"))
             await _send(send, 401, body, "application/json", [(b"www-authenticate", b'Bearer realm="modelmeter"')])
         else:
             await _send(send, 401, login_page(path + _qs(scope)), "text/html")
 
-    async def _login(self, scope: Scope, receive: Receive, send: Send, admin: str) -> None:
+    async def _login(self, scope: Scope, receive: Receive, send: Send, sessions: Sessions) -> None:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         target = _safe_next(query.get("next", "/"))
         if scope["method"] != "POST":
@@ -117,29 +138,37 @@ class AdminAuth:
             if not message.get("more_body") or len(body) > 65536:
                 break
         form = dict(parse_qsl(body.decode("utf-8", "replace")))
-        if same(key_hash(form.get("key", "")), admin):
-            await _redirect(send, _safe_next(form.get("next", target)), _cookie(scope, admin))
+        if same(key_hash(form.get("key", "")), sessions.admin_hash):
+            await _redirect(send, _safe_next(form.get("next", target)), _cookie(scope, sessions))
         else:
             await _send(send, 401, login_page(target, "That is not the admin key."), "text/html")
 
 
-def _authorised(headers: dict[bytes, bytes], admin: str, query_token: str | None) -> bool:
+def _authorised(headers: dict[bytes, bytes], sessions: Sessions) -> tuple[bool, int | None]:
+    """Whether the admin key or a valid session came with the request; the session's expiry."""
     auth = headers.get(b"authorization", b"").decode("latin-1")
-    if auth[:7].lower() == "bearer " and same(key_hash(auth[7:].strip()), admin):
-        return True
-    if query_token and same(key_hash(query_token), admin):
-        return True
+    if auth[:7].lower() == "bearer " and same(key_hash(auth[7:].strip()), sessions.admin_hash):
+        return True, None
     raw = headers.get(b"cookie")
     if raw:
         cookie = SimpleCookie()
         try:
             cookie.load(raw.decode("latin-1"))
         except Exception:
-            return False
+            return False, None
         morsel = cookie.get(COOKIE)
-        if morsel is not None and session_valid(admin, morsel.value):
-            return True
-    return False
+        expiry = sessions.expiry(morsel.value) if morsel is not None else None
+        if expiry is not None:
+            return True, expiry
+    return False, None
+
+
+def _with_cookie(send: Send, cookie: bytes) -> Send:
+    async def sending(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
+        await send(message)
+    return sending
 
 
 def _https(scope: Scope) -> bool:
@@ -148,21 +177,27 @@ def _https(scope: Scope) -> bool:
     return dict(scope["headers"]).get(b"x-forwarded-proto", b"") == b"https"
 
 
-def _cookie(scope: Scope, admin: str) -> bytes:
-    parts = [f"{COOKIE}={session_token(admin)}", "Path=/", "HttpOnly", "SameSite=Strict", "Max-Age=604800"]
+def _cookie(scope: Scope, sessions: Sessions) -> bytes:
+    parts = [f"{COOKIE}={sessions.issue()}", "Path=/", "HttpOnly", "SameSite=Strict", f"Max-Age={sessions.ttl_s}"]
     if _https(scope):
         parts.append("Secure")
     return "; ".join(parts).encode()
 
 
 def _qs(scope: Scope) -> str:
-    q = scope.get("query_string", b"").decode("latin-1")
+    # Without any token: the login form's next URL must not carry a key into the history either.
+    q = urlencode([(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                                                 keep_blank_values=True) if k != "token"])
     return f"?{q}" if q else ""
 
 
 def _safe_next(target: str) -> str:
-    # Only local paths: never an open redirect to another site.
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    """Only a local path: never an open redirect to another site. Browsers read ``//host``, ``/\\host``
+    (a backslash is a slash to them) and control characters mixed in as another site."""
+    if (not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)):
+        return "/"
+    return target
 
 
 async def _redirect(send: Send, location: str, cookie: bytes) -> None:

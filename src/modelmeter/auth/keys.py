@@ -1,7 +1,9 @@
 """Virtual keys for /v1: created, listed and revoked at run time; only their hashes are stored.
 
 Each key can carry limits: requests per minute, tokens per minute and a spend budget. Limits are
-checked before the upstream is called; a call over a limit gets a 429 with Retry-After.
+checked before the upstream is called; a call over a limit gets a 429 with Retry-After. Calls in
+flight hold an estimate of their tokens and spend (``auth.reservations``) until their records are
+stored, so concurrent calls cannot all pass a limit they jointly exceed.
 Requests and tokens per minute are counted per process (with N workers, each enforces its share of
 traffic); spend is kept in the database, added to by every writer, so the budget holds across them.
 """
@@ -15,10 +17,14 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from modelmeter.auth.reservations import Reservations
 from modelmeter.auth.secrets import key_hash, new_key
 from modelmeter.metering.record import PICO, iso
+
+if TYPE_CHECKING:
+    from modelmeter.metering.record import CallRecord
 from modelmeter.storage.database import Database
 
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
@@ -71,6 +77,7 @@ class KeyStore:
         self._refreshing = threading.Event()
         self._requests: dict[str, deque[float]] = defaultdict(deque)
         self._tokens: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        self.reservations = Reservations()
 
     # -- administration (API and CLI) ------------------------------------------------------
     def create(self, alias: str, *, rpm: int | None = None, tpm: int | None = None,
@@ -129,10 +136,15 @@ class KeyStore:
         finally:
             self._refreshing.clear()
 
-    def check_limits(self, vk: VirtualKey, now: float | None = None) -> None:
-        """Raise LimitExceeded if this call would go over one of the key's limits; else count it."""
+    def check_limits(self, vk: VirtualKey, rec: CallRecord | None = None, now: float | None = None) -> None:
+        """Raise LimitExceeded if this call would go over one of the key's limits; else count it,
+        and hold the estimate of ``rec`` against the key's tokens and budget until it is stored."""
         t = now if now is not None else time.monotonic()
-        if vk.budget_pusd is not None and vk.spent_pusd >= vk.budget_pusd:
+        held_tokens, held_pusd = self.reservations.held(vk.alias, t)
+        if vk.budget_pusd is not None and vk.spent_pusd + held_pusd >= vk.budget_pusd:
+            if held_pusd and vk.spent_pusd < vk.budget_pusd:
+                raise LimitExceeded(f"Key '{vk.alias}' has its budget of ${vk.budget_pusd / PICO:g} "
+                                    "committed to calls in progress; try again shortly.", 1)
             raise LimitExceeded(f"Key '{vk.alias}' has used its budget of ${vk.budget_pusd / PICO:g}.", 3600)
         reqs = self._requests[vk.alias]
         while reqs and reqs[0] <= t - 60:
@@ -147,14 +159,18 @@ class KeyStore:
                     toks.popleft()
                 used = sum(n for _, n in toks)
                 oldest = toks[0][0] if toks else t
-            if used >= vk.tpm_limit:
+            if used + held_tokens >= vk.tpm_limit:
                 raise LimitExceeded(f"Key '{vk.alias}' is over its limit of {vk.tpm_limit} tokens per minute.",
                                     max(int(oldest + 60 - t) + 1, 1))
         reqs.append(t)
+        if rec is not None:
+            tokens, pusd = self.reservations.estimate(rec, vk.tpm_limit is not None, vk.budget_pusd is not None)
+            self.reservations.hold(rec.id, vk.alias, tokens, pusd, t)
 
     def observe(self, rows: Iterable[dict[str, Any]]) -> None:
         """A recorder listener: count each stored batch's tokens (per minute) and add its spend to
         its keys (additive in the database, so several writers can share it)."""
+        rows = list(rows)
         spend: dict[str, int] = defaultdict(int)
         now = time.monotonic()
         for r in rows:
@@ -172,3 +188,5 @@ class KeyStore:
             vk = next((k for k in self._by_hash.values() if k.alias == alias), None)
             if vk is not None:
                 vk.spent_pusd += pusd
+        # Counted for real now (tokens above, spend in the key): their estimates stop counting.
+        self.reservations.settle([r["id"] for r in rows if r.get("key_alias")])

@@ -50,3 +50,24 @@ def revoke(alias: str, url: str) -> None:
     """Revoke key ALIAS at once."""
     call(url, "DELETE", f"/api/keys/{alias}")
     click.echo(f"revoked {alias}")
+
+
+@keys.command("rotate-admin")
+@click.option("--config", "-c", type=click.Path(dir_okay=False))
+@click.option("--database")
+def rotate_admin(config: str | None, database: str | None) -> None:
+    """A new admin key (printed once; only its hash is stored) and a new session secret, so every
+    dashboard session ends. Servers take both at their next start."""
+    from modelmeter.auth.admin import reset_admin_key
+    from modelmeter.cli.serve import _settings
+    from modelmeter.storage.database import Database
+    from modelmeter.storage.migrations import migrate
+
+    settings = _settings(config, None, None, database, None)
+    db = Database(settings.database)
+    migrate(db)
+    click.echo(reset_admin_key(db))
+    note = (" MODELMETER_ADMIN_KEY (or admin_key in the config) is set: servers use that key, not this one;"
+            " change it too." if settings.admin_key else "")
+    click.echo("new admin key (keep it now, it cannot be shown again); every session is ended. Restart the "
+               f"server(s) to apply.{note}", err=True)

@@ -28,9 +28,10 @@ class CachedAnswer:
     expires: float  # on the cache's clock
 
 
-def cache_key(deployment: str, path: str, body: dict[str, Any]) -> str | None:
-    """sha256 of the deployment, the endpoint and the parsed body with sorted keys (so the same
-    request with its keys in another order or other whitespace hits too); None: not cacheable."""
+def cache_key(deployment: str, path: str, body: dict[str, Any], key_alias: str | None = None) -> str | None:
+    """sha256 of the deployment, the endpoint, the virtual key (one key's answers are not another's)
+    and the parsed body with sorted keys (so the same request with its keys in another order or
+    other whitespace hits too); None: not cacheable."""
     try:
         text = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
@@ -39,6 +40,8 @@ def cache_key(deployment: str, path: str, body: dict[str, Any]) -> str | None:
     h.update(deployment.encode())
     h.update(b"\0")
     h.update(path.encode())
+    h.update(b"\0")
+    h.update((key_alias or "").encode())
     h.update(b"\0")
     h.update(text)
     return h.hexdigest()

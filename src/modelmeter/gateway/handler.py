@@ -199,7 +199,7 @@ class Gateway:
                            code="invalid_api_key")
         rec.key_alias = vk.alias
         try:
-            self.keys.check_limits(vk)
+            self.keys.check_limits(vk, rec)  # holds the call's estimate until its record is stored
         except LimitExceeded as exc:
             raise APIError(429, exc.message, "rate_limit_error", code="rate_limit_exceeded",
                            retry_after=exc.retry_after) from None

@@ -115,7 +115,7 @@ async def relay(call: Call, client: UpstreamClient, url: str, dep: Deployment,
     payload, wants_usage = upstream_request(call.body, dep)
     key = None
     if cache is not None and dep.cache_ttl and not call.rec.stream:
-        key = cache_key(dep.name, path or url, call.body)
+        key = cache_key(dep.name, path or url, call.body, call.rec.key_alias)
         hit = cache.get(key) if key is not None else None
         if hit is not None:
             _answer_from_cache(call, hit.data, hit.parsed)

@@ -85,6 +85,10 @@ def install_web(app: FastAPI) -> None:
             return Response(packed, media_type="text/javascript", headers=headers)
         return Response(raw, media_type="text/javascript", headers=headers)
 
+    @app.get("/static/index.html", include_in_schema=False)
+    def index_file() -> Response:
+        return _page()  # with the page's headers (CSP), which the static mount would not send
+
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 
     @app.get("/", include_in_schema=False)
