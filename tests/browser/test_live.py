@@ -25,7 +25,12 @@ def top_request_id(page: Page) -> str | None:
 
 
 def start_live(page: Page) -> None:
-    with page.expect_response(lambda r: r.url.endswith("/api/deployments/live-model/events")):
+    """Click Live; it connects the push channel and fetches at once (cards, charts, newer rows)."""
+    base = "/api/deployments/live-model"
+    with page.expect_response(lambda r: r.url.endswith(f"{base}/events")), \
+            page.expect_response(lambda r: f"{base}/usage?" in r.url), \
+            page.expect_response(lambda r: f"{base}/usage/timeseries?" in r.url), \
+            page.expect_response(lambda r: f"{base}/requests?" in r.url and "after=" in r.url):
         page.get_by_role("button", name="Live").click()
 
 

@@ -109,6 +109,13 @@ export class RequestTable {
   }
 
   row(r) {
+    const tr = this.cells(r);
+    // Each cell names its column: on a phone the rows are stacked and show these labels.
+    [...tr.children].forEach((td, i) => { td.dataset.label = COLUMNS[i][1](); });
+    return tr;
+  }
+
+  cells(r) {
     this.ids.add(r.id);
     const rid = r.request_id || r.id;
     const open = () => this.onOpen(r.id);
