@@ -68,5 +68,6 @@ export function axisTicks(max, kind) {
   const n = Math.max(1, Math.ceil(clean(max / step)));
   const tickvals = Array.from({ length: n + 1 }, (_, i) => clean(i * step));
   const top = tickvals[tickvals.length - 1];
-  return { tickvals, ticktext: tickvals.map((v) => label(v, top)), range: [0, top] };
+  // A hair above the top tick: plotly drops a label that sits exactly on the range's end.
+  return { tickvals, ticktext: tickvals.map((v) => label(v, top)), range: [0, top * 1.002] };
 }
