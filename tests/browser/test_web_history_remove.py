@@ -55,9 +55,9 @@ def test_remove_a_run_time_deployment_from_its_card(page: Page, server: ServerPr
                                                            "api_base": "http://127.0.0.1:9/v1"})
     assert status == 201, body
     page.goto("/models/removable-model/connect")
-    expect(page.locator('[data-role="defined-in"]')).to_have_text("Added at run time (API or page)")
     remove = page.get_by_role("button", name="Remove")
     expect(remove).to_be_enabled()
+    expect(page.locator('dt:text-is("Defined in") + dd')).to_have_text("Added at run time (API or page)")
     remove.click()
     dialog = page.locator("dialog.confirm")
     expect(dialog).to_be_visible()
@@ -77,8 +77,8 @@ def test_remove_a_run_time_deployment_from_its_card(page: Page, server: ServerPr
 
 def test_config_and_built_in_deployments_say_why_they_stay(page: Page, server: ServerProcess) -> None:
     page.goto("/models/history-model/connect")
-    expect(page.locator('[data-role="defined-in"]')).to_have_text("The config file")
-    expect(page.locator('[data-role="prices"]')).to_have_text(
+    expect(page.locator('dt:text-is("Defined in") + dd')).to_have_text("The config file")
+    expect(page.locator('dt:text-is("Prices") + dd')).to_have_text(
         "From the genai-prices catalog, for the upstream model fake-model")
     page.get_by_role("button", name="Remove").click()
     dialog = page.locator("dialog.confirm")
