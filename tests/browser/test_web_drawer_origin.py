@@ -85,6 +85,7 @@ def test_cost_components_add_up_to_the_total_shown(page: Page, server: ServerPro
     open_usage(page, MODEL)
     page.locator(f'tr.row[data-id="{row["id"]}"]').click()
     cost = page.get_by_role("dialog").locator('[data-section="cost"]')
+    expect(cost.locator("tbody tr")).to_have_count(2)
     parts = [dollars(t) for t in cost.locator("tbody tr td:last-child").all_text_contents()]
     total = dollars(cost.locator("tfoot td:last-child").inner_text())
     assert parts == [Decimal("0.001234"), Decimal("0.001234")]
