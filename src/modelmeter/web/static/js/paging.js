@@ -2,6 +2,8 @@
 // turn is a browser-history entry (?page=N&cursor=C), so Back goes to the page seen before and
 // a reload or a shared link opens the same page. The stack of cursors rides in history.state.
 
+const MAX_PAGE = 100_000; // a link naming a page past this opens the first one
+
 export class Paging {
   constructor() {
     this.cursors = [null]; // cursors[i]: the cursor of page i + 1; undefined where not known
@@ -23,7 +25,10 @@ export class Paging {
   restore(params, state = history.state) {
     const page = Number.parseInt(params.get("page") || "1", 10);
     const cursor = params.get("cursor");
-    if (!(page > 1) || !cursor) return this.reset();
+    if (!(page > 1) || page > MAX_PAGE || !cursor) {
+      this.reset();
+      return;
+    }
     const known = state && Array.isArray(state.cursors) ? state.cursors : null;
     if (known && known.length === page && known[page - 1] === cursor) {
       this.cursors = known.map((c, i) => (i === 0 ? null : c ?? undefined));
@@ -31,7 +36,6 @@ export class Paging {
       this.cursors = Array.from({ length: page }, (_, i) => (i === 0 ? null : undefined));
       this.cursors[page - 1] = cursor;
     }
-    return undefined;
   }
 
   /** True when the URL names another page than this one. */

@@ -111,7 +111,8 @@ export class RequestTable {
   row(r) {
     const tr = this.cells(r);
     // Each cell names its column: on a phone the rows are stacked and show these labels.
-    [...tr.children].forEach((td, i) => { td.dataset.label = COLUMNS[i][1](); });
+    this.labels ||= COLUMNS.map(([, label]) => label());
+    [...tr.children].forEach((td, i) => { td.dataset.label = this.labels[i]; });
     return tr;
   }
 
