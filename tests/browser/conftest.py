@@ -32,6 +32,12 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "filters-model": {},
     "nobodies-model": {"store_bodies": False},
     "team/slash-model": {},  # a name with a slash: one encoded path segment in the page's URLs
+    "origin-model": {"price": {"input": 1.0, "output": 1.0}},
+    "liveurl-model": {},
+    "ticks-empty-model": {},
+    "ticks-model": {"model": "slow-stream"},  # the fake answers 0.3 s a token: long latencies
+    "phone-model": {"price": {"input": 3.0, "output": 15.0}},
+    "history-model": {},
 }
 
 

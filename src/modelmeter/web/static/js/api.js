@@ -48,6 +48,7 @@ export const api = {
     headers: { accept: "application/json", "content-type": "application/json" },
     body: JSON.stringify(definition),
   }),
+  removeDeployment: (name) => call(dep(name), { method: "DELETE" }),
   usage: (name, params) => call(`${dep(name)}/usage${query(params)}`),
   timeseries: (name, params) => call(`${dep(name)}/usage/timeseries${query(params)}`),
   requests: (name, params) => call(`${dep(name)}/requests${query(params)}`),

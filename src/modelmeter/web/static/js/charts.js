@@ -3,6 +3,7 @@
 
 import { h, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
+import { axisTicks } from "./ticks.js";
 
 const PLOTLY = "/static/vendor/plotly.min.js";
 let loading = null;
@@ -128,11 +129,16 @@ export class Charts {
         line("p95", col((b) => b.p95_latency_ms), c.c4, "dot"),
       ],
     };
-    const most = Math.max(0, ...s.buckets.map((b) => b.requests));
-    const yFormat = { requests: most <= 5 ? { dtick: 1 } : { tickformat: "~s" }, tokens: { tickformat: "~s" }, spend: { tickprefix: "$", tickformat: "~g" },
-      latency: { ticksuffix: " ms", tickformat: ",.4~g" } };
+    // The top of each chart: stacked bars add up; the latency lines do not.
+    const top = (rows) => Math.max(0, ...rows.filter((v) => v != null));
+    const stacked = (ts) => top(ts[0].y.map((v, i) => ts.reduce((sum, t) => sum + (t.y[i] || 0), 0)));
+    const axes = {
+      requests: axisTicks(stacked(traces.requests), "count"),
+      tokens: axisTicks(stacked(traces.tokens), "count"),
+      spend: axisTicks(stacked(traces.spend), "usd"),
+      latency: axisTicks(top(traces.latency.flatMap((t) => t.y)), "ms"),
+    };
     for (const [key, plot] of Object.entries(this.plots)) {
-      const empty = traces[key].every((t) => t.y.every((v) => !v));
       const layout = {
         height: 190, margin: { l: 52, r: 8, t: 6, b: 28 }, barmode: "stack", bargap: 0.2,
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", showlegend: false,
@@ -142,8 +148,8 @@ export class Charts {
           linecolor: c.line, ticks: "", fixedrange: true, hoverformat: "%b %-d, %H:%M",
           nticks: Math.max(3, Math.min(8, Math.floor((plot.clientWidth || 600) / 90))),
           tickformat: s.bucket_seconds < 3600 || spanDays <= 1 ? "%H:%M" : "%b %-d" },
-        yaxis: { gridcolor: c.grid, zeroline: false, rangemode: "tozero", fixedrange: true, nticks: 5,
-          range: empty ? [0, 1] : undefined, autorange: !empty, ...yFormat[key] },
+        yaxis: { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
+          autorange: false, ...axes[key] },
       };
       if (!plot.classList.contains("js-plotly-plot")) plot.replaceChildren();
       Plotly.react(plot, traces[key], layout, { displayModeBar: false, responsive: true });

@@ -34,6 +34,12 @@ function bubble(role, text, extra = []) {
     extra);
 }
 
+/** Marks a bubble drawn from the request (not the answer). */
+function fromClient(el) {
+  el.dataset.side = "request";
+  return el;
+}
+
 function toolCalls(calls) {
   if (!Array.isArray(calls) || !calls.length) return [];
   return calls.map((c) => {
@@ -70,7 +76,7 @@ function chat(req, res) {
   const out = [];
   for (const m of Array.isArray(req.messages) ? req.messages : []) {
     const extra = toolCalls(m && m.tool_calls);
-    out.push(bubble((m && m.role) || "user", contentText(m && m.content), extra));
+    out.push(fromClient(bubble((m && m.role) || "user", contentText(m && m.content), extra)));
   }
   for (const choice of (res && Array.isArray(res.choices)) ? res.choices : []) {
     const msg = choice.message || choice.delta || {};
@@ -84,7 +90,8 @@ function chat(req, res) {
 
 function completion(req, res) {
   const prompts = Array.isArray(req.prompt) ? req.prompt : [req.prompt];
-  const out = prompts.map((p) => bubble("prompt", typeof p === "string" ? p : JSON.stringify(p)));
+  const out = prompts.filter((p) => p != null)
+    .map((p) => fromClient(bubble("prompt", typeof p === "string" ? p : JSON.stringify(p))));
   for (const choice of (res && Array.isArray(res.choices)) ? res.choices : []) {
     out.push(bubble("completion", choice.text || "",
       choice.finish_reason ? [h("div", { class: "msg-foot" }, `finish reason: ${choice.finish_reason}`)] : []));
@@ -107,8 +114,8 @@ function vector(value) {
 function embedding(req, res) {
   const inputs = typeof req.input === "string" || (Array.isArray(req.input) && typeof req.input[0] === "number")
     ? [req.input] : (Array.isArray(req.input) ? req.input : []);
-  const out = inputs.map((x, i) => bubble(inputs.length > 1 ? `input ${i + 1}` : "input",
-    typeof x === "string" ? x : `token ids: ${JSON.stringify(x)}`));
+  const out = inputs.map((x, i) => fromClient(bubble(inputs.length > 1 ? `input ${i + 1}` : "input",
+    typeof x === "string" ? x : `token ids: ${JSON.stringify(x)}`)));
   const data = res && Array.isArray(res.data) ? res.data : [];
   if (data.length) {
     const first = vector(data[0].embedding);
@@ -121,20 +128,36 @@ function embedding(req, res) {
   return out;
 }
 
+/**
+ * What the client sent, as is, when it is not a request the views above can draw: a body the
+ * gateway rejected (e.g. "messages" not an array) or one stored cut short (a JSON string).
+ */
+function asSent(req) {
+  const text = typeof req === "string" ? req : JSON.stringify(req, null, 2);
+  return h("div", { class: "as-sent", dataset: { role: "as-sent" } },
+    h("div", { class: "msg-role" }, "Sent by the client"),
+    h("pre", { class: "code code-sm" }, text));
+}
+
 /** The Pretty view of a whole record (GET /api/requests/{id}). */
 export function prettyView(record) {
-  const req = record.request || {};
+  const sent = record.request;
+  const isObject = sent != null && typeof sent === "object" && !Array.isArray(sent);
+  const req = isObject ? sent : {};
   const res = record.response;
   let items;
   if (record.call_type === "embedding" || ("input" in req && !("messages" in req))) items = embedding(req, res);
   else if (record.call_type === "completion" || ("prompt" in req && !("messages" in req))) items = completion(req, res);
   else items = chat(req, res);
+  // Only the answer was drawn (or nothing): the request itself did not fit, show it as sent.
+  const drewRequest = items.some((el) => el.dataset.side === "request");
   const error = (res && res.error && res.error.message) || (record.status !== "success" ? record.error : null);
   return h("div", { class: "pretty" },
-    record.request ? params(req) : null,
+    isObject ? params(req) : null,
+    sent != null && (!isObject || !drewRequest) ? asSent(sent) : null,
     h("div", { class: "conversation" }, items),
     error ? errorBlock(error) : null,
-    record.request && !res && !error ? h("p", { class: "subtle" }, "No response body was stored.") : null);
+    sent != null && !res && !error ? h("p", { class: "subtle" }, "No response body was stored.") : null);
 }
 
 function jsonBlock(label, value) {

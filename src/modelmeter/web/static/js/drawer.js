@@ -2,6 +2,7 @@
 
 import { api } from "./api.js";
 import { jsonView, prettyView } from "./conversation.js";
+import { costTable, exactSpend } from "./cost.js";
 import { button, copyText, h, icon, pill, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
 import { modelPath } from "./router.js";
@@ -72,7 +73,7 @@ export class Drawer {
         rec ? pill(rec.status, rec.status === "success" ? "success" : "error") : null,
         rec ? h("span", { class: "pill pill-neutral num" }, `HTTP ${rec.http_status}`) : null,
         h("div", { class: "drawer-actions" },
-          button("Copy link", { class: "btn-sm btn-ghost", onclick: (e) => copyText(window.location.href, e.currentTarget) }, "link"),
+          button("Copy link", { class: "btn-sm btn-ghost", "aria-label": "Copy link", onclick: (e) => copyText(window.location.href, e.currentTarget) }, "link"),
           button(null, { class: "btn-icon", "aria-label": "Close", title: "Close (Esc)", onclick: () => this.onClose() }, "close"))),
       h("div", { class: "drawer-id mono", title: rid }, rid),
       rec ? h("div", { class: "subtle" }, fmt.dateTime(rec.start_time)) : null);
@@ -92,17 +93,36 @@ export class Drawer {
         ["Request ID", rec.request_id, "mono"], ["Record ID", rec.id, "mono"],
       ])),
       section("Metrics", "metrics", tokenSplit(rec), kv([
-        ["Cost", fmt.usd(rec.spend)], ["Duration", fmt.ms(rec.latency_ms)],
-        ["Time to first token", fmt.ms(rec.ttft_ms)], ["Cache hit", rec.cache_hit ? "Yes" : "No"],
+        ["Cost", exactSpend(rec)], ["Duration", fmt.ms(rec.latency_ms)],
+        ["Time to first token", rec.stream ? fmt.ms(rec.ttft_ms) : null], ["Cache hit", rec.cache_hit ? "Yes" : "No"],
         ["Gateway overhead", fmt.ms(rec.overhead_ms)], ["Retries", fmt.int(rec.retries)],
         ["Start time", fmt.dateTime(rec.start_time)], ["End time", fmt.dateTime(rec.end_time)],
-        ["Usage", rec.usage_estimated ? "Estimated (the upstream reported none)" : "Reported by the upstream"],
+        ["Usage", usageOrigin(rec)],
       ])),
       section("Cost Breakdown", "cost", costTable(rec)),
       section("Request & Response", "bodies", bodies(rec)),
       section("Metadata", "metadata", metadata(rec, this.name)),
     );
   }
+}
+
+/**
+ * True when the gateway answered the request itself, without calling an upstream (a bad request,
+ * a refused key, a model still loading): no upstream time at all, so the overhead is the duration.
+ */
+export function rejectedByGateway(rec) {
+  if (rec.status === "success" || rec.cache_hit) return false;
+  if (typeof rec.upstream_called === "boolean") return !rec.upstream_called;
+  return !rec.model_id && !rec.retries && rec.overhead_ms != null && rec.overhead_ms >= rec.latency_ms;
+}
+
+/** Where the request's token counts come from. */
+export function usageOrigin(rec) {
+  if (rejectedByGateway(rec)) return "None: rejected by the gateway";
+  if (rec.usage_estimated) return "Estimated (the upstream reported none)";
+  if (rec.cache_hit) return "From the cached answer (no upstream call)";
+  if (rec.status !== "success" && !rec.total_tokens) return "None: the upstream reported none";
+  return "Reported by the upstream";
 }
 
 function section(title, key, ...content) {
@@ -134,30 +154,6 @@ function tokenSplit(rec) {
       h("span", {}, h("span", { class: "swatch swatch-c2" }), `Completion ${fmt.int(rec.completion_tokens)}`),
       h("span", { class: "strong" }, `Total ${fmt.int(rec.total_tokens)}`),
       extra.length ? h("span", { class: "subtle" }, `(${extra.join(", ")})`) : null));
-}
-
-function priceSource(source) {
-  const parts = String(source || "unknown").split("+").map((p) => {
-    if (p === "override") return "the deployment's price override";
-    if (p === "local") return "the embedded model (free)";
-    if (p === "unknown") return "no known price for this model";
-    return p; // "genai-prices 0.2.3": the price catalog and its version
-  });
-  return parts.join(" and ");
-}
-
-function costTable(rec) {
-  const lines = rec.cost_breakdown || [];
-  if (!lines.length) return h("p", { class: "subtle" }, `No cost: ${priceSource(rec.price_source)}.`);
-  return h("div", {},
-    h("table", { class: "mini-table" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Component"), h("th", { class: "num" }, "Tokens"),
-        h("th", { class: "num" }, "Price"), h("th", { class: "num" }, "Cost"))),
-      h("tbody", {}, lines.map((l) => h("tr", {},
-        h("td", {}, l.component.replaceAll("_", " ")), h("td", { class: "num" }, fmt.int(l.tokens)),
-        h("td", { class: "num" }, fmt.rate(l.usd_per_million)), h("td", { class: "num" }, fmt.usd(l.cost))))),
-      h("tfoot", {}, h("tr", {}, h("td", { colspan: "3" }, "Total"), h("td", { class: "num" }, fmt.usd(rec.spend))))),
-    h("p", { class: "subtle small" }, `Prices from ${priceSource(rec.price_source)}, in USD per million tokens.`));
 }
 
 function bodies(rec) {

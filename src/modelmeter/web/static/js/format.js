@@ -64,9 +64,10 @@ export function msNumber(ms) {
   return ms < 10 ? fixedOne.format(ms) : intFmt.format(ms);
 }
 
-/** 1,234 ms; 12.3 s from ten seconds up. */
+/** 1,234 ms; 12.3 s from ten seconds up; 2.5 min from two minutes up. */
 export function ms(v) {
   if (v == null) return DASH;
+  if (v >= 120_000) return `${oneDecimal.format(v / 60_000)} min`;
   if (v >= 10_000) return `${oneDecimal.format(v / 1000)} s`;
   return `${msNumber(v)} ms`;
 }

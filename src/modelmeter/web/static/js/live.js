@@ -17,11 +17,13 @@ export class Live {
     this.visibility = () => this.visibilityChanged();
   }
 
-  start() {
+  /** `now`: fetch at once (a click on Live), not at the first 15-second tick. The tab opened with
+   * ?live=1 passes false: its first load is already under way. */
+  start({ now = false } = {}) {
     if (this.on) return;
     this.on = true;
     document.addEventListener("visibilitychange", this.visibility);
-    if (!document.hidden) this.resume(false);
+    if (!document.hidden) this.resume(now);
     this.onChange(true);
   }
 
@@ -35,7 +37,7 @@ export class Live {
 
   toggle() {
     if (this.on) this.stop();
-    else this.start();
+    else this.start({ now: true });
   }
 
   get paused() {

@@ -3,9 +3,11 @@
 
 import { api } from "./api.js";
 import { preloadPlotly } from "./charts.js";
-import { clear, h, pill, skeleton } from "./dom.js";
+import { button, clear, h, pill, skeleton } from "./dom.js";
 import { Drawer } from "./drawer.js";
 import * as fmt from "./format.js";
+import { definedIn, pricesText } from "./origin.js";
+import { removeDialog } from "./remove.js";
 import { modelPath, navigate } from "./router.js";
 import { snippetBlock } from "./snippet.js";
 import { UsageTab } from "./usage.js";
@@ -20,6 +22,8 @@ export class ModelPage {
     preloadPlotly(); // download the chart library now, in parallel with the data
     this.pills = h("div", { class: "pills" }, skeleton("w-20"));
     this.meta = h("div", { class: "model-meta" }, skeleton("w-60"));
+    this.removeBtn = button("Remove", { class: "btn-sm btn-ghost", id: "remove-deployment", disabled: true,
+      onclick: () => removeDialog(this.name, this.dep || {}, () => navigate("/", { state: { removed: this.name } })) });
     this.tabs = {
       usage: h("a", { class: "tab", href: modelPath(this.name), "data-link": true, role: "tab" }, "Usage"),
       connect: h("a", { class: "tab", href: modelPath(this.name, { tab: "connect" }), "data-link": true, role: "tab" }, "Connect"),
@@ -32,7 +36,8 @@ export class ModelPage {
         h("a", { href: "/", "data-link": true }, "Models"), h("span", { "aria-hidden": "true" }, "/"),
         h("span", {}, this.name)),
       h("div", { class: "model-head" },
-        h("div", { class: "model-title" }, h("h1", { class: "mono-title" }, this.name), this.pills),
+        h("div", { class: "model-title" }, h("h1", { class: "mono-title" }, this.name), this.pills,
+          h("div", { class: "head-actions" }, this.removeBtn)),
         this.meta),
       h("div", { class: "tabs", role: "tablist" }, Object.values(this.tabs)),
       this.body, this.connect);
@@ -64,7 +69,9 @@ export class ModelPage {
 
   openRequest(id) {
     this.opener = document.activeElement; // focus goes back there when the drawer closes
-    navigate(modelPath(this.name, { requestId: id }) + window.location.search, { state: { fromList: true } });
+    // The log's page cursors stay in the state: a reload of the drawer keeps the list's Back.
+    navigate(modelPath(this.name, { requestId: id }) + window.location.search,
+      { state: { ...(history.state || {}), fromList: true } });
   }
 
   closeRequest() {
@@ -81,6 +88,7 @@ export class ModelPage {
       return null;
     }
     const d = this.dep;
+    this.removeBtn.disabled = false;
     clear(this.pills).append(...[
       pill(d.provider, "neutral"),
       d.local ? pill("embedded", "accent") : null,
@@ -111,7 +119,6 @@ export class ModelPage {
 
   renderConnect() {
     const d = this.dep || {};
-    const price = d.price ? Object.entries(d.price).map(([k, v]) => `${k.replaceAll("_", " ")} ${fmt.rate(v)}`).join(", ") : "from the price catalog";
     this.connect.replaceChildren(h("div", { class: "card connect-card" },
       h("h2", {}, "Send requests"),
       h("p", { class: "subtle" }, "This gateway speaks the OpenAI API. Use its URL as the base URL and ",
@@ -124,9 +131,9 @@ export class ModelPage {
         h("dt", {}, "Provider"), h("dd", {}, d.provider || fmt.DASH),
         h("dt", {}, "API base"), h("dd", { class: "mono" }, d.api_base || "embedded model"),
         h("dt", {}, "API key variable"), h("dd", { class: "mono" }, d.api_key_env || "none"),
-        h("dt", {}, "Prices"), h("dd", {}, price),
+        h("dt", {}, "Prices"), h("dd", { dataset: { role: "prices" } }, pricesText(d)),
         h("dt", {}, "Bodies"), h("dd", {}, d.store_bodies === false ? "not stored" : "stored"),
-        h("dt", {}, "Defined in"), h("dd", {}, d.source === "api" ? "the API (run time)" : "the config file"))));
+        h("dt", {}, "Defined in"), h("dd", { dataset: { role: "defined-in" } }, definedIn(d)))));
   }
 
   destroy() {

@@ -23,6 +23,7 @@ export class ModelsPage {
           h("p", { class: "subtle" }, "Deployments served by this gateway at ",
             h("code", {}, `${window.location.origin}/v1`), ". Open one to see its usage.")),
         deployBtn),
+      removedNote(),
       this.form.el,
       this.grid,
     );
@@ -60,6 +61,14 @@ export class ModelsPage {
     el.classList.add("flash");
     this.grid.append(el);
   }
+}
+
+/** After "Remove" on a model card, which comes back here: say what was done. */
+function removedNote() {
+  const name = history.state && history.state.removed;
+  if (!name) return null;
+  return h("div", { class: "callout callout-info", role: "status", dataset: { role: "removed" } },
+    "Removed ", h("code", {}, String(name)), ". Its recorded requests stay in the database.");
 }
 
 function reachability(reachable) {

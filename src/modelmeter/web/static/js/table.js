@@ -109,6 +109,14 @@ export class RequestTable {
   }
 
   row(r) {
+    const tr = this.cells(r);
+    // Each cell names its column: on a phone the rows are stacked and show these labels.
+    this.labels ||= COLUMNS.map(([, label]) => label());
+    [...tr.children].forEach((td, i) => { td.dataset.label = this.labels[i]; });
+    return tr;
+  }
+
+  cells(r) {
     this.ids.add(r.id);
     const rid = r.request_id || r.id;
     const open = () => this.onOpen(r.id);

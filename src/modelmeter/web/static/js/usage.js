@@ -7,7 +7,8 @@ import { Charts } from "./charts.js";
 import { button, h, icon } from "./dom.js";
 import * as fmt from "./format.js";
 import { Live } from "./live.js";
-import { setQuery } from "./router.js";
+import { Paging } from "./paging.js";
+import { navigate, setQuery } from "./router.js";
 import { emptyState } from "./snippet.js";
 import { PAGE_SIZES, RequestTable } from "./table.js";
 
@@ -34,8 +35,8 @@ export class UsageTab {
     this.page = page;
     this.name = page.name;
     this.state = readState(params);
-    this.cursors = [null];
-    this.pageIndex = 0;
+    this.paging = new Paging();
+    this.paging.restore(params);
     this.nextCursor = null;
     this.newestCursor = null;
     this.seq = 0;
@@ -53,7 +54,7 @@ export class UsageTab {
     this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.charts.el,
       this.emptyHolder = h("div", { hidden: true }), this.logSection());
     this.syncControls();
-    this.refresh(true);
+    this.refresh(true, { keepPage: true });
     if (this.state.live) this.live.start();
   }
 
@@ -136,6 +137,7 @@ export class UsageTab {
   /** Change filters; `scope` "all" refreshes everything, "log" only the request log. */
   set(changes, scope) {
     Object.assign(this.state, changes);
+    this.paging.reset(); // other filters, other pages: back to the first
     this.writeUrl();
     this.syncControls();
     if (scope === "all") this.refresh(true);
@@ -152,6 +154,7 @@ export class UsageTab {
     for (const key of ["status", "tag", "key", "q"]) if (s[key]) q.set(key, s[key]);
     if (s.size !== 50) q.set("size", String(s.size));
     if (this.live.on) q.set("live", "1");
+    this.paging.writeTo(q);
     setQuery(q);
   }
 
@@ -175,17 +178,19 @@ export class UsageTab {
     this.jsonl.href = api.exportUrl(this.name, "jsonl", exportParams);
   }
 
-  /** The URL changed under us (back/forward, a tag link in the drawer). */
+  /** The URL changed under us (back/forward, a page turn, a tag link in the drawer). */
   syncFromUrl(params) {
     const next = readState(params);
     const s = this.state;
     const all = ["window", "start", "end", "tag"].some((k) => next[k] !== s[k]);
     const log = ["status", "q", "size"].some((k) => next[k] !== s[k]);
-    if (!all && !log) return;
+    const page = this.paging.differs(params);
+    if (!all && !log && !page) return;
     Object.assign(this.state, next, { live: s.live });
+    this.paging.restore(params);
     this.syncControls();
-    if (all) this.refresh(true);
-    else this.reloadLog();
+    if (all) this.refresh(true, { keepPage: true });
+    else this.loadRequests().catch((err) => this.showError(err.message));
   }
 
   windowChanged() {
@@ -214,7 +219,8 @@ export class UsageTab {
 
   // --- loading ----------------------------------------------------------------------------
 
-  async refresh(skeletons = false) {
+  /** Everything afresh; the log from its first page unless `keepPage` (the page the URL names). */
+  async refresh(skeletons = false, { keepPage = false } = {}) {
     const seq = ++this.seq;
     this.error.hidden = true;
     if (skeletons) {
@@ -224,7 +230,7 @@ export class UsageTab {
     const p = this.apiParams();
     const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s));
     const series = api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts));
-    const log = this.loadRequests(true);
+    const log = this.loadRequests(!keepPage);
     Promise.allSettled([cards, log]).then(() => requestAnimationFrame(() => setTimeout(this.painted)));
     const results = await Promise.allSettled([cards, series, log]);
     if (seq !== this.seq) return;
@@ -233,16 +239,20 @@ export class UsageTab {
     this.stamp();
   }
 
+  get pageIndex() {
+    return this.paging.index;
+  }
+
   async loadRequests(reset = false) {
-    if (reset) {
-      this.cursors = [null];
-      this.pageIndex = 0;
+    if (reset && this.paging.index > 0) {
+      this.paging.reset();
+      this.writeUrl();
     }
     const seq = ++this.reqSeq;
     this.table.loading(Math.min(this.state.size, 10));
     let res;
     try {
-      res = await api.requests(this.name, { ...this.logParams(), cursor: this.cursors[this.pageIndex] });
+      res = await api.requests(this.name, { ...this.logParams(), cursor: this.paging.cursor });
     } catch (err) {
       if (seq === this.reqSeq) this.table.render([], { pageIndex: this.pageIndex, hasNext: false, size: 0, message: err.message });
       throw err;
@@ -262,12 +272,10 @@ export class UsageTab {
     return this.loadRequests(true).catch((err) => this.showError(err.message));
   }
 
+  /** A page turn is a new history entry: the router then calls syncFromUrl, which loads it. */
   goPage(direction) {
-    if (direction > 0 && this.nextCursor) this.cursors.push(this.nextCursor);
-    else if (direction < 0 && this.cursors.length > 1) this.cursors.pop();
-    else return;
-    this.pageIndex = this.cursors.length - 1;
-    this.loadRequests().catch((err) => this.showError(err.message));
+    const turn = this.paging.turn(direction, this.nextCursor);
+    if (turn) navigate(turn.url, { state: turn.state });
   }
 
   setEmpty(empty) {
@@ -278,7 +286,7 @@ export class UsageTab {
     if (empty) {
       const label = WINDOWS.find(([v]) => v === this.state.window)[1].toLowerCase();
       const where = this.state.window === "custom" ? "in this time range" : `in the ${label}`;
-      this.emptyHolder.replaceChildren(emptyState(this.name, this.page.dep || {}, () => this.live.start(), where));
+      this.emptyHolder.replaceChildren(emptyState(this.name, this.page.dep || {}, () => this.live.start({ now: true }), where));
     }
   }
 
