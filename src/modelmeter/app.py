@@ -44,7 +44,6 @@ from modelmeter.storage.retention import prune
 from modelmeter.upstreams.client import HTTPUpstream, UpstreamClient
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
-from modelmeter.web.csp import DocsCSP
 from modelmeter.web.docs import install_docs
 from modelmeter.web.routes import install_web
 
@@ -165,5 +164,4 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
     api.include_router(metrics_router)
     install_web(api)
     install_docs(api)
-    api.add_middleware(DocsCSP)
     return ModelMeterApp(gateway, api, state)
