@@ -1,14 +1,10 @@
 """Quality evaluation: a JSONL data set of prompts with expected answers, run against a model,
 graded, and reported next to latency and (on a modelmeter server, from its records) cost.
 
-Each line: ``{"prompt": …, "expected": …, "match": "exact" | "contains" | "regex"}`` (or a chat
-request body with ``messages`` instead of ``prompt``); ``expected`` may be a list (any of them);
-an optional ``answer`` is the right answer as shown when ``expected`` is a pattern.
-
-* exact: the answer equals ``expected`` once both are trimmed, lower-cased, with runs of white
-  space made one space and a trailing full stop dropped;
-* contains: ``expected``, so normalised, occurs in the answer, so normalised;
-* regex: ``re.search(expected, answer)`` finds a match.
+Each line: ``{"prompt": …, "expected": …, "match": "exact" | "contains" | "regex" | "number"}``
+(or a chat request body with ``messages`` instead of ``prompt``); ``expected`` may be a list (any
+of them); an optional ``answer`` is the right answer as shown when ``expected`` is a pattern.
+How each match grades: :mod:`modelmeter.bench.grading`.
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmeter.bench import load, metrics, prompts, request, server
+from modelmeter.bench.grading import grade
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
 from modelmeter.bench.runner import BenchError, check_target, ctrl_c_stops, sender
@@ -33,25 +30,6 @@ DEFAULT_DATASET = "arithmetic.jsonl"
 
 def bundled_dataset() -> Path:
     return Path(str(resources.files("modelmeter.bench").joinpath("data", DEFAULT_DATASET)))
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold().rstrip(".")
-
-
-def grade(answer: str | None, expected: Any, match: str) -> bool:
-    if answer is None:
-        return False
-    options = expected if isinstance(expected, list) else [expected]
-    for option in options:
-        wanted = str(option)
-        if match == "exact" and _norm(answer) == _norm(wanted):
-            return True
-        if match == "contains" and _norm(wanted) in _norm(answer):
-            return True
-        if match == "regex" and re.search(wanted, answer):
-            return True
-    return False
 
 
 @dataclass
