@@ -47,6 +47,7 @@ class EvalConfig:
     timeout: float = 600.0
     progress: bool = True
     keepalive: bool = True
+    admin_key: str | None = None  # a modelmeter server's /api: live URL and costs
 
     @property
     def tag(self) -> str:
@@ -89,7 +90,7 @@ def _prompt_text(item: prompts.Prompt) -> str:
 async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     items = load_items(cfg)
     async with request.new_session(cfg.concurrency, cfg.timeout, cfg.keepalive) as session:
-        checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key)
+        checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key, cfg.admin_key, notify)
         target = request.Target(checked.base_url + prompts.ENDPOINTS[cfg.endpoint],
                                 prompts.CALL_TYPES[cfg.endpoint], cfg.model, cfg.stream, keep_text=True)
         meta = {"eval_run": cfg.run_id} if cfg.metadata else None
@@ -110,16 +111,18 @@ async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: No
                 outcome = await load.run(shape, send, bar.add, stop)
         costs: dict[str, float] = {}
         spend = None
-        if checked.modelmeter and not outcome.interrupted:
+        if checked.readable and not outcome.interrupted:
             try:
                 stored = await server.recorded(session, checked.root, cfg.model, cfg.tag, started,
-                                               len(outcome.results))
+                                               len(outcome.results), checked.admin_headers)
                 spend = stored["summary"].get("spend")
                 costs = {r["request_id"]: float(r.get("spend") or 0.0)
                          for r in stored["records"] if r.get("request_id")}
             except server.Unreachable as exc:
                 notify(f"could not read the server's records for {cfg.tag}: {exc}")
-    return _report(cfg, items, outcome, checked.base_url, usage_url, started, spend, costs)
+    result = _report(cfg, items, outcome, checked.base_url, usage_url, started, spend, costs)
+    result["server_access"] = checked.access
+    return result
 
 
 def _report(cfg: EvalConfig, items: list[prompts.Prompt], outcome: load.Outcome, base_url: str,
