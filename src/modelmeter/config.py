@@ -61,7 +61,8 @@ class Deployment:
             "name": self.name,
             "model": self.model,
             "provider": self.provider,
-            "api_base": self.api_base,
+            # an embedded worker's loopback URL changes on every start and skips metering: never shown
+            "api_base": self.api_base if self.api_base is not None else "embedded",
             "api_key_env": self.api_key_env,
             "price": _price_dict(self.price),
             "store_bodies": self.store_bodies,
