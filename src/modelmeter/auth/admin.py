@@ -19,7 +19,7 @@ import orjson
 
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.auth.secrets import key_hash, new_key, same, session_token, session_valid
-from modelmeter.gateway.errors import error_body
+from modelmeter.error_shape import error_body
 from modelmeter.storage.database import Database
 
 log = logging.getLogger("modelmeter.auth")
@@ -51,13 +51,6 @@ def resolve_admin_key(db: Database, configured: str | None) -> AdminKey:
     if stored[0] != key_hash(key):  # another process generated one first: theirs wins
         return AdminKey(str(stored[0]))
     return AdminKey(key_hash(key), generated=key)
-
-
-def reset_admin_key(db: Database) -> str:
-    key = new_key("mm-admin")
-    db.execute("DELETE FROM server_settings WHERE name = :n", {"n": _HASH_SETTING})
-    db.execute("INSERT INTO server_settings (name, value) VALUES (:n, :v)", {"n": _HASH_SETTING, "v": key_hash(key)})
-    return key
 
 
 class AdminAuth:

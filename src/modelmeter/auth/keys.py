@@ -18,8 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 from modelmeter.auth.secrets import key_hash, new_key
-from modelmeter.metering.record import PICO, iso
 from modelmeter.storage.database import Database
+from modelmeter.units import PICO, iso
 
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 _COLS = "alias, key_hash, key_prefix, created_us, revoked_us, rpm_limit, tpm_limit, budget_pusd, spent_pusd"

@@ -23,7 +23,7 @@ from modelmeter.bench.grading import grade
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
 from modelmeter.bench.runner import BenchError, check_target, ctrl_c_stops, sender
-from modelmeter.metering.record import iso
+from modelmeter.units import iso
 
 DEFAULT_DATASET = "arithmetic.jsonl"
 

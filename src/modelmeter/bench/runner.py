@@ -17,7 +17,7 @@ import aiohttp
 
 from modelmeter.bench import load, metrics, prompts, request, server
 from modelmeter.bench.progress import ProgressBar
-from modelmeter.metering.record import iso
+from modelmeter.units import iso
 
 PROMPT_POOL = 256  # distinct synthetic prompts, reused in turn past that many requests
 

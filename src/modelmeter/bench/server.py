@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 
 from modelmeter.bench.metrics import RequestResult, percentile
-from modelmeter.metering.record import iso
+from modelmeter.units import iso
 
 Access = Literal["open", "locked", "none"]  # a modelmeter /api we may read, one refusing us, none
 MAX_RECORDS = 50_000  # beyond this the latency rows are left out (paging would take too long)

@@ -1,0 +1,15 @@
+"""The headers of every call to an upstream (the relay's and the reachability probe's)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from modelmeter.config import Deployment
+
+
+def upstream_headers(dep: Deployment) -> Mapping[str, str]:
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    key = dep.api_key()
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    return headers
