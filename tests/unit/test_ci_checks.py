@@ -16,7 +16,7 @@ def steps() -> list[str]:
 def test_checks_run_before_pytest_and_decide_the_exit_status() -> None:
     run = steps()
     order = [next(i for i, s in enumerate(run) if s.startswith(cmd)) for cmd in (
-        "python -m ruff check src tests", "python -m ruff format --check src tests", "python -m mypy",
+        "python -m ruff check src tests", "python -m ruff format --check", "python -m mypy",
         "python -m pytest")]
     assert order == sorted(order), run
     assert run[-1] == 'exit "$checks"'  # after the tests: a lint or type failure fails the run
