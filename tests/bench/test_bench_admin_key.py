@@ -97,3 +97,23 @@ def test_window_for() -> None:
     assert [window_for(s) for s in (None, 30, 3600, 3601, 86400, 86401, 7 * 86400)] == \
         ["1h", "1h", "1h", "24h", "24h", "7d", "7d"]
     assert usage_url("http://h:1", "a b", "bench:x", 60) == "http://h:1/models/a%20b?tag=bench:x&window=1h&live=1"
+
+
+def test_bench_list_and_compare_without_the_admin_key(server: ServerProcess, tmp_path: Path) -> None:
+    ids = []
+    for _ in range(2):
+        out = tmp_path / "r.json"
+        done = run_cli("bench", "--base-url", server.base_url, "--model", MODEL, "-n", "2", "-q", "--json", str(out))
+        assert done.returncode == 0, done.stderr
+        ids.append(json.loads(out.read_text())["run_id"])
+    done = run_cli("bench", "list", "--url", server.url, "--json", env=NO_KEY)
+    assert done.returncode == 0, done.stderr
+    [note] = lines_with(done.stderr, "401")
+    assert "MODELMETER_ADMIN_KEY" in note and "--admin-key" in note and "saved on this machine" in note
+    assert {r["id"] for r in json.loads(done.stdout)} == set(ids)  # from the local files
+    done = run_cli("bench", "list", "--url", server.url, "--json", "--admin-key", ADMIN_KEY, env=NO_KEY)
+    assert done.returncode == 0 and "401" not in done.stderr
+    assert {r["id"] for r in json.loads(done.stdout)} == set(ids)  # from the server
+    done = run_cli("bench", "compare", *ids, "--url", server.url, "--json", env=NO_KEY)
+    assert done.returncode == 0, done.stderr
+    assert len(lines_with(done.stderr, "401")) == 1 and json.loads(done.stdout)["a"] == ids[0]

@@ -57,10 +57,10 @@ def api_headers(admin_key: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {admin_key}"} if admin_key else {}
 
 
-def locked_note(root: str, admin_key: str | None) -> str:
-    """One line: why the server side of the run is missing, and the fix."""
+def locked_note(root: str, admin_key: str | None, missing: str = "no server figures for this run") -> str:
+    """One line: why the server side is missing, and the fix."""
     why = "refused the admin key given" if admin_key else "needs the admin key"
-    return (f"{root}/api {why} (401): no server figures for this run; "
+    return (f"{root}/api {why} (401): {missing}; "
             "export MODELMETER_ADMIN_KEY=… (the key `modelmeter serve` printed) or pass --admin-key")
 
 

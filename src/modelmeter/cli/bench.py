@@ -195,22 +195,37 @@ def bench(ctx: click.Context, base_url: str, model: str | None, api_key: str | N
         sys.exit(1)
 
 
-def fetch_runs(url: str, kind: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
+_told: set[str] = set()
+
+
+def _say_if_locked(exc: click.ClickException, url: str, admin_key: str | None) -> None:
+    """A 401 is worth one line, once (the local files answer instead); other failures are not."""
+    if exc.format_message().startswith("401") and url not in _told:
+        _told.add(url)
+        note = server.locked_note(url, admin_key, "showing the runs saved on this machine instead")
+        click.echo(f"modelmeter bench: {note}", err=True)
+
+
+def fetch_runs(url: str, kind: str | None, limit: int,
+               admin_key: str | None = None) -> tuple[list[dict[str, Any]], str]:
     query = f"/api/runs?limit={limit}" + (f"&kind={kind}" if kind else "")
     try:
-        body = call(url, "GET", query)
+        body = call(url, "GET", query, admin_key=admin_key)
         return list(body["data"]), url
-    except (click.ClickException, KeyError, TypeError):
-        return runs.list_local(kind, limit), str(runs.runs_dir())
+    except click.ClickException as exc:
+        _say_if_locked(exc, url, admin_key)
+    except (KeyError, TypeError):
+        pass
+    return runs.list_local(kind, limit), str(runs.runs_dir())
 
 
-def fetch_run(url: str, run_id: str) -> dict[str, Any]:
+def fetch_run(url: str, run_id: str, admin_key: str | None = None) -> dict[str, Any]:
     try:
-        run = call(url, "GET", f"/api/runs/{quote(run_id, safe='')}")
+        run = call(url, "GET", f"/api/runs/{quote(run_id, safe='')}", admin_key=admin_key)
         if isinstance(run, dict):
             return run
-    except click.ClickException:
-        pass
+    except click.ClickException as exc:
+        _say_if_locked(exc, url, admin_key)
     local = runs.load_local(run_id)
     if local is None:
         fail(f"no run {run_id!r} on {url} or in {runs.runs_dir()}")
@@ -230,12 +245,13 @@ def _headline(run: dict[str, Any]) -> list[str]:
 
 @bench.command("list", cls=OneLineCommand)
 @url_option()
+@admin_key_option()
 @click.option("--kind", type=click.Choice(["bench", "eval"]), help="Only this kind of run.")
 @click.option("--limit", type=click.IntRange(1, 200), default=30, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
-def list_cmd(url: str, kind: str | None, limit: int, as_json: bool) -> None:
+def list_cmd(url: str, admin_key: str | None, kind: str | None, limit: int, as_json: bool) -> None:
     """List remembered runs, newest first (from the server if reachable, else local files)."""
-    found, source = fetch_runs(url, kind, limit)
+    found, source = fetch_runs(url, kind, limit, admin_key)
     if as_json:
         click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
         return
@@ -255,10 +271,11 @@ def list_cmd(url: str, kind: str | None, limit: int, as_json: bool) -> None:
 @click.argument("run_a")
 @click.argument("run_b")
 @url_option()
+@admin_key_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def compare_cmd(run_a: str, run_b: str, url: str, as_json: bool) -> None:
+def compare_cmd(run_a: str, run_b: str, url: str, admin_key: str | None, as_json: bool) -> None:
     """Show runs RUN_A and RUN_B side by side, with the change from A to B."""
-    a, b = fetch_run(url, run_a), fetch_run(url, run_b)
+    a, b = fetch_run(url, run_a, admin_key), fetch_run(url, run_b, admin_key)
     if as_json:
         click.echo(orjson.dumps({"a": a["id"], "b": b["id"], "rows": compare_runs.rows(a, b)},
                                        option=orjson.OPT_INDENT_2).decode())
