@@ -13,7 +13,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ class EvalConfig:
     timeout: float = 600.0
     progress: bool = True
     keepalive: bool = True
-    admin_key: str | None = None  # a modelmeter server's /api: live URL and costs
+    admin_key: str | None = field(default=None, repr=False)  # a modelmeter /api: costs (a secret)
 
     @property
     def tag(self) -> str:

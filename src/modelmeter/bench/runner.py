@@ -45,7 +45,7 @@ class BenchConfig:
     progress: bool = True
     seed: int = 0
     keepalive: bool = True
-    admin_key: str | None = None  # a modelmeter server's /api: live URL and server figures
+    admin_key: str | None = field(default=None, repr=False)  # a modelmeter /api: server figures (a secret)
 
     @property
     def tag(self) -> str:
@@ -74,7 +74,7 @@ class Target:
     base_url: str
     root: str
     access: server.Access
-    admin_headers: dict[str, str] = field(default_factory=dict)
+    admin_headers: dict[str, str] = field(default_factory=dict, repr=False)  # holds the admin key
 
     @property
     def modelmeter(self) -> bool:
