@@ -117,3 +117,15 @@ def test_bench_list_and_compare_without_the_admin_key(server: ServerProcess, tmp
     done = run_cli("bench", "compare", *ids, "--url", server.url, "--json", env=NO_KEY)
     assert done.returncode == 0, done.stderr
     assert len(lines_with(done.stderr, "401")) == 1 and json.loads(done.stdout)["a"] == ids[0]
+
+
+def test_expected_seconds_of_a_run() -> None:
+    from modelmeter.bench.load import Shape
+    from modelmeter.bench.runner import BenchConfig
+
+    def secs(**shape: float) -> float | None:
+        return BenchConfig(model="m", run_id="r", shape=Shape(**shape)).expected_seconds()  # type: ignore[arg-type]
+
+    assert secs(requests=10) is None and secs(duration=7200) == 7200
+    assert secs(requests=1000, rate=0.1) == 10_000 and window_for(secs(requests=1000, rate=0.1)) == "24h"
+    assert secs(requests=1000, rate=0.1, duration=60) == 60

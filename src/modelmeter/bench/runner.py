@@ -52,8 +52,12 @@ class BenchConfig:
         return f"bench:{self.run_id}"
 
     def expected_seconds(self) -> float | None:
-        """How long the run may take, when the load shape says (a duration); else unknown."""
-        return self.shape.duration
+        """How long the run may take when the load shape says: its duration, or N requests at a
+        rate (whichever ends first); None when unknown (a closed loop's pace is the server's)."""
+        s = self.shape
+        paced = s.requests / s.rate if s.requests is not None and s.rate else None
+        known = [t for t in (s.duration, paced) if t is not None]
+        return min(known) if known else None
 
     def params(self) -> dict[str, Any]:
         s = self.shape
