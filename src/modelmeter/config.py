@@ -73,7 +73,9 @@ class Deployment:
             "name": self.name,
             "model": self.model,
             "provider": self.provider,
-            "api_base": redact_url(self.api_base),  # a password in the URL is a secret
+            # an embedded worker's loopback URL changes on every start and skips metering: never shown;
+            # a password in the URL is a secret
+            "api_base": redact_url(self.api_base) if self.api_base is not None else "embedded",
             "api_key_env": self.api_key_env,
             "price": _price_dict(self.price),
             "store_bodies": self.store_bodies,

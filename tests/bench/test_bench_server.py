@@ -13,7 +13,7 @@ import pytest
 from modelmeter.bench.load import Shape
 from modelmeter.bench.runner import BenchConfig, run_bench
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ServerProcess, run_cli
+from tests.helpers import ADMIN_KEY, ServerProcess, run_cli
 
 MODEL = "gpt-4o-mini"  # priced by genai-prices, so runs have a cost
 
@@ -36,7 +36,7 @@ def test_bench_cli_through_modelmeter(server: ServerProcess, tmp_path: Path, ben
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     run_id, tag = report["run_id"], f"bench:{report['run_id']}"
-    url = f"{server.url}/models/{MODEL}?tag={tag}"
+    url = f"{server.url}/models/{MODEL}?tag={tag}&window=1h&live=1"
     assert report["usage_url"] == url
     assert f"Watch this run live: {url}" in done.stderr and url in done.stdout
 
@@ -64,6 +64,7 @@ def test_bench_cli_through_modelmeter(server: ServerProcess, tmp_path: Path, ben
 
 async def test_not_streamed_comparison(server: ServerProcess) -> None:
     cfg = BenchConfig(model=MODEL, run_id="ns1", base_url=server.base_url, stream=False, progress=False,
+                      admin_key=ADMIN_KEY,
                       shape=Shape(requests=12, concurrency=3), input_tokens=20, output_tokens=5)
     report = await run_bench(cfg)
     comparison = report["server_comparison"]
@@ -75,7 +76,7 @@ async def test_failures_agree_too(fake_upstream: FakeUpstream, make_config: Call
                                   start_server: Callable[..., ServerProcess]) -> None:
     config = make_config(deployments=[{"name": "broken", "model": "fail-500", "api_base": fake_upstream.base_url}])
     srv = start_server(config)
-    cfg = BenchConfig(model="broken", run_id="f1", base_url=srv.base_url, progress=False,
+    cfg = BenchConfig(model="broken", run_id="f1", base_url=srv.base_url, progress=False, admin_key=ADMIN_KEY,
                       shape=Shape(requests=4, concurrency=2))
     report = await run_bench(cfg)
     assert report["failed"] == 4 and report["server_comparison"]["agree"], report["server_comparison"]

@@ -87,12 +87,12 @@ def test_bundled_dataset_is_fifty_answered_questions() -> None:
     items = load_items(EvalConfig(model="gpt-4o", run_id="t"))
     assert len(items) == 50 and bundled_dataset().is_file()
     for item in items:
-        assert item.match == "regex" and item.answer
-        # the pattern accepts the right answer in a sentence, and not a longer number or a token name
-        assert grade(f"The answer is {item.answer}.", item.expected, item.match), item
-        assert grade(item.answer, item.expected, item.match)
-        assert not grade(f"1{item.answer}0", item.expected, item.match)
-        assert not grade(f"tok{item.answer}", item.expected, item.match)
+        assert item.match == "number" and item.expected
+        # the right answer in a sentence counts, a longer number or a token name does not
+        assert grade(f"The answer is {item.expected}.", item.expected, item.match), item
+        assert grade(str(item.expected), item.expected, item.match)
+        assert not grade(f"1{item.expected}0", item.expected, item.match)
+        assert not grade(f"tok{item.expected}", item.expected, item.match)
 
 
 def test_eval_dataset_checks(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ from modelmeter.metering.pricing import (
     CostLine,
     PriceOverride,
     Pricer,
-    decimal_to_json,
 )
 
 D = Decimal
@@ -298,8 +297,3 @@ def test_dated_prices_are_not_kept_across_dates() -> None:
                          {"input": D(5), "output": D(25)})
 
 
-def test_decimal_to_json() -> None:
-    assert decimal_to_json(D("0.000435000000")) == 0.000435
-    assert decimal_to_json(D("1.0000000000004")) == 1.0
-    assert decimal_to_json(D("1.0000000000006")) == 1.000000000001
-    assert isinstance(decimal_to_json(D(0)), float)

@@ -72,7 +72,6 @@ async def list_deployments(request: Request) -> dict[str, Any]:
     data = []
     for dep, ok in zip(deps, reachable, strict=True):
         item = dep.public()
-        item["api_base"] = state.registry.base_url(dep) if dep.is_local else item["api_base"]
         item["reachable"] = ok
         item["last_24h"] = stats.get(dep.name, summary_q.empty_day())
         data.append(item)

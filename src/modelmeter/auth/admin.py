@@ -24,7 +24,7 @@ import orjson
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.auth.secrets import key_hash, new_key, same
 from modelmeter.auth.sessions import Sessions, rotate_session_secret
-from modelmeter.gateway.errors import error_body
+from modelmeter.error_shape import error_body
 from modelmeter.storage.database import Database
 
 log = logging.getLogger("modelmeter.auth")

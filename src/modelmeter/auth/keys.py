@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelmeter.auth.reservations import Reservations
 from modelmeter.auth.secrets import key_hash, new_key
-from modelmeter.metering.record import PICO, iso
+from modelmeter.storage.database import Database
+from modelmeter.units import PICO, iso
 
 if TYPE_CHECKING:
     from modelmeter.metering.record import CallRecord
-from modelmeter.storage.database import Database
 
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 _COLS = "alias, key_hash, key_prefix, created_us, revoked_us, rpm_limit, tpm_limit, budget_pusd, spent_pusd"

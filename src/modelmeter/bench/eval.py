@@ -1,14 +1,10 @@
 """Quality evaluation: a JSONL data set of prompts with expected answers, run against a model,
 graded, and reported next to latency and (on a modelmeter server, from its records) cost.
 
-Each line: ``{"prompt": …, "expected": …, "match": "exact" | "contains" | "regex"}`` (or a chat
-request body with ``messages`` instead of ``prompt``); ``expected`` may be a list (any of them);
-an optional ``answer`` is the right answer as shown when ``expected`` is a pattern.
-
-* exact: the answer equals ``expected`` once both are trimmed, lower-cased, with runs of white
-  space made one space and a trailing full stop dropped;
-* contains: ``expected``, so normalised, occurs in the answer, so normalised;
-* regex: ``re.search(expected, answer)`` finds a match.
+Each line: ``{"prompt": …, "expected": …, "match": "exact" | "contains" | "regex" | "number"}``
+(or a chat request body with ``messages`` instead of ``prompt``); ``expected`` may be a list (any
+of them); an optional ``answer`` is the right answer as shown when ``expected`` is a pattern.
+How each match grades: :mod:`modelmeter.bench.grading`.
 """
 
 from __future__ import annotations
@@ -17,41 +13,23 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from modelmeter.bench import load, metrics, prompts, request, server
+from modelmeter.bench.grading import grade
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
 from modelmeter.bench.runner import BenchError, check_target, ctrl_c_stops, sender
-from modelmeter.metering.record import iso
+from modelmeter.units import iso
 
 DEFAULT_DATASET = "arithmetic.jsonl"
 
 
 def bundled_dataset() -> Path:
     return Path(str(resources.files("modelmeter.bench").joinpath("data", DEFAULT_DATASET)))
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold().rstrip(".")
-
-
-def grade(answer: str | None, expected: Any, match: str) -> bool:
-    if answer is None:
-        return False
-    options = expected if isinstance(expected, list) else [expected]
-    for option in options:
-        wanted = str(option)
-        if match == "exact" and _norm(answer) == _norm(wanted):
-            return True
-        if match == "contains" and _norm(wanted) in _norm(answer):
-            return True
-        if match == "regex" and re.search(wanted, answer):
-            return True
-    return False
 
 
 @dataclass
@@ -69,6 +47,7 @@ class EvalConfig:
     timeout: float = 600.0
     progress: bool = True
     keepalive: bool = True
+    admin_key: str | None = field(default=None, repr=False)  # a modelmeter /api: costs (a secret)
 
     @property
     def tag(self) -> str:
@@ -111,7 +90,7 @@ def _prompt_text(item: prompts.Prompt) -> str:
 async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     items = load_items(cfg)
     async with request.new_session(cfg.concurrency, cfg.timeout, cfg.keepalive) as session:
-        checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key)
+        checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key, cfg.admin_key, notify)
         target = request.Target(checked.base_url + prompts.ENDPOINTS[cfg.endpoint],
                                 prompts.CALL_TYPES[cfg.endpoint], cfg.model, cfg.stream, keep_text=True)
         meta = {"eval_run": cfg.run_id} if cfg.metadata else None
@@ -132,16 +111,18 @@ async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: No
                 outcome = await load.run(shape, send, bar.add, stop)
         costs: dict[str, float] = {}
         spend = None
-        if checked.modelmeter and not outcome.interrupted:
+        if checked.readable and not outcome.interrupted:
             try:
                 stored = await server.recorded(session, checked.root, cfg.model, cfg.tag, started,
-                                               len(outcome.results))
+                                               len(outcome.results), checked.admin_headers)
                 spend = stored["summary"].get("spend")
                 costs = {r["request_id"]: float(r.get("spend") or 0.0)
                          for r in stored["records"] if r.get("request_id")}
             except server.Unreachable as exc:
                 notify(f"could not read the server's records for {cfg.tag}: {exc}")
-    return _report(cfg, items, outcome, checked.base_url, usage_url, started, spend, costs)
+    result = _report(cfg, items, outcome, checked.base_url, usage_url, started, spend, costs)
+    result["server_access"] = checked.access
+    return result
 
 
 def _report(cfg: EvalConfig, items: list[prompts.Prompt], outcome: load.Outcome, base_url: str,

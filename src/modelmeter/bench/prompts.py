@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from modelmeter.bench.grading import MATCHES
 from modelmeter.metering import tokens
 
 ENDPOINTS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
@@ -54,7 +55,7 @@ class Prompt:
     body: dict[str, Any]  # a request body without model, stream or run metadata
     prompt_tokens: int  # as counted here (used only when the server reports no usage)
     expected: Any = None  # evaluation: the expected answer
-    match: str = "contains"  # evaluation: exact | contains | regex
+    match: str = "contains"  # evaluation: exact | contains | regex | number
     answer: str | None = None  # evaluation: the right answer as shown (``expected`` may be a regex)
 
 
@@ -157,8 +158,8 @@ def _from_line(obj: dict[str, Any], endpoint: str, model: str, where: str, evalu
     if evaluation:
         if "expected" not in obj or obj["expected"] is None:
             raise DatasetError(f"{where}: needs 'expected' (the right answer)")
-        if match not in ("exact", "contains", "regex"):
-            raise DatasetError(f"{where}: 'match' must be exact, contains or regex")
+        if match not in MATCHES:
+            raise DatasetError(f"{where}: 'match' must be " + ", ".join(MATCHES[:-1]) + f" or {MATCHES[-1]}")
     answer = obj.get("answer")
     return Prompt(body, _count(endpoint, body, model), obj.get("expected"), str(match),
                   str(answer) if answer is not None else None)

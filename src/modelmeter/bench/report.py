@@ -100,6 +100,9 @@ def render(report: dict[str, Any], out: Console | None = None) -> None:
     if report.get("errors"):
         out.print(errors_table(report["errors"]))
     comparison = report.get("server_comparison")
+    if report.get("server_access") == "locked":
+        out.print("No client-vs-server table: the server's /api answered 401 "
+                  "(export MODELMETER_ADMIN_KEY=… or pass --admin-key)", soft_wrap=True)
     if comparison:
         out.print(comparison_table(comparison))
         if comparison.get("note"):

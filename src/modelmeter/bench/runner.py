@@ -17,7 +17,7 @@ import aiohttp
 
 from modelmeter.bench import load, metrics, prompts, request, server
 from modelmeter.bench.progress import ProgressBar
-from modelmeter.metering.record import iso
+from modelmeter.units import iso
 
 PROMPT_POOL = 256  # distinct synthetic prompts, reused in turn past that many requests
 
@@ -45,10 +45,19 @@ class BenchConfig:
     progress: bool = True
     seed: int = 0
     keepalive: bool = True
+    admin_key: str | None = field(default=None, repr=False)  # a modelmeter /api: server figures (a secret)
 
     @property
     def tag(self) -> str:
         return f"bench:{self.run_id}"
+
+    def expected_seconds(self) -> float | None:
+        """How long the run may take when the load shape says: its duration, or N requests at a
+        rate (whichever ends first); None when unknown (a closed loop's pace is the server's)."""
+        s = self.shape
+        paced = s.requests / s.rate if s.requests is not None and s.rate else None
+        known = [t for t in (s.duration, paced) if t is not None]
+        return min(known) if known else None
 
     def params(self) -> dict[str, Any]:
         s = self.shape
@@ -64,15 +73,26 @@ class BenchConfig:
 
 @dataclass
 class Target:
-    """A checked target: where to send, and whether it is a modelmeter server."""
+    """A checked target: where to send, and whether it is a modelmeter server we may read."""
 
     base_url: str
     root: str
-    modelmeter: bool
+    access: server.Access
+    admin_headers: dict[str, str] = field(default_factory=dict, repr=False)  # holds the admin key
+
+    @property
+    def modelmeter(self) -> bool:
+        """A modelmeter server, whether or not its /api lets us in (its Usage tab exists)."""
+        return self.access != "none"
+
+    @property
+    def readable(self) -> bool:
+        return self.access == "open"
 
 
 async def check_target(session: aiohttp.ClientSession, base_url: str, model: str,
-                       api_key: str | None) -> Target:
+                       api_key: str | None, admin_key: str | None = None,
+                       notify: Callable[[str], None] = lambda _: None) -> Target:
     try:
         models = await server.served_models(session, base_url, request.headers(api_key, None))
     except server.Unreachable as exc:
@@ -81,7 +101,11 @@ async def check_target(session: aiohttp.ClientSession, base_url: str, model: str
         served = ", ".join(models[:20]) or "no models"
         raise BenchError(f"unknown model {model!r} at {base_url} (it serves: {served})")
     root = server.root_of(base_url)
-    return Target(base_url.rstrip("/"), root, await server.is_modelmeter(session, root))
+    admin = server.api_headers(admin_key)
+    access = await server.api_access(session, root, admin)
+    if access == "locked":
+        notify(server.locked_note(root, admin_key))
+    return Target(base_url.rstrip("/"), root, access, admin)
 
 
 def build_prompts(cfg: BenchConfig) -> list[prompts.Prompt]:
@@ -128,7 +152,7 @@ async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: 
         cfg.shape = dataclasses.replace(cfg.shape, requests=len(pool))  # a data set: each line once
     limit = cfg.shape.concurrency or 0
     async with request.new_session(limit, cfg.timeout, cfg.keepalive) as session:
-        checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key)
+        checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key, cfg.admin_key, notify)
         path = prompts.ENDPOINTS[cfg.endpoint]
         target = request.Target(checked.base_url + path, prompts.CALL_TYPES[cfg.endpoint], cfg.model,
                                 cfg.stream and cfg.endpoint != "embeddings")
@@ -139,7 +163,8 @@ async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: 
             return [prompts.request_body(p, cfg.model, cfg.endpoint, stream=target.stream,
                                          max_tokens=max_tokens, metadata=meta) for p in pool]
 
-        usage_url = server.usage_url(checked.root, cfg.model, cfg.tag) if checked.modelmeter else None
+        seconds = cfg.expected_seconds()
+        usage_url = server.usage_url(checked.root, cfg.model, cfg.tag, seconds) if checked.modelmeter else None
         if usage_url:
             notify(f"Watch this run live: {usage_url}")
         if cfg.warmup:
@@ -164,11 +189,12 @@ async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: 
         report.update(metrics.figures(outcome.results, outcome.duration, cfg.slos))
         report["errors"] = metrics.error_counts(outcome.results)
         report["usage_url"] = usage_url
+        report["server_access"] = checked.access
         report["server_comparison"] = None
-        if checked.modelmeter and not outcome.interrupted:
+        if checked.readable and not outcome.interrupted:
             try:
                 stored = await server.recorded(session, checked.root, cfg.model, cfg.tag, started,
-                                               len(outcome.results))
+                                               len(outcome.results), checked.admin_headers)
                 report["server_comparison"] = server.compare(outcome.results, stored, cfg.tag)
             except server.Unreachable as exc:
                 notify(f"could not read the server's records for {cfg.tag}: {exc}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.metering.record import iso
+from modelmeter.units import iso
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 

@@ -1,5 +1,9 @@
-"""The target server: is it reachable, which models does it serve, is it a modelmeter server, and
-what did a modelmeter server record for a run (read back by its tag through /api).
+"""The target server: is it reachable, which models does it serve, is it a modelmeter server (and
+does its /api let us in), and what did it record for a run (read back by its tag through /api).
+
+/api needs the admin key (``--admin-key`` or ``MODELMETER_ADMIN_KEY``). A modelmeter server
+without it answers 401 with ``WWW-Authenticate: Bearer realm="modelmeter"``: that is still a
+modelmeter server, so the run keeps its Usage-tab URL and the user is told how to get the rest.
 
 Client and server figures are compared on the same terms: request counts and token sums must be
 equal; TTFT and latency percentiles are computed from the stored records with the client's own
@@ -10,18 +14,18 @@ after the client's and stops before it).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
 
 from modelmeter.bench.metrics import RequestResult, percentile
-from modelmeter.metering.record import iso
+from modelmeter.units import iso
 
+Access = Literal["open", "locked", "none"]  # a modelmeter /api we may read, one refusing us, none
 MAX_RECORDS = 50_000  # beyond this the latency rows are left out (paging would take too long)
 _QS = (50, 90, 99)
 
@@ -36,26 +40,48 @@ def root_of(base_url: str) -> str:
     return base[: -len("/v1")] if base.endswith("/v1") else base
 
 
-def usage_url(root: str, model: str, tag: str) -> str:
-    return f"{root}/models/{quote(model, safe='/')}?tag={quote(tag, safe=':')}"
+def window_for(seconds: float | None) -> str:
+    """The Usage tab's smallest window that holds a run of ``seconds`` (unknown: 1h)."""
+    if seconds is None or seconds <= 3600:
+        return "1h"
+    return "24h" if seconds <= 86400 else "7d"
 
 
-def _api_headers() -> dict[str, str]:
-    key = os.environ.get("MODELMETER_ADMIN_KEY")
-    return {"authorization": f"Bearer {key}"} if key else {}
+def usage_url(root: str, model: str, tag: str, seconds: float | None = None) -> str:
+    """The Usage tab filtered to the run, on a window that holds it, with Live on."""
+    query = f"tag={quote(tag, safe=':')}&window={window_for(seconds)}&live=1"
+    return f"{root}/models/{quote(model, safe='/')}?{query}"
+
+
+def api_headers(admin_key: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {admin_key}"} if admin_key else {}
+
+
+def locked_note(root: str, admin_key: str | None, missing: str = "no server figures for this run") -> str:
+    """One line: why the server side is missing, and the fix."""
+    why = "refused the admin key given" if admin_key else "needs the admin key"
+    return (f"{root}/api {why} (401): {missing}; "
+            "export MODELMETER_ADMIN_KEY=… (the key `modelmeter serve` printed) or pass --admin-key")
 
 
 async def get_json(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None,
                    timeout: float = 10.0) -> tuple[int, Any]:
     """(status, parsed JSON or None); raises Unreachable when no connection can be made."""
+    status, body, _ = await _get(session, url, headers or {}, timeout)
+    return status, body
+
+
+async def _get(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
+               timeout: float) -> tuple[int, Any, str]:
+    """(status, parsed JSON or None, WWW-Authenticate header)."""
     try:
-        async with session.get(url, headers=headers or _api_headers(),
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             raw = await resp.read()
+            challenge = resp.headers.get("www-authenticate", "")
             try:
-                return resp.status, orjson.loads(raw)
+                return resp.status, orjson.loads(raw), challenge
             except orjson.JSONDecodeError:
-                return resp.status, None
+                return resp.status, None, challenge
     except aiohttp.ClientConnectorError as exc:
         raise Unreachable(exc.os_error.strerror or str(exc)) from None
     except TimeoutError:
@@ -73,12 +99,16 @@ async def served_models(session: aiohttp.ClientSession, base_url: str,
     return [m["id"] for m in body["data"] if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
-async def is_modelmeter(session: aiohttp.ClientSession, root: str) -> bool:
+async def api_access(session: aiohttp.ClientSession, root: str, headers: dict[str, str]) -> Access:
+    """Whether ``root`` is a modelmeter server whose /api we may read ("open"), one that wants
+    the admin key ("locked"), or something else ("none")."""
     try:
-        status, body = await get_json(session, root + "/api/deployments", timeout=5.0)
+        status, body, challenge = await _get(session, root + "/api/deployments", headers, 5.0)
     except Unreachable:
-        return False
-    return status == 200 and isinstance(body, dict) and isinstance(body.get("data"), list)
+        return "none"
+    if status == 200 and isinstance(body, dict) and isinstance(body.get("data"), list):
+        return "open"
+    return "locked" if status == 401 and 'realm="modelmeter"' in challenge else "none"
 
 
 def _window(start_wall: float) -> dict[str, str]:
@@ -86,7 +116,8 @@ def _window(start_wall: float) -> dict[str, str]:
 
 
 async def recorded(session: aiohttp.ClientSession, root: str, model: str, tag: str,
-                   start_wall: float, expected: int, wait: float = 5.0) -> dict[str, Any]:
+                   start_wall: float, expected: int, headers: dict[str, str],
+                   wait: float = 5.0) -> dict[str, Any]:
     """The server's summary for the tag (polled until it holds ``expected`` requests or ``wait``
     seconds passed; records are written asynchronously) and its records, paged."""
     base = f"{root}/api/deployments/{quote(model, safe='')}"
@@ -94,7 +125,7 @@ async def recorded(session: aiohttp.ClientSession, root: str, model: str, tag: s
     summary: dict[str, Any] = {}
     while True:
         query = urlencode({"tag": tag, **_window(start_wall)})
-        status, body = await get_json(session, f"{base}/usage?{query}")
+        status, body = await get_json(session, f"{base}/usage?{query}", headers)
         if status != 200 or not isinstance(body, dict):
             raise Unreachable(f"GET /api/deployments/{model}/usage answered {status}")
         summary = body
@@ -107,7 +138,7 @@ async def recorded(session: aiohttp.ClientSession, root: str, model: str, tag: s
         params = {"tag": tag, "limit": "200", **_window(start_wall)}
         if cursor:
             params["cursor"] = cursor
-        status, page = await get_json(session, f"{base}/requests?{urlencode(params)}")
+        status, page = await get_json(session, f"{base}/requests?{urlencode(params)}", headers)
         if status != 200 or not isinstance(page, dict):
             raise Unreachable(f"GET /api/deployments/{model}/requests answered {status}")
         records.extend(page.get("data") or [])

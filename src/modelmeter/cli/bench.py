@@ -82,21 +82,28 @@ def above_zero(name: str, value: float | None) -> None:
         fail(f"{name} must be more than 0 (got {value:g})")
 
 
-def save_run(run: dict[str, Any], json_path: str | None, console: Console) -> None:
+def admin_key_option() -> Any:
+    return click.option("--admin-key", envvar="MODELMETER_ADMIN_KEY",
+                        help="A modelmeter server's admin key, for its /api (live figures, the client-vs-server "
+                             "table, costs) [$MODELMETER_ADMIN_KEY].")
+
+
+def save_run(run: dict[str, Any], json_path: str | None, console: Console, admin_key: str | None = None) -> None:
     """The report to ``--json``; the run to a local file, and to the server when the target is a
-    modelmeter server (before anything is printed, so a closed pipe loses nothing)."""
+    modelmeter server whose /api lets us in (before anything is printed, so a closed pipe loses
+    nothing)."""
     result = run["report"]
     if json_path:
         try:
             report.write_json(result, json_path)
         except OSError as exc:
             fail(f"cannot write {json_path}: {exc.strerror}")
-    root = server.root_of(result["base_url"]) if result.get("usage_url") else None
+    root = server.root_of(result["base_url"]) if result.get("server_access") == "open" else None
     path = runs.save_local(run)
     console.print(f"Run {run['id']} saved to {path}", style="dim")
     if root:
         try:
-            call(root, "POST", "/api/runs", run)
+            call(root, "POST", "/api/runs", run, admin_key)
             console.print(f"Run {run['id']} stored on {root} (GET /api/runs/{run['id']})", style="dim")
         except click.ClickException as exc:
             console.print(f"could not store the run on {root}: {exc.format_message()}", style="yellow")
@@ -108,6 +115,7 @@ def save_run(run: dict[str, Any], json_path: str | None, console: Console) -> No
               help="The OpenAI-compatible API to load: a modelmeter server or any other.")
 @click.option("--model", help="The model (deployment) to send requests to.")
 @click.option("--api-key", envvar="OPENAI_API_KEY", help="Bearer key for the target [$OPENAI_API_KEY].")
+@admin_key_option()
 @click.option("--endpoint", type=click.Choice(list(prompts.ENDPOINTS)), default="chat", show_default=True)
 @click.option("--requests", "-n", type=int,
               help="Send exactly N requests (default: 100, or each --dataset line once; none with --duration).")
@@ -134,7 +142,8 @@ def save_run(run: dict[str, Any], json_path: str | None, console: Console) -> No
                    "for servers that close kept-alive connections early.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes on stderr.")
 @click.pass_context
-def bench(ctx: click.Context, base_url: str, model: str | None, api_key: str | None, endpoint: str,
+def bench(ctx: click.Context, base_url: str, model: str | None, api_key: str | None, admin_key: str | None,
+          endpoint: str,
           requests: int | None, duration: str | None, concurrency: int | None, rate: float | None,
           seed: int, warmup: int, stream: bool, input_tokens: int, output_tokens: int | None,
           dataset: str | None, no_metadata: bool, goodput: str | None, json_path: str | None,
@@ -171,14 +180,14 @@ def bench(ctx: click.Context, base_url: str, model: str | None, api_key: str | N
                       input_tokens=input_tokens,
                       output_tokens=output_tokens if output_tokens is not None or dataset else 128,
                       dataset=dataset, metadata=not no_metadata, slos=slos, timeout=timeout,
-                      progress=not quiet, seed=seed, keepalive=keepalive)
+                      progress=not quiet, seed=seed, keepalive=keepalive, admin_key=admin_key)
     err = report.console(stderr=True, quiet=quiet)
     err.print(f"bench {cfg.run_id}: {shape.describe()} → {cfg.model} at {cfg.base_url} (tag {cfg.tag})")
     try:
         result = run_async(run_bench(cfg, lambda m: err.print(m, soft_wrap=True)))
     except BenchError as exc:
         fail(str(exc))
-    save_run(runs.make_run(cfg.run_id, "bench", cfg.model, cfg.params(), result), json_path, err)
+    save_run(runs.make_run(cfg.run_id, "bench", cfg.model, cfg.params(), result), json_path, err, admin_key)
     report.render(result)
     if result["interrupted"]:
         sys.exit(130)  # as a shell reports Ctrl-C, after the partial report
@@ -186,22 +195,37 @@ def bench(ctx: click.Context, base_url: str, model: str | None, api_key: str | N
         sys.exit(1)
 
 
-def fetch_runs(url: str, kind: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
+_told: set[str] = set()
+
+
+def _say_if_locked(exc: click.ClickException, url: str, admin_key: str | None) -> None:
+    """A 401 is worth one line, once (the local files answer instead); other failures are not."""
+    if exc.format_message().startswith("401") and url not in _told:
+        _told.add(url)
+        note = server.locked_note(url, admin_key, "showing the runs saved on this machine instead")
+        click.echo(f"modelmeter bench: {note}", err=True)
+
+
+def fetch_runs(url: str, kind: str | None, limit: int,
+               admin_key: str | None = None) -> tuple[list[dict[str, Any]], str]:
     query = f"/api/runs?limit={limit}" + (f"&kind={kind}" if kind else "")
     try:
-        body = call(url, "GET", query)
+        body = call(url, "GET", query, admin_key=admin_key)
         return list(body["data"]), url
-    except (click.ClickException, KeyError, TypeError):
-        return runs.list_local(kind, limit), str(runs.runs_dir())
+    except click.ClickException as exc:
+        _say_if_locked(exc, url, admin_key)
+    except (KeyError, TypeError):
+        pass
+    return runs.list_local(kind, limit), str(runs.runs_dir())
 
 
-def fetch_run(url: str, run_id: str) -> dict[str, Any]:
+def fetch_run(url: str, run_id: str, admin_key: str | None = None) -> dict[str, Any]:
     try:
-        run = call(url, "GET", f"/api/runs/{quote(run_id, safe='')}")
+        run = call(url, "GET", f"/api/runs/{quote(run_id, safe='')}", admin_key=admin_key)
         if isinstance(run, dict):
             return run
-    except click.ClickException:
-        pass
+    except click.ClickException as exc:
+        _say_if_locked(exc, url, admin_key)
     local = runs.load_local(run_id)
     if local is None:
         fail(f"no run {run_id!r} on {url} or in {runs.runs_dir()}")
@@ -221,12 +245,13 @@ def _headline(run: dict[str, Any]) -> list[str]:
 
 @bench.command("list", cls=OneLineCommand)
 @url_option()
+@admin_key_option()
 @click.option("--kind", type=click.Choice(["bench", "eval"]), help="Only this kind of run.")
 @click.option("--limit", type=click.IntRange(1, 200), default=30, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
-def list_cmd(url: str, kind: str | None, limit: int, as_json: bool) -> None:
+def list_cmd(url: str, admin_key: str | None, kind: str | None, limit: int, as_json: bool) -> None:
     """List remembered runs, newest first (from the server if reachable, else local files)."""
-    found, source = fetch_runs(url, kind, limit)
+    found, source = fetch_runs(url, kind, limit, admin_key)
     if as_json:
         click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
         return
@@ -246,10 +271,11 @@ def list_cmd(url: str, kind: str | None, limit: int, as_json: bool) -> None:
 @click.argument("run_a")
 @click.argument("run_b")
 @url_option()
+@admin_key_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def compare_cmd(run_a: str, run_b: str, url: str, as_json: bool) -> None:
+def compare_cmd(run_a: str, run_b: str, url: str, admin_key: str | None, as_json: bool) -> None:
     """Show runs RUN_A and RUN_B side by side, with the change from A to B."""
-    a, b = fetch_run(url, run_a), fetch_run(url, run_b)
+    a, b = fetch_run(url, run_a, admin_key), fetch_run(url, run_b, admin_key)
     if as_json:
         click.echo(orjson.dumps({"a": a["id"], "b": b["id"], "rows": compare_runs.rows(a, b)},
                                        option=orjson.OPT_INDENT_2).decode())

@@ -19,11 +19,11 @@ def url_option() -> Any:
                         help="The running modelmeter server.")
 
 
-def call(base: str, method: str, path: str, body: Any = None) -> Any:
+def call(base: str, method: str, path: str, body: Any = None, admin_key: str | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base.rstrip("/") + path, data=data, method=method,
                                  headers={"content-type": "application/json"})
-    key = os.environ.get("MODELMETER_ADMIN_KEY")
+    key = admin_key or os.environ.get("MODELMETER_ADMIN_KEY")
     if key:
         req.add_header("authorization", f"Bearer {key}")
     try:

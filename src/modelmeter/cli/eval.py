@@ -16,6 +16,7 @@ from modelmeter.cli.bench import (
     DEFAULT_BASE_URL,
     OneLineCommand,
     above_zero,
+    admin_key_option,
     at_least,
     fail,
     run_async,
@@ -40,7 +41,10 @@ def summary_table(r: dict[str, Any]) -> Table:
         ("Cost, total (USD)", "-" if r["cost_total"] is None else f"{r['cost_total']:.6f}"),
         ("Cost per item (USD)", "-" if r["cost_per_item"] is None else f"{r['cost_per_item']:.8f}"),
     ]
-    if r["cost_total"] is None:
+    if r["cost_total"] is None and r.get("server_access") == "locked":
+        rows.append(("", "(cost is read from the server's records: its /api needs the admin key, "
+                         "MODELMETER_ADMIN_KEY or --admin-key)"))
+    elif r["cost_total"] is None:
         rows.append(("", "(cost is read from a modelmeter server's records; not one here)"))
     if r.get("interrupted"):
         rows.append(("Interrupted", "yes: items not answered count as wrong"))
@@ -73,6 +77,7 @@ def items_table(r: dict[str, Any], only_wrong: bool) -> Table:
                    "50 arithmetic and unit-conversion questions).")
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True)
 @click.option("--api-key", envvar="OPENAI_API_KEY", help="Bearer key for the target [$OPENAI_API_KEY].")
+@admin_key_option()
 @click.option("--endpoint", type=click.Choice(["chat", "completions"]), default="chat", show_default=True)
 @click.option("--concurrency", "-c", type=int, default=4, show_default=True)
 @click.option("--max-tokens", type=int, default=64, show_default=True,
@@ -86,7 +91,8 @@ def items_table(r: dict[str, Any], only_wrong: bool) -> Table:
 @click.option("--keepalive/--no-keepalive", default=True, show_default=True,
               help="Reuse connections (--no-keepalive: one per request).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes on stderr.")
-def eval_cmd(model: str | None, dataset: str | None, base_url: str, api_key: str | None, endpoint: str,
+def eval_cmd(model: str | None, dataset: str | None, base_url: str, api_key: str | None, admin_key: str | None,
+             endpoint: str,
              concurrency: int, max_tokens: int, stream: bool, no_metadata: bool, show: str,
              json_path: str | None, timeout: float, keepalive: bool, quiet: bool) -> None:
     """Evaluate a model on prompts with expected answers: accuracy, latency, cost per item.
@@ -102,14 +108,14 @@ def eval_cmd(model: str | None, dataset: str | None, base_url: str, api_key: str
     cfg = EvalConfig(model=model, run_id=runs.new_run_id(), base_url=base_url.rstrip("/"),
                      api_key=api_key, dataset=dataset, endpoint=endpoint, concurrency=concurrency,
                      max_tokens=max_tokens, stream=stream, metadata=not no_metadata, timeout=timeout,
-                     progress=not quiet, keepalive=keepalive)
+                     progress=not quiet, keepalive=keepalive, admin_key=admin_key)
     err = report.console(stderr=True, quiet=quiet)
     err.print(f"eval {cfg.run_id}: {cfg.params()['dataset']} → {model} at {cfg.base_url} (tag {cfg.tag})")
     try:
         result = run_async(run_eval(cfg, lambda m: err.print(m, soft_wrap=True)))
     except BenchError as exc:
         fail(str(exc))
-    save_run(runs.make_run(cfg.run_id, "eval", model, cfg.params(), result), json_path, err)
+    save_run(runs.make_run(cfg.run_id, "eval", model, cfg.params(), result), json_path, err, admin_key)
     out = report.console()
     out.print(summary_table(result))
     if show != "none":

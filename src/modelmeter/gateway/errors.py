@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from modelmeter.asgi import Send
+from modelmeter.error_shape import error_body as error_body
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -26,11 +27,6 @@ class APIError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
-
-
-def error_body(message: str, type_: str, param: str | None = None,
-               code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 def upstream_error_message(status: int, body: bytes) -> tuple[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ from modelmeter.metering.record import CallRecord
 from modelmeter.metering.usage import StreamAccumulator, Usage
 from modelmeter.sse import DONE, EventTooLarge, SSEEvent, SSEParser, encode_event
 from modelmeter.upstreams.client import Timeouts, UpstreamClient, UpstreamError
+from modelmeter.upstreams.headers import upstream_headers
 from modelmeter.upstreams.limits import LIMIT_KINDS, LimitedResponse, ResponseLimits, scrubber_for
 
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
@@ -97,16 +98,6 @@ def upstream_request(body: dict[str, Any], dep: Deployment) -> tuple[bytes, bool
         return orjson.dumps(out), wants_usage
     except orjson.JSONEncodeError:  # parsed (orjson reads 1024 levels) but cannot be re-encoded (254)
         raise APIError(400, "The request body is nested too deeply.", code="invalid_json") from None
-
-
-def upstream_headers(dep: Deployment, hop: str | None = None) -> Mapping[str, str]:
-    headers = {"content-type": "application/json", "accept": "application/json"}
-    if hop:
-        headers["x-modelmeter-hop"] = hop
-    key = dep.api_key()
-    if key:
-        headers["authorization"] = f"Bearer {key}"
-    return headers
 
 
 async def relay(call: Call, client: UpstreamClient, url: str, dep: Deployment,

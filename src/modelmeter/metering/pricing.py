@@ -18,7 +18,7 @@ import genai_prices
 from genai_prices import data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, calc_unit_price
 
-__all__ = ["GENAI_SOURCE", "Cost", "CostLine", "PriceOverride", "Pricer", "decimal_to_json"]
+__all__ = ["GENAI_SOURCE", "Cost", "CostLine", "PriceOverride", "Pricer"]
 
 GENAI_SOURCE = f"genai-prices {genai_prices.__version__}"
 _Q12 = Decimal("1e-12")
@@ -35,11 +35,6 @@ _PRICE_KEYS = {
     "output": "output_mtok",
     "reasoning": "output_reasoning_mtok",
 }
-
-
-def decimal_to_json(d: Decimal) -> float:
-    """Float of ``d`` rounded to 12 decimals (1e-12 USD), for JSON payloads."""
-    return float(d.quantize(_Q12, rounding=ROUND_HALF_EVEN, context=_CTX))
 
 
 def _to_decimal(key: str, value: Any) -> Decimal | None:

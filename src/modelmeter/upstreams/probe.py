@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 
 from modelmeter.config import Deployment
-from modelmeter.gateway.relay import upstream_headers
 from modelmeter.upstreams.client import Timeouts, UpstreamClient, UpstreamError
+from modelmeter.upstreams.headers import upstream_headers
 
 
 class Probe:

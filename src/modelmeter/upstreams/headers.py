@@ -1,0 +1,17 @@
+"""The headers of every call to an upstream (the relay's and the reachability probe's)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from modelmeter.config import Deployment
+
+
+def upstream_headers(dep: Deployment, hop: str | None = None) -> Mapping[str, str]:
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if hop:
+        headers["x-modelmeter-hop"] = hop  # loop detection (gateway/guards.py)
+    key = dep.api_key()
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    return headers
