@@ -260,13 +260,25 @@ async def test_stream_cut_by_the_upstream(gw: Harness) -> None:
     assert 0 < rec["ttft_ms"] <= rec["latency_ms"]
 
 
-async def test_stream_without_done(gw: Harness) -> None:
+async def test_a_complete_stream_without_done_is_a_success(gw: Harness) -> None:
+    # Issue 11 item 2: some servers end a complete stream (finish_reason, then usage) by closing.
     chunks = chat_chunks("gpt-4o-mini", usage=usage_dict(5, 3))
+    gw.upstream.respond = lambda call: CannedResponse(200, chunks=[sse(*chunks, done=False)])
+    res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
+    assert res.complete and res.events()[-1] == "[DONE]"
+    assert not any(isinstance(e, dict) and "error" in e for e in res.events())
+    rec = await gw.record()
+    assert (rec["status"], rec["http_status"], rec["error"]) == ("success", 200, None)
+    assert (rec["prompt_tokens"], rec["completion_tokens"], rec["usage_estimated"]) == (5, 3, False)
+
+
+async def test_a_stream_cut_before_its_final_chunk_stays_an_error(gw: Harness) -> None:
+    chunks = chat_chunks("gpt-4o-mini")[:-1]  # no finish_reason chunk
     gw.upstream.respond = lambda call: CannedResponse(200, chunks=[sse(*chunks, done=False)])
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
     assert res.complete and res.events()[-1]["error"]["code"] == "upstream_502"
     rec = await gw.record()
-    assert rec["status"] == "error" and rec["http_status"] == 502 and rec["completion_tokens"] == 3
+    assert rec["status"] == "error" and rec["http_status"] == 502
 
 
 async def test_garbage_stream_events_do_not_crash(gw: Harness) -> None:
@@ -279,7 +291,7 @@ async def test_garbage_stream_events_do_not_crash(gw: Harness) -> None:
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
     assert res.status == 200 and res.complete and res.events()[-1] == "[DONE]"
     rec = await gw.record()
-    assert rec["status"] == "success" and rec["request_id"] is None and rec["model_id"] is None
+    assert rec["status"] == "success" and rec["request_id"] == rec["id"] and rec["model_id"] is None
     assert rec["completion_tokens"] == 0 and 0 < rec["prompt_tokens"] < 2**31
     assert rec["response"]["choices"][0]["message"]["content"] == "ok"
     await assert_still_works(gw)

@@ -11,10 +11,11 @@ from typing import Any
 
 import orjson
 
-from modelmeter.asgi import Send
+from modelmeter.asgi import Message, Send
 from modelmeter.config import Deployment
 from modelmeter.gateway.cache import ResponseCache, cache_key
 from modelmeter.gateway.errors import APIError, error_body, upstream_error_message
+from modelmeter.gateway.response_headers import passed_headers, request_id_header, upstream_request_id
 from modelmeter.metering.record import CallRecord
 from modelmeter.metering.usage import StreamAccumulator, Usage
 from modelmeter.sse import DONE, SSEEvent, SSEParser, encode_event
@@ -51,6 +52,10 @@ class Call:
     complete: bool = False  # the client has the whole answer (its last body message, or [DONE],
     # is being or has been sent): a disconnect now is the end of the exchange, not a hang-up
     acc: StreamAccumulator | None = field(default=None)
+    # The client hung up on a non-streamed call: the upstream's answer is still read (within the
+    # deployment's timeout) for its real usage, but sent to nobody. t_gone: when it hung up.
+    disconnected: bool = False
+    t_gone: float | None = None
 
     def fail(self, status: int, message: str) -> None:
         self.rec.status = "error"
@@ -59,7 +64,7 @@ class Call:
 
     def finish(self) -> None:
         rec = self.rec
-        t_end = self.t_done or time.perf_counter()
+        t_end = self.t_done or self.t_gone or time.perf_counter()
         rec.latency_ms = (t_end - self.t0) * 1000.0
         rec.end = rec.start + (t_end - self.t0)
         rec.overhead_ms = max(rec.latency_ms - self.upstream_wait * 1000.0, 0.0)
@@ -72,6 +77,7 @@ class Call:
             rec.response_text = acc.all_text()
             if acc.chunks:
                 rec.response_body = rec.response_body or acc.response()
+        rec.request_id = rec.request_id or rec.id  # what x-request-id said, or would have said
         if rec.stream and self.t_first is not None:
             rec.ttft_ms = (self.t_first - self.t0) * 1000.0
         elif not rec.stream:
@@ -137,9 +143,14 @@ def _answer_from_cache(call: Call, data: bytes, parsed: dict[str, Any]) -> None:
     rec.retries = 0
     rec.http_status = 200
     rec.usage = Usage.from_openai(parsed.get("usage"))
-    rec.request_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
+    rec.request_id = _body_id(parsed) or rec.id
     rec.model_id = parsed.get("model") if isinstance(parsed.get("model"), str) else None
     rec.response_body = parsed
+
+
+def _body_id(parsed: dict[str, Any]) -> str | None:
+    value = parsed.get("id")
+    return value if isinstance(value, str) and value else None
 
 
 def backoff_delay(attempt: int) -> float:
@@ -176,6 +187,8 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
     deadline = started + dep.timeout
     attempt = 0
     while True:
+        if attempt and call.disconnected:  # it hung up during the backoff: nobody wants a retry
+            raise APIError(499, "client_disconnected", code="client_disconnected")
         t = time.perf_counter()
         total = dep.timeout if attempt == 0 else max(deadline - t, 0.001)
         try:
@@ -183,7 +196,7 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
                                      Timeouts(total=total, connect=dep.connect_timeout))
         except UpstreamError as exc:
             call.upstream_wait += time.perf_counter() - t
-            if (exc.kind in _RETRIED_KINDS and attempt < dep.max_retries
+            if (exc.kind in _RETRIED_KINDS and attempt < dep.max_retries and not call.disconnected
                     and await _wait_before_retry(call, backoff_delay(attempt), deadline)):
                 attempt += 1
                 rec.retries = attempt
@@ -194,7 +207,8 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
             call.upstream_wait += time.perf_counter() - t
             raise
         call.upstream_wait += time.perf_counter() - t
-        if (resp.status == 429 or resp.status >= 500) and attempt < dep.max_retries:
+        if ((resp.status == 429 or resp.status >= 500) and attempt < dep.max_retries
+                and not call.disconnected):
             delay = None
             if resp.status == 429:
                 delay = retry_after_seconds(resp.headers.get("retry-after"))
@@ -225,6 +239,7 @@ async def _relay_whole(call: Call, resp: Any,
                        extra_headers: list[tuple[bytes, bytes]] | None = None) -> bytes | None:
     """Relay a whole answer; its bytes when it was a 200 with a JSON object (cacheable)."""
     rec = call.rec
+    rec.request_id = upstream_request_id(resp.headers)
     t = time.perf_counter()
     try:
         data: bytes = await resp.read()
@@ -236,6 +251,7 @@ async def _relay_whole(call: Call, resp: Any,
     if resp.status >= 400:
         message, err = upstream_error_message(resp.status, data)
         call.fail(resp.status, message)
+        rec.request_id = rec.request_id or rec.id
         rec.response_body = err
         out = data if err.get("error", {}).get("code") != f"upstream_{resp.status}" else orjson.dumps(err)
         await _send_whole(call, resp.status, out, resp.headers)
@@ -250,7 +266,8 @@ async def _relay_whole(call: Call, resp: Any,
                        "upstream_error", code="upstream_invalid_json")
     rec.http_status = resp.status
     rec.usage = Usage.from_openai(parsed.get("usage"))
-    rec.request_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
+    # The upstream's request id, else the answer's own id (a local server sends no x-request-id).
+    rec.request_id = rec.request_id or _body_id(parsed) or rec.id
     rec.model_id = parsed.get("model") if isinstance(parsed.get("model"), str) else None
     rec.response_body = parsed
     await _send_whole(call, resp.status, data, resp.headers, extra_headers)
@@ -259,10 +276,10 @@ async def _relay_whole(call: Call, resp: Any,
 
 async def _send_whole(call: Call, status: int, data: bytes, headers: Mapping[str, str],
                       extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    out_headers = [(b"content-type", b"application/json"), *(extra_headers or ())]
-    retry_after = headers.get("retry-after")
-    if retry_after:
-        out_headers.append((b"retry-after", retry_after.encode("latin-1")))
+    if call.disconnected:  # the client hung up: the answer is only recorded
+        return
+    out_headers = [(b"content-type", b"application/json"), *(extra_headers or ()),
+                   *passed_headers(headers), request_id_header(call.rec.request_id or call.rec.id)]
     call.started = True
     await call.send({"type": "http.response.start", "status": status, "headers": out_headers})
     call.complete = True
@@ -274,9 +291,19 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout:
     rec = call.rec
     acc = call.acc = StreamAccumulator(rec.call_type)
     parser = SSEParser()
-    send = call.send
-    call.started = True
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    upstream_id = upstream_request_id(resp.headers)
+    passed = passed_headers(resp.headers)
+
+    async def send(message: Message) -> None:
+        # The headers go out with the first event, so that x-request-id can be the answer's own
+        # id where the upstream sends no x-request-id (as a non-streamed answer's is).
+        if not call.started:
+            rec.request_id = upstream_id or acc.id or rec.id
+            call.started = True
+            await call.send({"type": "http.response.start", "status": 200,
+                             "headers": [*SSE_HEADERS, *passed, request_id_header(rec.request_id)]})
+        await call.send(message)
+
     saw_done = False
     chunks = resp.chunks().__aiter__()
 
@@ -331,7 +358,7 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout:
                 call.t_first = time.perf_counter()
             await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
     if failed is not None and not saw_done:
-        await _end_stream_with_error(call, _UPSTREAM_STATUS[failed.kind], failed.message,
+        await _end_stream_with_error(call, send, _UPSTREAM_STATUS[failed.kind], failed.message,
                                      "upstream_timeout" if stalled else None)
         return
     # A last event the upstream did not end with a blank line is still relayed and counted.
@@ -341,8 +368,13 @@ async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout:
             call.t_first = time.perf_counter()
         await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
     if not saw_done:
-        await _end_stream_with_error(call, 502, "the upstream ended the stream before [DONE]")
-        return
+        if not acc.finished():
+            await _end_stream_with_error(call, send, 502,
+                                         "the upstream ended the stream before its last chunk")
+            return
+        # Some servers end a complete answer (every choice has its finish_reason) by closing
+        # cleanly without [DONE]: the client has it all; end it the way OpenAI's clients expect.
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
     rec.http_status = 200
     call.complete = True
     call.t_done = time.perf_counter()
@@ -360,13 +392,13 @@ def _without_usage(data: bytes) -> bytes:
         return data
 
 
-async def _end_stream_with_error(call: Call, status: int, message: str,
+async def _end_stream_with_error(call: Call, send: Send, status: int, message: str,
                                  code: str | None = None) -> None:
-    """Headers are gone already: tell the client in the stream, then end it cleanly."""
+    """The stream has begun (status 200): tell the client in the stream, then end it cleanly."""
     code = code or f"upstream_{status}"
     call.fail(status, f"{code}: {message}" if code == "upstream_timeout" else message)
     err = error_body(message, "upstream_error", None, code)
-    await call.send({"type": "http.response.body", "body": encode_event(orjson.dumps(err)),
-                     "more_body": True})
+    await send({"type": "http.response.body", "body": encode_event(orjson.dumps(err)),
+                "more_body": True})
     call.complete = True
-    await call.send({"type": "http.response.body", "body": b"", "more_body": False})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -157,6 +157,7 @@ function costTable(rec) {
         h("td", {}, l.component.replaceAll("_", " ")), h("td", { class: "num" }, fmt.int(l.tokens)),
         h("td", { class: "num" }, fmt.rate(l.usd_per_million)), h("td", { class: "num" }, fmt.usd(l.cost))))),
       h("tfoot", {}, h("tr", {}, h("td", { colspan: "3" }, "Total"), h("td", { class: "num" }, fmt.usd(rec.spend))))),
+    rec.priced_model ? h("p", { class: "subtle small priced-as" }, `Priced as ${rec.priced_model}`) : null,
     h("p", { class: "subtle small" }, `Prices from ${priceSource(rec.price_source)}, in USD per million tokens.`));
 }
 
