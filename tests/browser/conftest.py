@@ -32,6 +32,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "filters-model": {},
     "nobodies-model": {"store_bodies": False},
     "team/slash-model": {},  # a name with a slash: one encoded path segment in the page's URLs
+    "ledger-model": {"provider": "openai", "price": {"input": 1.0, "output": 2.0}},
 }
 
 
