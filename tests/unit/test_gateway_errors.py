@@ -19,6 +19,7 @@ from tests.helpers import (
     MemoryUpstream,
     UpstreamCall,
     chat_chunks,
+    chat_completion,
     default_answer,
     running_app,
     sqlite_url,
@@ -336,12 +337,26 @@ async def test_client_disconnects_mid_stream(gw: Harness) -> None:
 
 
 async def test_client_disconnects_while_waiting(gw: Harness) -> None:
-    gw.upstream.respond = lambda call: CannedResponse(200, {"choices": []}, delay=5)
+    # The answer (no usage in it) comes after the client left: the prompt is estimated, not 0.
+    gw.upstream.respond = lambda call: CannedResponse(200, {"choices": []}, delay=1)
     res = await gw.chat({"model": "gpt", "messages": MSGS}, disconnect_after_s=0.05)
     assert res.status == 0  # nothing was sent
     rec = await gw.record()
     assert (rec["status"], rec["http_status"], rec["error"]) == ("error", 499, "client_disconnected")
-    assert rec["latency_ms"] < 2000 and rec["completion_tokens"] == 0
+    assert rec["latency_ms"] < 1000 and rec["completion_tokens"] == 0  # the client's wait
+    assert rec["prompt_tokens"] > 0 and rec["usage_estimated"] is True
+    await assert_still_works(gw)
+
+
+async def test_a_late_answer_after_a_hang_up_is_recorded_with_its_usage(gw: Harness) -> None:
+    body = chat_completion("gpt-4o-mini", usage=usage_dict(5, 3))
+    gw.upstream.respond = lambda call: CannedResponse(200, body, delay=0.3)
+    res = await gw.chat({"model": "gpt", "messages": MSGS}, disconnect_after_s=0.05)
+    assert res.status == 0  # nothing was sent: the client had gone
+    rec = await gw.record()
+    assert (rec["status"], rec["http_status"], rec["error"]) == ("error", 499, "client_disconnected")
+    assert (rec["prompt_tokens"], rec["completion_tokens"], rec["usage_estimated"]) == (5, 3, False)
+    assert rec["spend"] > 0 and rec["latency_ms"] < 300
     await assert_still_works(gw)
 
 

@@ -15,7 +15,12 @@ from modelmeter.asgi import Send
 from modelmeter.config import Deployment
 from modelmeter.gateway.cache import ResponseCache, cache_key
 from modelmeter.gateway.errors import APIError, upstream_error_message
-from modelmeter.gateway.response_headers import passed_headers, request_id_header, upstream_request_id
+from modelmeter.gateway.response_headers import (
+    passed_headers,
+    request_id_header,
+    upstream_request_id,
+    usable_id,
+)
 from modelmeter.gateway.stream_relay import UPSTREAM_STATUS as _UPSTREAM_STATUS
 from modelmeter.gateway.stream_relay import relay_stream
 from modelmeter.metering.record import CallRecord
@@ -147,8 +152,7 @@ def _answer_from_cache(call: Call, data: bytes, parsed: dict[str, Any]) -> None:
 
 
 def _body_id(parsed: dict[str, Any]) -> str | None:
-    value = parsed.get("id")
-    return value if isinstance(value, str) and value else None
+    return usable_id(parsed.get("id"))
 
 
 def backoff_delay(attempt: int) -> float:

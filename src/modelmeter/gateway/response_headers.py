@@ -27,6 +27,12 @@ def _clean(value: str | None) -> str | None:
     return value
 
 
+def usable_id(value: object) -> str | None:
+    """An id from an answer's body, if it can go in a header as it is (else the record's id is
+    used: an upstream's id must never inject a header or break the response)."""
+    return _clean(value) if isinstance(value, str) else None
+
+
 def upstream_request_id(headers: Mapping[str, str]) -> str | None:
     """The upstream's ``x-request-id``, when it sent a usable one."""
     return _clean(headers.get(REQUEST_ID))

@@ -11,7 +11,12 @@ import orjson
 
 from modelmeter.asgi import Message, Send
 from modelmeter.gateway.errors import error_body
-from modelmeter.gateway.response_headers import passed_headers, request_id_header, upstream_request_id
+from modelmeter.gateway.response_headers import (
+    passed_headers,
+    request_id_header,
+    upstream_request_id,
+    usable_id,
+)
 from modelmeter.metering.usage import StreamAccumulator
 from modelmeter.sse import DONE, SSEEvent, SSEParser, encode_event
 from modelmeter.upstreams.client import UpstreamError
@@ -35,7 +40,7 @@ async def relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout: 
         # The headers go out with the first event, so that x-request-id can be the answer's own
         # id where the upstream sends no x-request-id (as a non-streamed answer's is).
         if not call.started:
-            rec.request_id = upstream_id or acc.id or rec.id
+            rec.request_id = upstream_id or usable_id(acc.id) or rec.id
             call.started = True
             await call.send({"type": "http.response.start", "status": 200,
                              "headers": [*SSE_HEADERS, *passed, request_id_header(rec.request_id)]})
