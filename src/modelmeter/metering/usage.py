@@ -90,11 +90,13 @@ class StreamAccumulator:
         "extra",
         "fields",
         "finish",
+        "head_keys",
         "id",
         "last_usage_only",
         "model",
         "parts",
         "roles",
+        "texts",
         "tool_calls",
         "usage",
         "usage_raw",
@@ -110,9 +112,11 @@ class StreamAccumulator:
         self.roles: dict[int, str] = {}
         self.finish: dict[int, str | None] = {}
         self.tool_calls: dict[int, dict[int, dict[str, Any]]] = {}
-        self.fields: dict[int, dict[str, Any]] = {}  # each chat message's delta fields, merged
+        self.texts: dict[int, dict[str, list[str]]] = {}  # each chat message's text fields, in pieces
+        self.fields: dict[int, dict[str, Any]] = {}  # and its other delta fields, merged
         self.choice_extra: dict[int, dict[str, Any]] = {}  # logprobs and other choice fields
         self.extra: dict[str, Any] = {}  # the response's other fields: system_fingerprint, …
+        self.head_keys = -1  # how many fields the last chunk read for ``extra`` had
         self.usage_raw: dict[str, Any] | None = None  # the usage object as the upstream sent it
         self.chunks = 0
         self.last_usage_only = False  # the latest chunk carried usage and no choices
@@ -134,9 +138,11 @@ class StreamAccumulator:
             self.model = _str(chunk.get("model"))
             created = chunk.get("created")
             self.created = created if isinstance(created, int) and not isinstance(created, bool) else None
-        for key, value in chunk.items():
-            if value is not None and key not in _CHUNK_ONLY:
-                self.extra[key] = value
+        if len(chunk) != self.head_keys:  # (chunks repeat the same fields: read them once)
+            self.head_keys = len(chunk)
+            for key, value in chunk.items():
+                if value is not None and key not in _CHUNK_ONLY:
+                    self.extra[key] = value
         usage = chunk.get("usage")
         if usage and isinstance(usage, dict):
             self.usage = Usage.from_openai(usage)
@@ -156,11 +162,13 @@ class StreamAccumulator:
                 delta = choice.get("delta")
                 if not isinstance(delta, dict):
                     delta = {}
-                if isinstance(delta.get("role"), str):
-                    self.roles[index] = delta["role"]
-                _merge(self.fields.setdefault(index, {}),
-                       {k: v for k, v in delta.items() if k not in ("role", "tool_calls")})
-                text = delta.get("content") or delta.get("reasoning_content")
+                text = delta.get("content")
+                texts = self.texts.get(index)
+                if texts is not None and len(delta) == 1 and type(text) is str and "content" in texts:
+                    texts["content"].append(text)  # most chunks: one more piece of the content
+                else:
+                    self._add_delta(index, delta)
+                text = text or delta.get("reasoning_content")
                 calls = delta.get("tool_calls")
                 if calls and isinstance(calls, list) and self._add_tool_calls(index, calls):
                     produced += 1
@@ -176,6 +184,18 @@ class StreamAccumulator:
                 self._add_choice_extra(index, choice)
         return produced
 
+    def _add_delta(self, index: int, delta: dict[str, Any]) -> None:
+        if isinstance(delta.get("role"), str):
+            self.roles[index] = delta["role"]
+        texts = self.texts.setdefault(index, {})
+        for key, value in delta.items():
+            if value is None or key == "role" or key == "tool_calls":
+                continue
+            if type(value) is str:  # content, refusal, reasoning: joined once, at the end
+                texts.setdefault(key, []).append(value)
+            else:
+                _merge(self.fields.setdefault(index, {}), {key: value})
+
     def _add_choice_extra(self, index: int, choice: dict[str, Any]) -> None:
         extra = self.choice_extra.setdefault(index, {})
         logprobs = choice.get("logprobs")
@@ -188,7 +208,7 @@ class StreamAccumulator:
     def finished(self) -> bool:
         """Every choice seen has its finish_reason: the answer is complete (with or without the
         [DONE] that some servers leave out)."""
-        seen = set(self.parts) | set(self.roles) | set(self.tool_calls) | set(self.fields)
+        seen = set(self.parts) | set(self.roles) | set(self.tool_calls) | set(self.texts)
         return bool(self.finish) and all(self.finish.get(i) for i in seen)
 
     def _add_tool_calls(self, index: int, deltas: list[Any]) -> bool:
@@ -234,9 +254,10 @@ class StreamAccumulator:
         for i in indexes or [0]:
             choice: dict[str, Any]
             if self.call_type == "chat":
-                fields = self.fields.get(i, {})
+                texts = {k: "".join(v) for k, v in self.texts.get(i, {}).items()}
                 message: dict[str, Any] = {"role": self.roles.get(i, "assistant"),
-                                           "content": fields.get("content", ""), **fields}
+                                           "content": texts.get("content", ""), **texts,
+                                           **self.fields.get(i, {})}
                 if i in self.tool_calls:
                     message["tool_calls"] = [self.tool_calls[i][k] for k in sorted(self.tool_calls[i])]
                 choice = {"index": i, "message": message}
