@@ -38,6 +38,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "ticks-model": {"model": "slow-stream"},  # the fake answers 0.3 s a token: long latencies
     "phone-model": {"price": {"input": 3.0, "output": 15.0}},
     "history-model": {},
+    "ledger-model": {"provider": "openai", "price": {"input": 1.0, "output": 2.0}},
 }
 
 

@@ -63,7 +63,7 @@ def seed(url: str, n: int = N) -> None:
             "spend_pusd": (p * 150 + c * 600) * 10**4 if ok else 0, "cost_breakdown": "[]",
             "price_source": "override", "metadata": None,
             "tags": orjson.dumps([f"bench:run{i % 10}"]).decode() if i % 100 == 0 else None,
-            "bodies": 0, "key_alias": None, "request": None, "response": None})
+            "bodies": 0, "key_alias": None, "priced_model": "m", "request": None, "response": None})
         if len(batch) == 20_000:
             insert_rows(db, batch)
             batch = []

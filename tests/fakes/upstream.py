@@ -3,6 +3,8 @@
 ``python -m tests.fakes.upstream --host 127.0.0.1 --port 0 --port-file PATH`` or ``FakeUpstream``.
 Replies ``"tok0 tok1 … tok{N-1}"`` (N = ``max_tokens`` else 7); timing from env ``FAKE_TTFT_MS``,
 ``FAKE_ITL_MS`` or headers ``x-fake-ttft-ms``, ``x-fake-itl-ms``; ``model`` picks misbehaviours.
+``FAKE_ANSWER_AS="asked=answered,…"`` answers with another model id; ``FAKE_UPSTREAM_HEADERS=1`` adds
+OpenAI's response headers (``x-request-id``, rate limits, …); ``"logprobs": true`` gets logprobs.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ SLOW_STREAM_ITL_S = 0.3
 CUT_AFTER_CHUNKS = 3
 FINGERPRINT = "fp_fake_modelmeter"
 _MODES = ("reset", "hang", "fail-500", "fail-400", "rate-limited", "malformed", "slow-stream")
-_MODES += ("cut-stream", "no-usage")
+_MODES += ("cut-stream", "no-usage", "no-done")  # no-done: a complete stream without [DONE]
 # Hostile upstreams (tests/e2e/test_upstream_limits_e2e.py): see ``_hostile``.
 _HOSTILE = ("sse-no-blank", "endless-stream", "gzip-bomb", "echo-key")
 _MODES += _HOSTILE
@@ -108,6 +110,21 @@ def _error(msg: str, status: int = 400, kind: str = "invalid_request_error", cod
     return web.Response(status=status, body=orjson.dumps(body), content_type=_JSON, headers=headers)
 
 
+def _logprob(i: int) -> dict[str, Any]:
+    token = f"{' ' if i else ''}tok{i}"
+    return {"token": token, "logprob": -0.125 * (i + 1), "bytes": list(token.encode()),
+            "top_logprobs": [{"token": token, "logprob": -0.125 * (i + 1), "bytes": list(token.encode())}]}
+
+
+async def _openai_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """The response headers OpenAI sends (FAKE_UPSTREAM_HEADERS=1), and one no gateway should pass."""
+    response.headers.update({
+        "x-request-id": f"req_{random.getrandbits(96):024x}", "openai-processing-ms": "12",
+        "openai-version": "2020-10-01", "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "499", "x-ratelimit-reset-requests": "120ms",
+        "openai-organization": "org-fake-secret", "set-cookie": "__cf_bm=fake; path=/"})
+
+
 def _ms(value: str | None, default: float) -> float:
     try:
         return default if value is None else max(float(value), 0.0) / 1000.0
@@ -140,6 +157,9 @@ class FakeServer:
         card = {"object": "model", "created": 1_700_000_000, "owned_by": "fake"}
         data = [{"id": m, **card} for m in names if m]
         self.models_body = orjson.dumps({"object": "list", "data": data})
+        pairs = [p.split("=", 1) for p in env.get("FAKE_ANSWER_AS", "").split(",") if "=" in p]
+        self.answer_as = {a.strip(): b.strip() for a, b in pairs}
+        self.openai_headers = env.get("FAKE_UPSTREAM_HEADERS") == "1"
         self.reset()
 
     def reset(self) -> None:
@@ -157,6 +177,8 @@ class FakeServer:
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_get("/_stats", self.stats)
         app.router.add_post("/_reset", self.stats)
+        if self.openai_headers:
+            app.on_response_prepare.append(_openai_headers)
         return app
 
     def _record(self, request: web.Request, body: Any) -> None:
@@ -253,7 +275,8 @@ class FakeServer:
         oid = f"{'chatcmpl' if chat else 'cmpl'}-{random.getrandbits(96):024x}"
         kind = "chat.completion" if chat else "text_completion"
         obj: dict[str, Any] = {"id": oid, "object": kind, "created": int(time.time())}
-        obj.update(model=body["model"], system_fingerprint=FINGERPRINT)
+        obj.update(model=self.answer_as.get(body["model"], body["model"]), system_fingerprint=FINGERPRINT)
+        lp = body.get("logprobs") is True and chat
         if chat:
             obj["service_tier"] = "default"
         if body.get("stream"):
@@ -261,7 +284,8 @@ class FakeServer:
                 usage = None
             cut = "cut-stream" in flags
             try:
-                return await self._stream(request, obj, n, finish, usage, (t0 + ttft, itl, cut))
+                timing = (t0 + ttft, itl, cut, lp, "no-done" in flags)
+                return await self._stream(request, obj, n, finish, usage, timing)
             except (asyncio.CancelledError, ConnectionResetError):  # the client hung up mid-stream
                 self.disconnects[request.path] += 1
                 raise
@@ -269,7 +293,8 @@ class FakeServer:
         text = " ".join(f"tok{i}" for i in range(n))
         if chat:
             msg = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
-            choice = {"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}
+            logprobs = {"content": [_logprob(i) for i in range(n)], "refusal": None} if lp else None
+            choice = {"index": 0, "message": msg, "logprobs": logprobs, "finish_reason": finish}
         else:
             choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
         obj["choices"] = [choice]
@@ -281,14 +306,15 @@ class FakeServer:
     async def _stream(
         request: web.Request, head: dict, n: int, finish: str, usage: dict | None, timing: tuple
     ) -> web.StreamResponse:
-        first_at, itl, cut = timing
+        first_at, itl, cut, lp, no_done = timing
         chat = head["object"] == "chat.completion"
         head["object"] = "chat.completion.chunk" if chat else "text_completion"
         if usage is not None:
             head["usage"] = None  # as OpenAI does on every chunk when include_usage is set
 
-        def frame(fin: str | None = None, **delta: Any) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}
+        def frame(fin: str | None = None, token: int | None = None, **delta: Any) -> bytes:
+            logprobs = {"content": [_logprob(token)], "refusal": None} if lp and token is not None else None
+            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": fin}
             if not chat:
                 choice = {"text": delta.get("content", ""), **choice}
                 del choice["delta"]
@@ -296,9 +322,9 @@ class FakeServer:
 
         first = frame(role="assistant", content="", refusal=None) if chat else b""
         # Joined, the pieces give exactly the non-streamed text "tok0 tok1 …".
-        frames = [frame(content=f"{' ' if i else ''}tok{i}") for i in range(n)]
+        frames = [frame(content=f"{' ' if i else ''}tok{i}", token=i) for i in range(n)]
         usage_frame = b"" if usage is None else _sse({**head, "choices": [], "usage": usage})
-        tail = frame(finish) + usage_frame + _DONE
+        tail = frame(finish) + usage_frame + (b"" if no_done else _DONE)
         parts = (frames[:CUT_AFTER_CHUNKS] if cut else frames) or [b""]
         # The role chunk goes out with the first content chunk: "first chunk" == "first token".
         parts[0] = first + parts[0]

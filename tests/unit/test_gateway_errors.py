@@ -19,6 +19,7 @@ from tests.helpers import (
     MemoryUpstream,
     UpstreamCall,
     chat_chunks,
+    chat_completion,
     default_answer,
     running_app,
     sqlite_url,
@@ -260,13 +261,25 @@ async def test_stream_cut_by_the_upstream(gw: Harness) -> None:
     assert 0 < rec["ttft_ms"] <= rec["latency_ms"]
 
 
-async def test_stream_without_done(gw: Harness) -> None:
+async def test_a_complete_stream_without_done_is_a_success(gw: Harness) -> None:
+    # Issue 11 item 2: some servers end a complete stream (finish_reason, then usage) by closing.
     chunks = chat_chunks("gpt-4o-mini", usage=usage_dict(5, 3))
+    gw.upstream.respond = lambda call: CannedResponse(200, chunks=[sse(*chunks, done=False)])
+    res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
+    assert res.complete and res.events()[-1] == "[DONE]"
+    assert not any(isinstance(e, dict) and "error" in e for e in res.events())
+    rec = await gw.record()
+    assert (rec["status"], rec["http_status"], rec["error"]) == ("success", 200, None)
+    assert (rec["prompt_tokens"], rec["completion_tokens"], rec["usage_estimated"]) == (5, 3, False)
+
+
+async def test_a_stream_cut_before_its_final_chunk_stays_an_error(gw: Harness) -> None:
+    chunks = chat_chunks("gpt-4o-mini")[:-1]  # no finish_reason chunk
     gw.upstream.respond = lambda call: CannedResponse(200, chunks=[sse(*chunks, done=False)])
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
     assert res.complete and res.events()[-1]["error"]["code"] == "upstream_502"
     rec = await gw.record()
-    assert rec["status"] == "error" and rec["http_status"] == 502 and rec["completion_tokens"] == 3
+    assert rec["status"] == "error" and rec["http_status"] == 502
 
 
 async def test_garbage_stream_events_do_not_crash(gw: Harness) -> None:
@@ -279,7 +292,7 @@ async def test_garbage_stream_events_do_not_crash(gw: Harness) -> None:
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
     assert res.status == 200 and res.complete and res.events()[-1] == "[DONE]"
     rec = await gw.record()
-    assert rec["status"] == "success" and rec["request_id"] is None and rec["model_id"] is None
+    assert rec["status"] == "success" and rec["request_id"] == rec["id"] and rec["model_id"] is None
     assert rec["completion_tokens"] == 0 and 0 < rec["prompt_tokens"] < 2**31
     assert rec["response"]["choices"][0]["message"]["content"] == "ok"
     await assert_still_works(gw)
@@ -324,12 +337,26 @@ async def test_client_disconnects_mid_stream(gw: Harness) -> None:
 
 
 async def test_client_disconnects_while_waiting(gw: Harness) -> None:
-    gw.upstream.respond = lambda call: CannedResponse(200, {"choices": []}, delay=5)
+    # The answer (no usage in it) comes after the client left: the prompt is estimated, not 0.
+    gw.upstream.respond = lambda call: CannedResponse(200, {"choices": []}, delay=1)
     res = await gw.chat({"model": "gpt", "messages": MSGS}, disconnect_after_s=0.05)
     assert res.status == 0  # nothing was sent
     rec = await gw.record()
     assert (rec["status"], rec["http_status"], rec["error"]) == ("error", 499, "client_disconnected")
-    assert rec["latency_ms"] < 2000 and rec["completion_tokens"] == 0
+    assert rec["latency_ms"] < 1000 and rec["completion_tokens"] == 0  # the client's wait
+    assert rec["prompt_tokens"] > 0 and rec["usage_estimated"] is True
+    await assert_still_works(gw)
+
+
+async def test_a_late_answer_after_a_hang_up_is_recorded_with_its_usage(gw: Harness) -> None:
+    body = chat_completion("gpt-4o-mini", usage=usage_dict(5, 3))
+    gw.upstream.respond = lambda call: CannedResponse(200, body, delay=0.3)
+    res = await gw.chat({"model": "gpt", "messages": MSGS}, disconnect_after_s=0.05)
+    assert res.status == 0  # nothing was sent: the client had gone
+    rec = await gw.record()
+    assert (rec["status"], rec["http_status"], rec["error"]) == ("error", 499, "client_disconnected")
+    assert (rec["prompt_tokens"], rec["completion_tokens"], rec["usage_estimated"]) == (5, 3, False)
+    assert rec["spend"] > 0 and rec["latency_ms"] < 300
     await assert_still_works(gw)
 
 

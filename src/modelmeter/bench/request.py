@@ -64,6 +64,8 @@ async def send(session: aiohttp.ClientSession, target: Target, body: bytes,
                 await _read_stream(resp, target, result, t0)
             else:
                 _read_whole(await resp.read(), target, result)
+            # A modelmeter gateway's x-request-id is its record's request_id (eval's per-item cost).
+            result.response_id = resp.headers.get("x-request-id") or result.response_id
     except TimeoutError:
         result.error = "timed out"
     except aiohttp.ClientConnectorError as exc:

@@ -25,6 +25,7 @@ from modelmeter.gateway.kinds import check_kind
 from modelmeter.gateway.metadata import TAGS_HEADER, request_metadata
 from modelmeter.gateway.rejects import RejectBudget, settle_rejection
 from modelmeter.gateway.relay import Call, relay
+from modelmeter.gateway.response_headers import request_id_header
 from modelmeter.gateway.validate import CALL_TYPES, check_fields, parse_body
 from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.recording.recorder import Recorder
@@ -140,8 +141,9 @@ class Gateway:
                 exc = settle_rejection(self.rejects, exc, rec)
             call.fail(exc.status, exc.message)
             rec.response_body = exc.body()
-            if not call.started:
-                await _send_error(send, exc)
+            rec.request_id = rec.request_id or rec.id
+            if not call.started and not call.disconnected:
+                await _send_error(send, exc, rec.request_id)
         except (asyncio.CancelledError, OSError) as exc:
             watch.done = True
             if isinstance(exc, asyncio.CancelledError) and not watch.disconnected:
@@ -163,7 +165,7 @@ class Gateway:
             rec.response_body = err.body()
             try:
                 if not call.started:
-                    await _send_error(send, err)
+                    await _send_error(send, err, rec.request_id or rec.id)
                 elif not call.complete:
                     call.complete = True
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -179,6 +181,8 @@ class Gateway:
                     asyncio.get_running_loop().call_soon(_cancel_if_pending, watch.task)
                 else:
                     watch.task.cancel()
+        if call.disconnected:  # the upstream's answer (or failure) came after the client left
+            call.fail(499, "client_disconnected")
         try:
             call.finish()
         except Exception:  # keep the record, whatever the accounting bug
@@ -216,9 +220,18 @@ async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any] | None,
                 break
     except asyncio.CancelledError:
         return  # the call is over; ending quietly leaves no exception and traceback to collect
-    complete = watch.call is not None and watch.call.complete
+    call = watch.call
+    complete = call is not None and call.complete
     if not watch.done and not complete and task is not None and not task.done():
         watch.disconnected = True
+        if call is not None and not call.rec.stream:
+            # A non-streamed answer is billed whole whether or not anyone reads it: let the call
+            # read it (the relay's upstream timeout bounds the wait; no more retries), so the
+            # record holds its real usage, and send it to nobody. Streams are cancelled: that
+            # stops the generation upstream.
+            call.disconnected = True
+            call.t_gone = time.perf_counter()
+            return
         task.cancel()
 
 
@@ -257,9 +270,11 @@ def _unknown_model(name: str) -> APIError:
                     "GET /v1/models lists the deployments.", param="model", code="model_not_found")
 
 
-async def _send_error(send: Send, exc: APIError) -> None:
+async def _send_error(send: Send, exc: APIError, request_id: str | None = None) -> None:
     headers = JSON_HEADERS
     if exc.retry_after is not None:
         headers = [*JSON_HEADERS, (b"retry-after", str(exc.retry_after).encode())]
+    if request_id is not None:  # the call has a record: the id that finds it
+        headers = [*headers, request_id_header(request_id)]
     await send_json(send, exc.status, orjson.dumps(error_body(exc.message, exc.type, exc.param,
                                                               exc.code)), headers)

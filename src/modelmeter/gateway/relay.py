@@ -14,17 +14,21 @@ import orjson
 from modelmeter.asgi import Send
 from modelmeter.config import Deployment
 from modelmeter.gateway.cache import ResponseCache, cache_key
-from modelmeter.gateway.errors import APIError, error_body, relayed_error
+from modelmeter.gateway.errors import APIError, relayed_error
+from modelmeter.gateway.response_headers import (
+    passed_headers,
+    request_id_header,
+    upstream_request_id,
+    usable_id,
+)
+from modelmeter.gateway.stream_relay import UPSTREAM_STATUS as _UPSTREAM_STATUS
+from modelmeter.gateway.stream_relay import relay_stream
 from modelmeter.metering.record import CallRecord
 from modelmeter.metering.usage import StreamAccumulator, Usage
-from modelmeter.sse import DONE, EventTooLarge, SSEEvent, SSEParser, encode_event
 from modelmeter.upstreams.client import Timeouts, UpstreamClient, UpstreamError
 from modelmeter.upstreams.headers import upstream_headers
-from modelmeter.upstreams.limits import LIMIT_KINDS, LimitedResponse, ResponseLimits, scrubber_for
+from modelmeter.upstreams.limits import LimitedResponse, ResponseLimits, scrubber_for
 
-SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-               (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
-_UPSTREAM_STATUS = {"connect": 502, "timeout": 504, "protocol": 502, **dict.fromkeys(LIMIT_KINDS, 502)}
 _DEFAULT_LIMITS = ResponseLimits()
 CACHE_HEADER = b"x-modelmeter-cache"
 BACKOFF_BASE_S = 0.1
@@ -57,6 +61,10 @@ class Call:
     acc: StreamAccumulator | None = field(default=None)
     hop: str | None = None  # the x-modelmeter-hop value sent upstream (loop detection, guards.py)
     virtual_key: str | None = None  # the caller's key: scrubbed from what the upstream sends back
+    # The client hung up on a non-streamed call: the upstream's answer is still read (within the
+    # deployment's timeout) for its real usage, but sent to nobody. t_gone: when it hung up.
+    disconnected: bool = False
+    t_gone: float | None = None
 
     def fail(self, status: int, message: str) -> None:
         self.rec.status = "error"
@@ -65,7 +73,7 @@ class Call:
 
     def finish(self) -> None:
         rec = self.rec
-        t_end = self.t_done or time.perf_counter()
+        t_end = self.t_done or self.t_gone or time.perf_counter()
         rec.latency_ms = (t_end - self.t0) * 1000.0
         rec.end = rec.start + (t_end - self.t0)
         rec.overhead_ms = max(rec.latency_ms - self.upstream_wait * 1000.0, 0.0)
@@ -78,6 +86,7 @@ class Call:
             rec.response_text = acc.all_text()
             if acc.chunks:
                 rec.response_body = rec.response_body or acc.response()
+        rec.request_id = rec.request_id or rec.id  # what x-request-id said, or would have said
         if rec.stream and self.t_first is not None:
             rec.ttft_ms = (self.t_first - self.t0) * 1000.0
         elif not rec.stream:
@@ -118,7 +127,7 @@ async def relay(call: Call, client: UpstreamClient, url: str, dep: Deployment,
         streamed = call.rec.stream and resp.status == 200 and resp.headers.get(
             "content-type", "").startswith("text/event-stream")
         if streamed:
-            await _relay_stream(call, resp, wants_usage, dep.chunk_timeout, limits.max_event_bytes)
+            await relay_stream(call, resp, wants_usage, dep.chunk_timeout, limits.max_event_bytes)
         else:
             extra = [(CACHE_HEADER, b"miss")] if key is not None else []
             data = await _relay_whole(call, resp, extra)
@@ -137,9 +146,13 @@ def _answer_from_cache(call: Call, data: bytes, parsed: dict[str, Any]) -> None:
     rec.retries = 0
     rec.http_status = 200
     rec.usage = Usage.from_openai(parsed.get("usage"))
-    rec.request_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
+    rec.request_id = _body_id(parsed) or rec.id
     rec.model_id = parsed.get("model") if isinstance(parsed.get("model"), str) else None
     rec.response_body = parsed
+
+
+def _body_id(parsed: dict[str, Any]) -> str | None:
+    return usable_id(parsed.get("id"))
 
 
 def backoff_delay(attempt: int) -> float:
@@ -176,6 +189,8 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
     deadline = started + dep.timeout
     attempt = 0
     while True:
+        if attempt and call.disconnected:  # it hung up during the backoff: nobody wants a retry
+            raise APIError(499, "client_disconnected", code="client_disconnected")
         t = time.perf_counter()
         total = dep.timeout if attempt == 0 else max(deadline - t, 0.001)
         try:
@@ -183,7 +198,7 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
                                      Timeouts(total=total, connect=dep.connect_timeout))
         except UpstreamError as exc:
             call.upstream_wait += time.perf_counter() - t
-            if (exc.kind in _RETRIED_KINDS and attempt < dep.max_retries
+            if (exc.kind in _RETRIED_KINDS and attempt < dep.max_retries and not call.disconnected
                     and await _wait_before_retry(call, backoff_delay(attempt), deadline)):
                 attempt += 1
                 rec.retries = attempt
@@ -195,7 +210,7 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
             raise
         call.upstream_wait += time.perf_counter() - t
         if ((resp.status == 429 or resp.status >= 500) and resp.status not in _NEVER_RETRIED
-                and attempt < dep.max_retries):
+                and attempt < dep.max_retries and not call.disconnected):
             delay = None
             if resp.status == 429:
                 delay = retry_after_seconds(resp.headers.get("retry-after"))
@@ -226,6 +241,7 @@ async def _relay_whole(call: Call, resp: Any,
                        extra_headers: list[tuple[bytes, bytes]] | None = None) -> bytes | None:
     """Relay a whole answer; its bytes when it was a 200 with a JSON object (cacheable)."""
     rec = call.rec
+    rec.request_id = upstream_request_id(resp.headers)
     t = time.perf_counter()
     try:
         data: bytes = await resp.read()
@@ -237,6 +253,7 @@ async def _relay_whole(call: Call, resp: Any,
     if resp.status >= 400:
         message, err, out = relayed_error(resp.status, data)
         call.fail(resp.status, message)
+        rec.request_id = rec.request_id or rec.id
         rec.response_body = err
         await _send_whole(call, resp.status, out, resp.headers)
         return None
@@ -250,7 +267,8 @@ async def _relay_whole(call: Call, resp: Any,
                        "upstream_error", code="upstream_invalid_json")
     rec.http_status = resp.status
     rec.usage = Usage.from_openai(parsed.get("usage"))
-    rec.request_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
+    # The upstream's request id, else the answer's own id (a local server sends no x-request-id).
+    rec.request_id = rec.request_id or _body_id(parsed) or rec.id
     rec.model_id = parsed.get("model") if isinstance(parsed.get("model"), str) else None
     rec.response_body = parsed
     await _send_whole(call, resp.status, data, resp.headers, extra_headers)
@@ -259,121 +277,13 @@ async def _relay_whole(call: Call, resp: Any,
 
 async def _send_whole(call: Call, status: int, data: bytes, headers: Mapping[str, str],
                       extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    out_headers = [(b"content-type", b"application/json"), *(extra_headers or ())]
-    retry_after = headers.get("retry-after")
-    if retry_after:
-        out_headers.append((b"retry-after", retry_after.encode("latin-1")))
+    if call.disconnected:  # the client hung up: the answer is only recorded
+        return
+    out_headers = [(b"content-type", b"application/json"), *(extra_headers or ()),
+                   *passed_headers(headers), request_id_header(call.rec.request_id or call.rec.id)]
     call.started = True
     await call.send({"type": "http.response.start", "status": status, "headers": out_headers})
     call.complete = True
     call.t_done = time.perf_counter()
     await call.send({"type": "http.response.body", "body": data})
-
-
-async def _relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout: float = 60.0,
-                        max_event_bytes: int = _DEFAULT_LIMITS.max_event_bytes) -> None:
-    rec = call.rec
-    acc = call.acc = StreamAccumulator(rec.call_type)
-    parser = SSEParser(max_event_bytes)
-    send = call.send
-    call.started = True
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    saw_done = False
-    chunks = resp.chunks().__aiter__()
-
-    def relayed(events: list[SSEEvent]) -> tuple[list[bytes], bool]:
-        """What the client gets of these events, and whether they carried its first content."""
-        nonlocal saw_done
-        out: list[bytes] = []
-        first = False
-        for event in events:
-            data = event.data
-            if data is None:
-                out.append(event.raw)
-                continue
-            if data == DONE:
-                # The client has it all now (the openai client hangs up at [DONE]): whatever the
-                # connections do from here on, this call succeeded.
-                saw_done = call.complete = True
-                out.append(event.raw)
-                continue
-            produced = acc.add(data)
-            if produced and call.t_first is None:
-                first = True
-            if not wants_usage and acc.usage.reported and b'"usage"' in data:
-                if acc.last_usage_only:
-                    continue  # the client did not ask for the usage chunk: keep it to ourselves
-                out.append(encode_event(_without_usage(data)))
-                continue
-            out.append(event.raw)
-        return out, first
-
-    failed: UpstreamError | None = None
-    stalled = False  # no chunk within chunk_timeout
-    while True:
-        t = time.perf_counter()
-        try:
-            async with asyncio.timeout(chunk_timeout):
-                chunk = await chunks.__anext__()
-        except StopAsyncIteration:
-            break
-        except UpstreamError as exc:
-            failed = exc
-            break
-        except TimeoutError:  # only ours: asyncio.timeout turned its cancellation into this
-            failed = UpstreamError("timeout", f"the upstream sent no chunk for {chunk_timeout:g} s")
-            stalled = True
-            break
-        finally:  # also when the client hangs up (cancelled) while we wait on the upstream
-            call.upstream_wait += time.perf_counter() - t
-        try:
-            events = parser.feed(chunk)
-        except EventTooLarge as exc:
-            failed = UpstreamError("event_too_large", str(exc))
-            break
-        out, first = relayed(events)
-        if out:
-            if first:
-                call.t_first = time.perf_counter()
-            await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
-    if failed is not None and not saw_done:
-        limit = f"upstream_{failed.kind}" if failed.kind in LIMIT_KINDS else None
-        await _end_stream_with_error(call, _UPSTREAM_STATUS[failed.kind], failed.message,
-                                     "upstream_timeout" if stalled else limit)
-        return
-    # A last event the upstream did not end with a blank line is still relayed and counted.
-    out, first = relayed(parser.flush())
-    if out:
-        if first:
-            call.t_first = time.perf_counter()
-        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
-    if not saw_done:
-        await _end_stream_with_error(call, 502, "the upstream ended the stream before [DONE]")
-        return
-    rec.http_status = 200
-    call.complete = True
-    call.t_done = time.perf_counter()
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-def _without_usage(data: bytes) -> bytes:
-    try:
-        chunk = orjson.loads(data)
-        if not isinstance(chunk, dict):
-            return data
-        chunk.pop("usage", None)
-        return orjson.dumps(chunk)
-    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-        return data
-
-
-async def _end_stream_with_error(call: Call, status: int, message: str,
-                                 code: str | None = None) -> None:
-    """Headers are gone already: tell the client in the stream, then end it cleanly."""
-    code = code or f"upstream_{status}"
-    call.fail(status, f"{code}: {message}" if code == "upstream_timeout" else message)
-    err = error_body(message, "upstream_error", None, code)
-    await call.send({"type": "http.response.body", "body": encode_event(orjson.dumps(err)),
-                     "more_body": True})
-    call.complete = True
-    await call.send({"type": "http.response.body", "body": b"", "more_body": False})
+_DEFAULT_LIMITS = ResponseLimits()

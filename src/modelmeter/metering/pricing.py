@@ -8,6 +8,7 @@ priced at its own rate; nothing is split pro rata.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ __all__ = ["GENAI_SOURCE", "Cost", "CostLine", "PriceOverride", "Pricer"]
 
 GENAI_SOURCE = f"genai-prices {genai_prices.__version__}"
 _Q12 = Decimal("1e-12")
+# A dated snapshot of a model: gpt-4o-mini-2024-07-18, claude-3-5-sonnet-20241022, gpt-4-0613.
+_DATED_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
 _ZERO = Decimal(0)
 # Private context: exact for any realistic token count / rate, independent of the
 # (thread-local, app-mutable) default decimal context.
@@ -125,6 +128,23 @@ class Pricer:
         """Cached lookup; the cache is dropped if genai-prices' snapshot is replaced."""
         self._check_snapshot()
         return self._lookup(provider.strip().lower(), model.strip().lower())
+
+    def priced_model(self, provider: str, configured: str, answered: str | None) -> str:
+        """The model id a call is priced as: the deployment's configured model, except where the
+        upstream answered with a dated snapshot of that same model the price table knows (which
+        may be priced differently). An upstream naming another model (a router's substitution, an
+        alias) does not move the price; only when the configured model is unknown to the table is
+        a known answered id better than pricing the call at $0."""
+        if not answered or answered == configured:
+            return configured
+        base = configured.strip().lower().rsplit("/", 1)[-1]
+        got = answered.strip().lower().rsplit("/", 1)[-1]
+        known = self.model_info(provider, answered) is not None
+        if known and got.startswith(base + "-") and _DATED_SUFFIX.fullmatch(got[len(base):]):
+            return answered
+        if known and self.model_info(provider, configured) is None:
+            return answered
+        return configured
 
     def _check_snapshot(self) -> None:
         snap = data_snapshot.get_snapshot()

@@ -27,6 +27,9 @@ from modelmeter.upstreams.scrub import redact_url
 if TYPE_CHECKING:
     from modelmeter.config import Deployment
 
+# Calls given up while the upstream worked on them (the client hung up; our timeout): the upstream
+# still bills the prompt at least, so the record estimates what it did not report.
+ABANDONED_STATUSES = (499, 504)
 MAX_STORED_BODY_BYTES = 1024 * 1024  # the default of the server's max_stored_body_bytes
 log = logging.getLogger("modelmeter.metering")
 _random_bits = random.getrandbits
@@ -77,12 +80,16 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[s
     dep = rec.deployment
     usage = rec.usage
     estimated = False
+    priced_model = dep.model
     try:
-        if not usage.reported and (rec.status == "success" or rec.response_text):
+        if not usage.reported and (rec.status == "success" or rec.response_text
+                                   or rec.http_status in ABANDONED_STATUSES):
             usage = estimate_usage(rec)
             estimated = True
+        # The configured model sets the price, not whatever id the upstream answered with.
+        priced_model = pricer.priced_model(dep.provider, dep.model, rec.model_id)
         cost = pricer.cost(
-            provider=dep.provider, model=rec.model_id or dep.model,
+            provider=dep.provider, model=priced_model,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
             reasoning_tokens=usage.reasoning_tokens, override=dep.price, at=rec.start,
@@ -140,6 +147,7 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[s
         "spend_pusd": int(cost.spend * PICO),
         "cost_breakdown": orjson.dumps(breakdown).decode(),
         "price_source": cost.price_source,
+        "priced_model": priced_model,
         "metadata": _json_or_none(metadata) if metadata else None,
         "tags": _json_or_none([t for t in rec.tags if isinstance(t, str)]) if rec.tags else None,
         "bodies": int(keep),

@@ -261,6 +261,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (deployment, bucket_us)
         )/*WITHOUT_ROWID*/""",
     ), backfill=_fill_quarters),
+    # The model id each call was priced as (the configured model, or a dated snapshot of it).
+    Migration("0009_priced_model", (
+        "ALTER TABLE records ADD COLUMN priced_model TEXT",
+    )),
 )
 
 

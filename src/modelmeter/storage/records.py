@@ -15,7 +15,7 @@ RECORD_COLUMNS = (
     "client_ip", "status", "http_status", "error", "stream", "start_us", "end_us", "latency_ms",
     "ttft_ms", "overhead_ms", "retries", "cache_hit", "prompt_tokens", "completion_tokens",
     "total_tokens", "cached_tokens", "reasoning_tokens", "usage_estimated", "spend_pusd",
-    "cost_breakdown", "price_source", "metadata", "tags", "bodies", "key_alias",
+    "cost_breakdown", "price_source", "metadata", "tags", "bodies", "key_alias", "priced_model",
 )
 _INSERT_RECORD = (f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
                   f"({', '.join(':' + c for c in RECORD_COLUMNS)})")
@@ -51,7 +51,7 @@ def _not_stored(db: Database, tx: Any, rows: Sequence[dict[str, Any]]) -> list[d
     return [r for r in rows if r["id"] not in stored]
 
 
-_CHUNK = 200  # rows per statement: 33 columns x 200 stays far below SQLite's 32,766 variables
+_CHUNK = 200  # rows per statement: 34 columns x 200 stays far below SQLite's 32,766 variables
 _ONE_ROW = f"({', '.join('?' * len(RECORD_COLUMNS))})"
 
 
