@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
-from modelmeter.gateway.errors import error_body
+from modelmeter.error_shape import error_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}

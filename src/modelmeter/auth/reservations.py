@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelmeter.metering.pricing import Pricer
-from modelmeter.metering.record import PICO
+from modelmeter.units import PICO
 
 if TYPE_CHECKING:
     from modelmeter.metering.record import CallRecord
