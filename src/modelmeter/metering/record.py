@@ -21,6 +21,7 @@ from modelmeter.metering import tokens
 from modelmeter.metering.pricing import Cost, CostLine, Pricer
 from modelmeter.metering.redact import redact_ip
 from modelmeter.metering.usage import Usage
+from modelmeter.storage.row import RecordRow
 
 if TYPE_CHECKING:
     from modelmeter.config import Deployment
@@ -76,7 +77,7 @@ def iso(us: int) -> str:
         "+00:00", "Z")
 
 
-def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[str, Any]:
+def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> RecordRow:
     """Turn the gathered facts into the stored row: tokens, cost, redaction, JSON."""
     dep = rec.deployment
     usage = rec.usage
@@ -148,6 +149,7 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[s
         "tags": _json_or_none([t for t in rec.tags if isinstance(t, str)]) if rec.tags else None,
         "bodies": int(keep),
         "key_alias": rec.key_alias,
+        "priced_model": None,
         "request": request_text,
         "response": response_text,
     }

@@ -1,0 +1,66 @@
+"""Rows made storable before they reach a batch, so one odd value never makes a database refuse
+a whole batch (which the writer then stores row by row, a fraction of its speed).
+
+* PostgreSQL ``text`` cannot hold NUL: every NUL in a text column becomes U+FFFD, and so does a
+  NUL in a tag (tags are stored decoded in ``record_tags``; their JSON list is re-encoded to match).
+  JSON text keeps its ``\\u0000`` escapes: the columns are ``text``, which holds them.
+* Integers are clamped into their column's declared range (SMALLINT, BIGINT), in both databases
+  (SQLite does not enforce SMALLINT, but the same row must read the same from either).
+
+Rows that need nothing are passed through as they are (no copy): the common case costs a scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import orjson
+
+from modelmeter.storage.row import BIGINT_FIELDS, SMALLINT_FIELDS, TEXT_FIELDS, RecordRow
+
+REPLACEMENT = "\ufffd"
+_RANGES = (*((f, (-(2**15), 2**15 - 1)) for f in SMALLINT_FIELDS), *((f, (-(2**63), 2**63 - 1)) for f in BIGINT_FIELDS))
+
+
+def for_database(rows: Sequence[RecordRow], dialect: str) -> list[RecordRow]:
+    """The rows as ``dialect`` will take them (fixed copies of the few that need it)."""
+    no_nul = dialect == "postgresql"
+    out: list[RecordRow] = []
+    for row in rows:
+        fixed: dict[str, Any] | None = None
+        for name, (low, high) in _RANGES:
+            value = row[name]  # type: ignore[literal-required]
+            if not isinstance(value, int) or not low <= value <= high:
+                fixed = fixed if fixed is not None else dict(row)
+                fixed[name] = _clamp(value, low, high)
+        if no_nul:
+            for name in TEXT_FIELDS:
+                value = row.get(name)
+                if isinstance(value, str) and "\x00" in value:
+                    fixed = fixed if fixed is not None else dict(row)
+                    fixed[name] = value.replace("\x00", REPLACEMENT)
+            tags = row["tags"]
+            if tags is not None and "\\u0000" in tags:
+                fixed = fixed if fixed is not None else dict(row)
+                fixed["tags"] = _tags_without_nul(tags)
+        out.append(cast(RecordRow, fixed) if fixed is not None else row)
+    return out
+
+
+def _clamp(value: Any, low: int, high: int) -> int:
+    try:
+        number = int(value or 0)
+    except (TypeError, ValueError, OverflowError):  # e.g. NaN, or not a number at all
+        return 0
+    return max(min(number, high), low)
+
+
+def _tags_without_nul(tags: str) -> str:
+    try:
+        parsed = orjson.loads(tags)
+    except orjson.JSONDecodeError:
+        return tags
+    if not isinstance(parsed, list):
+        return tags
+    return orjson.dumps([t.replace("\x00", REPLACEMENT) if isinstance(t, str) else t for t in parsed]).decode()
