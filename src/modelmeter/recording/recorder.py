@@ -167,6 +167,7 @@ class Recorder:
             for thread in self._threads:
                 thread.join(30.0)
         self._threads = []
+        self._spool_everything_left()  # batches handed over after the writer gave up
         if self.held:
             self._fallback.lose(self.held.rows, "at shutdown: neither the database nor the spool took them")
         if self._checkpointer is not None:
@@ -218,7 +219,10 @@ class Recorder:
                     log.exception("could not hand over a batch of %d records", len(rows))
                     self._fallback.keep(rows)
             self._finishing = 0
-        self._finished.put(_STOP)
+        while not self._aborting.is_set():  # (an aborting stop() collects what is left itself)
+            with contextlib.suppress(queue.Full):
+                self._finished.put(_STOP, timeout=0.5)
+                return
 
     def _finish(self, rec: CallRecord) -> RecordRow | None:
         try:
@@ -237,12 +241,14 @@ class Recorder:
     def _hand_over(self, rows: list[RecordRow], newest_end: float) -> None:
         """To the writer; while the database is failing and the writer is full, to the spool."""
         while True:
+            failing = self._failing.is_set() or self._aborting.is_set()
             try:
-                self._finished.put((rows, newest_end), timeout=0.2)
+                # (No wait while failing: the queue keeps draining at the finisher's pace.)
+                self._finished.put((rows, newest_end), timeout=0.001 if failing else 0.2)
                 self._handed_rows += len(rows)
                 return
             except queue.Full:
-                if self._failing.is_set() or self._aborting.is_set():
+                if failing:
                     self._fallback.keep(rows)
                     return
 
