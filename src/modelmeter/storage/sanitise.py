@@ -4,7 +4,7 @@ a whole batch (which the writer then stores row by row, a fraction of its speed)
 * PostgreSQL ``text`` cannot hold NUL: every NUL in a text column becomes U+FFFD, and so does a
   NUL in a tag (tags are stored decoded in ``record_tags``; their JSON list is re-encoded to match).
   JSON text keeps its ``\\u0000`` escapes: the columns are ``text``, which holds them.
-* Integers are clamped into their column's declared range (SMALLINT, BIGINT), in both databases
+* Integers are clamped into their column's range (SMALLINT; counts as below), in both databases
   (SQLite does not enforce SMALLINT, but the same row must read the same from either).
 
 Rows that need nothing are passed through as they are (no copy): the common case costs a scan.
@@ -20,7 +20,11 @@ import orjson
 from modelmeter.storage.row import BIGINT_FIELDS, SMALLINT_FIELDS, TEXT_FIELDS, RecordRow
 
 REPLACEMENT = "\ufffd"
-_RANGES = (*((f, (-(2**15), 2**15 - 1)) for f in SMALLINT_FIELDS), *((f, (-(2**63), 2**63 - 1)) for f in BIGINT_FIELDS))
+# Counts are never negative (a hostile upstream must not lower the totals) and small enough that
+# the rollups' sums of them cannot overflow BIGINT: 2**40 tokens, 2**53 pico-USD ($9,007) a call.
+_LIMITS = {"start_us": (0, 2**62), "end_us": (0, 2**62), "spend_pusd": (0, 2**53)}
+_RANGES = (*((f, (-(2**15), 2**15 - 1)) for f in SMALLINT_FIELDS),
+           *((f, _LIMITS.get(f, (0, 2**40))) for f in BIGINT_FIELDS))
 
 
 def for_database(rows: Sequence[RecordRow], dialect: str) -> list[RecordRow]:
