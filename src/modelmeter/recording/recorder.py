@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish
+from modelmeter.recording.checkpointer import Checkpointer
 from modelmeter.recording.fallback import MAX_HELD_BYTES, Fallback
 from modelmeter.recording.spool import Spool, database_key, default_spool_dir
 from modelmeter.storage.database import Database, is_transient
@@ -44,7 +45,7 @@ Listener = Callable[[list[RecordRow]], None]
 class Recorder:
     def __init__(self, db: Database, *, maxsize: int = 10_000, batch_size: int = 500,
                  store_bodies: bool = True, pricer: Pricer | None = None,
-                 spool_dir: Path | None = None, linger: float = 0.05,
+                 spool_dir: Path | None = None, linger: float = 0.02,
                  max_held_bytes: int = MAX_HELD_BYTES) -> None:
         self._db = db
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
@@ -53,6 +54,10 @@ class Recorder:
         # one transaction (and one wake-up of the threads) per batch rather than per record.
         # Measured (benchmarks/overhead.py): without it, at ~2,500 calls/s the threads took each
         # record alone and recording cost ~190 µs of the process's one core per call; ~50 with it.
+        # It is also what a crash (kill -9) can lose: records wait in memory this long plus their
+        # batch's write. 20 ms, not 50: the recorder threads' CPU per record at 2,500/s went from
+        # 35 to 42 µs (in-process, 10,000 records, twice each), the loss window from 107-200 ms
+        # to 20-93 ms (tests/reliability/test_recording_kill9.py, 3 runs each, shared machine).
         self._linger = linger
         self._store_bodies = store_bodies
         self._pricer = pricer or Pricer()
@@ -74,8 +79,7 @@ class Recorder:
         self._fallback = Fallback(Spool(spool_dir or default_spool_dir(db), database_key(db)), max_held_bytes)
         self.spool = self._fallback.spool
         self.held = self._fallback.held  # batches neither the database nor the spool took
-        self._checkpointer: threading.Thread | None = None
-        self._stopped = threading.Event()
+        self._checkpointer: Checkpointer | None = None
         self._failing = threading.Event()  # set while the database refuses writes
         self._aborting = threading.Event()  # stop() gave up waiting for the database
 
@@ -142,10 +146,7 @@ class Recorder:
             for thread in self._threads:
                 thread.start()
         if self._db.dialect == "sqlite" and self._checkpointer is None:
-            self._stopped.clear()
-            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="modelmeter-checkpointer",
-                                                  daemon=True)
-            self._checkpointer.start()
+            self._checkpointer = Checkpointer(self._db).start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, then stop the writer."""
@@ -171,23 +172,8 @@ class Recorder:
         if self.held:
             self._fallback.lose(self.held.rows, "at shutdown: neither the database nor the spool took them")
         if self._checkpointer is not None:
-            self._stopped.set()
-            self._checkpointer.join(30.0)
+            self._checkpointer.stop()
             self._checkpointer = None
-
-    def _checkpoint_loop(self, every: float = 0.5) -> None:
-        """SQLite: the WAL is copied into the database file mostly here, not in the writer's commits.
-        A passive checkpoint waits for nobody and lets go of the GIL. Measured through the recorder
-        (200,000 records, twice, on a busy disk): 17,800 / 14,400 records/s with SQLite's automatic
-        checkpoints, 19,500 / 17,200 with this thread."""
-        while not self._stopped.wait(every):
-            try:
-                self._db.checkpoint()
-            except Exception as exc:  # busy or away: the next round catches up
-                log.debug("checkpoint skipped: %s", exc)
-        with contextlib.suppress(Exception):
-            self._db.checkpoint()
-        self._db.reset_connection()
 
     def _run(self) -> None:
         stopping = False
