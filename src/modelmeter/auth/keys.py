@@ -20,6 +20,7 @@ from typing import Any
 from modelmeter.auth.secrets import key_hash, new_key
 from modelmeter.metering.record import PICO, iso
 from modelmeter.storage.database import Database
+from modelmeter.storage.row import RecordRow
 
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 _COLS = "alias, key_hash, key_prefix, created_us, revoked_us, rpm_limit, tpm_limit, budget_pusd, spent_pusd"
@@ -152,7 +153,7 @@ class KeyStore:
                                     max(int(oldest + 60 - t) + 1, 1))
         reqs.append(t)
 
-    def observe(self, rows: Iterable[dict[str, Any]]) -> None:
+    def observe(self, rows: Iterable[RecordRow]) -> None:
         """A recorder listener: count each stored batch's tokens (per minute) and add its spend to
         its keys (additive in the database, so several writers can share it)."""
         spend: dict[str, int] = defaultdict(int)
