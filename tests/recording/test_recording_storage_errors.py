@@ -172,3 +172,29 @@ def test_stop_stores_what_is_held_in_the_spool_when_only_the_database_is_away(
     again.start()
     again.stop()
     assert count(db) == 200
+
+
+def test_held_records_move_to_the_spool_when_it_has_room_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database stays away, the spool's disk gets room: what memory held goes to the spool
+    (it survives a crash there), and /readyz's reason says only the database is failing."""
+    disk, spool_disk = FullDisk(), FullDisk()
+    db = FullDatabase(f"sqlite:///{tmp_path}/r.db", disk)
+    migrate(db)
+    recorder = Recorder(db, maxsize=100, batch_size=10, spool_dir=tmp_path / "spool", linger=0.01)
+    full_spool(recorder.spool, spool_disk, monkeypatch)
+    recorder.start()
+    try:
+        disk.full = spool_disk.full = True
+        submit_all(recorder, 200)
+        wait_for(lambda: recorder.held.rows > 0)
+        spool_disk.full = False
+        submit_all(recorder, 100, start=200)  # the next batch to the spool takes the held ones along
+        wait_for(lambda: recorder.held.rows == 0)
+        assert recorder.spool.rows >= 150 and recorder.lost == 0
+        assert recorder.problem == "the database refuses writes; records go to the local spool"
+        disk.full = False
+        wait_for(lambda: count(db) == 300, timeout=20)
+    finally:
+        recorder.stop(timeout=10)
+    assert count(db) == 300

@@ -96,16 +96,20 @@ class Fallback:
             log.warning("the spool takes writes again")
             self.spool_error = None
         self.spooled += len(rows)
+        self.spool_held()  # the spool has room again: memory is the worse place to wait
 
     def spool_held(self) -> None:
-        """What is held in memory to the spool, while it takes it (at shutdown)."""
+        """What is held in memory to the spool, while it takes it."""
         while self.held:
             rows = self.held.pop()
             if rows is None:
                 return
-            self.keep(rows)
-            if self.spool_error is not None:  # it was held again: the spool still refuses
+            try:
+                self.spool.append(rows)
+            except Exception:
+                self.held.put_back(rows)
                 return
+            self.spooled += len(rows)
 
     def lose(self, n: int, why: str) -> None:
         self.lost += n

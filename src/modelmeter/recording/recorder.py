@@ -97,6 +97,7 @@ class Recorder:
         while not self.submit_nowait(rec):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+
     @property
     def depth(self) -> int:
         """Records not yet stored: queued, being finished, or finished and waiting for the database
