@@ -25,12 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish
 from modelmeter.recording.checkpointer import Checkpointer
 from modelmeter.recording.fallback import MAX_HELD_BYTES, Fallback
+from modelmeter.recording.refused import store_refused
 from modelmeter.recording.spool import Spool, database_key, default_spool_dir
 from modelmeter.storage.database import Database, is_transient
 from modelmeter.storage.records import insert_rows
@@ -332,7 +333,7 @@ class Recorder:
                 insert_rows(self._db, rows, retry=retry)
                 break
             except Exception as exc:
-                if not is_transient(exc) and self._write_one_by_one(rows, exc):
+                if not is_transient(exc) and self._store_refused(rows, exc):
                     break  # this data, not the database, was the problem: stored what can be
                 # The database is down, busy or full: keep the batch, retry.
                 self.failed_batches += 1
@@ -364,22 +365,17 @@ class Recorder:
                 log.exception("record listener failed")
         return True
 
-    def _write_one_by_one(self, rows: list[RecordRow], exc: Exception) -> bool:
-        """Store a refused batch row by row, stripping a row the database refuses; False if the
-        database itself failed meanwhile (the caller retries the batch, skipping stored rows)."""
+    def _store_refused(self, rows: list[RecordRow], exc: Exception) -> bool:
+        """Store what can be stored of a batch refused for its data; False if the database itself
+        failed meanwhile (the caller retries the batch, skipping stored rows)."""
         self.refused_batches += 1
-        log.error("a batch was refused (%s: %s); storing its rows one by one", type(exc).__name__, exc)
-        for row in rows:
-            for attempt in (row, _bare(row)):
-                try:
-                    insert_rows(self._db, [attempt], retry=True)
-                    break
-                except Exception as err:
-                    if is_transient(err):
-                        return False
-            else:
-                log.error("record %s lost: the database refuses it even without its bodies", row["id"])
-                self.dropped += 1
+        log.error("a batch of %d was refused (%s: %s); storing it in halves", len(rows), type(exc).__name__, exc)
+        lost = store_refused(self._db, rows)
+        if lost is None:
+            return False
+        for row in lost:
+            log.error("record %s lost: the database refuses it even without its bodies", row["id"])
+        self.dropped += len(lost)
         return True
 
     def _spool_everything_left(self) -> None:
@@ -392,9 +388,3 @@ class Recorder:
                 self._fallback.keep(item[0])
                 self._done_rows += len(item[0])
         self._fallback.spool_held()
-
-
-def _bare(row: RecordRow) -> RecordRow:
-    """The row without anything free-form (``insert_rows`` makes its numbers and text storable)."""
-    return cast(RecordRow, {**row, "metadata": None, "tags": None, "request": None, "response": None,
-                            "bodies": 0})
