@@ -83,6 +83,14 @@ def test_out_of_range_numbers_are_clamped_in_both_databases(db: Database) -> Non
     assert db.fetchone("SELECT COUNT(*) FROM records")[0] == 2
 
 
+def test_lone_surrogates_are_replaced_in_both_databases(db: Database) -> None:
+    row = make_row(time.time())
+    row.update(error="bad \ud800 text", model="m\udfff", request_id="req-\ud83d")
+    insert_rows(db, [row, make_row(time.time())])
+    stored = db.fetchone("SELECT error, model, request_id FROM records WHERE id = :i", {"i": row["id"]})
+    assert stored == ("bad \ufffd text", "m\ufffd", "req-\ufffd")
+
+
 def test_every_field_has_a_kind() -> None:
     """The sanitiser knows every field of the row: text, integer or float (a new field must say)."""
     from modelmeter.storage import row as row_module

@@ -4,6 +4,8 @@ a whole batch (which the writer then stores row by row, a fraction of its speed)
 * PostgreSQL ``text`` cannot hold NUL: every NUL in a text column becomes U+FFFD, and so does a
   NUL in a tag (tags are stored decoded in ``record_tags``; their JSON list is re-encoded to match).
   JSON text keeps its ``\\u0000`` escapes: the columns are ``text``, which holds them.
+* A lone surrogate (``\\ud800``: not UTF-8, so neither database takes it) in a plain text column
+  becomes U+FFFD too.
 * Integers are clamped into their column's range (SMALLINT; counts as below), in both databases
   (SQLite does not enforce SMALLINT, but the same row must read the same from either).
 
@@ -12,6 +14,7 @@ Rows that need nothing are passed through as they are (no copy): the common case
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -25,6 +28,9 @@ REPLACEMENT = "\ufffd"
 _LIMITS = {"start_us": (0, 2**62), "end_us": (0, 2**62), "spend_pusd": (0, 2**53)}
 _RANGES = (*((f, (-(2**15), 2**15 - 1)) for f in SMALLINT_FIELDS),
            *((f, _LIMITS.get(f, (0, 2**40))) for f in BIGINT_FIELDS))
+_JSON_FIELDS = ("cost_breakdown", "metadata", "tags", "request", "response")
+_PLAIN_TEXT = tuple(f for f in TEXT_FIELDS if f not in _JSON_FIELDS)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def for_database(rows: Sequence[RecordRow], dialect: str) -> list[RecordRow]:
@@ -38,6 +44,11 @@ def for_database(rows: Sequence[RecordRow], dialect: str) -> list[RecordRow]:
             if not isinstance(value, int) or not low <= value <= high:
                 fixed = fixed if fixed is not None else dict(row)
                 fixed[name] = _clamp(value, low, high)
+        for name in _PLAIN_TEXT:  # (JSON text comes from orjson, which never writes a lone surrogate)
+            value = row.get(name)
+            if isinstance(value, str) and not value.isascii() and _SURROGATE.search(value):
+                fixed = fixed if fixed is not None else dict(row)
+                fixed[name] = _SURROGATE.sub(REPLACEMENT, value)
         if no_nul:
             for name in TEXT_FIELDS:
                 value = row.get(name)
