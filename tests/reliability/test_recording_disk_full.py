@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -46,24 +47,32 @@ def grow(mnt: Path, size: str) -> None:
     subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True, capture_output=True)
 
 
-def test_full_disk_keeps_serving_says_so_and_resumes(tiny_disk: Path, fake_upstream: FakeUpstream,
-                                                     make_config: Any, start_server: Any) -> None:
-    db = tiny_disk / "mm.db"
-    config = make_config(deployments=[{"name": "chat", "model": "gpt-4o-mini", "provider": "openai",
-                                       "api_base": fake_upstream.base_url}],
-                         database=sqlite_url(db), queue_size=200, batch_size=50)
-    server = start_server(config)
+def fill(server: Any) -> tuple[int, Any]:
+    """Load until the disk is full and the recorder says so; (calls answered, /readyz's body)."""
     answered = 0
     ready: Any = None
-    for round_ in range(30):  # until the disk is full and the recorder says so
+    for round_ in range(30):
         load = asyncio.run(run_load(server.url, 200, big_chat, concurrency=20, run_id=f"fill{round_}", timeout=20))
         assert len(load.ok) == 200, load.summary()
         answered += 200
         status, ready = http_json("GET", server.url + "/readyz")
         if status == 503 and ready["recorder"]["held_in_memory"] > 0:
-            break
-    else:
-        raise AssertionError(f"the disk never filled: {ready}")
+            return answered, ready
+    raise AssertionError(f"the disk never filled: {ready}")
+
+
+def start(tiny_disk: Path, fake_upstream: FakeUpstream, make_config: Any, start_server: Any) -> Any:
+    config = make_config(deployments=[{"name": "chat", "model": "gpt-4o-mini", "provider": "openai",
+                                       "api_base": fake_upstream.base_url}],
+                         database=sqlite_url(tiny_disk / "mm.db"), queue_size=200, batch_size=50)
+    return start_server(config)
+
+
+def test_full_disk_keeps_serving_says_so_and_resumes(tiny_disk: Path, fake_upstream: FakeUpstream,
+                                                     make_config: Any, start_server: Any) -> None:
+    db = tiny_disk / "mm.db"
+    server = start(tiny_disk, fake_upstream, make_config, start_server)
+    answered, ready = fill(server)
     assert ready["status"] == "not ready" and "held in memory" in ready["reason"], ready
     assert ready["recorder"]["spool_failing"] and ready["recorder"]["lost"] == 0, ready
     metrics = server.api("GET", "/metrics")[1]
@@ -89,3 +98,19 @@ def test_full_disk_keeps_serving_says_so_and_resumes(tiny_disk: Path, fake_upstr
     assert server.stop() == 0
     print(f"\n[disk full] answered={answered} stored_while_full={stored_while_full} "
           f"stored_after={count_records(str(db))} stop_s={time.monotonic() - t0:.2f}")
+
+
+def test_sigterm_while_the_disk_stays_full_ends_cleanly(tiny_disk: Path, fake_upstream: FakeUpstream,
+                                                        make_config: Any, start_server: Any) -> None:
+    """The recorder waits its 30 s for the database (space may come back), then exits 0 and says
+    how many records nothing could take."""
+    server = start(tiny_disk, fake_upstream, make_config, start_server)
+    answered, _ = fill(server)
+    t0 = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(60) == 0, server.stderr[-3000:]
+    took = time.monotonic() - t0
+    stored = count_records(str(tiny_disk / "mm.db"))
+    assert took < 45, took
+    assert "RECORDS LOST" in server.stderr, server.stderr[-3000:]
+    print(f"\n[disk full at SIGTERM] answered={answered} stored={stored} exit_s={took:.1f}")
