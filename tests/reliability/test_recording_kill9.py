@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(180)
 
 # Answered this long before the kill or earlier: must be stored. The recorder holds a record in
 # memory for its linger (20 ms) plus the finishing and writing of its batch; measured on a shared,
-# busy 2-core machine: 20-93 ms. The bound leaves room for a busier scheduler.
+# busy 2-core machine: 14-116 ms. The bound leaves room for a busier scheduler.
 WINDOW_S = 0.3
 RUN_S = 6.0
 

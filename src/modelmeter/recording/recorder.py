@@ -58,7 +58,7 @@ class Recorder:
         # It is also what a crash (kill -9) can lose: records wait in memory this long plus their
         # batch's write. 20 ms, not 50: the recorder threads' CPU per record at 2,500/s went from
         # 35 to 42 µs (in-process, 10,000 records, twice each), the loss window from 107-200 ms
-        # to 20-93 ms (tests/reliability/test_recording_kill9.py, 3 runs each, shared machine).
+        # to 14-116 ms (tests/reliability/test_recording_kill9.py, 4 and 7 runs, shared machine).
         self._linger = linger
         self._store_bodies = store_bodies
         self._pricer = pricer or Pricer()
