@@ -29,6 +29,10 @@ def readyz(request: Request) -> JSONResponse:
         body["database"] = f"unreachable: {type(exc).__name__}"
         state.db.reset_connection()
         ready = False
+    problem = state.recorder.problem  # e.g. a full disk: records held in memory, or lost
+    if problem is not None:
+        body["reason"] = problem
+        ready = False
     body["status"] = "ready" if ready else "not ready"
     if not request.scope.get(ADMIN_SCOPE, True):  # open to anyone: figures, not error text
         body = public_view(body)

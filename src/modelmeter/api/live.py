@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from modelmeter.storage.row import RecordRow
 from modelmeter.usage.records import row_to_api
 
 
@@ -18,13 +19,13 @@ class LiveHub:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def publish(self, rows: list[dict[str, Any]]) -> None:
+    def publish(self, rows: list[RecordRow]) -> None:
         """Called from the writer thread after a batch is stored."""
         if self._loop is None or not self._subscribers:
             return
         self._loop.call_soon_threadsafe(self._fan_out, rows)
 
-    def _fan_out(self, rows: list[dict[str, Any]]) -> None:
+    def _fan_out(self, rows: list[RecordRow]) -> None:
         wanted = set(self._subscribers.values())
         public = [row_to_api(r) for r in rows if r["deployment"] in wanted]
         for queue, deployment in list(self._subscribers.items()):

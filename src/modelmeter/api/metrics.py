@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from modelmeter.metering.record import PICO
 from modelmeter.recording.recorder import Recorder
+from modelmeter.storage.row import RecordRow
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -26,7 +26,7 @@ class _RecorderCollector(Collector):
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         r = self._recorder
         yield GaugeMetricFamily("modelmeter_recorder_queue_depth", "Records waiting to be stored", value=r.depth)
         yield GaugeMetricFamily("modelmeter_recorder_write_lag_seconds",
@@ -38,6 +38,15 @@ class _RecorderCollector(Collector):
                                 value=r.failed_batches)
         yield GaugeMetricFamily("modelmeter_recorder_spooled_records",
                                 "Records in the local spool file, waiting for the database", value=r.spool.rows)
+        yield GaugeMetricFamily("modelmeter_recorder_held_records",
+                                "Records held in memory because neither the database nor the spool takes them",
+                                value=r.held.rows)
+        yield GaugeMetricFamily("modelmeter_recorder_storage_failing",
+                                "1 while recording is not safe (the database or the spool refuses writes)",
+                                value=int(r.problem is not None))
+        yield CounterMetricFamily("modelmeter_recorder_records_lost",
+                                  "Records lost: neither the database, the spool nor memory could take them",
+                                  value=r.lost)
 
 
 class Metrics:
@@ -54,7 +63,7 @@ class Metrics:
                               buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(_RecorderCollector(recorder))
 
-    def observe(self, rows: list[dict[str, Any]]) -> None:
+    def observe(self, rows: list[RecordRow]) -> None:
         """A recorder listener: called in the writer thread with each stored batch. Counters are
         summed over the batch first: one ``labels()`` lookup (a lock and a dict) per series, not
         several per record."""
@@ -66,8 +75,9 @@ class Metrics:
         for r in rows:
             dep = r["deployment"]
             requests[(dep, r["status"])] += 1
-            for kind in _TOKEN_KINDS:
-                tokens[(dep, kind)] += r[f"{kind}_tokens"]
+            for kind, n in zip(_TOKEN_KINDS, (r["prompt_tokens"], r["completion_tokens"], r["cached_tokens"],
+                                              r["reasoning_tokens"]), strict=True):
+                tokens[(dep, kind)] += n
             spend[dep] += r["spend_pusd"]
             latencies.setdefault(dep, []).append(r["latency_ms"] / 1000)
             if r["ttft_ms"] is not None:

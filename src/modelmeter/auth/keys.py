@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from modelmeter.auth.reservations import Reservations
 from modelmeter.auth.secrets import key_hash, new_key
 from modelmeter.storage.database import Database
+from modelmeter.storage.row import RecordRow
 from modelmeter.units import PICO, iso
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class KeyStore:
             tokens, pusd = self.reservations.estimate(rec, vk.tpm_limit is not None, vk.budget_pusd is not None)
             self.reservations.hold(rec.id, vk.alias, tokens, pusd, t)
 
-    def observe(self, rows: Iterable[dict[str, Any]]) -> None:
+    def observe(self, rows: Iterable[RecordRow]) -> None:
         """A recorder listener: count each stored batch's tokens (per minute) and add its spend to
         its keys (additive in the database, so several writers can share it)."""
         rows = list(rows)

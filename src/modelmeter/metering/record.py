@@ -20,6 +20,7 @@ from modelmeter.metering import tokens
 from modelmeter.metering.pricing import Cost, CostLine, Pricer
 from modelmeter.metering.redact import redact_ip
 from modelmeter.metering.usage import Usage
+from modelmeter.storage.row import RecordRow
 from modelmeter.units import PICO as PICO
 from modelmeter.units import iso as iso
 from modelmeter.upstreams.scrub import redact_url
@@ -75,7 +76,7 @@ class CallRecord:
     max_stored_body_bytes: int = MAX_STORED_BODY_BYTES  # larger bodies are stored truncated
 
 
-def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> dict[str, Any]:
+def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> RecordRow:
     """Turn the gathered facts into the stored row: tokens, cost, redaction, JSON."""
     dep = rec.deployment
     usage = rec.usage

@@ -6,6 +6,13 @@ a writer thread stores each batch in one transaction and retries a failed one un
 While the database is unreachable, finished batches that do not fit in memory go to a local spool
 file, so the gateway keeps serving; the writer stores the spool when the database is back. ``stop``
 drains everything (to the database, or to the spool if it is still down) before returning.
+
+No storage error stops recording (a full disk fails the database and the spool at once): batches
+the spool cannot take are held in memory, up to ``max_held_bytes``; beyond that a batch is lost,
+counted in ``lost`` and logged as an error (the newest go: what is held is already in order for
+the database). While anything is held or the database refuses writes, ``problem`` says so
+(/readyz answers 503 with it, /metrics has gauges). The writer retries by itself, so recording
+resumes when space returns, and the held batches are stored first-come.
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -23,20 +29,25 @@ from typing import Any
 
 from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish
-from modelmeter.recording.spool import Spool
+from modelmeter.recording.checkpointer import Checkpointer
+from modelmeter.recording.fallback import MAX_HELD_BYTES, Fallback
+from modelmeter.recording.refused import store_refused
+from modelmeter.recording.spool import Spool, database_key, default_spool_dir
 from modelmeter.storage.database import Database, is_transient
 from modelmeter.storage.records import insert_rows
+from modelmeter.storage.row import RecordRow
 
 log = logging.getLogger("modelmeter.recorder")
 _STOP = object()
 
-Listener = Callable[[list[dict[str, Any]]], None]
+Listener = Callable[[list[RecordRow]], None]
 
 
 class Recorder:
     def __init__(self, db: Database, *, maxsize: int = 10_000, batch_size: int = 500,
                  store_bodies: bool = True, pricer: Pricer | None = None,
-                 spool_dir: Path | None = None, linger: float = 0.05) -> None:
+                 spool_dir: Path | None = None, linger: float = 0.02,
+                 max_held_bytes: int = MAX_HELD_BYTES) -> None:
         self._db = db
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._batch_size = batch_size
@@ -44,6 +55,10 @@ class Recorder:
         # one transaction (and one wake-up of the threads) per batch rather than per record.
         # Measured (benchmarks/overhead.py): without it, at ~2,500 calls/s the threads took each
         # record alone and recording cost ~190 µs of the process's one core per call; ~50 with it.
+        # It is also what a crash (kill -9) can lose: records wait in memory this long plus their
+        # batch's write. 20 ms, not 50: the recorder threads' CPU per record at 2,500/s went from
+        # 35 to 42 µs (in-process, 10,000 records, twice each), the loss window from 107-200 ms
+        # to 14-116 ms (tests/reliability/test_recording_kill9.py, 4 and 7 runs, shared machine).
         self._linger = linger
         self._store_bodies = store_bodies
         self._pricer = pricer or Pricer()
@@ -61,10 +76,11 @@ class Recorder:
         self.dropped = 0  # records the database refused even stripped to their numbers (a bug if ever > 0)
         self.last_error: str | None = None
         self.last_lag_s = 0.0  # how long the newest written record waited in the queue
-        self.spool = Spool(spool_dir or default_spool_dir(db))
-        self.spooled = 0  # rows that went through the spool file
-        self._checkpointer: threading.Thread | None = None
-        self._stopped = threading.Event()
+        self.refused_batches = 0  # batches the database refused for their data (stored row by row)
+        self._fallback = Fallback(Spool(spool_dir or default_spool_dir(db), database_key(db)), max_held_bytes)
+        self.spool = self._fallback.spool
+        self.held = self._fallback.held  # batches neither the database nor the spool took
+        self._checkpointer: Checkpointer | None = None
         self._failing = threading.Event()  # set while the database refuses writes
         self._aborting = threading.Event()  # stop() gave up waiting for the database
 
@@ -86,13 +102,35 @@ class Recorder:
     @property
     def depth(self) -> int:
         """Records not yet stored: queued, being finished, or finished and waiting for the database
-        (a record handed over is counted twice for a moment rather than not at all)."""
-        return self._queue.qsize() + self._finishing + max(self._handed_rows - self._done_rows, 0)
+        (a record handed over is counted twice for a moment rather than not at all), or held in
+        memory because neither the database nor the spool takes them."""
+        return (self._queue.qsize() + self._finishing + max(self._handed_rows - self._done_rows, 0)
+                + self.held.rows)
+
+    @property
+    def lost(self) -> int:
+        """Rows lost because neither the database, the spool nor memory could take them."""
+        return self._fallback.lost
+
+    @property
+    def spool_error(self) -> str | None:
+        return self._fallback.spool_error
+
+    @property
+    def problem(self) -> str | None:
+        """Why recording is not safe right now (for /readyz), or None. No error text: /readyz is open."""
+        if self.held:
+            return (f"storage failing: the database and the spool refuse writes; {self.held.rows} records "
+                    f"held in memory, {self.lost} lost")
+        if self._failing.is_set():
+            return "the database refuses writes; records go to the local spool"
+        return None
 
     @property
     def backlog(self) -> dict[str, Any]:
         return {"queued": self.depth, "spooled": self.spool.rows, "database_failing": self._failing.is_set(),
-                "last_error": self.last_error}
+                "held_in_memory": self.held.rows, "spool_failing": self.spool_error is not None,
+                "lost": self.lost, "last_error": self.last_error}
 
     def add_listener(self, listener: Listener) -> None:
         """Called from the writer thread with each batch of finished rows, after they are stored."""
@@ -110,17 +148,20 @@ class Recorder:
             for thread in self._threads:
                 thread.start()
         if self._db.dialect == "sqlite" and self._checkpointer is None:
-            self._stopped.clear()
-            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="modelmeter-checkpointer",
-                                                  daemon=True)
-            self._checkpointer.start()
+            self._checkpointer = Checkpointer(self._db).start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, then stop the writer."""
         if not self._threads:
             return
-        self._queue.put(_STOP)
         deadline = time.monotonic() + timeout
+        while True:  # (never a blocking put: a full queue must not hang the shutdown)
+            try:
+                self._queue.put(_STOP, timeout=0.5)
+                break
+            except queue.Full:
+                if time.monotonic() > deadline or not self._threads[0].is_alive():
+                    break
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.1))
         if any(t.is_alive() for t in self._threads):
@@ -129,24 +170,12 @@ class Recorder:
             for thread in self._threads:
                 thread.join(30.0)
         self._threads = []
+        self._spool_everything_left()  # batches handed over after the writer gave up
+        if self.held:
+            self._fallback.lose(self.held.rows, "at shutdown: neither the database nor the spool took them")
         if self._checkpointer is not None:
-            self._stopped.set()
-            self._checkpointer.join(30.0)
+            self._checkpointer.stop()
             self._checkpointer = None
-
-    def _checkpoint_loop(self, every: float = 0.5) -> None:
-        """SQLite: the WAL is copied into the database file mostly here, not in the writer's commits.
-        A passive checkpoint waits for nobody and lets go of the GIL. Measured through the recorder
-        (200,000 records, twice, on a busy disk): 17,800 / 14,400 records/s with SQLite's automatic
-        checkpoints, 19,500 / 17,200 with this thread."""
-        while not self._stopped.wait(every):
-            try:
-                self._db.checkpoint()
-            except Exception as exc:  # busy or away: the next round catches up
-                log.debug("checkpoint skipped: %s", exc)
-        with contextlib.suppress(Exception):
-            self._db.checkpoint()
-        self._db.reset_connection()
 
     def _run(self) -> None:
         stopping = False
@@ -172,11 +201,18 @@ class Recorder:
             self._finishing = len(batch)
             if batch:
                 rows = [r for r in map(self._finish, batch) if r is not None]
-                self._hand_over(rows, batch[-1].end)
+                try:
+                    self._hand_over(rows, batch[-1].end)
+                except Exception:  # a bug here must not stop the finisher (the gateway would wait forever)
+                    log.exception("could not hand over a batch of %d records", len(rows))
+                    self._fallback.keep(rows)
             self._finishing = 0
-        self._finished.put(_STOP)
+        while not self._aborting.is_set():  # (an aborting stop() collects what is left itself)
+            with contextlib.suppress(queue.Full):
+                self._finished.put(_STOP, timeout=0.5)
+                return
 
-    def _finish(self, rec: CallRecord) -> dict[str, Any] | None:
+    def _finish(self, rec: CallRecord) -> RecordRow | None:
         try:
             return finish(rec, self._pricer, self._store_bodies)
         except Exception:  # a bug in metering: keep the call's facts, drop what failed to serialise
@@ -190,47 +226,68 @@ class Recorder:
                 self.dropped += 1
                 return None
 
-    def _hand_over(self, rows: list[dict[str, Any]], newest_end: float) -> None:
+    def _hand_over(self, rows: list[RecordRow], newest_end: float) -> None:
         """To the writer; while the database is failing and the writer is full, to the spool."""
         while True:
+            failing = self._failing.is_set() or self._aborting.is_set()
             try:
-                self._finished.put((rows, newest_end), timeout=0.2)
+                # (No wait while failing: the queue keeps draining at the finisher's pace.)
+                self._finished.put((rows, newest_end), timeout=0.001 if failing else 0.2)
                 self._handed_rows += len(rows)
                 return
             except queue.Full:
-                if self._failing.is_set() or self._aborting.is_set():
-                    self._to_spool(rows)
+                if failing:
+                    self._fallback.keep(rows)
                     return
-
-    def _to_spool(self, rows: list[dict[str, Any]]) -> None:
-        self.spool.append(rows)
-        self.spooled += len(rows)
 
     def _store_loop(self) -> None:
         if self._db.dialect == "sqlite":
-            self._db.defer_checkpoints()  # the checkpointer thread does most of them
-        self._drain_spool()
+            with contextlib.suppress(Exception):  # (the database may be away at start)
+                self._db.defer_checkpoints()  # the checkpointer thread does most of them
+        step: Callable[[], bool] = self._drain_spool  # first the spool left by processes that died
         while True:
             try:
-                item = self._finished.get(timeout=1.0)
-            except queue.Empty:
-                if (self._draining is not None or self.spool.rows) and not self._drain_spool():
+                if not step():
                     return
-                continue
-            if item is _STOP:
-                if (self._draining is not None or self.spool.rows) and not self._aborting.is_set():
-                    self._drain_spool()
-                return
-            rows, newest_end = item
-            stored = self._write(rows, newest_end)
-            self._done_rows += len(rows)  # stored, or spooled by an aborting stop()
-            if not stored:
-                return
-            # Under steady traffic the writer is never idle for a second: store the spool a batch at
-            # a time between live batches, rather than waiting for a lull that may never come.
-            if (self._draining is not None or self.spool.rows) and not self._failing.is_set() \
-                    and not self._drain_spool(batches=1):
-                return
+                step = self._store_next
+            except Exception:  # a bug or a storage error nobody expected: the writer must go on
+                log.exception("the record writer failed; going on in a second")
+                self._draining = None
+                time.sleep(1.0)
+
+    def _store_next(self) -> bool:
+        """Store what comes next; False when the writer is done."""
+        try:
+            item = self._finished.get(timeout=1.0)
+        except queue.Empty:
+            return self._catch_up()
+        if item is _STOP:
+            if not self._aborting.is_set():
+                self._catch_up()
+            self._fallback.spool_held()
+            return False
+        rows, newest_end = item
+        stored = self._write(rows, newest_end)
+        self._done_rows += len(rows)  # stored, or spooled by an aborting stop()
+        if not stored:
+            return False
+        # Under steady traffic the writer is never idle for a second: store the spool and what is
+        # held a batch at a time between live batches, rather than waiting for a lull that may never come.
+        return self._failing.is_set() or self._catch_up(batches=1)
+
+    def _catch_up(self, batches: int | None = None) -> bool:
+        """Store held batches, then the spool (all, or ``batches`` of each); False if stop() gave up."""
+        done = 0
+        while self.held and (batches is None or done < batches):
+            rows = self.held.pop()
+            if rows is None:
+                break
+            if not self._write(rows, time.time(), held=True):
+                return False
+            done += 1
+        if self._draining is not None or self.spool.rows:
+            return self._drain_spool(batches)
+        return True
 
     def _spool_batches(self) -> Iterator[bool]:
         """Store the spool (ours, and files left by processes that died), yielding after each
@@ -266,7 +323,8 @@ class Recorder:
             done += 1
         return True
 
-    def _write(self, rows: list[dict[str, Any]], newest_end: float, from_spool: bool = False) -> bool:
+    def _write(self, rows: list[RecordRow], newest_end: float, from_spool: bool = False,
+               held: bool = False) -> bool:
         """Store one batch, retrying until it lands; False if stop() gave up (rows spooled)."""
         delay = 0.05
         retry = from_spool  # spooled rows may have been stored already before a crash
@@ -275,22 +333,27 @@ class Recorder:
                 insert_rows(self._db, rows, retry=retry)
                 break
             except Exception as exc:
-                if not is_transient(exc) and self._write_one_by_one(rows, exc):
+                if not is_transient(exc) and self._store_refused(rows, exc):
                     break  # this data, not the database, was the problem: stored what can be
-                # The database is down or busy: keep the batch, retry.
+                # The database is down, busy or full: keep the batch, retry.
                 self.failed_batches += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                if not self._failing.is_set():
+                    log.warning("record batch of %d not written yet (%s); retrying", len(rows), self.last_error)
                 self._failing.set()
-                log.warning("record batch of %d not written yet (%s); retrying", len(rows), self.last_error)
                 self._db.reset_connection()
                 retry = True
                 if self._aborting.is_set():
-                    if not from_spool:  # (spooled rows are still in their file)
-                        self._to_spool(rows)
+                    if held:
+                        self.held.put_back(rows)
+                    elif not from_spool:  # (spooled rows are still in their file)
+                        self._fallback.keep(rows)
                     self._spool_everything_left()
                     return False
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        if self._failing.is_set():
+            log.warning("the database takes records again")
         self._failing.clear()
         self.last_error = None
         self.written += len(rows)
@@ -302,21 +365,17 @@ class Recorder:
                 log.exception("record listener failed")
         return True
 
-    def _write_one_by_one(self, rows: list[dict[str, Any]], exc: Exception) -> bool:
-        """Store a refused batch row by row, stripping a row the database refuses; False if the
-        database itself failed meanwhile (the caller retries the batch, skipping stored rows)."""
-        log.error("a batch was refused (%s: %s); storing its rows one by one", type(exc).__name__, exc)
-        for row in rows:
-            for attempt in (row, _bare(row)):
-                try:
-                    insert_rows(self._db, [attempt], retry=True)
-                    break
-                except Exception as err:
-                    if is_transient(err):
-                        return False
-            else:
-                log.error("record %s lost: the database refuses it even without its bodies", row["id"])
-                self.dropped += 1
+    def _store_refused(self, rows: list[RecordRow], exc: Exception) -> bool:
+        """Store what can be stored of a batch refused for its data; False if the database itself
+        failed meanwhile (the caller retries the batch, skipping stored rows)."""
+        self.refused_batches += 1
+        log.error("a batch of %d was refused (%s: %s); storing it in halves", len(rows), type(exc).__name__, exc)
+        lost = store_refused(self._db, rows)
+        if lost is None:
+            return False
+        for row in lost:
+            log.error("record %s lost: the database refuses it even without its bodies", row["id"])
+        self.dropped += len(lost)
         return True
 
     def _spool_everything_left(self) -> None:
@@ -324,29 +383,8 @@ class Recorder:
             try:
                 item = self._finished.get_nowait()
             except queue.Empty:
-                return
+                break
             if item is not _STOP:
-                self._to_spool(item[0])
+                self._fallback.keep(item[0])
                 self._done_rows += len(item[0])
-
-
-def default_spool_dir(db: Database) -> Path:
-    """Beside the SQLite file, or in ~/.modelmeter (MODELMETER_HOME) for PostgreSQL."""
-    if db.dialect == "sqlite" and db.path != ":memory:":
-        return Path(db.path).expanduser().resolve().parent / ".modelmeter-spool"
-    home = Path(os.environ.get("MODELMETER_HOME", Path.home() / ".modelmeter"))
-    return home / "spool"
-
-
-_INT_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens",
-                "spend_pusd", "retries", "http_status")
-
-
-def _bare(row: dict[str, Any]) -> dict[str, Any]:
-    """The row without anything free-form, with numbers clamped into the columns' range and no NUL
-    characters in its strings (PostgreSQL refuses them)."""
-    bare = {k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in row.items()}
-    bare.update(metadata=None, tags=None, request=None, response=None, bodies=0)
-    for col in _INT_COLUMNS:
-        bare[col] = max(min(int(bare[col] or 0), 2**31 - 1), 0)
-    return bare
+        self._fallback.spool_held()

@@ -53,6 +53,8 @@ class Database:
     # -- connections -------------------------------------------------------------------------
     def _open(self) -> Any:
         if self.dialect == "sqlite":
+            if self.path != ":memory:" and not self.path.startswith("file:"):
+                _create_private(Path(self.path).expanduser())
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -160,6 +162,13 @@ class Database:
 
     def executemany(self, executor: Any, text: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
         executor.executemany(self.sql(text), rows)
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600): it holds bodies, the admin key's
+    hash and virtual keys' hashes. SQLite gives its -wal and -shm files the database file's mode."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def transient_errors() -> tuple[type[Exception], ...]:

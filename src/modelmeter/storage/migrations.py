@@ -1,19 +1,19 @@
 """The one schema source: named, append-only migrations, applied in order at start-up.
 
 Never edit a migration that has shipped; add a new one. The SQL uses types both databases accept
-(SQLite maps BIGINT/SMALLINT to INTEGER affinity and DOUBLE PRECISION to REAL).
+(SQLite maps BIGINT/SMALLINT to INTEGER affinity and DOUBLE PRECISION to REAL). A migration holds
+its own SQL and code (data steps in ``migration_steps``) and never calls today's application code
+(rollups, histograms, request ids), which may change after it shipped.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
-from modelmeter.storage import histogram, request_ids, rollups
+from modelmeter.storage import migration_steps
 from modelmeter.storage.database import Database
 
 
@@ -59,72 +59,11 @@ def _rollup_tables_0003() -> tuple[str, ...]:
     return tuple(out)
 
 
-_SUMS_0003 = ("deployment", "bucket_us", *rollups.SUM_COLUMNS)
-
-
-def _backfill_rollups(db: Database, tx: Any) -> None:
-    """Records stored before rollups existed are added to them (in this migration's table layout),
-    a page at a time."""
-    # The columns as of this migration (later ones may add more).
-    cols = ("id", "deployment", "start_us", "status", "prompt_tokens", "completion_tokens", "total_tokens",
-            "cached_tokens", "reasoning_tokens", "spend_pusd", "latency_ms", "ttft_ms")
-    last = ""
-    while True:
-        rows = tx.execute(db.sql(f"SELECT {', '.join(cols)} FROM records WHERE id > :last "
-                                 "ORDER BY id LIMIT 5000"), {"last": last}).fetchall()
-        if not rows:
-            return
-        minutes = rollups.aggregate([dict(zip(cols, r, strict=True)) for r in rows], rollups.MINUTE)
-        for name, buckets in (("minute", minutes), ("hour", rollups.coarsen(minutes, rollups.HOUR))):
-            updates = ", ".join(f"{c} = rollup_{name}.{c} + excluded.{c}" for c in rollups.SUM_COLUMNS)
-            db.executemany(tx, f"INSERT INTO rollup_{name} ({', '.join(_SUMS_0003)}) VALUES "
-                               f"({', '.join(':' + c for c in _SUMS_0003)}) "
-                               f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}", buckets)
-            db.executemany(tx, f"INSERT INTO rollup_hist_{name} (deployment, bucket_us, bin, n) VALUES "
-                               "(:d, :b, :i, :n) ON CONFLICT (deployment, bucket_us, bin) "
-                               f"DO UPDATE SET n = rollup_hist_{name}.n + excluded.n",
-                           [{"d": b["deployment"], "b": b["bucket_us"], "i": i, "n": n}
-                            for b in buckets for i, n in sorted(b["bins"].items())])
-        last = rows[-1][0]
-
-
-def _fold_histograms(db: Database, tx: Any) -> None:
-    """0005: each bucket's histogram rows become one JSON object in the bucket's row."""
-    for name in ("minute", "hour"):
-        rows = tx.execute(f"SELECT deployment, bucket_us, bin, n FROM rollup_hist_{name} "
-                          "ORDER BY deployment, bucket_us, bin").fetchall()
-        updates = [{"d": dep, "b": bucket, "bins": histogram.encode({int(i): int(n) for *_, i, n in group})}
-                   for (dep, bucket), group in groupby(rows, key=lambda r: (r[0], r[1]))]
-        db.executemany(tx, f"UPDATE rollup_{name} SET latency_bins = {db.json_param('bins')} "
-                           "WHERE deployment = :d AND bucket_us = :b", updates)
-
-
-def _index_past_request_ids(db: Database, tx: Any) -> None:
-    """0007: the request ids of every quarter hour that is over, in one sorted copy."""
-    end = request_ids.initial_until()
-    tx.execute(db.sql(request_ids.COPY), {"a": 0, "b": end})
-    request_ids.set_until(db, tx, end)
-
-
-def _fill_quarters(db: Database, tx: Any) -> None:
-    """0008: quarter hours summed from the minute rollups, 5,000 minutes at a time (the upsert adds,
-    so a quarter split across two pages still sums right)."""
-    cols = ("deployment", "bucket_us", *rollups.SUM_COLUMNS, "latency_bins")
-    after = ("", -1)
-    while True:
-        rows = tx.execute(db.sql(
-            f"SELECT {', '.join(cols)} FROM rollup_minute WHERE deployment > :d OR "
-            "(deployment = :d AND bucket_us > :b) ORDER BY deployment, bucket_us LIMIT 5000"),
-            {"d": after[0], "b": after[1]}).fetchall()
-        if not rows:
-            return
-        minutes = []
-        for row in rows:
-            minute = dict(zip(cols, row, strict=True))
-            minute["bins"] = Counter(histogram.decode(minute.pop("latency_bins")))
-            minutes.append(minute)
-        rollups.upsert(db, tx, rollups.QUARTER, rollups.coarsen(minutes, rollups.QUARTER))
-        after = (rows[-1][0], rows[-1][1])
+# The data steps of shipped migrations, frozen in their own module (they never call today's code).
+_backfill_rollups = migration_steps.backfill_rollups_0003
+_fold_histograms = migration_steps.fold_histograms_0005
+_index_past_request_ids = migration_steps.index_past_request_ids_0007
+_fill_quarters = migration_steps.fill_quarters_0008
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -225,7 +164,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_rollup_bins", (
         "ALTER TABLE rollup_minute ADD COLUMN latency_bins /*JSON*/",
         "ALTER TABLE rollup_hour ADD COLUMN latency_bins /*JSON*/",
-    ), backfill=_fold_histograms, postgresql=(histogram.POSTGRES_BINS_ADD,)),
+    ), backfill=_fold_histograms, postgresql=(migration_steps.POSTGRES_BINS_ADD_0005,)),
     Migration("0006_drop_rollup_hist", (
         "DROP TABLE rollup_hist_minute",
         "DROP TABLE rollup_hist_hour",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -37,7 +37,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise CursorError("'cursor' is not one this API gave out") from None
 
 
-def row_to_api(row: dict[str, Any]) -> dict[str, Any]:
+def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
     """A stored row in the API's shape: ISO times, USD, booleans, parsed JSON."""
     out = {k: row[k] for k in RECORD_COLUMNS if k not in ("start_us", "end_us", "spend_pusd",
                                                           "cost_breakdown", "metadata", "tags",
