@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import os
-import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
+from pydantic import TypeAdapter, ValidationError
+
+from modelmeter.deployment_schema import DeploymentSpec, parse_duration  # noqa: F401 (parse_duration: re-exported)
 from modelmeter.metering.pricing import PriceOverride
 from modelmeter.storage.retention import Retention
 
 LOCAL_CHAT_MODEL = "smollm2-135m-instruct"
 LOCAL_EMBEDDING_MODEL = "multilingual-e5-small"
 LOCAL_MODELS = {LOCAL_CHAT_MODEL: "chat", LOCAL_EMBEDDING_MODEL: "embedding"}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
-_DEPLOYMENT_KEYS = {"name", "api_base", "model", "provider", "api_key_env", "price", "threads",
-                    "timeout", "connect_timeout", "store_bodies", "max_retries", "chunk_timeout",
-                    "cache_ttl"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
-_DURATION_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ConfigError(ValueError):
@@ -71,78 +68,24 @@ class Deployment:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "config") -> Deployment:
-        unknown = set(data) - _DEPLOYMENT_KEYS - {"source", "local"}
-        if unknown:
-            raise ConfigError(f"unknown deployment field(s): {', '.join(sorted(unknown))}")
-        name = data.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError("deployment 'name' must be 1-128 characters: letters, digits, ._:/@+-")
-        api_base = data.get("api_base")
-        provider = data.get("provider")
+        try:
+            spec = DeploymentSpec.parse(data).fields()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        name = spec["name"]
+        api_base = spec["api_base"]
+        provider = spec["provider"]
         if api_base is not None:
-            if not isinstance(api_base, str) or not re.match(r"^https?://[^\s/]+", api_base):
-                raise ConfigError(f"deployment {name!r}: 'api_base' must be an http(s) URL")
             api_base = api_base.rstrip("/")
         elif provider not in (None, "local"):
             raise ConfigError(f"deployment {name!r}: 'api_base' is required unless provider is 'local'")
-        model = data.get("model") or name
-        if not isinstance(model, str):
-            raise ConfigError(f"deployment {name!r}: 'model' must be a string")
+        model = spec["model"] or name
         if api_base is None and model not in LOCAL_MODELS:
             raise ConfigError(f"deployment {name!r}: the embedded models are "
                               f"{', '.join(LOCAL_MODELS)}; set 'model' to one or give 'api_base'")
-        price = data.get("price")
-        try:
-            override = PriceOverride.from_mapping(price) if price else None
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            raise ConfigError(f"deployment {name!r}: bad 'price': {exc}") from exc
-        key_env = data.get("api_key_env")
-        if key_env is not None and (not isinstance(key_env, str) or not key_env.isidentifier()):
-            raise ConfigError(f"deployment {name!r}: 'api_key_env' must be a variable name")
-        try:
-            max_retries = int(data.get("max_retries", 2))
-            chunk_timeout = float(data.get("chunk_timeout", 60.0))
-            cache_ttl = parse_duration(data["cache_ttl"]) if data.get("cache_ttl") else None
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"deployment {name!r}: {exc}") from exc
-        if isinstance(data.get("max_retries"), bool) or max_retries < 0:
-            raise ConfigError(f"deployment {name!r}: 'max_retries' must be 0 or more")
-        if not chunk_timeout > 0:
-            raise ConfigError(f"deployment {name!r}: 'chunk_timeout' must be positive (seconds)")
-        try:
-            return cls(
-                name=name,
-                model=model,
-                provider=str(provider or ("local" if api_base is None else "openai")),
-                api_base=api_base,
-                api_key_env=key_env,
-                price=override,
-                threads=int(data["threads"]) if data.get("threads") else None,
-                timeout=float(data.get("timeout", 600.0)),
-                connect_timeout=float(data.get("connect_timeout", 10.0)),
-                store_bodies=bool(data.get("store_bodies", True)),
-                source=source,
-                max_retries=max_retries,
-                chunk_timeout=chunk_timeout,
-                cache_ttl=cache_ttl,
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"deployment {name!r}: {exc}") from exc
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as "30s", "10m", "2h" (or "45": seconds)."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    else:
-        raise ValueError(f"not a duration: {value!r} (use seconds, or e.g. '30s', '10m', '2h')")
-    if not seconds > 0:
-        raise ValueError(f"a duration must be positive, not {value!r}")
-    return seconds
+        spec.update(api_base=api_base, model=model,
+                    provider=provider or ("local" if api_base is None else "openai"))
+        return cls(**spec, source=source)
 
 
 def _price_dict(price: PriceOverride | None) -> dict[str, float] | None:
@@ -172,6 +115,9 @@ class Settings:
     require_keys: bool = False  # /v1 callers must present a virtual key
     prune_interval_s: float = 300.0
     max_stored_body_bytes: int = 1024 * 1024  # larger request/response bodies are stored truncated
+    header_timeout: float = 10.0  # seconds to send a request's headers (a slow client is cut off)
+    body_timeout: float = 30.0  # longest pause while a request's body arrives, seconds
+    max_connections_per_client: int = 256  # open connections per client address (0: no cap)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -198,10 +144,12 @@ def _from_toml(data: dict[str, Any]) -> Settings:
     if not isinstance(server, dict):
         raise ConfigError("[server] must be a table")
     known = {"host", "port", "database", "max_body_bytes", "queue_size", "batch_size",
-             "local_threads", "store_bodies", "admin_key", "require_keys", "max_stored_body_bytes"}
+             "local_threads", "store_bodies", "admin_key", "require_keys", "max_stored_body_bytes",
+             "header_timeout", "body_timeout", "max_connections_per_client"}
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")
+    _check_server(server)
     retention = data.get("retention", {})
     if not isinstance(retention, dict) or set(retention) - {"bodies_days", "records_days", "rollups_days"}:
         raise ConfigError("[retention] takes bodies_days, records_days and rollups_days (numbers of days)")
@@ -219,3 +167,24 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         if dupes:
             raise ConfigError(f"deployment name(s) used twice: {', '.join(sorted(dupes))}")
     return Settings(deployments=tuple(deployments), retention=Retention(**retention), **server)
+
+
+_KINDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_server(server: dict[str, Any]) -> None:
+    """Each [server] value of the type its Settings field declares, numbers finite and not negative,
+    ports 0-65535: a bad value is refused here, before anything starts (``port = "abc"``)."""
+    hints = get_type_hints(Settings)
+    for key, value in server.items():
+        try:
+            TypeAdapter(hints[key]).validate_python(value, strict=True)
+        except ValidationError:
+            kinds = [_KINDS[t] for t in (get_args(hints[key]) or (hints[key],)) if t in _KINDS]
+            raise ConfigError(f"[server] {key} must be {' or '.join(kinds) or hints[key]}, "
+                              f"not {value!r}") from None
+        if key == "port" and not 0 <= value <= 65535:
+            raise ConfigError(f"[server] port must be from 1 to 65535, not {value}")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and (not math.isfinite(value) or value < 0):
+            raise ConfigError(f"[server] {key} must be a finite number, 0 or more, not {value!r}")
