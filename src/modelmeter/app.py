@@ -25,6 +25,7 @@ from modelmeter.api.metrics import router as metrics_router
 from modelmeter.api.routes import router as api_router
 from modelmeter.api.runs import router as runs_router
 from modelmeter.api.state import AppState
+from modelmeter.api.text_guard import RejectNul
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.auth.admin import AdminAuth, resolve_admin_key
 from modelmeter.auth.keys import KeyStore
@@ -144,6 +145,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
                               "endpoints live under /v1.")
     api.state.mm = state
     install_error_handlers(api)
+    api.add_middleware(RejectNul)
     api.include_router(api_router)
     api.include_router(keys_router)
     api.include_router(runs_router)
