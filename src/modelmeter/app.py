@@ -34,6 +34,7 @@ from modelmeter.gateway.handler import Gateway
 from modelmeter.ops import router as ops_router
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
+from modelmeter.server import sign_in
 from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
@@ -119,6 +120,9 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
                       f"    http://{_shown(settings.host)}:{settings.port}/?token={admin.generated}\n"
                       "  (API: Authorization: Bearer <key>; set MODELMETER_ADMIN_KEY to choose your own)",
                       file=sys.stderr, flush=True)
+            else:
+                print(sign_in.reminder(f"http://{_shown(settings.host)}:{settings.port}/",
+                                       bool(settings.admin_key)), file=sys.stderr, flush=True)
         live.bind(asyncio.get_running_loop())
         recorder.add_listener(live.publish)
         recorder.add_listener(state.metrics.observe)

@@ -36,7 +36,7 @@ class Deployment:
     timeout: float = 600.0  # whole upstream call, seconds
     connect_timeout: float = 10.0
     store_bodies: bool = True
-    source: str = "config"  # "config" or "api" (run-time, stored in the database)
+    source: str = "config"  # "config", "api" (run-time, stored in the database) or "builtin" (no config)
     max_retries: int = 2  # retries of connect errors, 429 and 5xx before any byte is relayed
     chunk_timeout: float = 60.0  # longest wait for a stream's next chunk, seconds
     cache_ttl: float | None = None  # response cache of non-streamed answers, seconds (None: off)
@@ -61,6 +61,8 @@ class Deployment:
             "api_base": self.api_base,
             "api_key_env": self.api_key_env,
             "price": _price_dict(self.price),
+            # where prices come from: the deployment's own, the genai-prices catalog, or none (embedded)
+            "price_source": "deployment" if self.price else ("none" if self.is_local else "catalog"),
             "store_bodies": self.store_bodies,
             "local": self.is_local,
             "source": self.source,
@@ -95,7 +97,7 @@ def _price_dict(price: PriceOverride | None) -> dict[str, float] | None:
 
 
 def default_deployments() -> list[Deployment]:
-    return [Deployment(name=m, model=m, provider="local") for m in LOCAL_MODELS]
+    return [Deployment(name=m, model=m, provider="local", source="builtin") for m in LOCAL_MODELS]
 
 
 @dataclass(frozen=True)

@@ -208,11 +208,12 @@ async def get_deployment(request: Request, name: str) -> dict[str, Any]:
 @router.delete("/deployments/{name:path}", status_code=204, summary="Remove a run-time deployment")
 def delete_deployment(request: Request, name: str) -> Response:
     state = _state(request)
-    _known(state, name)
     try:
-        state.registry.remove(name)
+        removed = state.registry.remove(name)  # also a stored one no longer valid (not served)
     except ConfigError as exc:
         raise api_error(409, str(exc), "name", "deployment_in_config") from None
+    if not removed:
+        raise api_error(404, f"no deployment named {name!r}", "name", "deployment_not_found")
     return Response(status_code=204)
 
 
