@@ -111,7 +111,7 @@ export class ModelPage {
 
   renderConnect() {
     const d = this.dep || {};
-    const price = d.price ? Object.entries(d.price).map(([k, v]) => `${k.replaceAll("_", " ")} ${fmt.rate(v)}`).join(", ") : "from the price catalog";
+    const price = d.price ? Object.entries(d.price).map(([k, v]) => `${k.replaceAll("_", " ")} ${fmt.rate(v)}`).join(", ") : d.price_source === "none" ? "none (embedded model, free)" : "from the price catalog";
     this.connect.replaceChildren(h("div", { class: "card connect-card" },
       h("h2", {}, "Send requests"),
       h("p", { class: "subtle" }, "This gateway speaks the OpenAI API. Use its URL as the base URL and ",
@@ -126,7 +126,7 @@ export class ModelPage {
         h("dt", {}, "API key variable"), h("dd", { class: "mono" }, d.api_key_env || "none"),
         h("dt", {}, "Prices"), h("dd", {}, price),
         h("dt", {}, "Bodies"), h("dd", {}, d.store_bodies === false ? "not stored" : "stored"),
-        h("dt", {}, "Defined in"), h("dd", {}, d.source === "api" ? "the API (run time)" : "the config file"))));
+        h("dt", {}, "Defined in"), h("dd", {}, ({ api: "the API (run time)", builtin: "built in (no config file lists deployments)" })[d.source] || "the config file"))));
   }
 
   destroy() {
