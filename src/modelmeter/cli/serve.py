@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import ipaddress
@@ -133,7 +134,8 @@ def serve(config: str | None, host: str | None, port: int | None, database: str 
                                          "database": database, "threads": threads,
                                          "no_auth": no_auth, "workers": workers}).decode()
         conf = uvicorn.Config("modelmeter.cli.serve:app_from_env", factory=True, workers=workers, **common)
-        Multiprocess(conf, sockets=[sock]).run()
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT once it has stopped
+            Multiprocess(conf, sockets=[sock]).run()
         return
     from modelmeter.app import create_app
 
@@ -146,7 +148,8 @@ def serve(config: str | None, host: str | None, port: int | None, database: str 
     # uvicorn re-raises SIGTERM after its graceful shutdown; a drained, flushed stop is a success.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = uvicorn.Server(uvicorn.Config(app, **common))
-    server.run(sockets=[sock])
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT once it has stopped
+        server.run(sockets=[sock])
     sys.exit(0 if server.started else 3)
 
 
