@@ -112,6 +112,7 @@ def test_one_address_cannot_take_every_connection(make_config: ConfigWriter,
         assert took < 2, took  # refused at once, not left to time out
         # another client address is served while the first one is at its cap
         assert _healthz_from(server.port, "127.0.0.2") == 200
+    assert "refusing connections from 127.0.0.1" in server.stderr  # the operator is told
     # once they are closed, the address is served again
     deadline = time.monotonic() + 5
     while _healthz_from(server.port, "127.0.0.1") != 200:

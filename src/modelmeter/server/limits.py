@@ -22,12 +22,15 @@ timer is armed only when a read ends inside the headers or the body. Limits are 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+log = logging.getLogger("modelmeter.server")
 _IDLE, _HEADERS, _BODY = 0, 1, 2
 
 
@@ -45,7 +48,8 @@ def _response(status: bytes, message: bytes) -> bytes:
             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
-_TOO_MANY = _response(b"503 Service Unavailable", b"Too many open connections from your address.")
+_TOO_MANY = _response(b"503 Service Unavailable", b"Too many open connections from your address "
+                                                  b"(the server's max_connections_per_client).")
 _TIMEOUT = _response(b"408 Request Timeout", b"The request's headers took too long to arrive.")
 
 
@@ -54,6 +58,7 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     limits: ClassVar[Limits] = Limits()
     _open: ClassVar[Counter[str]] = Counter()  # open connections by client address, in this process
+    _warned_at: ClassVar[float] = -math.inf
 
     @classmethod
     def configure(cls, limits: Limits) -> None:
@@ -69,6 +74,11 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._address = self.client[0] if self.client else ""
         cap = self.limits.max_connections_per_client
         if cap and self._open[self._address] >= cap:
+            now = self.loop.time()
+            if now - LimitedHttpTools._warned_at >= 10.0:  # say so, but not for every connection
+                LimitedHttpTools._warned_at = now
+                log.warning("refusing connections from %s: it has %d open (max_connections_per_client)",
+                            self._address, cap)
             self._address = None  # type: ignore[assignment]  # not counted
             self._phase = _IDLE
             transport.write(_TOO_MANY)
