@@ -4,12 +4,18 @@ connections per client address, and /healthz reachable while one client hogs con
 from __future__ import annotations
 
 import contextlib
+import resource
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import ConfigWriter
-from tests.helpers import ServerProcess, http_json
+from tests.helpers import ROOT, ServerProcess, http_json, wait_for
 
 
 def _closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") -> tuple[float, bytes]:
@@ -118,3 +124,33 @@ def test_one_address_cannot_take_every_connection(make_config: ConfigWriter,
     while _healthz_from(server.port, "127.0.0.1") != 200:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_serve_raises_its_open_files_limit_to_the_hard_limit(make_config: ConfigWriter, free_port: int) -> None:
+    """A soft limit of 512 open files would let two clients at their cap take every descriptor."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard <= 512:
+        pytest.skip(f"the hard limit here is {hard}")
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
+
+    command = [sys.executable, "-m", "modelmeter.cli.main", "serve", "--config", str(make_config(deployments=[])),
+               "--port", str(free_port)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=low_soft_limit)
+    try:
+        wait_for(lambda: _answers(free_port), 60, interval=0.1, message="serving")
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        soft = next(line.split()[3] for line in limits.splitlines() if line.startswith("Max open files"))
+        assert soft == "unlimited" or int(soft) > 512, limits
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return http_json("GET", f"http://127.0.0.1:{port}/healthz", timeout=1)[0] == 200
+    except OSError:
+        return False

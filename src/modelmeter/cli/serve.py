@@ -120,6 +120,7 @@ def serve(config: str | None, host: str | None, port: int | None, database: str 
     settings = _settings(config, host, port, database, threads, no_auth)
     # Bind before anything starts: a bad or busy port fails here, before a model loads or a link prints.
     sock = listen(settings.host, settings.port)
+    raise_fd_limit()
     settings = settings.with_overrides(port=sock.getsockname()[1])  # port 0: the one the OS chose
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
@@ -171,6 +172,20 @@ def listen(host: str, port: int) -> socket.socket:
         raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
     sock.set_inheritable(True)  # --workers: the worker processes serve on it
     return sock
+
+
+def raise_fd_limit(most: int = 1 << 20) -> None:
+    """Open files up to the hard limit: each connection is one, and a soft limit of 1,024 (a common
+    default) would let four clients at their connection cap take them all."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = most if hard == resource.RLIM_INFINITY else min(hard, most)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def limits_of(settings: Settings) -> Limits:
