@@ -40,7 +40,7 @@ def _settings(config: str | None, host: str | None, port: int | None, database: 
     if no_auth:
         if not is_loopback(settings.host):
             raise ServeError(f"--no-auth is for local development: it refuses to listen on "
-                                   f"{settings.host}, which is not a loopback address")
+                             f"{settings.host}, which is not a loopback address")
         settings = settings.with_overrides(auth=False)
     return settings
 
