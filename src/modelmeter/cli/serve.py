@@ -143,7 +143,7 @@ def serve(config: str | None, host: str | None, port: int | None, database: str 
     try:
         app = create_app(settings)
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise ServeError(str(exc)) from None
     LimitedHttpTools.configure(limits_of(settings))
     tune_gc()
     # uvicorn re-raises SIGTERM after its graceful shutdown; a drained, flushed stop is a success.
