@@ -25,6 +25,7 @@ from modelmeter.api.metrics import router as metrics_router
 from modelmeter.api.routes import router as api_router
 from modelmeter.api.runs import router as runs_router
 from modelmeter.api.state import AppState
+from modelmeter.api.text_guard import RejectNul
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.auth.admin import AdminAuth, resolve_admin_key
 from modelmeter.auth.keys import KeyStore
@@ -37,6 +38,7 @@ from modelmeter.gateway.handler import Gateway
 from modelmeter.ops import router as ops_router
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
+from modelmeter.server import sign_in
 from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
@@ -129,6 +131,9 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
                       f"    http://{_shown(settings.host)}:{settings.port}/?token={admin.generated}\n"
                       "  (API: Authorization: Bearer <key>; set MODELMETER_ADMIN_KEY to choose your own)",
                       file=sys.stderr, flush=True)
+            else:
+                print(sign_in.reminder(f"http://{_shown(settings.host)}:{settings.port}/",
+                                       bool(settings.admin_key)), file=sys.stderr, flush=True)
         live.bind(asyncio.get_running_loop())
         recorder.add_listener(live.publish)
         recorder.add_listener(state.metrics.observe)
@@ -157,6 +162,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
                               "endpoints live under /v1.")
     api.state.mm = state
     install_error_handlers(api)
+    api.add_middleware(RejectNul)
     api.include_router(api_router)
     api.include_router(keys_router)
     api.include_router(runs_router)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
+from pydantic import TypeAdapter, ValidationError
+
+from modelmeter.deployment_schema import DeploymentSpec, parse_duration
 from modelmeter.metering.pricing import PriceOverride
 from modelmeter.storage.retention import Retention
 from modelmeter.upstreams.limits import ResponseLimits
@@ -17,15 +21,7 @@ from modelmeter.upstreams.scrub import redact_url
 LOCAL_CHAT_MODEL = "smollm2-135m-instruct"
 LOCAL_EMBEDDING_MODEL = "multilingual-e5-small"
 LOCAL_MODELS = {LOCAL_CHAT_MODEL: "chat", LOCAL_EMBEDDING_MODEL: "embedding"}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
-_DEPLOYMENT_KEYS = {"name", "api_base", "model", "provider", "api_key_env", "price", "threads",
-                    "timeout", "connect_timeout", "store_bodies", "max_retries", "chunk_timeout",
-                    "cache_ttl", "kind", "max_response_bytes", "max_stream_bytes", "max_stream_seconds",
-                    "max_event_bytes"}
-KINDS = ("chat", "embedding")  # a deployment's kind: chat (also /v1/completions) or embeddings
 _LIMIT_BYTES = ("max_response_bytes", "max_stream_bytes", "max_event_bytes")  # see upstreams/limits.py
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
-_DURATION_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _LIMITS = ResponseLimits()  # the defaults of the server's upstream limits
 
 
@@ -45,7 +41,7 @@ class Deployment:
     timeout: float = 600.0  # whole upstream call, seconds
     connect_timeout: float = 10.0
     store_bodies: bool = True
-    source: str = "config"  # "config" or "api" (run-time, stored in the database)
+    source: str = "config"  # "config", "api" (run-time, stored in the database) or "builtin" (no config)
     max_retries: int = 2  # retries of connect errors, 429 and 5xx before any byte is relayed
     chunk_timeout: float = 60.0  # longest wait for a stream's next chunk, seconds
     cache_ttl: float | None = None  # response cache of non-streamed answers, seconds (None: off)
@@ -78,6 +74,8 @@ class Deployment:
             "api_base": redact_url(self.api_base) if self.api_base is not None else "embedded",
             "api_key_env": self.api_key_env,
             "price": _price_dict(self.price),
+            # where prices come from: the deployment's own, the genai-prices catalog, or none (embedded)
+            "price_source": "deployment" if self.price else ("none" if self.is_local else "catalog"),
             "store_bodies": self.store_bodies,
             "local": self.is_local,
             "source": self.source,
@@ -86,69 +84,24 @@ class Deployment:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "config") -> Deployment:
-        unknown = set(data) - _DEPLOYMENT_KEYS - {"source", "local"}
-        if unknown:
-            raise ConfigError(f"unknown deployment field(s): {', '.join(sorted(unknown))}")
-        name = data.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError("deployment 'name' must be 1-128 characters: letters, digits, ._:/@+-")
-        api_base = data.get("api_base")
-        provider = data.get("provider")
+        try:
+            spec = DeploymentSpec.parse(data).fields()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        name = spec["name"]
+        api_base = spec["api_base"]
+        provider = spec["provider"]
         if api_base is not None:
-            if not isinstance(api_base, str) or not re.match(r"^https?://[^\s/]+", api_base):
-                raise ConfigError(f"deployment {name!r}: 'api_base' must be an http(s) URL")
             api_base = api_base.rstrip("/")
         elif provider not in (None, "local"):
             raise ConfigError(f"deployment {name!r}: 'api_base' is required unless provider is 'local'")
-        model = data.get("model") or name
-        if not isinstance(model, str):
-            raise ConfigError(f"deployment {name!r}: 'model' must be a string")
+        model = spec["model"] or name
         if api_base is None and model not in LOCAL_MODELS:
             raise ConfigError(f"deployment {name!r}: the embedded models are "
                               f"{', '.join(LOCAL_MODELS)}; set 'model' to one or give 'api_base'")
-        price = data.get("price")
-        try:
-            override = PriceOverride.from_mapping(price) if price else None
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            raise ConfigError(f"deployment {name!r}: bad 'price': {exc}") from exc
-        key_env = data.get("api_key_env")
-        if key_env is not None and (not isinstance(key_env, str) or not key_env.isidentifier()):
-            raise ConfigError(f"deployment {name!r}: 'api_key_env' must be a variable name")
-        try:
-            max_retries = int(data.get("max_retries", 2))
-            chunk_timeout = float(data.get("chunk_timeout", 60.0))
-            cache_ttl = parse_duration(data["cache_ttl"]) if data.get("cache_ttl") else None
-            limits = _limits(data)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"deployment {name!r}: {exc}") from exc
-        if isinstance(data.get("max_retries"), bool) or max_retries < 0:
-            raise ConfigError(f"deployment {name!r}: 'max_retries' must be 0 or more")
-        if not chunk_timeout > 0:
-            raise ConfigError(f"deployment {name!r}: 'chunk_timeout' must be positive (seconds)")
-        kind = data.get("kind")
-        if kind is not None and kind not in KINDS:
-            raise ConfigError(f"deployment {name!r}: 'kind' must be one of {', '.join(KINDS)}")
-        try:
-            return cls(
-                name=name,
-                model=model,
-                provider=str(provider or ("local" if api_base is None else "openai")),
-                api_base=api_base,
-                api_key_env=key_env,
-                price=override,
-                threads=int(data["threads"]) if data.get("threads") else None,
-                timeout=float(data.get("timeout", 600.0)),
-                connect_timeout=float(data.get("connect_timeout", 10.0)),
-                store_bodies=bool(data.get("store_bodies", True)),
-                source=source,
-                max_retries=max_retries,
-                chunk_timeout=chunk_timeout,
-                cache_ttl=cache_ttl,
-                kind=kind,
-                **limits,
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"deployment {name!r}: {exc}") from exc
+        spec.update(api_base=api_base, model=model,
+                    provider=provider or ("local" if api_base is None else "openai"))
+        return cls(**spec, source=source)
 
 
 def _limits(data: dict[str, Any]) -> dict[str, Any]:
@@ -165,21 +118,6 @@ def _limits(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as "30s", "10m", "2h" (or "45": seconds)."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    else:
-        raise ValueError(f"not a duration: {value!r} (use seconds, or e.g. '30s', '10m', '2h')")
-    if not seconds > 0:
-        raise ValueError(f"a duration must be positive, not {value!r}")
-    return seconds
-
-
 def _price_dict(price: PriceOverride | None) -> dict[str, float] | None:
     if price is None:
         return None
@@ -187,7 +125,7 @@ def _price_dict(price: PriceOverride | None) -> dict[str, float] | None:
 
 
 def default_deployments() -> list[Deployment]:
-    return [Deployment(name=m, model=m, provider="local") for m in LOCAL_MODELS]
+    return [Deployment(name=m, model=m, provider="local", source="builtin") for m in LOCAL_MODELS]
 
 
 @dataclass(frozen=True)
@@ -214,6 +152,9 @@ class Settings:
     max_stream_bytes: int = _LIMITS.max_stream_bytes  # 256 MiB
     max_stream_seconds: float = _LIMITS.max_stream_seconds  # 1 h
     max_event_bytes: int = _LIMITS.max_event_bytes  # 8 MiB
+    header_timeout: float = 10.0  # seconds to send a request's headers (a slow client is cut off)
+    body_timeout: float = 30.0  # longest pause while a request's body arrives, seconds
+    max_connections_per_client: int = 256  # open connections per client address (0: no cap)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -241,10 +182,12 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         raise ConfigError("[server] must be a table")
     known = {"host", "port", "database", "max_body_bytes", "queue_size", "batch_size",
              "local_threads", "store_bodies", "admin_key", "require_keys", "max_stored_body_bytes",
-             "cors_origins", "rejected_per_minute", *_LIMIT_BYTES, "max_stream_seconds"}
+             "cors_origins", "rejected_per_minute", *_LIMIT_BYTES, "max_stream_seconds",
+             "header_timeout", "body_timeout", "max_connections_per_client"}
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")
+    _check_server(server)
     retention = data.get("retention", {})
     if not isinstance(retention, dict) or set(retention) - {"bodies_days", "records_days", "rollups_days"}:
         raise ConfigError("[retention] takes bodies_days, records_days and rollups_days (numbers of days)")
@@ -280,3 +223,27 @@ def _origins(value: Any) -> tuple[str, ...]:
         raise ConfigError('cors_origins must be a list of origins such as "https://app.example" '
                           "(scheme and host, no path)")
     return tuple(value)
+
+
+_PARSED_APART = {"cors_origins", "max_stream_seconds"}  # checked by _origins and _limits
+_KINDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_server(server: dict[str, Any]) -> None:
+    """Each [server] value of the type its Settings field declares, numbers finite and not negative,
+    ports 0-65535: a bad value is refused here, before anything starts (``port = "abc"``)."""
+    hints = get_type_hints(Settings)
+    for key, value in server.items():
+        if key in _PARSED_APART:
+            continue
+        try:
+            TypeAdapter(hints[key]).validate_python(value, strict=True)
+        except ValidationError:
+            kinds = [_KINDS[t] for t in (get_args(hints[key]) or (hints[key],)) if t in _KINDS]
+            raise ConfigError(f"[server] {key} must be {' or '.join(kinds) or hints[key]}, "
+                              f"not {value!r}") from None
+        if key == "port" and not 0 <= value <= 65535:
+            raise ConfigError(f"[server] port must be from 1 to 65535, not {value}")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and (not math.isfinite(value) or value < 0):
+            raise ConfigError(f"[server] {key} must be a finite number, 0 or more, not {value!r}")

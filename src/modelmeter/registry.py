@@ -31,6 +31,7 @@ class Registry:
         self._local_bases: dict[str, str] = {}  # embedded model id -> its worker's api_base
         self._lock = threading.Lock()
         self._loaded_at = 0.0
+        self._skipped: set[str] = set()  # stored definitions that are not valid (warned once)
 
     def get(self, name: str) -> Deployment | None:
         return self._all.get(name)
@@ -51,8 +52,12 @@ class Registry:
             if name not in merged:
                 try:
                     merged[name] = Deployment.from_mapping(orjson.loads(definition), source="api")
-                except ConfigError:
-                    continue  # a definition an older version accepted; skip rather than fail
+                except (ConfigError, orjson.JSONDecodeError) as exc:
+                    # a definition an older version accepted: skip it (it can still be deleted)
+                    if name not in self._skipped:
+                        log.warning("stored deployment %r is not valid (%s); serving without it. "
+                                    "DELETE /api/deployments/%s removes it", name, exc, name)
+                        self._skipped.add(name)
         self._all = merged
         self._loaded_at = time.monotonic()
 
@@ -83,6 +88,9 @@ class Registry:
             self.load()
             if dep.name in self._all:
                 raise ConfigError(f"a deployment named {dep.name!r} already exists")
+            if self._db.fetchone("SELECT 1 FROM deployments WHERE name = :n", {"n": dep.name}):
+                raise ConfigError(f"a deployment named {dep.name!r} already exists, stored with a "
+                                  "definition that is no longer valid; remove it first")
             stored = {k: v for k, v in definition.items() if v is not None}
             stored["name"] = dep.name
             self._db.execute(
@@ -93,8 +101,15 @@ class Registry:
         return dep
 
     def remove(self, name: str) -> bool:
+        """Delete a run-time deployment, also one whose stored definition is no longer valid; False
+        if there is none of that name. ConfigError for one of the config file or a built-in."""
         with self._lock:
-            if name in self._configured:
+            dep = self._configured.get(name)
+            if dep is not None and dep.source == "builtin":
+                raise ConfigError(f"{name!r} is a built-in embedded model, served because no config file "
+                                  "lists deployments; to serve only others, list them under "
+                                  "[[deployments]] in a config file (modelmeter serve --config FILE)")
+            if dep is not None:
                 raise ConfigError(f"{name!r} is defined in the config file; remove it there")
             removed = self._db.execute("DELETE FROM deployments WHERE name = :n", {"n": name})
             self.load()

@@ -43,11 +43,15 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def _window(window: str | None, start: str | None, end: str | None, tz: str | None) -> Window:
+def _window(window: str | None, start: str | None, end: str | None, tz: str | None,
+            chart: bool = False) -> Window:
     try:
-        return parse_window(window, start, end, tz)
+        win = parse_window(window, start, end, tz)
+        if chart:
+            win.check_buckets()
+        return win
     except WindowError as exc:
-        raise api_error(400, str(exc), "window") from None
+        raise api_error(400, str(exc), exc.param) from None
 
 
 def _known(state: AppState, name: str) -> None:
@@ -97,7 +101,8 @@ def usage_timeseries(request: Request, name: str, window: WindowQ = None, start:
                      end: EndQ = None, tz: TzQ = None, tag: TagQ = None) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
-    return summary_q.timeseries(state.db, name, _window(window, start, end, tz), tag, state.percentiles)
+    return summary_q.timeseries(state.db, name, _window(window, start, end, tz, chart=True), tag,
+                                state.percentiles)
 
 
 @router.get("/deployments/{name:path}/usage", summary="The summary cards of a window")
@@ -210,11 +215,12 @@ async def get_deployment(request: Request, name: str) -> dict[str, Any]:
 @router.delete("/deployments/{name:path}", status_code=204, summary="Remove a run-time deployment")
 def delete_deployment(request: Request, name: str) -> Response:
     state = _state(request)
-    _known(state, name)
     try:
-        state.registry.remove(name)
+        removed = state.registry.remove(name)  # also a stored one no longer valid (not served)
     except ConfigError as exc:
         raise api_error(409, str(exc), "name", "deployment_in_config") from None
+    if not removed:
+        raise api_error(404, f"no deployment named {name!r}", "name", "deployment_not_found")
     return Response(status_code=204)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+_KEY_ENV = "MODELMETER_ADMIN_KEY"
 
 
 def url_option() -> Any:
@@ -19,17 +20,39 @@ def url_option() -> Any:
                         help="The running modelmeter server.")
 
 
+def admin_key_option() -> Any:
+    """``--admin-key KEY``: the admin key for this command (else $MODELMETER_ADMIN_KEY), for call()."""
+
+    def use(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value:
+            os.environ[_KEY_ENV] = value
+
+    return click.option("--admin-key", metavar="KEY", expose_value=False, callback=use,
+                        help=f"The server's admin key (default: ${_KEY_ENV}).")
+
+
+def unauthorized(base: str) -> str:
+    """What to do about a 401: which variable (or option) to set."""
+    if os.environ.get(_KEY_ENV):
+        return (f"401: {base} refused the admin key in ${_KEY_ENV} (or --admin-key); use the key that "
+                "server printed at its first start, or the one it was started with")
+    return (f"401: {base} needs its admin key: export {_KEY_ENV}=… (the key serve printed at its "
+            "first start) or pass --admin-key KEY")
+
+
 def call(base: str, method: str, path: str, body: Any = None, admin_key: str | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base.rstrip("/") + path, data=data, method=method,
                                  headers={"content-type": "application/json"})
-    key = admin_key or os.environ.get("MODELMETER_ADMIN_KEY")
+    key = admin_key or os.environ.get(_KEY_ENV)
     if key:
         req.add_header("authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise click.ClickException(unauthorized(base)) from None
         try:
             message = json.loads(exc.read())["error"]["message"]
         except (ValueError, KeyError, TypeError):

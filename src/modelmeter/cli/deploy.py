@@ -7,7 +7,11 @@ from typing import Any
 
 import click
 
-from modelmeter.cli.client import call, url_option
+from modelmeter.cli.client import admin_key_option, call, url_option
+
+# where a deployment comes from, as `deploy list` shows it
+_ORIGINS = {"builtin": "built-in", "config": "config", "api": "run-time"}
+_PRICES = {"catalog": "catalog prices", "deployment": "own prices", "none": "no prices"}
 
 
 @click.group()
@@ -24,6 +28,7 @@ def deploy() -> None:
 @click.option("--api-key-env", help="Environment variable holding the upstream key.")
 @click.option("--price", help='USD per million tokens, e.g. \'{"input": 0.15, "output": 0.6}\'.')
 @url_option()
+@admin_key_option()
 def add(name: str, api_base: str | None, model: str | None, provider: str | None,
         api_key_env: str | None, price: str | None, url: str) -> None:
     """Add deployment NAME."""
@@ -41,6 +46,7 @@ def add(name: str, api_base: str | None, model: str | None, provider: str | None
 @deploy.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @url_option()
+@admin_key_option()
 def list_(as_json: bool, url: str) -> None:
     """List deployments with their last-24-hours figures."""
     data = call(url, "GET", "/api/deployments")["data"]
@@ -50,13 +56,16 @@ def list_(as_json: bool, url: str) -> None:
     for d in data:
         day = d["last_24h"]
         state = "up" if d["reachable"] else "unreachable"
+        where = "embedded" if d.get("local") else (d["api_base"] or "")
         click.echo(f"{d['name']:<28} {d['provider']:<10} {state:<12} {day['requests']:>7} req/24h "
-                   f"${day['spend']:.4f}  {d['api_base'] or ''}")
+                   f"${day['spend']:.4f}  {_ORIGINS.get(d.get('source', ''), ''):<9} "
+                   f"{_PRICES.get(d.get('price_source', ''), ''):<14} {where}")
 
 
 @deploy.command("remove")
 @click.argument("name")
 @url_option()
+@admin_key_option()
 def remove(name: str, url: str) -> None:
     """Remove run-time deployment NAME."""
     call(url, "DELETE", f"/api/deployments/{name}")

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
 from modelmeter.config import ConfigError, Settings, load_settings
 
+if TYPE_CHECKING:
+    from modelmeter.server.limits import Limits
+
 _ENV = "MODELMETER_SERVE_SETTINGS"
+
+
+class ServeError(click.ClickException):
+    """A one-line reason serve cannot start (bad port, port in use, bad config); exit code 2."""
+
+    exit_code = 2
 
 
 def _settings(config: str | None, host: str | None, port: int | None, database: str | None,
@@ -23,12 +35,12 @@ def _settings(config: str | None, host: str | None, port: int | None, database: 
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise ServeError(str(exc)) from None
     settings = settings.with_overrides(host=host, port=port, database=database, local_threads=threads)
     if no_auth:
         if not is_loopback(settings.host):
-            raise click.UsageError(f"--no-auth is for local development: it refuses to listen on "
-                                   f"{settings.host}, which is not a loopback address")
+            raise ServeError(f"--no-auth is for local development: it refuses to listen on "
+                             f"{settings.host}, which is not a loopback address")
         settings = settings.with_overrides(auth=False)
     return settings
 
@@ -36,11 +48,13 @@ def _settings(config: str | None, host: str | None, port: int | None, database: 
 def app_from_env() -> object:
     """Factory for uvicorn's worker processes (``--workers N``): settings come through the env."""
     from modelmeter.app import create_app
+    from modelmeter.server.limits import LimitedHttpTools
 
     opts = orjson.loads(os.environ[_ENV])
     settings = _settings(opts["config"], opts["host"], opts["port"], opts["database"],
                          opts["threads"], opts["no_auth"])
     app = create_app(settings)
+    LimitedHttpTools.configure(limits_of(settings))
     if not any(d.is_local for d in settings.deployments):  # embedded models want every core
         pin_worker(int(opts.get("workers") or 0))
     tune_gc()
@@ -97,33 +111,88 @@ def serve(config: str | None, host: str | None, port: int | None, database: str 
           workers: int, threads: int | None, no_auth: bool, log_level: str) -> None:
     """Start the gateway (/v1), the usage API (/api, /docs) and the dashboard (/)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
+    from modelmeter.server.limits import LimitedHttpTools
+
+    if port is not None and not 0 <= port <= 65535:
+        raise ServeError(f"--port must be from 1 to 65535, not {port}")
     settings = _settings(config, host, port, database, threads, no_auth)
+    # Bind before anything starts: a bad or busy port fails here, before a model loads or a link prints.
+    sock = listen(settings.host, settings.port)
+    raise_fd_limit()
+    settings = settings.with_overrides(port=sock.getsockname()[1])  # port 0: the one the OS chose
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     click.echo(f"modelmeter: gateway at http://{shown_host}:{settings.port}/v1, "
                f"dashboard at http://{shown_host}:{settings.port}/, database {_safe(settings.database)}",
                err=True)
     common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_level": log_level,
-              "access_log": False, "loop": "uvloop", "http": "httptools",
+              "access_log": False, "loop": "uvloop", "http": LimitedHttpTools,
               "timeout_graceful_shutdown": 30}
     if workers > 1:
-        os.environ[_ENV] = orjson.dumps({"config": config, "host": host, "port": port,
+        os.environ[_ENV] = orjson.dumps({"config": config, "host": host, "port": settings.port,
                                          "database": database, "threads": threads,
                                          "no_auth": no_auth, "workers": workers}).decode()
-        uvicorn.run("modelmeter.cli.serve:app_from_env", factory=True, workers=workers, **common)
+        conf = uvicorn.Config("modelmeter.cli.serve:app_from_env", factory=True, workers=workers, **common)
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT once it has stopped
+            Multiprocess(conf, sockets=[sock]).run()
         return
     from modelmeter.app import create_app
 
     try:
         app = create_app(settings)
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise ServeError(str(exc)) from None
+    LimitedHttpTools.configure(limits_of(settings))
     tune_gc()
     # uvicorn re-raises SIGTERM after its graceful shutdown; a drained, flushed stop is a success.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(app, **common)
-    sys.exit(0)
+    server = uvicorn.Server(uvicorn.Config(app, **common))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT once it has stopped
+        server.run(sockets=[sock])
+    sys.exit(0 if server.started else 3)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now (uvicorn serves on it); ServeError in one line if it cannot be."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (socket.gaierror, UnicodeError, OverflowError) as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "the port is in use (is another server running?)" if exc.errno == errno.EADDRINUSE \
+            else exc.strerror
+        raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.set_inheritable(True)  # --workers: the worker processes serve on it
+    return sock
+
+
+def raise_fd_limit(most: int = 1 << 20) -> None:
+    """Open files up to the hard limit: each connection is one, and a soft limit of 1,024 (a common
+    default) would let four clients at their connection cap take them all."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = most if hard == resource.RLIM_INFINITY else min(hard, most)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def limits_of(settings: Settings) -> Limits:
+    from modelmeter.server.limits import Limits
+
+    return Limits(header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+                  max_connections_per_client=settings.max_connections_per_client)
 
 
 def _safe(url: str) -> str:

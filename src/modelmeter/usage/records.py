@@ -32,6 +32,8 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         start, rid = raw.split(":", 1)
+        if not -(2**62) < int(start) < 2**62 or "\x00" in rid:  # no stored time or id is like that
+            raise ValueError(start)
         return int(start), rid
     except (ValueError, UnicodeDecodeError):
         raise CursorError("'cursor' is not one this API gave out") from None
