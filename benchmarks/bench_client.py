@@ -62,13 +62,22 @@ def bodies() -> tuple[str, str, str]:
     usage = {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16}
     words = ["Hello", "!", " How", " can", " I", " help", " today?"]
     head = {"id": "chatcmpl-fixed", "created": 1735689600, "model": MODEL}
-    whole = {**head, "object": "chat.completion", "usage": usage,
-             "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(words)},
-                          "finish_reason": "stop"}]}
-    events = [{**head, "object": "chat.completion.chunk",
-               "choices": [{"index": 0, "delta": {"content": w},
-                            "finish_reason": "stop" if i == len(words) - 1 else None}]}
-              for i, w in enumerate(words)]
+    whole = {
+        **head,
+        "object": "chat.completion",
+        "usage": usage,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(words)}, "finish_reason": "stop"}],
+    }
+    events = [
+        {
+            **head,
+            "object": "chat.completion.chunk",
+            "choices": [
+                {"index": 0, "delta": {"content": w}, "finish_reason": "stop" if i == len(words) - 1 else None}
+            ],
+        }
+        for i, w in enumerate(words)
+    ]
     events.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     sse = "".join(f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events) + "data: [DONE]\n\n"
     models = {"object": "list", "data": [{"id": MODEL, "object": "model"}]}
@@ -77,8 +86,11 @@ def bodies() -> tuple[str, str, str]:
         assert "'" not in text and "$" not in text
         return text.replace("\\", "\\\\").replace("\n", "\\n")
 
-    return (quote(json.dumps(whole, separators=(",", ":"))), quote(sse),
-            quote(json.dumps(models, separators=(",", ":"))))
+    return (
+        quote(json.dumps(whole, separators=(",", ":"))),
+        quote(sse),
+        quote(json.dumps(models, separators=(",", ":"))),
+    )
 
 
 def free_port() -> int:
@@ -91,11 +103,12 @@ def start_nginx(tmp: Path, core: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     json_body, sse_body, models = bodies()
     conf = tmp / "nginx.conf"
-    conf.write_text(CONF.format(prefix=tmp, port=port, json_body=json_body, sse_body=sse_body,
-                                models=models))
+    conf.write_text(CONF.format(prefix=tmp, port=port, json_body=json_body, sse_body=sse_body, models=models))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.Popen(["taskset", "-c", core, nginx, "-p", str(tmp), "-c", str(conf),
-                             "-e", str(tmp / "error.log")], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["taskset", "-c", core, nginx, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -109,13 +122,40 @@ def start_nginx(tmp: Path, core: str) -> tuple[subprocess.Popen[bytes], int]:
 
 def run_bench(base_url: str, args: argparse.Namespace, stream: bool, home: Path) -> dict[str, object]:
     out = home / f"report-{time.monotonic_ns()}.json"
-    cmd = ["taskset", "-c", args.bench_core, sys.executable, "-m", "modelmeter.cli.main", "bench",
-           "--base-url", base_url, "--model", MODEL, "--requests", str(args.requests),
-           "--concurrency", str(args.concurrency), "--quiet", "--json", str(out),
-           "--input-tokens", "16", "--output-tokens", "7", "--stream" if stream else "--no-stream"]
+    cmd = [
+        "taskset",
+        "-c",
+        args.bench_core,
+        sys.executable,
+        "-m",
+        "modelmeter.cli.main",
+        "bench",
+        "--base-url",
+        base_url,
+        "--model",
+        MODEL,
+        "--requests",
+        str(args.requests),
+        "--concurrency",
+        str(args.concurrency),
+        "--quiet",
+        "--json",
+        str(out),
+        "--input-tokens",
+        "16",
+        "--output-tokens",
+        "7",
+        "--stream" if stream else "--no-stream",
+    ]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, env={**os.environ, "MODELMETER_HOME": str(home)},
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    done = subprocess.run(
+        cmd,
+        env={**os.environ, "MODELMETER_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"bench failed ({done.returncode}): {done.stderr}")
@@ -143,8 +183,10 @@ def main() -> None:
             kinds = [("non-streamed", False, f"http://127.0.0.1:{port}/v1")]
             if not args.no_stream_only:
                 kinds.append(("streamed", True, f"http://127.0.0.1:{port}/sse/v1"))
-            print(f"modelmeter bench on core {args.bench_core}, nginx on core {args.nginx_core}: "
-                  f"{args.requests} requests at concurrency {args.concurrency}, best of {args.repeat}")
+            print(
+                f"modelmeter bench on core {args.bench_core}, nginx on core {args.nginx_core}: "
+                f"{args.requests} requests at concurrency {args.concurrency}, best of {args.repeat}"
+            )
             best_plain = 0.0
             for label, stream, base in kinds:
                 rates = []

@@ -23,8 +23,10 @@ from uvicorn.server import ServerState
 from modelmeter.server.limits import LimitedHttpTools
 
 BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
-REQUEST = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-           b"authorization: Bearer x\r\ncontent-length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+REQUEST = (
+    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    b"authorization: Bearer x\r\ncontent-length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+)
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:

@@ -63,18 +63,32 @@ WORDS = ["Hello", "!", " How", " can", " I", " help", " today?"]
 
 # -- the mock upstream's bodies ---------------------------------------------------------------
 
+
 def mock_bodies() -> tuple[str, str]:
     """The non-streamed JSON and the SSE stream nginx returns (no quote or ``$`` characters that
     nginx's string syntax would take for something else)."""
     created = 1735689600
-    usage = {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16,
-             "prompt_tokens_details": {"cached_tokens": 0},
-             "completion_tokens_details": {"reasoning_tokens": 0}}
+    usage = {
+        "prompt_tokens": 9,
+        "completion_tokens": 7,
+        "total_tokens": 16,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
     whole = {
-        "id": "chatcmpl-mock0001", "object": "chat.completion", "created": created, "model": MODEL,
+        "id": "chatcmpl-mock0001",
+        "object": "chat.completion",
+        "created": created,
+        "model": MODEL,
         "system_fingerprint": "fp_mock",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(WORDS)},
-                     "logprobs": None, "finish_reason": "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(WORDS)},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
         "usage": usage,
     }
     events = []
@@ -82,12 +96,34 @@ def mock_bodies() -> tuple[str, str]:
         delta: dict[str, Any] = {"content": word}
         if i == 0:
             delta = {"role": "assistant", "content": word}
-        events.append({"id": "chatcmpl-mock0002", "object": "chat.completion.chunk",
-                       "created": created, "model": MODEL, "system_fingerprint": "fp_mock",
-                       "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                    "finish_reason": "stop" if i == len(WORDS) - 1 else None}]})
-    events.append({"id": "chatcmpl-mock0002", "object": "chat.completion.chunk", "created": created,
-                   "model": MODEL, "system_fingerprint": "fp_mock", "choices": [], "usage": usage})
+        events.append(
+            {
+                "id": "chatcmpl-mock0002",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": MODEL,
+                "system_fingerprint": "fp_mock",
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": delta,
+                        "logprobs": None,
+                        "finish_reason": "stop" if i == len(WORDS) - 1 else None,
+                    }
+                ],
+            }
+        )
+    events.append(
+        {
+            "id": "chatcmpl-mock0002",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": MODEL,
+            "system_fingerprint": "fp_mock",
+            "choices": [],
+            "usage": usage,
+        }
+    )
     sse = "".join(f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events)
     sse += "data: [DONE]\n\n"
     return json.dumps(whole, separators=(",", ":")), sse
@@ -99,6 +135,7 @@ def _nginx_quote(text: str) -> str:
 
 
 # -- processes ----------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -200,13 +237,15 @@ def core_busy() -> dict[str, float]:
 class Proc:
     """A child process with its output in a file, stopped with SIGINT then SIGKILL."""
 
-    def __init__(self, name: str, cmd: list[str], logdir: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, name: str, cmd: list[str], logdir: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.name = name
         self.log = logdir / f"{name}.log"
         self._out = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, env=env,
-                                      cwd=cwd, start_new_session=True)
+        self.popen = subprocess.Popen(
+            cmd, stdout=self._out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
         self.pid = self.popen.pid
 
     def pids(self) -> list[int]:
@@ -232,6 +271,7 @@ class Proc:
 
 # -- load generation ----------------------------------------------------------------------------
 
+
 @dataclass
 class WrkResult:
     requests: int
@@ -242,10 +282,21 @@ class WrkResult:
     status_errors: int
 
 
-def run_wrk(url: str, body_file: Path, conc: int, duration: float, cores: str | None,
-            auth: str = "") -> WrkResult:
-    cmd = pinned(cores, ["wrk", "-t1", f"-c{conc}", f"-d{max(1, round(duration))}s",
-                         "--timeout", "10s", "-s", str(ASSETS / "post.lua"), url])
+def run_wrk(url: str, body_file: Path, conc: int, duration: float, cores: str | None, auth: str = "") -> WrkResult:
+    cmd = pinned(
+        cores,
+        [
+            "wrk",
+            "-t1",
+            f"-c{conc}",
+            f"-d{max(1, round(duration))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(ASSETS / "post.lua"),
+            url,
+        ],
+    )
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_AUTH": auth}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
@@ -253,9 +304,12 @@ def run_wrk(url: str, body_file: Path, conc: int, duration: float, cores: str | 
         raise RuntimeError(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
     r = json.loads(line.split(" ", 1)[1])
     return WrkResult(
-        requests=r["requests"], rps=r["requests"] / (r["duration_us"] / 1e6),
-        p50_ms=r["p50_us"] / 1000, p99_ms=r["p99_us"] / 1000,
-        errors=r["connect"] + r["read"] + r["write"] + r["timeout"], status_errors=r["status"],
+        requests=r["requests"],
+        rps=r["requests"] / (r["duration_us"] / 1e6),
+        p50_ms=r["p50_us"] / 1000,
+        p99_ms=r["p99_us"] / 1000,
+        errors=r["connect"] + r["read"] + r["write"] + r["timeout"],
+        status_errors=r["status"],
     )
 
 
@@ -267,9 +321,10 @@ class RawClient:
     def __init__(self, port: int, path: str, body: bytes, auth: str = "") -> None:
         self.port = port
         extra = f"Authorization: Bearer {auth}\r\n" if auth else ""
-        self.request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}"
-                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                        ).encode() + body
+        self.request = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -297,14 +352,12 @@ class RawClient:
                 chunked = b"transfer-encoding: chunked" in head
                 if not chunked:
                     i = head.index(b"content-length:")
-                    length = int(head[i + 15 : head.index(b"\r\n", i) if b"\r\n" in head[i:]
-                                      else len(head)])
+                    length = int(head[i + 15 : head.index(b"\r\n", i) if b"\r\n" in head[i:] else len(head)])
                 head_end += 4
             if not ttfb and len(buf) > head_end:
                 ttfb = clock() - t0
             if chunked:
-                if buf.endswith(b"0\r\n\r\n") and (len(buf) - head_end == 5
-                                                   or buf.endswith(b"\r\n0\r\n\r\n")):
+                if buf.endswith(b"0\r\n\r\n") and (len(buf) - head_end == 5 or buf.endswith(b"\r\n0\r\n\r\n")):
                     break
             elif len(buf) - head_end >= length:
                 break
@@ -325,6 +378,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 # -- the records ---------------------------------------------------------------------------------
+
 
 class Records:
     def __init__(self, path: Path) -> None:
@@ -355,17 +409,26 @@ class Records:
         return last
 
     def since(self, t0: float) -> dict[str, int]:
-        rows = self._q("SELECT status || ' ' || http_status, count(*) FROM records "
-                       "WHERE start_us >= ? GROUP BY 1", int(t0 * 1e6))
+        rows = self._q(
+            "SELECT status || ' ' || http_status, count(*) FROM records WHERE start_us >= ? GROUP BY 1", int(t0 * 1e6)
+        )
         return {k: int(v) for k, v in rows}
 
     def overhead(self, t0: float, t1: float, deployment: str) -> list[float]:
-        return [r[0] for r in self._q(
-            "SELECT overhead_ms FROM records WHERE start_us BETWEEN ? AND ? AND deployment = ? "
-            "AND status = 'success'", int(t0 * 1e6), int(t1 * 1e6), deployment)]
+        return [
+            r[0]
+            for r in self._q(
+                "SELECT overhead_ms FROM records WHERE start_us BETWEEN ? AND ? AND deployment = ? "
+                "AND status = 'success'",
+                int(t0 * 1e6),
+                int(t1 * 1e6),
+                deployment,
+            )
+        ]
 
 
 # -- targets -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Target:
@@ -413,8 +476,9 @@ class Bench:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     # one wrk run against a target, with CPU accounting and the record check
-    def measure(self, target: Target, mode: str, conc: int, *, label: str | None = None,
-                wrk_cores: str | None = None) -> Row:
+    def measure(
+        self, target: Target, mode: str, conc: int, *, label: str | None = None, wrk_cores: str | None = None
+    ) -> Row:
         cores = wrk_cores if wrk_cores is not None else self.load_core
         url = target.url(mode)
         if target.proc is not None:  # warm up: connections, caches, the pricing lookup
@@ -453,19 +517,31 @@ class Bench:
         def per(x: float | None) -> float | None:
             return x * 1000 / r.requests if x is not None and r.requests else None
 
-        row = Row(label or target.name, mode, conc, r.rps, r.p50_ms, r.p99_ms, per(cpu), per(loop),
-                  recs, r.errors + r.status_errors, foreign)
-        self.log(f"{row.target:<28} {mode:<4} c={conc:<3} {r.rps:9.0f} req/s  p50 {r.p50_ms:.3f} ms"
-                 f"  p99 {r.p99_ms:.3f} ms  cpu/req "
-                 f"{'-' if row.cpu_ms is None else f'{row.cpu_ms:.3f} ms'}"
-                 f"{'' if row.loop_ms is None else f' (loop {row.loop_ms:.3f})'}  {recs}"
-                 f"{'' if foreign is None else f'  other load on core {target.cores}: {foreign:.0%}'}"
-                 f"{f'  ERRORS {row.errors}' if row.errors else ''}")
+        row = Row(
+            label or target.name,
+            mode,
+            conc,
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            per(cpu),
+            per(loop),
+            recs,
+            r.errors + r.status_errors,
+            foreign,
+        )
+        self.log(
+            f"{row.target:<28} {mode:<4} c={conc:<3} {r.rps:9.0f} req/s  p50 {r.p50_ms:.3f} ms"
+            f"  p99 {r.p99_ms:.3f} ms  cpu/req "
+            f"{'-' if row.cpu_ms is None else f'{row.cpu_ms:.3f} ms'}"
+            f"{'' if row.loop_ms is None else f' (loop {row.loop_ms:.3f})'}  {recs}"
+            f"{'' if foreign is None else f'  other load on core {target.cores}: {foreign:.0%}'}"
+            f"{f'  ERRORS {row.errors}' if row.errors else ''}"
+        )
         return row
 
     # sequential, alternating direct/through: added latency, TTFB, overhead_ms from the records
-    def latency_run(self, direct: Target, target: Target, mode: str, n: int,
-                    deployment: str | None) -> dict[str, Any]:
+    def latency_run(self, direct: Target, target: Target, mode: str, n: int, deployment: str | None) -> dict[str, Any]:
         body = self.bodies[mode].read_bytes()
         a = RawClient(direct.port, direct.paths[mode], body)
         b = RawClient(target.port, target.paths[mode], body, target.auth)
@@ -498,8 +574,9 @@ class Bench:
         res["runqueue_us"] = (_runqueue_wait(pids) - rq0) * 1e6 / max(n, 1)
         if target.cores and "," not in target.cores:  # what else ran on the gateway's core meanwhile
             busy1 = core_busy()
-            res["foreign"] = max(busy1[target.cores] - busy0[target.cores]
-                                 - (cpu_seconds(pids) - cpu0), 0.0) / max(t1 - t0, 1e-9)
+            res["foreign"] = max(busy1[target.cores] - busy0[target.cores] - (cpu_seconds(pids) - cpu0), 0.0) / max(
+                t1 - t0, 1e-9
+            )
         for key, idx in (("ttfb", 0), ("total", 1)):
             x = [v[idx] * 1000 for v in da]
             y = [v[idx] * 1000 for v in db]
@@ -515,12 +592,17 @@ class Bench:
             res["overhead_ms_p50"] = pct(ov, 50) if ov else None
             res["overhead_ms_p99"] = pct(ov, 99) if ov else None
             res["records"] = len(ov)
-        self.log(f"latency {target.name} {mode}: added p50 {res['added_total_p50']:.3f} ms "
-                 f"p99 {res['added_total_p99']:.3f} ms, ttfb added {res['added_ttfb_p50']:.3f} ms"
-                 + (f", overhead_ms p50 {res['overhead_ms_p50']:.3f} p99 {res['overhead_ms_p99']:.3f}"
-                    if res.get("overhead_ms_p50") is not None else "")
-                 + (f"; other load on core {target.cores}: {res['foreign']:.0%}" if "foreign" in res else "")
-                 + f"; event loop waited for the CPU {res['runqueue_us']:.1f} µs/request")
+        self.log(
+            f"latency {target.name} {mode}: added p50 {res['added_total_p50']:.3f} ms "
+            f"p99 {res['added_total_p99']:.3f} ms, ttfb added {res['added_ttfb_p50']:.3f} ms"
+            + (
+                f", overhead_ms p50 {res['overhead_ms_p50']:.3f} p99 {res['overhead_ms_p99']:.3f}"
+                if res.get("overhead_ms_p50") is not None
+                else ""
+            )
+            + (f"; other load on core {target.cores}: {res['foreign']:.0%}" if "foreign" in res else "")
+            + f"; event loop waited for the CPU {res['runqueue_us']:.1f} µs/request"
+        )
         return res
 
     def profile(self, target: Target, mode: str, conc: int, name: str) -> None:
@@ -530,10 +612,29 @@ class Bench:
         outdir.mkdir(parents=True, exist_ok=True)
         raw = outdir / f"{name}.txt"
         dur = max(3, round(self.args.duration))
-        spy = subprocess.Popen(pinned(self.load_core, [
-            "py-spy", "record", "--nonblocking", "--threads", "-r", "200", "-d", str(dur + 1),
-            "-f", "raw", "-o", str(raw), "-p", str(target.proc.pid)]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = subprocess.Popen(
+            pinned(
+                self.load_core,
+                [
+                    "py-spy",
+                    "record",
+                    "--nonblocking",
+                    "--threads",
+                    "-r",
+                    "200",
+                    "-d",
+                    str(dur + 1),
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(raw),
+                    "-p",
+                    str(target.proc.pid),
+                ],
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(0.5)
         run_wrk(target.url(mode), self.bodies[mode], conc, dur, self.load_core)
         spy.wait(60)
@@ -541,10 +642,17 @@ class Bench:
         self.log(f"profile {name}: {raw}")
 
 
-_LAYERS = (("aiohttp/", "aiohttp"), ("modelmeter/upstreams", "upstream client (LeanHTTP)"),
-           ("modelmeter/metering", "metering (usage, SSE accounting)"), ("modelmeter/sse", "SSE parser"),
-           ("modelmeter/gateway", "gateway handler"), ("modelmeter/recording", "recorder.submit"),
-           ("uvicorn/", "uvicorn"), ("httptools", "uvicorn"), ("asyncio/", "event loop (uvloop, syscalls)"))
+_LAYERS = (
+    ("aiohttp/", "aiohttp"),
+    ("modelmeter/upstreams", "upstream client (LeanHTTP)"),
+    ("modelmeter/metering", "metering (usage, SSE accounting)"),
+    ("modelmeter/sse", "SSE parser"),
+    ("modelmeter/gateway", "gateway handler"),
+    ("modelmeter/recording", "recorder.submit"),
+    ("uvicorn/", "uvicorn"),
+    ("httptools", "uvicorn"),
+    ("asyncio/", "event loop (uvloop, syscalls)"),
+)
 
 
 def _layer(frames: list[str]) -> str:
@@ -588,12 +696,14 @@ def summarize_profile(raw: Path, top: int = 20) -> list[str]:
     out.append("self time:")
     out += [f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top)]
     out.append("inclusive:")
-    out += [f"  {100 * n / total:5.1f}%  {f}" for f, n in incl.most_common(top)
-            if not f.startswith(("process ", "thread "))][: top]
+    out += [
+        f"  {100 * n / total:5.1f}%  {f}" for f, n in incl.most_common(top) if not f.startswith(("process ", "thread "))
+    ][:top]
     return out
 
 
 # -- starting the servers ------------------------------------------------------------------------
+
 
 def start_nginx(b: Bench) -> Target:
     port = free_port()
@@ -601,14 +711,19 @@ def start_nginx(b: Bench) -> Target:
     prefix.mkdir()
     json_body, sse_body = mock_bodies()
     conf = string.Template((ASSETS / "nginx.conf.template").read_text()).substitute(
-        prefix=prefix, port=port, json_body=_nginx_quote(json_body), sse_body=_nginx_quote(sse_body))
+        prefix=prefix, port=port, json_body=_nginx_quote(json_body), sse_body=_nginx_quote(sse_body)
+    )
     (prefix / "nginx.conf").write_text(conf)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = Proc("nginx", pinned(b.load_core, [nginx, "-p", str(prefix), "-c",
-                                              str(prefix / "nginx.conf"), "-e",
-                                              str(prefix / "nginx-error.log")]), b.tmp)
-    t = Target("nginx (direct)", port, {"json": "/json/v1/chat/completions",
-                                        "sse": "/sse/v1/chat/completions"}, proc)
+    proc = Proc(
+        "nginx",
+        pinned(
+            b.load_core,
+            [nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "nginx-error.log")],
+        ),
+        b.tmp,
+    )
+    t = Target("nginx (direct)", port, {"json": "/json/v1/chat/completions", "sse": "/sse/v1/chat/completions"}, proc)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -621,8 +736,7 @@ def start_nginx(b: Bench) -> Target:
     return t
 
 
-def start_modelmeter(b: Bench, upstream_port: int, workers: int, cores: str | None,
-                     name: str) -> Target:
+def start_modelmeter(b: Bench, upstream_port: int, workers: int, cores: str | None, name: str) -> Target:
     port = free_port()
     db = b.tmp / f"{name}.db"
     cfg = b.tmp / f"{name}.toml"
@@ -641,8 +755,9 @@ name = "mock-sse"
 model = "{MODEL}"
 api_base = "http://127.0.0.1:{upstream_port}/sse/v1"
 """)
-    serve = (shlex.split(b.args.serve_cmd) if b.args.serve_cmd
-             else [sys.executable, "-m", "modelmeter.cli.main", "serve"])
+    serve = (
+        shlex.split(b.args.serve_cmd) if b.args.serve_cmd else [sys.executable, "-m", "modelmeter.cli.main", "serve"]
+    )
     cmd = [*serve, "--config", str(cfg), "--log-level", "warning", "--workers", str(workers)]
     proc = Proc(name, pinned(cores, cmd), b.tmp)
     try:
@@ -655,10 +770,12 @@ api_base = "http://127.0.0.1:{upstream_port}/sse/v1"
         while len(proc.pids()) < workers + 1 and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)
-    b.log(f"started modelmeter {name}: pid {proc.pid}, {workers} worker(s), cores "
-          f"{cores or 'any'}, port {port}, db {db}")
-    return Target(name, port, {"json": "/v1/chat/completions", "sse": "/v1/chat/completions"},
-                  proc, Records(db), cores or "0,1")
+    b.log(
+        f"started modelmeter {name}: pid {proc.pid}, {workers} worker(s), cores {cores or 'any'}, port {port}, db {db}"
+    )
+    return Target(
+        name, port, {"json": "/v1/chat/completions", "sse": "/v1/chat/completions"}, proc, Records(db), cores or "0,1"
+    )
 
 
 def start_litellm(b: Bench, upstream_port: int, venv: Path) -> Target:
@@ -682,11 +799,26 @@ litellm_settings:
 general_settings: {{}}
 """)
     key = "sk-bench-" + os.urandom(16).hex()  # it refuses to start without a master key
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
-           "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "true", "LITELLM_MASTER_KEY": key}
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_SCHEMA_UPDATE": "true",
+        "LITELLM_MASTER_KEY": key,
+    }
     env.pop("DATABASE_URL", None)
-    cmd = [str(venv / "bin" / "litellm"), "--config", str(cfg), "--host", "127.0.0.1", "--port",
-           str(port), "--num_workers", "1"]
+    cmd = [
+        str(venv / "bin" / "litellm"),
+        "--config",
+        str(cfg),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
     proc = Proc("litellm", pinned(b.gw_core, cmd), b.tmp, env=env, cwd=b.tmp)
     try:
         wait_http(f"http://127.0.0.1:{port}/health/liveliness", 180, proc.popen)
@@ -694,11 +826,19 @@ general_settings: {{}}
         print(proc.tail(), file=sys.stderr)
         raise
     b.log(f"started LiteLLM proxy: pid {proc.pid}, core {b.gw_core}, port {port}")
-    return Target("LiteLLM proxy", port, {"json": "/v1/chat/completions",
-                                          "sse": "/v1/chat/completions"}, proc, None, b.gw_core, key)
+    return Target(
+        "LiteLLM proxy",
+        port,
+        {"json": "/v1/chat/completions", "sse": "/v1/chat/completions"},
+        proc,
+        None,
+        b.gw_core,
+        key,
+    )
 
 
 # -- the report ----------------------------------------------------------------------------------
+
 
 def machine() -> dict[str, str]:
     cpu = "unknown"
@@ -711,12 +851,21 @@ def machine() -> dict[str, str]:
     for pkg in ("uvicorn", "uvloop", "httptools", "aiohttp", "orjson"):
         with contextlib.suppress(Exception):
             from importlib.metadata import version
+
             versions[pkg] = version(pkg)
-    nginx = subprocess.run([shutil.which("nginx") or "/usr/sbin/nginx", "-v"], capture_output=True,
-                           text=True).stderr.strip().replace("nginx version: ", "")
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "kernel": platform.release(),
-            "python": platform.python_version(), "nginx": nginx,
-            "libs": ", ".join(f"{k} {v}" for k, v in versions.items())}
+    nginx = (
+        subprocess.run([shutil.which("nginx") or "/usr/sbin/nginx", "-v"], capture_output=True, text=True)
+        .stderr.strip()
+        .replace("nginx version: ", "")
+    )
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "nginx": nginx,
+        "libs": ", ".join(f"{k} {v}" for k, v in versions.items()),
+    }
 
 
 def fmt(x: float | None, spec: str = ".3f") -> str:
@@ -725,28 +874,41 @@ def fmt(x: float | None, spec: str = ".3f") -> str:
 
 def report(b: Bench, command: str, started: dt.datetime) -> str:
     m = machine()
-    out = [f"Run {started:%Y-%m-%d %H:%M} UTC: `{command}`", "",
-           f"Machine: {m['nproc']} cores ({m['cpu']}), Linux {m['kernel']}, Python {m['python']}, "
-           f"{m['nginx']}, {m['libs']}.", "",
-           f"Cores: gateway (and LiteLLM) on core {b.gw_core}; nginx (1 worker), wrk (1 thread) and "
-           f"the latency client on core {b.load_core}; in the `--workers` runs nginx and wrk are unpinned "
-           f"(cores 0,1) and `modelmeter serve --workers 2` pins one worker per core itself. "
-           f"{b.args.duration:g} s per wrk run.", ""]
-    out += ["### Throughput (wrk, 1 thread)", "",
-            "| target | mode | conc. | req/s | wrk p50 ms | wrk p99 ms | CPU ms/req "
-            "| of which event loop | records / completed | other load on its core |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+    out = [
+        f"Run {started:%Y-%m-%d %H:%M} UTC: `{command}`",
+        "",
+        f"Machine: {m['nproc']} cores ({m['cpu']}), Linux {m['kernel']}, Python {m['python']}, "
+        f"{m['nginx']}, {m['libs']}.",
+        "",
+        f"Cores: gateway (and LiteLLM) on core {b.gw_core}; nginx (1 worker), wrk (1 thread) and "
+        f"the latency client on core {b.load_core}; in the `--workers` runs nginx and wrk are unpinned "
+        f"(cores 0,1) and `modelmeter serve --workers 2` pins one worker per core itself. "
+        f"{b.args.duration:g} s per wrk run.",
+        "",
+    ]
+    out += [
+        "### Throughput (wrk, 1 thread)",
+        "",
+        "| target | mode | conc. | req/s | wrk p50 ms | wrk p99 ms | CPU ms/req "
+        "| of which event loop | records / completed | other load on its core |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
     for r in b.rows:
-        out.append(f"| {r.target} | {r.mode} | {r.conc} | {r.rps:,.0f} | {r.p50_ms:.3f} | "
-                   f"{r.p99_ms:.3f} | {fmt(r.cpu_ms)} | {fmt(r.loop_ms)} | {r.records or '–'}"
-                   f"{f' ({r.errors} errors)' if r.errors else ''} | "
-                   f"{'–' if r.foreign is None else f'{r.foreign:.0%}'} |")
-    out += ["", "### Added latency at concurrency 1 (sequential client, alternating direct/through)",
-            "",
-            "| target | mode | n | direct p50 / p99 ms | through p50 / p99 ms | added p50 ms "
-            "| added p99 ms | TTFB added p50 ms | overhead_ms p50 / p99 (records) "
-            "| overhead_ms − added (p50) | other load on its core | its loop waiting for a CPU µs/req |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out.append(
+            f"| {r.target} | {r.mode} | {r.conc} | {r.rps:,.0f} | {r.p50_ms:.3f} | "
+            f"{r.p99_ms:.3f} | {fmt(r.cpu_ms)} | {fmt(r.loop_ms)} | {r.records or '–'}"
+            f"{f' ({r.errors} errors)' if r.errors else ''} | "
+            f"{'–' if r.foreign is None else f'{r.foreign:.0%}'} |"
+        )
+    out += [
+        "",
+        "### Added latency at concurrency 1 (sequential client, alternating direct/through)",
+        "",
+        "| target | mode | n | direct p50 / p99 ms | through p50 / p99 ms | added p50 ms "
+        "| added p99 ms | TTFB added p50 ms | overhead_ms p50 / p99 (records) "
+        "| overhead_ms − added (p50) | other load on its core | its loop waiting for a CPU µs/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for lt in b.latency:
         ov = lt.get("overhead_ms_p50")
         out.append(
@@ -755,15 +917,22 @@ def report(b: Bench, command: str, started: dt.datetime) -> str:
             f"{lt['added_total_p50']:.3f} | {lt['added_total_p99']:.3f} | "
             f"{lt['added_ttfb_p50']:.3f} | {fmt(ov)} / {fmt(lt.get('overhead_ms_p99'))} | "
             f"{fmt(None if ov is None else ov - lt['added_total_p50'], '+.3f')} | "
-            f"{fmt(lt.get('foreign'), '.0%')} | {fmt(lt.get('runqueue_us'), '.0f')} |")
+            f"{fmt(lt.get('foreign'), '.0%')} | {fmt(lt.get('runqueue_us'), '.0f')} |"
+        )
     if b.scaling:
-        out += ["", "### `--workers 2` scaling (wrk concurrency 64; nginx and wrk unpinned on cores 0,1)",
-                "", "| mode | 1 worker pinned (core 0) req/s | 1 worker unpinned req/s "
-                "| 2 workers req/s | 2 workers ÷ 1 pinned | 2 workers ÷ 1 unpinned |",
-                "|---|---:|---:|---:|---:|---:|"]
+        out += [
+            "",
+            "### `--workers 2` scaling (wrk concurrency 64; nginx and wrk unpinned on cores 0,1)",
+            "",
+            "| mode | 1 worker pinned (core 0) req/s | 1 worker unpinned req/s "
+            "| 2 workers req/s | 2 workers ÷ 1 pinned | 2 workers ÷ 1 unpinned |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for s in b.scaling:
-            out.append(f"| {s['mode']} | {s['pinned']:,.0f} | {s['one']:,.0f} | {s['two']:,.0f} | "
-                       f"{s['two'] / s['pinned']:.2f}× | {s['two'] / s['one']:.2f}× |")
+            out.append(
+                f"| {s['mode']} | {s['pinned']:,.0f} | {s['one']:,.0f} | {s['two']:,.0f} | "
+                f"{s['two'] / s['pinned']:.2f}× | {s['two'] / s['one']:.2f}× |"
+            )
     comp = _comparison(b)
     if comp:
         out += ["", "### modelmeter vs LiteLLM proxy (same run, same upstream, same core)", "", *comp]
@@ -782,26 +951,37 @@ def _comparison(b: Bench) -> list[str]:
     keys = sorted(set(mm) & set(ll))
     if not keys:
         return []
-    out = ["| mode | conc. | modelmeter req/s | LiteLLM req/s | ratio | modelmeter CPU ms/req "
-           "| LiteLLM CPU ms/req |", "|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| mode | conc. | modelmeter req/s | LiteLLM req/s | ratio | modelmeter CPU ms/req | LiteLLM CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for k in keys:
         a, c = mm[k], ll[k]
-        out.append(f"| {k[0]} | {k[1]} | {a.rps:,.0f} | {c.rps:,.0f} | {a.rps / c.rps:.0f}× | "
-                   f"{fmt(a.cpu_ms)} | {fmt(c.cpu_ms)} |")
+        out.append(
+            f"| {k[0]} | {k[1]} | {a.rps:,.0f} | {c.rps:,.0f} | {a.rps / c.rps:.0f}× | "
+            f"{fmt(a.cpu_ms)} | {fmt(c.cpu_ms)} |"
+        )
     return out
 
 
 # -- main ----------------------------------------------------------------------------------------
 
+
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--duration", type=float, default=None, help="seconds per wrk run (10; 5 quick)")
-    p.add_argument("--quick", action="store_true",
-                   help="concurrency 1 and 64 only, fewer latency samples, no LiteLLM c=8")
+    p.add_argument(
+        "--quick", action="store_true", help="concurrency 1 and 64 only, fewer latency samples, no LiteLLM c=8"
+    )
     p.add_argument("--concurrency", default=None, help="comma-separated (default 1,8,64)")
-    p.add_argument("--latency-requests", type=int, default=None,
-                   help="sequential requests per mode for added latency (default 4000; 1500 quick)")
+    p.add_argument(
+        "--latency-requests",
+        type=int,
+        default=None,
+        help="sequential requests per mode for added latency (default 4000; 1500 quick)",
+    )
     p.add_argument("--modes", default="json,sse", help="json, sse or both")
     p.add_argument("--no-direct", action="store_true", help="skip the wrk runs straight to nginx")
     p.add_argument("--no-workers", action="store_true", help="skip the --workers 2 scaling runs")
@@ -809,8 +989,11 @@ def main() -> int:
     p.add_argument("--profile", metavar="DIR", help="also record py-spy profiles under load")
     p.add_argument("--gateway-core", default="0")
     p.add_argument("--load-core", default="1")
-    p.add_argument("--serve-cmd", help="run this instead of `python -m modelmeter.cli.main serve` "
-                   "(it gets --config, --log-level and --workers): to compare builds or servers")
+    p.add_argument(
+        "--serve-cmd",
+        help="run this instead of `python -m modelmeter.cli.main serve` "
+        "(it gets --config, --log-level and --workers): to compare builds or servers",
+    )
     p.add_argument("--markdown", type=Path, help="also write the results (markdown) to this file")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs, dbs)")
     args = p.parse_args()
@@ -835,8 +1018,7 @@ def main() -> int:
     b = Bench(args, tmp, gw_core, load_core)
     procs: list[Proc] = []
     try:
-        json_req = {"model": "mock-json", "max_tokens": 16,
-                    "messages": [{"role": "user", "content": "Say hello"}]}
+        json_req = {"model": "mock-json", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello"}]}
         sse_req = {**json_req, "model": "mock-sse", "stream": True}
         for mode, body in (("json", json_req), ("sse", sse_req)):
             b.bodies[mode] = tmp / f"{mode}.body"
@@ -885,8 +1067,7 @@ def main() -> int:
         if not args.no_workers and (os.cpu_count() or 1) >= 2:
             os.sched_setaffinity(nginx.proc.pid, {0, 1})
             os.sched_setaffinity(0, {0, 1})
-            pinned_rps = {r.mode: r.rps for r in b.rows
-                          if r.target.startswith("modelmeter (core") and r.conc == 64}
+            pinned_rps = {r.mode: r.rps for r in b.rows if r.target.startswith("modelmeter (core") and r.conc == 64}
             found: dict[str, dict[str, float]] = collections.defaultdict(dict)
             for workers in (1, 2):
                 t = start_modelmeter(b, nginx.port, workers, "0,1", f"modelmeter-w{workers}")
@@ -900,8 +1081,14 @@ def main() -> int:
                 t.proc.stop()
                 procs.remove(t.proc)
             for mode in modes:
-                b.scaling.append({"mode": mode, "pinned": pinned_rps.get(mode, float("nan")),
-                                  "one": found[mode]["w1"], "two": found[mode]["w2"]})
+                b.scaling.append(
+                    {
+                        "mode": mode,
+                        "pinned": pinned_rps.get(mode, float("nan")),
+                        "one": found[mode]["w1"],
+                        "two": found[mode]["w2"],
+                    }
+                )
     finally:
         for proc in reversed(procs):
             proc.stop()

@@ -37,10 +37,24 @@ from modelmeter.usage.window import parse_window
 
 DEPLOYMENTS = [  # name, share of traffic
     (Deployment(name="gpt-4o-mini", model="gpt-4o-mini", provider="openai", api_base="https://api.openai.com/v1"), 0.5),
-    (Deployment(name="claude-sonnet", model="claude-sonnet-4-5", provider="anthropic",
-                api_base="https://api.anthropic.com/v1"), 0.25),
-    (Deployment(name="llama-vllm", model="meta-llama/Llama-3.1-8B-Instruct", provider="vllm",
-                api_base="http://10.0.0.5:8000/v1"), 0.2),
+    (
+        Deployment(
+            name="claude-sonnet",
+            model="claude-sonnet-4-5",
+            provider="anthropic",
+            api_base="https://api.anthropic.com/v1",
+        ),
+        0.25,
+    ),
+    (
+        Deployment(
+            name="llama-vllm",
+            model="meta-llama/Llama-3.1-8B-Instruct",
+            provider="vllm",
+            api_base="http://10.0.0.5:8000/v1",
+        ),
+        0.2,
+    ),
     (Deployment(name="smollm2-135m-instruct", model="smollm2-135m-instruct", provider="local"), 0.05),
 ]
 DAYS = 7
@@ -55,11 +69,17 @@ def synthetic(rnd: random.Random, start: float, span: float) -> CallRecord:
     completion = 0 if error else int(rnd.lognormvariate(5, 0.8))
     latency = rnd.lognormvariate(6.5, 0.7) if not error else rnd.lognormvariate(4, 1)
     body = rnd.random() < 0.05
-    rec = CallRecord(id=new_record_id(t), deployment=dep, model=dep.name, call_type="chat", start=t,
-                     stream=stream, client_ip=f"203.0.113.{rnd.randint(1, 254)}",
-                     request_body={"model": dep.name, "messages": [{"role": "user", "content": "x" * 400}]}
-                     if body else None,
-                     response_body={"choices": [{"message": {"content": "y" * 600}}]} if body else None)
+    rec = CallRecord(
+        id=new_record_id(t),
+        deployment=dep,
+        model=dep.name,
+        call_type="chat",
+        start=t,
+        stream=stream,
+        client_ip=f"203.0.113.{rnd.randint(1, 254)}",
+        request_body={"model": dep.name, "messages": [{"role": "user", "content": "x" * 400}]} if body else None,
+        response_body={"choices": [{"message": {"content": "y" * 600}}]} if body else None,
+    )
     rec.end = t + latency / 1000
     rec.latency_ms = latency
     rec.ttft_ms = latency * 0.3 if stream else latency
@@ -67,8 +87,9 @@ def synthetic(rnd: random.Random, start: float, span: float) -> CallRecord:
     rec.request_id = f"chatcmpl-{rec.id[-16:]}"
     if error:
         rec.status, rec.http_status, rec.error = "error", rnd.choice([429, 500, 502, 504]), "upstream error"
-    rec.usage = Usage(prompt, completion, prompt + completion, cached_tokens=prompt // 4 if rnd.random() < 0.3 else 0,
-                      reported=True)
+    rec.usage = Usage(
+        prompt, completion, prompt + completion, cached_tokens=prompt // 4 if rnd.random() < 0.3 else 0, reported=True
+    )
     rec.metadata = {"tags": ["bench:demo"]} if rnd.random() < 0.01 else None
     rec.tags = rec.metadata["tags"] if rec.metadata else []
     return rec
@@ -111,35 +132,59 @@ def multiply(db: Database, base: int, n: int) -> float:
     run = os.urandom(3).hex()
     copies = -(-(n - have) // base)
     cols = ", ".join(RECORD_COLUMNS)
-    picks = ", ".join(f"{c} || :suffix" if c in ("id", "request_id") else shifted if c == "start_us" else
-                      f"end_us - start_us + {shifted}" if c == "end_us" else c for c in RECORD_COLUMNS)
+    picks = ", ".join(
+        f"{c} || :suffix"
+        if c in ("id", "request_id")
+        else shifted
+        if c == "start_us"
+        else f"end_us - start_us + {shifted}"
+        if c == "end_us"
+        else c
+        for c in RECORD_COLUMNS
+    )
     for k in range(1, copies + 1):
         left = min(base, n - have - base * (k - 1))
         params = {"suffix": f"-{run}{k}", "shift": k * 7_919_000_003 % span, "lim": left}
         with db.transaction() as tx:
-            tx.execute(db.sql(f"INSERT INTO records ({cols}) SELECT {picks} FROM records WHERE id NOT LIKE '%-%' "
-                              "ORDER BY id LIMIT :lim"), params)
-            tx.execute(db.sql(f"INSERT INTO record_tags (deployment, tag, start_us, id) SELECT deployment, tag, "
-                              f"{shifted}, id || :suffix FROM record_tags WHERE id NOT LIKE '%-%'"), params)
+            tx.execute(
+                db.sql(
+                    f"INSERT INTO records ({cols}) SELECT {picks} FROM records WHERE id NOT LIKE '%-%' "
+                    "ORDER BY id LIMIT :lim"
+                ),
+                params,
+            )
+            tx.execute(
+                db.sql(
+                    f"INSERT INTO record_tags (deployment, tag, start_us, id) SELECT deployment, tag, "
+                    f"{shifted}, id || :suffix FROM record_tags WHERE id NOT LIKE '%-%'"
+                ),
+                params,
+            )
         print(f"  {have + base * (k - 1) + left:,} records", flush=True)
     pg = db.dialect == "postgresql"
     floor = "floor" if pg else ""
-    bin_sql = (f"CASE WHEN latency_ms <= {BIN_FLOOR_MS} THEN 0 ELSE CAST({floor}(ln(latency_ms / {BIN_FLOOR_MS}) "
-               f"/ ln({BIN_RATIO})) AS INTEGER) + 1 END")
+    bin_sql = (
+        f"CASE WHEN latency_ms <= {BIN_FLOOR_MS} THEN 0 ELSE CAST({floor}(ln(latency_ms / {BIN_FLOOR_MS}) "
+        f"/ ln({BIN_RATIO})) AS INTEGER) + 1 END"
+    )
     bins_agg = "jsonb_object_agg(CAST(bin AS TEXT), n)" if pg else "json_group_object(CAST(bin AS TEXT), n)"
     with db.transaction() as tx:
         for res in RESOLUTIONS:
             bucket = f"start_us - start_us % {res.size_us}"
             tx.execute(f"DELETE FROM {res.table}")
-            tx.execute(f"INSERT INTO {res.table} SELECT deployment, {bucket}, COUNT(*), "
-                       "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
-                       "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
-                       "SUM(spend_pusd), SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COUNT(ttft_ms), NULL "
-                       f"FROM records GROUP BY deployment, {bucket}")
-            tx.execute(f"UPDATE {res.table} SET latency_bins = b.bins FROM (SELECT deployment, bucket_us, "
-                       f"{bins_agg} AS bins FROM (SELECT deployment, {bucket} AS bucket_us, {bin_sql} AS bin, "
-                       "COUNT(*) AS n FROM records GROUP BY 1, 2, 3) AS x GROUP BY 1, 2) AS b "
-                       f"WHERE {res.table}.deployment = b.deployment AND {res.table}.bucket_us = b.bucket_us")
+            tx.execute(
+                f"INSERT INTO {res.table} SELECT deployment, {bucket}, COUNT(*), "
+                "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+                "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
+                "SUM(spend_pusd), SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COUNT(ttft_ms), NULL "
+                f"FROM records GROUP BY deployment, {bucket}"
+            )
+            tx.execute(
+                f"UPDATE {res.table} SET latency_bins = b.bins FROM (SELECT deployment, bucket_us, "
+                f"{bins_agg} AS bins FROM (SELECT deployment, {bucket} AS bucket_us, {bin_sql} AS bin, "
+                "COUNT(*) AS n FROM records GROUP BY 1, 2, 3) AS x GROUP BY 1, 2) AS b "
+                f"WHERE {res.table}.deployment = b.deployment AND {res.table}.bucket_us = b.bucket_us"
+            )
         reindex_request_ids(db, tx)
     print("  rollups and the request-id index rebuilt from the raw rows", flush=True)
     return (n - have) / (time.perf_counter() - t0)
@@ -148,8 +193,11 @@ def multiply(db: Database, base: int, n: int) -> float:
 def reindex_request_ids(db: Database, tx: Any) -> None:
     """The copies' request ids, indexed as the server's indexer would have done, hour by hour."""
     tx.execute("DELETE FROM request_ids")
-    until = int(tx.execute(db.sql("SELECT value FROM server_settings WHERE name = :n"),
-                           {"n": request_ids.SETTING}).fetchone()[0])
+    until = int(
+        tx.execute(db.sql("SELECT value FROM server_settings WHERE name = :n"), {"n": request_ids.SETTING}).fetchone()[
+            0
+        ]
+    )
     tx.execute(db.sql(request_ids.COPY), {"a": 0, "b": until})
 
 
@@ -191,11 +239,15 @@ def deep_cursor(db: Database, dep: str, pages: int, status: str | None = None) -
 
 def exact_p95(db: Database, dep: str) -> float:
     w = parse_window("7d")
-    n = db.fetchone("SELECT COUNT(*) FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b",
-                    {"d": dep, "a": w.start_us, "b": w.end_us})[0]
-    row = db.fetchone("SELECT latency_ms FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b "
-                      "ORDER BY latency_ms LIMIT 1 OFFSET :o",
-                      {"d": dep, "a": w.start_us, "b": w.end_us, "o": max(math.ceil(0.95 * n), 1) - 1})
+    n = db.fetchone(
+        "SELECT COUNT(*) FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b",
+        {"d": dep, "a": w.start_us, "b": w.end_us},
+    )[0]
+    row = db.fetchone(
+        "SELECT latency_ms FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b "
+        "ORDER BY latency_ms LIMIT 1 OFFSET :o",
+        {"d": dep, "a": w.start_us, "b": w.end_us, "o": max(math.ceil(0.95 * n), 1) - 1},
+    )
     return float(row[0])
 
 
@@ -204,10 +256,15 @@ def main() -> None:
     ap.add_argument("--database", default="sqlite:////tmp/mm-scale.db")
     ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
     ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
-    ap.add_argument("--no-fill", action="store_true", help="time an existing database (after the ingest test, "
-                                                            "unless --ingest 0)")
-    ap.add_argument("--base", type=int, default=500_000,
-                    help="records made one by one before the rest are time-shifted copies of them")
+    ap.add_argument(
+        "--no-fill", action="store_true", help="time an existing database (after the ingest test, unless --ingest 0)"
+    )
+    ap.add_argument(
+        "--base",
+        type=int,
+        default=500_000,
+        help="records made one by one before the rest are time-shifted copies of them",
+    )
     args = ap.parse_args()
     db = Database(args.database)
     migrate(db)
@@ -233,10 +290,14 @@ def main() -> None:
     dep = DEPLOYMENTS[0][0].name
     w7 = parse_window("7d")
     # A record with bodies, from the middle of the table.
-    some_id = db.fetchone("SELECT id FROM record_bodies ORDER BY id LIMIT 1 OFFSET :o",
-                          {"o": db.fetchone("SELECT COUNT(*) FROM record_bodies")[0] // 2})[0]
-    some_rid = db.fetchone("SELECT request_id FROM records WHERE deployment = :d AND start_us >= :a "
-                           "ORDER BY start_us LIMIT 1", {"d": dep, "a": w7.start_us + 3 * 86_400_000_000})[0]
+    some_id = db.fetchone(
+        "SELECT id FROM record_bodies ORDER BY id LIMIT 1 OFFSET :o",
+        {"o": db.fetchone("SELECT COUNT(*) FROM record_bodies")[0] // 2},
+    )[0]
+    some_rid = db.fetchone(
+        "SELECT request_id FROM records WHERE deployment = :d AND start_us >= :a ORDER BY start_us LIMIT 1",
+        {"d": dep, "a": w7.start_us + 3 * 86_400_000_000},
+    )[0]
     deep = deep_cursor(db, dep, 50)
     deep_err = deep_cursor(db, dep, 5, status="error")
     percentiles = PercentileCache()  # as the API keeps one per process
@@ -244,15 +305,20 @@ def main() -> None:
         ("summary, 7 days", lambda: summary_q.summary(db, dep, parse_window("7d")), 100),
         ("summary, 30 days", lambda: summary_q.summary(db, dep, parse_window("30d")), 100),
         ("timeseries, 7 days (1 h buckets), cold", lambda: summary_q.timeseries(db, dep, parse_window("7d")), 100),
-        ("timeseries, 7 days, refresh (API's cache)",
-         lambda: summary_q.timeseries(db, dep, parse_window("7d"), cache=percentiles), 100),
-        ("timeseries, 24 h (15 min buckets), cold",
-         lambda: summary_q.timeseries(db, dep, parse_window("24h")), 100),
+        (
+            "timeseries, 7 days, refresh (API's cache)",
+            lambda: summary_q.timeseries(db, dep, parse_window("7d"), cache=percentiles),
+            100,
+        ),
+        ("timeseries, 24 h (15 min buckets), cold", lambda: summary_q.timeseries(db, dep, parse_window("24h")), 100),
         ("log page 1 (50 rows)", lambda: records_q.page(db, dep, w7, limit=50), 50),
         ("log page 1, status=error", lambda: records_q.page(db, dep, w7, limit=50, status="error"), 50),
         ("log page deep (after 10,000 rows)", lambda: records_q.page(db, dep, w7, limit=50, cursor=deep), 50),
-        ("log page deep, status=error (after 1,000)",
-         lambda: records_q.page(db, dep, w7, limit=50, cursor=deep_err, status="error"), 50),
+        (
+            "log page deep, status=error (after 1,000)",
+            lambda: records_q.page(db, dep, w7, limit=50, cursor=deep_err, status="error"),
+            50,
+        ),
         ("log page, tag filter", lambda: records_q.page(db, dep, w7, limit=50, tag="bench:demo"), 50),
         ("log search by request id, 7 days", lambda: records_q.page(db, dep, w7, limit=50, search=some_rid), 50),
         ("one record with bodies", lambda: records_q.one(db, some_id), 20),
@@ -265,21 +331,29 @@ def main() -> None:
         print(f"{name:<44}{ms:>10.2f}{target:>9}  {'yes' if ms <= target else 'NO'}")
     hits = records_q.page(db, dep, w7, limit=50, search=some_rid)["data"]
     # (In databases copied before copies had request ids of their own, a request id has several.)
-    want = db.fetchone("SELECT COUNT(*) FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b "
-                       "AND request_id = :r", {"d": dep, "a": w7.start_us, "b": w7.end_us, "r": some_rid})[0]
+    want = db.fetchone(
+        "SELECT COUNT(*) FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b AND request_id = :r",
+        {"d": dep, "a": w7.start_us, "b": w7.end_us, "r": some_rid},
+    )[0]
     right = len(hits) == min(want, 50) > 0 and all(h["request_id"] == some_rid for h in hits)
-    print(f"\nrequest-id search found {len(hits)} of the {want} record(s) with {some_rid}: "
-          f"{'right' if right else 'WRONG'}")
+    print(
+        f"\nrequest-id search found {len(hits)} of the {want} record(s) with {some_rid}: "
+        f"{'right' if right else 'WRONG'}"
+    )
     w = parse_window("7d")
-    raw_n = db.fetchone("SELECT COUNT(*) FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b",
-                        {"d": dep, "a": w.start_us, "b": w.end_us})[0]
+    raw_n = db.fetchone(
+        "SELECT COUNT(*) FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b",
+        {"d": dep, "a": w.start_us, "b": w.end_us},
+    )[0]
     rolled_n = summary_q.summary(db, dep, w)["requests"]
     verdict = "equal" if rolled_n == raw_n else "DIFFERENT"
     print(f"requests in 7 days: rollups {rolled_n:,}, raw rows {raw_n:,} ({verdict})")
     rolled = summary_q.summary(db, dep, parse_window("7d"))["p95_latency_ms"]
     exact = exact_p95(db, dep)
-    print(f"p95 latency, 7 days: rollups {rolled:.3f} ms, exact {exact:.3f} ms, "
-          f"{abs(rolled - exact) / exact * 100:.3f}% apart (target <= 1%)")
+    print(
+        f"p95 latency, 7 days: rollups {rolled:.3f} ms, exact {exact:.3f} ms, "
+        f"{abs(rolled - exact) / exact * 100:.3f}% apart (target <= 1%)"
+    )
 
 
 if __name__ == "__main__":

@@ -89,8 +89,13 @@ def toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
-def write_config(path: str | Path, *, deployments: Iterable[Mapping[str, Any]] | None = None,
-                 database: str | None = None, **server: Any) -> Path:
+def write_config(
+    path: str | Path,
+    *,
+    deployments: Iterable[Mapping[str, Any]] | None = None,
+    database: str | None = None,
+    **server: Any,
+) -> Path:
     """Write a modelmeter TOML config: ``[server]`` from ``database`` and keyword arguments
     (``max_body_bytes=…``, ``local_threads=…``), one ``[[deployments]]`` table per mapping.
     ``deployments=None`` leaves the built-in embedded deployments in place."""
@@ -112,12 +117,14 @@ def sqlite_url(path: str | Path) -> str:
 # --- plain HTTP (no proxies, JSON in and out) -------------------------------------------------
 
 
-def http_json(method: str, url: str, body: Any = None, *, headers: Mapping[str, str] | None = None,
-              timeout: float = 30.0) -> tuple[int, Any]:
+def http_json(
+    method: str, url: str, body: Any = None, *, headers: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> tuple[int, Any]:
     """One request; returns (status, parsed JSON or raw text or None). Never raises on 4xx/5xx."""
     data = body if isinstance(body, bytes) else (None if body is None else orjson.dumps(body))
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"content-type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json", **(headers or {})}
+    )
     try:
         with _NO_PROXY.open(req, timeout=timeout) as resp:
             status, raw = resp.status, resp.read()
@@ -131,8 +138,9 @@ def http_json(method: str, url: str, body: Any = None, *, headers: Mapping[str, 
         return status, raw.decode("utf-8", "replace")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-             message: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, message: str = "condition"
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; that value is returned."""
     deadline = time.monotonic() + timeout
     while True:
@@ -155,9 +163,16 @@ class ServerProcess:
     removed from the environment unless given in ``env``, so the config's database is used.
     """
 
-    def __init__(self, config: str | Path, *, port: int | None = None,
-                 env: Mapping[str, str] | None = None, args: Iterable[str] = (),
-                 log_dir: str | Path | None = None, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        config: str | Path,
+        *,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        args: Iterable[str] = (),
+        log_dir: str | Path | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
         self.config = Path(config)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -172,8 +187,17 @@ class ServerProcess:
 
     @property
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "modelmeter.cli.main", "serve", "--config", str(self.config),
-                "--port", str(self.port), *self.args]
+        return [
+            sys.executable,
+            "-m",
+            "modelmeter.cli.main",
+            "serve",
+            "--config",
+            str(self.config),
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
 
     def start(self) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if k != "MODELMETER_DATABASE"}
@@ -181,15 +205,15 @@ class ServerProcess:
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / "stdout").open("wb") as out, (self.log_dir / "stderr").open("wb") as err:
-            self.proc = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=out, stderr=err,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.command, cwd=ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+            )
         self.returncode = None
         deadline = time.monotonic() + self.startup_timeout
         while True:
             if self.proc.poll() is not None:
                 self.returncode = self.proc.returncode
-                raise RuntimeError(f"modelmeter exited with {self.returncode} before it was ready:\n"
-                                   f"{self.stderr}")
+                raise RuntimeError(f"modelmeter exited with {self.returncode} before it was ready:\n{self.stderr}")
             try:
                 if http_json("GET", f"{self.url}/healthz", timeout=1.0)[0] == 200:
                     return self
@@ -252,12 +276,14 @@ class ServerProcess:
         assert status == 200, body
         return list(body["data"])
 
-    def wait_for_records(self, deployment: str, n: int, timeout: float = 10.0,
-                         **query: Any) -> list[dict[str, Any]]:
+    def wait_for_records(self, deployment: str, n: int, timeout: float = 10.0, **query: Any) -> list[dict[str, Any]]:
         """Wait until the deployment has at least ``n`` records (matching ``query``, e.g.
         ``tag="t1"`` or ``status="error"``); returns the newest ``n``, newest first."""
-        rows = wait_for(lambda: (r := self.records(deployment, **query)) and len(r) >= n and r, timeout,
-                        message=f"{n} records of {deployment} {query or ''}")
+        rows = wait_for(
+            lambda: (r := self.records(deployment, **query)) and len(r) >= n and r,
+            timeout,
+            message=f"{n} records of {deployment} {query or ''}",
+        )
         return list(rows[:n])
 
     def record(self, rid: str) -> dict[str, Any]:
@@ -286,12 +312,19 @@ def read_sqlite_records(path: str | Path) -> list[dict[str, Any]]:
         conn.close()
 
 
-def run_cli(*args: str, env: Mapping[str, str] | None = None,
-            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     """``python -m modelmeter.cli.main ARGS`` to completion (text output, never raises)."""
-    return subprocess.run([sys.executable, "-m", "modelmeter.cli.main", *args], cwd=ROOT,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "modelmeter.cli.main", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 # --- in-process: an in-memory upstream and an ASGI driver --------------------------------------
@@ -299,8 +332,7 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None,
 
 def sse(*events: Any, done: bool = True, sep: bytes = b"\n\n") -> bytes:
     """An SSE body: each event JSON-encoded (bytes/str kept as they are), then ``[DONE]``."""
-    parts = [e if isinstance(e, bytes) else (e.encode() if isinstance(e, str) else orjson.dumps(e))
-             for e in events]
+    parts = [e if isinstance(e, bytes) else (e.encode() if isinstance(e, str) else orjson.dumps(e)) for e in events]
     if done:
         parts.append(b"[DONE]")
     return b"".join(b"data: " + p + sep for p in parts)
@@ -310,9 +342,16 @@ class CannedResponse:
     """An ``UpstreamResponse``: a whole body, or SSE ``chunks`` (each may be delayed), optionally
     followed by an exception (an ``UpstreamError`` for a broken stream)."""
 
-    def __init__(self, status: int = 200, body: Any = None, *, chunks: Iterable[bytes] | None = None,
-                 headers: Mapping[str, str] | None = None, delay: float = 0.0,
-                 error: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        status: int = 200,
+        body: Any = None,
+        *,
+        chunks: Iterable[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+        error: BaseException | None = None,
+    ) -> None:
         self.status = status
         self.streamed = chunks is not None
         self._body = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
@@ -369,10 +408,10 @@ class MemoryUpstream:
         self.responses: list[CannedResponse] = []
         self.closed = False
 
-    async def _do(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str],
-                  timeouts: Any) -> CannedResponse:
-        call = UpstreamCall(method, url, None if body is None else orjson.loads(body), dict(headers),
-                            timeouts)
+    async def _do(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], timeouts: Any
+    ) -> CannedResponse:
+        call = UpstreamCall(method, url, None if body is None else orjson.loads(body), dict(headers), timeouts)
         self.calls.append(call)
         answer = self.respond(call)
         if isinstance(answer, BaseException):
@@ -394,27 +433,35 @@ class MemoryUpstream:
         return self.calls[-1]
 
 
-def chat_completion(model: str, text: str = "Hello there!", usage: Mapping[str, Any] | None = None,
-                    **extra: Any) -> dict[str, Any]:
+def chat_completion(
+    model: str, text: str = "Hello there!", usage: Mapping[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": "chatcmpl-123", "object": "chat.completion", "created": 1_700_000_000, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": "stop"}], **extra}
+        "id": "chatcmpl-123",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        **extra,
+    }
     if usage is not None:
         body["usage"] = dict(usage)
     return body
 
 
-def chat_chunks(model: str, pieces: Iterable[str] = ("Hel", "lo", "!"), *, usage: Mapping[str, Any] | None = None,
-                usage_on_last_content: bool = False, finish: str = "stop") -> list[dict[str, Any]]:
+def chat_chunks(
+    model: str,
+    pieces: Iterable[str] = ("Hel", "lo", "!"),
+    *,
+    usage: Mapping[str, Any] | None = None,
+    usage_on_last_content: bool = False,
+    finish: str = "stop",
+) -> list[dict[str, Any]]:
     """OpenAI-style chunks: role, one per piece, finish, then (if ``usage``) a usage-only chunk —
     or, with ``usage_on_last_content``, the usage on the finish chunk instead."""
-    head = {"id": "chatcmpl-456", "object": "chat.completion.chunk", "created": 1_700_000_000,
-            "model": model}
-    out = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                 "finish_reason": None}]}]
-    out += [{**head, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
-            for p in pieces]
+    head = {"id": "chatcmpl-456", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model}
+    out = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    out += [{**head, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
     last = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
     if usage is not None and usage_on_last_content:
         last["usage"] = dict(usage)
@@ -425,9 +472,13 @@ def chat_chunks(model: str, pieces: Iterable[str] = ("Hel", "lo", "!"), *, usage
 
 
 def usage_dict(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> dict[str, Any]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cached},
-            "completion_tokens_details": {"reasoning_tokens": reasoning}}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
 
 
 def default_answer(call: UpstreamCall) -> CannedResponse:
@@ -437,21 +488,28 @@ def default_answer(call: UpstreamCall) -> CannedResponse:
         return CannedResponse(200, {"object": "list", "data": []})
     model = body.get("model", "?")
     if call.url.endswith("/embeddings"):
-        return CannedResponse(200, {"object": "list", "model": model,
-                                    "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
-                                    "usage": {"prompt_tokens": 4, "total_tokens": 4}})
+        return CannedResponse(
+            200,
+            {
+                "object": "list",
+                "model": model,
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+                "usage": {"prompt_tokens": 4, "total_tokens": 4},
+            },
+        )
     include = (body.get("stream_options") or {}).get("include_usage") is True
     if url_is(call, "/completions") and not url_is(call, "/chat/completions"):
         head = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": model}
         if body.get("stream"):
-            chunks = [{**head, "choices": [{"index": 0, "text": t, "finish_reason": None}]}
-                      for t in ("one", " two")]
+            chunks = [{**head, "choices": [{"index": 0, "text": t, "finish_reason": None}]} for t in ("one", " two")]
             chunks.append({**head, "choices": [{"index": 0, "text": "", "finish_reason": "stop"}]})
             if include:
                 chunks.append({**head, "choices": [], "usage": usage_dict(3, 2)})
             return CannedResponse(200, chunks=[sse(*chunks)])
-        return CannedResponse(200, {**head, "choices": [{"index": 0, "text": "one two", "finish_reason": "stop"}],
-                                    "usage": usage_dict(3, 2)})
+        return CannedResponse(
+            200,
+            {**head, "choices": [{"index": 0, "text": "one two", "finish_reason": "stop"}], "usage": usage_dict(3, 2)},
+        )
     if body.get("stream"):
         chunks = chat_chunks(model, usage=usage_dict(11, 3) if include else None)
         return CannedResponse(200, chunks=[sse(*chunks)])
@@ -486,11 +544,19 @@ class AsgiResult:
         return out
 
 
-async def asgi_request(app: Any, method: str, path: str, body: Any = None, *,
-                       headers: Mapping[str, str] | None = None,
-                       client: tuple[str, int] | None = ("203.0.113.77", 50000),
-                       body_parts: int = 1, disconnect_after: int | None = None,
-                       disconnect_after_s: float | None = None, query: str = "") -> AsgiResult:
+async def asgi_request(
+    app: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    client: tuple[str, int] | None = ("203.0.113.77", 50000),
+    body_parts: int = 1,
+    disconnect_after: int | None = None,
+    disconnect_after_s: float | None = None,
+    query: str = "",
+) -> AsgiResult:
     """Drive an ASGI app with one HTTP request, the way uvicorn would.
 
     ``body`` (bytes, or anything JSON-encodable) arrives in ``body_parts`` messages. After it,
@@ -504,12 +570,22 @@ async def asgi_request(app: Any, method: str, path: str, body: Any = None, *,
         hdrs.append((b"content-type", b"application/json"))
     if body_parts == 1 and not any(k == b"content-length" for k, _ in hdrs):
         hdrs.append((b"content-length", str(len(raw)).encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": query.encode(), "root_path": "", "headers": hdrs,
-             "client": client, "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": hdrs,
+        "client": client,
+        "server": ("127.0.0.1", 8000),
+    }
     step = max(1, -(-len(raw) // body_parts)) if raw else 1
-    pieces = [raw[i:i + step] for i in range(0, len(raw), step)] or [b""]
+    pieces = [raw[i : i + step] for i in range(0, len(raw), step)] or [b""]
     gone = asyncio.Event()
     result = AsgiResult(0, {}, b"")
     body_messages = 0
@@ -528,8 +604,7 @@ async def asgi_request(app: Any, method: str, path: str, body: Any = None, *,
         result.messages.append(message)
         if message["type"] == "http.response.start":
             result.status = message["status"]
-            result.headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                              for k, v in message.get("headers", [])}
+            result.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])}
         elif message["type"] == "http.response.body":
             result.body += message.get("body", b"")
             body_messages += 1
@@ -592,8 +667,9 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def running_app(db_url: str, deployments: Iterable[Any], upstream: MemoryUpstream | None = None,
-                      **settings: Any) -> AsyncIterator[Harness]:
+async def running_app(
+    db_url: str, deployments: Iterable[Any], upstream: MemoryUpstream | None = None, **settings: Any
+) -> AsyncIterator[Harness]:
     """``create_app`` with an in-memory upstream, its lifespan entered (migrations, recorder)."""
     from modelmeter.app import create_app
     from modelmeter.config import Deployment, Settings
@@ -603,8 +679,9 @@ async def running_app(db_url: str, deployments: Iterable[Any], upstream: MemoryU
     settings.setdefault("auth", False)  # in-process harness: auth has its own tests
     upstream = upstream or MemoryUpstream()
     db = Database(db_url)
-    app = create_app(Settings(database=db_url, deployments=deps, **settings), upstream=upstream, db=db,
-                     start_embedded=False)
+    app = create_app(
+        Settings(database=db_url, deployments=deps, **settings), upstream=upstream, db=db, start_embedded=False
+    )
     harness = Harness(app, upstream, db)
     recorder = app.state.recorder
     submit_nowait = recorder.submit_nowait

@@ -87,8 +87,9 @@ class ModelMeterApp:
         self.state = state
 
         # The admin key guards everything but /v1 and the health checks (--no-auth: nothing).
-        rest: ASGIApp = (AdminAuth(api, lambda: state.admin_hash, lambda: state.session_secret)
-                         if state.settings.auth else api)
+        rest: ASGIApp = (
+            AdminAuth(api, lambda: state.admin_hash, lambda: state.session_secret) if state.settings.auth else api
+        )
         self.rest: ASGIApp = SameOriginGuard(rest)  # cross-site writes refused, --no-auth too
         self.v1: ASGIApp = with_cors(gateway, state.settings.cors_origins)
         self.loopback_only = is_loopback(state.settings.host)  # then refuse other Host names
@@ -102,17 +103,30 @@ class ModelMeterApp:
             await self.rest(scope, receive, send)
 
 
-def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
-               db: Database | None = None, start_embedded: bool = True) -> ModelMeterApp:
+def create_app(
+    settings: Settings,
+    *,
+    upstream: UpstreamClient | None = None,
+    db: Database | None = None,
+    start_embedded: bool = True,
+) -> ModelMeterApp:
     db = db or Database(settings.database)
     registry = Registry(db, settings.deployments)
-    recorder = Recorder(db, maxsize=settings.queue_size, batch_size=settings.batch_size,
-                        store_bodies=settings.store_bodies)
+    recorder = Recorder(
+        db, maxsize=settings.queue_size, batch_size=settings.batch_size, store_bodies=settings.store_bodies
+    )
     client = upstream or HTTPUpstream()
     live = LiveHub()
-    state = AppState(settings=settings, db=db, registry=registry, recorder=recorder, live=live,
-                     probe=Probe(client, registry.base_url),
-                     embedded=EmbeddedModels(settings.local_threads), metrics=Metrics(recorder))
+    state = AppState(
+        settings=settings,
+        db=db,
+        registry=registry,
+        recorder=recorder,
+        live=live,
+        probe=Probe(client, registry.base_url),
+        embedded=EmbeddedModels(settings.local_threads),
+        metrics=Metrics(recorder),
+    )
     keys = KeyStore(db)
     state.keys = keys
     gateway = Gateway(settings, registry, client, recorder, keys if settings.require_keys else None)
@@ -127,13 +141,19 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
             state.admin_hash = admin.hash
             if admin.generated:
                 # Shown once, like Jupyter's token: only its hash is stored.
-                print(f"modelmeter: generated an admin key. Open the dashboard with\n"
-                      f"    http://{_shown(settings.host)}:{settings.port}/?token={admin.generated}\n"
-                      "  (API: Authorization: Bearer <key>; set MODELMETER_ADMIN_KEY to choose your own)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"modelmeter: generated an admin key. Open the dashboard with\n"
+                    f"    http://{_shown(settings.host)}:{settings.port}/?token={admin.generated}\n"
+                    "  (API: Authorization: Bearer <key>; set MODELMETER_ADMIN_KEY to choose your own)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             else:
-                print(sign_in.reminder(f"http://{_shown(settings.host)}:{settings.port}/",
-                                       bool(settings.admin_key)), file=sys.stderr, flush=True)
+                print(
+                    sign_in.reminder(f"http://{_shown(settings.host)}:{settings.port}/", bool(settings.admin_key)),
+                    file=sys.stderr,
+                    flush=True,
+                )
         live.bind(asyncio.get_running_loop())
         recorder.add_listener(live.publish)
         recorder.add_listener(state.metrics.observe)
@@ -157,9 +177,14 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None,
             await asyncio.to_thread(state.embedded.stop)
             db.close()
 
-    api = FastAPI(title="modelmeter", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Usage API of the modelmeter gateway. The OpenAI-compatible "
-                              "endpoints live under /v1.")
+    api = FastAPI(
+        title="modelmeter",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Usage API of the modelmeter gateway. The OpenAI-compatible endpoints live under /v1.",
+    )
     api.state.mm = state
     install_error_handlers(api)
     api.add_middleware(RejectNul)

@@ -97,10 +97,11 @@ class Deployment:
             raise ConfigError(f"deployment {name!r}: 'api_base' is required unless provider is 'local'")
         model = spec["model"] or name
         if api_base is None and model not in LOCAL_MODELS:
-            raise ConfigError(f"deployment {name!r}: the embedded models are "
-                              f"{', '.join(LOCAL_MODELS)}; set 'model' to one or give 'api_base'")
-        spec.update(api_base=api_base, model=model,
-                    provider=provider or ("local" if api_base is None else "openai"))
+            raise ConfigError(
+                f"deployment {name!r}: the embedded models are "
+                f"{', '.join(LOCAL_MODELS)}; set 'model' to one or give 'api_base'"
+            )
+        spec.update(api_base=api_base, model=model, provider=provider or ("local" if api_base is None else "openai"))
         return cls(**spec, source=source)
 
 
@@ -180,10 +181,26 @@ def _from_toml(data: dict[str, Any]) -> Settings:
     server = data.get("server", {})
     if not isinstance(server, dict):
         raise ConfigError("[server] must be a table")
-    known = {"host", "port", "database", "max_body_bytes", "queue_size", "batch_size",
-             "local_threads", "store_bodies", "admin_key", "require_keys", "max_stored_body_bytes",
-             "cors_origins", "rejected_per_minute", *_LIMIT_BYTES, "max_stream_seconds",
-             "header_timeout", "body_timeout", "max_connections_per_client"}
+    known = {
+        "host",
+        "port",
+        "database",
+        "max_body_bytes",
+        "queue_size",
+        "batch_size",
+        "local_threads",
+        "store_bodies",
+        "admin_key",
+        "require_keys",
+        "max_stored_body_bytes",
+        "cors_origins",
+        "rejected_per_minute",
+        *_LIMIT_BYTES,
+        "max_stream_seconds",
+        "header_timeout",
+        "body_timeout",
+        "max_connections_per_client",
+    }
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")
@@ -219,9 +236,11 @@ def _from_toml(data: dict[str, Any]) -> Settings:
 def _origins(value: Any) -> tuple[str, ...]:
     """``cors_origins``: exact origins such as "https://app.example" (scheme, host, optional port)."""
     if not isinstance(value, list) or not all(
-            isinstance(o, str) and re.fullmatch(r"https?://[^\s/]+", o) for o in value):
-        raise ConfigError('cors_origins must be a list of origins such as "https://app.example" '
-                          "(scheme and host, no path)")
+        isinstance(o, str) and re.fullmatch(r"https?://[^\s/]+", o) for o in value
+    ):
+        raise ConfigError(
+            'cors_origins must be a list of origins such as "https://app.example" (scheme and host, no path)'
+        )
     return tuple(value)
 
 
@@ -240,8 +259,7 @@ def _check_server(server: dict[str, Any]) -> None:
             TypeAdapter(hints[key]).validate_python(value, strict=True)
         except ValidationError:
             kinds = [_KINDS[t] for t in (get_args(hints[key]) or (hints[key],)) if t in _KINDS]
-            raise ConfigError(f"[server] {key} must be {' or '.join(kinds) or hints[key]}, "
-                              f"not {value!r}") from None
+            raise ConfigError(f"[server] {key} must be {' or '.join(kinds) or hints[key]}, not {value!r}") from None
         if key == "port" and not 0 <= value <= 65535:
             raise ConfigError(f"[server] port must be from 1 to 65535, not {value}")
         number = isinstance(value, int | float) and not isinstance(value, bool)

@@ -46,8 +46,9 @@ def parse_duration(value: Any) -> float:
 
 def check_name(name: Any) -> str:
     """A deployment name that is safe in URLs and cannot shadow a route; ValueError says why not."""
-    rule = (f"1-{NAME_MAX} characters: letters, digits, ._:/@+- (no '..', and no "
-            f"'/usage', '/requests' or '/events' part)")
+    rule = (
+        f"1-{NAME_MAX} characters: letters, digits, ._:/@+- (no '..', and no '/usage', '/requests' or '/events' part)"
+    )
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(rule)
     parts = name.split("/")
@@ -61,34 +62,55 @@ class DeploymentSpec(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", arbitrary_types_allowed=True)
 
-    name: str = Field(description=f"1-{NAME_MAX} characters: letters, digits, ._:/@+- (no '..', and "
-                                  "no '/usage', '/requests' or '/events' part)")
-    api_base: str | None = Field(None, max_length=2048, pattern=r"^https?://[^\s/]+[^\s]*$",
-                                 description="an http(s) URL")
-    model: str | None = Field(None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
-                              description="a string (the model id sent upstream)")
-    provider: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
-                                 description="a short label: letters, digits, ._-")
+    name: str = Field(
+        description=f"1-{NAME_MAX} characters: letters, digits, ._:/@+- (no '..', and "
+        "no '/usage', '/requests' or '/events' part)"
+    )
+    api_base: str | None = Field(
+        None, max_length=2048, pattern=r"^https?://[^\s/]+[^\s]*$", description="an http(s) URL"
+    )
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="a string (the model id sent upstream)",
+    )
+    provider: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="a short label: letters, digits, ._-",
+    )
     api_key_env: str | None = Field(None, max_length=128, description="a variable name")
     price: PriceOverride | None = Field(None, description="a table of USD per million tokens")
     threads: int | None = Field(None, ge=1, le=256, description="a whole number from 1 to 256")
-    timeout: float = Field(600.0, gt=0, le=DAY, allow_inf_nan=False,
-                           description=f"a number of seconds, more than 0 and at most {DAY:.0f}")
-    connect_timeout: float = Field(10.0, gt=0, le=3600, allow_inf_nan=False,
-                                   description="a number of seconds, more than 0 and at most 3600")
+    timeout: float = Field(
+        600.0, gt=0, le=DAY, allow_inf_nan=False, description=f"a number of seconds, more than 0 and at most {DAY:.0f}"
+    )
+    connect_timeout: float = Field(
+        10.0, gt=0, le=3600, allow_inf_nan=False, description="a number of seconds, more than 0 and at most 3600"
+    )
     store_bodies: bool = Field(True, description="true or false")
     max_retries: int = Field(2, ge=0, le=10, description="a whole number from 0 to 10")
-    chunk_timeout: float = Field(60.0, gt=0, le=DAY, allow_inf_nan=False,
-                                 description=f"a number of seconds, more than 0 and at most {DAY:.0f}")
-    cache_ttl: float | None = Field(None, gt=0, le=30 * DAY, allow_inf_nan=False,
-                                    description="a duration up to 30 days, e.g. 600, '30s', '10m', '2h'")
-    kind: Literal["chat", "embedding"] | None = Field(
-        None, description="one of 'chat', 'embedding'")
+    chunk_timeout: float = Field(
+        60.0, gt=0, le=DAY, allow_inf_nan=False, description=f"a number of seconds, more than 0 and at most {DAY:.0f}"
+    )
+    cache_ttl: float | None = Field(
+        None,
+        gt=0,
+        le=30 * DAY,
+        allow_inf_nan=False,
+        description="a duration up to 30 days, e.g. 600, '30s', '10m', '2h'",
+    )
+    kind: Literal["chat", "embedding"] | None = Field(None, description="one of 'chat', 'embedding'")
     # Bounds on what the upstream sends back (upstreams/limits.py); None: the server's.
     max_response_bytes: int | None = Field(None, gt=0, description="a positive whole number of bytes")
     max_stream_bytes: int | None = Field(None, gt=0, description="a positive whole number of bytes")
-    max_stream_seconds: float | None = Field(None, gt=0, allow_inf_nan=False,
-                                             description="a duration, e.g. 3600, '30m', '2h'")
+    max_stream_seconds: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="a duration, e.g. 3600, '30m', '2h'"
+    )
     max_event_bytes: int | None = Field(None, gt=0, description="a positive whole number of bytes")
 
     @field_validator("name", mode="plain")

@@ -55,8 +55,13 @@ class Registry:
                 except (ConfigError, orjson.JSONDecodeError) as exc:
                     # a definition an older version accepted: skip it (it can still be deleted)
                     if name not in self._skipped:
-                        log.warning("stored deployment %r is not valid (%s); serving without it. "
-                                    "DELETE /api/deployments/%s removes it", name, exc, name)
+                        log.warning(
+                            "stored deployment %r is not valid (%s); serving without it. "
+                            "DELETE /api/deployments/%s removes it",
+                            name,
+                            exc,
+                            name,
+                        )
                         self._skipped.add(name)
         self._all = merged
         self._loaded_at = time.monotonic()
@@ -74,8 +79,7 @@ class Registry:
                 await asyncio.to_thread(self.load)
             except Exception as exc:
                 if not failing:
-                    log.warning("cannot reload the deployments (keeping the last ones): %s",
-                                type(exc).__name__)
+                    log.warning("cannot reload the deployments (keeping the last ones): %s", type(exc).__name__)
                 failing = True
             else:
                 if failing:
@@ -89,8 +93,10 @@ class Registry:
             if dep.name in self._all:
                 raise ConfigError(f"a deployment named {dep.name!r} already exists")
             if self._db.fetchone("SELECT 1 FROM deployments WHERE name = :n", {"n": dep.name}):
-                raise ConfigError(f"a deployment named {dep.name!r} already exists, stored with a "
-                                  "definition that is no longer valid; remove it first")
+                raise ConfigError(
+                    f"a deployment named {dep.name!r} already exists, stored with a "
+                    "definition that is no longer valid; remove it first"
+                )
             stored = {k: v for k, v in definition.items() if v is not None}
             stored["name"] = dep.name
             self._db.execute(
@@ -106,9 +112,11 @@ class Registry:
         with self._lock:
             dep = self._configured.get(name)
             if dep is not None and dep.source == "builtin":
-                raise ConfigError(f"{name!r} is a built-in embedded model, served because no config file "
-                                  "lists deployments; to serve only others, list them under "
-                                  "[[deployments]] in a config file (modelmeter serve --config FILE)")
+                raise ConfigError(
+                    f"{name!r} is a built-in embedded model, served because no config file "
+                    "lists deployments; to serve only others, list them under "
+                    "[[deployments]] in a config file (modelmeter serve --config FILE)"
+                )
             if dep is not None:
                 raise ConfigError(f"{name!r} is defined in the config file; remove it there")
             removed = self._db.execute("DELETE FROM deployments WHERE name = :n", {"n": name})

@@ -75,8 +75,10 @@ class SSEParser:
 
     def _too_large(self) -> None:
         size, self._buf, self._parts, self._size = self._size, b"", [], 0
-        raise EventTooLarge(f"the upstream sent an event of more than {self.max_event_bytes} bytes "
-                            f"({size} bytes without the blank line that ends an event)")
+        raise EventTooLarge(
+            f"the upstream sent an event of more than {self.max_event_bytes} bytes "
+            f"({size} bytes without the blank line that ends an event)"
+        )
 
     def flush(self) -> list[SSEEvent]:
         """Return a final event left without its blank line when the stream ended."""
@@ -99,8 +101,12 @@ class SSEParser:
 def _may_end_event(before: bytes, chunk: bytes) -> bool:
     """Whether ``chunk``, after ``before``, can hold the end of an event: a blank line in it, one
     across the seam, or any CR (then the full normalisation decides)."""
-    return (b"\n\n" in chunk or b"\r" in chunk or before.endswith(b"\r")
-            or (before.endswith(b"\n") and chunk.startswith(b"\n")))
+    return (
+        b"\n\n" in chunk
+        or b"\r" in chunk
+        or before.endswith(b"\r")
+        or (before.endswith(b"\n") and chunk.startswith(b"\n"))
+    )
 
 
 def _parse_event(raw: bytes) -> SSEEvent:

@@ -18,8 +18,9 @@ NO_KEY = {"MODELMETER_ADMIN_KEY": ""}  # the README's default: the key is not ex
 
 
 @pytest.fixture
-def server(fake_upstream: FakeUpstream, make_config: Callable[..., Path],
-           start_server: Callable[..., ServerProcess]) -> ServerProcess:
+def server(
+    fake_upstream: FakeUpstream, make_config: Callable[..., Path], start_server: Callable[..., ServerProcess]
+) -> ServerProcess:
     return start_server(make_config(deployments=[{"name": MODEL, "api_base": fake_upstream.base_url}]))
 
 
@@ -27,11 +28,24 @@ def lines_with(text: str, needle: str) -> list[str]:
     return [line for line in text.splitlines() if needle in line]
 
 
-def test_bench_without_the_admin_key_says_so_and_keeps_the_usage_url(server: ServerProcess,
-                                                                       tmp_path: Path) -> None:
+def test_bench_without_the_admin_key_says_so_and_keeps_the_usage_url(server: ServerProcess, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    done = run_cli("bench", "--base-url", server.base_url, "--model", MODEL, "-n", "4", "-c", "2",
-                   "--output-tokens", "3", "--json", str(out), env=NO_KEY)
+    done = run_cli(
+        "bench",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "-n",
+        "4",
+        "-c",
+        "2",
+        "--output-tokens",
+        "3",
+        "--json",
+        str(out),
+        env=NO_KEY,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     # one line on stderr with the cause and both fixes
@@ -48,8 +62,24 @@ def test_bench_without_the_admin_key_says_so_and_keeps_the_usage_url(server: Ser
 
 def test_bench_with_the_admin_key_option(server: ServerProcess, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    done = run_cli("bench", "--base-url", server.base_url, "--model", MODEL, "-n", "4", "-c", "2",
-                   "--output-tokens", "3", "--json", str(out), "--admin-key", ADMIN_KEY, env=NO_KEY)
+    done = run_cli(
+        "bench",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "-n",
+        "4",
+        "-c",
+        "2",
+        "--output-tokens",
+        "3",
+        "--json",
+        str(out),
+        "--admin-key",
+        ADMIN_KEY,
+        env=NO_KEY,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["server_access"] == "open" and report["server_comparison"]["agree"]
@@ -59,20 +89,42 @@ def test_bench_with_the_admin_key_option(server: ServerProcess, tmp_path: Path) 
 
 
 def test_bench_with_a_wrong_admin_key(server: ServerProcess) -> None:
-    done = run_cli("bench", "--base-url", server.base_url, "--model", MODEL, "-n", "2", "-q",
-                   "--admin-key", "not-the-key", env=NO_KEY)
+    done = run_cli(
+        "bench",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "-n",
+        "2",
+        "-q",
+        "--admin-key",
+        "not-the-key",
+        env=NO_KEY,
+    )
     assert done.returncode == 0, done.stderr
     [note] = lines_with(done.stdout, "401")
     assert "--admin-key" in note and "Usage tab for this run:" in done.stdout
 
 
-def test_eval_without_the_admin_key_does_not_call_the_server_foreign(server: ServerProcess,
-                                                                     tmp_path: Path) -> None:
+def test_eval_without_the_admin_key_does_not_call_the_server_foreign(server: ServerProcess, tmp_path: Path) -> None:
     dataset = tmp_path / "qa.jsonl"
     dataset.write_text('{"prompt": "Count", "expected": "tok0", "match": "contains"}\n')
     out = tmp_path / "e.json"
-    done = run_cli("eval", "--base-url", server.base_url, "--model", MODEL, "--dataset", str(dataset),
-                   "--max-tokens", "2", "--json", str(out), env=NO_KEY)
+    done = run_cli(
+        "eval",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "--dataset",
+        str(dataset),
+        "--max-tokens",
+        "2",
+        "--json",
+        str(out),
+        env=NO_KEY,
+    )
     assert done.returncode == 0, done.stderr
     ev = json.loads(out.read_text())
     assert "not a modelmeter server" not in done.stdout + done.stderr and "not one here" not in done.stdout
@@ -86,16 +138,35 @@ def test_eval_without_the_admin_key_does_not_call_the_server_foreign(server: Ser
 def test_the_live_url_window_holds_the_run(server: ServerProcess, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     # a 2-hour duration (cut short by -n 2): the 1h window would not hold it
-    done = run_cli("bench", "--base-url", server.base_url, "--model", MODEL, "-n", "2", "--duration", "2h",
-                   "--json", str(out), "-q")
+    done = run_cli(
+        "bench",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "-n",
+        "2",
+        "--duration",
+        "2h",
+        "--json",
+        str(out),
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["usage_url"] == f"{server.url}/models/{MODEL}?tag=bench:{report['run_id']}&window=24h&live=1"
 
 
 def test_window_for() -> None:
-    assert [window_for(s) for s in (None, 30, 3600, 3601, 86400, 86401, 7 * 86400)] == \
-        ["1h", "1h", "1h", "24h", "24h", "7d", "7d"]
+    assert [window_for(s) for s in (None, 30, 3600, 3601, 86400, 86401, 7 * 86400)] == [
+        "1h",
+        "1h",
+        "1h",
+        "24h",
+        "24h",
+        "7d",
+        "7d",
+    ]
     assert usage_url("http://h:1", "a b", "bench:x", 60) == "http://h:1/models/a%20b?tag=bench:x&window=1h&live=1"
 
 

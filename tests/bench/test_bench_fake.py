@@ -22,8 +22,14 @@ def slow_fake() -> Iterator[FakeUpstream]:
 
 
 def cfg(base_url: str, **kw: object) -> BenchConfig:
-    defaults: dict[str, object] = {"model": "fake-model", "run_id": "t1", "base_url": base_url,
-                                   "progress": False, "input_tokens": 32, "output_tokens": 10}
+    defaults: dict[str, object] = {
+        "model": "fake-model",
+        "run_id": "t1",
+        "base_url": base_url,
+        "progress": False,
+        "input_tokens": 32,
+        "output_tokens": 10,
+    }
     return BenchConfig(**{**defaults, **kw})  # type: ignore[arg-type]
 
 
@@ -97,14 +103,37 @@ async def test_target_checks(fake_upstream: FakeUpstream) -> None:
 
 def test_cli_json_report_and_local_run(fake_upstream: FakeUpstream, tmp_path: Path, bench_home: Path) -> None:
     out = tmp_path / "report.json"
-    done = run_cli("bench", "--base-url", fake_upstream.base_url, "--model", "fake-model", "--requests", "20",
-                   "--concurrency", "4", "--output-tokens", "8", "--goodput", "ttft:1000,tpot:50",
-                   "--json", str(out), "--quiet")
+    done = run_cli(
+        "bench",
+        "--base-url",
+        fake_upstream.base_url,
+        "--model",
+        "fake-model",
+        "--requests",
+        "20",
+        "--concurrency",
+        "4",
+        "--output-tokens",
+        "8",
+        "--goodput",
+        "ttft:1000,tpot:50",
+        "--json",
+        str(out),
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # --quiet
     report = json.loads(out.read_text())
-    for key in ("run_id", "completed", "failed", "success_rate", "request_throughput",
-                "output_token_throughput", "total_token_throughput", "goodput"):
+    for key in (
+        "run_id",
+        "completed",
+        "failed",
+        "success_rate",
+        "request_throughput",
+        "output_token_throughput",
+        "total_token_throughput",
+        "goodput",
+    ):
         assert key in report
     for key in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"):
         assert set(report[key]) == {"mean", "p50", "p90", "p95", "p99"}
@@ -117,13 +146,16 @@ def test_cli_json_report_and_local_run(fake_upstream: FakeUpstream, tmp_path: Pa
 
 async def test_dataset_each_line_once_or_cycled(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
-    path.write_text('{"prompt": "one two three", "max_tokens": 2}\n'
-                    '{"messages": [{"role": "user", "content": "four five"}], "max_tokens": 3}\n')
+    path.write_text(
+        '{"prompt": "one two three", "max_tokens": 2}\n'
+        '{"messages": [{"role": "user", "content": "four five"}], "max_tokens": 3}\n'
+    )
     c = cfg(fake_upstream.base_url, dataset=str(path), output_tokens=None, shape=Shape(requests=None))
     r = await run_bench(c)
     assert r["completed"] == 2 and r["total_output_tokens"] == 5 and c.shape.requests == 2
-    r = await run_bench(cfg(fake_upstream.base_url, dataset=str(path), output_tokens=None,
-                            shape=Shape(requests=5, concurrency=2)))
+    r = await run_bench(
+        cfg(fake_upstream.base_url, dataset=str(path), output_tokens=None, shape=Shape(requests=5, concurrency=2))
+    )
     assert r["completed"] == 5 and r["total_output_tokens"] == 2 + 3 + 2 + 3 + 2
     r = await run_bench(cfg(fake_upstream.base_url, dataset=str(path), output_tokens=4, shape=Shape(requests=2)))
     assert r["total_output_tokens"] == 8  # --output-tokens given: it wins over the lines' own

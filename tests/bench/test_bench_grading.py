@@ -18,33 +18,39 @@ def bundled(question: str) -> tuple[object, str]:
     return found[0].expected, found[0].match
 
 
-@pytest.mark.parametrize("answer", [
-    "144 divided by 12 is 1.44.",  # the example: echoes 144 and 12, answers 1.44
-    "144 / 12 = 11",
-    "12 times 12 is 144",  # the question's numbers, then a wrong result
-    "120",
-    "1.2",
-    "The answer is 13, since 144 / 12 = 12",  # an explicit answer wins over a later number
-    "tok12",
-    "",
-    "twelve-ish, roughly 12.5",
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "144 divided by 12 is 1.44.",  # the example: echoes 144 and 12, answers 1.44
+        "144 / 12 = 11",
+        "12 times 12 is 144",  # the question's numbers, then a wrong result
+        "120",
+        "1.2",
+        "The answer is 13, since 144 / 12 = 12",  # an explicit answer wins over a later number
+        "tok12",
+        "",
+        "twelve-ish, roughly 12.5",
+    ],
+)
 def test_wrong_answers_to_144_over_12_are_wrong(answer: str) -> None:
     expected, match = bundled("What is 144 divided by 12?")
     assert not grade(answer, expected, match), answer
 
 
-@pytest.mark.parametrize("answer", [
-    "12",
-    " 12. ",
-    "12.0",
-    "144 divided by 12 is 12.",
-    "144 / 12 = 12",
-    "Answer: 12",
-    "**Answer:** 12 (because 12 x 12 = 144)",
-    "The answer is 12. Check: 12 * 12 = 144.",
-    "The final answer is 12",
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "12",
+        " 12. ",
+        "12.0",
+        "144 divided by 12 is 12.",
+        "144 / 12 = 12",
+        "Answer: 12",
+        "**Answer:** 12 (because 12 x 12 = 144)",
+        "The answer is 12. Check: 12 * 12 = 144.",
+        "The final answer is 12",
+    ],
+)
 def test_right_answers_to_144_over_12_are_right(answer: str) -> None:
     expected, match = bundled("What is 144 divided by 12?")
     assert grade(answer, expected, match), answer

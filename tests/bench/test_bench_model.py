@@ -18,17 +18,36 @@ MODEL = "smollm2-135m-instruct"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("model-server")
-    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), local_threads=1,
-                          deployments=[{"name": MODEL, "provider": "local"}])
+    config = write_config(
+        tmp / "modelmeter.toml",
+        database=sqlite_url(tmp / "mm.db"),
+        local_threads=1,
+        deployments=[{"name": MODEL, "provider": "local"}],
+    )
     with ServerProcess(config, startup_timeout=180, log_dir=tmp / "logs") as srv:
         yield srv
 
 
 def test_bench_against_the_embedded_model(server: ServerProcess, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    done = run_cli("bench", "--base-url", server.base_url, "--model", MODEL, "--requests", "8",
-                   "--concurrency", "2", "--output-tokens", "16", "--input-tokens", "48", "--json", str(out),
-                   timeout=180)
+    done = run_cli(
+        "bench",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "--requests",
+        "8",
+        "--concurrency",
+        "2",
+        "--output-tokens",
+        "16",
+        "--input-tokens",
+        "48",
+        "--json",
+        str(out),
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["completed"] + report["failed"] == 8
@@ -51,8 +70,22 @@ def test_eval_against_the_embedded_model(server: ServerProcess, tmp_path: Path) 
     dataset = tmp_path / "five.jsonl"
     dataset.write_text("".join(bundled_dataset().read_text().splitlines(keepends=True)[:5]))
     out = tmp_path / "e.json"
-    done = run_cli("eval", "--base-url", server.base_url, "--model", MODEL, "--dataset", str(dataset),
-                   "--max-tokens", "16", "--concurrency", "2", "--json", str(out), timeout=180)
+    done = run_cli(
+        "eval",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "--dataset",
+        str(dataset),
+        "--max-tokens",
+        "16",
+        "--concurrency",
+        "2",
+        "--json",
+        str(out),
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["items"] == 5 and 0 <= report["accuracy"] <= 1

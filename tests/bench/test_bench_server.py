@@ -19,8 +19,9 @@ MODEL = "gpt-4o-mini"  # priced by genai-prices, so runs have a cost
 
 
 @pytest.fixture
-def server(fake_upstream: FakeUpstream, make_config: Callable[..., Path],
-           start_server: Callable[..., ServerProcess]) -> ServerProcess:
+def server(
+    fake_upstream: FakeUpstream, make_config: Callable[..., Path], start_server: Callable[..., ServerProcess]
+) -> ServerProcess:
     config = make_config(deployments=[{"name": MODEL, "api_base": fake_upstream.base_url}])
     return start_server(config)
 
@@ -31,8 +32,23 @@ def tagged(server: ServerProcess, tag: str) -> list[dict[str, Any]]:
 
 def test_bench_cli_through_modelmeter(server: ServerProcess, tmp_path: Path, bench_home: Path) -> None:
     out = tmp_path / "r.json"
-    done = run_cli("bench", "--base-url", server.base_url, "--model", MODEL, "--requests", "30",
-                   "--concurrency", "4", "--warmup", "2", "--output-tokens", "12", "--json", str(out))
+    done = run_cli(
+        "bench",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "--requests",
+        "30",
+        "--concurrency",
+        "4",
+        "--warmup",
+        "2",
+        "--output-tokens",
+        "12",
+        "--json",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     run_id, tag = report["run_id"], f"bench:{report['run_id']}"
@@ -63,21 +79,36 @@ def test_bench_cli_through_modelmeter(server: ServerProcess, tmp_path: Path, ben
 
 
 async def test_not_streamed_comparison(server: ServerProcess) -> None:
-    cfg = BenchConfig(model=MODEL, run_id="ns1", base_url=server.base_url, stream=False, progress=False,
-                      admin_key=ADMIN_KEY,
-                      shape=Shape(requests=12, concurrency=3), input_tokens=20, output_tokens=5)
+    cfg = BenchConfig(
+        model=MODEL,
+        run_id="ns1",
+        base_url=server.base_url,
+        stream=False,
+        progress=False,
+        admin_key=ADMIN_KEY,
+        shape=Shape(requests=12, concurrency=3),
+        input_tokens=20,
+        output_tokens=5,
+    )
     report = await run_bench(cfg)
     comparison = report["server_comparison"]
     assert comparison["agree"], comparison
     assert [r["stream"] for r in tagged(server, "bench:ns1")] == [False] * 12
 
 
-async def test_failures_agree_too(fake_upstream: FakeUpstream, make_config: Callable[..., Path],
-                                  start_server: Callable[..., ServerProcess]) -> None:
+async def test_failures_agree_too(
+    fake_upstream: FakeUpstream, make_config: Callable[..., Path], start_server: Callable[..., ServerProcess]
+) -> None:
     config = make_config(deployments=[{"name": "broken", "model": "fail-500", "api_base": fake_upstream.base_url}])
     srv = start_server(config)
-    cfg = BenchConfig(model="broken", run_id="f1", base_url=srv.base_url, progress=False, admin_key=ADMIN_KEY,
-                      shape=Shape(requests=4, concurrency=2))
+    cfg = BenchConfig(
+        model="broken",
+        run_id="f1",
+        base_url=srv.base_url,
+        progress=False,
+        admin_key=ADMIN_KEY,
+        shape=Shape(requests=4, concurrency=2),
+    )
     report = await run_bench(cfg)
     assert report["failed"] == 4 and report["server_comparison"]["agree"], report["server_comparison"]
 
@@ -86,18 +117,45 @@ def test_list_compare_and_eval(server: ServerProcess, tmp_path: Path, bench_home
     ids = []
     for stream in ("--stream", "--no-stream"):
         out = tmp_path / f"{stream}.json"
-        done = run_cli("bench", "--base-url", server.base_url, "--model", MODEL, "-n", "10", "-c", "2",
-                       stream, "--json", str(out), "-q")
+        done = run_cli(
+            "bench",
+            "--base-url",
+            server.base_url,
+            "--model",
+            MODEL,
+            "-n",
+            "10",
+            "-c",
+            "2",
+            stream,
+            "--json",
+            str(out),
+            "-q",
+        )
         assert done.returncode == 0, done.stderr
         ids.append(json.loads(out.read_text())["run_id"])
 
     dataset = tmp_path / "qa.jsonl"
-    dataset.write_text('{"prompt": "Count", "expected": "tok0 tok1", "match": "contains"}\n'
-                       '{"prompt": "Say", "expected": "tok0", "match": "exact", "max_tokens": 1}\n'
-                       '{"prompt": "Spell", "expected": "^nope$", "match": "regex"}\n')
+    dataset.write_text(
+        '{"prompt": "Count", "expected": "tok0 tok1", "match": "contains"}\n'
+        '{"prompt": "Say", "expected": "tok0", "match": "exact", "max_tokens": 1}\n'
+        '{"prompt": "Spell", "expected": "^nope$", "match": "regex"}\n'
+    )
     out = tmp_path / "eval.json"
-    done = run_cli("eval", "--base-url", server.base_url, "--model", MODEL, "--dataset", str(dataset),
-                   "--max-tokens", "3", "--json", str(out), "-q")
+    done = run_cli(
+        "eval",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "--dataset",
+        str(dataset),
+        "--max-tokens",
+        "3",
+        "--json",
+        str(out),
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     ev = json.loads(out.read_text())
     assert (ev["items"], ev["correct"], ev["accuracy"]) == (3, 2, round(2 / 3, 6))
@@ -123,7 +181,8 @@ def test_list_compare_and_eval(server: ServerProcess, tmp_path: Path, bench_home
     rows = {r["metric"]: r for r in json.loads(done.stdout)["rows"]}
     assert rows["completed"]["a"] == rows["completed"]["b"] == 10 and rows["completed"]["delta"] == 0
     assert rows["request_throughput"]["delta"] == pytest.approx(
-        rows["request_throughput"]["b"] - rows["request_throughput"]["a"])
+        rows["request_throughput"]["b"] - rows["request_throughput"]["a"]
+    )
     done = run_cli("bench", "compare", ids[0], ids[1], "--url", server.url)
     assert "Request throughput" in done.stdout and "differs" in done.stdout  # stream yes/no
 

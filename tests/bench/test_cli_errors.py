@@ -18,17 +18,20 @@ def one_line_error(args: list[str], expect: str) -> None:
     assert done.stdout == ""
 
 
-@pytest.mark.parametrize(("extra", "expect"), [
-    (["--concurrency", "-3"], "--concurrency must be at least 1 (got -3)"),
-    (["--requests", "0"], "--requests must be at least 1"),
-    (["--rate", "0"], "--rate must be more than 0"),
-    (["--duration", "soon"], "bad duration 'soon'"),
-    (["--goodput", "ttft=5"], "bad SLO"),
-    (["--concurrency", "many"], "'many' is not a valid integer"),
-    (["--endpoint", "images"], "'images' is not one of"),
-    (["--frobnicate"], "No such option '--frobnicate'"),
-    (["--base-url", "localhost:8000"], "--base-url must be an http(s) URL"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expect"),
+    [
+        (["--concurrency", "-3"], "--concurrency must be at least 1 (got -3)"),
+        (["--requests", "0"], "--requests must be at least 1"),
+        (["--rate", "0"], "--rate must be more than 0"),
+        (["--duration", "soon"], "bad duration 'soon'"),
+        (["--goodput", "ttft=5"], "bad SLO"),
+        (["--concurrency", "many"], "'many' is not a valid integer"),
+        (["--endpoint", "images"], "'images' is not one of"),
+        (["--frobnicate"], "No such option '--frobnicate'"),
+        (["--base-url", "localhost:8000"], "--base-url must be an http(s) URL"),
+    ],
+)
 def test_bad_arguments(extra: list[str], expect: str) -> None:
     one_line_error(["bench", "--model", "m", *extra], expect)
 
@@ -45,15 +48,30 @@ def test_unreachable_url() -> None:
 
 
 def test_unknown_model(fake_upstream: FakeUpstream) -> None:
-    one_line_error(["bench", "--base-url", fake_upstream.base_url, "--model", "no-such-model", "-q"],
-                   "unknown model 'no-such-model'")
-    one_line_error(["eval", "--base-url", fake_upstream.base_url, "--model", "no-such-model", "-q"],
-                   "unknown model 'no-such-model'")
+    one_line_error(
+        ["bench", "--base-url", fake_upstream.base_url, "--model", "no-such-model", "-q"],
+        "unknown model 'no-such-model'",
+    )
+    one_line_error(
+        ["eval", "--base-url", fake_upstream.base_url, "--model", "no-such-model", "-q"],
+        "unknown model 'no-such-model'",
+    )
 
 
 def test_bad_dataset(fake_upstream: FakeUpstream, tmp_path: object) -> None:
-    one_line_error(["bench", "--base-url", fake_upstream.base_url, "--model", "fake-model", "-q",
-                    "--dataset", "/nonexistent/data.jsonl"], "cannot read data set")
+    one_line_error(
+        [
+            "bench",
+            "--base-url",
+            fake_upstream.base_url,
+            "--model",
+            "fake-model",
+            "-q",
+            "--dataset",
+            "/nonexistent/data.jsonl",
+        ],
+        "cannot read data set",
+    )
 
 
 def test_compare_unknown_runs() -> None:

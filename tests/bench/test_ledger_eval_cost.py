@@ -21,16 +21,33 @@ def openai_like() -> Iterator[FakeUpstream]:
         yield fake
 
 
-def test_eval_costs_each_item_by_its_request_id(openai_like: FakeUpstream, tmp_path: Path,
-                                                make_config: Callable[..., Path],
-                                                start_server: Callable[..., ServerProcess]) -> None:
+def test_eval_costs_each_item_by_its_request_id(
+    openai_like: FakeUpstream,
+    tmp_path: Path,
+    make_config: Callable[..., Path],
+    start_server: Callable[..., ServerProcess],
+) -> None:
     server = start_server(make_config(deployments=[{"name": MODEL, "api_base": openai_like.base_url}]))
     dataset = tmp_path / "qa.jsonl"
-    dataset.write_text('{"prompt": "Count", "expected": "tok0", "match": "contains"}\n'
-                       '{"prompt": "Say", "expected": "tok0", "match": "exact", "max_tokens": 1}\n')
+    dataset.write_text(
+        '{"prompt": "Count", "expected": "tok0", "match": "contains"}\n'
+        '{"prompt": "Say", "expected": "tok0", "match": "exact", "max_tokens": 1}\n'
+    )
     out = tmp_path / "eval.json"
-    done = run_cli("eval", "--base-url", server.base_url, "--model", MODEL, "--dataset", str(dataset),
-                   "--max-tokens", "3", "--json", str(out), "-q")
+    done = run_cli(
+        "eval",
+        "--base-url",
+        server.base_url,
+        "--model",
+        MODEL,
+        "--dataset",
+        str(dataset),
+        "--max-tokens",
+        "3",
+        "--json",
+        str(out),
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     ev = json.loads(out.read_text())
     assert all(r["cost"] and r["cost"] > 0 for r in ev["results"])  # each item's cost, by its record

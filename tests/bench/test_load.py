@@ -57,8 +57,7 @@ async def test_duration_stops_sending_and_waits_for_those_in_flight() -> None:
 async def test_rate_is_poisson_and_seeded() -> None:
     async def arrivals(seed: int) -> list[float]:
         send = FakeSend(0.001)
-        out = await load.run(load.Shape(requests=60, rate=200.0, concurrency=None, seed=seed), send,
-                             lambda r: None)
+        out = await load.run(load.Shape(requests=60, rate=200.0, concurrency=None, seed=seed), send, lambda r: None)
         assert len(out.results) == 60
         t0 = send.sent[0]
         return [t - t0 for t in send.sent]

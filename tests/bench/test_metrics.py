@@ -25,8 +25,17 @@ def test_distribution_in_ms_and_empty() -> None:
 
 
 def _ok(ttft: float, e2e: float, out: int, itl: list[float] | None = None, prompt: int = 10) -> RequestResult:
-    return RequestResult(ok=True, start=0.0, e2e=e2e, ttft=ttft, itl=itl or [], prompt_tokens=prompt,
-                         completion_tokens=out, usage_reported=True, status=200)
+    return RequestResult(
+        ok=True,
+        start=0.0,
+        e2e=e2e,
+        ttft=ttft,
+        itl=itl or [],
+        prompt_tokens=prompt,
+        completion_tokens=out,
+        usage_reported=True,
+        status=200,
+    )
 
 
 def test_figures_follow_vllm_definitions() -> None:

@@ -29,8 +29,7 @@ def test_synthetic_prompts_have_the_asked_length(model: str, n: int) -> None:
 
 def test_request_body_streams_with_usage_and_caps_output() -> None:
     p = prompts.synthetic("chat", "gpt-4o", 20, 1)[0]
-    body = orjson.loads(prompts.request_body(p, "m", "chat", stream=True, max_tokens=32,
-                                             metadata={"bench_run": "r1"}))
+    body = orjson.loads(prompts.request_body(p, "m", "chat", stream=True, max_tokens=32, metadata={"bench_run": "r1"}))
     assert body["model"] == "m" and body["stream"] is True and body["max_tokens"] == 32
     assert body["stream_options"] == {"include_usage": True}
     assert body["metadata"] == {"bench_run": "r1"}
@@ -43,9 +42,15 @@ def test_request_body_streams_with_usage_and_caps_output() -> None:
 
 def test_dataset_lines(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
-    lines = [{"prompt": "hello there", "max_tokens": 3},
-             {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
-              "temperature": 0.5, "stream": True, "model": "ignored"}]
+    lines = [
+        {"prompt": "hello there", "max_tokens": 3},
+        {
+            "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+            "temperature": 0.5,
+            "stream": True,
+            "model": "ignored",
+        },
+    ]
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n# a comment\n")
     got = prompts.load_dataset(path, "chat", "gpt-4o")
     assert got[0].body == {"messages": [{"role": "user", "content": "hello there"}], "max_tokens": 3}
@@ -59,12 +64,15 @@ def test_dataset_lines(tmp_path: Path) -> None:
     assert prompts.load_dataset(path, "embeddings", "m")[1].body == {"input": ["a", "b"]}
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("{oops", ":1: not valid JSON"),
-    ("[1, 2]", ":1: each line must be a JSON object"),
-    ('{"text": "x"}', "needs 'prompt', 'messages' or 'input'"),
-    ("", "has no requests"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{oops", ":1: not valid JSON"),
+        ("[1, 2]", ":1: each line must be a JSON object"),
+        ('{"text": "x"}', "needs 'prompt', 'messages' or 'input'"),
+        ("", "has no requests"),
+    ],
+)
 def test_bad_datasets(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(content)

@@ -11,8 +11,15 @@ DEPS = [{"name": "gpt", "model": "gpt-4o-mini", "api_base": "http://127.0.0.1:9/
 
 
 def _run(run_id: str, created_us: int, kind: str = "bench", model: str = "gpt") -> dict[str, object]:
-    return {"id": run_id, "kind": kind, "deployment": model, "created_us": created_us,
-            "created": "ignored", "params": {"load": "8 requests"}, "report": {"completed": 8}}
+    return {
+        "id": run_id,
+        "kind": kind,
+        "deployment": model,
+        "created_us": created_us,
+        "created": "ignored",
+        "params": {"load": "8 requests"},
+        "report": {"completed": 8},
+    }
 
 
 async def test_store_list_and_get(tmp_path: Path) -> None:
@@ -43,8 +50,12 @@ async def test_store_list_and_get(tmp_path: Path) -> None:
 
 async def test_validation(tmp_path: Path) -> None:
     async with running_app(f"sqlite:///{tmp_path}/mm.db", DEPS) as h:
-        for bad in ({"id": "has space", "kind": "bench"}, {"id": "ok", "kind": "other"},
-                    {"kind": "bench"}, {"id": "ok", "kind": "bench", "params": [1]}):
+        for bad in (
+            {"id": "has space", "kind": "bench"},
+            {"id": "ok", "kind": "other"},
+            {"kind": "bench"},
+            {"id": "ok", "kind": "bench", "params": [1]},
+        ):
             res = await h.request("POST", "/api/runs", bad)
             assert res.status == 400, (bad, res.body)
             assert res.json()["error"]["type"] == "invalid_request_error"

@@ -50,9 +50,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # installs a fake clock it stays for every later page. Those tests run last of this package.
     where = [i for i, item in enumerate(items) if item.get_closest_marker("browser")]
     if where:
-        block = items[where[0]:where[-1] + 1]
+        block = items[where[0] : where[-1] + 1]
         block.sort(key=lambda item: item.get_closest_marker("fake_clock") is not None)
-        items[where[0]:where[-1] + 1] = block
+        items[where[0] : where[-1] + 1] = block
 
 
 # Package scope, not session: Playwright's sync API keeps an event loop running in the main thread
@@ -60,10 +60,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="package")
 def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("browser")
-    deployments = [{"name": name, "model": "fake-model", "api_base": fake_upstream.base_url, **extra}
-                   for name, extra in DEPLOYMENTS.items()]
-    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "modelmeter.db"),
-                          deployments=deployments)
+    deployments = [
+        {"name": name, "model": "fake-model", "api_base": fake_upstream.base_url, **extra}
+        for name, extra in DEPLOYMENTS.items()
+    ]
+    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "modelmeter.db"), deployments=deployments)
     with ServerProcess(config, log_dir=tmp / "server") as proc:
         yield proc
 
@@ -77,9 +78,16 @@ def browser(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> 
         pytest.fail("Debian's chromium is not installed (apt-get install chromium): the browser tests need it")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            tmp_path_factory.mktemp("chromium-profile"), executable_path=executable, headless=True,
-            args=CHROMIUM_ARGS, base_url=server.url, viewport={"width": 1440, "height": 900},
-            timezone_id=TZ, locale="en-US", color_scheme="light")
+            tmp_path_factory.mktemp("chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            base_url=server.url,
+            viewport={"width": 1440, "height": 900},
+            timezone_id=TZ,
+            locale="en-US",
+            color_scheme="light",
+        )
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
         sign_in(context, server)
         yield context
@@ -113,8 +121,9 @@ class PageProblems:
 
     def _console(self, msg: ConsoleMessage) -> None:
         text = msg.text
-        if "Content Security Policy" in text or (msg.type == "error" and "favicon" not in text
-                                                   and "Failed to load resource" not in text):
+        if "Content Security Policy" in text or (
+            msg.type == "error" and "favicon" not in text and "Failed to load resource" not in text
+        ):
             self.errors.append(f"console {msg.type}: {text}")
 
 

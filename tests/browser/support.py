@@ -24,11 +24,21 @@ def shot(page: Page, name: str, **kw: Any) -> Path:
     return path
 
 
-def chat(client: openai.OpenAI, model: str, prompt: str = "Hello there", *, max_tokens: int | None = None,
-         tags: list[str] | None = None, metadata: dict[str, str] | None = None, stream: bool = False) -> str:
+def chat(
+    client: openai.OpenAI,
+    model: str,
+    prompt: str = "Hello there",
+    *,
+    max_tokens: int | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, str] | None = None,
+    stream: bool = False,
+) -> str:
     """One chat completion through the gateway; returns its request ID (chatcmpl-…)."""
-    kw: dict[str, Any] = {"model": model, "messages": [{"role": "system", "content": SYSTEM},
-                                                       {"role": "user", "content": prompt}]}
+    kw: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+    }
     if max_tokens is not None:
         kw["max_tokens"] = max_tokens
     if tags:
@@ -53,8 +63,11 @@ def failing(client: openai.OpenAI, model: str) -> None:
 
 def records(server: ServerProcess, deployment: str, n: int, **query: Any) -> list[dict[str, Any]]:
     """Wait until the deployment has n records (the recorder writes within milliseconds)."""
-    return wait_for(lambda: (r := server.records(deployment, **query)) and len(r) >= n and r, 10,
-                    message=f"{n} records of {deployment}")
+    return wait_for(
+        lambda: (r := server.records(deployment, **query)) and len(r) >= n and r,
+        10,
+        message=f"{n} records of {deployment}",
+    )
 
 
 def api(server: ServerProcess, path: str) -> Any:

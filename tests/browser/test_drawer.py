@@ -15,10 +15,16 @@ pytestmark = pytest.mark.browser
 SECTIONS = ["Request Details", "Metrics", "Cost Breakdown", "Request & Response", "Metadata"]
 
 
-def test_drawer_sections_toggle_url_reload_and_esc(page: Page, server: ServerProcess,
-                                                   client: openai.OpenAI) -> None:
-    rid = chat(client, "drawer-model", "What is the capital of France?", max_tokens=12,
-               tags=["bench:drawer", "nightly"], metadata={"experiment": "capitals"}, stream=True)
+def test_drawer_sections_toggle_url_reload_and_esc(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
+    rid = chat(
+        client,
+        "drawer-model",
+        "What is the capital of France?",
+        max_tokens=12,
+        tags=["bench:drawer", "nightly"],
+        metadata={"experiment": "capitals"},
+        stream=True,
+    )
     chat(client, "drawer-model", "a later request", max_tokens=3)
     row = next(r for r in records(server, "drawer-model", 2) if r["request_id"] == rid)
     open_usage(page, "drawer-model")
@@ -29,15 +35,29 @@ def test_drawer_sections_toggle_url_reload_and_esc(page: Page, server: ServerPro
     expect(drawer.locator(".drawer-section")).to_have_count(5)
     assert drawer.locator(".drawer-section > h3").all_text_contents() == SECTIONS
     details = drawer.locator('[data-section="details"]')
-    for label, value in [("Model", "drawer-model"), ("Provider", "openai"), ("Call type", "chat · streamed"),
-                         ("Model ID", "fake-model"), ("API base", row["api_base"]),
-                         ("IP address", f"{row['client_ip']} (redacted)"), ("Request ID", rid)]:
+    for label, value in [
+        ("Model", "drawer-model"),
+        ("Provider", "openai"),
+        ("Call type", "chat · streamed"),
+        ("Model ID", "fake-model"),
+        ("API base", row["api_base"]),
+        ("IP address", f"{row['client_ip']} (redacted)"),
+        ("Request ID", rid),
+    ]:
         expect(details.locator(f'dt:text-is("{label}") + dd')).to_have_text(value)
     metrics = drawer.locator('[data-section="metrics"]')
     expect(metrics.locator(".split-legend")).to_contain_text(f"Prompt {row['prompt_tokens']}")
     expect(metrics.locator(".split-legend")).to_contain_text(f"Completion {row['completion_tokens']}")
-    for label in ["Cost", "Duration", "Time to first token", "Cache hit", "Gateway overhead", "Retries",
-                  "Start time", "End time"]:
+    for label in [
+        "Cost",
+        "Duration",
+        "Time to first token",
+        "Cache hit",
+        "Gateway overhead",
+        "Retries",
+        "Start time",
+        "End time",
+    ]:
         expect(metrics.locator(f'dt:text-is("{label}")')).to_be_visible()
     expect(metrics.locator('dt:text-is("Cost") + dd')).to_have_text(fmt(page, "usd", row["spend"]))
     expect(metrics.locator('dt:text-is("Duration") + dd')).to_have_text(fmt(page, "ms", row["latency_ms"]))
@@ -50,8 +70,7 @@ def test_drawer_sections_toggle_url_reload_and_esc(page: Page, server: ServerPro
     expect(bodies.get_by_role("tab", name="Pretty")).to_have_attribute("aria-selected", "true")
     expect(bodies.locator('.msg[data-role="system"] .msg-text')).to_have_text(SYSTEM)
     expect(bodies.locator('.msg[data-role="user"] .msg-text')).to_have_text("What is the capital of France?")
-    expect(bodies.locator('.msg[data-role="assistant"] .msg-text')).to_have_text(
-        " ".join(f"tok{i}" for i in range(12)))
+    expect(bodies.locator('.msg[data-role="assistant"] .msg-text')).to_have_text(" ".join(f"tok{i}" for i in range(12)))
     meta = drawer.locator('[data-section="metadata"]')
     expect(meta.locator('dt:text-is("experiment") + dd')).to_have_text("capitals")
     expect(meta.locator(".tag")).to_have_text(["bench:drawer", "nightly"])

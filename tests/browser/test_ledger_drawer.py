@@ -12,8 +12,7 @@ from tests.helpers import ServerProcess
 pytestmark = pytest.mark.browser
 
 
-def test_the_cost_section_names_the_priced_model(page: Page, server: ServerProcess,
-                                                 client: openai.OpenAI) -> None:
+def test_the_cost_section_names_the_priced_model(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
     chat(client, "ledger-model", "How much was this?", max_tokens=4)
     [row] = records(server, "ledger-model", 1)
     assert row["priced_model"] == "fake-model"  # the deployment's configured model

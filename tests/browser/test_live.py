@@ -27,15 +27,16 @@ def top_request_id(page: Page) -> str | None:
 def start_live(page: Page) -> None:
     """Click Live; it connects the push channel and fetches at once (cards, charts, newer rows)."""
     base = "/api/deployments/live-model"
-    with page.expect_response(lambda r: r.url.endswith(f"{base}/events")), \
-            page.expect_response(lambda r: f"{base}/usage?" in r.url), \
-            page.expect_response(lambda r: f"{base}/usage/timeseries?" in r.url), \
-            page.expect_response(lambda r: f"{base}/requests?" in r.url and "after=" in r.url):
+    with (
+        page.expect_response(lambda r: r.url.endswith(f"{base}/events")),
+        page.expect_response(lambda r: f"{base}/usage?" in r.url),
+        page.expect_response(lambda r: f"{base}/usage/timeseries?" in r.url),
+        page.expect_response(lambda r: f"{base}/requests?" in r.url and "after=" in r.url),
+    ):
         page.get_by_role("button", name="Live").click()
 
 
-def test_live_shows_new_requests_within_two_seconds(page: Page, server: ServerProcess,
-                                                    client: openai.OpenAI) -> None:
+def test_live_shows_new_requests_within_two_seconds(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
     chat(client, "live-model", "before the page opened")
     records(server, "live-model", 1)
     open_usage(page, "live-model")
@@ -87,8 +88,9 @@ def test_live_shows_new_requests_within_two_seconds(page: Page, server: ServerPr
 
 
 @pytest.mark.fake_clock
-def test_live_refreshes_every_15_seconds_with_only_newer_rows(page: Page, server: ServerProcess,
-                                                              client: openai.OpenAI) -> None:
+def test_live_refreshes_every_15_seconds_with_only_newer_rows(
+    page: Page, server: ServerProcess, client: openai.OpenAI
+) -> None:
     page.clock.install()
     records(server, "live-model", 1)
     open_usage(page, "live-model")
@@ -97,8 +99,11 @@ def test_live_refreshes_every_15_seconds_with_only_newer_rows(page: Page, server
     page.clock.fast_forward(15_000)
     calls.settle(3)
     paths = sorted(urlsplit(c.url).path for c in calls)
-    assert paths == ["/api/deployments/live-model/requests", "/api/deployments/live-model/usage",
-                     "/api/deployments/live-model/usage/timeseries"], paths
+    assert paths == [
+        "/api/deployments/live-model/requests",
+        "/api/deployments/live-model/usage",
+        "/api/deployments/live-model/usage/timeseries",
+    ], paths
     log = next(c for c in calls if c.url.split("?")[0].endswith("/requests"))
     assert parse_qs(urlsplit(log.url).query)["after"]
     # Hidden: the timer is stopped.

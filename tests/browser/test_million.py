@@ -18,9 +18,13 @@ from playwright.sync_api import BrowserContext
 
 from tests.helpers import ServerProcess, sqlite_url, write_config
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(os.environ.get("MODELMETER_TEST_MILLION") != "1",
-                                 reason="set MODELMETER_TEST_MILLION=1 (seeds 1,000,000 records)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        os.environ.get("MODELMETER_TEST_MILLION") != "1",
+        reason="set MODELMETER_TEST_MILLION=1 (seeds 1,000,000 records)",
+    ),
+]
 N = 1_000_000
 # In-page timestamps (performance.now()) of the first log row, the filled cards and the charts.
 OBSERVE = """
@@ -50,20 +54,46 @@ def seed(url: str, n: int = N) -> None:
         start = now - span + span * i // n
         ok = rnd.random() > 0.02
         p, c, lat = rnd.randint(10, 800), rnd.randint(5, 400), rnd.lognormvariate(6, 0.5)
-        batch.append({
-            "id": f"{start:016x}{i:012x}", "request_id": f"chatcmpl-{i:024x}", "deployment": "big",
-            "model": "big", "model_id": "m", "provider": "openai", "call_type": "chat",
-            "api_base": "http://127.0.0.1:9/v1", "client_ip": "127.0.0.0",
-            "status": "success" if ok else "error", "http_status": 200 if ok else 500,
-            "error": None if ok else "upstream error", "stream": i % 2, "start_us": start,
-            "end_us": start + int(lat * 1000), "latency_ms": round(lat, 3), "ttft_ms": round(lat / 3, 3),
-            "overhead_ms": 0.4, "retries": 0, "cache_hit": 0, "prompt_tokens": p if ok else 0,
-            "completion_tokens": c if ok else 0, "total_tokens": p + c if ok else 0, "cached_tokens": 0,
-            "reasoning_tokens": 0, "usage_estimated": 0,
-            "spend_pusd": (p * 150 + c * 600) * 10**4 if ok else 0, "cost_breakdown": "[]",
-            "price_source": "override", "metadata": None,
-            "tags": orjson.dumps([f"bench:run{i % 10}"]).decode() if i % 100 == 0 else None,
-            "bodies": 0, "key_alias": None, "priced_model": "m", "request": None, "response": None})
+        batch.append(
+            {
+                "id": f"{start:016x}{i:012x}",
+                "request_id": f"chatcmpl-{i:024x}",
+                "deployment": "big",
+                "model": "big",
+                "model_id": "m",
+                "provider": "openai",
+                "call_type": "chat",
+                "api_base": "http://127.0.0.1:9/v1",
+                "client_ip": "127.0.0.0",
+                "status": "success" if ok else "error",
+                "http_status": 200 if ok else 500,
+                "error": None if ok else "upstream error",
+                "stream": i % 2,
+                "start_us": start,
+                "end_us": start + int(lat * 1000),
+                "latency_ms": round(lat, 3),
+                "ttft_ms": round(lat / 3, 3),
+                "overhead_ms": 0.4,
+                "retries": 0,
+                "cache_hit": 0,
+                "prompt_tokens": p if ok else 0,
+                "completion_tokens": c if ok else 0,
+                "total_tokens": p + c if ok else 0,
+                "cached_tokens": 0,
+                "reasoning_tokens": 0,
+                "usage_estimated": 0,
+                "spend_pusd": (p * 150 + c * 600) * 10**4 if ok else 0,
+                "cost_breakdown": "[]",
+                "price_source": "override",
+                "metadata": None,
+                "tags": orjson.dumps([f"bench:run{i % 10}"]).decode() if i % 100 == 0 else None,
+                "bodies": 0,
+                "key_alias": None,
+                "priced_model": "m",
+                "request": None,
+                "response": None,
+            }
+        )
         if len(batch) == 20_000:
             insert_rows(db, batch)
             batch = []
@@ -77,14 +107,18 @@ def big_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     tmp: Path = tmp_path_factory.mktemp("million")
     url = sqlite_url(tmp / "big.db")
     seed(url)
-    config = write_config(tmp / "modelmeter.toml", database=url, deployments=[
-        {"name": "big", "model": "m", "api_base": "http://127.0.0.1:9/v1"}])
+    config = write_config(
+        tmp / "modelmeter.toml",
+        database=url,
+        deployments=[{"name": "big", "model": "m", "api_base": "http://127.0.0.1:9/v1"}],
+    )
     with ServerProcess(config, log_dir=tmp / "server") as proc:
         yield proc
 
 
 def test_usage_tab_is_usable_within_a_second_with_a_million_records(
-        browser: BrowserContext, big_server: ServerProcess) -> None:
+    browser: BrowserContext, big_server: ServerProcess
+) -> None:
     page = browser.new_page()
     page.add_init_script(OBSERVE)
     try:
@@ -104,8 +138,9 @@ def test_usage_tab_is_usable_within_a_second_with_a_million_records(
         for _ in range(5):
             first = page.locator("table.log tbody tr.row").first.get_attribute("data-id")
             page.get_by_role("button", name="Next page").click()
-            page.wait_for_function("id => document.querySelector('table.log tbody tr.row')?.dataset.id !== id",
-                                   arg=first)
+            page.wait_for_function(
+                "id => document.querySelector('table.log tbody tr.row')?.dataset.id !== id", arg=first
+            )
         assert time.monotonic() - started < 5
     finally:
         page.close()

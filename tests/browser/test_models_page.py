@@ -30,8 +30,7 @@ def test_served_by_the_same_process_with_a_strict_csp(page: Page, server: Server
         assert page.request.get(asset).status == 200, asset
 
 
-def test_one_card_per_deployment_with_its_last_day(page: Page, server: ServerProcess,
-                                                   client: openai.OpenAI) -> None:
+def test_one_card_per_deployment_with_its_last_day(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
     for i in range(3):
         chat(client, "cards-model", f"hello {i}", max_tokens=5)
     failing(client, "cards-model")
@@ -73,8 +72,9 @@ def test_a_click_on_the_card_opens_it(page: Page) -> None:
     expect(page.locator(".empty-state")).to_contain_text('"model":"team/slash-model"')
 
 
-def test_deploy_form_adds_a_card_and_shows_api_errors(page: Page, server: ServerProcess,
-                                                      fake_upstream: FakeUpstream) -> None:
+def test_deploy_form_adds_a_card_and_shows_api_errors(
+    page: Page, server: ServerProcess, fake_upstream: FakeUpstream
+) -> None:
     page.goto("/")
     expect(page.locator(".model-card[data-name]")).to_have_count(len(DEPLOYMENTS))
     page.get_by_role("button", name="Deploy a model").click()

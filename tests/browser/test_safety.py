@@ -16,13 +16,17 @@ IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "<script>alert(1)</script>"
 
 
-def test_html_in_prompts_metadata_and_tags_is_shown_as_text(page: Page, server: ServerProcess,
-                                                             client: openai.OpenAI) -> None:
+def test_html_in_prompts_metadata_and_tags_is_shown_as_text(
+    page: Page, server: ServerProcess, client: openai.OpenAI
+) -> None:
     prompt = f"{IMG} and {SCRIPT}"
     client.chat.completions.create(
-        model="xss-model", max_tokens=3,
+        model="xss-model",
+        max_tokens=3,
         messages=[{"role": "system", "content": SCRIPT}, {"role": "user", "content": prompt}],
-        metadata={"note": IMG, "html": SCRIPT}, extra_headers={"x-modelmeter-tags": f"{IMG},{SCRIPT}"})
+        metadata={"note": IMG, "html": SCRIPT},
+        extra_headers={"x-modelmeter-tags": f"{IMG},{SCRIPT}"},
+    )
     (row,) = records(server, "xss-model", 1)
     open_usage(page, "xss-model")
     page.locator(f'tr.row[data-id="{row["id"]}"]').click()

@@ -32,17 +32,20 @@ def test_cards_show_the_usage_api_numbers(page: Page, server: ServerProcess, cli
     assert value("requests") == fmt(page, "int", s["requests"])
     assert cards.locator('[data-card="requests"] [data-role=value]').get_attribute("data-value") == str(s["requests"])
     expect(cards.locator('[data-card="requests"] [data-role=sub]')).to_contain_text(
-        f"{fmt(page, 'pct', s['success_rate'])} success")
+        f"{fmt(page, 'pct', s['success_rate'])} success"
+    )
     assert value("tokens") == fmt(page, "tokens", s["total_tokens"])
     sub = cards.locator('[data-card="tokens"] [data-role=sub]')
-    expect(sub).to_have_text(f"{fmt(page, 'tokens', s['prompt_tokens'])} in / "
-                             f"{fmt(page, 'tokens', s['completion_tokens'])} out")
+    expect(sub).to_have_text(
+        f"{fmt(page, 'tokens', s['prompt_tokens'])} in / {fmt(page, 'tokens', s['completion_tokens'])} out"
+    )
     assert value("spend") == fmt(page, "usd", s["spend"])
     spend_raw = cards.locator('[data-card="spend"] [data-role=value]').get_attribute("data-value")
     assert spend_raw is not None and float(spend_raw) == pytest.approx(s["spend"])
     assert value("latency") == fmt(page, "ms", s["avg_latency_ms"])
     expect(cards.locator('[data-card="latency"] [data-role=sub]')).to_have_text(
-        f"p95 {fmt(page, 'ms', s['p95_latency_ms'])}")
+        f"p95 {fmt(page, 'ms', s['p95_latency_ms'])}"
+    )
     # Human formats, checked once for real: 1.2k tokens, $0.0042, 1,234 ms.
     assert fmt(page, "tokens", 1234) == "1.2k" and fmt(page, "usd", 0.0042) == "$0.0042"
     assert fmt(page, "ms", 1234) == "1,234 ms" and fmt(page, "usd", 1234.5) == "$1,234.50"
@@ -57,8 +60,9 @@ def test_cards_show_the_usage_api_numbers(page: Page, server: ServerProcess, cli
     shot(page, "usage-tab-dark")
 
 
-def test_one_refresh_is_three_api_calls_whatever_the_page_size(page: Page, client: openai.OpenAI,
-                                                              server: ServerProcess) -> None:
+def test_one_refresh_is_three_api_calls_whatever_the_page_size(
+    page: Page, client: openai.OpenAI, server: ServerProcess
+) -> None:
     open_usage(page, "cards-model")
     for size in ("50", "10"):
         page.select_option("select[aria-label='Rows per page']", size)
@@ -68,8 +72,11 @@ def test_one_refresh_is_three_api_calls_whatever_the_page_size(page: Page, clien
         page.locator("#refresh").click()
         calls.settle(3)
         paths = sorted(urlsplit(c.url).path for c in calls)
-        assert paths == ["/api/deployments/cards-model/requests", "/api/deployments/cards-model/usage",
-                         "/api/deployments/cards-model/usage/timeseries"], paths
+        assert paths == [
+            "/api/deployments/cards-model/requests",
+            "/api/deployments/cards-model/usage",
+            "/api/deployments/cards-model/usage/timeseries",
+        ], paths
         series = next(c for c in calls if c.url.split("?")[0].endswith("/timeseries"))
         assert parse_qs(urlsplit(series.url).query)["tz"] == [TZ]
         log = next(c for c in calls if "/requests" in c.url)
@@ -100,8 +107,7 @@ def test_window_dropdown(page: Page) -> None:
     expect(page.locator('[data-card="requests"] [data-role=value]')).to_have_text("0")
 
 
-def test_log_is_newest_first_and_pages_with_arrows(page: Page, server: ServerProcess,
-                                                   client: openai.OpenAI) -> None:
+def test_log_is_newest_first_and_pages_with_arrows(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
     sent = [chat(client, "paging-model", f"request number {i}", max_tokens=i + 1) for i in range(23)]
     rows = records(server, "paging-model", 23, limit=50)
     assert [r["request_id"] for r in rows] == sent[::-1]
@@ -123,8 +129,7 @@ def test_log_is_newest_first_and_pages_with_arrows(page: Page, server: ServerPro
     prev, nxt = page.get_by_role("button", name="Previous page"), page.get_by_role("button", name="Next page")
     expect(prev).to_be_disabled()
     nxt.click()
-    page.wait_for_function("ids => document.querySelector('table.log tbody tr.row')?.dataset.id === ids",
-                           arg=ids[10])
+    page.wait_for_function("ids => document.querySelector('table.log tbody tr.row')?.dataset.id === ids", arg=ids[10])
     assert log_ids(page) == ids[10:20]
     expect(page.locator(".page-label")).to_have_text("Page 2 · 11–20")
     nxt.click()

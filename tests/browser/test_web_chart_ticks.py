@@ -20,27 +20,37 @@ EXPONENT_OR_MILLI = re.compile(r"e[+-]|\d[mµnu]$")
 
 def tick_labels(page: Page, chart: str) -> list[str]:
     page.wait_for_selector(f'.plot[data-chart="{chart}"] .ytick text', state="attached")
-    return [t.replace("\u2212", "-") for t in
-            page.locator(f'.plot[data-chart="{chart}"] .ytick text').all_text_contents()]
+    return [
+        t.replace("\u2212", "-") for t in page.locator(f'.plot[data-chart="{chart}"] .ytick text').all_text_contents()
+    ]
 
 
 def clipped(page: Page, chart: str) -> list[str]:
     """Tick labels that stick out of the chart's card (cut off on screen)."""
-    return list(page.evaluate("""chart => {
+    return list(
+        page.evaluate(
+            """chart => {
       const plot = document.querySelector(`.plot[data-chart="${chart}"]`);
       const card = plot.closest('.chart').getBoundingClientRect();
       return [...plot.querySelectorAll('.ytick text')].filter(t => {
         const r = t.getBoundingClientRect();
         return r.left < card.left || r.right > card.right;
       }).map(t => t.textContent);
-    }""", chart))
+    }""",
+            chart,
+        )
+    )
 
 
-def test_tick_labels_of_an_empty_chart_and_of_long_latencies(page: Page, server: ServerProcess,
-                                                             client: openai.OpenAI) -> None:
+def test_tick_labels_of_an_empty_chart_and_of_long_latencies(
+    page: Page, server: ServerProcess, client: openai.OpenAI
+) -> None:
     # ticks-model's upstream answers 0.3 s a token: 36 tokens take about 10.5 s.
-    slow = threading.Thread(target=lambda: client.chat.completions.create(
-        model="ticks-model", messages=[{"role": "user", "content": "take your time"}], max_tokens=36))
+    slow = threading.Thread(
+        target=lambda: client.chat.completions.create(
+            model="ticks-model", messages=[{"role": "user", "content": "take your time"}], max_tokens=36
+        )
+    )
     slow.start()
     try:
         # A filter that matches nothing: the charts are drawn, empty.

@@ -29,19 +29,23 @@ def metric(drawer: Locator, label: str) -> Locator:
     return drawer.locator(f'[data-section="metrics"] dt:text-is("{label}") + dd')
 
 
-def test_ttft_and_usage_origin_and_what_the_client_sent(page: Page, server: ServerProcess,
-                                                        client: openai.OpenAI) -> None:
+def test_ttft_and_usage_origin_and_what_the_client_sent(
+    page: Page, server: ServerProcess, client: openai.OpenAI
+) -> None:
     with pytest.raises(openai.BadRequestError):  # refused by the gateway: no upstream call
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=-1)
     # A body the gateway refuses and the conversation view cannot draw: "messages" is not an array.
-    status, body = http_json("POST", f"{server.base_url}/chat/completions",
-                             {"model": MODEL, "messages": "Summarise the quarterly report"})
+    status, body = http_json(
+        "POST", f"{server.base_url}/chat/completions", {"model": MODEL, "messages": "Summarise the quarterly report"}
+    )
     assert status == 400, body
     plain = chat(client, MODEL, "not streamed", max_tokens=3)
     streamed = chat(client, MODEL, "streamed", max_tokens=3, stream=True)
     rows = records(server, MODEL, 4)
-    rejected, malformed = (next(r for r in rows if r["status"] == "error" and r["error"] and key in r["error"])
-                           for key in ("max_tokens", "messages"))
+    rejected, malformed = (
+        next(r for r in rows if r["status"] == "error" and r["error"] and key in r["error"])
+        for key in ("max_tokens", "messages")
+    )
     by_rid = {r["request_id"]: r for r in rows if r["request_id"]}
 
     drawer = open_drawer(page, rejected["id"])
@@ -74,13 +78,14 @@ def dollars(text: str) -> Decimal:
     return Decimal(text.strip().replace("$", "").replace(",", ""))
 
 
-def test_cost_components_add_up_to_the_total_shown(page: Page, server: ServerProcess,
-                                                   client: openai.OpenAI) -> None:
+def test_cost_components_add_up_to_the_total_shown(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
     # 1,234 tokens each way at $1 / 1M: $0.001234 + $0.001234 = $0.002468. At three significant
     # digits each part reads $0.00123 and the total $0.00247: they did not add up.
     client.completions.create(model=MODEL, prompt=" ".join(["word"] * 1234), max_tokens=1234)
-    row = wait_for(lambda: next((r for r in server.records(MODEL) if r["call_type"] == "completion"), None),
-                   message="the completion's record")
+    row = wait_for(
+        lambda: next((r for r in server.records(MODEL) if r["call_type"] == "completion"), None),
+        message="the completion's record",
+    )
     assert [c["tokens"] for c in row["cost_breakdown"]] == [1234, 1234]
     open_usage(page, MODEL)
     page.locator(f'tr.row[data-id="{row["id"]}"]').click()
@@ -93,6 +98,7 @@ def test_cost_components_add_up_to_the_total_shown(page: Page, server: ServerPro
     expect(cost.locator('[data-role="sum"]')).to_have_text("$0.001234 + $0.001234 = $0.002468")
     # The Metrics section shows the same total, at the same rounding.
     expect(page.get_by_role("dialog").locator('[data-section="metrics"] dt:text-is("Cost") + dd')).to_have_text(
-        "$0.002468")
+        "$0.002468"
+    )
     cost.scroll_into_view_if_needed()
     shot(page, "drawer-cost-sum")

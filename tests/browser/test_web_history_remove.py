@@ -15,8 +15,7 @@ from tests.helpers import ServerProcess
 pytestmark = pytest.mark.browser
 
 
-def test_back_goes_to_the_previous_page_of_the_log(page: Page, server: ServerProcess,
-                                                   client: openai.OpenAI) -> None:
+def test_back_goes_to_the_previous_page_of_the_log(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
     for i in range(23):
         chat(client, "history-model", f"request {i}", max_tokens=1)
     records(server, "history-model", 23)
@@ -51,8 +50,11 @@ def test_back_goes_to_the_previous_page_of_the_log(page: Page, server: ServerPro
 
 
 def test_remove_a_run_time_deployment_from_its_card(page: Page, server: ServerProcess) -> None:
-    status, body = server.api("POST", "/api/deployments", {"name": "removable-model", "model": "fake-model",
-                                                           "api_base": "http://127.0.0.1:9/v1"})
+    status, body = server.api(
+        "POST",
+        "/api/deployments",
+        {"name": "removable-model", "model": "fake-model", "api_base": "http://127.0.0.1:9/v1"},
+    )
     assert status == 201, body
     page.goto("/models/removable-model/connect")
     remove = page.get_by_role("button", name="Remove")
@@ -79,7 +81,8 @@ def test_config_and_built_in_deployments_say_why_they_stay(page: Page, server: S
     page.goto("/models/history-model/connect")
     expect(page.locator('dt:text-is("Defined in") + dd')).to_have_text("The config file")
     expect(page.locator('dt:text-is("Prices") + dd')).to_have_text(
-        "From the genai-prices catalog, for the upstream model fake-model")
+        "From the genai-prices catalog, for the upstream model fake-model"
+    )
     page.get_by_role("button", name="Remove").click()
     dialog = page.locator("dialog.confirm")
     expect(dialog).to_contain_text("history-model cannot be removed here")

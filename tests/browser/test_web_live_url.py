@@ -19,8 +19,9 @@ MODEL = "liveurl-model"
 TAG = "bench:run-9"
 
 
-def test_watch_link_opens_the_run_live_and_live_fetches_at_once(page: Page, server: ServerProcess,
-                                                                 client: openai.OpenAI) -> None:
+def test_watch_link_opens_the_run_live_and_live_fetches_at_once(
+    page: Page, server: ServerProcess, client: openai.OpenAI
+) -> None:
     tagged = chat(client, MODEL, "part of the run", tags=[TAG])
     chat(client, MODEL, "not part of the run")
     rows = records(server, MODEL, 2)
@@ -51,8 +52,7 @@ def test_watch_link_opens_the_run_live_and_live_fetches_at_once(page: Page, serv
     page.get_by_role("button", name="Stop").click()
 
 
-def test_a_custom_range_link_opens_on_that_range_live(page: Page, server: ServerProcess,
-                                                      client: openai.OpenAI) -> None:
+def test_a_custom_range_link_opens_on_that_range_live(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
     chat(client, MODEL, "inside the range")
     records(server, MODEL, 1)
     now = datetime.now(ZoneInfo(TZ)).replace(second=0, microsecond=0)

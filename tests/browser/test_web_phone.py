@@ -25,11 +25,14 @@ def test_usage_tab_is_usable_on_a_phone(page: Page, server: ServerProcess, clien
     first = page.locator(f'table.log tr.row[data-id="{row["id"]}"]')
     first.scroll_into_view_if_needed()
     # Every one of the 8 columns is on screen, with its name next to its value.
-    cells = page.evaluate("""tr => [...tr.children].map(td => {
+    cells = page.evaluate(
+        """tr => [...tr.children].map(td => {
       const r = td.getBoundingClientRect();
       return { label: getComputedStyle(td, '::before').content, text: td.innerText, left: r.left, right: r.right,
                width: r.width };
-    })""", first.element_handle())
+    })""",
+        first.element_handle(),
+    )
     assert len(cells) == 8
     for cell, label in zip(cells, LABELS, strict=True):
         assert label in cell["label"], (label, cell)

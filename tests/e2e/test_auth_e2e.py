@@ -19,8 +19,9 @@ from tests.helpers import ADMIN_KEY, ServerProcess, free_port, run_cli, wait_for
 NEW_DEP = {"name": "added", "model": "fake-model", "api_base": "http://127.0.0.1:9/v1"}
 
 
-def request(server: ServerProcess, method: str, path: str, body: Any = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+def request(
+    server: ServerProcess, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
     """One request as a browser would send it (no redirects followed); (status, headers, JSON)."""
     url = urlsplit(server.url)
     conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
@@ -50,8 +51,11 @@ def test_cross_site_writes_are_refused_with_a_cookie(make_config: Any, start_ser
         ("POST", "/api/deployments", {**evil, "content-type": "text/plain"}),  # a plain form/fetch
         ("POST", "/api/deployments", {**evil, "content-type": "application/json"}),
         ("POST", "/api/deployments", {**other_port, "content-type": "application/json"}),
-        ("POST", "/api/deployments", {"cookie": cookie, "sec-fetch-site": "cross-site",
-                                      "content-type": "application/json"}),
+        (
+            "POST",
+            "/api/deployments",
+            {"cookie": cookie, "sec-fetch-site": "cross-site", "content-type": "application/json"},
+        ),
         ("POST", "/api/deployments", {"cookie": cookie, "origin": "null", "content-type": "application/json"}),
         ("POST", "/api/keys", {**evil, "content-type": "application/json"}),
         ("DELETE", "/api/keys/team", {**evil}),
@@ -65,12 +69,16 @@ def test_cross_site_writes_are_refused_with_a_cookie(make_config: Any, start_ser
     assert server.api("GET", "/api/keys")[1]["data"] == []
 
     # The page itself (same origin) and API clients without an Origin (bearer token) are let in.
-    same = {"cookie": cookie, "origin": server.url, "sec-fetch-site": "same-origin",
-            "content-type": "application/json"}
+    same = {"cookie": cookie, "origin": server.url, "sec-fetch-site": "same-origin", "content-type": "application/json"}
     status, _, answer = request(server, "POST", "/api/deployments", NEW_DEP, same)
     assert status == 201, answer
-    status, _, answer = request(server, "POST", "/api/keys", {"alias": "team"},
-                                {"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"})
+    status, _, answer = request(
+        server,
+        "POST",
+        "/api/keys",
+        {"alias": "team"},
+        {"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+    )
     assert status == 201, answer
     status, _, _ = request(server, "DELETE", "/api/keys/team", None, {"authorization": f"Bearer {ADMIN_KEY}"})
     assert status == 204
@@ -80,8 +88,13 @@ def test_cross_site_writes_are_refused_with_a_cookie(make_config: Any, start_ser
 
 def test_cross_site_writes_are_refused_without_auth_too(make_config: Any, start_server: Any) -> None:
     server = start_server(make_config(deployments=[]), args=["--no-auth"])
-    status, _, answer = request(server, "POST", "/api/deployments", NEW_DEP,
-                                {"origin": "http://evil.example", "content-type": "application/json"})
+    status, _, answer = request(
+        server,
+        "POST",
+        "/api/deployments",
+        NEW_DEP,
+        {"origin": "http://evil.example", "content-type": "application/json"},
+    )
     assert status == 403, answer
     status, _, answer = request(server, "POST", "/api/deployments", NEW_DEP, {"content-type": "application/json"})
     assert status == 201, answer
@@ -89,8 +102,10 @@ def test_cross_site_writes_are_refused_without_auth_too(make_config: Any, start_
 
 @pytest.fixture
 def keyed_cache(make_config: Any, start_server: Any, fake_upstream: FakeUpstream) -> ServerProcess:
-    config = make_config(require_keys=True, deployments=[
-        {"name": "cached", "model": "fake-model", "api_base": fake_upstream.base_url, "cache_ttl": "10m"}])
+    config = make_config(
+        require_keys=True,
+        deployments=[{"name": "cached", "model": "fake-model", "api_base": fake_upstream.base_url, "cache_ttl": "10m"}],
+    )
     server: ServerProcess = start_server(config)
     return server
 
@@ -104,9 +119,13 @@ def test_the_response_cache_is_kept_per_virtual_key(keyed_cache: ServerProcess) 
     chat = {"model": "cached", "messages": [{"role": "user", "content": "the same question"}], "max_tokens": 3}
 
     def ask(alias: str) -> str:
-        status, headers, answer = request(keyed_cache, "POST", "/v1/chat/completions", chat,
-                                          {"authorization": f"Bearer {keys[alias]}",
-                                           "content-type": "application/json"})
+        status, headers, answer = request(
+            keyed_cache,
+            "POST",
+            "/v1/chat/completions",
+            chat,
+            {"authorization": f"Bearer {keys[alias]}", "content-type": "application/json"},
+        )
         assert status == 200, answer
         return headers["x-modelmeter-cache"]
 
@@ -137,8 +156,9 @@ def test_rotating_the_admin_key_ends_sessions(make_config: Any, tmp_path: Any) -
 
         second = ServerProcess(config, log_dir=tmp_path / "s2").start()
         assert request(second, "GET", "/api/deployments", None, {"cookie": cookie})[0] == 401
-        assert request(second, "GET", "/api/deployments", None,
-                       {"authorization": f"Bearer {old_key.group(1)}"})[0] == 401
+        assert (
+            request(second, "GET", "/api/deployments", None, {"authorization": f"Bearer {old_key.group(1)}"})[0] == 401
+        )
         assert request(second, "GET", "/api/deployments", None, {"authorization": f"Bearer {new_key}"})[0] == 200
         second.stop()
         # Files holding secrets are the owner's alone.

@@ -20,9 +20,17 @@ CHAT = {"model": "slow", "messages": [{"role": "user", "content": "hello there"}
 @pytest.fixture
 def keyed(make_config: Any, start_server: Any, fake_upstream: FakeUpstream) -> ServerProcess:
     # Dear prices, so a call's spend is far above rounding: 10 tokens cost $0.015 per call.
-    config = make_config(require_keys=True, deployments=[
-        {"name": "slow", "model": "fake-model", "api_base": fake_upstream.base_url,
-         "price": {"input": 1000, "output": 2000}}])
+    config = make_config(
+        require_keys=True,
+        deployments=[
+            {
+                "name": "slow",
+                "model": "fake-model",
+                "api_base": fake_upstream.base_url,
+                "price": {"input": 1000, "output": 2000},
+            }
+        ],
+    )
     server: ServerProcess = start_server(config)
     return server
 

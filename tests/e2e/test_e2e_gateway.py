@@ -51,11 +51,21 @@ def deployments(fake: FakeUpstream) -> list[dict[str, Any]]:
     return [
         {"name": "gpt", "model": "gpt-4o-mini", "provider": "openai", "api_base": base, "api_key_env": KEY_ENV},
         {"name": "emb", "model": "text-embedding-3-small", "provider": "openai", "api_base": base},
-        {"name": "cached", "model": "fake-cached", "provider": "acme", "api_base": base,
-         "price": {"input": 1.0, "cached_input": 0.25, "output": 2.0}},
+        {
+            "name": "cached",
+            "model": "fake-cached",
+            "provider": "acme",
+            "api_base": base,
+            "price": {"input": 1.0, "cached_input": 0.25, "output": 2.0},
+        },
         {"name": "mystery", "model": "fake-model", "provider": "acme", "api_base": base},
-        {"name": "nousage", "model": "no-usage", "provider": "acme", "api_base": base,
-         "price": {"input": 1.0, "output": 3.0}},
+        {
+            "name": "nousage",
+            "model": "no-usage",
+            "provider": "acme",
+            "api_base": base,
+            "price": {"input": 1.0, "output": 3.0},
+        },
         {"name": "slow", "model": "slow-stream", "provider": "acme", "api_base": base},
         {"name": "cut", "model": "cut-stream", "provider": "acme", "api_base": base},
         {"name": "fail", "model": "fail-500", "provider": "acme", "api_base": base},
@@ -69,8 +79,12 @@ def deployments(fake: FakeUpstream) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("e2e")
-    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"),
-                          max_body_bytes=MAX_BODY, deployments=deployments(fake_upstream))
+    config = write_config(
+        tmp / "modelmeter.toml",
+        database=sqlite_url(tmp / "mm.db"),
+        max_body_bytes=MAX_BODY,
+        deployments=deployments(fake_upstream),
+    )
     with ServerProcess(config, env={KEY_ENV: SECRET}, log_dir=tmp / "server") as proc:
         yield proc
 
@@ -81,8 +95,9 @@ def new_tag() -> str:
 
 def client_for(server: ServerProcess, tag: str | None = None, **kw: Any) -> openai.OpenAI:
     headers = {"x-modelmeter-tags": tag} if tag else {}
-    return openai.OpenAI(base_url=server.base_url, api_key="sk-client-e2e", max_retries=0, timeout=30,
-                         default_headers=headers, **kw)
+    return openai.OpenAI(
+        base_url=server.base_url, api_key="sk-client-e2e", max_retries=0, timeout=30, default_headers=headers, **kw
+    )
 
 
 def record_of(server: ServerProcess, deployment: str, tag: str, n: int = 1) -> dict[str, Any]:
@@ -123,14 +138,28 @@ def test_models(server: ServerProcess, fake_upstream: FakeUpstream) -> None:
 def test_chat(server: ServerProcess, fake_upstream: FakeUpstream) -> None:
     tag = new_tag()
     r = client_for(server, tag).chat.completions.create(
-        model="gpt", messages=MSGS, max_tokens=5, temperature=0.2, seed=3, user="alice",
-        metadata={"team": "search"}, extra_body={"vendor_option": {"x": [1, 2]}})
+        model="gpt",
+        messages=MSGS,
+        max_tokens=5,
+        temperature=0.2,
+        seed=3,
+        user="alice",
+        metadata={"team": "search"},
+        extra_body={"vendor_option": {"x": [1, 2]}},
+    )
     assert r.choices[0].message.content == "tok0 tok1 tok2 tok3 tok4" and r.model == "gpt-4o-mini"
     assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (PROMPT, 5)
     seen = fake_upstream.stats()["last_by_path"]["/v1/chat/completions"]
     assert seen["body"]["model"] == "gpt-4o-mini" and seen["headers"]["authorization"] == f"Bearer {SECRET}"
-    for key, value in {"messages": MSGS, "max_tokens": 5, "temperature": 0.2, "seed": 3, "user": "alice",
-                       "metadata": {"team": "search"}, "vendor_option": {"x": [1, 2]}}.items():
+    for key, value in {
+        "messages": MSGS,
+        "max_tokens": 5,
+        "temperature": 0.2,
+        "seed": 3,
+        "user": "alice",
+        "metadata": {"team": "search"},
+        "vendor_option": {"x": [1, 2]},
+    }.items():
         assert seen["body"][key] == value, key
     assert "stream_options" not in seen["body"]
 
@@ -163,7 +192,9 @@ def test_chat_streamed(server: ServerProcess, fake_upstream: FakeUpstream, inclu
     if include_usage:
         assert len(usage_chunks) == 1 and chunks[-1].choices == [] and chunks[-1].usage is not None
         assert (rec["prompt_tokens"], rec["completion_tokens"]) == (
-            chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens)
+            chunks[-1].usage.prompt_tokens,
+            chunks[-1].usage.completion_tokens,
+        )
     else:
         assert usage_chunks == [] and all(c.choices for c in chunks)  # the usage chunk stayed with us
     assert_record_basics(rec)
@@ -212,7 +243,10 @@ def test_cached_tokens_priced_by_override(server: ServerProcess) -> None:
     expected = (Decimal(PROMPT - cached) * 1 + Decimal(cached) * Decimal("0.25") + Decimal(7) * 2) / M
     assert dec(rec["spend"]) == expected
     assert {c["component"]: c["tokens"] for c in rec["cost_breakdown"]} == {
-        "input": PROMPT - cached, "cached_input": cached, "output": 7}
+        "input": PROMPT - cached,
+        "cached_input": cached,
+        "output": 7,
+    }
 
 
 def test_unknown_model_costs_nothing(server: ServerProcess) -> None:
@@ -227,8 +261,11 @@ def test_no_usage_is_estimated(server: ServerProcess, stream: bool) -> None:
     tag = new_tag()
     client = client_for(server, tag)
     if stream:
-        chunks = list(client.chat.completions.create(model="nousage", messages=MSGS, stream=True,
-                                                     stream_options={"include_usage": True}))
+        chunks = list(
+            client.chat.completions.create(
+                model="nousage", messages=MSGS, stream=True, stream_options={"include_usage": True}
+            )
+        )
         assert all(c.usage is None for c in chunks)
     else:
         assert client.chat.completions.create(model="nousage", messages=MSGS).usage is None
@@ -242,13 +279,17 @@ def test_no_usage_is_estimated(server: ServerProcess, stream: bool) -> None:
 # --- failures -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("deployment", "status", "exc"), [
-    ("fail", 500, openai.InternalServerError),
-    ("limited", 429, openai.RateLimitError),
-])
+@pytest.mark.parametrize(
+    ("deployment", "status", "exc"),
+    [
+        ("fail", 500, openai.InternalServerError),
+        ("limited", 429, openai.RateLimitError),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_errors_pass_through(server: ServerProcess, deployment: str, status: int, exc: type,
-                                      stream: bool) -> None:
+def test_upstream_errors_pass_through(
+    server: ServerProcess, deployment: str, status: int, exc: type, stream: bool
+) -> None:
     tag = new_tag()
     with pytest.raises(exc) as info:
         client_for(server, tag).chat.completions.create(model=deployment, messages=MSGS, stream=stream)
@@ -286,8 +327,7 @@ def test_upstream_unreachable(server: ServerProcess) -> None:
 def test_client_disconnects_mid_stream(server: ServerProcess, fake_upstream: FakeUpstream) -> None:
     tag = new_tag()
     before = fake_upstream.stats()["disconnects"].get("/v1/chat/completions", 0)
-    stream = client_for(server, tag).chat.completions.create(model="slow", messages=MSGS, max_tokens=30,
-                                                             stream=True)
+    stream = client_for(server, tag).chat.completions.create(model="slow", messages=MSGS, max_tokens=30, stream=True)
     it = iter(stream)
     got = [next(it), next(it)]
     stream.close()  # hang up: 28 tokens (8 s) still to come
@@ -298,8 +338,11 @@ def test_client_disconnects_mid_stream(server: ServerProcess, fake_upstream: Fak
     assert rec["latency_ms"] < 5000 and rec["ttft_ms"] <= rec["latency_ms"]
     assert rec["response"]["choices"][0]["message"]["content"].startswith("tok0")
     # the gateway dropped its upstream call too: the fake saw its client go away
-    wait_for(lambda: fake_upstream.stats()["disconnects"].get("/v1/chat/completions", 0) > before, 5,
-             message="the fake upstream seeing the disconnect")
+    wait_for(
+        lambda: fake_upstream.stats()["disconnects"].get("/v1/chat/completions", 0) > before,
+        5,
+        message="the fake upstream seeing the disconnect",
+    )
 
 
 def test_stream_cut_by_the_upstream(server: ServerProcess) -> None:
@@ -318,8 +361,12 @@ def test_stream_cut_by_the_upstream(server: ServerProcess) -> None:
 
 def test_stream_cut_ends_cleanly_at_the_http_level(server: ServerProcess) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    conn.request("POST", "/v1/chat/completions", orjson.dumps({"model": "cut", "messages": MSGS, "stream": True}),
-                 {"content-type": "application/json"})
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        orjson.dumps({"model": "cut", "messages": MSGS, "stream": True}),
+        {"content-type": "application/json"},
+    )
     resp = conn.getresponse()
     body = resp.read()  # raises IncompleteRead if the chunked body did not end properly
     conn.close()
@@ -336,10 +383,16 @@ BAD = [
     (b'{"model": "gpt", "messages": [{"content": "x"}]}', 400, "invalid_type"),
     (b'{"model": "gpt", "messages": [{"role": "user", "content": "x"}], "stream": 1}', 400, "invalid_type"),
     (b'{"model": "nope", "messages": []}', 404, "model_not_found"),
-    (b'{"model": "gpt", "messages": [{"role": "user", "content": "' + b"x" * MAX_BODY + b'"}]}', 413,
-     "request_too_large"),
-    (b'{"model": "gpt", "extra": ' + b"[" * 500 + b"]" * 500 + b', "messages": [{"role": "user"}]}', 400,
-     "invalid_json"),
+    (
+        b'{"model": "gpt", "messages": [{"role": "user", "content": "' + b"x" * MAX_BODY + b'"}]}',
+        413,
+        "request_too_large",
+    ),
+    (
+        b'{"model": "gpt", "extra": ' + b"[" * 500 + b"]" * 500 + b', "messages": [{"role": "user"}]}',
+        400,
+        "invalid_json",
+    ),
 ]
 
 
@@ -387,7 +440,8 @@ def test_usage_api(server: ServerProcess) -> None:
     status, first = server.api("GET", "/api/deployments/stats/requests?window=1h&limit=3")
     assert status == 200 and len(first["data"]) == 3 and first["next_cursor"]
     status, second = server.api(
-        "GET", f"/api/deployments/stats/requests?window=1h&limit=3&cursor={first['next_cursor']}")
+        "GET", f"/api/deployments/stats/requests?window=1h&limit=3&cursor={first['next_cursor']}"
+    )
     assert status == 200 and len(second["data"]) == 1 and second["next_cursor"] is None
     paged = first["data"] + second["data"]
     assert [r["id"] for r in paged] == [r["id"] for r in rows]
@@ -397,8 +451,13 @@ def test_usage_api(server: ServerProcess) -> None:
     assert status == 200 and [r["http_status"] for r in errors["data"]] == [400]
     assert len(server.records("stats", status="success")) == 3
 
-    for query, param in (("limit=201", "limit"), ("limit=0", "limit"), ("cursor=%25%25garbage", "cursor"),
-                         ("status=meh", "status"), ("window=2h", "window")):
+    for query, param in (
+        ("limit=201", "limit"),
+        ("limit=0", "limit"),
+        ("cursor=%25%25garbage", "cursor"),
+        ("status=meh", "status"),
+        ("window=2h", "window"),
+    ):
         status, err = server.api("GET", f"/api/deployments/stats/requests?{query}")
         assert status == 400, (query, err)
         assert set(err["error"]) == {"message", "type", "param", "code"} and err["error"]["param"] == param, err
@@ -411,12 +470,15 @@ def test_usage_api(server: ServerProcess) -> None:
 # --- secrets --------------------------------------------------------------------------------
 
 
-def test_upstream_key_never_reaches_records_api_or_logs(fake_upstream: FakeUpstream, make_config: Any,
-                                                         start_server: Any) -> None:
-    config = make_config(deployments=[
-        {"name": "keyed", "model": "gpt-4o-mini", "api_base": fake_upstream.base_url, "api_key_env": KEY_ENV},
-        {"name": "keyed-fail", "model": "fail-500", "api_base": fake_upstream.base_url, "api_key_env": KEY_ENV},
-    ])
+def test_upstream_key_never_reaches_records_api_or_logs(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Any
+) -> None:
+    config = make_config(
+        deployments=[
+            {"name": "keyed", "model": "gpt-4o-mini", "api_base": fake_upstream.base_url, "api_key_env": KEY_ENV},
+            {"name": "keyed-fail", "model": "fail-500", "api_base": fake_upstream.base_url, "api_key_env": KEY_ENV},
+        ]
+    )
     server = start_server(config, env={KEY_ENV: SECRET}, args=["--log-level", "debug"])
     client = client_for(server)
     r = client.chat.completions.create(model="keyed", messages=MSGS)
@@ -427,8 +489,14 @@ def test_upstream_key_never_reaches_records_api_or_logs(fake_upstream: FakeUpstr
     rows = server.wait_for_records("keyed", 2) + server.wait_for_records("keyed-fail", 1)
     texts = [orjson.dumps(server.record(row["id"])).decode() for row in rows]
     assert r.id in texts[1]
-    for path in ("/api/deployments", "/api/deployments/keyed", "/api/deployments/keyed/requests?window=1h",
-                 "/api/deployments/keyed/requests/export?window=1h&format=jsonl", "/v1/models", "/readyz"):
+    for path in (
+        "/api/deployments",
+        "/api/deployments/keyed",
+        "/api/deployments/keyed/requests?window=1h",
+        "/api/deployments/keyed/requests/export?window=1h&format=jsonl",
+        "/v1/models",
+        "/readyz",
+    ):
         status, body = server.api("GET", path)
         assert status == 200, path
         texts.append(body if isinstance(body, str) else orjson.dumps(body).decode())
@@ -441,12 +509,18 @@ def test_upstream_key_never_reaches_records_api_or_logs(fake_upstream: FakeUpstr
 # --- run-time deployments -------------------------------------------------------------------
 
 
-def test_runtime_deployments_survive_a_restart(fake_upstream: FakeUpstream, make_config: Any,
-                                               start_server: Any) -> None:
+def test_runtime_deployments_survive_a_restart(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Any
+) -> None:
     config = make_config(deployments=[{"name": "gpt", "model": "gpt-4o-mini", "api_base": fake_upstream.base_url}])
     server = start_server(config)
-    definition = {"name": "rt", "api_base": fake_upstream.base_url, "model": "gpt-4o-mini", "provider": "openai",
-                  "price": {"input": 2.0, "output": 4.0}}
+    definition = {
+        "name": "rt",
+        "api_base": fake_upstream.base_url,
+        "model": "gpt-4o-mini",
+        "provider": "openai",
+        "price": {"input": 2.0, "output": 4.0},
+    }
     status, dep = server.api("POST", "/api/deployments", definition)
     assert status == 201 and dep["name"] == "rt" and dep["source"] == "api"
     assert dep["price"] == {"input": 2.0, "output": 4.0}
@@ -458,8 +532,19 @@ def test_runtime_deployments_survive_a_restart(fake_upstream: FakeUpstream, make
     assert status == 400
 
     # the CLI talks to the same API
-    added = run_cli("deploy", "add", "rt2", "--api-base", fake_upstream.base_url, "--model", "fake-model",
-                    "--price", '{"input": 1, "output": 1}', "--url", server.url)
+    added = run_cli(
+        "deploy",
+        "add",
+        "rt2",
+        "--api-base",
+        fake_upstream.base_url,
+        "--model",
+        "fake-model",
+        "--price",
+        '{"input": 1, "output": 1}',
+        "--url",
+        server.url,
+    )
     assert added.returncode == 0 and "added rt2" in added.stdout, added.stderr
     listed = run_cli("deploy", "list", "--json", "--url", server.url)
     assert listed.returncode == 0, listed.stderr
@@ -498,8 +583,9 @@ def test_runtime_deployments_survive_a_restart(fake_upstream: FakeUpstream, make
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_finishes_in_flight_requests_and_flushes(fake_upstream: FakeUpstream, make_config: Any,
-                                                        start_server: Any, sig: int) -> None:
+def test_signal_finishes_in_flight_requests_and_flushes(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Any, sig: int
+) -> None:
     n = 16
     config = make_config(deployments=[{"name": "slow", "model": "slow-stream", "api_base": fake_upstream.base_url}])
     server = start_server(config)
@@ -508,16 +594,23 @@ def test_signal_finishes_in_flight_requests_and_flushes(fake_upstream: FakeUpstr
 
     def call(i: int) -> str:  # each takes ~0.6 s upstream (3 tokens, 0.3 s apart)
         if i % 2:
-            return "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
-                model="slow", messages=MSGS, max_tokens=3, stream=True) if c.choices)
+            return "".join(
+                c.choices[0].delta.content or ""
+                for c in client.chat.completions.create(model="slow", messages=MSGS, max_tokens=3, stream=True)
+                if c.choices
+            )
         r = client.chat.completions.create(model="slow", messages=MSGS, max_tokens=3)
         return r.choices[0].message.content or ""
 
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         futures = [pool.submit(call, i) for i in range(n)]
-        wait_for(lambda: fake_upstream.stats()["models"].get("slow-stream", 0) - before >= n, 10,
-                 message="all requests in flight upstream")
+        wait_for(
+            lambda: fake_upstream.stats()["models"].get("slow-stream", 0) - before >= n,
+            10,
+            message="all requests in flight upstream",
+        )
         server.send_signal(sig)
+
         # it stops taking requests at once ...
         def refused() -> bool:
             try:

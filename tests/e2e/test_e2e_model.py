@@ -11,8 +11,7 @@ import pytest
 from tests.helpers import ServerProcess
 
 MODEL = "smollm2-135m-instruct"
-MSGS = [{"role": "system", "content": "You are a terse assistant."},
-        {"role": "user", "content": "Name one colour."}]
+MSGS = [{"role": "system", "content": "You are a terse assistant."}, {"role": "user", "content": "Name one colour."}]
 
 
 @pytest.mark.model
@@ -24,8 +23,16 @@ def test_embedded_smollm2_streamed_and_not(make_config: Any, tmp_path: Any) -> N
         assert whole.usage is not None and whole.usage.prompt_tokens > 0 and whole.usage.completion_tokens > 0
         assert whole.choices[0].message.content
 
-        chunks = list(client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=12, temperature=0,
-                                                     stream=True, stream_options={"include_usage": True}))
+        chunks = list(
+            client.chat.completions.create(
+                model=MODEL,
+                messages=MSGS,
+                max_tokens=12,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
         usage = chunks[-1].usage
         assert usage is not None and chunks[-1].choices == [] and usage.completion_tokens > 0
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

@@ -14,11 +14,16 @@ EMBED = "multilingual-e5-small"  # the lighter embedded model: its worker starts
 
 
 @pytest.mark.model
-def test_embedded_deployment_shows_embedded_not_its_worker_url(make_config: Any, fake_upstream: Any,
-                                                                tmp_path: Any) -> None:
-    config = make_config(deployments=[{"name": EMBED, "provider": "local"},
-                                      {"name": "remote", "model": "gpt-4o-mini", "api_base": fake_upstream.base_url}],
-                         local_threads=1)
+def test_embedded_deployment_shows_embedded_not_its_worker_url(
+    make_config: Any, fake_upstream: Any, tmp_path: Any
+) -> None:
+    config = make_config(
+        deployments=[
+            {"name": EMBED, "provider": "local"},
+            {"name": "remote", "model": "gpt-4o-mini", "api_base": fake_upstream.base_url},
+        ],
+        local_threads=1,
+    )
     with ServerProcess(config, log_dir=tmp_path / "server", startup_timeout=180) as server:
         status, listed = server.api("GET", "/api/deployments")
         assert status == 200

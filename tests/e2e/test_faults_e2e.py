@@ -35,11 +35,15 @@ def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
         {"name": "fail", "model": MODELS["fail"], "api_base": base, "max_retries": 1},
         {"name": "limited", "model": MODELS["limited"], "api_base": base, "max_retries": 1},
         {"name": "slow", "model": MODELS["slow"], "api_base": base, "chunk_timeout": 0.1},
-        {"name": "cached", "model": MODELS["cache"], "api_base": base, "cache_ttl": "10m",
-         "price": {"input": 1, "output": 2}},
+        {
+            "name": "cached",
+            "model": MODELS["cache"],
+            "api_base": base,
+            "cache_ttl": "10m",
+            "price": {"input": 1, "output": 2},
+        },
     ]
-    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"),
-                          deployments=deployments)
+    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), deployments=deployments)
     with ServerProcess(config, log_dir=tmp / "server") as srv:
         yield srv
 
@@ -53,8 +57,9 @@ def model_calls(fake: FakeUpstream, name: str) -> int:
     return int(fake.stats()["models"].get(MODELS[name], 0))
 
 
-def test_a_flaky_upstream_is_retried_to_success(server: ServerProcess, client: openai.OpenAI,
-                                                fake_upstream: FakeUpstream) -> None:
+def test_a_flaky_upstream_is_retried_to_success(
+    server: ServerProcess, client: openai.OpenAI, fake_upstream: FakeUpstream
+) -> None:
     out = client.chat.completions.create(model="flaky", messages=MSGS)  # type: ignore[arg-type]
     assert out.choices[0].message.content
     assert model_calls(fake_upstream, "flaky") == 3
@@ -63,8 +68,7 @@ def test_a_flaky_upstream_is_retried_to_success(server: ServerProcess, client: o
 
 
 def test_a_failing_upstream_is_passed_through_after_its_retries(server: ServerProcess) -> None:
-    status, body = http_json("POST", f"{server.base_url}/chat/completions",
-                             {"model": "fail", "messages": MSGS})
+    status, body = http_json("POST", f"{server.base_url}/chat/completions", {"model": "fail", "messages": MSGS})
     assert status == 500 and body["error"]["type"] == "server_error"
     [rec] = server.wait_for_records("fail", 1)
     assert (rec["status"], rec["http_status"], rec["retries"]) == ("error", 500, 1)
@@ -72,8 +76,7 @@ def test_a_failing_upstream_is_passed_through_after_its_retries(server: ServerPr
 
 def test_rate_limits_honour_retry_after(server: ServerProcess, fake_upstream: FakeUpstream) -> None:
     t = time.monotonic()
-    status, body = http_json("POST", f"{server.base_url}/chat/completions",
-                             {"model": "limited", "messages": MSGS})
+    status, body = http_json("POST", f"{server.base_url}/chat/completions", {"model": "limited", "messages": MSGS})
     elapsed = time.monotonic() - t
     assert status == 429 and body["error"]["code"] == "rate_limit_exceeded"
     assert elapsed >= 1.0  # Retry-After: 1
@@ -95,8 +98,9 @@ def test_a_stalled_stream_ends_with_an_error(server: ServerProcess, client: open
     assert rec["completion_tokens"] >= 0
 
 
-def test_identical_requests_are_answered_from_the_cache(server: ServerProcess, client: openai.OpenAI,
-                                                        fake_upstream: FakeUpstream) -> None:
+def test_identical_requests_are_answered_from_the_cache(
+    server: ServerProcess, client: openai.OpenAI, fake_upstream: FakeUpstream
+) -> None:
     first = client.chat.completions.with_raw_response.create(model="cached", messages=MSGS)  # type: ignore[arg-type]
     second = client.chat.completions.with_raw_response.create(model="cached", messages=MSGS)  # type: ignore[arg-type]
     assert first.headers["x-modelmeter-cache"] == "miss"

@@ -34,8 +34,7 @@ def deployments(fake: FakeUpstream, kinds: bool = False) -> list[dict[str, Any]]
     """``chat``, ``emb`` and ``acme/plain`` on the fake; with ``kinds``, the first two say their kind."""
     return [
         {"name": "chat", "model": "fake-model", "api_base": fake.base_url, "kind": "chat" if kinds else None},
-        {"name": "emb", "model": "fake-model", "api_base": fake.base_url,
-         "kind": "embedding" if kinds else None},
+        {"name": "emb", "model": "fake-model", "api_base": fake.base_url, "kind": "embedding" if kinds else None},
         {"name": "acme/plain", "model": "fake-model", "api_base": fake.base_url},
     ]
 
@@ -63,14 +62,18 @@ class Resp:
         return orjson.loads(self.content)
 
 
-def request(server: ServerProcess, method: str, path: str, body: bytes | None = None,
-            headers: Mapping[str, str | bytes] | None = None) -> Resp:
+def request(
+    server: ServerProcess,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str | bytes] | None = None,
+) -> Resp:
     """One raw HTTP request (http.client sends exactly these headers: no content type added, any
     Host, header bytes as given)."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        conn.putrequest(method, path, skip_host="host" in {k.lower() for k in headers or {}},
-                        skip_accept_encoding=True)
+        conn.putrequest(method, path, skip_host="host" in {k.lower() for k in headers or {}}, skip_accept_encoding=True)
         for name, value in (headers or {}).items():
             conn.putheader(name, value)
         if body is not None:
@@ -103,15 +106,23 @@ def db_bytes(db: Path) -> int:
 
 def test_non_ascii_tags_are_stored_as_sent(server: ServerProcess) -> None:
     tags = "équipe,日本語,naïve"
-    resp = post(server, "/v1/chat/completions", {"model": "chat", "messages": MSGS},
-                headers={"x-modelmeter-tags": tags.encode("utf-8")})
+    resp = post(
+        server,
+        "/v1/chat/completions",
+        {"model": "chat", "messages": MSGS},
+        headers={"x-modelmeter-tags": tags.encode("utf-8")},
+    )
     assert resp.status_code == 200, resp.text
     [rec] = server.wait_for_records("chat", 1, tag=urllib.parse.quote("équipe"))
     assert rec["tags"] == ["équipe", "日本語", "naïve"]
     assert server.records("chat", tag=urllib.parse.quote("日本語"))[0]["id"] == rec["id"]
     # Not UTF-8 (a latin-1 client): still stored, read as latin-1.
-    resp = post(server, "/v1/chat/completions", {"model": "chat", "messages": MSGS},
-                headers={"x-modelmeter-tags": "café-latin1".encode("latin-1")})
+    resp = post(
+        server,
+        "/v1/chat/completions",
+        {"model": "chat", "messages": MSGS},
+        headers={"x-modelmeter-tags": "café-latin1".encode("latin-1")},
+    )
     assert resp.status_code == 200
     assert server.wait_for_records("chat", 1, tag=urllib.parse.quote("café-latin1"))
 
@@ -120,7 +131,8 @@ def test_non_ascii_tags_are_stored_as_sent(server: ServerProcess) -> None:
 
 
 def test_wrong_kind_of_model_is_a_clear_400_before_the_upstream(
-        fake_upstream: FakeUpstream, make_config: Any, start_server: Callable[..., ServerProcess]) -> None:
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Callable[..., ServerProcess]
+) -> None:
     server = start_server(make_config(deployments(fake_upstream, kinds=True)))
     before = fake_upstream.stats()["requests"]
     client = sdk(server)
@@ -151,8 +163,13 @@ class Llama501:
 
     async def embeddings(self, request: web.Request) -> web.Response:
         self.calls += 1
-        body = {"error": {"code": 501, "message": "This server does not support embeddings. Start "
-                          "it with `--embeddings`", "type": "not_supported_error"}}
+        body = {
+            "error": {
+                "code": 501,
+                "message": "This server does not support embeddings. Start it with `--embeddings`",
+                "type": "not_supported_error",
+            }
+        }
         return web.json_response(body, status=501)
 
     @contextlib.contextmanager
@@ -170,8 +187,7 @@ class Llama501:
             await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
             ready.set()
 
-        thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()),
-                                  daemon=True)
+        thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
         thread.start()
         assert ready.wait(10)
         try:
@@ -183,11 +199,13 @@ class Llama501:
             thread.join(10)
 
 
-def test_upstream_501_is_not_retried_and_gets_a_string_code(make_config: Any,
-                                                            start_server: Callable[..., ServerProcess]) -> None:
+def test_upstream_501_is_not_retried_and_gets_a_string_code(
+    make_config: Any, start_server: Callable[..., ServerProcess]
+) -> None:
     with Llama501().running() as llama:
-        server = start_server(make_config([{"name": "llama", "model": "m", "api_base": llama.base_url,
-                                            "max_retries": 2}]))
+        server = start_server(
+            make_config([{"name": "llama", "model": "m", "api_base": llama.base_url, "max_retries": 2}])
+        )
         with pytest.raises(openai.APIStatusError) as exc:
             sdk(server).embeddings.create(model="llama", input="hi")
         assert exc.value.status_code == 501
@@ -215,12 +233,15 @@ def test_retrieve_a_model(server: ServerProcess) -> None:
     error_of(resp, 404, "model_not_found")
 
 
-def test_cors_only_for_configured_origins(fake_upstream: FakeUpstream, make_config: Any,
-                                          start_server: Callable[..., ServerProcess]) -> None:
+def test_cors_only_for_configured_origins(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Callable[..., ServerProcess]
+) -> None:
     server = start_server(make_config(deployments(fake_upstream), cors_origins=[ORIGIN]))
     url = "/v1/chat/completions"
-    preflight = {"access-control-request-method": "POST",
-                 "access-control-request-headers": "authorization, content-type"}
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+    }
     resp = request(server, "OPTIONS", url, headers={"origin": ORIGIN, **preflight})
     assert resp.status_code == 200, resp.text
     assert resp.headers["access-control-allow-origin"] == ORIGIN
@@ -231,15 +252,18 @@ def test_cors_only_for_configured_origins(fake_upstream: FakeUpstream, make_conf
     models = request(server, "GET", "/v1/models", headers={"origin": ORIGIN})
     assert models.headers["access-control-allow-origin"] == ORIGIN
     other = "https://evil.example"
-    assert "access-control-allow-origin" not in request(server, "OPTIONS", url,
-                                                         headers={"origin": other, **preflight}).headers
+    assert (
+        "access-control-allow-origin"
+        not in request(server, "OPTIONS", url, headers={"origin": other, **preflight}).headers
+    )
     resp = post(server, "/v1/chat/completions", {"model": "chat", "messages": MSGS}, headers={"origin": other})
     assert resp.status_code == 200 and "access-control-allow-origin" not in resp.headers
 
 
 def test_cors_is_off_by_default(server: ServerProcess) -> None:
-    resp = request(server, "OPTIONS", "/v1/chat/completions",
-                   headers={"origin": ORIGIN, "access-control-request-method": "POST"})
+    resp = request(
+        server, "OPTIONS", "/v1/chat/completions", headers={"origin": ORIGIN, "access-control-request-method": "POST"}
+    )
     assert "access-control-allow-origin" not in resp.headers
     ok = post(server, "/v1/chat/completions", {"model": "chat", "messages": MSGS}, headers={"origin": ORIGIN})
     assert ok.status_code == 200 and "access-control-allow-origin" not in ok.headers
@@ -248,8 +272,9 @@ def test_cors_is_off_by_default(server: ServerProcess) -> None:
 # --- #11.21 the registry without its database ----------------------------------------------------
 
 
-def test_unknown_model_is_a_clean_404_with_the_database_down(server: ServerProcess, make_config: Any,
-                                                             fake_upstream: FakeUpstream) -> None:
+def test_unknown_model_is_a_clean_404_with_the_database_down(
+    server: ServerProcess, make_config: Any, fake_upstream: FakeUpstream
+) -> None:
     db = make_config.db_path
     # The deployments table goes away (a database that fails): unknown models still answer 404.
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
@@ -262,23 +287,32 @@ def test_unknown_model_is_a_clean_404_with_the_database_down(server: ServerProce
     # The database is back and another process adds a deployment: picked up in the background.
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("ALTER TABLE deployments_gone RENAME TO deployments")
-        definition = orjson.dumps({"name": "late", "model": "fake-model",
-                                   "api_base": fake_upstream.base_url}).decode()
-        conn.execute("INSERT INTO deployments (name, definition, created_us) VALUES (?, ?, ?)",
-                     ("late", definition, int(time.time() * 1e6)))
-    wait_for(lambda: post(server, "/v1/chat/completions", {"model": "late", "messages": MSGS}).status_code
-             == 200, timeout=10, interval=0.2)
+        definition = orjson.dumps({"name": "late", "model": "fake-model", "api_base": fake_upstream.base_url}).decode()
+        conn.execute(
+            "INSERT INTO deployments (name, definition, created_us) VALUES (?, ?, ?)",
+            ("late", definition, int(time.time() * 1e6)),
+        )
+    wait_for(
+        lambda: post(server, "/v1/chat/completions", {"model": "late", "messages": MSGS}).status_code == 200,
+        timeout=10,
+        interval=0.2,
+    )
 
 
 # --- #18.3 rejected calls cannot fill the disk ---------------------------------------------------
 
 
-def test_rejected_calls_store_small_records(fake_upstream: FakeUpstream, make_config: Any,
-                                            start_server: Callable[..., ServerProcess]) -> None:
+def test_rejected_calls_store_small_records(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Callable[..., ServerProcess]
+) -> None:
     server = start_server(make_config(deployments(fake_upstream), require_keys=True))
     db = make_config.db_path
-    big = {"model": "chat", "messages": [{"role": "user", "content": "x" * 600_000}],
-           "metadata": {f"k{i}-{'y' * 100}": "v" * 30_000 for i in range(40)}, "user": "u" * 10_000}
+    big = {
+        "model": "chat",
+        "messages": [{"role": "user", "content": "x" * 600_000}],
+        "metadata": {f"k{i}-{'y' * 100}": "v" * 30_000 for i in range(40)},
+        "user": "u" * 10_000,
+    }
     raw = orjson.dumps(big)
     assert len(raw) > 1_800_000
     post(server, "/v1/chat/completions", {"model": "chat", "messages": []})  # the database files exist
@@ -300,13 +334,15 @@ def test_rejected_calls_store_small_records(fake_upstream: FakeUpstream, make_co
 
 
 def test_rejected_calls_beyond_the_budget_get_429_and_cheap_records(
-        fake_upstream: FakeUpstream, make_config: Any, start_server: Callable[..., ServerProcess]) -> None:
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Callable[..., ServerProcess]
+) -> None:
     server = start_server(make_config(deployments(fake_upstream), rejected_per_minute=5))
     body = {"model": "chat", "messages": MSGS, "metadata": {"note": "n" * 300}}
     statuses = []
     for i in range(8):
-        resp = post(server, "/v1/chat/completions", body, headers={"content-type": "text/plain",
-                                                                     "x-modelmeter-tags": f"rj{i}"})
+        resp = post(
+            server, "/v1/chat/completions", body, headers={"content-type": "text/plain", "x-modelmeter-tags": f"rj{i}"}
+        )
         statuses.append(resp.status_code)
         if resp.status_code == 429:
             error_of(resp, 429, "too_many_rejected_requests")
@@ -323,8 +359,9 @@ def test_rejected_calls_beyond_the_budget_get_429_and_cheap_records(
 # --- #18.11 a deployment pointing at the gateway itself ------------------------------------------
 
 
-def test_a_deployment_pointing_at_the_gateway_is_refused(fake_upstream: FakeUpstream, make_config: Any,
-                                                         start_server: Callable[..., ServerProcess]) -> None:
+def test_a_deployment_pointing_at_the_gateway_is_refused(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Callable[..., ServerProcess]
+) -> None:
     port = free_port()
     deps = [*deployments(fake_upstream), {"name": "loop", "model": "loop", "api_base": f"http://127.0.0.1:{port}/v1"}]
     server = start_server(make_config(deps), port=port)
@@ -344,8 +381,9 @@ def test_a_deployment_pointing_at_the_gateway_is_refused(fake_upstream: FakeUpst
 
 
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
-def test_non_json_content_types_are_refused(server: ServerProcess, fake_upstream: FakeUpstream,
-                                            ctype: str | None) -> None:
+def test_non_json_content_types_are_refused(
+    server: ServerProcess, fake_upstream: FakeUpstream, ctype: str | None
+) -> None:
     raw = orjson.dumps({"model": "chat", "messages": MSGS})
     headers = {"content-type": ctype} if ctype else {}
     resp = request(server, "POST", "/v1/chat/completions", raw, headers)
@@ -357,8 +395,9 @@ def test_non_json_content_types_are_refused(server: ServerProcess, fake_upstream
     assert ok.status_code == 200
 
 
-def test_loopback_server_answers_only_loopback_host_names(fake_upstream: FakeUpstream, make_config: Any,
-                                                          start_server: Callable[..., ServerProcess]) -> None:
+def test_loopback_server_answers_only_loopback_host_names(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Callable[..., ServerProcess]
+) -> None:
     server = start_server(make_config(deployments(fake_upstream)), args=("--no-auth",))
     body = orjson.dumps({"model": "chat", "messages": MSGS})
     for host in ("evil.example", f"rebind.attacker.test:{server.port}", "127.0.0.1.nip.io"):

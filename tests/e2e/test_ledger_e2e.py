@@ -25,8 +25,7 @@ RUN = uuid.uuid4().hex[:8]
 NO_DONE = f"ledger-{RUN}-no-done"
 SLOW_MS = 1500  # the slow fake's time to answer
 # What the fake answers as, for each model it is asked for (a router substituting models).
-ANSWER_AS = {"gpt-4o-mini": "gpt-4o", "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
-             "gpt-4.1-nano": f"mystery-model-{RUN}"}
+ANSWER_AS = {"gpt-4o-mini": "gpt-4o", "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano": f"mystery-model-{RUN}"}
 PRICE = {"input": 1, "output": 2}  # USD per million tokens
 
 
@@ -34,14 +33,17 @@ PRICE = {"input": 1, "output": 2}  # USD per million tokens
 def fakes() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
     """One fake that answers with other model ids and sends OpenAI's headers; one slow one."""
     answer_as = ",".join(f"{k}={v}" for k, v in ANSWER_AS.items())
-    with (FakeUpstream(env={"FAKE_ANSWER_AS": answer_as, "FAKE_UPSTREAM_HEADERS": "1"}) as openai_like,
-          FakeUpstream(env={"FAKE_TTFT_MS": str(SLOW_MS)}) as slow):
+    with (
+        FakeUpstream(env={"FAKE_ANSWER_AS": answer_as, "FAKE_UPSTREAM_HEADERS": "1"}) as openai_like,
+        FakeUpstream(env={"FAKE_TTFT_MS": str(SLOW_MS)}) as slow,
+    ):
         yield openai_like, slow
 
 
 @pytest.fixture(scope="module")
-def server(fake_upstream: FakeUpstream, fakes: tuple[FakeUpstream, FakeUpstream],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    fake_upstream: FakeUpstream, fakes: tuple[FakeUpstream, FakeUpstream], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("ledger")
     like, slow = fakes[0].base_url, fakes[1].base_url
     deployments: list[dict[str, Any]] = [
@@ -53,11 +55,16 @@ def server(fake_upstream: FakeUpstream, fakes: tuple[FakeUpstream, FakeUpstream]
         {"name": "plain", "model": f"ledger-{RUN}", "api_base": fake_upstream.base_url, "price": PRICE},
         {"name": "no-done", "model": NO_DONE, "api_base": fake_upstream.base_url, "price": PRICE},
         {"name": "slow", "model": "fake-model", "api_base": slow, "price": PRICE},
-        {"name": "slow-timeout", "model": "fake-model", "api_base": slow, "price": PRICE,
-         "timeout": 0.5, "max_retries": 0},
+        {
+            "name": "slow-timeout",
+            "model": "fake-model",
+            "api_base": slow,
+            "price": PRICE,
+            "timeout": 0.5,
+            "max_retries": 0,
+        },
     ]
-    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"),
-                          deployments=deployments)
+    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), deployments=deployments)
     with ServerProcess(config, log_dir=tmp / "server") as srv:
         yield srv
 
@@ -67,8 +74,7 @@ def client(server: ServerProcess, timeout: float = 20) -> openai.OpenAI:
 
 
 def spend(model: str, prompt: int, completion: int) -> Decimal:
-    return Pricer().cost(provider="openai", model=model, prompt_tokens=prompt,
-                         completion_tokens=completion).spend
+    return Pricer().cost(provider="openai", model=model, prompt_tokens=prompt, completion_tokens=completion).spend
 
 
 def only_record(server: ServerProcess, deployment: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -77,6 +83,7 @@ def only_record(server: ServerProcess, deployment: str, timeout: float = 10.0) -
 
 
 # --- 1. pricing follows the configured model ------------------------------------------------
+
 
 def test_an_upstream_answering_another_model_is_priced_as_the_configured_one(server: ServerProcess) -> None:
     r = client(server).chat.completions.create(model="mini", messages=MSGS)  # type: ignore[arg-type]
@@ -108,9 +115,13 @@ def test_an_unknown_answered_id_is_not_priced_at_zero(server: ServerProcess) -> 
 
 # --- 2. a complete stream without [DONE] ------------------------------------------------------
 
+
 def test_a_complete_stream_without_done_is_a_success(server: ServerProcess) -> None:
-    chunks = list(client(server).chat.completions.create(
-        model="no-done", messages=MSGS, stream=True, stream_options={"include_usage": True}))  # type: ignore[arg-type]
+    chunks = list(
+        client(server).chat.completions.create(
+            model="no-done", messages=MSGS, stream=True, stream_options={"include_usage": True}
+        )
+    )  # type: ignore[arg-type]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT7
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 7
     rec = only_record(server, "no-done")
@@ -119,6 +130,7 @@ def test_a_complete_stream_without_done_is_a_success(server: ServerProcess) -> N
 
 
 # --- 3. abandoned non-streamed calls ----------------------------------------------------------
+
 
 def test_a_client_that_hangs_up_leaves_a_record_of_the_real_usage(server: ServerProcess) -> None:
     t = time.monotonic()
@@ -147,6 +159,7 @@ def test_a_gateway_timeout_estimates_the_prompt(server: ServerProcess) -> None:
 
 
 # --- 4. x-request-id and the upstream's headers -----------------------------------------------
+
 
 def test_the_upstreams_request_id_and_rate_limit_headers_reach_the_client(server: ServerProcess) -> None:
     raw = client(server).chat.completions.with_raw_response.create(model="mini", messages=MSGS)  # type: ignore[arg-type]
@@ -185,14 +198,24 @@ def test_without_an_upstream_request_id_the_answers_own_id_is_returned(server: S
 
 # --- 5. the stored body of a streamed call ----------------------------------------------------
 
+
 def test_a_streamed_calls_stored_body_holds_what_the_client_received(server: ServerProcess) -> None:
     stream = client(server).chat.completions.create(
-        model="lp", messages=MSGS, stream=True, logprobs=True, top_logprobs=1,  # type: ignore[arg-type]
-        stream_options={"include_usage": True})
+        model="lp",
+        messages=MSGS,
+        stream=True,
+        logprobs=True,
+        top_logprobs=1,  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     stored = only_record(server, "lp")["response"]
-    sent_logprobs = [lp.model_dump() for c in chunks if c.choices and c.choices[0].logprobs
-                     for lp in c.choices[0].logprobs.content or ()]
+    sent_logprobs = [
+        lp.model_dump()
+        for c in chunks
+        if c.choices and c.choices[0].logprobs
+        for lp in c.choices[0].logprobs.content or ()
+    ]
     assert len(sent_logprobs) == 7
     choice = stored["choices"][0]
     assert choice["logprobs"]["content"] == sent_logprobs

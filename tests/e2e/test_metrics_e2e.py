@@ -31,8 +31,13 @@ def deployments(base_url: str) -> list[dict[str, Any]]:
     """A priced model whose fake usage has cached and reasoning tokens (so no token type is always
     0), and one whose upstream always answers 500 (no retries: one call, one record)."""
     return [
-        {"name": "chat", "model": "fake-cached-reasoning", "provider": "acme", "api_base": base_url,
-         "price": {"input": 1.5, "cached_input": 0.5, "output": 6.0}},
+        {
+            "name": "chat",
+            "model": "fake-cached-reasoning",
+            "provider": "acme",
+            "api_base": base_url,
+            "price": {"input": 1.5, "cached_input": 0.5, "output": 6.0},
+        },
         {"name": "fail", "model": "fail-500", "provider": "acme", "api_base": base_url, "max_retries": 0},
     ]
 
@@ -41,8 +46,11 @@ def scrape(server: ServerProcess) -> Samples:
     status, text = server.api("GET", "/metrics")
     assert status == 200, text
     assert isinstance(text, str), text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def total(samples: Samples, name: str, **labels: str) -> float:
@@ -66,8 +74,11 @@ def test_metrics_match_usage_api(fake_upstream: FakeUpstream, make_config: Any, 
     # The writer commits a batch before its listener feeds /metrics: wait for that too. On a
     # timeout the assertions below show what /metrics holds.
     with contextlib.suppress(TimeoutError):
-        wait_for(lambda: total(scrape(server), "modelmeter_requests_total") >= N, timeout=10,
-                 message="/metrics counting every stored call")
+        wait_for(
+            lambda: total(scrape(server), "modelmeter_requests_total") >= N,
+            timeout=10,
+            message="/metrics counting every stored call",
+        )
     samples = scrape(server)
 
     for dep in ("chat", "fail"):
@@ -77,16 +88,21 @@ def test_metrics_match_usage_api(fake_upstream: FakeUpstream, make_config: Any, 
         succeeded = total(samples, "modelmeter_requests_total", deployment=dep, status="success")
         assert summary["requests"] > 0, summary
         assert (requests, succeeded, requests - succeeded) == (
-            summary["requests"], summary["succeeded"], summary["failed"]), (dep, summary)
+            summary["requests"],
+            summary["succeeded"],
+            summary["failed"],
+        ), (dep, summary)
         tokens = {t: total(samples, "modelmeter_tokens_total", deployment=dep, type=t) for t in TOKEN_TYPES}
         assert tokens == {t: summary[f"{t}_tokens"] for t in TOKEN_TYPES}, (dep, summary)
         assert total(samples, "modelmeter_spend_usd_total", deployment=dep) == pytest.approx(
-            summary["spend"], rel=1e-9, abs=1e-12), (dep, summary)
+            summary["spend"], rel=1e-9, abs=1e-12
+        ), (dep, summary)
         assert total(samples, "modelmeter_request_latency_seconds_count", deployment=dep) == requests
         # avg_latency_ms is rounded to 0.001 ms: allow that half-unit on each of the requests (and a
         # hair more for float sums: the error can sit exactly on the bound).
         assert total(samples, "modelmeter_request_latency_seconds_sum", deployment=dep) == pytest.approx(
-            summary["avg_latency_ms"] * requests / 1000, abs=0.000501 * requests / 1000), (dep, summary)
+            summary["avg_latency_ms"] * requests / 1000, abs=0.000501 * requests / 1000
+        ), (dep, summary)
 
     # The fake usage makes every token type of "chat" nonzero and prices it, so a series missing
     # from /metrics cannot pass as an agreeing 0.

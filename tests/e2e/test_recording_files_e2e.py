@@ -29,13 +29,18 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_database_files_are_private(usual_umask: None, fake_upstream: FakeUpstream, make_config: Any,
-                                    start_server: Any) -> None:
-    config = make_config(deployments=[{"name": "chat", "model": "gpt-4o-mini", "provider": "openai",
-                                       "api_base": fake_upstream.base_url}])
+def test_database_files_are_private(
+    usual_umask: None, fake_upstream: FakeUpstream, make_config: Any, start_server: Any
+) -> None:
+    config = make_config(
+        deployments=[{"name": "chat", "model": "gpt-4o-mini", "provider": "openai", "api_base": fake_upstream.base_url}]
+    )
     server = start_server(config)
-    status, _ = http_json("POST", server.base_url + "/chat/completions",
-                          {"model": "chat", "messages": [{"role": "user", "content": "hi"}]})
+    status, _ = http_json(
+        "POST",
+        server.base_url + "/chat/completions",
+        {"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert status == 200
     server.wait_for_records("chat", 1)
     db = Path(make_config.db_path)

@@ -27,14 +27,21 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     tmp: Path = tmp_path_factory.mktemp(f"api-input-{request.param}")
     with fresh_pg_database() if request.param == "postgresql" else contextlib.nullcontext(None) as pg:
         database = pg or sqlite_url(tmp / "modelmeter.db")
-        cfg = write_config(tmp / "modelmeter.toml", database=database,
-                           deployments=[{"name": "chat", "model": "gpt-4o-mini", "api_base": closed_port_url()}])
+        cfg = write_config(
+            tmp / "modelmeter.toml",
+            database=database,
+            deployments=[{"name": "chat", "model": "gpt-4o-mini", "api_base": closed_port_url()}],
+        )
         with ServerProcess(cfg, log_dir=tmp / "logs") as srv:
             yield srv
 
 
-ROUTES = ["/api/deployments/chat/usage", "/api/deployments/chat/usage/timeseries",
-          "/api/deployments/chat/requests", "/api/deployments/chat/requests/export"]
+ROUTES = [
+    "/api/deployments/chat/usage",
+    "/api/deployments/chat/usage/timeseries",
+    "/api/deployments/chat/requests",
+    "/api/deployments/chat/requests/export",
+]
 FAR_WINDOWS = [
     "start=0001-01-01T00:00:00&end=9999-12-31T23:59:59",
     "start=0001-01-01T00:00:00%2B14:00&end=2026-01-01",
@@ -60,8 +67,8 @@ NUL = [
 ]
 HUGE_CURSORS = [
     f"/api/deployments/chat/requests?cursor={_cursor('9' * 30 + ':x')}",
-    f"/api/deployments/chat/requests?cursor={_cursor(str(2 ** 63) + ':x')}",
-    f"/api/deployments/chat/requests?cursor={_cursor(str(-(2 ** 63) - 1) + ':x')}",
+    f"/api/deployments/chat/requests?cursor={_cursor(str(2**63) + ':x')}",
+    f"/api/deployments/chat/requests?cursor={_cursor(str(-(2**63) - 1) + ':x')}",
     f"/api/deployments/chat/requests?after={_cursor('9' * 30 + ':x')}",
 ]
 

@@ -59,9 +59,18 @@ def test_bad_definitions_are_refused_over_http(server: ServerProcess, raw: bytes
 
 
 def test_good_definition_with_limits_at_the_edges_is_kept(server: ServerProcess) -> None:
-    status, body = server.api("POST", "/api/deployments", {
-        "name": "org/model-1", "api_base": BASE, "timeout": 86400, "max_retries": 10, "connect_timeout": 0.5,
-        "cache_ttl": "10m"})
+    status, body = server.api(
+        "POST",
+        "/api/deployments",
+        {
+            "name": "org/model-1",
+            "api_base": BASE,
+            "timeout": 86400,
+            "max_retries": 10,
+            "connect_timeout": 0.5,
+            "cache_ttl": "10m",
+        },
+    )
     assert status == 201, body
     assert server.api("DELETE", "/api/deployments/org/model-1")[0] == 204
 
@@ -85,12 +94,15 @@ def test_cli_deploy_add_refuses_route_like_names(server: ServerProcess) -> None:
 
 def _store(db_path: object, name: str, definition: bytes) -> None:
     with sqlite3.connect(str(db_path)) as conn:
-        conn.execute("INSERT INTO deployments (name, definition, created_us) VALUES (?, ?, ?)",
-                     (name, definition.decode(), int(time.time() * 1e6)))
+        conn.execute(
+            "INSERT INTO deployments (name, definition, created_us) VALUES (?, ?, ?)",
+            (name, definition.decode(), int(time.time() * 1e6)),
+        )
 
 
 def test_stored_definitions_no_longer_valid_can_be_deleted_and_re_added(
-        make_config: ConfigWriter, start_server: Callable[..., ServerProcess]) -> None:
+    make_config: ConfigWriter, start_server: Callable[..., ServerProcess]
+) -> None:
     server = start_server(make_config(deployments=[{"name": "chat", "model": "gpt-4o-mini", "api_base": BASE}]))
     ghosts: dict[str, Any] = {
         "ghost": {"name": "ghost", "api_base": BASE, "timeout": -1},

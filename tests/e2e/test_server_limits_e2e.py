@@ -28,7 +28,7 @@ def _closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") ->
     while time.monotonic() - began < seconds:
         if sent < len(trickle):
             with contextlib.suppress(OSError):
-                sock.sendall(trickle[sent:sent + 1])
+                sock.sendall(trickle[sent : sent + 1])
             sent += 1
         try:
             chunk = sock.recv(4096)
@@ -67,15 +67,15 @@ def _healthz_from(port: int, source: str) -> int:
 
 
 def test_a_connection_that_sends_nothing_is_closed_by_default(
-        make_config: ConfigWriter, start_server: Callable[..., ServerProcess]) -> None:
+    make_config: ConfigWriter, start_server: Callable[..., ServerProcess]
+) -> None:
     server = start_server(make_config(deployments=[]))
     with socket.create_connection(("127.0.0.1", server.port)) as idle:
         took, _ = _closed_within(idle, 10 + 5)  # the default header timeout is 10 s
     assert took > 9
 
 
-def test_slowloris_headers_are_cut_off(make_config: ConfigWriter,
-                                       start_server: Callable[..., ServerProcess]) -> None:
+def test_slowloris_headers_are_cut_off(make_config: ConfigWriter, start_server: Callable[..., ServerProcess]) -> None:
     server = start_server(make_config(deployments=[], header_timeout=2))
     headers = b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + b"x-slow: " + b"a" * 200 + b"\r\n\r\n"
     with socket.create_connection(("127.0.0.1", server.port)) as slow:
@@ -86,29 +86,33 @@ def test_slowloris_headers_are_cut_off(make_config: ConfigWriter,
     assert http_json("GET", f"{server.url}/healthz")[0] == 200
 
 
-def test_a_stalled_body_is_cut_off(make_config: ConfigWriter,
-                                   start_server: Callable[..., ServerProcess]) -> None:
+def test_a_stalled_body_is_cut_off(make_config: ConfigWriter, start_server: Callable[..., ServerProcess]) -> None:
     server = start_server(make_config(deployments=[], body_timeout=2))
     with socket.create_connection(("127.0.0.1", server.port)) as slow:
-        slow.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                     b"content-length: 1000\r\n\r\n{\"model\": ")
+        slow.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b'content-length: 1000\r\n\r\n{"model": '
+        )
         took, _ = _closed_within(slow, 2 + 3)
     assert took > 1.5, took
     # a body that keeps coming, slowly but without a long pause, is not cut off
     body = b'{"model": "nope", "messages": []}'
     with socket.create_connection(("127.0.0.1", server.port)) as steady:
-        steady.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                       b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n")
+        steady.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
         for i in range(0, len(body), 4):
-            steady.sendall(body[i:i + 4])
+            steady.sendall(body[i : i + 4])
             time.sleep(0.15)  # 9 pauses: ~1.3 s in all, each well under the 2 s body timeout
         steady.settimeout(10)
         answer = steady.recv(4096)
     assert answer.startswith(b"HTTP/1.1 404"), answer  # answered: an unknown model
 
 
-def test_one_address_cannot_take_every_connection(make_config: ConfigWriter,
-                                                  start_server: Callable[..., ServerProcess]) -> None:
+def test_one_address_cannot_take_every_connection(
+    make_config: ConfigWriter, start_server: Callable[..., ServerProcess]
+) -> None:
     server = start_server(make_config(deployments=[], max_connections_per_client=20, header_timeout=60))
     with _connections(server.port, 20):
         time.sleep(0.2)  # let the server accept them all
@@ -135,10 +139,19 @@ def test_serve_raises_its_open_files_limit_to_the_hard_limit(make_config: Config
     def low_soft_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
 
-    command = [sys.executable, "-m", "modelmeter.cli.main", "serve", "--config", str(make_config(deployments=[])),
-               "--port", str(free_port)]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=low_soft_limit)
+    command = [
+        sys.executable,
+        "-m",
+        "modelmeter.cli.main",
+        "serve",
+        "--config",
+        str(make_config(deployments=[])),
+        "--port",
+        str(free_port),
+    ]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=low_soft_limit
+    )
     try:
         wait_for(lambda: _answers(free_port), 60, interval=0.1, message="serving")
         limits = Path(f"/proc/{proc.pid}/limits").read_text()

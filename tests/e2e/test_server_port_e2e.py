@@ -52,8 +52,7 @@ def test_port_that_is_not_a_number_in_the_config_is_refused(make_config: ConfigW
     assert took < 10
 
 
-def test_port_in_use_fails_before_models_start_or_links_print(make_config: ConfigWriter,
-                                                               tmp_path: Path) -> None:
+def test_port_in_use_fails_before_models_start_or_links_print(make_config: ConfigWriter, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -68,10 +67,17 @@ def test_port_in_use_fails_before_models_start_or_links_print(make_config: Confi
 
 def test_port_zero_serves_on_the_port_it_prints(make_config: ConfigWriter, tmp_path: Path) -> None:
     """What is printed is where it listens (the printed port used to differ from the real one)."""
-    command = [sys.executable, "-m", "modelmeter.cli.main", "serve", "--config",
-               str(make_config(deployments=[])), "--port", "0"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
+    command = [
+        sys.executable,
+        "-m",
+        "modelmeter.cli.main",
+        "serve",
+        "--config",
+        str(make_config(deployments=[])),
+        "--port",
+        "0",
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert proc.stderr is not None
         first = proc.stderr.readline()

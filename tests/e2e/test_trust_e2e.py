@@ -19,7 +19,8 @@ from tests.helpers import ROOT, ServerProcess, http_json, run_cli, wait_for
 
 
 def test_first_start_generates_a_key_prints_its_url_and_stores_only_its_hash(
-        make_config: Any, start_server: Any, tmp_path: Path) -> None:
+    make_config: Any, start_server: Any, tmp_path: Path
+) -> None:
     config = make_config(deployments=[])
     server = ServerProcess(config, log_dir=tmp_path / "s1")
     os_env = os.environ.pop("MODELMETER_ADMIN_KEY")  # no key given: the server must make one
@@ -31,8 +32,11 @@ def test_first_start_generates_a_key_prints_its_url_and_stores_only_its_hash(
         status, _ = http_json("GET", f"{server.url}/api/deployments", headers={"authorization": f"Bearer {key}"})
         assert status == 200
         server.stop()
-        stored = sqlite3.connect(make_config.db_path).execute(
-            "SELECT value FROM server_settings WHERE name LIKE 'admin%'").fetchall()
+        stored = (
+            sqlite3.connect(make_config.db_path)
+            .execute("SELECT value FROM server_settings WHERE name LIKE 'admin%'")
+            .fetchall()
+        )
         assert len(stored) == 1 and key not in stored[0][0]  # a hash, not the key
         # The next start reuses the stored hash and prints no key.
         again = ServerProcess(config, log_dir=tmp_path / "s2").start()
@@ -44,9 +48,23 @@ def test_first_start_generates_a_key_prints_its_url_and_stores_only_its_hash(
 
 
 def test_no_auth_refuses_a_non_loopback_address(make_config: Any) -> None:
-    done = subprocess.run([sys.executable, "-m", "modelmeter.cli.main", "serve", "--config",
-                           str(make_config(deployments=[])), "--host", "0.0.0.0", "--no-auth"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelmeter.cli.main",
+            "serve",
+            "--config",
+            str(make_config(deployments=[])),
+            "--host",
+            "0.0.0.0",
+            "--no-auth",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "--no-auth" in done.stderr and "loopback" in done.stderr
 
@@ -58,8 +76,10 @@ def test_no_auth_on_loopback_opens_the_api(make_config: Any, start_server: Any) 
 
 @pytest.fixture
 def keyed(make_config: Any, start_server: Any, fake_upstream: FakeUpstream) -> ServerProcess:
-    config = make_config(require_keys=True, deployments=[
-        {"name": "gpt", "model": "gpt-4o-mini", "provider": "openai", "api_base": fake_upstream.base_url}])
+    config = make_config(
+        require_keys=True,
+        deployments=[{"name": "gpt", "model": "gpt-4o-mini", "provider": "openai", "api_base": fake_upstream.base_url}],
+    )
     server: ServerProcess = start_server(config)
     return server
 

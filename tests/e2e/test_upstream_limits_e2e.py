@@ -32,23 +32,26 @@ def _deployments(base: str) -> list[dict[str, Any]]:
     creds_base = closed_port_url().replace("http://", f"https://user:{URL_PASSWORD}@")
     return [
         {"name": "embed", "model": "fake-model", "api_base": base, "timeout": 15},
-        {"name": "embed-capped", "model": "fake-model", "api_base": base, "timeout": 15,
-         "max_response_bytes": 1_000_000},
-        {"name": "echo", "model": "x-echo-key", "api_base": base, "api_key_env": KEY_ENV,
-         "max_retries": 0},
+        {
+            "name": "embed-capped",
+            "model": "fake-model",
+            "api_base": base,
+            "timeout": 15,
+            "max_response_bytes": 1_000_000,
+        },
+        {"name": "echo", "model": "x-echo-key", "api_base": base, "api_key_env": KEY_ENV, "max_retries": 0},
         {"name": "creds", "model": "m", "api_base": creds_base, "max_retries": 0},
-        {"name": "endless", "model": "x-endless-stream", "api_base": base, "timeout": 30,
-         "max_stream_seconds": 1.5},
-        {"name": "flood", "model": "x-endless-stream", "api_base": base, "timeout": 30,
-         "max_stream_bytes": 20_000},
+        {"name": "endless", "model": "x-endless-stream", "api_base": base, "timeout": 30, "max_stream_seconds": 1.5},
+        {"name": "flood", "model": "x-endless-stream", "api_base": base, "timeout": 30, "max_stream_bytes": 20_000},
     ]
 
 
 @pytest.fixture(scope="module")
 def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("limits")
-    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"),
-                          deployments=_deployments(fake_upstream.base_url))
+    config = write_config(
+        tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), deployments=_deployments(fake_upstream.base_url)
+    )
     with ServerProcess(config, log_dir=tmp / "server", env={KEY_ENV: UPSTREAM_KEY}) as srv:
         yield srv
 
@@ -78,8 +81,7 @@ def test_a_large_non_streamed_answer_passes_through(server: ServerProcess) -> No
     """#1: 400 float embeddings, ~3 MB of JSON from a plain-http upstream: before, the lean client
     stopped reading above 1 MiB and the call ended in a 504 at the deployment's timeout."""
     t0 = time.monotonic()
-    raw = client_of(server).embeddings.with_raw_response.create(
-        model="embed", input=BATCH, encoding_format="float")
+    raw = client_of(server).embeddings.with_raw_response.create(model="embed", input=BATCH, encoding_format="float")
     elapsed = time.monotonic() - t0
     out = raw.parse()
     assert len(raw.http_response.content) > 2 * MiB
@@ -108,8 +110,7 @@ def test_an_endless_stream_ends_at_max_stream_seconds_with_its_tokens(server: Se
     pieces: list[str] = []
     t0 = time.monotonic()
     with pytest.raises(openai.APIError) as info:
-        for chunk in client_of(server).chat.completions.create(
-                model="endless", messages=MSGS, stream=True):  # type: ignore[arg-type]
+        for chunk in client_of(server).chat.completions.create(model="endless", messages=MSGS, stream=True):  # type: ignore[arg-type]
             if chunk.choices and chunk.choices[0].delta.content:
                 pieces.append(chunk.choices[0].delta.content)
     elapsed = time.monotonic() - t0
@@ -124,8 +125,7 @@ def test_an_endless_stream_ends_at_max_stream_seconds_with_its_tokens(server: Se
 def test_a_flooding_stream_ends_at_max_stream_bytes(server: ServerProcess) -> None:
     t0 = time.monotonic()
     with pytest.raises(openai.APIError) as info:
-        for _ in client_of(server).chat.completions.create(
-                model="flood", messages=MSGS, stream=True):  # type: ignore[arg-type]
+        for _ in client_of(server).chat.completions.create(model="flood", messages=MSGS, stream=True):  # type: ignore[arg-type]
             pass
     assert time.monotonic() - t0 < 10.0
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "upstream_stream_too_large"
@@ -139,8 +139,7 @@ def _text_everywhere(server: ServerProcess, deployment: str, answer: str) -> str
     list and the server's log."""
     rec = only_record(server, deployment)
     listing = server.api("GET", "/api/deployments")[1]
-    return "\n".join([answer, orjson.dumps(rec).decode(), orjson.dumps(listing).decode(),
-                      server.stdout, server.stderr])
+    return "\n".join([answer, orjson.dumps(rec).decode(), orjson.dumps(listing).decode(), server.stdout, server.stderr])
 
 
 def test_an_upstream_echoing_its_key_leaks_it_nowhere(server: ServerProcess) -> None:
@@ -167,13 +166,13 @@ def test_a_password_in_api_base_shows_nowhere(server: ServerProcess) -> None:
 
 
 def _fresh(start_server: Any, make_config: Any, fake_upstream: FakeUpstream, model: str) -> ServerProcess:
-    dep = {"name": "hostile", "model": model, "api_base": fake_upstream.base_url, "timeout": 30,
-           "max_retries": 0}
+    dep = {"name": "hostile", "model": model, "api_base": fake_upstream.base_url, "timeout": 30, "max_retries": 0}
     return start_server(make_config(deployments=[dep]))  # type: ignore[no-any-return]
 
 
-def test_a_gzip_bomb_is_cut_at_max_response_bytes(start_server: Any, make_config: Any,
-                                                  fake_upstream: FakeUpstream) -> None:
+def test_a_gzip_bomb_is_cut_at_max_response_bytes(
+    start_server: Any, make_config: Any, fake_upstream: FakeUpstream
+) -> None:
     """#7: ~250 KB of gzip inflating to 256 MiB; the default max_response_bytes is 64 MiB."""
     server = _fresh(start_server, make_config, fake_upstream, "x-gzip-bomb")
     before = peak_rss(server)
@@ -189,15 +188,15 @@ def test_a_gzip_bomb_is_cut_at_max_response_bytes(start_server: Any, make_config
     assert rec["status"] == "error" and rec["http_status"] == 502
 
 
-def test_an_event_without_end_is_cut_at_max_event_bytes(start_server: Any, make_config: Any,
-                                                        fake_upstream: FakeUpstream) -> None:
+def test_an_event_without_end_is_cut_at_max_event_bytes(
+    start_server: Any, make_config: Any, fake_upstream: FakeUpstream
+) -> None:
     """#7: ``data: xxxx…`` forever without a blank line (it reached 6 GB in 20 s)."""
     server = _fresh(start_server, make_config, fake_upstream, "x-sse-no-blank")
     before = peak_rss(server)
     t0 = time.monotonic()
     with pytest.raises(openai.APIError) as info:
-        for _ in client_of(server).chat.completions.create(
-                model="hostile", messages=MSGS, stream=True):  # type: ignore[arg-type]
+        for _ in client_of(server).chat.completions.create(model="hostile", messages=MSGS, stream=True):  # type: ignore[arg-type]
             pass
     assert time.monotonic() - t0 < 15.0
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "upstream_event_too_large"

@@ -56,8 +56,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
 
 def split_of(seen: set[int]) -> tuple[int, int] | None:
     """Two of the seen counts, both above 0, that add up to N: one per worker."""
-    return next(((a, b) for a, b in itertools.combinations_with_replacement(sorted(seen), 2)
-                 if a > 0 and a + b == N), None)
+    return next(
+        ((a, b) for a, b in itertools.combinations_with_replacement(sorted(seen), 2) if a > 0 and a + b == N), None
+    )
 
 
 def per_worker_written(server: ServerProcess) -> set[int]:
@@ -77,8 +78,9 @@ def per_worker_written(server: ServerProcess) -> set[int]:
     return seen
 
 
-def test_two_workers_record_every_call_once(fake_upstream: FakeUpstream, make_config: Any, start_server: Any,
-                                            database: tuple[str, str], tmp_path: Path) -> None:
+def test_two_workers_record_every_call_once(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Any, database: tuple[str, str], tmp_path: Path
+) -> None:
     url, db = database
     config = make_config(deployments=deployments(fake_upstream.base_url), database=url)
     # MODELMETER_HOME holds a PostgreSQL server's spool: keep it to this test.
@@ -86,8 +88,11 @@ def test_two_workers_record_every_call_once(fake_upstream: FakeUpstream, make_co
     # /healthz answers once the first worker is up; a load started then would keep its
     # connections on that worker alone.
     try:
-        wait_for(lambda: server.stderr.count("Application startup complete.") >= 2, timeout=30,
-                 message="both workers started")
+        wait_for(
+            lambda: server.stderr.count("Application startup complete.") >= 2,
+            timeout=30,
+            message="both workers started",
+        )
     except TimeoutError:  # show what the workers said (a CI run once timed out here)
         raise AssertionError(f"both workers did not start within 30 s:\n{server.stderr[-4000:]}") from None
 

@@ -112,17 +112,28 @@ def _error(msg: str, status: int = 400, kind: str = "invalid_request_error", cod
 
 def _logprob(i: int) -> dict[str, Any]:
     token = f"{' ' if i else ''}tok{i}"
-    return {"token": token, "logprob": -0.125 * (i + 1), "bytes": list(token.encode()),
-            "top_logprobs": [{"token": token, "logprob": -0.125 * (i + 1), "bytes": list(token.encode())}]}
+    return {
+        "token": token,
+        "logprob": -0.125 * (i + 1),
+        "bytes": list(token.encode()),
+        "top_logprobs": [{"token": token, "logprob": -0.125 * (i + 1), "bytes": list(token.encode())}],
+    }
 
 
 async def _openai_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
     """The response headers OpenAI sends (FAKE_UPSTREAM_HEADERS=1), and one no gateway should pass."""
-    response.headers.update({
-        "x-request-id": f"req_{random.getrandbits(96):024x}", "openai-processing-ms": "12",
-        "openai-version": "2020-10-01", "x-ratelimit-limit-requests": "500",
-        "x-ratelimit-remaining-requests": "499", "x-ratelimit-reset-requests": "120ms",
-        "openai-organization": "org-fake-secret", "set-cookie": "__cf_bm=fake; path=/"})
+    response.headers.update(
+        {
+            "x-request-id": f"req_{random.getrandbits(96):024x}",
+            "openai-processing-ms": "12",
+            "openai-version": "2020-10-01",
+            "x-ratelimit-limit-requests": "500",
+            "x-ratelimit-remaining-requests": "499",
+            "x-ratelimit-reset-requests": "120ms",
+            "openai-organization": "org-fake-secret",
+            "set-cookie": "__cf_bm=fake; path=/",
+        }
+    )
 
 
 def _ms(value: str | None, default: float) -> float:
@@ -369,13 +380,20 @@ async def _hostile(request: web.Request, mode: str, body: dict) -> web.StreamRes
     ``gzip-bomb``: a small gzip body inflating to ``BOMB_BYTES``; ``sse-no-blank``: an event
     stream of ``data:`` bytes that never ends an event; ``endless-stream``: valid chunks forever."""
     if mode == "echo-key":
-        return _error(f"Incorrect API key provided: {request.headers.get('Authorization')}.",
-                      401, code="invalid_api_key")
+        return _error(
+            f"Incorrect API key provided: {request.headers.get('Authorization')}.", 401, code="invalid_api_key"
+        )
     if mode == "gzip-bomb":
         return web.Response(body=_gzip_bomb(), headers={"Content-Type": _JSON, "Content-Encoding": "gzip"})
     resp = web.StreamResponse(headers=_SSE_HEADERS)
-    chunk = _sse({"id": "chatcmpl-endless", "object": "chat.completion.chunk", "model": body["model"],
-                  "choices": [{"index": 0, "delta": {"content": "tok "}, "finish_reason": None}]})
+    chunk = _sse(
+        {
+            "id": "chatcmpl-endless",
+            "object": "chat.completion.chunk",
+            "model": body["model"],
+            "choices": [{"index": 0, "delta": {"content": "tok "}, "finish_reason": None}],
+        }
+    )
     pause = 0.02
     if mode == "sse-no-blank":
         chunk, pause = b"data: " + b"x" * 65536, 0.0

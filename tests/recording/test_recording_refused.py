@@ -45,5 +45,4 @@ def test_one_bad_row_costs_a_few_transactions_not_one_per_row(tmp_path: Path, mo
     assert calls[0] <= 2 + 2 * N.bit_length(), calls[0]  # was N + 1 (row by row)
     stripped = db.fetchall("SELECT id FROM records WHERE metadata IS NULL")
     assert stripped == [(poison,)]  # only the bad row lost its free-form fields
-    print(f"\n[refused batch] {calls[0]} inserts for a batch of {N} with one bad row, "
-          f"{time.monotonic() - t0:.2f} s")
+    print(f"\n[refused batch] {calls[0]} inserts for a batch of {N} with one bad row, {time.monotonic() - t0:.2f} s")

@@ -76,7 +76,8 @@ def recorder_threads_cpu(seconds: float) -> float:
 
 
 def test_disk_full_holds_records_then_stores_them_when_space_returns(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     disk = FullDisk()
     db = FullDatabase(f"sqlite:///{tmp_path}/r.db", disk)
     migrate(db)
@@ -112,8 +113,7 @@ def test_memory_is_bounded_and_what_does_not_fit_is_counted(tmp_path: Path, monk
     db = FullDatabase(f"sqlite:///{tmp_path}/r.db", disk)
     migrate(db)
     bound = 100 * 1100  # bytes: about 100 of these small rows
-    recorder = Recorder(db, maxsize=100, batch_size=10, spool_dir=tmp_path / "spool", linger=0.01,
-                        max_held_bytes=bound)
+    recorder = Recorder(db, maxsize=100, batch_size=10, spool_dir=tmp_path / "spool", linger=0.01, max_held_bytes=bound)
     full_spool(recorder.spool, disk, monkeypatch)
     recorder.start()
     disk.full = True
@@ -130,7 +130,8 @@ def test_memory_is_bounded_and_what_does_not_fit_is_counted(tmp_path: Path, monk
 
 
 def test_stop_while_the_disk_stays_full_ends_and_counts_the_loss(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     disk = FullDisk()
     db = FullDatabase(f"sqlite:///{tmp_path}/r.db", disk)
     migrate(db)
@@ -151,7 +152,8 @@ def test_stop_while_the_disk_stays_full_ends_and_counts_the_loss(
 
 
 def test_stop_stores_what_is_held_in_the_spool_when_only_the_database_is_away(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Held in memory while the spool was full; at stop the spool has room again: nothing lost,
     and the next start stores it."""
     disk = FullDisk()
@@ -174,8 +176,7 @@ def test_stop_stores_what_is_held_in_the_spool_when_only_the_database_is_away(
     assert count(db) == 200
 
 
-def test_held_records_move_to_the_spool_when_it_has_room_again(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_held_records_move_to_the_spool_when_it_has_room_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The database stays away, the spool's disk gets room: what memory held goes to the spool
     (it survives a crash there), and /readyz's reason says only the database is failing."""
     disk, spool_disk = FullDisk(), FullDisk()

@@ -48,10 +48,20 @@ def deployments(base_url: str) -> list[dict[str, Any]]:
     """Priced successes (genai-prices and price overrides), an embedding model, and two that fail."""
     return [
         {"name": "chat", "model": "gpt-4o-mini", "provider": "openai", "api_base": base_url},
-        {"name": "acme", "model": "fake-model", "provider": "acme", "api_base": base_url,
-         "price": {"input": 1.5, "output": 6.0}},
-        {"name": "cached", "model": "fake-cached", "provider": "acme", "api_base": base_url,
-         "price": {"input": 1.0, "cached_input": 0.25, "output": 2.0}},
+        {
+            "name": "acme",
+            "model": "fake-model",
+            "provider": "acme",
+            "api_base": base_url,
+            "price": {"input": 1.5, "output": 6.0},
+        },
+        {
+            "name": "cached",
+            "model": "fake-cached",
+            "provider": "acme",
+            "api_base": base_url,
+            "price": {"input": 1.0, "cached_input": 0.25, "output": 2.0},
+        },
         {"name": "emb", "model": "text-embedding-3-small", "provider": "openai", "api_base": base_url},
         {"name": "fail-500", "model": "fail-500", "provider": "acme", "api_base": base_url},
         {"name": "fail-400", "model": "fail-400", "provider": "acme", "api_base": base_url},
@@ -154,18 +164,24 @@ class LoadResult:
         return [o for o in self.outcomes if o.ok]
 
     def summary(self) -> dict[str, Any]:
-        statuses = Counter(o.status if o.complete else ("partial" if o.status else "conn-error")
-                           for o in self.outcomes)
+        statuses = Counter(o.status if o.complete else ("partial" if o.status else "conn-error") for o in self.outcomes)
         rate = len(self.outcomes) / self.duration if self.duration else 0.0
-        return {"sent": len(self.outcomes), "ok": len(self.ok), "answered": len(self.answered),
-                "statuses": dict(statuses), "seconds": round(self.duration, 2), "per_s": round(rate)}
+        return {
+            "sent": len(self.outcomes),
+            "ok": len(self.ok),
+            "answered": len(self.answered),
+            "statuses": dict(statuses),
+            "seconds": round(self.duration, 2),
+            "per_s": round(rate),
+        }
 
 
 async def _one(session: aiohttp.ClientSession, url: str, req: Req, out: Outcome, timeout: float) -> None:
     headers = {TAG_HEADER: out.tag, "content-type": "application/json"}
     try:
-        async with session.post(url + req.path, data=orjson.dumps(req.body), headers=headers,
-                                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        async with session.post(
+            url + req.path, data=orjson.dumps(req.body), headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as resp:
             out.status = resp.status
             data = await resp.read()
         if resp.status != 200:
@@ -182,9 +198,18 @@ async def _one(session: aiohttp.ClientSession, url: str, req: Req, out: Outcome,
     out.done_at = time.monotonic()
 
 
-async def run_load(url: str, n: int, make: Callable[[int], Req], *, concurrency: int = 200,
-                   rate: float | None = None, run_id: str = "load", stop: asyncio.Event | None = None,
-                   max_seconds: float = 120.0, timeout: float = 60.0) -> LoadResult:
+async def run_load(
+    url: str,
+    n: int,
+    make: Callable[[int], Req],
+    *,
+    concurrency: int = 200,
+    rate: float | None = None,
+    run_id: str = "load",
+    stop: asyncio.Event | None = None,
+    max_seconds: float = 120.0,
+    timeout: float = 60.0,
+) -> LoadResult:
     """Send up to ``n`` requests to ``url`` (the server's root), at most ``concurrency`` at once;
     with ``rate``, request ``i`` starts no earlier than ``i / rate`` s after the first. Stops
     starting new ones when ``stop`` is set or after ``max_seconds``; waits for those in flight."""
@@ -263,8 +288,7 @@ def record_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]
     """Per deployment: requests, succeeded, the token columns and spend (pico-USD), from raw rows."""
     out: dict[str, dict[str, int]] = {}
     for r in rows:
-        t = out.setdefault(r["deployment"], dict.fromkeys(("requests", "succeeded", *TOKEN_COLUMNS,
-                                                            "spend_pusd"), 0))
+        t = out.setdefault(r["deployment"], dict.fromkeys(("requests", "succeeded", *TOKEN_COLUMNS, "spend_pusd"), 0))
         t["requests"] += 1
         t["succeeded"] += r["status"] == "success"
         for col in (*TOKEN_COLUMNS, "spend_pusd"):
@@ -308,9 +332,11 @@ def check_against_records(server: ServerProcess | None, db: str, load: LoadResul
     sent = {o.tag: o for o in load.outcomes}
     assert len(rows) == len(load.outcomes), (len(rows), load.summary())
     assert set(by_tag) == set(sent), sorted(set(by_tag) ^ set(sent))[:10]
-    mismatched = [(o.tag, o.status, o.ok, by_tag[o.tag]["http_status"], by_tag[o.tag]["status"])
-                  for o in load.outcomes
-                  if (by_tag[o.tag]["status"] == "success") != o.ok or by_tag[o.tag]["http_status"] != o.status]
+    mismatched = [
+        (o.tag, o.status, o.ok, by_tag[o.tag]["http_status"], by_tag[o.tag]["status"])
+        for o in load.outcomes
+        if (by_tag[o.tag]["status"] == "success") != o.ok or by_tag[o.tag]["http_status"] != o.status
+    ]
     assert not mismatched, mismatched[:10]
     totals = record_totals(rows)
     client = Counter((o.deployment, o.ok) for o in load.outcomes)
@@ -328,14 +354,21 @@ def check_against_records(server: ServerProcess | None, db: str, load: LoadResul
         for dep, t in totals.items():
             status, summary = server.api("GET", f"/api/deployments/{dep}/usage?window=1h")
             assert status == 200, summary
-            expected = {"requests": t["requests"], "succeeded": t["succeeded"],
-                        "failed": t["requests"] - t["succeeded"], **{c: t[c] for c in TOKEN_COLUMNS},
-                        "spend": t["spend_pusd"] / PICO}
+            expected = {
+                "requests": t["requests"],
+                "succeeded": t["succeeded"],
+                "failed": t["requests"] - t["succeeded"],
+                **{c: t[c] for c in TOKEN_COLUMNS},
+                "spend": t["spend_pusd"] / PICO,
+            }
             assert {k: summary[k] for k in expected} == expected, (dep, summary, expected)
             api_total += summary["requests"]
         assert api_total == len(rows)
-    return {"records": len(rows), "by_deployment": {d: t["requests"] for d, t in sorted(totals.items())},
-            "succeeded": sum(t["succeeded"] for t in totals.values())}
+    return {
+        "records": len(rows),
+        "by_deployment": {d: t["requests"] for d, t in sorted(totals.items())},
+        "succeeded": sum(t["succeeded"] for t in totals.values()),
+    }
 
 
 def wait_until_stored(db: str, n: int, timeout: float) -> float:
@@ -372,11 +405,12 @@ def fresh_pg_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-
 def postgres_bin() -> Path | None:
     """The directory of the newest installed PostgreSQL server binaries (initdb, pg_ctl)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
@@ -400,8 +434,11 @@ class PrivatePostgres:
         if as_root:
             shutil.chown(self.root, user="postgres")
             runuser = shutil.which("runuser")
-            self._as = ([runuser, "-u", "postgres", "--"] if runuser else
-                        ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"])
+            self._as = (
+                [runuser, "-u", "postgres", "--"]
+                if runuser
+                else ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+            )
 
     def _run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         cmd = [*self._as, *args]
@@ -412,17 +449,41 @@ class PrivatePostgres:
         return res
 
     def init(self) -> PrivatePostgres:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "-E", "UTF8", "--locale=C", "--no-sync")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         return self
 
     def start(self) -> float:
         """Start the server (waits until it accepts connections); the seconds it took."""
         t0 = time.monotonic()
-        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.log),
-                  "-w", "-t", "60", "start")
+        opts = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return time.monotonic() - t0
 
     def stop(self, mode: str = "fast") -> float:
@@ -431,8 +492,14 @@ class PrivatePostgres:
         return time.monotonic() - t0
 
     def running(self) -> bool:
-        res = subprocess.run([*self._as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "status"],
-                             cwd=self.root, capture_output=True, text=True, timeout=30, check=False)
+        res = subprocess.run(
+            [*self._as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "status"],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         return res.returncode == 0
 
     def cleanup(self) -> None:

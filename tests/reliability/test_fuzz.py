@@ -42,8 +42,10 @@ MAX_BODY = 2 * 1024 * 1024
 
 
 def fuzz_settings(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, database=None, print_blob=True,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=examples, deadline=None, database=None, print_blob=True, suppress_health_check=list(HealthCheck)
+    )
+
 
 # Only well-behaved upstream deployments: any 5xx is then the gateway's own.
 GOOD = ("chat", "acme", "emb")
@@ -51,8 +53,9 @@ GOOD = ("chat", "acme", "emb")
 
 def _server(tmp: Path, fake: FakeUpstream) -> ServerProcess:
     deps = [d for d in deployments(fake.base_url) if d["name"] in GOOD]
-    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), max_body_bytes=MAX_BODY,
-                          deployments=deps)
+    config = write_config(
+        tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), max_body_bytes=MAX_BODY, deployments=deps
+    )
     return ServerProcess(config, log_dir=tmp / "server")
 
 
@@ -87,8 +90,11 @@ def api_schema(api_server: ServerProcess) -> Any:
 
 
 # (Filters go on the lazy schema: with from_fixture, those applied inside the fixture are ignored.)
-schema = schemathesis.pytest.from_fixture("api_schema").exclude(path_regex=r".*/events$").exclude(
-    method="POST", path="/api/deployments")
+schema = (
+    schemathesis.pytest.from_fixture("api_schema")
+    .exclude(path_regex=r".*/events$")
+    .exclude(method="POST", path="/api/deployments")
+)
 
 
 @schema.parametrize()
@@ -97,8 +103,11 @@ def test_api_operations(case: Any, api_server: ServerProcess) -> None:
     response = case.call(headers=ADMIN_HEADERS, timeout=20)
     assert response.status_code < 500, (case.method, case.formatted_path, case.body, response.text[:500])
     if response.status_code != 204 and response.content:
-        assert "json" in response.headers.get("content-type", [""])[0] or case.path == "/metrics" \
-            or case.path.endswith("/export"), response.headers
+        assert (
+            "json" in response.headers.get("content-type", [""])[0]
+            or case.path == "/metrics"
+            or case.path.endswith("/export")
+        ), response.headers
 
 
 def test_runs_page_before_beyond_bigint(api_server: ServerProcess) -> None:
@@ -108,38 +117,66 @@ def test_runs_page_before_beyond_bigint(api_server: ServerProcess) -> None:
         assert status == 200, body
 
 
-@pytest.mark.parametrize("body", [{"budget_usd": 1e7}, {"rpm": 2**63}, {"tpm": 2**63}],
-                         ids=["budget-10M-usd", "rpm", "tpm"])
+@pytest.mark.parametrize(
+    "body", [{"budget_usd": 1e7}, {"rpm": 2**63}, {"tpm": 2**63}], ids=["budget-10M-usd", "rpm", "tpm"]
+)
 def test_key_limits_beyond_bigint_are_refused(api_server: ServerProcess, body: dict[str, Any]) -> None:
     alias = f"big-{next(iter(body))}"
     status, answer = api_server.api("POST", "/api/keys", to_json({"alias": alias, **body}))
     assert status == 400, answer
 
 
-@pytest.mark.parametrize("body", [{"params": {"n": 2**64}}, {"report": {"n": -(2**63) - 1}},
-                                  {"created_us": 2**63}], ids=["params", "report", "created_us"])
+@pytest.mark.parametrize(
+    "body",
+    [{"params": {"n": 2**64}}, {"report": {"n": -(2**63) - 1}}, {"created_us": 2**63}],
+    ids=["params", "report", "created_us"],
+)
 def test_run_numbers_beyond_bigint_are_refused(api_server: ServerProcess, body: dict[str, Any]) -> None:
-    status, answer = api_server.api("POST", "/api/runs", to_json({"id": f"big-{next(iter(body))}",
-                                                                  "kind": "bench", **body}))
+    status, answer = api_server.api(
+        "POST", "/api/runs", to_json({"id": f"big-{next(iter(body))}", "kind": "bench", **body})
+    )
     assert status == 400, answer
 
 
-_DEP_FIELDS = ("name", "api_base", "model", "provider", "api_key_env", "price", "threads", "timeout",
-               "connect_timeout", "store_bodies", "source", "local", "nonsense")
-_junk = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                 max_size=3),
-                     max_leaves=8)
+_DEP_FIELDS = (
+    "name",
+    "api_base",
+    "model",
+    "provider",
+    "api_key_env",
+    "price",
+    "threads",
+    "timeout",
+    "connect_timeout",
+    "store_bodies",
+    "source",
+    "local",
+    "nonsense",
+)
+_junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 # An api_base is either on loopback (nothing listens there) or junk that is no http(s) URL.
-_api_base = st.sampled_from([closed_port_url(), "http://127.0.0.1:9/v1", "http://localhost:1/v1"]) | \
-    _junk.filter(lambda v: not (isinstance(v, str) and v.lower().lstrip().startswith("http")))
-_definition = st.fixed_dictionaries({}, optional={
-    **{f: _junk for f in _DEP_FIELDS},
-    "name": st.text(min_size=1, max_size=12) | _junk,
-    "api_base": _api_base,
-    "price": st.dictionaries(st.sampled_from(["input", "output", "cached_input", "bogus"]),
-                             _junk | st.floats(-1, 100), max_size=3) | _junk,
-}) | _junk
+_api_base = st.sampled_from([closed_port_url(), "http://127.0.0.1:9/v1", "http://localhost:1/v1"]) | _junk.filter(
+    lambda v: not (isinstance(v, str) and v.lower().lstrip().startswith("http"))
+)
+_definition = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            **{f: _junk for f in _DEP_FIELDS},
+            "name": st.text(min_size=1, max_size=12) | _junk,
+            "api_base": _api_base,
+            "price": st.dictionaries(
+                st.sampled_from(["input", "output", "cached_input", "bogus"]), _junk | st.floats(-1, 100), max_size=3
+            )
+            | _junk,
+        },
+    )
+    | _junk
+)
 
 
 @fuzz_settings(EXAMPLES * 2)
@@ -172,8 +209,9 @@ class Client:
         self.sent: set[str] = set()
         self.statuses: Counter[int] = Counter()
 
-    def post(self, path: str, raw: bytes, content_type: str | None = "application/json",
-             method: str = "POST") -> tuple[int, bytes, str]:
+    def post(
+        self, path: str, raw: bytes, content_type: str | None = "application/json", method: str = "POST"
+    ) -> tuple[int, bytes, str]:
         tag = f"fz-{next(self.counter)}"
         headers = {TAG_HEADER: tag, **({"content-type": content_type} if content_type else {})}
         for attempt in range(2):
@@ -234,15 +272,31 @@ def check_answer(path: str, status: int, data: bytes, ctype: str, what: Any) -> 
 
 
 # Leaves of every JSON type, integers beyond 64 bits, strings with NULs, quotes and astral characters.
-_leaf = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
-         | st.text(max_size=30) | st.sampled_from(["", "\x00", "\\", '"', "\u2028", "𝔘", "tok0 tok1"]))
-_json = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=4)
-                     | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=15)
+_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["", "\x00", "\\", '"', "\u2028", "𝔘", "tok0 tok1"])
+)
+_json = st.recursive(
+    _leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=15,
+)
 _small_int = st.integers(-3, 40)  # max_tokens & co: the fake really generates that many tokens
-_message = st.fixed_dictionaries(
-    {}, optional={"role": st.sampled_from(["user", "system", "assistant", "tool"]) | _json,
-                  "content": st.text(max_size=200) | _json,
-                  "name": _json}) | _json
+_message = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "role": st.sampled_from(["user", "system", "assistant", "tool"]) | _json,
+            "content": st.text(max_size=200) | _json,
+            "name": _json,
+        },
+    )
+    | _json
+)
 _model = st.sampled_from(GOOD) | st.sampled_from(["", "nope", "CHAT", "chat ", "emb\x00"]) | _json
 _fields: dict[str, Any] = {
     "messages": st.lists(_message, max_size=4) | _json,
@@ -264,27 +318,71 @@ _body = st.fixed_dictionaries({"model": _model}, optional=_fields) | _json
 
 # Calls the upstream answers (the right model for the path, the required field well-formed) with
 # random extras: these exercise the relay, the stream accounting and the storing of odd metadata.
-_extras = st.fixed_dictionaries({}, optional={
-    "stream": st.booleans(), "stream_options": st.fixed_dictionaries(
-        {}, optional={"include_usage": st.booleans() | _json, "other": _json}),
-    "max_tokens": st.integers(1, 40), "temperature": _json, "user": _json, "tools": _json, "stop": _json,
-    "metadata": st.dictionaries(st.text(max_size=8), _json, max_size=4)
-    | st.fixed_dictionaries({"tags": st.lists(_leaf, max_size=25) | _leaf}),
-    "n": st.integers(1, 3), "logprobs": _json, "seed": _json, "response_format": _json})
+_extras = st.fixed_dictionaries(
+    {},
+    optional={
+        "stream": st.booleans(),
+        "stream_options": st.fixed_dictionaries({}, optional={"include_usage": st.booleans() | _json, "other": _json}),
+        "max_tokens": st.integers(1, 40),
+        "temperature": _json,
+        "user": _json,
+        "tools": _json,
+        "stop": _json,
+        "metadata": st.dictionaries(st.text(max_size=8), _json, max_size=4)
+        | st.fixed_dictionaries({"tags": st.lists(_leaf, max_size=25) | _leaf}),
+        "n": st.integers(1, 3),
+        "logprobs": _json,
+        "seed": _json,
+        "response_format": _json,
+    },
+)
 _valid_calls = st.one_of(
-    st.tuples(st.just("/v1/chat/completions"), st.fixed_dictionaries({
-        "model": st.just("chat"), "messages": st.lists(st.fixed_dictionaries(
-            {"role": st.sampled_from(["user", "system", "assistant"]),
-             "content": st.text(max_size=300) | st.lists(st.fixed_dictionaries(
-                 {"type": st.just("text"), "text": st.text(max_size=50)}), max_size=3)}),
-            min_size=1, max_size=5)}), _extras),
-    st.tuples(st.just("/v1/completions"), st.fixed_dictionaries({
-        "model": st.just("acme"), "prompt": st.text(max_size=300) | st.lists(st.text(max_size=30), max_size=3)
-        | st.lists(st.integers(0, 50_000), max_size=20)}), _extras),
-    st.tuples(st.just("/v1/embeddings"), st.fixed_dictionaries({
-        "model": st.just("emb"), "input": st.text(min_size=1, max_size=300)
-        | st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4)}),
-        _extras.map(lambda e: {k: v for k, v in e.items() if k != "stream"})),
+    st.tuples(
+        st.just("/v1/chat/completions"),
+        st.fixed_dictionaries(
+            {
+                "model": st.just("chat"),
+                "messages": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "role": st.sampled_from(["user", "system", "assistant"]),
+                            "content": st.text(max_size=300)
+                            | st.lists(
+                                st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=50)}),
+                                max_size=3,
+                            ),
+                        }
+                    ),
+                    min_size=1,
+                    max_size=5,
+                ),
+            }
+        ),
+        _extras,
+    ),
+    st.tuples(
+        st.just("/v1/completions"),
+        st.fixed_dictionaries(
+            {
+                "model": st.just("acme"),
+                "prompt": st.text(max_size=300)
+                | st.lists(st.text(max_size=30), max_size=3)
+                | st.lists(st.integers(0, 50_000), max_size=20),
+            }
+        ),
+        _extras,
+    ),
+    st.tuples(
+        st.just("/v1/embeddings"),
+        st.fixed_dictionaries(
+            {
+                "model": st.just("emb"),
+                "input": st.text(min_size=1, max_size=300)
+                | st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4),
+            }
+        ),
+        _extras.map(lambda e: {k: v for k, v in e.items() if k != "stream"}),
+    ),
 )
 
 
@@ -301,31 +399,53 @@ def test_v1_valid_calls_with_random_extras(client: Client, call: tuple[str, dict
 def _nested(depth: int, model: str = "chat") -> bytes:
     inner = b"[" * depth + b"1" + b"]" * depth
     return b'{"model": "%s", "messages": [{"role": "user", "content": "x"}], "metadata": {"deep": %s}}' % (
-        model.encode(), inner)
+        model.encode(),
+        inner,
+    )
 
 
 _raw_bodies = st.one_of(
     st.binary(max_size=300),  # anything at all, mostly invalid UTF-8 and not JSON
-    st.sampled_from([
-        b"", b"null", b"[]", b'"chat"', b"{", b'{"model": "chat"', b"\xff\xfe\xfd",
-        b'{"model": "chat", "messages": [{"role": "user", "content": "\xff\xfe"}]}',  # invalid UTF-8
-        b'{"model": "chat", "messages": [{"role": "user", "content": "\\ud800"}]}',  # a lone surrogate
-        b'{"model": "\\udfff", "input": "x"}',
-        b'{"model": "emb", "input": "\\ud83d"}',
-        b'{"model": "chat", "model": 5, "messages": []}',  # duplicate keys
-        b'\xef\xbb\xbf{"model": "chat", "messages": [{"role": "user", "content": "bom"}]}',
-        b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1e400}',
-        b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 99999999999999999999}',
-        b"model=chat&messages=hi",
-    ]),
+    st.sampled_from(
+        [
+            b"",
+            b"null",
+            b"[]",
+            b'"chat"',
+            b"{",
+            b'{"model": "chat"',
+            b"\xff\xfe\xfd",
+            b'{"model": "chat", "messages": [{"role": "user", "content": "\xff\xfe"}]}',  # invalid UTF-8
+            b'{"model": "chat", "messages": [{"role": "user", "content": "\\ud800"}]}',  # a lone surrogate
+            b'{"model": "\\udfff", "input": "x"}',
+            b'{"model": "emb", "input": "\\ud83d"}',
+            b'{"model": "chat", "model": 5, "messages": []}',  # duplicate keys
+            b'\xef\xbb\xbf{"model": "chat", "messages": [{"role": "user", "content": "bom"}]}',
+            b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1e400}',
+            b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 99999999999999999999}',
+            b"model=chat&messages=hi",
+        ]
+    ),
     st.sampled_from([200, 253, 254, 255, 256, 600, 1023, 1024, 1025, 5000]).map(_nested),
-    st.builds(lambda b, junk: orjson.dumps(b)[:-1] + junk, st.fixed_dictionaries({"model": st.sampled_from(GOOD)}),
-              st.binary(max_size=20)),  # a JSON object with trailing garbage
+    st.builds(
+        lambda b, junk: orjson.dumps(b)[:-1] + junk,
+        st.fixed_dictionaries({"model": st.sampled_from(GOOD)}),
+        st.binary(max_size=20),
+    ),  # a JSON object with trailing garbage
 )
-_content_type = st.sampled_from([
-    "application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=x", "application/octet-stream", "", None, "application/json; charset=latin-1",
-])
+_content_type = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/octet-stream",
+        "",
+        None,
+        "application/json; charset=latin-1",
+    ]
+)
 
 
 @fuzz_settings(V1_EXAMPLES)
@@ -336,8 +456,12 @@ def test_v1_random_json(client: Client, path: str, body: Any, ctype: str | None)
 
 
 @fuzz_settings(max(V1_EXAMPLES // 3, 20))
-@given(path=st.sampled_from((*CALL_PATHS, "/v1/models", "/v1/nope", "/v1/")), raw=_raw_bodies,
-       ctype=_content_type, method=st.sampled_from(["POST", "POST", "POST", "PUT", "GET", "DELETE"]))
+@given(
+    path=st.sampled_from((*CALL_PATHS, "/v1/models", "/v1/nope", "/v1/")),
+    raw=_raw_bodies,
+    ctype=_content_type,
+    method=st.sampled_from(["POST", "POST", "POST", "PUT", "GET", "DELETE"]),
+)
 def test_v1_raw_bytes(client: Client, path: str, raw: bytes, ctype: str | None, method: str) -> None:
     status, data, rtype = client.post(path, raw, ctype, method=method)
     check_answer(path, status, data, rtype, raw[:200])
@@ -346,8 +470,11 @@ def test_v1_raw_bytes(client: Client, path: str, raw: bytes, ctype: str | None, 
 @pytest.mark.parametrize("size", [MAX_BODY // 2, MAX_BODY - 200, MAX_BODY + 1, 3 * MAX_BODY])
 def test_v1_huge_bodies(client: Client, size: int) -> None:
     """A huge string in each field the gateway reads (within and beyond max_body_bytes)."""
-    for path, field in (("/v1/chat/completions", "messages"), ("/v1/completions", "prompt"),
-                        ("/v1/embeddings", "input")):
+    for path, field in (
+        ("/v1/chat/completions", "messages"),
+        ("/v1/completions", "prompt"),
+        ("/v1/embeddings", "input"),
+    ):
         text = "x" * size
         body = {"model": GOOD[("messages", "prompt", "input").index(field)], "max_tokens": 3}
         body[field] = [{"role": "user", "content": text}] if field == "messages" else text
@@ -378,5 +505,7 @@ def test_v1_still_serves_and_records_exactly(v1_server: ServerProcess, client: C
     last = max(rows, key=lambda r: int(tag_of(r).split("-")[1]))
     assert last["status"] == "success" and last["completion_tokens"] == 7
     assert not _tracebacks(v1_server), _tracebacks(v1_server)[:3]
-    print(f"\n[fuzz /v1] requests={len(client.sent)} recorded={len(rows)} "
-          f"statuses={dict(sorted(client.statuses.items()))}")
+    print(
+        f"\n[fuzz /v1] requests={len(client.sent)} recorded={len(rows)} "
+        f"statuses={dict(sorted(client.statuses.items()))}"
+    )

@@ -61,8 +61,7 @@ def test_load_sqlite(fake_upstream: FakeUpstream, make_config: Any, start_server
 
 
 @pytest.mark.postgres
-def test_load_postgresql(fake_upstream: FakeUpstream, make_config: Any, start_server: Any,
-                         tmp_path: Path) -> None:
+def test_load_postgresql(fake_upstream: FakeUpstream, make_config: Any, start_server: Any, tmp_path: Path) -> None:
     """The same load against a fresh PostgreSQL database on the shared server."""
     with fresh_pg_database() as url:
         config = make_config(deployments=deployments(fake_upstream.base_url), database=url)
@@ -97,13 +96,17 @@ def test_sigterm_during_load(slow_fake: FakeUpstream, make_config: Any, start_se
     signalled: dict[str, float] = {}
 
     def slow_call(i: int) -> Req:  # 5 tokens 0.3 s apart: ~1.5 s, streamed or not
-        return Req("/v1/chat/completions", {"model": "slow", "messages": [{"role": "user", "content": "hi"}],
-                                            "max_tokens": 5, "stream": i % 2 == 0}, "slow")
+        return Req(
+            "/v1/chat/completions",
+            {"model": "slow", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "stream": i % 2 == 0},
+            "slow",
+        )
 
     async def scenario() -> Any:
         stop = asyncio.Event()
-        task = asyncio.create_task(run_load(server.url, 20_000, mixed, concurrency=100, run_id="term",
-                                            stop=stop, max_seconds=60, timeout=45))
+        task = asyncio.create_task(
+            run_load(server.url, 20_000, mixed, concurrency=100, run_id="term", stop=stop, max_seconds=60, timeout=45)
+        )
         await asyncio.sleep(2.0)
         long_calls = asyncio.create_task(run_load(server.url, 20, slow_call, concurrency=20, run_id="slow"))
         await asyncio.sleep(0.5)
@@ -127,8 +130,11 @@ def test_sigterm_during_load(slow_fake: FakeUpstream, make_config: Any, start_se
     answered = load.answered
     missing = [o for o in answered if o.tag not in by_tag]
     assert not missing, f"{len(missing)} complete responses without a record: {missing[:5]}"
-    wrong = [(o, by_tag[o.tag]) for o in answered
-             if by_tag[o.tag]["http_status"] != o.status or (by_tag[o.tag]["status"] == "success") != o.ok]
+    wrong = [
+        (o, by_tag[o.tag])
+        for o in answered
+        if by_tag[o.tag]["http_status"] != o.status or (by_tag[o.tag]["status"] == "success") != o.ok
+    ]
     assert not wrong, wrong[:5]
     others = [o for o in load.outcomes if not o.answered]
     assert all(o.error for o in others), [o for o in others if not o.error][:5]
@@ -139,12 +145,20 @@ def test_sigterm_during_load(slow_fake: FakeUpstream, make_config: Any, start_se
     assert not unknown, sorted(unknown)[:5]
     assert len(answered) > 500, load.summary()  # the load really ran before the signal
     assert not list(Path(make_config.db_path).parent.glob(".modelmeter-spool/*.jsonl")), "records left in the spool"
-    report("sigterm", {**load.summary(), "exit_code": rc, "exit_after_sigterm_s": round(exit_s, 2),
-                       "records": len(rows), "in_flight_at_signal": len(in_flight),
-                       "of_which_completed": len(finished_in_flight),
-                       "connection_errors": len(others),
-                       "connection_errors_with_record": len(recorded_unanswered),
-                       "error_kinds": dict(Counter((o.error or "").split(":")[0] for o in others))})
+    report(
+        "sigterm",
+        {
+            **load.summary(),
+            "exit_code": rc,
+            "exit_after_sigterm_s": round(exit_s, 2),
+            "records": len(rows),
+            "in_flight_at_signal": len(in_flight),
+            "of_which_completed": len(finished_in_flight),
+            "connection_errors": len(others),
+            "connection_errors_with_record": len(recorded_unanswered),
+            "error_kinds": dict(Counter((o.error or "").split(":")[0] for o in others)),
+        },
+    )
 
 
 def _wait_written(server: Any, n: int, timeout: float) -> None:
@@ -153,8 +167,12 @@ def _wait_written(server: Any, n: int, timeout: float) -> None:
     body: Any = None
     while time.monotonic() < deadline:
         status, body = server.api("GET", "/readyz")
-        if (status == 200 and body["records_written"] >= n and body["recorder"]["queued"] == 0
-                and body["recorder"]["spooled"] == 0):
+        if (
+            status == 200
+            and body["records_written"] >= n
+            and body["recorder"]["queued"] == 0
+            and body["recorder"]["spooled"] == 0
+        ):
             return
         time.sleep(0.1)
     raise AssertionError(f"the writer did not catch up in {timeout} s: {body}")

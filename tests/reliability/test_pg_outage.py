@@ -64,16 +64,23 @@ def _sample(server: Any, t0: float) -> dict[str, Any]:
     status, ready = server.api("GET", "/readyz", timeout=10)
     mstatus, text = server.api("GET", "/metrics", timeout=10)
     assert mstatus == 200, text
-    return {"t": round(time.monotonic() - t0, 1), "ready": status, "database": ready["database"],
-            "failing": ready["recorder"]["database_failing"], "queued": ready["recorder"]["queued"],
-            "spooled": ready["recorder"]["spooled"], "written": ready["records_written"],
-            "m_spooled": metric(text, "modelmeter_recorder_spooled_records"),
-            "m_queue": metric(text, "modelmeter_recorder_queue_depth")}
+    return {
+        "t": round(time.monotonic() - t0, 1),
+        "ready": status,
+        "database": ready["database"],
+        "failing": ready["recorder"]["database_failing"],
+        "queued": ready["recorder"]["queued"],
+        "spooled": ready["recorder"]["spooled"],
+        "written": ready["records_written"],
+        "m_spooled": metric(text, "modelmeter_recorder_spooled_records"),
+        "m_queue": metric(text, "modelmeter_recorder_queue_depth"),
+    }
 
 
 def _api_reads(server: Any, n: int = 60) -> Counter[int]:
     """``n`` usage queries at once: they spread over the API's worker threads (each has its own
     database connection)."""
+
     def one(_: int) -> int:
         return int(server.api("GET", "/api/deployments/chat/usage?window=1h", timeout=20)[0])
 
@@ -81,8 +88,9 @@ def _api_reads(server: Any, n: int = 60) -> Counter[int]:
         return Counter(pool.map(one, range(n)))
 
 
-def test_postgres_outage_loses_nothing(fake_upstream: FakeUpstream, make_config: Any, start_server: Any,
-                                       tmp_path: Path, private_pg: PrivatePostgres) -> None:
+def test_postgres_outage_loses_nothing(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Any, tmp_path: Path, private_pg: PrivatePostgres
+) -> None:
     config = make_config(deployments=deployments(fake_upstream.base_url), database=private_pg.url)
     home = tmp_path / "home"  # the spool of a PostgreSQL server: MODELMETER_HOME/spool
     server = start_server(config, env={"MODELMETER_HOME": str(home)})
@@ -94,8 +102,18 @@ def test_postgres_outage_loses_nothing(fake_upstream: FakeUpstream, make_config:
 
     async def scenario() -> Any:
         t0 = marks["t0"] = time.monotonic()
-        task = asyncio.create_task(run_load(server.url, n, successes_only, concurrency=200, rate=RATE,
-                                            run_id="outage", max_seconds=DURATION_S + 30, timeout=30))
+        task = asyncio.create_task(
+            run_load(
+                server.url,
+                n,
+                successes_only,
+                concurrency=200,
+                rate=RATE,
+                run_id="outage",
+                max_seconds=DURATION_S + 30,
+                timeout=30,
+            )
+        )
         await asyncio.sleep(OUTAGE_AT_S / 2)
         reads["before"] = await asyncio.to_thread(_api_reads, server)  # every API thread has a connection
         await asyncio.sleep(max(0.0, t0 + OUTAGE_AT_S - time.monotonic()))
@@ -158,10 +176,12 @@ def test_postgres_outage_loses_nothing(fake_upstream: FakeUpstream, make_config:
     assert not list((home / "spool").glob("*.jsonl")), "spool files left behind"
     assert server.stop() == 0
 
-    print(f"\n[pg outage] {load.summary()}, calls_during_outage={len(in_outage)}, "
-          f"peak_backlog={max(backlog)}, peak_spooled={max(s['m_spooled'] for s in late)}, "
-          f"backlog_stored_s_after_restart={round(catch_up_s, 1)} (load still running), "
-          f"all_{facts['records']}_stored_s_after_load_end={round(stored_at - marks['load_done'], 1)}, "
-          f"usage_api_statuses={ {k: dict(v) for k, v in reads.items()} }")
+    print(
+        f"\n[pg outage] {load.summary()}, calls_during_outage={len(in_outage)}, "
+        f"peak_backlog={max(backlog)}, peak_spooled={max(s['m_spooled'] for s in late)}, "
+        f"backlog_stored_s_after_restart={round(catch_up_s, 1)} (load still running), "
+        f"all_{facts['records']}_stored_s_after_load_end={round(stored_at - marks['load_done'], 1)}, "
+        f"usage_api_statuses={ {k: dict(v) for k, v in reads.items()} }"
+    )
     print("  during:", [(s["t"], s["ready"], s["queued"], s["spooled"]) for s in during[::6]])
     print("  after: ", [(s["t"], s["queued"], s["spooled"], s["stored"]) for s in after[::2]])

@@ -26,16 +26,24 @@ BIG = "word " * 4000  # ~20 KB of prompt: each record's stored request body fill
 
 
 def big_chat(i: int) -> Req:
-    return Req("/v1/chat/completions", {"model": "chat", "max_tokens": 3,
-                                        "messages": [{"role": "user", "content": f"{i} {BIG}"}]}, "chat")
+    return Req(
+        "/v1/chat/completions",
+        {"model": "chat", "max_tokens": 3, "messages": [{"role": "user", "content": f"{i} {BIG}"}]},
+        "chat",
+    )
 
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)],
-                                           capture_output=True, check=False).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)], capture_output=True, check=False
+        ).returncode
+        != 0
+    ):
         pytest.skip("needs root to mount a small tmpfs")
     try:
         yield mnt
@@ -62,14 +70,20 @@ def fill(server: Any) -> tuple[int, Any]:
 
 
 def start(tiny_disk: Path, fake_upstream: FakeUpstream, make_config: Any, start_server: Any) -> Any:
-    config = make_config(deployments=[{"name": "chat", "model": "gpt-4o-mini", "provider": "openai",
-                                       "api_base": fake_upstream.base_url}],
-                         database=sqlite_url(tiny_disk / "mm.db"), queue_size=200, batch_size=50)
+    config = make_config(
+        deployments=[
+            {"name": "chat", "model": "gpt-4o-mini", "provider": "openai", "api_base": fake_upstream.base_url}
+        ],
+        database=sqlite_url(tiny_disk / "mm.db"),
+        queue_size=200,
+        batch_size=50,
+    )
     return start_server(config)
 
 
-def test_full_disk_keeps_serving_says_so_and_resumes(tiny_disk: Path, fake_upstream: FakeUpstream,
-                                                     make_config: Any, start_server: Any) -> None:
+def test_full_disk_keeps_serving_says_so_and_resumes(
+    tiny_disk: Path, fake_upstream: FakeUpstream, make_config: Any, start_server: Any
+) -> None:
     db = tiny_disk / "mm.db"
     server = start(tiny_disk, fake_upstream, make_config, start_server)
     answered, ready = fill(server)
@@ -96,12 +110,15 @@ def test_full_disk_keeps_serving_says_so_and_resumes(tiny_disk: Path, fake_upstr
     assert ready["recorder"]["lost"] == 0 and ready["recorder"]["held_in_memory"] == 0
     t0 = time.monotonic()
     assert server.stop() == 0
-    print(f"\n[disk full] answered={answered} stored_while_full={stored_while_full} "
-          f"stored_after={count_records(str(db))} stop_s={time.monotonic() - t0:.2f}")
+    print(
+        f"\n[disk full] answered={answered} stored_while_full={stored_while_full} "
+        f"stored_after={count_records(str(db))} stop_s={time.monotonic() - t0:.2f}"
+    )
 
 
-def test_sigterm_while_the_disk_stays_full_ends_cleanly(tiny_disk: Path, fake_upstream: FakeUpstream,
-                                                        make_config: Any, start_server: Any) -> None:
+def test_sigterm_while_the_disk_stays_full_ends_cleanly(
+    tiny_disk: Path, fake_upstream: FakeUpstream, make_config: Any, start_server: Any
+) -> None:
     """The recorder waits its 30 s for the database (space may come back), then exits 0 and says
     how many records nothing could take."""
     server = start(tiny_disk, fake_upstream, make_config, start_server)

@@ -24,16 +24,20 @@ WINDOW_S = 0.3
 RUN_S = 6.0
 
 
-def test_kill_9_loses_at_most_the_last_moments(fake_upstream: FakeUpstream, make_config: Any,
-                                                start_server: Any) -> None:
+def test_kill_9_loses_at_most_the_last_moments(
+    fake_upstream: FakeUpstream, make_config: Any, start_server: Any
+) -> None:
     config = make_config(deployments=deployments(fake_upstream.base_url))
     server = start_server(config)
     killed: dict[str, float] = {}
 
     async def scenario() -> Any:
         stop = asyncio.Event()
-        task = asyncio.create_task(run_load(server.url, 50_000, successes_only, concurrency=100, run_id="k9",
-                                            stop=stop, max_seconds=30, timeout=20))
+        task = asyncio.create_task(
+            run_load(
+                server.url, 50_000, successes_only, concurrency=100, run_id="k9", stop=stop, max_seconds=30, timeout=20
+            )
+        )
         await asyncio.sleep(RUN_S)
         killed["at"] = time.monotonic()
         server.send_signal(signal.SIGKILL)
@@ -47,9 +51,11 @@ def test_kill_9_loses_at_most_the_last_moments(fake_upstream: FakeUpstream, make
     missing = [o for o in answered if o.tag not in by_tag]
     late = [killed["at"] - o.done_at for o in missing]
     loss = len(missing) / len(answered)
-    print(f"\n[kill -9] answered={len(answered)} recorded={len(answered) - len(missing)} lost={len(missing)} "
-          f"({100 * loss:.2f}%), lost calls answered at most {1000 * max(late, default=0):.0f} ms before the kill, "
-          f"rate={len(answered) / RUN_S:.0f}/s")
+    print(
+        f"\n[kill -9] answered={len(answered)} recorded={len(answered) - len(missing)} lost={len(missing)} "
+        f"({100 * loss:.2f}%), lost calls answered at most {1000 * max(late, default=0):.0f} ms before the kill, "
+        f"rate={len(answered) / RUN_S:.0f}/s"
+    )
     assert len(answered) > 1000, load.summary()  # the load really ran
     # Nothing answered before the window was lost, and so at most the window's calls were.
     assert max(late, default=0) <= WINDOW_S, sorted(late)[-10:]

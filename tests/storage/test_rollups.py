@@ -27,15 +27,19 @@ DAY_US = 86_400_000_000
 def exact(rows: list[dict], start_us: int, end_us: int) -> dict:
     inside = [r for r in rows if start_us <= r["start_us"] < end_us]
     lat = sorted(r["latency_ms"] for r in inside)
+
     def rank(q: float) -> float | None:
         return lat[max(math.ceil(q * len(lat)), 1) - 1] if lat else None
+
     return {
         "requests": len(inside),
         "succeeded": sum(r["status"] == "success" for r in inside),
         "prompt_tokens": sum(r["prompt_tokens"] for r in inside),
         "completion_tokens": sum(r["completion_tokens"] for r in inside),
         "spend_pusd": sum(r["spend_pusd"] for r in inside),
-        "p50": rank(0.5), "p95": rank(0.95), "p99": rank(0.99),
+        "p50": rank(0.5),
+        "p95": rank(0.95),
+        "p99": rank(0.99),
     }
 
 
@@ -62,19 +66,24 @@ def test_bins_are_within_half_a_percent() -> None:
 def test_any_window_sums_exactly(db: Database) -> None:
     rnd = random.Random(7)
     now = datetime(2026, 3, 10, 12, 34, 56).timestamp()
-    rows = [make_row(now - rnd.uniform(0, 3 * 86400), latency=rnd.lognormvariate(5, 1),
-                     status="error" if rnd.random() < 0.1 else "success",
-                     prompt=rnd.randint(1, 500), completion=rnd.randint(0, 300))
-            for _ in range(3000)]
+    rows = [
+        make_row(
+            now - rnd.uniform(0, 3 * 86400),
+            latency=rnd.lognormvariate(5, 1),
+            status="error" if rnd.random() < 0.1 else "success",
+            prompt=rnd.randint(1, 500),
+            completion=rnd.randint(0, 300),
+        )
+        for _ in range(3000)
+    ]
     for i in range(0, len(rows), 250):
-        insert_rows(db, rows[i:i + 250])
+        insert_rows(db, rows[i : i + 250])
     end_us = int(now * 1e6) + 1
     for seconds in (59, 61, 3599, 3601, 86400, 2 * 86400 + 7, 3 * 86400 + 5):
         check(db, rows, Window(end_us - seconds * 1_000_000, end_us, ZoneInfo("UTC")))
     # A window whose edges fall mid-minute and mid-hour on both sides.
     check(db, rows, Window(end_us - 50 * 3600 * 1_000_000 - 17_000_001, end_us - 123_456_789, ZoneInfo("UTC")))
-    series = summary_q.timeseries(db, "gpt", parse_window(start="2026-03-07T00:00:00Z",
-                                                          end="2026-03-10T23:00:00Z"))
+    series = summary_q.timeseries(db, "gpt", parse_window(start="2026-03-07T00:00:00Z", end="2026-03-10T23:00:00Z"))
     assert sum(b["requests"] for b in series["buckets"]) == len(rows)
     assert sum(b["errors"] for b in series["buckets"]) == sum(r["status"] == "error" for r in rows)
 
@@ -90,14 +99,14 @@ def test_time_zone_days_across_dst_do_not_double_count(db: Database) -> None:
     insert_rows(db, rows)
     total = 0
     for day in (28, 29, 30):
-        window = parse_window(start=f"2026-03-{day:02d}T00:00:00", end=f"2026-03-{day + 1:02d}T00:00:00",
-                              tz="Europe/Paris")
+        window = parse_window(
+            start=f"2026-03-{day:02d}T00:00:00", end=f"2026-03-{day + 1:02d}T00:00:00", tz="Europe/Paris"
+        )
         got = summary_q.summary(db, "gpt", window)
         assert got["requests"] == 5
         total += got["requests"]
     assert total == len(rows)
-    assert (parse_window(start="2026-03-29T00:00:00", end="2026-03-30T00:00:00", tz="Europe/Paris").seconds
-            == 23 * 3600)
+    assert parse_window(start="2026-03-29T00:00:00", end="2026-03-30T00:00:00", tz="Europe/Paris").seconds == 23 * 3600
 
 
 def _writer_script(url: str, seed: int, n: int) -> str:
@@ -118,14 +127,18 @@ def _writer_script(url: str, seed: int, n: int) -> str:
 
 
 def test_two_writer_processes_keep_rollups_exact(db: Database, db_url: str) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", _writer_script(db_url, seed, 1500)])
-             for seed in (1, 2)]
+    procs = [subprocess.Popen([sys.executable, "-c", _writer_script(db_url, seed, 1500)]) for seed in (1, 2)]
     for p in procs:
         assert p.wait(timeout=120) == 0
     cols = "status, prompt_tokens, completion_tokens, spend_pusd, latency_ms, start_us"
-    rows = [dict(zip(("status", "prompt_tokens", "completion_tokens", "spend_pusd", "latency_ms", "start_us"), r,
-                     strict=True))
-            for r in db.fetchall(f"SELECT {cols} FROM records")]
+    rows = [
+        dict(
+            zip(
+                ("status", "prompt_tokens", "completion_tokens", "spend_pusd", "latency_ms", "start_us"), r, strict=True
+            )
+        )
+        for r in db.fetchall(f"SELECT {cols} FROM records")
+    ]
     assert len(rows) == 3000
     check(db, rows, parse_window("24h"))
 
@@ -138,9 +151,15 @@ def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch:
 
     rnd = random.Random(3)
     now = datetime(2026, 3, 10, 12, 34, 56).timestamp()
-    rows = [make_row(now - rnd.uniform(0, 2 * 86400), latency=rnd.lognormvariate(5, 1),
-                     status="error" if rnd.random() < 0.1 else "success", prompt=rnd.randint(1, 500))
-            for _ in range(1500)]
+    rows = [
+        make_row(
+            now - rnd.uniform(0, 2 * 86400),
+            latency=rnd.lognormvariate(5, 1),
+            status="error" if rnd.random() < 0.1 else "success",
+            prompt=rnd.randint(1, 500),
+        )
+        for _ in range(1500)
+    ]
     for i, r in enumerate(rows):
         r["request_id"] = f"chatcmpl-u{i}"
     db = Database(db_url)
@@ -149,8 +168,9 @@ def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch:
         migrations.migrate(db)
         cols = [c for c in rows[0] if c not in ("key_alias", "priced_model", "request", "response")]  # the 0001 columns
         with db.transaction() as tx:
-            db.executemany(tx, f"INSERT INTO records ({', '.join(cols)}) VALUES "
-                               f"({', '.join(':' + c for c in cols)})", rows)
+            db.executemany(
+                tx, f"INSERT INTO records ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", rows
+            )
         monkeypatch.undo()
         assert migrations.migrate(db) == [m.name for m in migrations.MIGRATIONS[2:]]
         end_us = int(now * 1e6) + 1
@@ -162,8 +182,7 @@ def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch:
         # 0008 summed the minutes into quarter hours: a day's chart reads them.
         assert chart_matches_rows(db, rows, Window(end_us - DAY_US, end_us, ZoneInfo("UTC"))) > 50
         insert_rows(db, [make_row(now - 30, latency=250.0)])  # and the writer adds to folded rows
-        check(db, [*rows, make_row(now - 30, latency=250.0)], Window(end_us - 86400_000_000, end_us,
-                                                                      ZoneInfo("UTC")))
+        check(db, [*rows, make_row(now - 30, latency=250.0)], Window(end_us - 86400_000_000, end_us, ZoneInfo("UTC")))
     finally:
         db.close()
 
@@ -174,8 +193,14 @@ def test_last_day_per_deployment_from_rollups_is_exact(db: Database) -> None:
     other = Deployment(name="other", model="gpt-4o-mini", provider="openai")
     rnd = random.Random(5)
     now = datetime(2026, 3, 10, 12, 34, 56).timestamp()
-    rows = [make_row(now - rnd.uniform(0, 2 * 86400), status="error" if rnd.random() < 0.2 else "success",
-                     **({"dep": other} if rnd.random() < 0.3 else {})) for _ in range(2000)]
+    rows = [
+        make_row(
+            now - rnd.uniform(0, 2 * 86400),
+            status="error" if rnd.random() < 0.2 else "success",
+            **({"dep": other} if rnd.random() < 0.3 else {}),
+        )
+        for _ in range(2000)
+    ]
     insert_rows(db, rows)
     now_us = int(now * 1e6) + 123_457  # mid-minute: edges come from raw rows
     got = summary_q.last_day_by_deployment(db, now_us)
@@ -208,13 +233,21 @@ def test_chart_buckets_match_the_rows_at_every_resolution(db: Database) -> None:
     """1 hour in minutes, 1 day in quarter hours, 7 days in hours (also from a half-hour zone)."""
     rnd = random.Random(11)
     now = datetime(2026, 3, 10, 12, 34, 56).timestamp()
-    rows = [make_row(now - rnd.uniform(0, 7 * 86400) if i % 3 else now - rnd.uniform(0, 3600),
-                     latency=rnd.lognormvariate(5, 1)) for i in range(4000)]
+    rows = [
+        make_row(
+            now - rnd.uniform(0, 7 * 86400) if i % 3 else now - rnd.uniform(0, 3600), latency=rnd.lognormvariate(5, 1)
+        )
+        for i in range(4000)
+    ]
     for i in range(0, len(rows), 500):
-        insert_rows(db, rows[i:i + 500])
+        insert_rows(db, rows[i : i + 500])
     end_us = int(now * 1e6) + 1
-    for seconds, tz, bucket in ((3600, "UTC", 60), (86400, "UTC", 900), (86400, "Asia/Kolkata", 900),
-                                (7 * 86400, "UTC", 3600)):
+    for seconds, tz, bucket in (
+        (3600, "UTC", 60),
+        (86400, "UTC", 900),
+        (86400, "Asia/Kolkata", 900),
+        (7 * 86400, "UTC", 3600),
+    ):
         window = Window(end_us - seconds * 1_000_000, end_us, ZoneInfo(tz))
         assert window.bucket_seconds() == bucket
         assert chart_matches_rows(db, rows, window) > 20

@@ -19,16 +19,36 @@ from modelmeter.usage import records as records_q
 from modelmeter.usage import summary as summary_q
 from modelmeter.usage.window import parse_window
 
-DEP = Deployment(name="gpt", model="gpt-4o-mini", provider="openai", api_base="http://up/v1",
-                 price=PriceOverride(input=Decimal("0.15"), output=Decimal("0.60")))
+DEP = Deployment(
+    name="gpt",
+    model="gpt-4o-mini",
+    provider="openai",
+    api_base="http://up/v1",
+    price=PriceOverride(input=Decimal("0.15"), output=Decimal("0.60")),
+)
 PRICER = Pricer()
 
 
-def make_row(start: float, *, status: str = "success", latency: float = 100.0, prompt: int = 10,
-             completion: int = 5, tags: list[str] | None = None, dep: Deployment = DEP) -> dict:
-    rec = CallRecord(id=new_record_id(start), deployment=dep, model=dep.name, call_type="chat",
-                     start=start, client_ip="10.1.2.3", request_body={"messages": []},
-                     response_body={"ok": True})
+def make_row(
+    start: float,
+    *,
+    status: str = "success",
+    latency: float = 100.0,
+    prompt: int = 10,
+    completion: int = 5,
+    tags: list[str] | None = None,
+    dep: Deployment = DEP,
+) -> dict:
+    rec = CallRecord(
+        id=new_record_id(start),
+        deployment=dep,
+        model=dep.name,
+        call_type="chat",
+        start=start,
+        client_ip="10.1.2.3",
+        request_body={"messages": []},
+        response_body={"ok": True},
+    )
     rec.end = start + latency / 1000
     rec.latency_ms = latency
     rec.ttft_ms = latency / 2
@@ -123,8 +143,10 @@ def test_tag_filter_and_newer_than(db: Database) -> None:
 def test_summary_matches_rows(db: Database) -> None:
     now = time.time()
     latencies = [float(x) for x in range(1, 101)]
-    rows = [make_row(now - 60 + i * 0.1, latency=lat, status="error" if i < 10 else "success")
-            for i, lat in enumerate(latencies)]
+    rows = [
+        make_row(now - 60 + i * 0.1, latency=lat, status="error" if i < 10 else "success")
+        for i, lat in enumerate(latencies)
+    ]
     insert_rows(db, rows)
     s = summary_q.summary(db, "gpt", parse_window("1h"))
     assert s["requests"] == 100

@@ -44,9 +44,15 @@ def test_upgrade_from_0002_does_not_run_todays_code(db_url: str, monkeypatch: py
 
     rnd = random.Random(11)
     now = datetime(2026, 3, 10, 12, 34, 56).timestamp()
-    rows = [make_row(now - rnd.uniform(0, 2 * 86400), latency=rnd.lognormvariate(5, 1),
-                     status="error" if rnd.random() < 0.1 else "success", prompt=rnd.randint(1, 500))
-            for _ in range(800)]
+    rows = [
+        make_row(
+            now - rnd.uniform(0, 2 * 86400),
+            latency=rnd.lognormvariate(5, 1),
+            status="error" if rnd.random() < 0.1 else "success",
+            prompt=rnd.randint(1, 500),
+        )
+        for _ in range(800)
+    ]
     for i, r in enumerate(rows):
         r["request_id"] = f"chatcmpl-f{i}"
     db = Database(db_url)
@@ -55,17 +61,20 @@ def test_upgrade_from_0002_does_not_run_todays_code(db_url: str, monkeypatch: py
         migrations.migrate(db)
         cols = [c for c in rows[0] if c not in ("key_alias", "priced_model", "request", "response")]
         with db.transaction() as tx:
-            db.executemany(tx, f"INSERT INTO records ({', '.join(cols)}) VALUES "
-                               f"({', '.join(':' + c for c in cols)})", rows)
+            db.executemany(
+                tx, f"INSERT INTO records ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", rows
+            )
         monkeypatch.undo()
 
         def trap(*_: object, **__: object) -> None:
             raise AssertionError("a shipped migration called today's application code")
 
         with monkeypatch.context() as m:
-            for module, names in ((rollups, ("aggregate", "coarsen", "upsert", "add_rows", "accumulate")),
-                                  (histogram, ("bin_of", "encode")),
-                                  (request_ids, ("initial_until", "set_until", "index_slots"))):
+            for module, names in (
+                (rollups, ("aggregate", "coarsen", "upsert", "add_rows", "accumulate")),
+                (histogram, ("bin_of", "encode")),
+                (request_ids, ("initial_until", "set_until", "index_slots")),
+            ):
                 for name in names:
                     m.setattr(module, name, trap)
             migrations.migrate(db)

@@ -26,8 +26,14 @@ N = 400
 def nul_record(i: int) -> CallRecord:
     """Every twentieth call carries NUL in a tag, its metadata, its error and its bodies."""
     now = time.time()
-    r = CallRecord(id=new_record_id(now), deployment=DEP, model="d", call_type="chat", start=now,
-                   request_body={"messages": [{"role": "user", "content": "hi"}]})
+    r = CallRecord(
+        id=new_record_id(now),
+        deployment=DEP,
+        model="d",
+        call_type="chat",
+        start=now,
+        request_body={"messages": [{"role": "user", "content": "hi"}]},
+    )
     r.end = now + 0.01
     r.latency_ms = 10.0
     r.usage = Usage(3, 4, 7, reported=True)
@@ -41,8 +47,9 @@ def nul_record(i: int) -> CallRecord:
 
 
 @pytest.mark.postgres
-def test_nul_never_makes_postgresql_refuse_a_batch(pg_url: str, tmp_path: Path,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_nul_never_makes_postgresql_refuse_a_batch(
+    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from modelmeter.storage.migrations import migrate
 
     db = Database(pg_url)
@@ -61,12 +68,14 @@ def test_nul_never_makes_postgresql_refuse_a_batch(pg_url: str, tmp_path: Path,
         tags = {t for (t,) in db.fetchall("SELECT tag FROM record_tags")}
         assert "bad\ufffdtag0" in tags and "t0" in tags and len(tags) == N + N // 20
         err, stored_tags, metadata, bodies = db.fetchone(
-            "SELECT error, tags, metadata, bodies FROM records WHERE error IS NOT NULL LIMIT 1")
+            "SELECT error, tags, metadata, bodies FROM records WHERE error IS NOT NULL LIMIT 1"
+        )
         assert err == "upstream said \ufffd no" and bodies == 1
         assert "bad\ufffdtag" in orjson.loads(stored_tags)[0]
         assert orjson.loads(metadata) == {"note\x00": "a\x00b"}  # JSON text keeps its escapes
-        (request,) = db.fetchone("SELECT b.request FROM record_bodies b JOIN records r ON r.id = b.id "
-                                 "WHERE r.error IS NOT NULL LIMIT 1")
+        (request,) = db.fetchone(
+            "SELECT b.request FROM record_bodies b JOIN records r ON r.id = b.id WHERE r.error IS NOT NULL LIMIT 1"
+        )
         assert "nul" in orjson.loads(request)["messages"][0]["content"]
     finally:
         recorder.stop()
@@ -77,8 +86,9 @@ def test_out_of_range_numbers_are_clamped_in_both_databases(db: Database) -> Non
     row = make_row(time.time())
     row.update(retries=2**40, http_status=-(2**20), prompt_tokens=2**70, cached_tokens=-(2**70))
     insert_rows(db, [row, make_row(time.time())])  # one batch: nothing refused
-    stored = db.fetchone("SELECT retries, http_status, prompt_tokens, cached_tokens FROM records WHERE id = :i",
-                         {"i": row["id"]})
+    stored = db.fetchone(
+        "SELECT retries, http_status, prompt_tokens, cached_tokens FROM records WHERE id = :i", {"i": row["id"]}
+    )
     assert stored == (2**15 - 1, -(2**15), 2**40, 0)  # counts: never negative, and their sums fit
     assert db.fetchone("SELECT COUNT(*) FROM records")[0] == 2
 

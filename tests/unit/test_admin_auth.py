@@ -84,8 +84,7 @@ async def test_token_in_url_sets_a_strict_cookie_and_redirects_to_the_clean_url(
         value = cookie.split(";")[0]
         ok = await asgi_request(h.app, "GET", "/api/deployments", headers={"cookie": value})
         assert ok.status == 200
-        https = await asgi_request(h.app, "GET", "/", query=f"token={KEY}",
-                                   headers={"x-forwarded-proto": "https"})
+        https = await asgi_request(h.app, "GET", "/", query=f"token={KEY}", headers={"x-forwarded-proto": "https"})
         assert "Secure" in https.headers["set-cookie"]
         bad = await asgi_request(h.app, "GET", "/", query="token=nope")
         assert bad.status == 401 and "set-cookie" not in bad.headers
@@ -96,16 +95,31 @@ async def test_login_form(tmp_path: Path) -> None:
     async with running_app(sqlite_url(tmp_path / "a.db"), DEPS, auth=True, admin_key=KEY) as h:
         form = await asgi_request(h.app, "GET", "/login", query="next=/models/gpt")
         assert form.status == 200 and b"<form" in form.body
-        wrong = await asgi_request(h.app, "POST", "/login", body=b"key=nope&next=/models/gpt",
-                                   headers={"content-type": "application/x-www-form-urlencoded"})
+        wrong = await asgi_request(
+            h.app,
+            "POST",
+            "/login",
+            body=b"key=nope&next=/models/gpt",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
         assert wrong.status == 401 and "set-cookie" not in wrong.headers
-        right = await asgi_request(h.app, "POST", "/login", body=f"key={KEY}&next=/models/gpt".encode(),
-                                   headers={"content-type": "application/x-www-form-urlencoded"})
+        right = await asgi_request(
+            h.app,
+            "POST",
+            "/login",
+            body=f"key={KEY}&next=/models/gpt".encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
         assert right.status == 303 and right.headers["location"] == "/models/gpt"
         assert COOKIE in right.headers["set-cookie"]
         # Never an open redirect to another site.
-        away = await asgi_request(h.app, "POST", "/login", body=f"key={KEY}&next=//evil.example/".encode(),
-                                  headers={"content-type": "application/x-www-form-urlencoded"})
+        away = await asgi_request(
+            h.app,
+            "POST",
+            "/login",
+            body=f"key={KEY}&next=//evil.example/".encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
         assert away.headers["location"] == "/"
 
 

@@ -18,8 +18,14 @@ from modelmeter.metering.record import PICO, CallRecord
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 
-DEP = Deployment.from_mapping({"name": "gpt", "model": "fake-model", "api_base": "http://upstream.invalid/v1",
-                               "price": {"input": 1000, "output": 2000}})
+DEP = Deployment.from_mapping(
+    {
+        "name": "gpt",
+        "model": "fake-model",
+        "api_base": "http://upstream.invalid/v1",
+        "price": {"input": 1000, "output": 2000},
+    }
+)
 
 
 def rec(rid: str, body: dict[str, Any], call_type: str = "chat") -> CallRecord:
@@ -76,8 +82,7 @@ def test_calls_in_flight_count_against_tpm_and_budget(store: KeyStore) -> None:
     assert admitted == -(-40 // per_call)  # admitted while what is held stays under the limit
     # The records are stored: the real tokens count instead of the estimates.
     assert store.reservations.held("tpm", now=T0) == (admitted * per_call, 0)
-    store.observe([{"id": f"t{i}", "key_alias": "tpm", "total_tokens": 10, "spend_pusd": 0}
-                   for i in range(admitted)])
+    store.observe([{"id": f"t{i}", "key_alias": "tpm", "total_tokens": 10, "spend_pusd": 0} for i in range(admitted)])
     assert store.reservations.held("tpm", now=T0) == (0, 0)
 
     key, _ = store.create("budget", budget_usd=0.05)
@@ -93,8 +98,9 @@ def test_calls_in_flight_count_against_tpm_and_budget(store: KeyStore) -> None:
     assert results.count("ok") == 3, results  # $0.02 each, held: 0, 0.02, 0.04 < 0.05
     assert "in progress" in results[-1]
     assert store.reservations.held("budget", now=T0)[1] == 3 * int(0.02 * PICO)
-    store.observe([{"id": f"b{i}", "key_alias": "budget", "total_tokens": 10, "spend_pusd": int(0.015 * PICO)}
-                   for i in range(3)])
+    store.observe(
+        [{"id": f"b{i}", "key_alias": "budget", "total_tokens": 10, "spend_pusd": int(0.015 * PICO)} for i in range(3)]
+    )
     assert store.reservations.held("budget", now=T0) == (0, 0)
     assert vk.spent_pusd == int(0.045 * PICO)
     store.check_limits(vk, rec("b-last", chat()), now=T0 + 1)  # $0.045 < $0.05: one more

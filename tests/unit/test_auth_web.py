@@ -60,8 +60,18 @@ async def test_the_admin_key_in_a_url_is_taken_only_by_the_sign_in_link(tmp_path
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "\\\\evil.example", "https://evil.example/",
-                                    "javascript:alert(1)", "/\t/evil.example", "evil.example"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "/\t/evil.example",
+        "evil.example",
+    ],
+)
 async def test_sign_in_redirects_stay_on_this_site(tmp_path: Path, target: str) -> None:
     async with running_app(sqlite_url(tmp_path / "a.db"), DEPS, auth=True, admin_key=KEY) as h:
         from urllib.parse import quote, urlencode
@@ -70,8 +80,9 @@ async def test_sign_in_redirects_stay_on_this_site(tmp_path: Path, target: str) 
         assert link.status == 303 and link.headers["location"] == "/", target
         root = await asgi_request(h.app, "GET", "/", query=urlencode({"token": KEY, "next": target}))
         assert root.status == 303 and root.headers["location"] == "/", target
-        form = await asgi_request(h.app, "POST", "/login", body=f"key={KEY}&next={quote(target)}".encode(),
-                                  headers=FORM)
+        form = await asgi_request(
+            h.app, "POST", "/login", body=f"key={KEY}&next={quote(target)}".encode(), headers=FORM
+        )
         assert form.status == 303 and form.headers["location"] == "/", target
 
 
@@ -90,8 +101,7 @@ async def test_a_cookie_cannot_be_minted_from_the_stored_admin_hash(tmp_path: Pa
         assert secret is not None and len(secret[0]) >= 64 and secret[0] != admin_hash
         # Even with the secret, a session is never longer than 12 hours.
         mac = hmac.new(secret[0].encode(), f"session:{expiry}:{admin_hash}".encode(), hashlib.sha256).hexdigest()
-        res = await asgi_request(h.app, "GET", "/api/deployments",
-                                 headers={"cookie": f"{COOKIE}=v2.{expiry}.{mac}"})
+        res = await asgi_request(h.app, "GET", "/api/deployments", headers={"cookie": f"{COOKIE}=v2.{expiry}.{mac}"})
         assert res.status == 401
 
 
@@ -158,14 +168,14 @@ def _formula_answer(call: Any) -> CannedResponse:
 @pytest.mark.asyncio
 async def test_csv_export_keeps_formulas_as_text(tmp_path: Path) -> None:
     async with running_app(sqlite_url(tmp_path / "a.db"), DEPS, MemoryUpstream(_formula_answer)) as h:
-        res = await asgi_request(h.app, "POST", "/v1/chat/completions",
-                                 {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]})
+        res = await asgi_request(
+            h.app, "POST", "/v1/chat/completions", {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
+        )
         assert res.status == 200
         await h.records(1)
-        export = await asgi_request(h.app, "GET", "/api/deployments/gpt/requests/export",
-                                    query="window=1h&format=csv")
+        export = await asgi_request(h.app, "GET", "/api/deployments/gpt/requests/export", query="window=1h&format=csv")
         rows = list(csv.DictReader(io.StringIO(export.body.decode())))
-        assert rows[0]["request_id"] == "'=HYPERLINK(\"http://evil.example\")"
+        assert rows[0]["request_id"] == '\'=HYPERLINK("http://evil.example")'
         assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for v in r.values())
         assert rows[0]["prompt_tokens"] != "" and not rows[0]["prompt_tokens"].startswith("'")
 

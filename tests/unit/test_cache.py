@@ -23,10 +23,11 @@ class Clock:
         return self.now
 
 
-def cached_app(tmp_path: Path, upstream: MemoryUpstream | None = None, ttl: Any = "10m",
-               **settings: Any) -> Any:
-    deps = [{"name": "gpt", "model": "gpt-4o-mini", "api_base": BASE, "cache_ttl": ttl},
-            {"name": "plain", "model": "gpt-4o-mini", "api_base": BASE}]
+def cached_app(tmp_path: Path, upstream: MemoryUpstream | None = None, ttl: Any = "10m", **settings: Any) -> Any:
+    deps = [
+        {"name": "gpt", "model": "gpt-4o-mini", "api_base": BASE, "cache_ttl": ttl},
+        {"name": "plain", "model": "gpt-4o-mini", "api_base": BASE},
+    ]
     return running_app(sqlite_url(tmp_path / "c.db"), deps, upstream, **settings)
 
 
@@ -126,14 +127,17 @@ def test_the_key_ignores_key_order_but_not_values() -> None:
 async def test_large_bodies_are_stored_truncated_and_marked(tmp_path: Path) -> None:
     big = "x" * 5000
     async with cached_app(tmp_path, max_stored_body_bytes=1000) as h:
-        await h.chat({"model": "plain", "messages": [{"role": "user", "content": big}],
-                      "metadata": {"team": "a"}})
+        await h.chat({"model": "plain", "messages": [{"role": "user", "content": big}], "metadata": {"team": "a"}})
         await h.chat({"model": "plain", "messages": MSGS})
         cut, whole = await h.records(2)
     assert isinstance(cut["request"], str)
     assert len(cut["request"].encode()) == 1000
-    assert cut["request"] == orjson.dumps({"model": "plain", "messages": [
-        {"role": "user", "content": big}], "metadata": {"team": "a"}}).decode()[:1000]
+    assert (
+        cut["request"]
+        == orjson.dumps(
+            {"model": "plain", "messages": [{"role": "user", "content": big}], "metadata": {"team": "a"}}
+        ).decode()[:1000]
+    )
     assert isinstance(cut["response"], dict)  # small enough: whole
     assert cut["metadata"] == {"team": "a", "bodies_truncated": True}
     assert whole["request"]["messages"] == MSGS and "bodies_truncated" not in whole["metadata"]
@@ -141,8 +145,14 @@ async def test_large_bodies_are_stored_truncated_and_marked(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("where", ["server", "deployment"])
 async def test_store_bodies_false_still_wins(tmp_path: Path, where: str) -> None:
-    deps = [{"name": "plain", "model": "gpt-4o-mini", "api_base": BASE,
-             **({"store_bodies": False} if where == "deployment" else {})}]
+    deps = [
+        {
+            "name": "plain",
+            "model": "gpt-4o-mini",
+            "api_base": BASE,
+            **({"store_bodies": False} if where == "deployment" else {}),
+        }
+    ]
     settings: dict[str, Any] = {"max_stored_body_bytes": 100}
     if where == "server":
         settings["store_bodies"] = False

@@ -9,15 +9,24 @@ from tests.helpers import ROOT
 
 
 def steps() -> list[str]:
-    return [line.strip() for line in (ROOT / "scripts" / "test").read_text().splitlines()
-            if line.strip().startswith(("python -m", "exit"))]
+    return [
+        line.strip()
+        for line in (ROOT / "scripts" / "test").read_text().splitlines()
+        if line.strip().startswith(("python -m", "exit"))
+    ]
 
 
 def test_checks_run_before_pytest_and_decide_the_exit_status() -> None:
     run = steps()
-    order = [next(i for i, s in enumerate(run) if s.startswith(cmd)) for cmd in (
-        "python -m ruff check src tests", "python -m ruff format --check", "python -m mypy",
-        "python -m pytest")]
+    order = [
+        next(i for i, s in enumerate(run) if s.startswith(cmd))
+        for cmd in (
+            "python -m ruff check src tests",
+            "python -m ruff format --check",
+            "python -m mypy",
+            "python -m pytest",
+        )
+    ]
     assert order == sorted(order), run
     assert run[-1] == 'exit "$checks"'  # after the tests: a lint or type failure fails the run
     assert all(s.endswith("|| checks=1") for s in run if s.startswith(("python -m ruff", "python -m mypy")))

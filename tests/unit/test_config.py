@@ -36,14 +36,34 @@ def test_defaults_serve_the_embedded_models() -> None:
 
 
 def test_full_config(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path / "c.toml", database="sqlite:///x.db", port=9123, max_body_bytes=1000,
-                       local_threads=1, queue_size=50, batch_size=10, store_bodies=False, deployments=[
-                           {"name": "gpt", "model": "gpt-4o-mini", "api_base": "https://api.example.com/v1/",
-                            "api_key_env": "OPENAI_API_KEY", "timeout": 30, "connect_timeout": 2.5},
-                           {"name": "house", "api_base": "http://10.0.0.5:8080/v1", "provider": "vllm",
-                            "price": {"input": 0.5, "cached_input": "0.1", "output": 1}, "store_bodies": False},
-                           {"name": "smollm2-135m-instruct", "provider": "local", "threads": 1},
-                       ])
+    cfg = write_config(
+        tmp_path / "c.toml",
+        database="sqlite:///x.db",
+        port=9123,
+        max_body_bytes=1000,
+        local_threads=1,
+        queue_size=50,
+        batch_size=10,
+        store_bodies=False,
+        deployments=[
+            {
+                "name": "gpt",
+                "model": "gpt-4o-mini",
+                "api_base": "https://api.example.com/v1/",
+                "api_key_env": "OPENAI_API_KEY",
+                "timeout": 30,
+                "connect_timeout": 2.5,
+            },
+            {
+                "name": "house",
+                "api_base": "http://10.0.0.5:8080/v1",
+                "provider": "vllm",
+                "price": {"input": 0.5, "cached_input": "0.1", "output": 1},
+                "store_bodies": False,
+            },
+            {"name": "smollm2-135m-instruct", "provider": "local", "threads": 1},
+        ],
+    )
     s = load_settings(cfg)
     assert (s.port, s.database, s.max_body_bytes, s.local_threads) == (9123, "sqlite:///x.db", 1000, 1)
     assert (s.queue_size, s.batch_size, s.store_bodies) == (50, 10, False)
@@ -53,7 +73,10 @@ def test_full_config(tmp_path: Path) -> None:
     assert (house.model, house.provider, house.store_bodies) == ("house", "vllm", False)  # model defaults to name
     assert house.price is not None
     assert (house.price.input, house.price.cached_input, house.price.output) == (
-        Decimal("0.5"), Decimal("0.1"), Decimal("1"))
+        Decimal("0.5"),
+        Decimal("0.1"),
+        Decimal("1"),
+    )
     assert local.is_local and local.threads == 1 and local.model == "smollm2-135m-instruct"
     assert all(d.source == "config" for d in s.deployments)
 
@@ -69,14 +92,19 @@ def test_overrides_ignore_none() -> None:
     assert s.port == 1234 and s.host == "127.0.0.1" and s.database == Settings().database
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ("[server]\nport = ", "not valid TOML"),
-    ("[server]\nbogus = 1\n", "unknown [server] setting(s): bogus"),
-    ("server = 5\n", "[server] must be a table"),
-    ("deployments = 5\n", "must be an array of tables"),
-    ('[[deployments]]\nname = "a"\napi_base = "http://x"\n[[deployments]]\nname = "a"\napi_base = "http://y"\n',
-     "used twice: a"),
-])
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[server]\nport = ", "not valid TOML"),
+        ("[server]\nbogus = 1\n", "unknown [server] setting(s): bogus"),
+        ("server = 5\n", "[server] must be a table"),
+        ("deployments = 5\n", "must be an array of tables"),
+        (
+            '[[deployments]]\nname = "a"\napi_base = "http://x"\n[[deployments]]\nname = "a"\napi_base = "http://y"\n',
+            "used twice: a",
+        ),
+    ],
+)
 def test_bad_files(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(toml)
@@ -89,23 +117,26 @@ def test_missing_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"api_base": "http://x"}, "'name' must be"),
-    ({"name": "", "api_base": "http://x"}, "'name' must be"),
-    ({"name": "has space", "api_base": "http://x"}, "'name' must be"),
-    ({"name": "a" * 129, "api_base": "http://x"}, "'name' must be"),
-    ({"name": "a", "api_base": "ftp://x"}, "must be an http"),
-    ({"name": "a", "api_base": 5}, "must be an http"),
-    ({"name": "a"}, "the embedded models are"),  # no api_base, no provider: an embedded model
-    ({"name": "a", "provider": "openai"}, "'api_base' is required"),
-    ({"name": "a", "provider": "local"}, "the embedded models are"),
-    ({"name": "a", "api_base": "http://x", "model": 3}, "'model' must be a string"),
-    ({"name": "a", "api_base": "http://x", "price": {"input": -1}}, "bad 'price'"),
-    ({"name": "a", "api_base": "http://x", "price": {"inputs": 1}}, "bad 'price'"),
-    ({"name": "a", "api_base": "http://x", "api_key_env": "sk-live-123"}, "must be a variable name"),
-    ({"name": "a", "api_base": "http://x", "timeout": "soon"}, "deployment 'a'"),
-    ({"name": "a", "api_base": "http://x", "api_key": "sk-123"}, "unknown deployment field"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"api_base": "http://x"}, "'name' must be"),
+        ({"name": "", "api_base": "http://x"}, "'name' must be"),
+        ({"name": "has space", "api_base": "http://x"}, "'name' must be"),
+        ({"name": "a" * 129, "api_base": "http://x"}, "'name' must be"),
+        ({"name": "a", "api_base": "ftp://x"}, "must be an http"),
+        ({"name": "a", "api_base": 5}, "must be an http"),
+        ({"name": "a"}, "the embedded models are"),  # no api_base, no provider: an embedded model
+        ({"name": "a", "provider": "openai"}, "'api_base' is required"),
+        ({"name": "a", "provider": "local"}, "the embedded models are"),
+        ({"name": "a", "api_base": "http://x", "model": 3}, "'model' must be a string"),
+        ({"name": "a", "api_base": "http://x", "price": {"input": -1}}, "bad 'price'"),
+        ({"name": "a", "api_base": "http://x", "price": {"inputs": 1}}, "bad 'price'"),
+        ({"name": "a", "api_base": "http://x", "api_key_env": "sk-live-123"}, "must be a variable name"),
+        ({"name": "a", "api_base": "http://x", "timeout": "soon"}, "deployment 'a'"),
+        ({"name": "a", "api_base": "http://x", "api_key": "sk-123"}, "unknown deployment field"),
+    ],
+)
 def test_bad_deployments(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Deployment.from_mapping(data)
@@ -118,8 +149,9 @@ def test_names_may_look_like_model_paths() -> None:
 
 def test_the_key_is_read_from_the_environment_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MM_CFG_KEY", "sk-very-secret")
-    dep = Deployment.from_mapping({"name": "a", "api_base": "http://x", "api_key_env": "MM_CFG_KEY",
-                                   "price": {"input": 1, "output": 2}})
+    dep = Deployment.from_mapping(
+        {"name": "a", "api_base": "http://x", "api_key_env": "MM_CFG_KEY", "price": {"input": 1, "output": 2}}
+    )
     assert dep.api_key() == "sk-very-secret"
     public = dep.public()
     assert public["api_key_env"] == "MM_CFG_KEY" and "sk-very-secret" not in repr(public)

@@ -60,12 +60,20 @@ def test_reject_budget_refills_per_address() -> None:
     assert RejectBudget(0).take("a") is None  # 0: no limit
 
 
-@pytest.mark.parametrize(("header", "name", "loopback"), [
-    (b"localhost:8000", "localhost", True), (b"127.0.0.1", "127.0.0.1", True), (b"[::1]:80", "::1", True),
-    (b"127.0.0.2:9", "127.0.0.2", True), (b"LOCALHOST", "localhost", True),
-    (b"evil.example:8000", "evil.example", False), (b"127.0.0.1.nip.io", "127.0.0.1.nip.io", False),
-    (b"[2001:db8::1]:8000", "2001:db8::1", False), (b"localhost.evil.example", "localhost.evil.example", False),
-])
+@pytest.mark.parametrize(
+    ("header", "name", "loopback"),
+    [
+        (b"localhost:8000", "localhost", True),
+        (b"127.0.0.1", "127.0.0.1", True),
+        (b"[::1]:80", "::1", True),
+        (b"127.0.0.2:9", "127.0.0.2", True),
+        (b"LOCALHOST", "localhost", True),
+        (b"evil.example:8000", "evil.example", False),
+        (b"127.0.0.1.nip.io", "127.0.0.1.nip.io", False),
+        (b"[2001:db8::1]:8000", "2001:db8::1", False),
+        (b"localhost.evil.example", "localhost.evil.example", False),
+    ],
+)
 def test_host_names(header: bytes, name: str, loopback: bool) -> None:
     assert host_name(header) == name
     assert is_loopback(name) is loopback
@@ -90,8 +98,10 @@ def test_metadata_is_capped() -> None:
     assert all(len(v) == MAX_VALUE_CHARS for k, v in meta.items() if k.startswith("k") or k == "user")
     assert meta["metadata_truncated"] is True
     small = {"metadata": {"a": {"b": [1, 2]}, "n": 3}, "user": "me"}
-    assert request_metadata(small, b"x, y") == ({"a": {"b": [1, 2]}, "n": 3, "user": "me",
-                                                         "tags": ["x", "y"]}, ["x", "y"])
+    assert request_metadata(small, b"x, y") == (
+        {"a": {"b": [1, 2]}, "n": 3, "user": "me", "tags": ["x", "y"]},
+        ["x", "y"],
+    )
     big_value = {"metadata": {"a": list(range(1000))}}
     meta, _ = request_metadata(big_value, None)
     assert meta is not None and meta["a"] == orjson.dumps(list(range(1000))).decode()[:MAX_VALUE_CHARS]
@@ -102,12 +112,15 @@ def test_tag_header_text() -> None:
     assert header_text("café".encode("latin-1")) == "café"
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ('[server]\ncors_origins = "https://a.example"', "cors_origins must be a list"),
-    ('[server]\ncors_origins = ["https://a.example/path"]', "cors_origins must be a list"),
-    ("[server]\nrejected_per_minute = -1", "rejected_per_minute"),
-    ('[[deployments]]\nname = "x"\napi_base = "http://x"\nkind = "image"', "'kind' must be one of"),
-])
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[server]\ncors_origins = "https://a.example"', "cors_origins must be a list"),
+        ('[server]\ncors_origins = ["https://a.example/path"]', "cors_origins must be a list"),
+        ("[server]\nrejected_per_minute = -1", "rejected_per_minute"),
+        ('[[deployments]]\nname = "x"\napi_base = "http://x"\nkind = "image"', "'kind' must be one of"),
+    ],
+)
 def test_front_door_settings_are_checked(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "c.toml"
     path.write_text(toml + "\n")
@@ -117,9 +130,11 @@ def test_front_door_settings_are_checked(tmp_path: Path, toml: str, message: str
 
 def test_front_door_settings(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[server]\ncors_origins = ["https://a.example", "http://localhost:3000"]\n'
-                    'rejected_per_minute = 0\n\n[[deployments]]\nname = "e"\napi_base = "http://x"\n'
-                    'kind = "embedding"\n')
+    path.write_text(
+        '[server]\ncors_origins = ["https://a.example", "http://localhost:3000"]\n'
+        'rejected_per_minute = 0\n\n[[deployments]]\nname = "e"\napi_base = "http://x"\n'
+        'kind = "embedding"\n'
+    )
     settings = load_settings(path)
     assert settings.cors_origins == ("https://a.example", "http://localhost:3000")
     assert settings.rejected_per_minute == 0 and settings.deployments[0].kind == "embedding"

@@ -35,18 +35,50 @@ SECRET = "sk-unit-secret-9f8e7d"
 KEY_ENV = "MM_UNIT_UPSTREAM_KEY"
 DEPLOYMENTS: list[dict[str, Any]] = [
     {"name": "gpt", "model": "gpt-4o-mini", "provider": "openai", "api_base": BASE, "api_key_env": KEY_ENV},
-    {"name": "priced", "model": "house-model", "provider": "acme", "api_base": BASE,
-     "price": {"input": 1.0, "cached_input": 0.25, "output": 2.0}},
+    {
+        "name": "priced",
+        "model": "house-model",
+        "provider": "acme",
+        "api_base": BASE,
+        "price": {"input": 1.0, "cached_input": 0.25, "output": 2.0},
+    },
     {"name": "mystery", "model": "no-such-model-xyz", "provider": "acme", "api_base": BASE},
     {"name": "emb", "model": "text-embedding-3-small", "provider": "openai", "api_base": BASE + "/"},
 ]
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
 RECORD_FIELDS = {
-    "id", "request_id", "deployment", "model", "model_id", "provider", "call_type", "api_base", "client_ip",
-    "status", "http_status", "error", "stream", "start_time", "end_time", "latency_ms", "ttft_ms",
-    "overhead_ms", "retries", "cache_hit", "prompt_tokens", "completion_tokens", "total_tokens",
-    "cached_tokens", "reasoning_tokens", "usage_estimated", "spend", "cost_breakdown", "price_source",
-    "request", "response", "metadata",
+    "id",
+    "request_id",
+    "deployment",
+    "model",
+    "model_id",
+    "provider",
+    "call_type",
+    "api_base",
+    "client_ip",
+    "status",
+    "http_status",
+    "error",
+    "stream",
+    "start_time",
+    "end_time",
+    "latency_ms",
+    "ttft_ms",
+    "overhead_ms",
+    "retries",
+    "cache_hit",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "usage_estimated",
+    "spend",
+    "cost_breakdown",
+    "price_source",
+    "request",
+    "response",
+    "metadata",
 }
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -102,10 +134,20 @@ def assert_well_formed(rec: dict[str, Any]) -> None:
 
 
 async def test_chat_passes_every_field_and_replaces_model(gw: Harness) -> None:
-    body = {"model": "gpt", "messages": MSGS, "temperature": 0.3, "top_p": 0.9, "max_tokens": 20, "seed": 7,
-            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
-            "response_format": {"type": "text"}, "logit_bias": {"50256": -100}, "user": "u-1",
-            "metadata": {"team": "search"}, "x_vendor_extension": {"deep": [1, {"a": None}]}}
+    body = {
+        "model": "gpt",
+        "messages": MSGS,
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "max_tokens": 20,
+        "seed": 7,
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "response_format": {"type": "text"},
+        "logit_bias": {"50256": -100},
+        "user": "u-1",
+        "metadata": {"team": "search"},
+        "x_vendor_extension": {"deep": [1, {"a": None}]},
+    }
     res = await gw.chat(body)
     assert res.status == 200 and res.headers["content-type"] == "application/json"
     sent = gw.upstream.last
@@ -185,12 +227,18 @@ async def test_no_usage_is_estimated_with_tiktoken(gw: Harness) -> None:
 
 
 async def test_completions(gw: Harness) -> None:
-    res = await gw.request("POST", "/v1/completions", {"model": "gpt", "prompt": "Once", "max_tokens": 2,
-                                                       "echo": False, "suffix": "!"})
+    res = await gw.request(
+        "POST", "/v1/completions", {"model": "gpt", "prompt": "Once", "max_tokens": 2, "echo": False, "suffix": "!"}
+    )
     assert res.status == 200 and res.json()["choices"][0]["text"] == "one two"
     assert gw.upstream.last.url == BASE + "/completions"
-    assert gw.upstream.last.body == {"model": "gpt-4o-mini", "prompt": "Once", "max_tokens": 2,
-                                     "echo": False, "suffix": "!"}
+    assert gw.upstream.last.body == {
+        "model": "gpt-4o-mini",
+        "prompt": "Once",
+        "max_tokens": 2,
+        "echo": False,
+        "suffix": "!",
+    }
     rec = await gw.record()
     assert rec["call_type"] == "completion" and (rec["prompt_tokens"], rec["completion_tokens"]) == (3, 2)
     assert_well_formed(rec)
@@ -280,8 +328,9 @@ async def test_stream_usage_hidden_unless_asked(gw: Harness) -> None:
     assert rec["request_id"] == "chatcmpl-456" and rec["model_id"] == "gpt-4o-mini"
     assert rec["request"] == stream_body()  # what the client sent, not what went upstream
     response = rec["response"]
-    assert response["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "Hello!"},
-                                    "finish_reason": "stop"}]
+    assert response["choices"] == [
+        {"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}
+    ]
     assert response["object"] == "chat.completion" and response["usage"]["completion_tokens"] == 3
 
 
@@ -343,7 +392,7 @@ async def test_stream_without_usage_is_estimated(gw: Harness) -> None:
 
 async def test_stream_split_across_network_chunks(gw: Harness) -> None:
     raw = sse(*chat_chunks("gpt-4o-mini", usage=usage_dict(7, 3)), sep=b"\r\n\r\n")
-    pieces = [raw[i:i + 7] for i in range(0, len(raw), 7)]  # splits CRLFs and JSON alike
+    pieces = [raw[i : i + 7] for i in range(0, len(raw), 7)]  # splits CRLFs and JSON alike
     gw.upstream.respond = lambda call: CannedResponse(200, chunks=pieces)
     res = await gw.chat(stream_body(stream_options={"include_usage": True}))
     assert res.events() == [*chat_chunks("gpt-4o-mini", usage=usage_dict(7, 3)), "[DONE]"]
@@ -388,9 +437,20 @@ async def test_stream_tool_calls_reassembled(gw: Harness) -> None:
         return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     chunks = [
-        chunk({"role": "assistant", "content": None,
-               "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                               "function": {"name": "get_weather", "arguments": ""}}]}),
+        chunk(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": ""},
+                    }
+                ],
+            }
+        ),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]}),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": ' "Paris"}'}}]}),
         chunk({}, "tool_calls"),
@@ -403,5 +463,6 @@ async def test_stream_tool_calls_reassembled(gw: Harness) -> None:
     (choice,) = rec["response"]["choices"]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["tool_calls"] == [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    ]
     assert rec["ttft_ms"] is not None  # a tool call is content the client got

@@ -41,8 +41,7 @@ LIMIT = 4096
 
 @pytest.fixture
 async def gw(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with running_app(sqlite_url(tmp_path / "err.db"), DEPLOYMENTS, MemoryUpstream(),
-                           max_body_bytes=LIMIT) as h:
+    async with running_app(sqlite_url(tmp_path / "err.db"), DEPLOYMENTS, MemoryUpstream(), max_body_bytes=LIMIT) as h:
         yield h
 
 
@@ -85,8 +84,12 @@ UNRECORDED = [  # no (known) deployment named: nothing to record
 
 @pytest.mark.parametrize(("body", "status", "code", "param"), UNRECORDED)
 async def test_bad_bodies(gw: Harness, body: Any, status: int, code: str | None, param: str | None) -> None:
-    err = error_of(await gw.chat(body) if isinstance(body, dict) else
-                   await gw.request("POST", "/v1/chat/completions", body), status, code, param)
+    err = error_of(
+        await gw.chat(body) if isinstance(body, dict) else await gw.request("POST", "/v1/chat/completions", body),
+        status,
+        code,
+        param,
+    )
     assert err["type"] in ("invalid_request_error", "not_found_error")
     assert gw.upstream.calls == [] and gw.submitted == 0
 
@@ -100,8 +103,12 @@ RECORDED = [  # a known deployment: the bad request is recorded as an error
     ("/v1/chat/completions", {"messages": MSGS, "max_tokens": 0}, "invalid_value", "max_tokens"),
     ("/v1/chat/completions", {"messages": MSGS, "max_tokens": "5"}, "invalid_value", "max_tokens"),
     ("/v1/chat/completions", {"messages": MSGS, "n": True}, "invalid_value", "n"),
-    ("/v1/chat/completions", {"messages": MSGS, "stream": True, "stream_options": []}, "invalid_type",
-     "stream_options"),
+    (
+        "/v1/chat/completions",
+        {"messages": MSGS, "stream": True, "stream_options": []},
+        "invalid_type",
+        "stream_options",
+    ),
     ("/v1/chat/completions", {"messages": MSGS, "metadata": "x"}, "invalid_type", "metadata"),
     ("/v1/completions", {}, "missing_required_parameter", "prompt"),
     ("/v1/completions", {"prompt": 5}, "invalid_type", "prompt"),
@@ -141,28 +148,34 @@ async def test_methods_and_paths(gw: Harness) -> None:
 async def test_deeply_nested_body_does_not_break_the_writer(gw: Harness) -> None:
     deep = b"[" * 300 + b'"x"' + b"]" * 300  # orjson reads 1024 levels but writes only 254
     msgs = orjson.dumps(MSGS)
-    res = await gw.request("POST", "/v1/chat/completions", b'{"model": "gpt", "messages": %s, "extra": %s}'
-                           % (msgs, deep))
+    res = await gw.request(
+        "POST", "/v1/chat/completions", b'{"model": "gpt", "messages": %s, "extra": %s}' % (msgs, deep)
+    )
     error_of(res, 400, "invalid_json")
     rec = await gw.record()
     assert rec["status"] == "error" and rec["http_status"] == 400
     assert "not stored" in rec["request"]["modelmeter_note"]
-    res = await gw.request("POST", "/v1/chat/completions", b'{"model": "gpt", "messages": %s, "metadata": {"d": %s}}'
-                           % (msgs, deep))
+    res = await gw.request(
+        "POST", "/v1/chat/completions", b'{"model": "gpt", "messages": %s, "metadata": {"d": %s}}' % (msgs, deep)
+    )
     error_of(res, 400, "invalid_json")
     assert "not stored" in (await gw.record())["metadata"]["modelmeter_note"]
     await assert_still_works(gw)
 
 
-@pytest.mark.parametrize(("metadata", "header", "tags"), [
-    ({"tags": 5}, None, []),
-    ({"tags": [{"a": 1}, "ok", 3, "ok"]}, None, ["ok"]),
-    ({"tags": "a, b"}, None, ["a", "b"]),
-    ({"tags": ["from-body"]}, "from-header", ["from-header"]),
-    ({}, ",".join(f"t{i}" for i in range(30)), [f"t{i}" for i in range(20)]),
-])
-async def test_any_tags_store_cleanly(gw: Harness, metadata: dict[str, Any], header: str | None,
-                                      tags: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("metadata", "header", "tags"),
+    [
+        ({"tags": 5}, None, []),
+        ({"tags": [{"a": 1}, "ok", 3, "ok"]}, None, ["ok"]),
+        ({"tags": "a, b"}, None, ["a", "b"]),
+        ({"tags": ["from-body"]}, "from-header", ["from-header"]),
+        ({}, ",".join(f"t{i}" for i in range(30)), [f"t{i}" for i in range(20)]),
+    ],
+)
+async def test_any_tags_store_cleanly(
+    gw: Harness, metadata: dict[str, Any], header: str | None, tags: list[str]
+) -> None:
     headers = {"x-modelmeter-tags": header} if header else {}
     assert (await gw.chat({"model": "gpt", "messages": MSGS, "metadata": metadata}, headers=headers)).status == 200
     rec = await gw.record()
@@ -179,8 +192,7 @@ async def test_any_tags_store_cleanly(gw: Harness, metadata: dict[str, Any], hea
 async def test_upstream_unreachable_or_slow(gw: Harness, kind: str, status: int) -> None:
     gw.upstream.respond = lambda call: UpstreamError(kind, f"upstream {kind} trouble")
     for stream in (False, True):
-        err = error_of(await gw.chat({"model": "gpt", "messages": MSGS, "stream": stream}), status,
-                       f"upstream_{kind}")
+        err = error_of(await gw.chat({"model": "gpt", "messages": MSGS, "stream": stream}), status, f"upstream_{kind}")
         assert err["type"] == "upstream_error" and err["message"] == f"upstream {kind} trouble"
         rec = await gw.record()
         assert (rec["status"], rec["http_status"], rec["error"]) == ("error", status, err["message"])
@@ -200,8 +212,9 @@ async def test_upstream_timeouts_come_from_the_deployment(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_upstream_errors_pass_through(gw: Harness, stream: bool) -> None:
-    upstream_err = {"error": {"message": "Rate limit reached.", "type": "requests", "param": None,
-                              "code": "rate_limit_exceeded"}}
+    upstream_err = {
+        "error": {"message": "Rate limit reached.", "type": "requests", "param": None, "code": "rate_limit_exceeded"}
+    }
     gw.upstream.respond = lambda call: CannedResponse(429, upstream_err, headers={"retry-after": "7"})
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": stream})
     assert res.status == 429 and res.json() == upstream_err and res.headers["retry-after"] == "7"
@@ -209,16 +222,18 @@ async def test_upstream_errors_pass_through(gw: Harness, stream: bool) -> None:
     assert (rec["status"], rec["http_status"], rec["error"]) == ("error", 429, "Rate limit reached.")
     assert rec["response"] == upstream_err
 
-    gw.upstream.respond = lambda call: CannedResponse(500, {"error": {"message": "boom", "type": "server_error",
-                                                                       "param": None, "code": None}})
+    gw.upstream.respond = lambda call: CannedResponse(
+        500, {"error": {"message": "boom", "type": "server_error", "param": None, "code": None}}
+    )
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": stream})
     assert res.status == 500 and res.json()["error"]["message"] == "boom"
     assert (await gw.record())["http_status"] == 500
 
 
 async def test_upstream_error_not_in_openai_shape_is_reshaped(gw: Harness) -> None:
-    gw.upstream.respond = lambda call: CannedResponse(503, b"<html>Bad Gateway</html>",
-                                                      headers={"content-type": "text/html"})
+    gw.upstream.respond = lambda call: CannedResponse(
+        503, b"<html>Bad Gateway</html>", headers={"content-type": "text/html"}
+    )
     err = error_of(await gw.chat({"model": "gpt", "messages": MSGS}), 503, "upstream_503")
     assert "Bad Gateway" in err["message"]
     gw.upstream.respond = lambda call: CannedResponse(400, {"error": "model is required"})
@@ -247,7 +262,8 @@ async def test_stream_requested_but_upstream_answers_json(gw: Harness) -> None:
 async def test_stream_cut_by_the_upstream(gw: Harness) -> None:
     chunks = chat_chunks("gpt-4o-mini", ["The", " quick", " fox"])[:3]  # role, "The", " quick"
     gw.upstream.respond = lambda call: CannedResponse(
-        200, chunks=[sse(*chunks, done=False)], error=UpstreamError("protocol", "the upstream broke off"))
+        200, chunks=[sse(*chunks, done=False)], error=UpstreamError("protocol", "the upstream broke off")
+    )
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
     assert res.status == 200 and res.complete  # the client's stream ends cleanly ...
     events = res.events()
@@ -283,11 +299,17 @@ async def test_a_stream_cut_before_its_final_chunk_stays_an_error(gw: Harness) -
 
 
 async def test_garbage_stream_events_do_not_crash(gw: Harness) -> None:
-    garbage = [b'{"not json', b"[1,2,3]", b"42", b'{"choices": "nope"}', b'{"choices": [7, null]}',
-               b'{"id": 5, "model": [], "choices": [{"index": "a", "delta": "str"}]}',
-               b'{"choices": [{"index": 0, "delta": {"content": 5, "tool_calls": [1, {"function": 2}]}}]}',
-               b'{"choices": [{"index": [], "delta": {"role": 3, "content": "ok"}, "finish_reason": 1}]}',
-               b'{"choices": [], "usage": {"prompt_tokens": 18446744073709551615, "completion_tokens": -3}}']
+    garbage = [
+        b'{"not json',
+        b"[1,2,3]",
+        b"42",
+        b'{"choices": "nope"}',
+        b'{"choices": [7, null]}',
+        b'{"id": 5, "model": [], "choices": [{"index": "a", "delta": "str"}]}',
+        b'{"choices": [{"index": 0, "delta": {"content": 5, "tool_calls": [1, {"function": 2}]}}]}',
+        b'{"choices": [{"index": [], "delta": {"role": 3, "content": "ok"}, "finish_reason": 1}]}',
+        b'{"choices": [], "usage": {"prompt_tokens": 18446744073709551615, "completion_tokens": -3}}',
+    ]
     gw.upstream.respond = lambda call: CannedResponse(200, chunks=[sse(*garbage)])
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
     assert res.status == 200 and res.complete and res.events()[-1] == "[DONE]"
@@ -321,8 +343,7 @@ async def test_embedded_model_not_started_yet(gw: Harness) -> None:
 
 async def test_client_disconnects_mid_stream(gw: Harness) -> None:
     chunks = chat_chunks("gpt-4o-mini", [f" w{i}" for i in range(20)], usage=usage_dict(5, 20))
-    gw.upstream.respond = lambda call: CannedResponse(200, chunks=[sse(c, done=False) for c in chunks],
-                                                      delay=0.01)
+    gw.upstream.respond = lambda call: CannedResponse(200, chunks=[sse(c, done=False) for c in chunks], delay=0.01)
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True}, disconnect_after=3)
     assert not res.complete
     rec = await gw.record()
@@ -369,8 +390,14 @@ async def test_client_gone_before_the_body_arrived(gw: Harness) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [],
-             "client": ("127.0.0.1", 1), "query_string": b""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [],
+        "client": ("127.0.0.1", 1),
+        "query_string": b"",
+    }
     await gw.app(scope, receive, send)
     assert sent == [] and gw.submitted == 0
 
@@ -382,8 +409,9 @@ async def test_many_concurrent_calls(gw: Harness) -> None:
         return CannedResponse(200, orjson.dumps({"id": "x", "choices": [], "usage": usage_dict(2, 3)}), delay=0.01)
 
     gw.upstream.respond = respond
-    results = await asyncio.gather(*(gw.chat({"model": "gpt", "messages": MSGS, "stream": i % 2 == 0})
-                                     for i in range(60)))
+    results = await asyncio.gather(
+        *(gw.chat({"model": "gpt", "messages": MSGS, "stream": i % 2 == 0}) for i in range(60))
+    )
     assert all(r.status == 200 and r.complete for r in results)
     rows = await gw.written()
     assert len(rows) == 60 and all(r["status"] == "success" and r["completion_tokens"] == 3 for r in rows)
@@ -394,7 +422,8 @@ async def test_client_leaving_right_after_done_is_a_success(gw: Harness) -> None
     # ends its body a moment after [DONE] (llama.cpp) must not turn that into a hang-up.
     chunks = chat_chunks("gpt-4o-mini", usage=usage_dict(5, 3))
     gw.upstream.respond = lambda call: CannedResponse(
-        200, chunks=[sse(*chunks, done=False), b"data: [DONE]\n\n", b""], delay=0.05)
+        200, chunks=[sse(*chunks, done=False), b"data: [DONE]\n\n", b""], delay=0.05
+    )
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True}, disconnect_after=2)
     assert res.events()[-1] == "[DONE]"
     rec = await gw.record()
@@ -404,8 +433,9 @@ async def test_client_leaving_right_after_done_is_a_success(gw: Harness) -> None
 
 async def test_upstream_breaking_after_done_is_a_success(gw: Harness) -> None:
     chunks = chat_chunks("gpt-4o-mini", usage=usage_dict(5, 3))
-    gw.upstream.respond = lambda call: CannedResponse(200, chunks=[sse(*chunks)],
-                                                      error=UpstreamError("protocol", "closed late"))
+    gw.upstream.respond = lambda call: CannedResponse(
+        200, chunks=[sse(*chunks)], error=UpstreamError("protocol", "closed late")
+    )
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
     assert res.complete and res.events()[-1] == "[DONE]"
     rec = await gw.record()

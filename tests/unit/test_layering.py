@@ -33,18 +33,24 @@ def imports_of(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_lower_layers_do_not_import_upwards(package: str) -> None:
-    wrong = [f"{path.relative_to(SRC)} imports {name}"
-             for path in sorted((SRC / package).glob("*.py"))
-             for name in imports_of(path) if name.startswith(FORBIDDEN[package])]
+    wrong = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in sorted((SRC / package).glob("*.py"))
+        for name in imports_of(path)
+        if name.startswith(FORBIDDEN[package])
+    ]
     assert wrong == []
 
 
-@pytest.mark.parametrize(("module", "name"), [
-    ("modelmeter.storage.histogram", "merge_all"),
-    ("modelmeter.upstreams.embedded", "EmbeddedModels.start_all"),
-    ("modelmeter.metering.redact", "SECRET_HEADERS"),
-    ("modelmeter.metering.pricing", "decimal_to_json"),
-])
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("modelmeter.storage.histogram", "merge_all"),
+        ("modelmeter.upstreams.embedded", "EmbeddedModels.start_all"),
+        ("modelmeter.metering.redact", "SECRET_HEADERS"),
+        ("modelmeter.metering.pricing", "decimal_to_json"),
+    ],
+)
 def test_dead_code_is_gone(module: str, name: str) -> None:
     obj: object = importlib.import_module(module)
     *owners, last = name.split(".")

@@ -68,8 +68,12 @@ def keepalive(server: RawServer, responses: list[bytes]) -> Handler:
 
 
 def ok(body: bytes, extra: bytes = b"") -> bytes:
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra
-            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + extra
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
 
 
 async def post(client: LeanHTTP, url: str, body: bytes = b'{"a":1}', timeouts: Timeouts = T):
@@ -98,8 +102,7 @@ async def test_request_line_headers_and_body_and_keepalive_reuse() -> None:
 async def test_chunked_stream_arrives_piece_by_piece() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
         for i in range(3):
             event = b"data: %d\n\n" % i
             writer.write(b"%x\r\n%s\r\n" % (len(event), event))
@@ -174,7 +177,9 @@ async def test_errors_are_worded_like_the_aiohttp_path() -> None:
     client = LeanHTTP()
     with pytest.raises(UpstreamError) as info:
         await post(client, url)  # the server is gone now
-    assert info.value.kind == "connect" and info.value.message.startswith("cannot reach the upstream at http://127.0.0.1:")
+    assert info.value.kind == "connect" and info.value.message.startswith(
+        "cannot reach the upstream at http://127.0.0.1:"
+    )
 
     async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server2.read_request(reader)
@@ -232,5 +237,3 @@ async def test_the_gateway_client_posts_through_it() -> None:
         assert await resp.read() == b'{"y":2}'
         resp.close()
         await upstream.close()
-
-

@@ -21,8 +21,7 @@ from tests.helpers import (
 
 from modelmeter.gateway.response_headers import passed_headers
 
-DEPLOYMENTS = [{"name": "gpt", "model": "gpt-4o-mini", "provider": "openai",
-                "api_base": "http://upstream.test/v1"}]
+DEPLOYMENTS = [{"name": "gpt", "model": "gpt-4o-mini", "provider": "openai", "api_base": "http://upstream.test/v1"}]
 MSGS = [{"role": "user", "content": "Say hello."}]
 
 
@@ -33,13 +32,23 @@ async def gw(tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 def test_only_the_allowlisted_headers_pass() -> None:
-    upstream = {"X-Request-Id": "req_1", "X-RateLimit-Remaining-Tokens": "9000", "Retry-After": "2",
-                "OpenAI-Processing-Ms": "31", "openai-version": "2020-10-01",
-                "openai-organization": "org-secret", "Set-Cookie": "a=b", "Server": "cloudflare",
-                "x-ratelimit-limit-requests": "bad\r\nvalue"}
+    upstream = {
+        "X-Request-Id": "req_1",
+        "X-RateLimit-Remaining-Tokens": "9000",
+        "Retry-After": "2",
+        "OpenAI-Processing-Ms": "31",
+        "openai-version": "2020-10-01",
+        "openai-organization": "org-secret",
+        "Set-Cookie": "a=b",
+        "Server": "cloudflare",
+        "x-ratelimit-limit-requests": "bad\r\nvalue",
+    }
     assert sorted(passed_headers(upstream)) == [
-        (b"openai-processing-ms", b"31"), (b"openai-version", b"2020-10-01"), (b"retry-after", b"2"),
-        (b"x-ratelimit-remaining-tokens", b"9000")]
+        (b"openai-processing-ms", b"31"),
+        (b"openai-version", b"2020-10-01"),
+        (b"retry-after", b"2"),
+        (b"x-ratelimit-remaining-tokens", b"9000"),
+    ]
 
 
 async def test_an_answer_id_that_is_no_header_value_is_not_used(gw: Harness) -> None:
@@ -55,8 +64,10 @@ async def test_an_answer_id_that_is_no_header_value_is_not_used(gw: Harness) -> 
 async def test_the_upstreams_request_id_wins_and_is_stored(gw: Harness) -> None:
     chunks = chat_chunks("gpt-4o-mini", usage=usage_dict(5, 3))
     gw.upstream.respond = lambda call: CannedResponse(
-        200, chunks=[sse(*chunks)], headers={"content-type": "text/event-stream", "x-request-id": "req_abc",
-                                             "x-ratelimit-remaining-requests": "7"})
+        200,
+        chunks=[sse(*chunks)],
+        headers={"content-type": "text/event-stream", "x-request-id": "req_abc", "x-ratelimit-remaining-requests": "7"},
+    )
     res = await gw.chat({"model": "gpt", "messages": MSGS, "stream": True})
     assert res.headers["x-request-id"] == "req_abc" and res.headers["x-ratelimit-remaining-requests"] == "7"
     assert (await gw.record())["request_id"] == "req_abc"

@@ -8,11 +8,22 @@ import orjson
 
 from modelmeter.metering.usage import StreamAccumulator
 
-HEAD = {"id": "c1", "object": "chat.completion.chunk", "created": 5, "model": "m",
-        "system_fingerprint": "fp_1", "service_tier": "default", "obfuscation": "xyz"}
-USAGE = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
-         "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0},
-         "completion_tokens_details": {"reasoning_tokens": 1, "audio_tokens": 0}}
+HEAD = {
+    "id": "c1",
+    "object": "chat.completion.chunk",
+    "created": 5,
+    "model": "m",
+    "system_fingerprint": "fp_1",
+    "service_tier": "default",
+    "obfuscation": "xyz",
+}
+USAGE = {
+    "prompt_tokens": 9,
+    "completion_tokens": 2,
+    "total_tokens": 11,
+    "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 1, "audio_tokens": 0},
+}
 
 
 def lp(token: str) -> dict[str, Any]:
@@ -47,11 +58,28 @@ def test_the_reassembled_chat_answer_keeps_every_field() -> None:
 def test_completion_logprobs_are_joined() -> None:
     acc = StreamAccumulator("completion")
     for i, piece in enumerate(("Once", " upon")):
-        acc.add(orjson.dumps({"id": "x", "choices": [{"index": 0, "text": piece, "finish_reason": None,
-                                                       "logprobs": {"tokens": [piece], "text_offset": [i]}}]}))
+        acc.add(
+            orjson.dumps(
+                {
+                    "id": "x",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "text": piece,
+                            "finish_reason": None,
+                            "logprobs": {"tokens": [piece], "text_offset": [i]},
+                        }
+                    ],
+                }
+            )
+        )
     assert not acc.finished()
     acc.add(orjson.dumps({"id": "x", "choices": [{"index": 0, "text": "", "finish_reason": "length"}]}))
     [choice] = acc.response()["choices"]
-    assert choice == {"index": 0, "text": "Once upon", "finish_reason": "length",
-                      "logprobs": {"tokens": ["Once", " upon"], "text_offset": [0, 1]}}
+    assert choice == {
+        "index": 0,
+        "text": "Once upon",
+        "finish_reason": "length",
+        "logprobs": {"tokens": ["Once", " upon"], "text_offset": [0, 1]},
+    }
     assert acc.finished()

@@ -129,9 +129,7 @@ def test_chat_concurrent_requests(workers: dict[str, LocalModelWorker]) -> None:
 
 def test_embeddings(workers: dict[str, LocalModelWorker]) -> None:
     emb = workers["embedding"]
-    resp = _client(emb).embeddings.create(
-        model=emb.model_id, input=["The quick brown fox.", "Une phrase en français."]
-    )
+    resp = _client(emb).embeddings.create(model=emb.model_id, input=["The quick brown fox.", "Une phrase en français."])
     assert len(resp.data) == 2
     assert all(len(d.embedding) == 384 for d in resp.data)
     assert resp.usage.prompt_tokens > 0 and resp.usage.total_tokens > 0

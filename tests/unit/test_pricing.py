@@ -43,8 +43,12 @@ def test_source_string_has_installed_version() -> None:
 
 def test_gpt_4o_mini_components(pricer: Pricer) -> None:
     cost = pricer.cost(
-        provider="openai", model="gpt-4o-mini", prompt_tokens=1000, completion_tokens=500,
-        cached_tokens=200, at=AT,
+        provider="openai",
+        model="gpt-4o-mini",
+        prompt_tokens=1000,
+        completion_tokens=500,
+        cached_tokens=200,
+        at=AT,
     )
     assert [(ln.component, ln.tokens, ln.usd_per_million) for ln in cost.breakdown] == [
         ("input", 800, D("0.15")),
@@ -65,10 +69,8 @@ def test_gpt_4o_mini_components(pricer: Pricer) -> None:
     [
         ("openai", "gpt-4o-mini", dict(prompt=1000, completion=500, cached=200)),
         ("openai", "o3", dict(prompt=5000, completion=3000, cached=1000, reasoning=2500)),
-        ("anthropic", "claude-sonnet-4-5", dict(prompt=150_000, completion=700, cached=90_000,
-                                                write=20_000)),
-        ("anthropic", "claude-sonnet-4-5", dict(prompt=250_000, completion=700, cached=90_000,
-                                                write=20_000)),
+        ("anthropic", "claude-sonnet-4-5", dict(prompt=150_000, completion=700, cached=90_000, write=20_000)),
+        ("anthropic", "claude-sonnet-4-5", dict(prompt=250_000, completion=700, cached=90_000, write=20_000)),
         ("perplexity", "sonar-deep-research", dict(prompt=1234, completion=5678, reasoning=4000)),
         ("deepseek", "deepseek-chat", dict(prompt=777, completion=333, cached=111)),
     ],
@@ -78,16 +80,26 @@ def test_total_matches_genai_prices_calc_price(
 ) -> None:
     """Per-component pricing adds up to the library's own total (which is unrounded)."""
     cost = pricer.cost(
-        provider=provider, model=model, prompt_tokens=usage["prompt"],
-        completion_tokens=usage["completion"], cached_tokens=usage.get("cached", 0),
-        cache_write_tokens=usage.get("write", 0), reasoning_tokens=usage.get("reasoning", 0),
+        provider=provider,
+        model=model,
+        prompt_tokens=usage["prompt"],
+        completion_tokens=usage["completion"],
+        cached_tokens=usage.get("cached", 0),
+        cache_write_tokens=usage.get("write", 0),
+        reasoning_tokens=usage.get("reasoning", 0),
         at=AT,
     )
     ref = calc_price(
-        Usage(input_tokens=usage["prompt"], cache_read_tokens=usage.get("cached", 0),
-              cache_write_tokens=usage.get("write", 0), output_tokens=usage["completion"],
-              output_reasoning_tokens=usage.get("reasoning", 0)),
-        model, provider_id=provider, genai_request_timestamp=AT,
+        Usage(
+            input_tokens=usage["prompt"],
+            cache_read_tokens=usage.get("cached", 0),
+            cache_write_tokens=usage.get("write", 0),
+            output_tokens=usage["completion"],
+            output_reasoning_tokens=usage.get("reasoning", 0),
+        ),
+        model,
+        provider_id=provider,
+        genai_request_timestamp=AT,
     )
     assert cost.spend == ref.total_price.quantize(D("1e-12"))
     assert cost.price_source == GENAI_SOURCE
@@ -96,9 +108,15 @@ def test_total_matches_genai_prices_calc_price(
 
 def test_tiered_prices_switch_on_total_prompt_tokens(pricer: Pricer) -> None:
     def rates(prompt: int) -> dict[str, Decimal]:
-        c = pricer.cost(provider="anthropic", model="claude-sonnet-4-5-20250929",
-                        prompt_tokens=prompt, completion_tokens=10, cached_tokens=1000,
-                        cache_write_tokens=1000, at=AT)
+        c = pricer.cost(
+            provider="anthropic",
+            model="claude-sonnet-4-5-20250929",
+            prompt_tokens=prompt,
+            completion_tokens=10,
+            cached_tokens=1000,
+            cache_write_tokens=1000,
+            at=AT,
+        )
         return {ln.component: ln.usd_per_million for ln in c.breakdown}
 
     base = {"input": D(3), "cached_input": D("0.3"), "cache_write": D("3.75"), "output": D(15)}
@@ -109,8 +127,14 @@ def test_tiered_prices_switch_on_total_prompt_tokens(pricer: Pricer) -> None:
 
 
 def test_reasoning_priced_apart_when_data_has_a_reasoning_price(pricer: Pricer) -> None:
-    cost = pricer.cost(provider="perplexity", model="sonar-deep-research", prompt_tokens=100,
-                       completion_tokens=1000, reasoning_tokens=600, at=AT)
+    cost = pricer.cost(
+        provider="perplexity",
+        model="sonar-deep-research",
+        prompt_tokens=100,
+        completion_tokens=1000,
+        reasoning_tokens=600,
+        at=AT,
+    )
     by = lines(cost)
     assert (by["output"].tokens, by["output"].usd_per_million) == (400, D(8))
     assert (by["reasoning"].tokens, by["reasoning"].usd_per_million) == (600, D(3))
@@ -119,16 +143,16 @@ def test_reasoning_priced_apart_when_data_has_a_reasoning_price(pricer: Pricer) 
 
 
 def test_reasoning_stays_in_output_without_a_reasoning_price(pricer: Pricer) -> None:
-    cost = pricer.cost(provider="openai", model="o3", prompt_tokens=100, completion_tokens=1000,
-                       reasoning_tokens=600, at=AT)
+    cost = pricer.cost(
+        provider="openai", model="o3", prompt_tokens=100, completion_tokens=1000, reasoning_tokens=600, at=AT
+    )
     assert [ln.component for ln in cost.breakdown] == ["input", "output"]
     assert (lines(cost)["output"].tokens, lines(cost)["output"].usd_per_million) == (1000, D(8))
 
 
 def test_at_selects_dated_prices(pricer: Pricer) -> None:
     def spend(at: datetime | None) -> Decimal:
-        return pricer.cost(provider="openai", model="o3", prompt_tokens=1_000_000,
-                           completion_tokens=0, at=at).spend
+        return pricer.cost(provider="openai", model="o3", prompt_tokens=1_000_000, completion_tokens=0, at=at).spend
 
     assert spend(datetime(2025, 6, 1, tzinfo=UTC)) == D(10)
     assert spend(datetime(2025, 6, 11, tzinfo=UTC)) == D(2)
@@ -136,18 +160,27 @@ def test_at_selects_dated_prices(pricer: Pricer) -> None:
 
 
 def test_cache_write_line_and_always_present_input_output(pricer: Pricer) -> None:
-    cost = pricer.cost(provider="anthropic", model="claude-sonnet-4-5", prompt_tokens=1000,
-                       completion_tokens=0, cache_write_tokens=1000, at=AT)
+    cost = pricer.cost(
+        provider="anthropic",
+        model="claude-sonnet-4-5",
+        prompt_tokens=1000,
+        completion_tokens=0,
+        cache_write_tokens=1000,
+        at=AT,
+    )
     assert [(ln.component, ln.tokens) for ln in cost.breakdown] == [
-        ("input", 0), ("cache_write", 1000), ("output", 0),
+        ("input", 0),
+        ("cache_write", 1000),
+        ("output", 0),
     ]
     assert cost.spend == D("0.00375")
 
 
 def test_cache_tokens_fall_back_to_input_rate_without_cache_price(pricer: Pricer) -> None:
     # gpt-4o-mini has no cache-write price: those tokens are input tokens to genai-prices too
-    cost = pricer.cost(provider="openai", model="gpt-4o-mini", prompt_tokens=100,
-                       completion_tokens=0, cache_write_tokens=40, at=AT)
+    cost = pricer.cost(
+        provider="openai", model="gpt-4o-mini", prompt_tokens=100, completion_tokens=0, cache_write_tokens=40, at=AT
+    )
     assert lines(cost)["cache_write"].usd_per_million == D("0.15")
 
 
@@ -171,18 +204,32 @@ def test_model_ref_variants(pricer: Pricer, provider: str, model: str) -> None:
 
 
 def test_unknown_model(pricer: Pricer) -> None:
-    cost = pricer.cost(provider="nowhere", model="definitely-not-a-model", prompt_tokens=10,
-                       completion_tokens=5, cached_tokens=3, reasoning_tokens=2)
+    cost = pricer.cost(
+        provider="nowhere",
+        model="definitely-not-a-model",
+        prompt_tokens=10,
+        completion_tokens=5,
+        cached_tokens=3,
+        reasoning_tokens=2,
+    )
     assert cost.price_source == "unknown"
     assert cost.spend == 0
     assert [(ln.component, ln.tokens, ln.usd_per_million) for ln in cost.breakdown] == [
-        ("input", 7, 0), ("cached_input", 3, 0), ("output", 5, 0),
+        ("input", 7, 0),
+        ("cached_input", 3, 0),
+        ("output", 5, 0),
     ]
 
 
 def test_local_is_free(pricer: Pricer) -> None:
-    cost = pricer.cost(provider="local", model="gpt-4o-mini", prompt_tokens=10,
-                       completion_tokens=5, cached_tokens=4, reasoning_tokens=1)
+    cost = pricer.cost(
+        provider="local",
+        model="gpt-4o-mini",
+        prompt_tokens=10,
+        completion_tokens=5,
+        cached_tokens=4,
+        reasoning_tokens=1,
+    )
     assert cost.price_source == "local"
     assert cost.spend == 0
     assert [ln.component for ln in cost.breakdown] == ["input", "cached_input", "output"]
@@ -190,17 +237,27 @@ def test_local_is_free(pricer: Pricer) -> None:
 
 def test_local_with_override(pricer: Pricer) -> None:
     ov = PriceOverride(input=D(1), output=D(2))
-    cost = pricer.cost(provider="local", model="smollm2", prompt_tokens=1_000_000,
-                       completion_tokens=1_000_000, override=ov)
+    cost = pricer.cost(
+        provider="local", model="smollm2", prompt_tokens=1_000_000, completion_tokens=1_000_000, override=ov
+    )
     assert (cost.spend, cost.price_source) == (D(3), "override")
 
 
 def test_full_override(pricer: Pricer) -> None:
     ov = PriceOverride.from_mapping({"input": 1, "cached_input": 0.5, "output": "4"})
-    cost = pricer.cost(provider="openai", model="gpt-4o-mini", prompt_tokens=1000,
-                       completion_tokens=500, cached_tokens=200, override=ov, at=AT)
+    cost = pricer.cost(
+        provider="openai",
+        model="gpt-4o-mini",
+        prompt_tokens=1000,
+        completion_tokens=500,
+        cached_tokens=200,
+        override=ov,
+        at=AT,
+    )
     assert [(ln.component, ln.usd_per_million) for ln in cost.breakdown] == [
-        ("input", D(1)), ("cached_input", D("0.5")), ("output", D(4)),
+        ("input", D(1)),
+        ("cached_input", D("0.5")),
+        ("output", D(4)),
     ]
     assert cost.price_source == "override"
     assert cost.spend == D("0.0008") + D("0.0001") + D("0.002")
@@ -208,23 +265,43 @@ def test_full_override(pricer: Pricer) -> None:
 
 
 def test_partial_override_mixes_with_genai_prices(pricer: Pricer) -> None:
-    cost = pricer.cost(provider="openai", model="gpt-4o-mini", prompt_tokens=1000,
-                       completion_tokens=500, cached_tokens=200,
-                       override=PriceOverride(input=D(1)), at=AT)
+    cost = pricer.cost(
+        provider="openai",
+        model="gpt-4o-mini",
+        prompt_tokens=1000,
+        completion_tokens=500,
+        cached_tokens=200,
+        override=PriceOverride(input=D(1)),
+        at=AT,
+    )
     assert [(ln.component, ln.usd_per_million) for ln in cost.breakdown] == [
-        ("input", D(1)), ("cached_input", D("0.075")), ("output", D("0.6")),
+        ("input", D(1)),
+        ("cached_input", D("0.075")),
+        ("output", D("0.6")),
     ]
     assert cost.price_source == f"override+{GENAI_SOURCE}"
     # an override that names no used component leaves the source alone
-    empty = pricer.cost(provider="openai", model="gpt-4o-mini", prompt_tokens=1,
-                        completion_tokens=1, override=PriceOverride(reasoning=None))
+    empty = pricer.cost(
+        provider="openai",
+        model="gpt-4o-mini",
+        prompt_tokens=1,
+        completion_tokens=1,
+        override=PriceOverride(reasoning=None),
+    )
     assert empty.price_source == GENAI_SOURCE
 
 
 def test_override_for_unknown_model(pricer: Pricer) -> None:
     ov = PriceOverride(input=D("0.2"), output=D("0.8"))
-    cost = pricer.cost(provider="vllm", model="my-finetune", prompt_tokens=1000,
-                       completion_tokens=100, cached_tokens=500, reasoning_tokens=50, override=ov)
+    cost = pricer.cost(
+        provider="vllm",
+        model="my-finetune",
+        prompt_tokens=1000,
+        completion_tokens=100,
+        cached_tokens=500,
+        reasoning_tokens=50,
+        override=ov,
+    )
     by = lines(cost)
     assert by["cached_input"].usd_per_million == D("0.2")  # no cache price anywhere: input rate
     assert (by["output"].tokens, by["output"].usd_per_million) == (100, D("0.8"))
@@ -233,8 +310,15 @@ def test_override_for_unknown_model(pricer: Pricer) -> None:
 
 
 def test_override_reasoning_price_splits_reasoning(pricer: Pricer) -> None:
-    cost = pricer.cost(provider="openai", model="o3", prompt_tokens=0, completion_tokens=1000,
-                       reasoning_tokens=600, override=PriceOverride(reasoning=D(1)), at=AT)
+    cost = pricer.cost(
+        provider="openai",
+        model="o3",
+        prompt_tokens=0,
+        completion_tokens=1000,
+        reasoning_tokens=600,
+        override=PriceOverride(reasoning=D(1)),
+        at=AT,
+    )
     by = lines(cost)
     assert (by["output"].tokens, by["reasoning"].tokens) == (400, 600)
     assert cost.price_source == f"override+{GENAI_SOURCE}"
@@ -242,8 +326,7 @@ def test_override_reasoning_price_splits_reasoning(pricer: Pricer) -> None:
 
 def test_from_mapping_conversions_and_errors() -> None:
     ov = PriceOverride.from_mapping(
-        {"input": 0.1, "cached_input": "0.025", "cache_write": 2, "output": D("0.4"),
-         "reasoning": None}
+        {"input": 0.1, "cached_input": "0.025", "cache_write": 2, "output": D("0.4"), "reasoning": None}
     )
     assert ov == PriceOverride(D("0.1"), D("0.025"), D(2), D("0.4"), None)
     assert PriceOverride.from_mapping({}) == PriceOverride()
@@ -265,10 +348,13 @@ def test_rounding_is_half_even_at_1e_12(pricer: Pricer) -> None:
 
 
 def test_inconsistent_usage_does_not_raise(pricer: Pricer) -> None:
-    cost = pricer.cost(provider="openai", model="gpt-4o-mini", prompt_tokens=10,
-                       completion_tokens=-5, cached_tokens=50, at=AT)
+    cost = pricer.cost(
+        provider="openai", model="gpt-4o-mini", prompt_tokens=10, completion_tokens=-5, cached_tokens=50, at=AT
+    )
     assert [(ln.component, ln.tokens) for ln in cost.breakdown] == [
-        ("input", 0), ("cached_input", 50), ("output", 0),
+        ("input", 0),
+        ("cached_input", 50),
+        ("output", 0),
     ]
 
 
@@ -280,8 +366,9 @@ def test_lookups_are_cached() -> None:
     info = p._lookup.cache_info()
     # One lookup each: after it, the rates of a model with one price at all times are kept.
     assert (info.misses, info.hits) == (2, 0)
-    assert p.cost(provider="openai", model="gpt-4o-mini", prompt_tokens=1_000_000,
-                  completion_tokens=0).spend == D("0.15")
+    assert p.cost(provider="openai", model="gpt-4o-mini", prompt_tokens=1_000_000, completion_tokens=0).spend == D(
+        "0.15"
+    )
 
 
 def test_dated_prices_are_not_kept_across_dates() -> None:
@@ -290,10 +377,8 @@ def test_dated_prices_are_not_kept_across_dates() -> None:
     p = Pricer()
     before, after = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
     for at in (before, after, before):
-        cost = p.cost(provider="anthropic", model="claude-opus-4-6", prompt_tokens=300_000,
-                      completion_tokens=1_000, at=at)
+        cost = p.cost(
+            provider="anthropic", model="claude-opus-4-6", prompt_tokens=300_000, completion_tokens=1_000, at=at
+        )
         rates = {line.component: line.usd_per_million for line in cost.breakdown}
-        assert rates == ({"input": D(10), "output": D("37.5")} if at == before else
-                         {"input": D(5), "output": D(25)})
-
-
+        assert rates == ({"input": D(10), "output": D("37.5")} if at == before else {"input": D(5), "output": D(25)})

@@ -57,8 +57,9 @@ def failing(n: int, answer: Any) -> MemoryUpstream:
 
 
 async def app(tmp_path: Path, upstream: MemoryUpstream, **dep: Any) -> Any:
-    return running_app(sqlite_url(tmp_path / "r.db"),
-                       [{"name": "gpt", "model": "gpt-4o-mini", "api_base": BASE, **dep}], upstream)
+    return running_app(
+        sqlite_url(tmp_path / "r.db"), [{"name": "gpt", "model": "gpt-4o-mini", "api_base": BASE, **dep}], upstream
+    )
 
 
 def busy() -> CannedResponse:
@@ -97,8 +98,9 @@ async def test_max_retries_0_disables_them(tmp_path: Path, delays: list[float]) 
 
 async def test_429_honours_retry_after(tmp_path: Path, delays: list[float]) -> None:
     def limited() -> CannedResponse:
-        return CannedResponse(429, {"error": {"message": "slow down", "type": "requests"}},
-                              headers={"retry-after": "3"})
+        return CannedResponse(
+            429, {"error": {"message": "slow down", "type": "requests"}}, headers={"retry-after": "3"}
+        )
 
     async with await app(tmp_path, failing(1, limited)) as h:
         assert (await h.chat({"model": "gpt", "messages": MSGS})).status == 200
@@ -106,11 +108,9 @@ async def test_429_honours_retry_after(tmp_path: Path, delays: list[float]) -> N
     assert delays == [3.0]
 
 
-async def test_retry_after_is_capped_and_never_beyond_the_timeout(tmp_path: Path,
-                                                                  delays: list[float]) -> None:
+async def test_retry_after_is_capped_and_never_beyond_the_timeout(tmp_path: Path, delays: list[float]) -> None:
     def limited(after: str) -> Any:
-        return lambda: CannedResponse(429, {"error": {"message": "slow down"}},
-                                      headers={"retry-after": after})
+        return lambda: CannedResponse(429, {"error": {"message": "slow down"}}, headers={"retry-after": after})
 
     async with await app(tmp_path, failing(1, limited("3600"))) as h:
         assert (await h.chat({"model": "gpt", "messages": MSGS})).status == 200
@@ -126,8 +126,7 @@ async def test_retry_after_is_capped_and_never_beyond_the_timeout(tmp_path: Path
 
 
 @pytest.mark.parametrize("kind", ["connect", "protocol"])
-async def test_connect_and_protocol_errors_are_retried(tmp_path: Path, delays: list[float],
-                                                       kind: str) -> None:
+async def test_connect_and_protocol_errors_are_retried(tmp_path: Path, delays: list[float], kind: str) -> None:
     async with await app(tmp_path, failing(1, lambda: UpstreamError(kind, "nope"))) as h:
         assert (await h.chat({"model": "gpt", "messages": MSGS})).status == 200
         assert (await h.record())["retries"] == 1
@@ -148,8 +147,9 @@ async def test_a_started_stream_is_never_retried(tmp_path: Path, delays: list[fl
     chunks = chat_chunks("gpt-4o-mini", usage=usage_dict(11, 3))
 
     def broken() -> CannedResponse:
-        return CannedResponse(200, chunks=[sse(*chunks[:2], done=False)],
-                              error=UpstreamError("protocol", "connection reset"))
+        return CannedResponse(
+            200, chunks=[sse(*chunks[:2], done=False)], error=UpstreamError("protocol", "connection reset")
+        )
 
     async with await app(tmp_path, failing(1, broken)) as h:
         res = await h.chat({"model": "gpt", "messages": MSGS, "stream": True})
@@ -161,11 +161,11 @@ async def test_a_started_stream_is_never_retried(tmp_path: Path, delays: list[fl
     assert delays == []
 
 
-async def test_a_stream_refused_before_its_first_byte_is_retried(tmp_path: Path,
-                                                                 delays: list[float]) -> None:
+async def test_a_stream_refused_before_its_first_byte_is_retried(tmp_path: Path, delays: list[float]) -> None:
     async with await app(tmp_path, failing(1, busy)) as h:
-        res = await h.chat({"model": "gpt", "messages": MSGS, "stream": True,
-                            "stream_options": {"include_usage": True}})
+        res = await h.chat(
+            {"model": "gpt", "messages": MSGS, "stream": True, "stream_options": {"include_usage": True}}
+        )
         assert res.status == 200 and res.events()[-1] == "[DONE]"
         rec = await h.record()
         assert rec["status"] == "success" and rec["retries"] == 1
@@ -183,8 +183,7 @@ async def test_backoff_counts_as_upstream_wait(tmp_path: Path, monkeypatch: pyte
 
 def test_backoff_is_exponential_with_full_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(relay, "_random", lambda: 1.0)
-    assert [relay.backoff_delay(a) for a in range(8)] == pytest.approx(
-        [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
+    assert [relay.backoff_delay(a) for a in range(8)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
     monkeypatch.setattr(relay, "_random", lambda: 0.0)
     assert relay.backoff_delay(3) == 0.0
     assert relay.retry_after_seconds("1") == 1.0
@@ -195,13 +194,19 @@ def test_backoff_is_exponential_with_full_jitter(monkeypatch: pytest.MonkeyPatch
 def test_deployment_settings() -> None:
     dep = Deployment.from_mapping({"name": "a", "api_base": BASE})
     assert (dep.max_retries, dep.chunk_timeout, dep.cache_ttl) == (2, 60.0, None)
-    dep = Deployment.from_mapping({"name": "a", "api_base": BASE, "max_retries": 0,
-                                   "chunk_timeout": 0.5, "cache_ttl": "10m"})
+    dep = Deployment.from_mapping(
+        {"name": "a", "api_base": BASE, "max_retries": 0, "chunk_timeout": 0.5, "cache_ttl": "10m"}
+    )
     assert (dep.max_retries, dep.chunk_timeout, dep.cache_ttl) == (0, 0.5, 600.0)
     for ttl, seconds in (("30s", 30.0), ("2h", 7200.0), (45, 45.0), ("1.5m", 90.0), ("20", 20.0)):
         assert Deployment.from_mapping({"name": "a", "api_base": BASE, "cache_ttl": ttl}).cache_ttl == seconds
-    for bad in ({"max_retries": -1}, {"chunk_timeout": 0}, {"cache_ttl": "soon"},
-                {"cache_ttl": "-5s"}, {"max_retries": "many"}):
+    for bad in (
+        {"max_retries": -1},
+        {"chunk_timeout": 0},
+        {"cache_ttl": "soon"},
+        {"cache_ttl": "-5s"},
+        {"max_retries": "many"},
+    ):
         with pytest.raises(ConfigError):
             Deployment.from_mapping({"name": "a", "api_base": BASE, **bad})
 
@@ -242,8 +247,7 @@ async def test_a_stalled_stream_ends_with_an_error_and_its_tokens_so_far(tmp_pat
 async def test_a_steady_stream_is_not_cut(tmp_path: Path) -> None:
     def steady(call: UpstreamCall) -> CannedResponse:
         chunks = chat_chunks("gpt-4o-mini", usage=usage_dict(11, 3))
-        return CannedResponse(200, chunks=[sse(c, done=False) for c in chunks] + [sse(done=True)],
-                              delay=0.01)
+        return CannedResponse(200, chunks=[sse(c, done=False) for c in chunks] + [sse(done=True)], delay=0.01)
 
     async with await app(tmp_path, MemoryUpstream(steady), chunk_timeout=0.2) as h:
         res = await h.chat({"model": "gpt", "messages": MSGS, "stream": True})

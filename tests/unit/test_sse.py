@@ -61,7 +61,7 @@ def test_comments_and_other_fields() -> None:
 
 
 def test_multi_line_data_is_joined_with_newlines() -> None:
-    (event,) = feed_all([b"data: {\ndata:  \"a\": 1\ndata:}\n\n"])
+    (event,) = feed_all([b'data: {\ndata:  "a": 1\ndata:}\n\n'])
     assert event.data == b'{\n "a": 1\n}'  # one optional space after the colon is removed
 
 
@@ -89,8 +89,9 @@ def test_encode_event_round_trip() -> None:
     assert datas(feed_all([encode_event(b'{"x":1}')])) == [b'{"x":1}']
 
 
-payloads = st.lists(st.binary(min_size=0, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b),
-                    min_size=1, max_size=8)
+payloads = st.lists(
+    st.binary(min_size=0, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b), min_size=1, max_size=8
+)
 
 
 @settings(max_examples=150, deadline=None)

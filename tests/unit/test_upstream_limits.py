@@ -43,8 +43,14 @@ class Server:
             try:
                 while True:
                     head = await reader.readuntil(b"\r\n\r\n")
-                    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                                   if line.lower().startswith(b"content-length:")), 0)
+                    length = next(
+                        (
+                            int(line.split(b":")[1])
+                            for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length:")
+                        ),
+                        0,
+                    )
                     await reader.readexactly(length)
                     self.requests += 1
                     writer.write(self.answer(self.requests))
@@ -205,8 +211,7 @@ def test_scrubber_replaces_secrets_and_ignores_short_ones() -> None:
 async def test_a_secret_split_across_stream_chunks_is_scrubbed() -> None:
     text = f'data: {{"error": "key {KEY} refused"}}\n\n'.encode()
     for cut in range(1, len(text)):
-        resp = LimitedResponse(CannedResponse(chunks=[text[:cut], text[cut:]]), ResponseLimits(),
-                               Scrubber([KEY]))
+        resp = LimitedResponse(CannedResponse(chunks=[text[:cut], text[cut:]]), ResponseLimits(), Scrubber([KEY]))
         out = b"".join([c async for c in resp.chunks()])
         assert out == text.replace(KEY.encode(), b"[redacted]"), cut
 
@@ -234,11 +239,12 @@ async def test_a_virtual_key_the_upstream_sends_back_is_scrubbed(tmp_path: Path)
         return CannedResponse(400, {"error": {"message": f"bad user {call.body['user']}", "type": "x"}})
 
     deps = [{"name": "gpt", "model": "gpt-4o-mini", "api_base": "http://upstream.test/v1"}]
-    async with running_app(sqlite_url(tmp_path / "vk.db"), deps, MemoryUpstream(echo),
-                           require_keys=True) as h:
+    async with running_app(sqlite_url(tmp_path / "vk.db"), deps, MemoryUpstream(echo), require_keys=True) as h:
         key, _ = h.app.state.keys.create("team")
-        res = await h.chat({"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "user": key},
-                           headers={"authorization": f"Bearer {key}"})
+        res = await h.chat(
+            {"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "user": key},
+            headers={"authorization": f"Bearer {key}"},
+        )
         rec = await h.record()
     assert res.status == 400 and key not in res.body.decode()
     assert res.json()["error"]["message"] == "bad user [redacted]"
@@ -270,16 +276,24 @@ def test_a_large_event_in_many_chunks_is_whole_and_linear() -> None:
 
 def test_limits_from_server_and_deployment(tmp_path: Path) -> None:
     cfg = tmp_path / "mm.toml"
-    cfg.write_text('[server]\nmax_response_bytes = 1000\nmax_stream_seconds = "2m"\n\n'
-                   '[[deployments]]\nname = "a"\napi_base = "http://h/v1"\nmax_response_bytes = 5000\n'
-                   'max_event_bytes = 300\n')
+    cfg.write_text(
+        '[server]\nmax_response_bytes = 1000\nmax_stream_seconds = "2m"\n\n'
+        '[[deployments]]\nname = "a"\napi_base = "http://h/v1"\nmax_response_bytes = 5000\n'
+        "max_event_bytes = 300\n"
+    )
     settings = load_settings(cfg)
-    server = ResponseLimits(settings.max_response_bytes, settings.max_stream_bytes,
-                            settings.max_stream_seconds, settings.max_event_bytes)
+    server = ResponseLimits(
+        settings.max_response_bytes, settings.max_stream_bytes, settings.max_stream_seconds, settings.max_event_bytes
+    )
     assert server == ResponseLimits(1000, 256 * MiB, 120.0, 8 * MiB)
     assert limits_for(settings.deployments[0], server) == ResponseLimits(5000, 256 * MiB, 120.0, 300)
-    for bad in ("max_response_bytes = 0", "max_stream_bytes = -1", "max_event_bytes = 1.5",
-                'max_stream_seconds = "soon"', "max_response_bytes = true"):
+    for bad in (
+        "max_response_bytes = 0",
+        "max_stream_bytes = -1",
+        "max_event_bytes = 1.5",
+        'max_stream_seconds = "soon"',
+        "max_response_bytes = true",
+    ):
         cfg.write_text(f"[server]\n{bad}\n")
         with pytest.raises(ConfigError):
             load_settings(cfg)

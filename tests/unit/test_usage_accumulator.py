@@ -11,8 +11,14 @@ from modelmeter.metering.usage import MAX_TOKENS, StreamAccumulator, Usage
 
 
 def chunk(*choices: dict[str, Any], usage: Any = None, **head: Any) -> bytes:
-    body: dict[str, Any] = {"id": "c1", "object": "chat.completion.chunk", "created": 5, "model": "m", **head,
-                            "choices": list(choices)}
+    body: dict[str, Any] = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 5,
+        "model": "m",
+        **head,
+        "choices": list(choices),
+    }
     if usage is not None:
         body["usage"] = usage
     return orjson.dumps(body)
@@ -26,16 +32,23 @@ def delta(index: int = 0, finish: str | None = None, **d: Any) -> dict[str, Any]
 
 
 def test_usage_from_openai() -> None:
-    u = Usage.from_openai({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
-                           "prompt_tokens_details": {"cached_tokens": 4, "cache_creation_tokens": 2},
-                           "completion_tokens_details": {"reasoning_tokens": 3}})
+    u = Usage.from_openai(
+        {
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "total_tokens": 15,
+            "prompt_tokens_details": {"cached_tokens": 4, "cache_creation_tokens": 2},
+            "completion_tokens_details": {"reasoning_tokens": 3},
+        }
+    )
     assert (u.prompt_tokens, u.completion_tokens, u.total_tokens) == (10, 5, 15)
     assert (u.cached_tokens, u.cache_write_tokens, u.reasoning_tokens, u.reported) == (4, 2, 3, True)
 
 
 def test_usage_total_defaults_to_the_sum_and_details_may_be_null() -> None:
-    u = Usage.from_openai({"prompt_tokens": 3, "completion_tokens": 4, "prompt_tokens_details": None,
-                           "completion_tokens_details": None})
+    u = Usage.from_openai(
+        {"prompt_tokens": 3, "completion_tokens": 4, "prompt_tokens_details": None, "completion_tokens_details": None}
+    )
     assert (u.total_tokens, u.cached_tokens, u.reasoning_tokens) == (7, 0, 0)
 
 
@@ -45,8 +58,9 @@ def test_usage_that_is_not_an_object(value: Any) -> None:
     assert u == Usage() and u.reported is False
 
 
-@pytest.mark.parametrize(("raw", "expected"), [(-5, 0), (True, 0), (2.5, 0), ("7", 0), (None, 0),
-                                               (2**64 - 1, MAX_TOKENS), (12, 12)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(-5, 0), (True, 0), (2.5, 0), ("7", 0), (None, 0), (2**64 - 1, MAX_TOKENS), (12, 12)]
+)
 def test_usage_counts_are_sane_ints(raw: Any, expected: int) -> None:
     u = Usage.from_openai({"prompt_tokens": raw, "completion_tokens": raw})
     assert u.prompt_tokens == expected and isinstance(u.prompt_tokens, int)
@@ -69,7 +83,10 @@ def test_chat_stream_text_usage_and_response() -> None:
     assert (acc.id, acc.model, acc.created, acc.chunks) == ("c1", "m", 5, 5)
     assert acc.text() == "Hello" == acc.all_text()
     assert acc.response() == {
-        "id": "c1", "object": "chat.completion", "created": 5, "model": "m",
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 5,
+        "model": "m",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10},
     }
@@ -100,13 +117,17 @@ def test_multiple_choices() -> None:
     assert acc.text(0) == "A" and acc.text(1) == "XY" and acc.all_text() == "AXY"
     choices = acc.response()["choices"]
     assert [(c["index"], c["message"]["content"], c["finish_reason"]) for c in choices] == [
-        (0, "A", "stop"), (1, "XY", "length")]
+        (0, "A", "stop"),
+        (1, "XY", "length"),
+    ]
 
 
 def test_tool_calls_are_reassembled() -> None:
     acc = StreamAccumulator("chat")
-    first = [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "get_", "arguments": ""}},
-             {"index": 1, "id": "call_b", "type": "function", "function": {"name": "time", "arguments": "{}"}}]
+    first = [
+        {"index": 0, "id": "call_a", "type": "function", "function": {"name": "get_", "arguments": ""}},
+        {"index": 1, "id": "call_b", "type": "function", "function": {"name": "time", "arguments": "{}"}},
+    ]
     assert acc.add(chunk(delta(role="assistant", content=None, tool_calls=first))) == 1
     assert acc.add(chunk(delta(tool_calls=[{"index": 0, "function": {"name": "weather", "arguments": '{"c":'}}]))) == 1
     acc.add(chunk(delta(tool_calls=[{"index": 0, "function": {"arguments": '"Oslo"}'}}])))
@@ -134,7 +155,10 @@ def test_completion_stream() -> None:
     acc.add(orjson.dumps({**head, "choices": [{"index": 0, "text": "", "finish_reason": "length"}]}))
     acc.add(orjson.dumps({**head, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}))
     assert acc.response() == {
-        "id": "cmpl-1", "object": "text_completion", "created": 1, "model": "base",
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "created": 1,
+        "model": "base",
         "choices": [{"index": 0, "text": "Once upon", "finish_reason": "length"}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
     }
@@ -142,21 +166,30 @@ def test_completion_stream() -> None:
 
 def test_empty_stream_response() -> None:
     acc = StreamAccumulator("chat")
-    assert acc.response()["choices"] == [{"index": 0, "message": {"role": "assistant", "content": ""},
-                                          "finish_reason": None}]
+    assert acc.response()["choices"] == [
+        {"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": None}
+    ]
     assert "usage" not in acc.response() and acc.all_text() == ""
 
 
-@pytest.mark.parametrize("data", [
-    b"not json", b"[1,2]", b"null", b'"s"', b'{"choices": "x"}', b'{"choices": [1, null, "x"]}',
-    b'{"choices": [{"index": "0", "delta": {"content": "ok"}}]}',
-    b'{"choices": [{"index": [1], "delta": "text"}]}',
-    b'{"choices": [{"delta": {"content": 5, "role": 7}, "finish_reason": 3}]}',
-    b'{"choices": [{"delta": {"tool_calls": [1, {"index": "a", "id": 3, "function": {"name": 1}}]}}]}',
-    b'{"choices": [{"delta": {"tool_calls": "nope"}}]}',
-    b'{"id": 7, "model": {"x": 1}, "created": "yesterday", "choices": []}',
-    b'{"usage": [1], "choices": []}',
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b"[1,2]",
+        b"null",
+        b'"s"',
+        b'{"choices": "x"}',
+        b'{"choices": [1, null, "x"]}',
+        b'{"choices": [{"index": "0", "delta": {"content": "ok"}}]}',
+        b'{"choices": [{"index": [1], "delta": "text"}]}',
+        b'{"choices": [{"delta": {"content": 5, "role": 7}, "finish_reason": 3}]}',
+        b'{"choices": [{"delta": {"tool_calls": [1, {"index": "a", "id": 3, "function": {"name": 1}}]}}]}',
+        b'{"choices": [{"delta": {"tool_calls": "nope"}}]}',
+        b'{"id": 7, "model": {"x": 1}, "created": "yesterday", "choices": []}',
+        b'{"usage": [1], "choices": []}',
+    ],
+)
 def test_garbage_never_raises_and_stays_well_typed(data: bytes) -> None:
     acc = StreamAccumulator("chat")
     acc.add(data)

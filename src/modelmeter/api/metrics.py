@@ -29,38 +29,60 @@ class _RecorderCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         r = self._recorder
         yield GaugeMetricFamily("modelmeter_recorder_queue_depth", "Records waiting to be stored", value=r.depth)
-        yield GaugeMetricFamily("modelmeter_recorder_write_lag_seconds",
-                                "How long the newest stored record waited between its end and its write",
-                                value=r.last_lag_s)
-        yield GaugeMetricFamily("modelmeter_recorder_records_written", "Records stored by this process",
-                                value=r.written)
-        yield GaugeMetricFamily("modelmeter_recorder_failed_batches", "Batch writes that failed and were retried",
-                                value=r.failed_batches)
-        yield GaugeMetricFamily("modelmeter_recorder_spooled_records",
-                                "Records in the local spool file, waiting for the database", value=r.spool.rows)
-        yield GaugeMetricFamily("modelmeter_recorder_held_records",
-                                "Records held in memory because neither the database nor the spool takes them",
-                                value=r.held.rows)
-        yield GaugeMetricFamily("modelmeter_recorder_storage_failing",
-                                "1 while recording is not safe (the database or the spool refuses writes)",
-                                value=int(r.problem is not None))
-        yield CounterMetricFamily("modelmeter_recorder_records_lost",
-                                  "Records lost: neither the database, the spool nor memory could take them",
-                                  value=r.lost)
+        yield GaugeMetricFamily(
+            "modelmeter_recorder_write_lag_seconds",
+            "How long the newest stored record waited between its end and its write",
+            value=r.last_lag_s,
+        )
+        yield GaugeMetricFamily(
+            "modelmeter_recorder_records_written", "Records stored by this process", value=r.written
+        )
+        yield GaugeMetricFamily(
+            "modelmeter_recorder_failed_batches", "Batch writes that failed and were retried", value=r.failed_batches
+        )
+        yield GaugeMetricFamily(
+            "modelmeter_recorder_spooled_records",
+            "Records in the local spool file, waiting for the database",
+            value=r.spool.rows,
+        )
+        yield GaugeMetricFamily(
+            "modelmeter_recorder_held_records",
+            "Records held in memory because neither the database nor the spool takes them",
+            value=r.held.rows,
+        )
+        yield GaugeMetricFamily(
+            "modelmeter_recorder_storage_failing",
+            "1 while recording is not safe (the database or the spool refuses writes)",
+            value=int(r.problem is not None),
+        )
+        yield CounterMetricFamily(
+            "modelmeter_recorder_records_lost",
+            "Records lost: neither the database, the spool nor memory could take them",
+            value=r.lost,
+        )
 
 
 class Metrics:
     def __init__(self, recorder: Recorder) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["deployment"]
-        self.requests = Counter("modelmeter_requests", "Requests recorded", [*labels, "status"],
-                                registry=self.registry)
+        self.requests = Counter("modelmeter_requests", "Requests recorded", [*labels, "status"], registry=self.registry)
         self.tokens = Counter("modelmeter_tokens", "Tokens recorded", [*labels, "type"], registry=self.registry)
         self.spend = Counter("modelmeter_spend_usd", "Spend recorded, USD", labels, registry=self.registry)
-        self.latency = Histogram("modelmeter_request_latency_seconds", "Request latency", labels,
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.ttft = Histogram("modelmeter_time_to_first_token_seconds", "Time to first token", labels,
-                              buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.latency = Histogram(
+            "modelmeter_request_latency_seconds",
+            "Request latency",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "modelmeter_time_to_first_token_seconds",
+            "Time to first token",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_RecorderCollector(recorder))
 
     def observe(self, rows: list[RecordRow]) -> None:
@@ -75,8 +97,11 @@ class Metrics:
         for r in rows:
             dep = r["deployment"]
             requests[(dep, r["status"])] += 1
-            for kind, n in zip(_TOKEN_KINDS, (r["prompt_tokens"], r["completion_tokens"], r["cached_tokens"],
-                                              r["reasoning_tokens"]), strict=True):
+            for kind, n in zip(
+                _TOKEN_KINDS,
+                (r["prompt_tokens"], r["completion_tokens"], r["cached_tokens"], r["reasoning_tokens"]),
+                strict=True,
+            ):
                 tokens[(dep, kind)] += n
             spend[dep] += r["spend_pusd"]
             latencies.setdefault(dep, []).append(r["latency_ms"] / 1000)

@@ -23,18 +23,38 @@ from modelmeter.usage import records as records_q
 from modelmeter.usage import summary as summary_q
 from modelmeter.usage.window import Window, WindowError, parse_window
 
-WindowQ = Annotated[Literal["1h", "24h", "7d", "30d"] | None,
-                    Query(description="Named window; or give start and end")]
+WindowQ = Annotated[Literal["1h", "24h", "7d", "30d"] | None, Query(description="Named window; or give start and end")]
 StartQ = Annotated[str | None, Query(description="ISO-8601 start (inclusive)")]
 EndQ = Annotated[str | None, Query(description="ISO-8601 end (exclusive)")]
 TzQ = Annotated[str | None, Query(description="IANA time zone for bucket alignment, e.g. Europe/Paris")]
 TagQ = Annotated[str | None, Query(description="Only requests carrying this tag, e.g. bench:RUN")]
 StatusQ = Annotated[Literal["success", "error"] | None, Query()]
 KeyQ = Annotated[str | None, Query(description="Only requests made with this virtual key (its alias)")]
-CSV_COLUMNS = ("start_time", "status", "http_status", "prompt_tokens", "completion_tokens",
-               "total_tokens", "latency_ms", "ttft_ms", "spend", "request_id", "id", "model",
-               "model_id", "provider", "call_type", "error", "stream", "cached_tokens",
-               "reasoning_tokens", "retries", "cache_hit", "overhead_ms", "client_ip")
+CSV_COLUMNS = (
+    "start_time",
+    "status",
+    "http_status",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "spend",
+    "request_id",
+    "id",
+    "model",
+    "model_id",
+    "provider",
+    "call_type",
+    "error",
+    "stream",
+    "cached_tokens",
+    "reasoning_tokens",
+    "retries",
+    "cache_hit",
+    "overhead_ms",
+    "client_ip",
+)
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -43,8 +63,7 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def _window(window: str | None, start: str | None, end: str | None, tz: str | None,
-            chart: bool = False) -> Window:
+def _window(window: str | None, start: str | None, end: str | None, tz: str | None, chart: bool = False) -> Window:
     try:
         win = parse_window(window, start, end, tz)
         if chart:
@@ -83,8 +102,7 @@ async def list_deployments(request: Request) -> dict[str, Any]:
 
 
 @router.post("/deployments", status_code=201, summary="Add a deployment at run time")
-async def add_deployment(request: Request,
-                         definition: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+async def add_deployment(request: Request, definition: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     state = _state(request)
     try:
         dep = await asyncio.to_thread(state.registry.add, definition)
@@ -97,36 +115,59 @@ async def add_deployment(request: Request,
 
 
 @router.get("/deployments/{name:path}/usage/timeseries", summary="Buckets of a window, for charts")
-def usage_timeseries(request: Request, name: str, window: WindowQ = None, start: StartQ = None,
-                     end: EndQ = None, tz: TzQ = None, tag: TagQ = None) -> dict[str, Any]:
+def usage_timeseries(
+    request: Request,
+    name: str,
+    window: WindowQ = None,
+    start: StartQ = None,
+    end: EndQ = None,
+    tz: TzQ = None,
+    tag: TagQ = None,
+) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
-    return summary_q.timeseries(state.db, name, _window(window, start, end, tz, chart=True), tag,
-                                state.percentiles)
+    return summary_q.timeseries(state.db, name, _window(window, start, end, tz, chart=True), tag, state.percentiles)
 
 
 @router.get("/deployments/{name:path}/usage", summary="The summary cards of a window")
-def usage(request: Request, name: str, window: WindowQ = None, start: StartQ = None,
-          end: EndQ = None, tz: TzQ = None, tag: TagQ = None) -> dict[str, Any]:
+def usage(
+    request: Request,
+    name: str,
+    window: WindowQ = None,
+    start: StartQ = None,
+    end: EndQ = None,
+    tz: TzQ = None,
+    tag: TagQ = None,
+) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
     return summary_q.summary(state.db, name, _window(window, start, end, tz), tag)
 
 
 @router.get("/deployments/{name:path}/requests/export", summary="The filtered log as CSV or JSONL")
-def export_requests(request: Request, name: str, format: Literal["csv", "jsonl"] = "csv",
-                    window: WindowQ = None, start: StartQ = None, end: EndQ = None,
-                    tz: TzQ = None, status: StatusQ = None, tag: TagQ = None,
-                    key_alias: KeyQ = None) -> StreamingResponse:
+def export_requests(
+    request: Request,
+    name: str,
+    format: Literal["csv", "jsonl"] = "csv",
+    window: WindowQ = None,
+    start: StartQ = None,
+    end: EndQ = None,
+    tz: TzQ = None,
+    status: StatusQ = None,
+    tag: TagQ = None,
+    key_alias: KeyQ = None,
+) -> StreamingResponse:
     state = _state(request)
     _known(state, name)
-    rows = records_q.export(state.db, name, _window(window, start, end, tz), status=status, tag=tag,
-                            key_alias=key_alias)
+    rows = records_q.export(
+        state.db, name, _window(window, start, end, tz), status=status, tag=tag, key_alias=key_alias
+    )
     filename = f"{name.replace('/', '_')}-requests.{format}"
     media = "text/csv" if format == "csv" else "application/x-ndjson"
     body = _csv_lines(rows) if format == "csv" else (orjson.dumps(r) + b"\n" for r in rows)
-    return StreamingResponse(body, media_type=media,
-                             headers={"content-disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(
+        body, media_type=media, headers={"content-disposition": f'attachment; filename="{filename}"'}
+    )
 
 
 def _csv_cell(value: Any) -> Any:
@@ -150,29 +191,47 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
 
 
 @router.get("/deployments/{name:path}/requests", summary="The request log, newest first (keyset pages)")
-def list_requests(request: Request, name: str, window: WindowQ = None, start: StartQ = None,
-                  end: EndQ = None, tz: TzQ = None,
-                  limit: Annotated[int, Query(ge=1, le=records_q.MAX_LIMIT)] = 50,
-                  cursor: str | None = None, status: StatusQ = None, tag: TagQ = None,
-                  request_id: Annotated[str | None, Query(description="Find by request ID or record id")] = None,
-                  after: Annotated[str | None, Query(description="Only rows newer than this cursor")] = None,
-                  key_alias: KeyQ = None) -> dict[str, Any]:
+def list_requests(
+    request: Request,
+    name: str,
+    window: WindowQ = None,
+    start: StartQ = None,
+    end: EndQ = None,
+    tz: TzQ = None,
+    limit: Annotated[int, Query(ge=1, le=records_q.MAX_LIMIT)] = 50,
+    cursor: str | None = None,
+    status: StatusQ = None,
+    tag: TagQ = None,
+    request_id: Annotated[str | None, Query(description="Find by request ID or record id")] = None,
+    after: Annotated[str | None, Query(description="Only rows newer than this cursor")] = None,
+    key_alias: KeyQ = None,
+) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
     win = _window(window, start, end, tz)
     try:
         if after:
-            rows = records_q.newer(state.db, name, win, after, limit=limit, status=status, tag=tag,
-                                   key_alias=key_alias)
+            rows = records_q.newer(state.db, name, win, after, limit=limit, status=status, tag=tag, key_alias=key_alias)
             newest = rows[0] if rows else None
-            return {"data": rows, "next_cursor": None,
-                    "newest_cursor": records_q.cursor_of(newest) if newest else after}
-        result = records_q.page(state.db, name, win, limit=limit, cursor=cursor, status=status,
-                                tag=tag, search=request_id, key_alias=key_alias)
+            return {
+                "data": rows,
+                "next_cursor": None,
+                "newest_cursor": records_q.cursor_of(newest) if newest else after,
+            }
+        result = records_q.page(
+            state.db,
+            name,
+            win,
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            tag=tag,
+            search=request_id,
+            key_alias=key_alias,
+        )
         if not cursor:  # the first page: where Live continues from (after=), even if it is empty
             first = result["data"][0] if result["data"] else None
-            result["newest_cursor"] = (records_q.cursor_of(first) if first
-                                       else records_q.encode_cursor(win.start_us, ""))
+            result["newest_cursor"] = records_q.cursor_of(first) if first else records_q.encode_cursor(win.start_us, "")
         return result
     except records_q.CursorError as exc:
         raise api_error(400, str(exc), "cursor") from None
@@ -197,8 +256,9 @@ async def live_events(request: Request, name: str) -> StreamingResponse:
         finally:
             state.live.unsubscribe(queue)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
+    )
 
 
 @router.get("/deployments/{name:path}", summary="One deployment")

@@ -27,8 +27,7 @@ class RunIn(BaseModel):
     id: str = Field(pattern=RUN_ID_PATTERN, description="The run id, as in the tag bench:ID / eval:ID")
     kind: Literal["bench", "eval"]
     deployment: str | None = Field(None, max_length=200, description="The model or deployment run")
-    created_us: int | None = Field(None, ge=0, le=2**63 - 1,
-                                   description="Microseconds since the epoch (default: now)")
+    created_us: int | None = Field(None, ge=0, le=2**63 - 1, description="Microseconds since the epoch (default: now)")
     params: dict[str, Any] = Field(default_factory=dict, description="The run's parameters")
     report: dict[str, Any] | None = Field(None, description="The run's report (its JSON output)")
 
@@ -55,15 +54,14 @@ def create_run(request: Request, run: RunIn) -> dict[str, Any]:
 
 
 @router.get("/runs", summary="Stored runs, newest first")
-def list_runs(request: Request,
-              kind: Annotated[Literal["bench", "eval"] | None, Query()] = None,
-              deployment: Annotated[str | None, Query(description="Only runs of this model")] = None,
-              limit: Annotated[int, Query(ge=1, le=200)] = 50,
-              before: Annotated[int | None, Query(description="Only runs created before this "
-                                                             "created_us (the next page)")] = None,
-              ) -> dict[str, Any]:
-    rows = runs_db.list_runs(_state(request).db, kind=kind, deployment=deployment, limit=limit,
-                             before_us=before)
+def list_runs(
+    request: Request,
+    kind: Annotated[Literal["bench", "eval"] | None, Query()] = None,
+    deployment: Annotated[str | None, Query(description="Only runs of this model")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(description="Only runs created before this created_us (the next page)")] = None,
+) -> dict[str, Any]:
+    rows = runs_db.list_runs(_state(request).db, kind=kind, deployment=deployment, limit=limit, before_us=before)
     return {"data": rows, "next_before": rows[-1]["created_us"] if len(rows) == limit else None}
 
 

@@ -13,8 +13,14 @@ import orjson
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.gateway.errors import error_body
 
-_BODY = orjson.dumps(error_body("A NUL character (%00) is not allowed in the path or the query parameters.",
-                                "invalid_request_error", None, "invalid_value"))
+_BODY = orjson.dumps(
+    error_body(
+        "A NUL character (%00) is not allowed in the path or the query parameters.",
+        "invalid_request_error",
+        None,
+        "invalid_value",
+    )
+)
 
 
 class RejectNul:
@@ -22,11 +28,14 @@ class RejectNul:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (b"%00" in scope.get("query_string", b"")
-                                        or "\x00" in scope["path"]):
-            await send({"type": "http.response.start", "status": 400,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(_BODY)).encode())]})
+        if scope["type"] == "http" and (b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_BODY)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": _BODY})
             return
         await self.app(scope, receive, send)

@@ -51,8 +51,10 @@ def resolve_admin_key(db: Database, configured: str | None) -> AdminKey:
     if row:
         return AdminKey(str(row[0]))
     key = new_key("mm-admin")
-    db.execute("INSERT INTO server_settings (name, value) VALUES (:n, :v) ON CONFLICT (name) DO NOTHING",
-               {"n": _HASH_SETTING, "v": key_hash(key)})
+    db.execute(
+        "INSERT INTO server_settings (name, value) VALUES (:n, :v) ON CONFLICT (name) DO NOTHING",
+        {"n": _HASH_SETTING, "v": key_hash(key)},
+    )
     stored = db.fetchone("SELECT value FROM server_settings WHERE name = :n", {"n": _HASH_SETTING})
     assert stored is not None
     if stored[0] != key_hash(key):  # another process generated one first: theirs wins
@@ -72,8 +74,7 @@ def reset_admin_key(db: Database) -> str:
 class AdminAuth:
     """ASGI middleware in front of the non-/v1 app."""
 
-    def __init__(self, app: ASGIApp, get_hash: Callable[[], str | None],
-                 get_secret: Callable[[], str | None]) -> None:
+    def __init__(self, app: ASGIApp, get_hash: Callable[[], str | None], get_secret: Callable[[], str | None]) -> None:
         self.app = app
         self._get_hash = get_hash
         self._get_secret = get_secret
@@ -86,8 +87,11 @@ class AdminAuth:
         admin, secret = self._get_hash(), self._get_secret()
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             if path == "/readyz":  # open, but its details only for the admin
-                scope[ADMIN_SCOPE] = admin is not None and secret is not None and _authorised(
-                    dict(scope["headers"]), Sessions(secret, admin))[0]
+                scope[ADMIN_SCOPE] = (
+                    admin is not None
+                    and secret is not None
+                    and _authorised(dict(scope["headers"]), Sessions(secret, admin))[0]
+                )
             await self.app(scope, receive, send)
             return
         if admin is None or secret is None:  # keys not resolved yet (start-up): refuse rather than guess
@@ -103,8 +107,12 @@ class AdminAuth:
                 target = query.get("next") or "/" + (f"?{rest}" if rest else "")
                 await _redirect(send, _safe_next(target), _cookie(scope, sessions))
             else:
-                await _send(send, 401, login_page(_safe_next(query.get("next", "/")),
-                                                  "That token is not the admin key."), "text/html")
+                await _send(
+                    send,
+                    401,
+                    login_page(_safe_next(query.get("next", "/")), "That token is not the admin key."),
+                    "text/html",
+                )
             return
         if path == "/login":
             await self._login(scope, receive, send, sessions)
@@ -117,9 +125,11 @@ class AdminAuth:
                 await self.app(scope, receive, send)
             return
         if path.startswith(API_PREFIXES):
-            message = ("The admin key is not taken in the URL (URLs end up in logs): send "
-                       "'Authorization: Bearer <admin key>'." if token else
-                       "Admin key required: send 'Authorization: Bearer <admin key>'.")
+            message = (
+                "The admin key is not taken in the URL (URLs end up in logs): send 'Authorization: Bearer <admin key>'."
+                if token
+                else "Admin key required: send 'Authorization: Bearer <admin key>'."
+            )
             body = orjson.dumps(error_body(message, "authentication_error", None, "invalid_admin_key"))
             await _send(send, 401, body, "application/json", [(b"www-authenticate", b'Bearer realm="modelmeter"')])
         else:
@@ -168,6 +178,7 @@ def _with_cookie(send: Send, cookie: bytes) -> Send:
         if message["type"] == "http.response.start":
             message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
         await send(message)
+
     return sending
 
 
@@ -186,34 +197,55 @@ def _cookie(scope: Scope, sessions: Sessions) -> bytes:
 
 def _qs(scope: Scope) -> str:
     # Without any token: the login form's next URL must not carry a key into the history either.
-    q = urlencode([(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                                                 keep_blank_values=True) if k != "token"])
+    q = urlencode(
+        [
+            (k, v)
+            for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            if k != "token"
+        ]
+    )
     return f"?{q}" if q else ""
 
 
 def _safe_next(target: str) -> str:
     """Only a local path: never an open redirect to another site. Browsers read ``//host``, ``/\\host``
     (a backslash is a slash to them) and control characters mixed in as another site."""
-    if (not target.startswith("/") or target.startswith("//") or "\\" in target
-            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)):
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
         return "/"
     return target
 
 
 async def _redirect(send: Send, location: str, cookie: bytes) -> None:
-    await send({"type": "http.response.start", "status": 303,
-                "headers": [(b"location", location.encode("latin-1", "replace")), (b"set-cookie", cookie),
-                            (b"cache-control", b"no-store")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 303,
+            "headers": [
+                (b"location", location.encode("latin-1", "replace")),
+                (b"set-cookie", cookie),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _send(send: Send, status: int, body: bytes, media: str,
-                extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = [(b"content-type", f"{media}; charset=utf-8".encode()), (b"cache-control", b"no-store"),
-               *(extra or [])]
+async def _send(
+    send: Send, status: int, body: bytes, media: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", f"{media}; charset=utf-8".encode()), (b"cache-control", b"no-store"), *(extra or [])]
     if media == "text/html":
-        headers.append((b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; "
-                                                    b"form-action 'self'; frame-ancestors 'none'"))
+        headers.append(
+            (
+                b"content-security-policy",
+                b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            )
+        )
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

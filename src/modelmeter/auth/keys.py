@@ -81,8 +81,9 @@ class KeyStore:
         self.reservations = Reservations()
 
     # -- administration (API and CLI) ------------------------------------------------------
-    def create(self, alias: str, *, rpm: int | None = None, tpm: int | None = None,
-               budget_usd: float | str | None = None) -> tuple[str, VirtualKey]:
+    def create(
+        self, alias: str, *, rpm: int | None = None, tpm: int | None = None, budget_usd: float | str | None = None
+    ) -> tuple[str, VirtualKey]:
         """A new key; the key itself is returned once and never stored."""
         if not isinstance(alias, str) or not _ALIAS.match(alias):
             raise KeyError_("'alias' must be 1-64 characters: letters, digits, ._:@-")
@@ -101,8 +102,11 @@ class KeyStore:
         vk = VirtualKey(alias, key_hash(key), key[:7], int(time.time() * 1e6), None, rpm, tpm, budget, 0)
         if self._db.fetchone("SELECT 1 FROM virtual_keys WHERE alias = :a", {"a": alias}):
             raise KeyError_(f"a key with alias {alias!r} already exists")
-        self._db.execute(f"INSERT INTO virtual_keys ({_COLS}) VALUES (:alias, :key_hash, :key_prefix, :created_us, "
-                         ":revoked_us, :rpm_limit, :tpm_limit, :budget_pusd, :spent_pusd)", vk.__dict__)
+        self._db.execute(
+            f"INSERT INTO virtual_keys ({_COLS}) VALUES (:alias, :key_hash, :key_prefix, :created_us, "
+            ":revoked_us, :rpm_limit, :tpm_limit, :budget_pusd, :spent_pusd)",
+            vk.__dict__,
+        )
         self.load()
         return key, vk
 
@@ -110,8 +114,10 @@ class KeyStore:
         return [VirtualKey(*r) for r in self._db.fetchall(f"SELECT {_COLS} FROM virtual_keys ORDER BY created_us")]
 
     def revoke(self, alias: str) -> bool:
-        n = self._db.execute("UPDATE virtual_keys SET revoked_us = :t WHERE alias = :a AND revoked_us IS NULL",
-                             {"t": int(time.time() * 1e6), "a": alias})
+        n = self._db.execute(
+            "UPDATE virtual_keys SET revoked_us = :t WHERE alias = :a AND revoked_us IS NULL",
+            {"t": int(time.time() * 1e6), "a": alias},
+        )
         self.load()  # this process refuses it at once; others within refresh_s
         return n > 0
 
@@ -144,15 +150,20 @@ class KeyStore:
         held_tokens, held_pusd = self.reservations.held(vk.alias, t)
         if vk.budget_pusd is not None and vk.spent_pusd + held_pusd >= vk.budget_pusd:
             if held_pusd and vk.spent_pusd < vk.budget_pusd:
-                raise LimitExceeded(f"Key '{vk.alias}' has its budget of ${vk.budget_pusd / PICO:g} "
-                                    "committed to calls in progress; try again shortly.", 1)
+                raise LimitExceeded(
+                    f"Key '{vk.alias}' has its budget of ${vk.budget_pusd / PICO:g} "
+                    "committed to calls in progress; try again shortly.",
+                    1,
+                )
             raise LimitExceeded(f"Key '{vk.alias}' has used its budget of ${vk.budget_pusd / PICO:g}.", 3600)
         reqs = self._requests[vk.alias]
         while reqs and reqs[0] <= t - 60:
             reqs.popleft()
         if vk.rpm_limit is not None and len(reqs) >= vk.rpm_limit:
-            raise LimitExceeded(f"Key '{vk.alias}' is over its limit of {vk.rpm_limit} requests per minute.",
-                                max(int(reqs[0] + 60 - t) + 1, 1))
+            raise LimitExceeded(
+                f"Key '{vk.alias}' is over its limit of {vk.rpm_limit} requests per minute.",
+                max(int(reqs[0] + 60 - t) + 1, 1),
+            )
         if vk.tpm_limit is not None:
             with self._lock:  # the writer thread adds to these
                 toks = self._tokens[vk.alias]
@@ -161,8 +172,10 @@ class KeyStore:
                 used = sum(n for _, n in toks)
                 oldest = toks[0][0] if toks else t
             if used + held_tokens >= vk.tpm_limit:
-                raise LimitExceeded(f"Key '{vk.alias}' is over its limit of {vk.tpm_limit} tokens per minute.",
-                                    max(int(oldest + 60 - t) + 1, 1))
+                raise LimitExceeded(
+                    f"Key '{vk.alias}' is over its limit of {vk.tpm_limit} tokens per minute.",
+                    max(int(oldest + 60 - t) + 1, 1),
+                )
         reqs.append(t)
         if rec is not None:
             tokens, pusd = self.reservations.estimate(rec, vk.tpm_limit is not None, vk.budget_pusd is not None)
@@ -184,8 +197,9 @@ class KeyStore:
             if r["spend_pusd"]:
                 spend[alias] += r["spend_pusd"]
         for alias, pusd in spend.items():
-            self._db.execute("UPDATE virtual_keys SET spent_pusd = spent_pusd + :s WHERE alias = :a",
-                             {"s": pusd, "a": alias})
+            self._db.execute(
+                "UPDATE virtual_keys SET spent_pusd = spent_pusd + :s WHERE alias = :a", {"s": pusd, "a": alias}
+            )
             vk = next((k for k in self._by_hash.values() if k.alias == alias), None)
             if vk is not None:
                 vk.spent_pusd += pusd

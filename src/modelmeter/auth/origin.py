@@ -28,12 +28,22 @@ class SameOriginGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS and not same_origin(scope):
-            body = orjson.dumps(error_body(
-                "Cross-site request refused: state-changing requests must come from this server's own "
-                "pages, or from a client without an Origin header (e.g. with 'Authorization: Bearer').",
-                "permission_error", None, "cross_site_request"))
-            await send({"type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]})
+            body = orjson.dumps(
+                error_body(
+                    "Cross-site request refused: state-changing requests must come from this server's own "
+                    "pages, or from a client without an Origin header (e.g. with 'Authorization: Bearer').",
+                    "permission_error",
+                    None,
+                    "cross_site_request",
+                )
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)

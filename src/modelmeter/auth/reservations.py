@@ -105,9 +105,21 @@ class Reservations:
         if self._pricer is None:
             self._pricer = Pricer()
         try:
-            rates = [int(self._pricer.cost(provider=dep.provider, model=dep.model, prompt_tokens=p,
-                                           completion_tokens=c, override=dep.price, at=rec.start).spend
-                         * PICO / RATE_SAMPLE) for p, c in ((RATE_SAMPLE, 0), (0, RATE_SAMPLE))]
+            rates = [
+                int(
+                    self._pricer.cost(
+                        provider=dep.provider,
+                        model=dep.model,
+                        prompt_tokens=p,
+                        completion_tokens=c,
+                        override=dep.price,
+                        at=rec.start,
+                    ).spend
+                    * PICO
+                    / RATE_SAMPLE
+                )
+                for p, c in ((RATE_SAMPLE, 0), (0, RATE_SAMPLE))
+            ]
         except Exception:  # unpriced: the budget is checked against recorded spend alone
             rates = [0, 0]
         if len(self._rate_cache) > 1000:

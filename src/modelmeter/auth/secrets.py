@@ -18,4 +18,3 @@ def key_hash(key: str) -> str:
 
 def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
-

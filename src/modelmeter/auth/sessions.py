@@ -29,8 +29,10 @@ def resolve_session_secret(db: Database) -> str:
     row = db.fetchone("SELECT value FROM server_settings WHERE name = :n", {"n": _SECRET_SETTING})
     if row:
         return str(row[0])
-    db.execute("INSERT INTO server_settings (name, value) VALUES (:n, :v) ON CONFLICT (name) DO NOTHING",
-               {"n": _SECRET_SETTING, "v": secrets.token_hex(32)})
+    db.execute(
+        "INSERT INTO server_settings (name, value) VALUES (:n, :v) ON CONFLICT (name) DO NOTHING",
+        {"n": _SECRET_SETTING, "v": secrets.token_hex(32)},
+    )
     stored = db.fetchone("SELECT value FROM server_settings WHERE name = :n", {"n": _SECRET_SETTING})
     assert stored is not None
     return str(stored[0])
@@ -39,8 +41,9 @@ def resolve_session_secret(db: Database) -> str:
 def rotate_session_secret(db: Database) -> None:
     """A new server secret: every session cookie issued so far stops working (at the next start)."""
     db.execute("DELETE FROM server_settings WHERE name = :n", {"n": _SECRET_SETTING})
-    db.execute("INSERT INTO server_settings (name, value) VALUES (:n, :v)",
-               {"n": _SECRET_SETTING, "v": secrets.token_hex(32)})
+    db.execute(
+        "INSERT INTO server_settings (name, value) VALUES (:n, :v)", {"n": _SECRET_SETTING, "v": secrets.token_hex(32)}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +53,9 @@ class Sessions:
     ttl_s: int = SESSION_TTL_S
 
     def _mac(self, expiry: int) -> str:
-        return hmac.new(self.secret.encode(), f"session:{expiry}:{self.admin_hash}".encode(),
-                        hashlib.sha256).hexdigest()
+        return hmac.new(
+            self.secret.encode(), f"session:{expiry}:{self.admin_hash}".encode(), hashlib.sha256
+        ).hexdigest()
 
     def issue(self, now: float | None = None) -> str:
         expiry = int((now if now is not None else time.time()) + self.ttl_s)

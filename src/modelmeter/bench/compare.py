@@ -17,9 +17,11 @@ BENCH_ROWS: tuple[tuple[str, str, str], ...] = (
     ("output_token_throughput", "Output token throughput (tok/s)", _UP),
     ("total_token_throughput", "Total token throughput (tok/s)", _UP),
     ("goodput", "Goodput (req/s)", _UP),
-    *((f"{metric}.{stat}", f"{label} {stat} (ms)", _DOWN)
-      for metric, label in (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "E2E"))
-      for stat in ("mean", "p50", "p99")),
+    *(
+        (f"{metric}.{stat}", f"{label} {stat} (ms)", _DOWN)
+        for metric, label in (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "E2E"))
+        for stat in ("mean", "p50", "p99")
+    ),
 )
 EVAL_ROWS: tuple[tuple[str, str, str], ...] = (
     ("items", "Items", _UP),
@@ -32,8 +34,7 @@ EVAL_ROWS: tuple[tuple[str, str, str], ...] = (
     ("cost_total", "Cost, total (USD)", _DOWN),
     ("cost_per_item", "Cost per item (USD)", _DOWN),
 )
-PARAMS = ("model", "base_url", "endpoint", "stream", "load", "input_tokens", "output_tokens",
-          "dataset")
+PARAMS = ("model", "base_url", "endpoint", "stream", "load", "input_tokens", "output_tokens", "dataset")
 
 
 def _get(report: dict[str, Any] | None, path: str) -> Any:
@@ -58,8 +59,9 @@ def rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
             pct = delta / va * 100 if va else None
             if delta:
                 verdict = "better" if (delta > 0) == (better == _UP) else "worse"
-        out.append({"metric": path, "label": label, "a": va, "b": vb, "delta": delta,
-                    "change_pct": pct, "verdict": verdict})
+        out.append(
+            {"metric": path, "label": label, "a": va, "b": vb, "delta": delta, "change_pct": pct, "verdict": verdict}
+        )
     return out
 
 
@@ -80,9 +82,16 @@ def table(a: dict[str, Any], b: dict[str, Any]) -> Table:
     for row in rows(a, b):
         change = "" if row["change_pct"] is None else f"{row['change_pct']:+.1f}%"
         style = {"better": "green", "worse": "red"}.get(row["verdict"], "")
-        delta = "" if row["delta"] is None else (f"{row['delta']:+,.3f}" if isinstance(row["delta"], float)
-                                                 else f"{row['delta']:+,}")
-        t.add_row(row["label"], fmt(row["a"]), fmt(row["b"]),
-                  f"[{style}]{delta}[/]" if style else delta,
-                  f"[{style}]{change} {row['verdict']}[/]" if style else change)
+        delta = (
+            ""
+            if row["delta"] is None
+            else (f"{row['delta']:+,.3f}" if isinstance(row["delta"], float) else f"{row['delta']:+,}")
+        )
+        t.add_row(
+            row["label"],
+            fmt(row["a"]),
+            fmt(row["b"]),
+            f"[{style}]{delta}[/]" if style else delta,
+            f"[{style}]{change} {row['verdict']}[/]" if style else change,
+        )
     return t

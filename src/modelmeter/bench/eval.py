@@ -58,10 +58,17 @@ class EvalConfig:
         return self.dataset or str(bundled_dataset())
 
     def params(self) -> dict[str, Any]:
-        return {"model": self.model, "base_url": self.base_url, "endpoint": self.endpoint,
-                "dataset": self.dataset or f"(bundled) {DEFAULT_DATASET}",
-                "concurrency": self.concurrency, "max_tokens": self.max_tokens, "stream": self.stream,
-                "load": f"each item once, concurrency {self.concurrency}", "metadata": self.metadata}
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            "endpoint": self.endpoint,
+            "dataset": self.dataset or f"(bundled) {DEFAULT_DATASET}",
+            "concurrency": self.concurrency,
+            "max_tokens": self.max_tokens,
+            "stream": self.stream,
+            "load": f"each item once, concurrency {self.concurrency}",
+            "metadata": self.metadata,
+        }
 
 
 def load_items(cfg: EvalConfig) -> list[prompts.Prompt]:
@@ -91,13 +98,26 @@ async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: No
     items = load_items(cfg)
     async with request.new_session(cfg.concurrency, cfg.timeout, cfg.keepalive) as session:
         checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key, cfg.admin_key, notify)
-        target = request.Target(checked.base_url + prompts.ENDPOINTS[cfg.endpoint],
-                                prompts.CALL_TYPES[cfg.endpoint], cfg.model, cfg.stream, keep_text=True)
+        target = request.Target(
+            checked.base_url + prompts.ENDPOINTS[cfg.endpoint],
+            prompts.CALL_TYPES[cfg.endpoint],
+            cfg.model,
+            cfg.stream,
+            keep_text=True,
+        )
         meta = {"eval_run": cfg.run_id} if cfg.metadata else None
-        bodies = [prompts.request_body(p, cfg.model, cfg.endpoint, stream=cfg.stream, max_tokens=None,
-                                       metadata=meta,
-                                       defaults={"temperature": 0, "max_tokens": cfg.max_tokens})
-                  for p in items]
+        bodies = [
+            prompts.request_body(
+                p,
+                cfg.model,
+                cfg.endpoint,
+                stream=cfg.stream,
+                max_tokens=None,
+                metadata=meta,
+                defaults={"temperature": 0, "max_tokens": cfg.max_tokens},
+            )
+            for p in items
+        ]
         usage_url = server.usage_url(checked.root, cfg.model, cfg.tag) if checked.modelmeter else None
         if usage_url:
             notify(f"Watch this run live: {usage_url}")
@@ -113,11 +133,13 @@ async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: No
         spend = None
         if checked.readable and not outcome.interrupted:
             try:
-                stored = await server.recorded(session, checked.root, cfg.model, cfg.tag, started,
-                                               len(outcome.results), checked.admin_headers)
+                stored = await server.recorded(
+                    session, checked.root, cfg.model, cfg.tag, started, len(outcome.results), checked.admin_headers
+                )
                 spend = stored["summary"].get("spend")
-                costs = {r["request_id"]: float(r.get("spend") or 0.0)
-                         for r in stored["records"] if r.get("request_id")}
+                costs = {
+                    r["request_id"]: float(r.get("spend") or 0.0) for r in stored["records"] if r.get("request_id")
+                }
             except server.Unreachable as exc:
                 notify(f"could not read the server's records for {cfg.tag}: {exc}")
     result = _report(cfg, items, outcome, checked.base_url, usage_url, started, spend, costs)
@@ -125,38 +147,63 @@ async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: No
     return result
 
 
-def _report(cfg: EvalConfig, items: list[prompts.Prompt], outcome: load.Outcome, base_url: str,
-            usage_url: str | None, started: float, spend: float | None,
-            costs: dict[str, float]) -> dict[str, Any]:
+def _report(
+    cfg: EvalConfig,
+    items: list[prompts.Prompt],
+    outcome: load.Outcome,
+    base_url: str,
+    usage_url: str | None,
+    started: float,
+    spend: float | None,
+    costs: dict[str, float],
+) -> dict[str, Any]:
     by_index: dict[int, RequestResult] = {r.index: r for r in outcome.results}
     rows: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         r = by_index.get(i)
         answer = r.text if r is not None and r.ok else None
-        rows.append({
-            "index": i, "prompt": _prompt_text(item), "expected": item.expected, "match": item.match,
-            "answer_expected": item.answer, "answer": answer,
-            "correct": grade(answer, item.expected, item.match),
-            "latency_ms": round(r.e2e * 1000, 3) if r is not None and r.ok else None,
-            "ttft_ms": round(r.ttft * 1000, 3) if r is not None and r.ok and r.ttft is not None else None,
-            "prompt_tokens": r.prompt_tokens if r is not None else None,
-            "completion_tokens": r.completion_tokens if r is not None else None,
-            "cost": costs.get(r.response_id) if r is not None and r.response_id else None,
-            "error": None if r is None else r.error,
-        })
+        rows.append(
+            {
+                "index": i,
+                "prompt": _prompt_text(item),
+                "expected": item.expected,
+                "match": item.match,
+                "answer_expected": item.answer,
+                "answer": answer,
+                "correct": grade(answer, item.expected, item.match),
+                "latency_ms": round(r.e2e * 1000, 3) if r is not None and r.ok else None,
+                "ttft_ms": round(r.ttft * 1000, 3) if r is not None and r.ok and r.ttft is not None else None,
+                "prompt_tokens": r.prompt_tokens if r is not None else None,
+                "completion_tokens": r.completion_tokens if r is not None else None,
+                "cost": costs.get(r.response_id) if r is not None and r.response_id else None,
+                "error": None if r is None else r.error,
+            }
+        )
     ok = [r for r in outcome.results if r.ok]
     correct = sum(1 for row in rows if row["correct"])
     n = len(items)
     return {
-        "run_id": cfg.run_id, "kind": "eval", "model": cfg.model, "base_url": base_url,
-        "endpoint": cfg.endpoint, "dataset": cfg.params()["dataset"], "started_at": iso(int(started * 1e6)),
-        "interrupted": outcome.interrupted, "items": n, "answered": len(ok), "correct": correct,
+        "run_id": cfg.run_id,
+        "kind": "eval",
+        "model": cfg.model,
+        "base_url": base_url,
+        "endpoint": cfg.endpoint,
+        "dataset": cfg.params()["dataset"],
+        "started_at": iso(int(started * 1e6)),
+        "interrupted": outcome.interrupted,
+        "items": n,
+        "answered": len(ok),
+        "correct": correct,
         "accuracy": round(correct / n, 6) if n else None,
-        "failed": len(outcome.results) - len(ok), "duration_s": round(outcome.duration, 6),
+        "failed": len(outcome.results) - len(ok),
+        "duration_s": round(outcome.duration, 6),
         "e2e_ms": metrics.distribution(r.e2e for r in ok),
         "ttft_ms": metrics.distribution(r.ttft for r in ok if r.ttft is not None),
         "total_input_tokens": sum(r.prompt_tokens for r in ok),
         "total_output_tokens": sum(r.completion_tokens for r in ok),
-        "cost_total": spend, "cost_per_item": None if spend is None or not n else spend / n,
-        "usage_url": usage_url, "errors": metrics.error_counts(outcome.results), "results": rows,
+        "cost_total": spend,
+        "cost_per_item": None if spend is None or not n else spend / n,
+        "usage_url": usage_url,
+        "errors": metrics.error_counts(outcome.results),
+        "results": rows,
     }

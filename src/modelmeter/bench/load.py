@@ -62,8 +62,9 @@ class Outcome:
     interrupted: bool = False
 
 
-async def run(shape: Shape, send_one: SendOne, on_result: Callable[[RequestResult], None],
-              stop: asyncio.Event | None = None) -> Outcome:
+async def run(
+    shape: Shape, send_one: SendOne, on_result: Callable[[RequestResult], None], stop: asyncio.Event | None = None
+) -> Outcome:
     out = Outcome()
     stop = stop or asyncio.Event()
     start = time.perf_counter()
@@ -91,8 +92,9 @@ async def run(shape: Shape, send_one: SendOne, on_result: Callable[[RequestResul
     return out
 
 
-async def _closed(shape: Shape, send_one: SendOne, record: Callable[[RequestResult], None],
-                  deadline: float | None) -> None:
+async def _closed(
+    shape: Shape, send_one: SendOne, record: Callable[[RequestResult], None], deadline: float | None
+) -> None:
     counter = itertools.count()
     limit = shape.requests
     clock = time.perf_counter
@@ -115,8 +117,9 @@ async def _closed(shape: Shape, send_one: SendOne, record: Callable[[RequestResu
             w.cancel()
 
 
-async def _open(shape: Shape, send_one: SendOne, record: Callable[[RequestResult], None],
-                deadline: float | None, start: float) -> None:
+async def _open(
+    shape: Shape, send_one: SendOne, record: Callable[[RequestResult], None], deadline: float | None, start: float
+) -> None:
     assert shape.rate is not None
     rng = random.Random(shape.seed)
     sem = asyncio.Semaphore(shape.concurrency) if shape.concurrency else None

@@ -94,8 +94,9 @@ def _meets(r: RequestResult, slos: Mapping[str, float]) -> bool:
     return all(values[k] * 1000.0 <= limit for k, limit in slos.items())
 
 
-def figures(results: Sequence[RequestResult], duration: float,
-            slos: Mapping[str, float] | None = None) -> dict[str, Any]:
+def figures(
+    results: Sequence[RequestResult], duration: float, slos: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """The report's numbers from the measured requests (warm-ups excluded by the caller)."""
     ok = [r for r in results if r.ok]
     failed = len(results) - len(ok)

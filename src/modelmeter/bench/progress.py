@@ -41,8 +41,10 @@ class LiveStats:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         ttft = f"{percentile(sorted(self.ttfts), 50) * 1000:.0f} ms" if self.ttfts else "-"
         done = f"{self.done}/{total}" if total is not None else str(self.done)
-        return (f"{done} done, {self.failed} failed · {self.done / elapsed:.1f} req/s · "
-                f"{self.output_tokens / elapsed:.0f} tok/s · p50 TTFT {ttft}")
+        return (
+            f"{done} done, {self.failed} failed · {self.done / elapsed:.1f} req/s · "
+            f"{self.output_tokens / elapsed:.0f} tok/s · p50 TTFT {ttft}"
+        )
 
 
 class ProgressBar:
@@ -54,9 +56,15 @@ class ProgressBar:
         self.duration = duration
         console = Console(stderr=True)
         self.enabled = enabled and console.is_terminal
-        self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                  TextColumn("{task.fields[figures]}"), TimeElapsedColumn(),
-                                  console=console, auto_refresh=False, transient=False)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[figures]}"),
+            TimeElapsedColumn(),
+            console=console,
+            auto_refresh=False,
+            transient=False,
+        )
         self._task = self._progress.add_task(label, total=self._bar_total(), figures="")
         self._ticker: asyncio.Task[None] | None = None
 
@@ -87,8 +95,9 @@ class ProgressBar:
             self._ticker = asyncio.ensure_future(self._tick())
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

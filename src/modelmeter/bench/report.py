@@ -36,8 +36,11 @@ def summary_table(report: dict[str, Any]) -> Table:
     table.add_column("figure", style="bold")
     table.add_column("value")
     rows = [
-        ("Target", f"{report['model']} @ {report['base_url']} ({report['endpoint']}, "
-                   f"{'streamed' if report['stream'] else 'not streamed'})"),
+        (
+            "Target",
+            f"{report['model']} @ {report['base_url']} ({report['endpoint']}, "
+            f"{'streamed' if report['stream'] else 'not streamed'})",
+        ),
         ("Load", report["load"]),
         ("Duration (s)", fmt(report["duration_s"], 3)),
         ("Successful requests", fmt(report["completed"])),
@@ -84,12 +87,16 @@ def errors_table(errors: dict[str, int]) -> Table:
 def comparison_table(comparison: dict[str, Any]) -> Table:
     verdict = "agree" if comparison["agree"] else "DISAGREE"
     table = Table(title=f"Client vs server ({comparison['tag']}): {verdict}", title_justify="left")
-    for col, justify in (("metric", "left"), ("client", "right"), ("server", "right"),
-                         ("rule", "left"), ("ok", "center")):
+    for col, justify in (
+        ("metric", "left"),
+        ("client", "right"),
+        ("server", "right"),
+        ("rule", "left"),
+        ("ok", "center"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in comparison["rows"]:
-        table.add_row(row["metric"], fmt(row["client"]), fmt(row["server"]), row["rule"],
-                      "✓" if row["ok"] else "✗")
+        table.add_row(row["metric"], fmt(row["client"]), fmt(row["server"]), row["rule"], "✓" if row["ok"] else "✗")
     return table
 
 
@@ -101,8 +108,11 @@ def render(report: dict[str, Any], out: Console | None = None) -> None:
         out.print(errors_table(report["errors"]))
     comparison = report.get("server_comparison")
     if report.get("server_access") == "locked":
-        out.print("No client-vs-server table: the server's /api answered 401 "
-                  "(export MODELMETER_ADMIN_KEY=… or pass --admin-key)", soft_wrap=True)
+        out.print(
+            "No client-vs-server table: the server's /api answered 401 "
+            "(export MODELMETER_ADMIN_KEY=… or pass --admin-key)",
+            soft_wrap=True,
+        )
     if comparison:
         out.print(comparison_table(comparison))
         if comparison.get("note"):

@@ -44,14 +44,24 @@ def headers(api_key: str | None, tag: str | None) -> dict[str, str]:
 def new_session(limit: int, timeout: float, keepalive: bool = True) -> aiohttp.ClientSession:
     """One pooled session for the whole run (``limit`` 0: no cap on connections); without
     ``keepalive`` every request opens its own connection (for servers that close them early)."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300,
-                                     enable_cleanup_closed=True, force_close=not keepalive)
-    return aiohttp.ClientSession(connector=connector, headers={"user-agent": USER_AGENT},
-                                 timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10.0))
+    connector = aiohttp.TCPConnector(
+        limit=limit, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True, force_close=not keepalive
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers={"user-agent": USER_AGENT},
+        timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10.0),
+    )
 
 
-async def send(session: aiohttp.ClientSession, target: Target, body: bytes,
-               hdrs: dict[str, str], prompt_tokens: int = 0, index: int = 0) -> RequestResult:
+async def send(
+    session: aiohttp.ClientSession,
+    target: Target,
+    body: bytes,
+    hdrs: dict[str, str],
+    prompt_tokens: int = 0,
+    index: int = 0,
+) -> RequestResult:
     """Send one request; never raises for a failed request (the result says why)."""
     t0 = time.perf_counter()
     result = RequestResult(ok=False, start=t0, index=index)
@@ -86,8 +96,7 @@ async def send(session: aiohttp.ClientSession, target: Target, body: bytes,
     return result
 
 
-async def _read_stream(resp: aiohttp.ClientResponse, target: Target, result: RequestResult,
-                       t0: float) -> None:
+async def _read_stream(resp: aiohttp.ClientResponse, target: Target, result: RequestResult, t0: float) -> None:
     parser = SSEParser()
     acc = StreamAccumulator(target.call_type)
     itl = result.itl

@@ -61,14 +61,25 @@ class BenchConfig:
 
     def params(self) -> dict[str, Any]:
         s = self.shape
-        return {"model": self.model, "base_url": self.base_url, "endpoint": self.endpoint,
-                "stream": self.stream, "load": s.describe(), "requests": s.requests,
-                "duration_s": s.duration, "concurrency": s.concurrency, "rate": s.rate,
-                "seed": s.seed, "warmup": self.warmup,
-                "input_tokens": None if self.dataset else self.input_tokens,
-                "output_tokens": self.output_tokens, "dataset": self.dataset,
-                "metadata": self.metadata, "goodput_slos_ms": self.slos or None,
-                "keepalive": self.keepalive}
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            "endpoint": self.endpoint,
+            "stream": self.stream,
+            "load": s.describe(),
+            "requests": s.requests,
+            "duration_s": s.duration,
+            "concurrency": s.concurrency,
+            "rate": s.rate,
+            "seed": s.seed,
+            "warmup": self.warmup,
+            "input_tokens": None if self.dataset else self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "dataset": self.dataset,
+            "metadata": self.metadata,
+            "goodput_slos_ms": self.slos or None,
+            "keepalive": self.keepalive,
+        }
 
 
 @dataclass
@@ -90,9 +101,14 @@ class Target:
         return self.access == "open"
 
 
-async def check_target(session: aiohttp.ClientSession, base_url: str, model: str,
-                       api_key: str | None, admin_key: str | None = None,
-                       notify: Callable[[str], None] = lambda _: None) -> Target:
+async def check_target(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    model: str,
+    api_key: str | None,
+    admin_key: str | None = None,
+    notify: Callable[[str], None] = lambda _: None,
+) -> Target:
     try:
         models = await server.served_models(session, base_url, request.headers(api_key, None))
     except server.Unreachable as exc:
@@ -115,8 +131,7 @@ def build_prompts(cfg: BenchConfig) -> list[prompts.Prompt]:
         except prompts.DatasetError as exc:
             raise BenchError(str(exc)) from None
     wanted = cfg.shape.requests if cfg.shape.requests is not None else PROMPT_POOL
-    return prompts.synthetic(cfg.endpoint, cfg.model, cfg.input_tokens,
-                             max(1, min(wanted, PROMPT_POOL)), seed=cfg.seed)
+    return prompts.synthetic(cfg.endpoint, cfg.model, cfg.input_tokens, max(1, min(wanted, PROMPT_POOL)), seed=cfg.seed)
 
 
 @contextlib.contextmanager
@@ -135,8 +150,13 @@ def ctrl_c_stops(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def sender(session: aiohttp.ClientSession, target: request.Target, bodies: list[bytes],
-           hdrs: dict[str, str], pool: list[prompts.Prompt]) -> load.SendOne:
+def sender(
+    session: aiohttp.ClientSession,
+    target: request.Target,
+    bodies: list[bytes],
+    hdrs: dict[str, str],
+    pool: list[prompts.Prompt],
+) -> load.SendOne:
     n = len(bodies)
 
     def send_one(i: int) -> Any:
@@ -154,14 +174,22 @@ async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: 
     async with request.new_session(limit, cfg.timeout, cfg.keepalive) as session:
         checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key, cfg.admin_key, notify)
         path = prompts.ENDPOINTS[cfg.endpoint]
-        target = request.Target(checked.base_url + path, prompts.CALL_TYPES[cfg.endpoint], cfg.model,
-                                cfg.stream and cfg.endpoint != "embeddings")
+        target = request.Target(
+            checked.base_url + path,
+            prompts.CALL_TYPES[cfg.endpoint],
+            cfg.model,
+            cfg.stream and cfg.endpoint != "embeddings",
+        )
         max_tokens = cfg.output_tokens
 
         def bodies(run_value: str) -> list[bytes]:
             meta = {"bench_run": run_value} if cfg.metadata else None
-            return [prompts.request_body(p, cfg.model, cfg.endpoint, stream=target.stream,
-                                         max_tokens=max_tokens, metadata=meta) for p in pool]
+            return [
+                prompts.request_body(
+                    p, cfg.model, cfg.endpoint, stream=target.stream, max_tokens=max_tokens, metadata=meta
+                )
+                for p in pool
+            ]
 
         seconds = cfg.expected_seconds()
         usage_url = server.usage_url(checked.root, cfg.model, cfg.tag, seconds) if checked.modelmeter else None
@@ -170,8 +198,9 @@ async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: 
         if cfg.warmup:
             notify(f"Warming up with {cfg.warmup} request(s), tagged {cfg.tag}:warmup")
             warm = load.Shape(requests=cfg.warmup, concurrency=min(cfg.shape.concurrency or 1, cfg.warmup))
-            send_warm = sender(session, target, bodies(f"{cfg.run_id}:warmup"),
-                               request.headers(cfg.api_key, f"{cfg.tag}:warmup"), pool)
+            send_warm = sender(
+                session, target, bodies(f"{cfg.run_id}:warmup"), request.headers(cfg.api_key, f"{cfg.tag}:warmup"), pool
+            )
             await load.run(warm, send_warm, lambda _: None)
         send = sender(session, target, bodies(cfg.run_id), request.headers(cfg.api_key, cfg.tag), pool)
         stop = asyncio.Event()
@@ -181,9 +210,15 @@ async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: 
             async with bar:
                 outcome = await load.run(cfg.shape, send, bar.add, stop)
         report: dict[str, Any] = {
-            "run_id": cfg.run_id, "kind": "bench", "model": cfg.model, "base_url": checked.base_url,
-            "endpoint": cfg.endpoint, "stream": target.stream, "load": cfg.shape.describe(),
-            "started_at": iso(int(started * 1e6)), "warmup": cfg.warmup,
+            "run_id": cfg.run_id,
+            "kind": "bench",
+            "model": cfg.model,
+            "base_url": checked.base_url,
+            "endpoint": cfg.endpoint,
+            "stream": target.stream,
+            "load": cfg.shape.describe(),
+            "started_at": iso(int(started * 1e6)),
+            "warmup": cfg.warmup,
             "interrupted": outcome.interrupted,
         }
         report.update(metrics.figures(outcome.results, outcome.duration, cfg.slos))
@@ -193,8 +228,9 @@ async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: 
         report["server_comparison"] = None
         if checked.readable and not outcome.interrupted:
             try:
-                stored = await server.recorded(session, checked.root, cfg.model, cfg.tag, started,
-                                               len(outcome.results), checked.admin_headers)
+                stored = await server.recorded(
+                    session, checked.root, cfg.model, cfg.tag, started, len(outcome.results), checked.admin_headers
+                )
                 report["server_comparison"] = server.compare(outcome.results, stored, cfg.tag)
             except server.Unreachable as exc:
                 notify(f"could not read the server's records for {cfg.tag}: {exc}")

@@ -29,11 +29,24 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(2).hex()
 
 
-def make_run(run_id: str, kind: str, deployment: str | None, params: dict[str, Any],
-             report: dict[str, Any] | None, created: float | None = None) -> dict[str, Any]:
+def make_run(
+    run_id: str,
+    kind: str,
+    deployment: str | None,
+    params: dict[str, Any],
+    report: dict[str, Any] | None,
+    created: float | None = None,
+) -> dict[str, Any]:
     created_us = int((created if created is not None else time.time()) * 1e6)
-    return {"id": run_id, "kind": kind, "deployment": deployment, "created": iso(created_us),
-            "created_us": created_us, "params": params, "report": report}
+    return {
+        "id": run_id,
+        "kind": kind,
+        "deployment": deployment,
+        "created": iso(created_us),
+        "created_us": created_us,
+        "params": params,
+        "report": report,
+    }
 
 
 def save_local(run: dict[str, Any]) -> Path:

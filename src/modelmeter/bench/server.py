@@ -60,19 +60,23 @@ def api_headers(admin_key: str | None) -> dict[str, str]:
 def locked_note(root: str, admin_key: str | None, missing: str = "no server figures for this run") -> str:
     """One line: why the server side is missing, and the fix."""
     why = "refused the admin key given" if admin_key else "needs the admin key"
-    return (f"{root}/api {why} (401): {missing}; "
-            "export MODELMETER_ADMIN_KEY=… (the key `modelmeter serve` printed) or pass --admin-key")
+    return (
+        f"{root}/api {why} (401): {missing}; "
+        "export MODELMETER_ADMIN_KEY=… (the key `modelmeter serve` printed) or pass --admin-key"
+    )
 
 
-async def get_json(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None,
-                   timeout: float = 10.0) -> tuple[int, Any]:
+async def get_json(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None, timeout: float = 10.0
+) -> tuple[int, Any]:
     """(status, parsed JSON or None); raises Unreachable when no connection can be made."""
     status, body, _ = await _get(session, url, headers or {}, timeout)
     return status, body
 
 
-async def _get(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
-               timeout: float) -> tuple[int, Any, str]:
+async def _get(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], timeout: float
+) -> tuple[int, Any, str]:
     """(status, parsed JSON or None, WWW-Authenticate header)."""
     try:
         async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
@@ -90,8 +94,7 @@ async def _get(session: aiohttp.ClientSession, url: str, headers: dict[str, str]
         raise Unreachable(f"{type(exc).__name__}: {exc}") from None
 
 
-async def served_models(session: aiohttp.ClientSession, base_url: str,
-                        headers: dict[str, str]) -> list[str] | None:
+async def served_models(session: aiohttp.ClientSession, base_url: str, headers: dict[str, str]) -> list[str] | None:
     """The ids of ``GET {base_url}/models``, or None if the server does not list them."""
     status, body = await get_json(session, base_url.rstrip("/") + "/models", headers)
     if status != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), list):
@@ -115,9 +118,16 @@ def _window(start_wall: float) -> dict[str, str]:
     return {"start": iso(int((start_wall - 60) * 1e6)), "end": iso(int((time.time() + 60) * 1e6))}
 
 
-async def recorded(session: aiohttp.ClientSession, root: str, model: str, tag: str,
-                   start_wall: float, expected: int, headers: dict[str, str],
-                   wait: float = 5.0) -> dict[str, Any]:
+async def recorded(
+    session: aiohttp.ClientSession,
+    root: str,
+    model: str,
+    tag: str,
+    start_wall: float,
+    expected: int,
+    headers: dict[str, str],
+    wait: float = 5.0,
+) -> dict[str, Any]:
     """The server's summary for the tag (polled until it holds ``expected`` requests or ``wait``
     seconds passed; records are written asynchronously) and its records, paged."""
     base = f"{root}/api/deployments/{quote(model, safe='')}"

@@ -83,9 +83,12 @@ def above_zero(name: str, value: float | None) -> None:
 
 
 def admin_key_option() -> Any:
-    return click.option("--admin-key", envvar="MODELMETER_ADMIN_KEY",
-                        help="A modelmeter server's admin key, for its /api (live figures, the client-vs-server "
-                             "table, costs) [$MODELMETER_ADMIN_KEY].")
+    return click.option(
+        "--admin-key",
+        envvar="MODELMETER_ADMIN_KEY",
+        help="A modelmeter server's admin key, for its /api (live figures, the client-vs-server "
+        "table, costs) [$MODELMETER_ADMIN_KEY].",
+    )
 
 
 def save_run(run: dict[str, Any], json_path: str | None, console: Console, admin_key: str | None = None) -> None:
@@ -109,45 +112,85 @@ def save_run(run: dict[str, Any], json_path: str | None, console: Console, admin
             console.print(f"could not store the run on {root}: {exc.format_message()}", style="yellow")
 
 
-@click.group("bench", cls=OneLineGroup, invoke_without_command=True,
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
-              help="The OpenAI-compatible API to load: a modelmeter server or any other.")
+@click.group(
+    "bench", cls=OneLineGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.option(
+    "--base-url",
+    default=DEFAULT_BASE_URL,
+    show_default=True,
+    help="The OpenAI-compatible API to load: a modelmeter server or any other.",
+)
 @click.option("--model", help="The model (deployment) to send requests to.")
 @click.option("--api-key", envvar="OPENAI_API_KEY", help="Bearer key for the target [$OPENAI_API_KEY].")
 @admin_key_option()
 @click.option("--endpoint", type=click.Choice(list(prompts.ENDPOINTS)), default="chat", show_default=True)
-@click.option("--requests", "-n", type=int,
-              help="Send exactly N requests (default: 100, or each --dataset line once; none with --duration).")
+@click.option(
+    "--requests",
+    "-n",
+    type=int,
+    help="Send exactly N requests (default: 100, or each --dataset line once; none with --duration).",
+)
 @click.option("--duration", help="Send for this long, e.g. 60s or 2m (with --requests: whichever ends first).")
-@click.option("--concurrency", "-c", type=int,
-              help="Requests in flight at most (default 1; with --rate: no cap unless given).")
+@click.option(
+    "--concurrency", "-c", type=int, help="Requests in flight at most (default 1; with --rate: no cap unless given)."
+)
 @click.option("--rate", type=float, help="Requests per second, Poisson arrivals (open loop).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of arrivals and prompts.")
-@click.option("--warmup", type=int, default=0, show_default=True,
-              help="Warm-up requests first, tagged bench:RUN:warmup and left out of the figures.")
+@click.option(
+    "--warmup",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Warm-up requests first, tagged bench:RUN:warmup and left out of the figures.",
+)
 @click.option("--stream/--no-stream", default=True, show_default=True)
 @click.option("--input-tokens", type=int, default=128, show_default=True, help="Synthetic prompt length.")
-@click.option("--output-tokens", type=int,
-              help="max_tokens of each request (default 128; a --dataset line's own if not given).")
-@click.option("--dataset", type=click.Path(dir_okay=False),
-              help='JSONL: one request body, or {"prompt": …}, per line.')
-@click.option("--no-metadata", is_flag=True, help='Leave out "metadata": {"bench_run": …} (some '
-                                                 "servers reject unknown fields); the tag header stays.")
+@click.option(
+    "--output-tokens", type=int, help="max_tokens of each request (default 128; a --dataset line's own if not given)."
+)
+@click.option("--dataset", type=click.Path(dir_okay=False), help='JSONL: one request body, or {"prompt": …}, per line.')
+@click.option(
+    "--no-metadata",
+    is_flag=True,
+    help='Leave out "metadata": {"bench_run": …} (some servers reject unknown fields); the tag header stays.',
+)
 @click.option("--goodput", help="SLOs in ms for goodput, e.g. ttft:500,tpot:50 (ttft, tpot, e2e).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds per request.")
-@click.option("--keepalive/--no-keepalive", default=True, show_default=True,
-              help="Reuse connections; --no-keepalive opens one per request (as vLLM's bench does) "
-                   "for servers that close kept-alive connections early.")
+@click.option(
+    "--keepalive/--no-keepalive",
+    default=True,
+    show_default=True,
+    help="Reuse connections; --no-keepalive opens one per request (as vLLM's bench does) "
+    "for servers that close kept-alive connections early.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes on stderr.")
 @click.pass_context
-def bench(ctx: click.Context, base_url: str, model: str | None, api_key: str | None, admin_key: str | None,
-          endpoint: str,
-          requests: int | None, duration: str | None, concurrency: int | None, rate: float | None,
-          seed: int, warmup: int, stream: bool, input_tokens: int, output_tokens: int | None,
-          dataset: str | None, no_metadata: bool, goodput: str | None, json_path: str | None,
-          timeout: float, keepalive: bool, quiet: bool) -> None:
+def bench(
+    ctx: click.Context,
+    base_url: str,
+    model: str | None,
+    api_key: str | None,
+    admin_key: str | None,
+    endpoint: str,
+    requests: int | None,
+    duration: str | None,
+    concurrency: int | None,
+    rate: float | None,
+    seed: int,
+    warmup: int,
+    stream: bool,
+    input_tokens: int,
+    output_tokens: int | None,
+    dataset: str | None,
+    no_metadata: bool,
+    goodput: str | None,
+    json_path: str | None,
+    timeout: float,
+    keepalive: bool,
+    quiet: bool,
+) -> None:
     """Benchmark a running model: `modelmeter bench --model NAME --requests 20 --concurrency 4`.
 
     Every request carries the tag bench:RUN (header x-modelmeter-tags). On a modelmeter server
@@ -158,8 +201,12 @@ def bench(ctx: click.Context, base_url: str, model: str | None, api_key: str | N
         return
     if not model:
         fail("--model is required (the model or deployment to load)")
-    for name, value in (("--requests", requests), ("--concurrency", concurrency),
-                        ("--input-tokens", input_tokens), ("--output-tokens", output_tokens)):
+    for name, value in (
+        ("--requests", requests),
+        ("--concurrency", concurrency),
+        ("--input-tokens", input_tokens),
+        ("--output-tokens", output_tokens),
+    ):
         at_least(name, value, 1)
     at_least("--warmup", warmup, 0)
     above_zero("--rate", rate)
@@ -172,15 +219,33 @@ def bench(ctx: click.Context, base_url: str, model: str | None, api_key: str | N
     except ValueError as exc:
         fail(str(exc))
     default_n = None if dataset else 100  # a data set: each line once
-    shape = load.Shape(requests=requests if requests is not None or seconds is not None else default_n,
-                       duration=seconds, seed=seed, rate=rate,
-                       concurrency=concurrency if concurrency is not None or rate is not None else 1)
-    cfg = BenchConfig(model=model, run_id=runs.new_run_id(), base_url=base_url.rstrip("/"),
-                      api_key=api_key, endpoint=endpoint, stream=stream, shape=shape, warmup=warmup,
-                      input_tokens=input_tokens,
-                      output_tokens=output_tokens if output_tokens is not None or dataset else 128,
-                      dataset=dataset, metadata=not no_metadata, slos=slos, timeout=timeout,
-                      progress=not quiet, seed=seed, keepalive=keepalive, admin_key=admin_key)
+    shape = load.Shape(
+        requests=requests if requests is not None or seconds is not None else default_n,
+        duration=seconds,
+        seed=seed,
+        rate=rate,
+        concurrency=concurrency if concurrency is not None or rate is not None else 1,
+    )
+    cfg = BenchConfig(
+        model=model,
+        run_id=runs.new_run_id(),
+        base_url=base_url.rstrip("/"),
+        api_key=api_key,
+        endpoint=endpoint,
+        stream=stream,
+        shape=shape,
+        warmup=warmup,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens if output_tokens is not None or dataset else 128,
+        dataset=dataset,
+        metadata=not no_metadata,
+        slos=slos,
+        timeout=timeout,
+        progress=not quiet,
+        seed=seed,
+        keepalive=keepalive,
+        admin_key=admin_key,
+    )
     err = report.console(stderr=True, quiet=quiet)
     err.print(f"bench {cfg.run_id}: {shape.describe()} → {cfg.model} at {cfg.base_url} (tag {cfg.tag})")
     try:
@@ -206,8 +271,9 @@ def _say_if_locked(exc: click.ClickException, url: str, admin_key: str | None) -
         click.echo(f"modelmeter bench: {note}", err=True)
 
 
-def fetch_runs(url: str, kind: str | None, limit: int,
-               admin_key: str | None = None) -> tuple[list[dict[str, Any]], str]:
+def fetch_runs(
+    url: str, kind: str | None, limit: int, admin_key: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
     query = f"/api/runs?limit={limit}" + (f"&kind={kind}" if kind else "")
     try:
         body = call(url, "GET", query, admin_key=admin_key)
@@ -236,11 +302,14 @@ def _headline(run: dict[str, Any]) -> list[str]:
     r = run.get("report") or {}
     if run.get("kind") == "eval":
         acc = r.get("accuracy")
-        return ["-", "-", report.fmt((r.get("e2e_ms") or {}).get("p50")),
-                "-" if acc is None else f"{acc:.1%} accuracy"]
+        return ["-", "-", report.fmt((r.get("e2e_ms") or {}).get("p50")), "-" if acc is None else f"{acc:.1%} accuracy"]
     rate = r.get("success_rate")
-    return [report.fmt(r.get("request_throughput")), report.fmt(r.get("output_token_throughput")),
-            report.fmt((r.get("ttft_ms") or {}).get("p50")), "-" if rate is None else f"{rate:.1%} ok"]
+    return [
+        report.fmt(r.get("request_throughput")),
+        report.fmt(r.get("output_token_throughput")),
+        report.fmt((r.get("ttft_ms") or {}).get("p50")),
+        "-" if rate is None else f"{rate:.1%} ok",
+    ]
 
 
 @bench.command("list", cls=OneLineCommand)
@@ -255,15 +324,20 @@ def list_cmd(url: str, admin_key: str | None, kind: str | None, limit: int, as_j
     if as_json:
         click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(title=f"Runs ({source}); p50 ms: TTFT of a bench, latency of an eval",
-                  title_justify="left")
+    table = Table(title=f"Runs ({source}); p50 ms: TTFT of a bench, latency of an eval", title_justify="left")
     for col in ("run", "kind", "model", "created (UTC)", "load", "req/s", "out tok/s", "p50 ms", "result"):
         table.add_column(col, no_wrap=col != "load")
     for run in found:
         params = run.get("params") or {}
         created = str(run.get("created", "-"))[:19].replace("T", " ")
-        table.add_row(run.get("id", "?"), run.get("kind", "?"), str(run.get("deployment") or "-"), created,
-                      str(params.get("load") or params.get("dataset") or "-"), *_headline(run))
+        table.add_row(
+            run.get("id", "?"),
+            run.get("kind", "?"),
+            str(run.get("deployment") or "-"),
+            created,
+            str(params.get("load") or params.get("dataset") or "-"),
+            *_headline(run),
+        )
     report.console().print(table)
 
 
@@ -277,7 +351,10 @@ def compare_cmd(run_a: str, run_b: str, url: str, admin_key: str | None, as_json
     """Show runs RUN_A and RUN_B side by side, with the change from A to B."""
     a, b = fetch_run(url, run_a, admin_key), fetch_run(url, run_b, admin_key)
     if as_json:
-        click.echo(orjson.dumps({"a": a["id"], "b": b["id"], "rows": compare_runs.rows(a, b)},
-                                       option=orjson.OPT_INDENT_2).decode())
+        click.echo(
+            orjson.dumps(
+                {"a": a["id"], "b": b["id"], "rows": compare_runs.rows(a, b)}, option=orjson.OPT_INDENT_2
+            ).decode()
+        )
         return
     report.console().print(compare_runs.table(a, b))

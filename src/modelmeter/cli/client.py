@@ -15,9 +15,12 @@ _KEY_ENV = "MODELMETER_ADMIN_KEY"
 
 
 def url_option() -> Any:
-    return click.option("--url", default=lambda: os.environ.get("MODELMETER_URL", DEFAULT_URL),
-                        show_default="$MODELMETER_URL or " + DEFAULT_URL,
-                        help="The running modelmeter server.")
+    return click.option(
+        "--url",
+        default=lambda: os.environ.get("MODELMETER_URL", DEFAULT_URL),
+        show_default="$MODELMETER_URL or " + DEFAULT_URL,
+        help="The running modelmeter server.",
+    )
 
 
 def admin_key_option() -> Any:
@@ -27,23 +30,33 @@ def admin_key_option() -> Any:
         if value:
             os.environ[_KEY_ENV] = value
 
-    return click.option("--admin-key", metavar="KEY", expose_value=False, callback=use,
-                        help=f"The server's admin key (default: ${_KEY_ENV}).")
+    return click.option(
+        "--admin-key",
+        metavar="KEY",
+        expose_value=False,
+        callback=use,
+        help=f"The server's admin key (default: ${_KEY_ENV}).",
+    )
 
 
 def unauthorized(base: str) -> str:
     """What to do about a 401: which variable (or option) to set."""
     if os.environ.get(_KEY_ENV):
-        return (f"401: {base} refused the admin key in ${_KEY_ENV} (or --admin-key); use the key that "
-                "server printed at its first start, or the one it was started with")
-    return (f"401: {base} needs its admin key: export {_KEY_ENV}=… (the key serve printed at its "
-            "first start) or pass --admin-key KEY")
+        return (
+            f"401: {base} refused the admin key in ${_KEY_ENV} (or --admin-key); use the key that "
+            "server printed at its first start, or the one it was started with"
+        )
+    return (
+        f"401: {base} needs its admin key: export {_KEY_ENV}=… (the key serve printed at its "
+        "first start) or pass --admin-key KEY"
+    )
 
 
 def call(base: str, method: str, path: str, body: Any = None, admin_key: str | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base.rstrip("/") + path, data=data, method=method,
-                                 headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        base.rstrip("/") + path, data=data, method=method, headers={"content-type": "application/json"}
+    )
     key = admin_key or os.environ.get(_KEY_ENV)
     if key:
         req.add_header("authorization", f"Bearer {key}")

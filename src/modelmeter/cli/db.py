@@ -46,18 +46,24 @@ def status_cmd(config: str | None, database: str | None) -> None:
 @click.option("--bodies-days", type=click.FloatRange(min=0, min_open=True), help="Override retention.bodies_days.")
 @click.option("--records-days", type=click.FloatRange(min=0, min_open=True), help="Override retention.records_days.")
 @click.option("--rollups-days", type=click.FloatRange(min=0, min_open=True), help="Override retention.rollups_days.")
-def prune_cmd(config: str | None, database: str | None, bodies_days: float | None, records_days: float | None,
-              rollups_days: float | None) -> None:
+def prune_cmd(
+    config: str | None,
+    database: str | None,
+    bodies_days: float | None,
+    records_days: float | None,
+    rollups_days: float | None,
+) -> None:
     """Apply the retention policy now (the server also does it in the background)."""
     settings = _settings(config, None, None, database, None)
     policy = settings.retention
-    policy = Retention(bodies_days if bodies_days is not None else policy.bodies_days,
-                       records_days if records_days is not None else policy.records_days,
-                       rollups_days if rollups_days is not None else policy.rollups_days)
+    policy = Retention(
+        bodies_days if bodies_days is not None else policy.bodies_days,
+        records_days if records_days is not None else policy.records_days,
+        rollups_days if rollups_days is not None else policy.rollups_days,
+    )
     if not policy.enabled:
         raise click.UsageError("no retention policy: set [retention] in the config or pass --*-days")
     database_ = Database(settings.database)
     migrate(database_)
     removed = prune(database_, policy)
-    click.echo(f"removed {removed['bodies']} bodies, {removed['records']} records, "
-               f"{removed['rollups']} rollup rows")
+    click.echo(f"removed {removed['bodies']} bodies, {removed['records']} records, {removed['rollups']} rollup rows")

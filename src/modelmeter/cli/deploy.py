@@ -21,19 +21,33 @@ def deploy() -> None:
 
 @deploy.command("add")
 @click.argument("name")
-@click.option("--api-base", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1. "
-                                 "Omit with --provider local for an embedded model.")
+@click.option(
+    "--api-base",
+    help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1. Omit with --provider local for an embedded model.",
+)
 @click.option("--model", help="Model id sent upstream (default: NAME).")
 @click.option("--provider", help="Label; also used to look up prices (default: openai).")
 @click.option("--api-key-env", help="Environment variable holding the upstream key.")
 @click.option("--price", help='USD per million tokens, e.g. \'{"input": 0.15, "output": 0.6}\'.')
 @url_option()
 @admin_key_option()
-def add(name: str, api_base: str | None, model: str | None, provider: str | None,
-        api_key_env: str | None, price: str | None, url: str) -> None:
+def add(
+    name: str,
+    api_base: str | None,
+    model: str | None,
+    provider: str | None,
+    api_key_env: str | None,
+    price: str | None,
+    url: str,
+) -> None:
     """Add deployment NAME."""
-    body: dict[str, Any] = {"name": name, "api_base": api_base, "model": model,
-                            "provider": provider, "api_key_env": api_key_env}
+    body: dict[str, Any] = {
+        "name": name,
+        "api_base": api_base,
+        "model": model,
+        "provider": provider,
+        "api_key_env": api_key_env,
+    }
     if price:
         try:
             body["price"] = json.loads(price)
@@ -57,9 +71,11 @@ def list_(as_json: bool, url: str) -> None:
         day = d["last_24h"]
         state = "up" if d["reachable"] else "unreachable"
         where = "embedded" if d.get("local") else (d["api_base"] or "")
-        click.echo(f"{d['name']:<28} {d['provider']:<10} {state:<12} {day['requests']:>7} req/24h "
-                   f"${day['spend']:.4f}  {_ORIGINS.get(d.get('source', ''), ''):<9} "
-                   f"{_PRICES.get(d.get('price_source', ''), ''):<14} {where}")
+        click.echo(
+            f"{d['name']:<28} {d['provider']:<10} {state:<12} {day['requests']:>7} req/24h "
+            f"${day['spend']:.4f}  {_ORIGINS.get(d.get('source', ''), ''):<9} "
+            f"{_PRICES.get(d.get('price_source', ''), ''):<14} {where}"
+        )
 
 
 @deploy.command("remove")

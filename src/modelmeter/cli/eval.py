@@ -34,16 +34,20 @@ def summary_table(r: dict[str, Any]) -> Table:
         ("Data set", r["dataset"]),
         ("Accuracy", "-" if acc is None else f"{acc:.1%} ({r['correct']} of {r['items']})"),
         ("Failed requests", report.fmt(r["failed"])),
-        ("Latency mean / p50 / p90 (ms)",
-         " / ".join(report.fmt(r["e2e_ms"].get(k)) for k in ("mean", "p50", "p90"))),
+        ("Latency mean / p50 / p90 (ms)", " / ".join(report.fmt(r["e2e_ms"].get(k)) for k in ("mean", "p50", "p90"))),
         ("TTFT p50 (ms)", report.fmt(r["ttft_ms"].get("p50"))),
         ("Tokens in / out", f"{r['total_input_tokens']:,} / {r['total_output_tokens']:,}"),
         ("Cost, total (USD)", "-" if r["cost_total"] is None else f"{r['cost_total']:.6f}"),
         ("Cost per item (USD)", "-" if r["cost_per_item"] is None else f"{r['cost_per_item']:.8f}"),
     ]
     if r["cost_total"] is None and r.get("server_access") == "locked":
-        rows.append(("", "(cost is read from the server's records: its /api needs the admin key, "
-                         "MODELMETER_ADMIN_KEY or --admin-key)"))
+        rows.append(
+            (
+                "",
+                "(cost is read from the server's records: its /api needs the admin key, "
+                "MODELMETER_ADMIN_KEY or --admin-key)",
+            )
+        )
     elif r["cost_total"] is None:
         rows.append(("", "(cost is read from a modelmeter server's records; not one here)"))
     if r.get("interrupted"):
@@ -55,46 +59,85 @@ def summary_table(r: dict[str, Any]) -> Table:
 
 def items_table(r: dict[str, Any], only_wrong: bool) -> Table:
     table = Table(title="Items" + (" answered wrongly" if only_wrong else ""), title_justify="left")
-    for col, justify in (("#", "right"), ("prompt", "left"), ("expected", "left"), ("answer", "left"),
-                         ("ok", "center"), ("ms", "right"), ("cost", "right")):
+    for col, justify in (
+        ("#", "right"),
+        ("prompt", "left"),
+        ("expected", "left"),
+        ("answer", "left"),
+        ("ok", "center"),
+        ("ms", "right"),
+        ("cost", "right"),
+    ):
         table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in r["results"]:
         if only_wrong and row["correct"]:
             continue
         answer = row["answer"] if row["answer"] is not None else f"[red]{row['error'] or 'no answer'}[/]"
         answer = " ".join(str(answer).split())
-        table.add_row(str(row["index"] + 1), row["prompt"][:60],
-                      str(row["answer_expected"] or row["expected"])[:30], answer[:60],
-                      "✓" if row["correct"] else "✗", report.fmt(row["latency_ms"], 0),
-                      "-" if row["cost"] is None else f"{row['cost']:.8f}")
+        table.add_row(
+            str(row["index"] + 1),
+            row["prompt"][:60],
+            str(row["answer_expected"] or row["expected"])[:30],
+            answer[:60],
+            "✓" if row["correct"] else "✗",
+            report.fmt(row["latency_ms"], 0),
+            "-" if row["cost"] is None else f"{row['cost']:.8f}",
+        )
     return table
 
 
 @click.command("eval", cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", help="The model (deployment) to evaluate.")
-@click.option("--dataset", type=click.Path(dir_okay=False),
-              help=f'JSONL of {{"prompt", "expected", "match"}} (default: the bundled {DEFAULT_DATASET}, '
-                   "50 arithmetic and unit-conversion questions).")
+@click.option(
+    "--dataset",
+    type=click.Path(dir_okay=False),
+    help=f'JSONL of {{"prompt", "expected", "match"}} (default: the bundled {DEFAULT_DATASET}, '
+    "50 arithmetic and unit-conversion questions).",
+)
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True)
 @click.option("--api-key", envvar="OPENAI_API_KEY", help="Bearer key for the target [$OPENAI_API_KEY].")
 @admin_key_option()
 @click.option("--endpoint", type=click.Choice(["chat", "completions"]), default="chat", show_default=True)
 @click.option("--concurrency", "-c", type=int, default=4, show_default=True)
-@click.option("--max-tokens", type=int, default=64, show_default=True,
-              help="max_tokens of each answer (a line's own wins).")
+@click.option(
+    "--max-tokens", type=int, default=64, show_default=True, help="max_tokens of each answer (a line's own wins)."
+)
 @click.option("--stream/--no-stream", default=True, show_default=True)
 @click.option("--no-metadata", is_flag=True, help='Leave out "metadata": {"eval_run": …}.')
-@click.option("--items", "show", type=click.Choice(["all", "wrong", "none"]), default="all",
-              show_default=True, help="Which items to list in the terminal.")
+@click.option(
+    "--items",
+    "show",
+    type=click.Choice(["all", "wrong", "none"]),
+    default="all",
+    show_default=True,
+    help="Which items to list in the terminal.",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds per request.")
-@click.option("--keepalive/--no-keepalive", default=True, show_default=True,
-              help="Reuse connections (--no-keepalive: one per request).")
+@click.option(
+    "--keepalive/--no-keepalive",
+    default=True,
+    show_default=True,
+    help="Reuse connections (--no-keepalive: one per request).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes on stderr.")
-def eval_cmd(model: str | None, dataset: str | None, base_url: str, api_key: str | None, admin_key: str | None,
-             endpoint: str,
-             concurrency: int, max_tokens: int, stream: bool, no_metadata: bool, show: str,
-             json_path: str | None, timeout: float, keepalive: bool, quiet: bool) -> None:
+def eval_cmd(
+    model: str | None,
+    dataset: str | None,
+    base_url: str,
+    api_key: str | None,
+    admin_key: str | None,
+    endpoint: str,
+    concurrency: int,
+    max_tokens: int,
+    stream: bool,
+    no_metadata: bool,
+    show: str,
+    json_path: str | None,
+    timeout: float,
+    keepalive: bool,
+    quiet: bool,
+) -> None:
     """Evaluate a model on prompts with expected answers: accuracy, latency, cost per item.
 
     Its requests are tagged eval:RUN; the run is remembered like a benchmark (`bench list`)."""
@@ -105,10 +148,22 @@ def eval_cmd(model: str | None, dataset: str | None, base_url: str, api_key: str
     above_zero("--timeout", timeout)
     if not base_url.startswith(("http://", "https://")):
         fail(f"--base-url must be an http(s) URL (got {base_url!r})")
-    cfg = EvalConfig(model=model, run_id=runs.new_run_id(), base_url=base_url.rstrip("/"),
-                     api_key=api_key, dataset=dataset, endpoint=endpoint, concurrency=concurrency,
-                     max_tokens=max_tokens, stream=stream, metadata=not no_metadata, timeout=timeout,
-                     progress=not quiet, keepalive=keepalive, admin_key=admin_key)
+    cfg = EvalConfig(
+        model=model,
+        run_id=runs.new_run_id(),
+        base_url=base_url.rstrip("/"),
+        api_key=api_key,
+        dataset=dataset,
+        endpoint=endpoint,
+        concurrency=concurrency,
+        max_tokens=max_tokens,
+        stream=stream,
+        metadata=not no_metadata,
+        timeout=timeout,
+        progress=not quiet,
+        keepalive=keepalive,
+        admin_key=admin_key,
+    )
     err = report.console(stderr=True, quiet=quiet)
     err.print(f"eval {cfg.run_id}: {cfg.params()['dataset']} → {model} at {cfg.base_url} (tag {cfg.tag})")
     try:

@@ -67,7 +67,13 @@ def rotate_admin(config: str | None, database: str | None) -> None:
     db = Database(settings.database)
     migrate(db)
     click.echo(reset_admin_key(db))
-    note = (" MODELMETER_ADMIN_KEY (or admin_key in the config) is set: servers use that key, not this one;"
-            " change it too." if settings.admin_key else "")
-    click.echo("new admin key (keep it now, it cannot be shown again); every session is ended. Restart the "
-               f"server(s) to apply.{note}", err=True)
+    note = (
+        " MODELMETER_ADMIN_KEY (or admin_key in the config) is set: servers use that key, not this one; change it too."
+        if settings.admin_key
+        else ""
+    )
+    click.echo(
+        "new admin key (keep it now, it cannot be shown again); every session is ended. Restart the "
+        f"server(s) to apply.{note}",
+        err=True,
+    )

@@ -30,8 +30,14 @@ class ServeError(click.ClickException):
     exit_code = 2
 
 
-def _settings(config: str | None, host: str | None, port: int | None, database: str | None,
-              threads: int | None, no_auth: bool = False) -> Settings:
+def _settings(
+    config: str | None,
+    host: str | None,
+    port: int | None,
+    database: str | None,
+    threads: int | None,
+    no_auth: bool = False,
+) -> Settings:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
@@ -39,8 +45,10 @@ def _settings(config: str | None, host: str | None, port: int | None, database: 
     settings = settings.with_overrides(host=host, port=port, database=database, local_threads=threads)
     if no_auth:
         if not is_loopback(settings.host):
-            raise ServeError(f"--no-auth is for local development: it refuses to listen on "
-                             f"{settings.host}, which is not a loopback address")
+            raise ServeError(
+                f"--no-auth is for local development: it refuses to listen on "
+                f"{settings.host}, which is not a loopback address"
+            )
         settings = settings.with_overrides(auth=False)
     return settings
 
@@ -51,8 +59,7 @@ def app_from_env() -> object:
     from modelmeter.server.limits import LimitedHttpTools
 
     opts = orjson.loads(os.environ[_ENV])
-    settings = _settings(opts["config"], opts["host"], opts["port"], opts["database"],
-                         opts["threads"], opts["no_auth"])
+    settings = _settings(opts["config"], opts["host"], opts["port"], opts["database"], opts["threads"], opts["no_auth"])
     app = create_app(settings)
     LimitedHttpTools.configure(limits_of(settings))
     if not any(d.is_local for d in settings.deployments):  # embedded models want every core
@@ -101,14 +108,27 @@ def tune_gc() -> None:
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", "-p", type=int, help="Port (default 8000).")
 @click.option("--database", help="sqlite:///FILE or postgresql://user@host:5432/db.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes sharing the port.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes sharing the port."
+)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the embedded models.")
 @click.option("--no-auth", is_flag=True, help="No admin key (local development; loopback addresses only).")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(config: str | None, host: str | None, port: int | None, database: str | None,
-          workers: int, threads: int | None, no_auth: bool, log_level: str) -> None:
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(
+    config: str | None,
+    host: str | None,
+    port: int | None,
+    database: str | None,
+    workers: int,
+    threads: int | None,
+    no_auth: bool,
+    log_level: str,
+) -> None:
     """Start the gateway (/v1), the usage API (/api, /docs) and the dashboard (/)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
@@ -124,16 +144,32 @@ def serve(config: str | None, host: str | None, port: int | None, database: str 
     settings = settings.with_overrides(port=sock.getsockname()[1])  # port 0: the one the OS chose
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-    click.echo(f"modelmeter: gateway at http://{shown_host}:{settings.port}/v1, "
-               f"dashboard at http://{shown_host}:{settings.port}/, database {_safe(settings.database)}",
-               err=True)
-    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_level": log_level,
-              "access_log": False, "loop": "uvloop", "http": LimitedHttpTools,
-              "timeout_graceful_shutdown": 30}
+    click.echo(
+        f"modelmeter: gateway at http://{shown_host}:{settings.port}/v1, "
+        f"dashboard at http://{shown_host}:{settings.port}/, database {_safe(settings.database)}",
+        err=True,
+    )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": LimitedHttpTools,
+        "timeout_graceful_shutdown": 30,
+    }
     if workers > 1:
-        os.environ[_ENV] = orjson.dumps({"config": config, "host": host, "port": settings.port,
-                                         "database": database, "threads": threads,
-                                         "no_auth": no_auth, "workers": workers}).decode()
+        os.environ[_ENV] = orjson.dumps(
+            {
+                "config": config,
+                "host": host,
+                "port": settings.port,
+                "database": database,
+                "threads": threads,
+                "no_auth": no_auth,
+                "workers": workers,
+            }
+        ).decode()
         conf = uvicorn.Config("modelmeter.cli.serve:app_from_env", factory=True, workers=workers, **common)
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT once it has stopped
             Multiprocess(conf, sockets=[sock]).run()
@@ -167,8 +203,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        reason = "the port is in use (is another server running?)" if exc.errno == errno.EADDRINUSE \
-            else exc.strerror
+        reason = "the port is in use (is another server running?)" if exc.errno == errno.EADDRINUSE else exc.strerror
         raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
     sock.set_inheritable(True)  # --workers: the worker processes serve on it
     return sock
@@ -191,8 +226,11 @@ def raise_fd_limit(most: int = 1 << 20) -> None:
 def limits_of(settings: Settings) -> Limits:
     from modelmeter.server.limits import Limits
 
-    return Limits(header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
-                  max_connections_per_client=settings.max_connections_per_client)
+    return Limits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections_per_client=settings.max_connections_per_client,
+    )
 
 
 def _safe(url: str) -> str:

@@ -48,8 +48,9 @@ def cache_key(deployment: str, path: str, body: dict[str, Any], key_alias: str |
 
 
 class ResponseCache:
-    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.clock = clock

@@ -11,13 +11,26 @@ from starlette.middleware.cors import CORSMiddleware
 from modelmeter.asgi import ASGIApp
 
 # What a browser client may read of an answer: the SDKs read the request id and rate-limit hints.
-EXPOSED = ["x-request-id", "x-modelmeter-cache", "retry-after", "openai-processing-ms",
-           "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
-           "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens"]
+EXPOSED = [
+    "x-request-id",
+    "x-modelmeter-cache",
+    "retry-after",
+    "openai-processing-ms",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+]
 
 
 def with_cors(app: ASGIApp, origins: Sequence[str]) -> ASGIApp:
     if not origins:
         return app  # off: not a single extra check on the hot path
-    return CORSMiddleware(app, allow_origins=list(origins), allow_methods=["GET", "POST", "OPTIONS"],
-                          allow_headers=["*"], expose_headers=EXPOSED, max_age=600)
+    return CORSMiddleware(
+        app,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED,
+        max_age=600,
+    )

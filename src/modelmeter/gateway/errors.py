@@ -15,8 +15,15 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 class APIError(Exception):
     """An error the gateway answers with, in OpenAI's shape and with the right status."""
 
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
@@ -62,8 +69,11 @@ def relayed_error(status: int, data: bytes) -> tuple[str, dict[str, Any], bytes]
 
 
 def _openai_shaped(err: dict[str, Any]) -> bool:
-    return (isinstance(err.get("message"), str) and isinstance(err.get("type"), str)
-            and all(isinstance(err.get(k), str | None) for k in ("param", "code")))
+    return (
+        isinstance(err.get("message"), str)
+        and isinstance(err.get("type"), str)
+        and all(isinstance(err.get(k), str | None) for k in ("param", "code"))
+    )
 
 
 def _normalised(err: dict[str, Any], message: str, status: int) -> dict[str, Any]:
@@ -72,14 +82,17 @@ def _normalised(err: dict[str, Any], message: str, status: int) -> dict[str, Any
     code, param, type_ = err.get("code"), err.get("param"), err.get("type")
     if code is not None and not isinstance(code, str):
         code = f"upstream_{code}" if isinstance(code, int) else f"upstream_{status}"
-    return {**err, "message": message,
-            "type": type_ if isinstance(type_, str) else
-            "invalid_request_error" if status < 500 else "upstream_error",
-            "param": param if isinstance(param, str) else None, "code": code}
+    return {
+        **err,
+        "message": message,
+        "type": type_ if isinstance(type_, str) else "invalid_request_error" if status < 500 else "upstream_error",
+        "param": param if isinstance(param, str) else None,
+        "code": code,
+    }
 
 
-async def send_json(send: Send, status: int, body: bytes,
-                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": headers if headers is not None else JSON_HEADERS})
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers if headers is not None else JSON_HEADERS}
+    )
     await send({"type": "http.response.body", "body": body})

@@ -31,8 +31,12 @@ def check_json_content_type(content_type: bytes | None) -> None:
     media = (content_type or b"").split(b";", 1)[0].strip().lower()
     if media != b"application/json":
         shown = (content_type or b"").decode("latin-1")[:100] or "none"
-        raise APIError(415, f"Send the request body as JSON with 'Content-Type: application/json' "
-                       f"(got {shown}).", param="content-type", code="unsupported_media_type")
+        raise APIError(
+            415,
+            f"Send the request body as JSON with 'Content-Type: application/json' (got {shown}).",
+            param="content-type",
+            code="unsupported_media_type",
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -71,9 +75,13 @@ def foreign_host(scope: Scope) -> str | None:
 
 
 async def refuse_host(send: Send, host: str) -> None:
-    body = error_body(f"This server listens on loopback only and answers to localhost, 127.0.0.1 "
-                      f"and [::1], not to the host name {host[:100]!r}.", "invalid_request_error",
-                      None, "misdirected_request")
+    body = error_body(
+        f"This server listens on loopback only and answers to localhost, 127.0.0.1 "
+        f"and [::1], not to the host name {host[:100]!r}.",
+        "invalid_request_error",
+        None,
+        "misdirected_request",
+    )
     await send_json(send, 421, orjson.dumps(body))
 
 
@@ -87,8 +95,12 @@ class HopGuard:
         """The header value to send upstream; a 508 if the request has been here, or too far."""
         hops = [h.strip() for h in incoming.decode("latin-1").split(",")] if incoming else []
         if self.instance_id in hops or len(hops) >= MAX_HOPS:
-            raise APIError(508, "This request has come back to the gateway it was sent from: a "
-                           "deployment's api_base points at this gateway (or a chain of "
-                           f"{len(hops)} gateways). Point it at the real upstream.",
-                           "invalid_request_error", code="loop_detected")
+            raise APIError(
+                508,
+                "This request has come back to the gateway it was sent from: a "
+                "deployment's api_base points at this gateway (or a chain of "
+                f"{len(hops)} gateways). Point it at the real upstream.",
+                "invalid_request_error",
+                code="loop_detected",
+            )
         return ",".join([*hops, self.instance_id])

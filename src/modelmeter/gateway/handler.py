@@ -50,8 +50,14 @@ class _Watch:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, registry: Registry, upstream: UpstreamClient,
-                 recorder: Recorder, keys: KeyStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        upstream: UpstreamClient,
+        recorder: Recorder,
+        keys: KeyStore | None = None,
+    ) -> None:
         self.keys = keys  # virtual keys, when the server requires them
         self.settings = settings
         self.registry = registry
@@ -70,15 +76,22 @@ class Gateway:
         elif path == "/v1/models" and scope["method"] in ("GET", "HEAD"):
             await send_json(send, 200, orjson.dumps(self._models()))
         elif path.startswith(MODELS_PREFIX) and scope["method"] in ("GET", "HEAD"):
-            await self._model(send, path[len(MODELS_PREFIX):])
+            await self._model(send, path[len(MODELS_PREFIX) :])
         elif call_type is not None or path == "/v1/models" or path.startswith(MODELS_PREFIX):
-            await _send_error(send, APIError(405, f"Method {scope['method']} is not allowed on "
-                                             f"{path}", code="method_not_allowed"))
+            await _send_error(
+                send, APIError(405, f"Method {scope['method']} is not allowed on {path}", code="method_not_allowed")
+            )
         else:
-            await _send_error(send, APIError(404, f"Unknown endpoint {path}; this gateway serves "
-                                             "/v1/chat/completions, /v1/completions, "
-                                             "/v1/embeddings, /v1/models and /v1/models/{id}",
-                                             code="unknown_url"))
+            await _send_error(
+                send,
+                APIError(
+                    404,
+                    f"Unknown endpoint {path}; this gateway serves "
+                    "/v1/chat/completions, /v1/completions, "
+                    "/v1/embeddings, /v1/models and /v1/models/{id}",
+                    code="unknown_url",
+                ),
+            )
 
     def _models(self) -> dict[str, Any]:
         return {"object": "list", "data": [_model_entry(d) for d in self.registry.all()]}
@@ -90,8 +103,7 @@ class Gateway:
         else:
             await send_json(send, 200, orjson.dumps(_model_entry(dep)))
 
-    async def _call(self, scope: Scope, receive: Receive, send: Send, call_type: str,
-                    path: str) -> None:
+    async def _call(self, scope: Scope, receive: Receive, send: Send, call_type: str, path: str) -> None:
         t0 = time.perf_counter()
         wall = time.time()
         try:
@@ -110,9 +122,16 @@ class Gateway:
         client = scope.get("client")
         meta, tags = request_metadata(body, headers.get(TAGS_HEADER))
         rec = CallRecord(
-            id=new_record_id(wall), deployment=dep, model=body["model"], call_type=call_type,
-            start=wall, stream=body.get("stream") is True, client_ip=client[0] if client else None,
-            request_body=body, metadata=meta, tags=tags,
+            id=new_record_id(wall),
+            deployment=dep,
+            model=body["model"],
+            call_type=call_type,
+            start=wall,
+            stream=body.get("stream") is True,
+            client_ip=client[0] if client else None,
+            request_body=body,
+            metadata=meta,
+            tags=tags,
             max_stored_body_bytes=self.settings.max_stored_body_bytes,
         )
         call = Call(rec=rec, body=body, t0=t0, send=send)
@@ -128,12 +147,14 @@ class Gateway:
             check_fields(body, call_type)
             base = self.registry.base_url(dep)
             if base is None:
-                raise APIError(503, f"The embedded model '{dep.model}' is still starting; "
-                               "try again in a few seconds.", "service_unavailable",
-                               code="model_loading")
+                raise APIError(
+                    503,
+                    f"The embedded model '{dep.model}' is still starting; try again in a few seconds.",
+                    "service_unavailable",
+                    code="model_loading",
+                )
             rejected = False
-            await relay(call, self.upstream, base + path[3:], dep, self.cache, path,
-                        limits_for(dep, self.limits))
+            await relay(call, self.upstream, base + path[3:], dep, self.cache, path, limits_for(dep, self.limits))
             watch.done = True
         except APIError as exc:
             watch.done = True
@@ -160,8 +181,7 @@ class Gateway:
             watch.done = True
             log.exception("unexpected error relaying %s to %s", path, dep.name)
             call.fail(500, f"internal error: {type(exc).__name__}")
-            err = APIError(500, "The gateway failed to handle this request.", "server_error",
-                           code="internal_error")
+            err = APIError(500, "The gateway failed to handle this request.", "server_error", code="internal_error")
             rec.response_body = err.body()
             try:
                 if not call.started:
@@ -189,7 +209,6 @@ class Gateway:
             log.exception("could not settle the record of %s", rec.id)
         await self.recorder.submit(rec)
 
-
     def _authorise(self, headers: dict[bytes, bytes], rec: CallRecord) -> str:
         """require_keys: a valid, unrevoked virtual key within its limits (returned), or a
         401/429."""
@@ -198,20 +217,24 @@ class Gateway:
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         vk = self.keys.lookup(key) if key else None
         if vk is None:
-            raise APIError(401, "Incorrect API key provided." if key else
-                           "You didn't provide an API key: send 'Authorization: Bearer <key>'.",
-                           code="invalid_api_key")
+            raise APIError(
+                401,
+                "Incorrect API key provided."
+                if key
+                else "You didn't provide an API key: send 'Authorization: Bearer <key>'.",
+                code="invalid_api_key",
+            )
         rec.key_alias = vk.alias
         try:
             self.keys.check_limits(vk, rec)  # holds the call's estimate until its record is stored
         except LimitExceeded as exc:
-            raise APIError(429, exc.message, "rate_limit_error", code="rate_limit_exceeded",
-                           retry_after=exc.retry_after) from None
+            raise APIError(
+                429, exc.message, "rate_limit_error", code="rate_limit_exceeded", retry_after=exc.retry_after
+            ) from None
         return key
 
 
-async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any] | None,
-                            watch: _Watch) -> None:
+async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any] | None, watch: _Watch) -> None:
     """Cancel the call when the client hangs up, so the upstream request is cancelled too."""
     try:
         while True:
@@ -243,8 +266,9 @@ def _cancel_if_pending(task: asyncio.Task[Any]) -> None:
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise APIError(413, f"The request body is larger than the limit of {limit} bytes.",
-                           code="request_too_large")
+            raise APIError(
+                413, f"The request body is larger than the limit of {limit} bytes.", code="request_too_large"
+            )
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -254,8 +278,9 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise APIError(413, f"The request body is larger than the limit of {limit} bytes.",
-                           code="request_too_large")
+            raise APIError(
+                413, f"The request body is larger than the limit of {limit} bytes.", code="request_too_large"
+            )
         chunks.append(chunk)
         if not message.get("more_body"):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -266,8 +291,12 @@ def _model_entry(dep: Deployment) -> dict[str, Any]:
 
 
 def _unknown_model(name: str) -> APIError:
-    return APIError(404, f"The model '{name}' does not exist on this gateway; "
-                    "GET /v1/models lists the deployments.", param="model", code="model_not_found")
+    return APIError(
+        404,
+        f"The model '{name}' does not exist on this gateway; GET /v1/models lists the deployments.",
+        param="model",
+        code="model_not_found",
+    )
 
 
 async def _send_error(send: Send, exc: APIError, request_id: str | None = None) -> None:
@@ -276,5 +305,4 @@ async def _send_error(send: Send, exc: APIError, request_id: str | None = None) 
         headers = [*JSON_HEADERS, (b"retry-after", str(exc.retry_after).encode())]
     if request_id is not None:  # the call has a record: the id that finds it
         headers = [*headers, request_id_header(request_id)]
-    await send_json(send, exc.status, orjson.dumps(error_body(exc.message, exc.type, exc.param,
-                                                              exc.code)), headers)
+    await send_json(send, exc.status, orjson.dumps(error_body(exc.message, exc.type, exc.param, exc.code)), headers)

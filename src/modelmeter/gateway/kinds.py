@@ -24,5 +24,6 @@ def check_kind(dep: Deployment, call_type: str) -> None:
         return
     wanted = "embedding" if call_type == "embedding" else "chat"
     if kind != wanted:
-        raise APIError(400, f"'{dep.name}' is {_NAMES[kind]}; use {_PATHS[kind]}.",
-                       param="model", code="wrong_model_kind")
+        raise APIError(
+            400, f"'{dep.name}' is {_NAMES[kind]}; use {_PATHS[kind]}.", param="model", code="wrong_model_kind"
+        )

@@ -30,8 +30,7 @@ def header_text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
-def request_metadata(body: dict[str, Any],
-                     tags_header: bytes | None) -> tuple[dict[str, Any] | None, list[str]]:
+def request_metadata(body: dict[str, Any], tags_header: bytes | None) -> tuple[dict[str, Any] | None, list[str]]:
     """The record's metadata (capped, with the tags) and its tags; only strings are kept as tags,
     so any client input stores cleanly."""
     given = body.get("metadata")

@@ -40,9 +40,8 @@ class RejectBudget:
 
     def _prune(self, now: float) -> None:
         """Forget addresses whose bucket has refilled (they are as if new), else the oldest half."""
-        full = [ip for ip, (tokens, at) in self._buckets.items()
-                if tokens + (now - at) * self._rate >= self.per_minute]
-        for ip in full or sorted(self._buckets, key=lambda i: self._buckets[i][1])[:MAX_ADDRESSES // 2]:
+        full = [ip for ip, (tokens, at) in self._buckets.items() if tokens + (now - at) * self._rate >= self.per_minute]
+        for ip in full or sorted(self._buckets, key=lambda i: self._buckets[i][1])[: MAX_ADDRESSES // 2]:
             del self._buckets[ip]
 
 
@@ -64,7 +63,12 @@ def settle_rejection(budget: RejectBudget, exc: APIError, rec: CallRecord) -> AP
         return exc
     rec.request_body = None
     rec.metadata = None
-    return APIError(429, f"Too many rejected requests from your address (more than "
-                    f"{budget.per_minute} a minute); this one: {exc.message[:200]}",
-                    "rate_limit_error", exc.param, code="too_many_rejected_requests",
-                    retry_after=retry_after(wait))
+    return APIError(
+        429,
+        f"Too many rejected requests from your address (more than "
+        f"{budget.per_minute} a minute); this one: {exc.message[:200]}",
+        "rate_limit_error",
+        exc.param,
+        code="too_many_rejected_requests",
+        retry_after=retry_after(wait),
+    )

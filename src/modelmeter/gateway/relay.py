@@ -109,9 +109,15 @@ def upstream_request(body: dict[str, Any], dep: Deployment) -> tuple[bytes, bool
         raise APIError(400, "The request body is nested too deeply.", code="invalid_json") from None
 
 
-async def relay(call: Call, client: UpstreamClient, url: str, dep: Deployment,
-                cache: ResponseCache | None = None, path: str = "",
-                limits: ResponseLimits = _DEFAULT_LIMITS) -> None:
+async def relay(
+    call: Call,
+    client: UpstreamClient,
+    url: str,
+    dep: Deployment,
+    cache: ResponseCache | None = None,
+    path: str = "",
+    limits: ResponseLimits = _DEFAULT_LIMITS,
+) -> None:
     payload, wants_usage = upstream_request(call.body, dep)
     key = None
     if cache is not None and dep.cache_ttl and not call.rec.stream:
@@ -121,11 +127,15 @@ async def relay(call: Call, client: UpstreamClient, url: str, dep: Deployment,
             _answer_from_cache(call, hit.data, hit.parsed)
             await _send_whole(call, 200, hit.data, {}, [(CACHE_HEADER, b"hit")])
             return
-    resp = LimitedResponse(await _post_with_retries(call, client, url, dep, payload), limits,
-                           scrubber_for(dep.api_key(), call.virtual_key))
+    resp = LimitedResponse(
+        await _post_with_retries(call, client, url, dep, payload), limits, scrubber_for(dep.api_key(), call.virtual_key)
+    )
     try:
-        streamed = call.rec.stream and resp.status == 200 and resp.headers.get(
-            "content-type", "").startswith("text/event-stream")
+        streamed = (
+            call.rec.stream
+            and resp.status == 200
+            and resp.headers.get("content-type", "").startswith("text/event-stream")
+        )
         if streamed:
             await relay_stream(call, resp, wants_usage, dep.chunk_timeout, limits.max_event_bytes)
         else:
@@ -157,7 +167,7 @@ def _body_id(parsed: dict[str, Any]) -> str | None:
 
 def backoff_delay(attempt: int) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt))."""
-    return _random() * min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)
+    return _random() * min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -173,8 +183,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     return min(seconds, RETRY_AFTER_CAP_S)
 
 
-async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: Deployment,
-                             payload: bytes) -> Any:
+async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: Deployment, payload: bytes) -> Any:
     """Send the request; on a connect error (or a protocol error: nothing was received yet), a 429
     or a 5xx, try again up to ``dep.max_retries`` times, waiting with exponential backoff and full
     jitter (or the 429's ``Retry-After``). This wraps only the request and its status, so nothing
@@ -194,23 +203,33 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
         t = time.perf_counter()
         total = dep.timeout if attempt == 0 else max(deadline - t, 0.001)
         try:
-            resp = await client.post(url, payload, upstream_headers(dep, call.hop),
-                                     Timeouts(total=total, connect=dep.connect_timeout))
+            resp = await client.post(
+                url, payload, upstream_headers(dep, call.hop), Timeouts(total=total, connect=dep.connect_timeout)
+            )
         except UpstreamError as exc:
             call.upstream_wait += time.perf_counter() - t
-            if (exc.kind in _RETRIED_KINDS and attempt < dep.max_retries and not call.disconnected
-                    and await _wait_before_retry(call, backoff_delay(attempt), deadline)):
+            if (
+                exc.kind in _RETRIED_KINDS
+                and attempt < dep.max_retries
+                and not call.disconnected
+                and await _wait_before_retry(call, backoff_delay(attempt), deadline)
+            ):
                 attempt += 1
                 rec.retries = attempt
                 continue
-            raise APIError(_UPSTREAM_STATUS[exc.kind], exc.message, "upstream_error",
-                           code=f"upstream_{exc.kind}") from None
+            raise APIError(
+                _UPSTREAM_STATUS[exc.kind], exc.message, "upstream_error", code=f"upstream_{exc.kind}"
+            ) from None
         except BaseException:
             call.upstream_wait += time.perf_counter() - t
             raise
         call.upstream_wait += time.perf_counter() - t
-        if ((resp.status == 429 or resp.status >= 500) and resp.status not in _NEVER_RETRIED
-                and attempt < dep.max_retries and not call.disconnected):
+        if (
+            (resp.status == 429 or resp.status >= 500)
+            and resp.status not in _NEVER_RETRIED
+            and attempt < dep.max_retries
+            and not call.disconnected
+        ):
             delay = None
             if resp.status == 429:
                 delay = retry_after_seconds(resp.headers.get("retry-after"))
@@ -237,8 +256,7 @@ async def _wait_before_retry(call: Call, delay: float, deadline: float) -> bool:
     return True
 
 
-async def _relay_whole(call: Call, resp: Any,
-                       extra_headers: list[tuple[bytes, bytes]] | None = None) -> bytes | None:
+async def _relay_whole(call: Call, resp: Any, extra_headers: list[tuple[bytes, bytes]] | None = None) -> bytes | None:
     """Relay a whole answer; its bytes when it was a 200 with a JSON object (cacheable)."""
     rec = call.rec
     rec.request_id = upstream_request_id(resp.headers)
@@ -246,8 +264,7 @@ async def _relay_whole(call: Call, resp: Any,
     try:
         data: bytes = await resp.read()
     except UpstreamError as exc:
-        raise APIError(_UPSTREAM_STATUS[exc.kind], exc.message, "upstream_error",
-                       code=f"upstream_{exc.kind}") from None
+        raise APIError(_UPSTREAM_STATUS[exc.kind], exc.message, "upstream_error", code=f"upstream_{exc.kind}") from None
     finally:
         call.upstream_wait += time.perf_counter() - t
     if resp.status >= 400:
@@ -260,11 +277,19 @@ async def _relay_whole(call: Call, resp: Any,
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise APIError(502, "The upstream answered with a body that is not valid JSON.",
-                       "upstream_error", code="upstream_invalid_json") from None
+        raise APIError(
+            502,
+            "The upstream answered with a body that is not valid JSON.",
+            "upstream_error",
+            code="upstream_invalid_json",
+        ) from None
     if not isinstance(parsed, dict):
-        raise APIError(502, "The upstream answered with JSON that is not an object.",
-                       "upstream_error", code="upstream_invalid_json")
+        raise APIError(
+            502,
+            "The upstream answered with JSON that is not an object.",
+            "upstream_error",
+            code="upstream_invalid_json",
+        )
     rec.http_status = resp.status
     rec.usage = Usage.from_openai(parsed.get("usage"))
     # The upstream's request id, else the answer's own id (a local server sends no x-request-id).
@@ -275,15 +300,26 @@ async def _relay_whole(call: Call, resp: Any,
     return data if resp.status == 200 else None
 
 
-async def _send_whole(call: Call, status: int, data: bytes, headers: Mapping[str, str],
-                      extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_whole(
+    call: Call,
+    status: int,
+    data: bytes,
+    headers: Mapping[str, str],
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     if call.disconnected:  # the client hung up: the answer is only recorded
         return
-    out_headers = [(b"content-type", b"application/json"), *(extra_headers or ()),
-                   *passed_headers(headers), request_id_header(call.rec.request_id or call.rec.id)]
+    out_headers = [
+        (b"content-type", b"application/json"),
+        *(extra_headers or ()),
+        *passed_headers(headers),
+        request_id_header(call.rec.request_id or call.rec.id),
+    ]
     call.started = True
     await call.send({"type": "http.response.start", "status": status, "headers": out_headers})
     call.complete = True
     call.t_done = time.perf_counter()
     await call.send({"type": "http.response.body", "body": data})
+
+
 _DEFAULT_LIMITS = ResponseLimits()

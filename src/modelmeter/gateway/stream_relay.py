@@ -25,14 +25,22 @@ from modelmeter.upstreams.limits import LIMIT_KINDS, ResponseLimits
 if TYPE_CHECKING:
     from modelmeter.gateway.relay import Call
 
-SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-               (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 UPSTREAM_STATUS = {"connect": 502, "timeout": 504, "protocol": 502, **dict.fromkeys(LIMIT_KINDS, 502)}
 _DEFAULT_LIMITS = ResponseLimits()
 
 
-async def relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout: float = 60.0,
-                       max_event_bytes: int = _DEFAULT_LIMITS.max_event_bytes) -> None:
+async def relay_stream(
+    call: Call,
+    resp: Any,
+    wants_usage: bool,
+    chunk_timeout: float = 60.0,
+    max_event_bytes: int = _DEFAULT_LIMITS.max_event_bytes,
+) -> None:
     rec = call.rec
     acc = call.acc = StreamAccumulator(rec.call_type)
     parser = SSEParser(max_event_bytes)
@@ -45,8 +53,13 @@ async def relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout: 
         if not call.started:
             rec.request_id = upstream_id or usable_id(acc.id) or rec.id
             call.started = True
-            await call.send({"type": "http.response.start", "status": 200,
-                             "headers": [*SSE_HEADERS, *passed, request_id_header(rec.request_id)]})
+            await call.send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*SSE_HEADERS, *passed, request_id_header(rec.request_id)],
+                }
+            )
         await call.send(message)
 
     saw_done = False
@@ -109,8 +122,9 @@ async def relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout: 
             await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
     if failed is not None and not saw_done:
         limit = f"upstream_{failed.kind}" if failed.kind in LIMIT_KINDS else None
-        await _end_stream_with_error(call, send, UPSTREAM_STATUS[failed.kind], failed.message,
-                                     "upstream_timeout" if stalled else limit)
+        await _end_stream_with_error(
+            call, send, UPSTREAM_STATUS[failed.kind], failed.message, "upstream_timeout" if stalled else limit
+        )
         return
     # A last event the upstream did not end with a blank line is still relayed and counted.
     out, first = relayed(parser.flush())
@@ -120,8 +134,7 @@ async def relay_stream(call: Call, resp: Any, wants_usage: bool, chunk_timeout: 
         await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
     if not saw_done:
         if not acc.finished():
-            await _end_stream_with_error(call, send, 502,
-                                         "the upstream ended the stream before its last chunk")
+            await _end_stream_with_error(call, send, 502, "the upstream ended the stream before its last chunk")
             return
         # Some servers end a complete answer (every choice has its finish_reason) by closing
         # cleanly without [DONE]: the client has it all; end it the way OpenAI's clients expect.
@@ -143,13 +156,11 @@ def _without_usage(data: bytes) -> bytes:
         return data
 
 
-async def _end_stream_with_error(call: Call, send: Send, status: int, message: str,
-                                 code: str | None = None) -> None:
+async def _end_stream_with_error(call: Call, send: Send, status: int, message: str, code: str | None = None) -> None:
     """The stream has begun (status 200): tell the client in the stream, then end it cleanly."""
     code = code or f"upstream_{status}"
     call.fail(status, f"{code}: {message}" if code == "upstream_timeout" else message)
     err = error_body(message, "upstream_error", None, code)
-    await send({"type": "http.response.body", "body": encode_event(orjson.dumps(err)),
-                "more_body": True})
+    await send({"type": "http.response.body", "body": encode_event(orjson.dumps(err)), "more_body": True})
     call.complete = True
     await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -30,8 +30,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
     model = body.get("model")
     if model is None:
-        raise APIError(400, "you must provide a model parameter", param="model",
-                       code="missing_required_parameter")
+        raise APIError(400, "you must provide a model parameter", param="model", code="missing_required_parameter")
     if not isinstance(model, str) or not model:
         raise APIError(400, "'model' must be a non-empty string", param="model", code="invalid_type")
     return body
@@ -45,42 +44,41 @@ def check_fields(body: dict[str, Any], call_type: str) -> None:
     if call_type == "chat":
         messages = body.get("messages")
         if messages is None:
-            raise APIError(400, "Missing required parameter: 'messages'.", param="messages",
-                           code="missing_required_parameter")
+            raise APIError(
+                400, "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+            )
         if not isinstance(messages, list) or not messages:
-            raise APIError(400, "'messages' must be a non-empty array", param="messages",
-                           code="invalid_type")
+            raise APIError(400, "'messages' must be a non-empty array", param="messages", code="invalid_type")
         for i, message in enumerate(messages):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-                raise APIError(400, f"messages[{i}] must be an object with a 'role'",
-                               param=f"messages[{i}]", code="invalid_type")
+                raise APIError(
+                    400, f"messages[{i}] must be an object with a 'role'", param=f"messages[{i}]", code="invalid_type"
+                )
     elif call_type == "completion":
         prompt = body.get("prompt")
         if prompt is None:
-            raise APIError(400, "Missing required parameter: 'prompt'.", param="prompt",
-                           code="missing_required_parameter")
+            raise APIError(
+                400, "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"
+            )
         if not isinstance(prompt, str | list):
-            raise APIError(400, "'prompt' must be a string or an array", param="prompt",
-                           code="invalid_type")
+            raise APIError(400, "'prompt' must be a string or an array", param="prompt", code="invalid_type")
     else:
         inp = body.get("input")
         if inp is None:
-            raise APIError(400, "Missing required parameter: 'input'.", param="input",
-                           code="missing_required_parameter")
+            raise APIError(
+                400, "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
+            )
         if not isinstance(inp, str | list) or inp == [] or inp == "":
-            raise APIError(400, "'input' must be a non-empty string or array", param="input",
-                           code="invalid_type")
+            raise APIError(400, "'input' must be a non-empty string or array", param="input", code="invalid_type")
         if stream:
             raise APIError(400, "embeddings cannot be streamed", param="stream", code="invalid_value")
     for name in ("max_tokens", "max_completion_tokens", "n"):
         value = body.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise APIError(400, f"'{name}' must be a positive integer", param=name,
-                           code="invalid_value")
+            raise APIError(400, f"'{name}' must be a positive integer", param=name, code="invalid_value")
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
-        raise APIError(400, "'stream_options' must be an object", param="stream_options",
-                       code="invalid_type")
+        raise APIError(400, "'stream_options' must be an object", param="stream_options", code="invalid_type")
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise APIError(400, "'metadata' must be an object", param="metadata", code="invalid_type")

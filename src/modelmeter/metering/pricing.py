@@ -101,8 +101,7 @@ class Pricer:
     def __init__(self, *, cache_size: int = 4096) -> None:
         self._snapshot: object | None = None
         self._lookup = functools.lru_cache(maxsize=cache_size)(self._find_model)
-        self._static: dict[tuple[str, str, PriceOverride | None], tuple[dict[str, Decimal | None],
-                                                                    dict[str, str]]] = {}
+        self._static: dict[tuple[str, str, PriceOverride | None], tuple[dict[str, Decimal | None], dict[str, str]]] = {}
         self._static_max = cache_size
 
     # -- lookup ---------------------------------------------------------------------------
@@ -140,7 +139,7 @@ class Pricer:
         base = configured.strip().lower().rsplit("/", 1)[-1]
         got = answered.strip().lower().rsplit("/", 1)[-1]
         known = self.model_info(provider, answered) is not None
-        if known and got.startswith(base + "-") and _DATED_SUFFIX.fullmatch(got[len(base):]):
+        if known and got.startswith(base + "-") and _DATED_SUFFIX.fullmatch(got[len(base) :]):
             return answered
         if known and self.model_info(provider, configured) is None:
             return answered
@@ -196,8 +195,9 @@ class Pricer:
         spend = sum((line.cost for line in lines), _ZERO)
         return Cost(spend=spend, breakdown=tuple(lines), price_source=_source(used))
 
-    def _rates(self, provider: str, model: str, override: PriceOverride | None, at: datetime | float | None,
-               prompt: int) -> tuple[dict[str, Decimal | None], dict[str, str]]:
+    def _rates(
+        self, provider: str, model: str, override: PriceOverride | None, at: datetime | float | None, prompt: int
+    ) -> tuple[dict[str, Decimal | None], dict[str, str]]:
         """Each component's rate and where it came from. Most models have one price at all times:
         their rates are kept per (provider, model, override), as the writer prices thousands of
         calls a second; dated, time-of-day and tiered prices are worked out for each call."""
@@ -221,7 +221,8 @@ class Pricer:
                 when = (datetime.fromtimestamp(at, UTC) if isinstance(at, int | float) else at) or datetime.now(UTC)
                 base = self._genai_rates(info, when, prompt)
                 static = isinstance(info.prices, ModelPrice) and not any(
-                    isinstance(getattr(info.prices, k, None), TieredPrices) for k in _PRICE_KEYS.values())
+                    isinstance(getattr(info.prices, k, None), TieredPrices) for k in _PRICE_KEYS.values()
+                )
         ov = override or PriceOverride()
         src: dict[str, str] = {}
         rates: dict[str, Decimal | None] = {}

@@ -83,28 +83,41 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> Record
     estimated = False
     priced_model = dep.model
     try:
-        if not usage.reported and (rec.status == "success" or rec.response_text
-                                   or rec.http_status in ABANDONED_STATUSES):
+        if not usage.reported and (
+            rec.status == "success" or rec.response_text or rec.http_status in ABANDONED_STATUSES
+        ):
             usage = estimate_usage(rec)
             estimated = True
         # The configured model sets the price, not whatever id the upstream answered with.
         priced_model = pricer.priced_model(dep.provider, dep.model, rec.model_id)
         cost = pricer.cost(
-            provider=dep.provider, model=priced_model,
-            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-            cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
-            reasoning_tokens=usage.reasoning_tokens, override=dep.price, at=rec.start,
+            provider=dep.provider,
+            model=priced_model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            override=dep.price,
+            at=rec.start,
         )
     except Exception:  # a metering bug must not lose the call: keep it, unpriced
         log.exception("could not price record %s", rec.id)
         cost = Cost(Decimal(0), (), "unknown")
     if rec.cache_hit:
         # Answered from our response cache: no upstream call, so nothing is owed for it.
-        cost = Cost(Decimal(0), tuple(CostLine(c.component, c.tokens, c.usd_per_million, Decimal(0))
-                                      for c in cost.breakdown), "response cache (no upstream call)")
+        cost = Cost(
+            Decimal(0),
+            tuple(CostLine(c.component, c.tokens, c.usd_per_million, Decimal(0)) for c in cost.breakdown),
+            "response cache (no upstream call)",
+        )
     breakdown = [
-        {"component": c.component, "tokens": c.tokens,
-         "usd_per_million": float(c.usd_per_million), "cost": float(c.cost)}
+        {
+            "component": c.component,
+            "tokens": c.tokens,
+            "usd_per_million": float(c.usd_per_million),
+            "cost": float(c.cost),
+        }
         for c in cost.breakdown
     ]
     keep = store_bodies and dep.store_bodies
@@ -166,7 +179,7 @@ def _capped(text: str | None, cap: int) -> tuple[str | None, bool]:
     raw = text.encode()
     if len(raw) <= cap:
         return text, False
-    return orjson.dumps(raw[:max(cap, 0)].decode("utf-8", "ignore")).decode(), True
+    return orjson.dumps(raw[: max(cap, 0)].decode("utf-8", "ignore")).decode(), True
 
 
 def _json_or_none(body: Any) -> str | None:

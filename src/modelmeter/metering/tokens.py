@@ -20,8 +20,14 @@ from typing import Any
 
 import tiktoken
 
-__all__ = ["count_chat_prompt", "count_completion_prompt", "count_embedding_input",
-           "count_text", "encoding_for", "get_encoding"]
+__all__ = [
+    "count_chat_prompt",
+    "count_completion_prompt",
+    "count_embedding_input",
+    "count_text",
+    "encoding_for",
+    "get_encoding",
+]
 
 # OpenAI cookbook ("How to count tokens with tiktoken"): each message is wrapped as
 # <|start|>{role/name}\n{content}<|end|>\n; each reply is primed with <|start|>assistant<|message|>.
@@ -30,9 +36,7 @@ TOKENS_PER_NAME = 1
 REPLY_PRIMING_TOKENS = 3
 
 _SUPPORTED = ("cl100k_base", "o200k_base")
-_O200K_FAMILIES = re.compile(
-    r"^(?:ft:)?(?:gpt-4o|chatgpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|gpt-oss|o\d)(?:\b|-|$)"
-)
+_O200K_FAMILIES = re.compile(r"^(?:ft:)?(?:gpt-4o|chatgpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|gpt-oss|o\d)(?:\b|-|$)")
 _lock = threading.Lock()
 _encodings: dict[str, tiktoken.Encoding] = {}
 
@@ -57,9 +61,12 @@ def _offline_spec(name: str) -> dict[str, Any]:
     try:
         from tiktoken_ext import openai_public
     except ImportError:
-        return {"name": name, "pat_str": _FALLBACK_PAT_STR[name],
-                "mergeable_ranks": _load_ranks(name, None),
-                "special_tokens": dict(_FALLBACK_SPECIAL[name])}
+        return {
+            "name": name,
+            "pat_str": _FALLBACK_PAT_STR[name],
+            "mergeable_ranks": _load_ranks(name, None),
+            "special_tokens": dict(_FALLBACK_SPECIAL[name]),
+        }
     ctor = openai_public.ENCODING_CONSTRUCTORS[name]
 
     def load_local(blobpath: str, expected_hash: str | None = None) -> dict[bytes, int]:
@@ -115,8 +122,11 @@ def _content_text(content: Any) -> list[str]:
     if isinstance(content, str):
         return [content]
     if isinstance(content, list):
-        return [p["text"] for p in content if isinstance(p, Mapping)
-                and p.get("type") == "text" and isinstance(p.get("text"), str)]
+        return [
+            p["text"]
+            for p in content
+            if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        ]
     return []
 
 
@@ -161,8 +171,7 @@ def _count_inputs(inp: Any, model: str) -> int:
     if _is_token_ids(inp):  # a single prompt given as token ids
         return len(inp)
     if isinstance(inp, list):
-        return sum(count_text(x, model) if isinstance(x, str) else
-                   len(x) if _is_token_ids(x) else 0 for x in inp)
+        return sum(count_text(x, model) if isinstance(x, str) else len(x) if _is_token_ids(x) else 0 for x in inp)
     return 0
 
 
@@ -193,8 +202,12 @@ _FALLBACK_PAT_STR = {
     ),
 }
 _FALLBACK_SPECIAL: dict[str, dict[str, int]] = {
-    "cl100k_base": {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258,
-                    "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260,
-                    "<|endofprompt|>": 100276},
+    "cl100k_base": {
+        "<|endoftext|>": 100257,
+        "<|fim_prefix|>": 100258,
+        "<|fim_middle|>": 100259,
+        "<|fim_suffix|>": 100260,
+        "<|endofprompt|>": 100276,
+    },
     "o200k_base": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
 }

@@ -255,9 +255,12 @@ class StreamAccumulator:
             choice: dict[str, Any]
             if self.call_type == "chat":
                 texts = {k: "".join(v) for k, v in self.texts.get(i, {}).items()}
-                message: dict[str, Any] = {"role": self.roles.get(i, "assistant"),
-                                           "content": texts.get("content", ""),
-                                           **self.fields.get(i, {}), **texts}
+                message: dict[str, Any] = {
+                    "role": self.roles.get(i, "assistant"),
+                    "content": texts.get("content", ""),
+                    **self.fields.get(i, {}),
+                    **texts,
+                }
                 if i in self.tool_calls:
                     message["tool_calls"] = [self.tool_calls[i][k] for k in sorted(self.tool_calls[i])]
                 choice = {"index": i, "message": message}

@@ -86,8 +86,12 @@ class Fallback:
             self.spool.append(rows)
         except Exception as exc:
             if self.spool_error is None:
-                log.error("the spool refuses writes (%s: %s); holding records in memory (up to %d MB)",
-                          type(exc).__name__, exc, self.held.max_bytes // 2**20)
+                log.error(
+                    "the spool refuses writes (%s: %s); holding records in memory (up to %d MB)",
+                    type(exc).__name__,
+                    exc,
+                    self.held.max_bytes // 2**20,
+                )
             self.spool_error = f"{type(exc).__name__}: {exc}"
             if not self.held.add(rows):
                 self.lose(len(rows), "the database, the spool and the memory bound are all full")

@@ -44,10 +44,18 @@ Listener = Callable[[list[RecordRow]], None]
 
 
 class Recorder:
-    def __init__(self, db: Database, *, maxsize: int = 10_000, batch_size: int = 500,
-                 store_bodies: bool = True, pricer: Pricer | None = None,
-                 spool_dir: Path | None = None, linger: float = 0.02,
-                 max_held_bytes: int = MAX_HELD_BYTES) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        maxsize: int = 10_000,
+        batch_size: int = 500,
+        store_bodies: bool = True,
+        pricer: Pricer | None = None,
+        spool_dir: Path | None = None,
+        linger: float = 0.02,
+        max_held_bytes: int = MAX_HELD_BYTES,
+    ) -> None:
         self._db = db
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._batch_size = batch_size
@@ -104,8 +112,7 @@ class Recorder:
         """Records not yet stored: queued, being finished, or finished and waiting for the database
         (a record handed over is counted twice for a moment rather than not at all), or held in
         memory because neither the database nor the spool takes them."""
-        return (self._queue.qsize() + self._finishing + max(self._handed_rows - self._done_rows, 0)
-                + self.held.rows)
+        return self._queue.qsize() + self._finishing + max(self._handed_rows - self._done_rows, 0) + self.held.rows
 
     @property
     def lost(self) -> int:
@@ -120,17 +127,25 @@ class Recorder:
     def problem(self) -> str | None:
         """Why recording is not safe right now (for /readyz), or None. No error text: /readyz is open."""
         if self.held:
-            return (f"storage failing: the database and the spool refuse writes; {self.held.rows} records "
-                    f"held in memory, {self.lost} lost")
+            return (
+                f"storage failing: the database and the spool refuse writes; {self.held.rows} records "
+                f"held in memory, {self.lost} lost"
+            )
         if self._failing.is_set():
             return "the database refuses writes; records go to the local spool"
         return None
 
     @property
     def backlog(self) -> dict[str, Any]:
-        return {"queued": self.depth, "spooled": self.spool.rows, "database_failing": self._failing.is_set(),
-                "held_in_memory": self.held.rows, "spool_failing": self.spool_error is not None,
-                "lost": self.lost, "last_error": self.last_error}
+        return {
+            "queued": self.depth,
+            "spooled": self.spool.rows,
+            "database_failing": self._failing.is_set(),
+            "held_in_memory": self.held.rows,
+            "spool_failing": self.spool_error is not None,
+            "lost": self.lost,
+            "last_error": self.last_error,
+        }
 
     def add_listener(self, listener: Listener) -> None:
         """Called from the writer thread with each batch of finished rows, after they are stored."""
@@ -323,8 +338,7 @@ class Recorder:
             done += 1
         return True
 
-    def _write(self, rows: list[RecordRow], newest_end: float, from_spool: bool = False,
-               held: bool = False) -> bool:
+    def _write(self, rows: list[RecordRow], newest_end: float, from_spool: bool = False, held: bool = False) -> bool:
         """Store one batch, retrying until it lands; False if stop() gave up (rows spooled)."""
         delay = 0.05
         retry = from_spool  # spooled rows may have been stored already before a crash

@@ -45,5 +45,4 @@ def _halves(db: Database, rows: list[RecordRow], lost: list[RecordRow]) -> bool:
 
 def bare(row: RecordRow) -> RecordRow:
     """The row without anything free-form (``insert_rows`` makes its numbers and text storable)."""
-    return cast(RecordRow, {**row, "metadata": None, "tags": None, "request": None, "response": None,
-                            "bodies": 0})
+    return cast(RecordRow, {**row, "metadata": None, "tags": None, "request": None, "response": None, "bodies": 0})

@@ -112,8 +112,11 @@ class Spool:
         """A file of another database (or of a version that did not name it): left alone."""
         if not self._warned_foreign and not re.match(r"^spool-[0-9a-f]{16}-\d+\.jsonl$", name):
             self._warned_foreign = True
-            log.warning("spool file %s does not say which database it belongs to (written by an older "
-                        "modelmeter): it is not stored anywhere automatically", self.dir / name)
+            log.warning(
+                "spool file %s does not say which database it belongs to (written by an older "
+                "modelmeter): it is not stored anywhere automatically",
+                self.dir / name,
+            )
 
     @staticmethod
     def read(path: Path, batch: int = 1000) -> Iterator[list[RecordRow]]:
@@ -138,8 +141,9 @@ class Spool:
             return True
         if not self.dir.is_dir():
             return False
-        return any(True for _ in self.dir.glob(f"spool-{self.key}-*.jsonl")) or \
-            any(True for _ in self.dir.glob(f"claimed-*-spool-{self.key}-*.jsonl"))
+        return any(True for _ in self.dir.glob(f"spool-{self.key}-*.jsonl")) or any(
+            True for _ in self.dir.glob(f"claimed-*-spool-{self.key}-*.jsonl")
+        )
 
 
 def default_spool_dir(db: Database) -> Path:

@@ -42,14 +42,23 @@ class Limits:
 
 
 def _response(status: bytes, message: bytes) -> bytes:
-    body = b'{"error":{"message":"' + message + b'","type":"' + status.split(b" ", 1)[1].lower().replace(
-        b" ", b"_") + b'","param":null,"code":null}}'
-    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    body = (
+        b'{"error":{"message":"'
+        + message
+        + b'","type":"'
+        + status.split(b" ", 1)[1].lower().replace(b" ", b"_")
+        + b'","param":null,"code":null}}'
+    )
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
-_TOO_MANY = _response(b"503 Service Unavailable", b"Too many open connections from your address "
-                                                  b"(the server's max_connections_per_client).")
+_TOO_MANY = _response(
+    b"503 Service Unavailable",
+    b"Too many open connections from your address (the server's max_connections_per_client).",
+)
 _TIMEOUT = _response(b"408 Request Timeout", b"The request's headers took too long to arrive.")
 
 
@@ -77,8 +86,9 @@ class LimitedHttpTools(HttpToolsProtocol):
             now = self.loop.time()
             if now - LimitedHttpTools._warned_at >= 10.0:  # say so, but not for every connection
                 LimitedHttpTools._warned_at = now
-                log.warning("refusing connections from %s: it has %d open (max_connections_per_client)",
-                            self._address, cap)
+                log.warning(
+                    "refusing connections from %s: it has %d open (max_connections_per_client)", self._address, cap
+                )
             self._address = None  # type: ignore[assignment]  # not counted
             self._phase = _IDLE
             transport.write(_TOO_MANY)

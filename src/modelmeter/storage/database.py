@@ -55,8 +55,7 @@ class Database:
         if self.dialect == "sqlite":
             if self.path != ":memory:" and not self.path.startswith("file:"):
                 _create_private(Path(self.path).expanduser())
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")

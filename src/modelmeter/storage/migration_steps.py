@@ -17,10 +17,20 @@ import orjson
 from modelmeter.storage.database import Database
 
 # -- 0003_rollups: records stored before rollups existed, summed into minutes and hours ----------
-_SUMS_0003 = ("requests", "succeeded", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
-              "reasoning_tokens", "spend_pusd", "latency_sum", "ttft_sum", "ttft_count")
-_ADDED_0003 = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens",
-               "spend_pusd")
+_SUMS_0003 = (
+    "requests",
+    "succeeded",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "spend_pusd",
+    "latency_sum",
+    "ttft_sum",
+    "ttft_count",
+)
+_ADDED_0003 = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "spend_pusd")
 _LOG_RATIO_0003 = math.log(1.01)  # latency bins of ratio 1.01 above 0.01 ms (bin 0 below)
 
 
@@ -36,8 +46,14 @@ def _buckets_0003(rows: list[dict[str, Any]], size_us: int) -> list[dict[str, An
         key = (r["deployment"], r["start_us"] - r["start_us"] % size_us)
         b = buckets.get(key)
         if b is None:
-            b = buckets[key] = {"deployment": key[0], "bucket_us": key[1], **dict.fromkeys(_SUMS_0003, 0),
-                                "latency_sum": 0.0, "ttft_sum": 0.0, "bins": Counter()}
+            b = buckets[key] = {
+                "deployment": key[0],
+                "bucket_us": key[1],
+                **dict.fromkeys(_SUMS_0003, 0),
+                "latency_sum": 0.0,
+                "ttft_sum": 0.0,
+                "bins": Counter(),
+            }
         b["requests"] += 1
         b["succeeded"] += r["status"] == "success"
         for col in _ADDED_0003:
@@ -57,8 +73,14 @@ def _coarsen_0003(minutes: list[dict[str, Any]], size_us: int) -> list[dict[str,
         key = (m["deployment"], m["bucket_us"] - m["bucket_us"] % size_us)
         b = buckets.get(key)
         if b is None:
-            b = buckets[key] = {"deployment": key[0], "bucket_us": key[1], **dict.fromkeys(_SUMS_0003, 0),
-                                "latency_sum": 0.0, "ttft_sum": 0.0, "bins": Counter()}
+            b = buckets[key] = {
+                "deployment": key[0],
+                "bucket_us": key[1],
+                **dict.fromkeys(_SUMS_0003, 0),
+                "latency_sum": 0.0,
+                "ttft_sum": 0.0,
+                "bins": Counter(),
+            }
         for col in _SUMS_0003:
             b[col] += m[col]
         b["bins"].update(m["bins"])
@@ -68,26 +90,49 @@ def _coarsen_0003(minutes: list[dict[str, Any]], size_us: int) -> list[dict[str,
 def backfill_rollups_0003(db: Database, tx: Any) -> None:
     """Records stored before rollups existed are added to them (in 0003's table layout), a page at
     a time."""
-    cols = ("id", "deployment", "start_us", "status", "prompt_tokens", "completion_tokens", "total_tokens",
-            "cached_tokens", "reasoning_tokens", "spend_pusd", "latency_ms", "ttft_ms")
+    cols = (
+        "id",
+        "deployment",
+        "start_us",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
+        "spend_pusd",
+        "latency_ms",
+        "ttft_ms",
+    )
     names = ("deployment", "bucket_us", *_SUMS_0003)
     last = ""
     while True:
-        page = tx.execute(db.sql(f"SELECT {', '.join(cols)} FROM records WHERE id > :last "
-                                 "ORDER BY id LIMIT 5000"), {"last": last}).fetchall()
+        page = tx.execute(
+            db.sql(f"SELECT {', '.join(cols)} FROM records WHERE id > :last ORDER BY id LIMIT 5000"), {"last": last}
+        ).fetchall()
         if not page:
             return
         minutes = _buckets_0003([dict(zip(cols, r, strict=True)) for r in page], 60_000_000)
         for name, buckets in (("minute", minutes), ("hour", _coarsen_0003(minutes, 3_600_000_000))):
             updates = ", ".join(f"{c} = rollup_{name}.{c} + excluded.{c}" for c in _SUMS_0003)
-            db.executemany(tx, f"INSERT INTO rollup_{name} ({', '.join(names)}) VALUES "
-                               f"({', '.join(':' + c for c in names)}) "
-                               f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}", buckets)
-            db.executemany(tx, f"INSERT INTO rollup_hist_{name} (deployment, bucket_us, bin, n) VALUES "
-                               "(:d, :b, :i, :n) ON CONFLICT (deployment, bucket_us, bin) "
-                               f"DO UPDATE SET n = rollup_hist_{name}.n + excluded.n",
-                           [{"d": b["deployment"], "b": b["bucket_us"], "i": i, "n": n}
-                            for b in buckets for i, n in sorted(b["bins"].items())])
+            db.executemany(
+                tx,
+                f"INSERT INTO rollup_{name} ({', '.join(names)}) VALUES "
+                f"({', '.join(':' + c for c in names)}) "
+                f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}",
+                buckets,
+            )
+            db.executemany(
+                tx,
+                f"INSERT INTO rollup_hist_{name} (deployment, bucket_us, bin, n) VALUES "
+                "(:d, :b, :i, :n) ON CONFLICT (deployment, bucket_us, bin) "
+                f"DO UPDATE SET n = rollup_hist_{name}.n + excluded.n",
+                [
+                    {"d": b["deployment"], "b": b["bucket_us"], "i": i, "n": n}
+                    for b in buckets
+                    for i, n in sorted(b["bins"].items())
+                ],
+            )
         last = page[-1][0]
 
 
@@ -109,12 +154,18 @@ def _encode_0005(bins: dict[int, int]) -> str:
 
 def fold_histograms_0005(db: Database, tx: Any) -> None:
     for name in ("minute", "hour"):
-        rows = tx.execute(f"SELECT deployment, bucket_us, bin, n FROM rollup_hist_{name} "
-                          "ORDER BY deployment, bucket_us, bin").fetchall()
-        updates = [{"d": dep, "b": bucket, "bins": _encode_0005({int(i): int(n) for *_, i, n in group})}
-                   for (dep, bucket), group in groupby(rows, key=lambda r: (r[0], r[1]))]
-        db.executemany(tx, f"UPDATE rollup_{name} SET latency_bins = {db.json_param('bins')} "
-                           "WHERE deployment = :d AND bucket_us = :b", updates)
+        rows = tx.execute(
+            f"SELECT deployment, bucket_us, bin, n FROM rollup_hist_{name} ORDER BY deployment, bucket_us, bin"
+        ).fetchall()
+        updates = [
+            {"d": dep, "b": bucket, "bins": _encode_0005({int(i): int(n) for *_, i, n in group})}
+            for (dep, bucket), group in groupby(rows, key=lambda r: (r[0], r[1]))
+        ]
+        db.executemany(
+            tx,
+            f"UPDATE rollup_{name} SET latency_bins = {db.json_param('bins')} WHERE deployment = :d AND bucket_us = :b",
+            updates,
+        )
 
 
 # -- 0007_request_ids: the request ids of every quarter hour that is over, in one sorted copy ----
@@ -124,13 +175,22 @@ _SLOT_US_0007 = 900_000_000
 def index_past_request_ids_0007(db: Database, tx: Any) -> None:
     now_us = int(time.time() * 1e6) - 2 * 60 * 1_000_000  # a slot is indexed 2 minutes after it ends
     end = now_us - now_us % _SLOT_US_0007
-    tx.execute(db.sql("INSERT INTO request_ids (slot_us, request_id, id) "
-                      f"SELECT start_us - start_us % {_SLOT_US_0007}, request_id, id FROM records "
-                      "WHERE start_us >= :a AND start_us < :b AND request_id IS NOT NULL "
-                      "ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING"), {"a": 0, "b": end})
-    tx.execute(db.sql("INSERT INTO server_settings (name, value) VALUES (:n, :v) "
-                      "ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
-               {"n": "request_ids_until", "v": str(end)})
+    tx.execute(
+        db.sql(
+            "INSERT INTO request_ids (slot_us, request_id, id) "
+            f"SELECT start_us - start_us % {_SLOT_US_0007}, request_id, id FROM records "
+            "WHERE start_us >= :a AND start_us < :b AND request_id IS NOT NULL "
+            "ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING"
+        ),
+        {"a": 0, "b": end},
+    )
+    tx.execute(
+        db.sql(
+            "INSERT INTO server_settings (name, value) VALUES (:n, :v) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        ),
+        {"n": "request_ids_until", "v": str(end)},
+    )
 
 
 # -- 0008_rollup_quarter: quarter hours summed from the minute rollups -----------------------------
@@ -146,16 +206,21 @@ def fill_quarters_0008(db: Database, tx: Any) -> None:
     cols = ("deployment", "bucket_us", *_SUMS_0003, "latency_bins")
     names = ("deployment", "bucket_us", *_SUMS_0003)
     updates = ", ".join(f"{c} = rollup_quarter.{c} + excluded.{c}" for c in _SUMS_0003)
-    upsert = (f"INSERT INTO rollup_quarter ({', '.join(names)}, latency_bins) VALUES "
-              f"({', '.join(':' + c for c in names)}, {db.json_param('latency_bins')}) "
-              f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}, "
-              "latency_bins = mm_bins_add(rollup_quarter.latency_bins, excluded.latency_bins)")
+    upsert = (
+        f"INSERT INTO rollup_quarter ({', '.join(names)}, latency_bins) VALUES "
+        f"({', '.join(':' + c for c in names)}, {db.json_param('latency_bins')}) "
+        f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}, "
+        "latency_bins = mm_bins_add(rollup_quarter.latency_bins, excluded.latency_bins)"
+    )
     after = ("", -1)
     while True:
-        rows = tx.execute(db.sql(
-            f"SELECT {', '.join(cols)} FROM rollup_minute WHERE deployment > :d OR "
-            "(deployment = :d AND bucket_us > :b) ORDER BY deployment, bucket_us LIMIT 5000"),
-            {"d": after[0], "b": after[1]}).fetchall()
+        rows = tx.execute(
+            db.sql(
+                f"SELECT {', '.join(cols)} FROM rollup_minute WHERE deployment > :d OR "
+                "(deployment = :d AND bucket_us > :b) ORDER BY deployment, bucket_us LIMIT 5000"
+            ),
+            {"d": after[0], "b": after[1]},
+        ).fetchall()
         if not rows:
             return
         quarters: dict[tuple[str, int], dict[str, Any]] = {}
@@ -164,8 +229,14 @@ def fill_quarters_0008(db: Database, tx: Any) -> None:
             key = (minute["deployment"], minute["bucket_us"] - minute["bucket_us"] % _SLOT_US_0007)
             q = quarters.get(key)
             if q is None:
-                q = quarters[key] = {"deployment": key[0], "bucket_us": key[1], **dict.fromkeys(_SUMS_0003, 0),
-                                     "latency_sum": 0.0, "ttft_sum": 0.0, "bins": Counter()}
+                q = quarters[key] = {
+                    "deployment": key[0],
+                    "bucket_us": key[1],
+                    **dict.fromkeys(_SUMS_0003, 0),
+                    "latency_sum": 0.0,
+                    "ttft_sum": 0.0,
+                    "bins": Counter(),
+                }
             for col in _SUMS_0003:
                 q[col] += minute[col]
             q["bins"].update({int(k): int(n) for k, n in _decode_0008(minute["latency_bins"]).items()})

@@ -46,7 +46,8 @@ def _rollup_tables_0003() -> tuple[str, ...]:
                 ttft_sum DOUBLE PRECISION NOT NULL,
                 ttft_count BIGINT NOT NULL,
                 PRIMARY KEY (deployment, bucket_us)
-            )/*WITHOUT_ROWID*/""")
+            )/*WITHOUT_ROWID*/"""
+        )
         # One row per latency bin (0005 folds these into the bucket's row; 0006 drops them).
         out.append(
             f"""CREATE TABLE rollup_hist_{name} (
@@ -55,7 +56,8 @@ def _rollup_tables_0003() -> tuple[str, ...]:
                 bin SMALLINT NOT NULL,
                 n BIGINT NOT NULL,
                 PRIMARY KEY (deployment, bucket_us, bin)
-            )/*WITHOUT_ROWID*/""")
+            )/*WITHOUT_ROWID*/"""
+        )
     return tuple(out)
 
 
@@ -67,9 +69,11 @@ _fill_quarters = migration_steps.fill_quarters_0008
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration("0001_records", (
-        # The narrow log rows: everything the request log and the summaries read; no bodies.
-        """CREATE TABLE records (
+    Migration(
+        "0001_records",
+        (
+            # The narrow log rows: everything the request log and the summaries read; no bodies.
+            """CREATE TABLE records (
             id TEXT PRIMARY KEY,
             request_id TEXT,
             deployment TEXT NOT NULL,
@@ -103,35 +107,38 @@ MIGRATIONS: tuple[Migration, ...] = (
             tags TEXT,
             bodies SMALLINT NOT NULL
         )""",
-        # Keyset pages: newest first per deployment, optionally by status.
-        "CREATE INDEX records_page ON records (deployment, start_us, id)",
-        "CREATE INDEX records_page_status ON records (deployment, status, start_us, id)",
-        "CREATE INDEX records_request_id ON records (request_id)",
-        "CREATE INDEX records_time ON records (start_us)",
-        # Bodies apart, so a log page never reads them.
-        """CREATE TABLE record_bodies (
+            # Keyset pages: newest first per deployment, optionally by status.
+            "CREATE INDEX records_page ON records (deployment, start_us, id)",
+            "CREATE INDEX records_page_status ON records (deployment, status, start_us, id)",
+            "CREATE INDEX records_request_id ON records (request_id)",
+            "CREATE INDEX records_time ON records (start_us)",
+            # Bodies apart, so a log page never reads them.
+            """CREATE TABLE record_bodies (
             id TEXT PRIMARY KEY,
             request TEXT,
             response TEXT
         )""",
-        # One row per (record, tag): the tag filter pages on its own index.
-        """CREATE TABLE record_tags (
+            # One row per (record, tag): the tag filter pages on its own index.
+            """CREATE TABLE record_tags (
             deployment TEXT NOT NULL,
             tag TEXT NOT NULL,
             start_us BIGINT NOT NULL,
             id TEXT NOT NULL,
             PRIMARY KEY (deployment, tag, start_us, id)
         )/*WITHOUT_ROWID*/""",
-        # Run-time deployments (POST /api/deployments); config-file ones live in the config.
-        """CREATE TABLE deployments (
+            # Run-time deployments (POST /api/deployments); config-file ones live in the config.
+            """CREATE TABLE deployments (
             name TEXT PRIMARY KEY,
             definition TEXT NOT NULL,
             created_us BIGINT NOT NULL
         )""",
-    )),
-    Migration("0002_runs", (
-        # Benchmark and evaluation runs: their parameters and reports, for `bench list/compare`.
-        """CREATE TABLE runs (
+        ),
+    ),
+    Migration(
+        "0002_runs",
+        (
+            # Benchmark and evaluation runs: their parameters and reports, for `bench list/compare`.
+            """CREATE TABLE runs (
             id TEXT PRIMARY KEY,
             kind TEXT NOT NULL,
             deployment TEXT,
@@ -139,14 +146,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             params TEXT NOT NULL,
             report TEXT
         )""",
-        "CREATE INDEX runs_created ON runs (created_us)",
-    )),
+            "CREATE INDEX runs_created ON runs (created_us)",
+        ),
+    ),
     Migration("0003_rollups", _rollup_tables_0003(), backfill=_backfill_rollups),
-    Migration("0004_keys", (
-        # Server-wide values, e.g. the hash of a generated admin key (never the key itself).
-        "CREATE TABLE server_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        # Virtual keys for /v1: only a hash of the key is kept.
-        """CREATE TABLE virtual_keys (
+    Migration(
+        "0004_keys",
+        (
+            # Server-wide values, e.g. the hash of a generated admin key (never the key itself).
+            "CREATE TABLE server_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            # Virtual keys for /v1: only a hash of the key is kept.
+            """CREATE TABLE virtual_keys (
             alias TEXT PRIMARY KEY,
             key_hash TEXT NOT NULL UNIQUE,
             key_prefix TEXT NOT NULL,
@@ -157,32 +167,47 @@ MIGRATIONS: tuple[Migration, ...] = (
             budget_pusd BIGINT,
             spent_pusd BIGINT NOT NULL DEFAULT 0
         )""",
-        "ALTER TABLE records ADD COLUMN key_alias TEXT",
-        "CREATE INDEX records_page_key ON records (deployment, key_alias, start_us, id)",
-    )),
+            "ALTER TABLE records ADD COLUMN key_alias TEXT",
+            "CREATE INDEX records_page_key ON records (deployment, key_alias, start_us, id)",
+        ),
+    ),
     # A bucket's latency histogram in its own row: a week of hours reads 168 rows, not ~70,000.
-    Migration("0005_rollup_bins", (
-        "ALTER TABLE rollup_minute ADD COLUMN latency_bins /*JSON*/",
-        "ALTER TABLE rollup_hour ADD COLUMN latency_bins /*JSON*/",
-    ), backfill=_fold_histograms, postgresql=(migration_steps.POSTGRES_BINS_ADD_0005,)),
-    Migration("0006_drop_rollup_hist", (
-        "DROP TABLE rollup_hist_minute",
-        "DROP TABLE rollup_hist_hour",
-    )),
+    Migration(
+        "0005_rollup_bins",
+        (
+            "ALTER TABLE rollup_minute ADD COLUMN latency_bins /*JSON*/",
+            "ALTER TABLE rollup_hour ADD COLUMN latency_bins /*JSON*/",
+        ),
+        backfill=_fold_histograms,
+        postgresql=(migration_steps.POSTGRES_BINS_ADD_0005,),
+    ),
+    Migration(
+        "0006_drop_rollup_hist",
+        (
+            "DROP TABLE rollup_hist_minute",
+            "DROP TABLE rollup_hist_hour",
+        ),
+    ),
     # Request ids indexed a quarter hour at a time (storage/request_ids.py), not row by row.
-    Migration("0007_request_ids", (
-        "DROP INDEX records_request_id",
-        """CREATE TABLE request_ids (
+    Migration(
+        "0007_request_ids",
+        (
+            "DROP INDEX records_request_id",
+            """CREATE TABLE request_ids (
             slot_us BIGINT NOT NULL,
             request_id TEXT NOT NULL,
             id TEXT NOT NULL,
             PRIMARY KEY (slot_us, request_id, id)
         )/*WITHOUT_ROWID*/""",
-    ), backfill=_index_past_request_ids),
+        ),
+        backfill=_index_past_request_ids,
+    ),
     # Quarter hours: a day's chart in 15-minute buckets reads 96 rows (measured on PostgreSQL at
     # 10 M records: 102 ms from 1,440 minute rows).
-    Migration("0008_rollup_quarter", (
-        """CREATE TABLE rollup_quarter (
+    Migration(
+        "0008_rollup_quarter",
+        (
+            """CREATE TABLE rollup_quarter (
             deployment TEXT NOT NULL,
             bucket_us BIGINT NOT NULL,
             requests BIGINT NOT NULL,
@@ -199,11 +224,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             latency_bins /*JSON*/,
             PRIMARY KEY (deployment, bucket_us)
         )/*WITHOUT_ROWID*/""",
-    ), backfill=_fill_quarters),
+        ),
+        backfill=_fill_quarters,
+    ),
     # The model id each call was priced as (the configured model, or a dated snapshot of it).
-    Migration("0009_priced_model", (
-        "ALTER TABLE records ADD COLUMN priced_model TEXT",
-    )),
+    Migration("0009_priced_model", ("ALTER TABLE records ADD COLUMN priced_model TEXT",)),
 )
 
 
@@ -231,8 +256,10 @@ def migrate(db: Database) -> list[str]:
                 tx.execute(_for_dialect(statement, db.dialect))
             if migration.backfill is not None:
                 migration.backfill(db, tx)
-            tx.execute(db.sql("INSERT INTO schema_migrations (name, applied_us) VALUES (:n, :t)"),
-                       {"n": migration.name, "t": int(time.time() * 1e6)})
+            tx.execute(
+                db.sql("INSERT INTO schema_migrations (name, applied_us) VALUES (:n, :t)"),
+                {"n": migration.name, "t": int(time.time() * 1e6)},
+            )
             ran.append(migration.name)
     return ran
 
@@ -245,8 +272,9 @@ def _for_dialect(statement: str, dialect: str) -> str:
     # contiguous pages. PostgreSQL has no such clause (and needs none).
     # A JSON value is TEXT in SQLite and jsonb (parsed once, merged in SQL) in PostgreSQL.
     sqlite = dialect == "sqlite"
-    return (statement.replace("/*WITHOUT_ROWID*/", " WITHOUT ROWID" if sqlite else "")
-            .replace("/*JSON*/", "TEXT" if sqlite else "JSONB"))
+    return statement.replace("/*WITHOUT_ROWID*/", " WITHOUT ROWID" if sqlite else "").replace(
+        "/*JSON*/", "TEXT" if sqlite else "JSONB"
+    )
 
 
 def _lock(db: Database, tx: Any) -> None:

@@ -12,11 +12,11 @@ from modelmeter.storage.database import Database
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
 __all__ = ["RECORD_COLUMNS", "insert_rows"]
-_INSERT_RECORD = (f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
-                  f"({', '.join(':' + c for c in RECORD_COLUMNS)})")
+_INSERT_RECORD = (
+    f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join(':' + c for c in RECORD_COLUMNS)})"
+)
 _INSERT_BODY = "INSERT INTO record_bodies (id, request, response) VALUES (:id, :request, :response)"
-_INSERT_TAG = ("INSERT INTO record_tags (deployment, tag, start_us, id) "
-               "VALUES (:deployment, :tag, :start_us, :id)")
+_INSERT_TAG = "INSERT INTO record_tags (deployment, tag, start_us, id) VALUES (:deployment, :tag, :start_us, :id)"
 
 
 def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False) -> None:
@@ -42,8 +42,9 @@ def _not_stored(db: Database, tx: Any, rows: Sequence[RecordRow]) -> list[Record
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         marks = ", ".join(f":i{n}" for n in range(len(chunk)))
-        found = tx.execute(db.sql(f"SELECT id FROM records WHERE id IN ({marks})"),
-                           {f"i{n}": v for n, v in enumerate(chunk)}).fetchall()
+        found = tx.execute(
+            db.sql(f"SELECT id FROM records WHERE id IN ({marks})"), {f"i{n}": v for n, v in enumerate(chunk)}
+        ).fetchall()
         stored.update(r[0] for r in found)
     return [r for r in rows if r["id"] not in stored]
 
@@ -58,17 +59,21 @@ def _insert_records_sqlite(tx: Any, rows: Sequence[RecordRow]) -> None:
     Measured through the recorder (300,000 records, 2 cores): 19,900-21,100 records/s one row a
     statement, 22,800-23,800 with 200."""
     for i in range(0, len(rows), _CHUNK):
-        chunk = rows[i:i + _CHUNK]
-        tx.execute(f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
-                   f"{', '.join([_ONE_ROW] * len(chunk))} ON CONFLICT DO NOTHING",
-                   [r[c] for r in chunk for c in RECORD_COLUMNS])  # type: ignore[literal-required]
+        chunk = rows[i : i + _CHUNK]
+        tx.execute(
+            f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
+            f"{', '.join([_ONE_ROW] * len(chunk))} ON CONFLICT DO NOTHING",
+            [r[c] for r in chunk for c in RECORD_COLUMNS],  # type: ignore[literal-required]
+        )
 
 
 def _insert(db: Database, tx: Any, rows: Sequence[RecordRow]) -> None:
     bodies = [r for r in rows if r["request"] is not None or r["response"] is not None]
     tags = [
         {"deployment": r["deployment"], "tag": t, "start_us": r["start_us"], "id": r["id"]}
-        for r in rows if r["tags"] for t in dict.fromkeys(orjson.loads(r["tags"]))
+        for r in rows
+        if r["tags"]
+        for t in dict.fromkeys(orjson.loads(r["tags"]))
     ]
     suffix = " ON CONFLICT DO NOTHING"
     if db.dialect == "sqlite":

@@ -43,14 +43,21 @@ def until(db: Database, tx: Any, *, lock: str = "") -> int:
 
 
 def set_until(db: Database, tx: Any, value: int) -> None:
-    tx.execute(db.sql("INSERT INTO server_settings (name, value) VALUES (:n, :v) "
-                      "ON CONFLICT (name) DO UPDATE SET value = excluded.value"), {"n": SETTING, "v": str(value)})
+    tx.execute(
+        db.sql(
+            "INSERT INTO server_settings (name, value) VALUES (:n, :v) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        ),
+        {"n": SETTING, "v": str(value)},
+    )
 
 
-COPY = ("INSERT INTO request_ids (slot_us, request_id, id) "
-         f"SELECT start_us - start_us % {SLOT_US}, request_id, id FROM records "
-         "WHERE start_us >= :a AND start_us < :b AND request_id IS NOT NULL "
-         "ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING")
+COPY = (
+    "INSERT INTO request_ids (slot_us, request_id, id) "
+    f"SELECT start_us - start_us % {SLOT_US}, request_id, id FROM records "
+    "WHERE start_us >= :a AND start_us < :b AND request_id IS NOT NULL "
+    "ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING"
+)
 
 
 def index_slots(db: Database, now_us: int | None = None) -> int:
@@ -77,11 +84,15 @@ def add_late(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     indexed = until(db, tx, lock="FOR SHARE")
-    late = [{"s": _floor_slot(r["start_us"]), "r": r["request_id"], "i": r["id"]}
-            for r in rows if r["request_id"] is not None and r["start_us"] < indexed]
+    late = [
+        {"s": _floor_slot(r["start_us"]), "r": r["request_id"], "i": r["id"]}
+        for r in rows
+        if r["request_id"] is not None and r["start_us"] < indexed
+    ]
     if late:
-        db.executemany(tx, "INSERT INTO request_ids (slot_us, request_id, id) VALUES (:s, :r, :i) "
-                           "ON CONFLICT DO NOTHING", late)
+        db.executemany(
+            tx, "INSERT INTO request_ids (slot_us, request_id, id) VALUES (:s, :r, :i) ON CONFLICT DO NOTHING", late
+        )
 
 
 def find(db: Database, deployment: str, request_id: str, start_us: int, end_us: int) -> list[str]:
@@ -96,16 +107,23 @@ def find(db: Database, deployment: str, request_id: str, start_us: int, end_us: 
         if len(slots) <= _MAX_PROBES:
             marks = ", ".join(f":s{i}" for i in range(len(slots)))
             params: dict[str, Any] = {f"s{i}": h for i, h in enumerate(slots)}
-            found = db.fetchall(f"SELECT id FROM request_ids WHERE slot_us IN ({marks}) AND request_id = :r",
-                                params | {"r": request_id})
+            found = db.fetchall(
+                f"SELECT id FROM request_ids WHERE slot_us IN ({marks}) AND request_id = :r", params | {"r": request_id}
+            )
         else:
-            found = db.fetchall("SELECT id FROM request_ids WHERE slot_us >= :a AND slot_us < :b "
-                                "AND request_id = :r", {"a": first, "b": last, "r": request_id})
+            found = db.fetchall(
+                "SELECT id FROM request_ids WHERE slot_us >= :a AND slot_us < :b AND request_id = :r",
+                {"a": first, "b": last, "r": request_id},
+            )
         ids += [r[0] for r in found]
     if end_us > indexed:
-        ids += [r[0] for r in db.fetchall(
-            "SELECT id FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b "
-            "AND request_id = :r", {"d": deployment, "a": max(start_us, indexed), "b": end_us, "r": request_id})]
+        ids += [
+            r[0]
+            for r in db.fetchall(
+                "SELECT id FROM records WHERE deployment = :d AND start_us >= :a AND start_us < :b AND request_id = :r",
+                {"d": deployment, "a": max(start_us, indexed), "b": end_us, "r": request_id},
+            )
+        ]
     return ids
 
 

@@ -35,8 +35,9 @@ def _cut(days: float | None, now_us: int) -> int | None:
     return None if days is None else now_us - int(days * DAY_US)
 
 
-def prune(db: Database, retention: Retention, *, now: float | None = None, batch: int = 1000,
-          pause: float = 0.0) -> dict[str, int]:
+def prune(
+    db: Database, retention: Retention, *, now: float | None = None, batch: int = 1000, pause: float = 0.0
+) -> dict[str, int]:
     """Apply the policy; returns how many bodies, records and rollup rows were removed."""
     now_us = int((now if now is not None else time.time()) * 1e6)
     done = {"bodies": 0, "records": 0, "rollups": 0}  # (and the request-id index of pruned slots)
@@ -63,9 +64,13 @@ def _ids_params(ids: list[str]) -> tuple[str, dict[str, Any]]:
 
 def _prune_bodies(db: Database, cut: int, batch: int) -> int:
     with db.transaction() as tx:
-        ids = [r[0] for r in tx.execute(db.sql(
-            "SELECT id FROM records WHERE start_us < :cut AND bodies = 1 ORDER BY start_us LIMIT :n"),
-            {"cut": cut, "n": batch}).fetchall()]
+        ids = [
+            r[0]
+            for r in tx.execute(
+                db.sql("SELECT id FROM records WHERE start_us < :cut AND bodies = 1 ORDER BY start_us LIMIT :n"),
+                {"cut": cut, "n": batch},
+            ).fetchall()
+        ]
         if ids:
             marks, params = _ids_params(ids)
             tx.execute(db.sql(f"DELETE FROM record_bodies WHERE id IN ({marks})"), params)
@@ -75,16 +80,24 @@ def _prune_bodies(db: Database, cut: int, batch: int) -> int:
 
 def _prune_records(db: Database, cut: int, batch: int) -> int:
     with db.transaction() as tx:
-        rows = tx.execute(db.sql(
-            "SELECT id, deployment, start_us, tags FROM records WHERE start_us < :cut ORDER BY start_us LIMIT :n"),
-            {"cut": cut, "n": batch}).fetchall()
+        rows = tx.execute(
+            db.sql(
+                "SELECT id, deployment, start_us, tags FROM records WHERE start_us < :cut ORDER BY start_us LIMIT :n"
+            ),
+            {"cut": cut, "n": batch},
+        ).fetchall()
         if rows:
             marks, params = _ids_params([r[0] for r in rows])
-            tags = [{"d": dep, "t": tag, "s": start, "i": rid}
-                    for rid, dep, start, tag_json in rows if tag_json for tag in orjson.loads(tag_json)]
+            tags = [
+                {"d": dep, "t": tag, "s": start, "i": rid}
+                for rid, dep, start, tag_json in rows
+                if tag_json
+                for tag in orjson.loads(tag_json)
+            ]
             if tags:
-                db.executemany(tx, "DELETE FROM record_tags WHERE deployment = :d AND tag = :t "
-                                   "AND start_us = :s AND id = :i", tags)
+                db.executemany(
+                    tx, "DELETE FROM record_tags WHERE deployment = :d AND tag = :t AND start_us = :s AND id = :i", tags
+                )
             tx.execute(db.sql(f"DELETE FROM record_bodies WHERE id IN ({marks})"), params)
             tx.execute(db.sql(f"DELETE FROM records WHERE id IN ({marks})"), params)
     return len(rows)
@@ -96,7 +109,9 @@ def _prune_rollups(db: Database, cut: int) -> int:
     for dep in deployments:
         for res in RESOLUTIONS:
             with db.transaction() as tx:
-                cur = tx.execute(db.sql(f"DELETE FROM {res.table} WHERE deployment = :d AND bucket_us < :cut"),
-                                 {"d": dep, "cut": cut})
+                cur = tx.execute(
+                    db.sql(f"DELETE FROM {res.table} WHERE deployment = :d AND bucket_us < :cut"),
+                    {"d": dep, "cut": cut},
+                )
                 removed += max(cur.rowcount or 0, 0)
     return removed

@@ -21,8 +21,19 @@ MINUTE_US = 60_000_000
 QUARTER_US = 900_000_000
 HOUR_US = 3_600_000_000
 
-SUM_COLUMNS = ("requests", "succeeded", "prompt_tokens", "completion_tokens", "total_tokens",
-               "cached_tokens", "reasoning_tokens", "spend_pusd", "latency_sum", "ttft_sum", "ttft_count")
+SUM_COLUMNS = (
+    "requests",
+    "succeeded",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "spend_pusd",
+    "latency_sum",
+    "ttft_sum",
+    "ttft_count",
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +80,12 @@ def _bucket_of(buckets: _Buckets, deployment: str, time_us: int, res: Resolution
     bucket = time_us - time_us % res.size_us
     b = buckets.get((deployment, bucket))
     if b is None:
-        b = buckets[(deployment, bucket)] = {"deployment": deployment, "bucket_us": bucket, **empty_sums(),
-                                             "bins": Counter()}
+        b = buckets[(deployment, bucket)] = {
+            "deployment": deployment,
+            "bucket_us": bucket,
+            **empty_sums(),
+            "bins": Counter(),
+        }
     return b
 
 
@@ -106,9 +121,11 @@ _COLS = ("deployment", "bucket_us", *SUM_COLUMNS, "latency_bins")
 def _upsert_sql(db: Database, res: Resolution) -> str:
     updates = ", ".join(f"{c} = {res.table}.{c} + excluded.{c}" for c in SUM_COLUMNS)
     values = ", ".join(db.json_param(c) if c == "latency_bins" else f":{c}" for c in _COLS)
-    return (f"INSERT INTO {res.table} ({', '.join(_COLS)}) VALUES ({values}) "
-            f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}, "
-            f"latency_bins = mm_bins_add({res.table}.latency_bins, excluded.latency_bins)")
+    return (
+        f"INSERT INTO {res.table} ({', '.join(_COLS)}) VALUES ({values}) "
+        f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}, "
+        f"latency_bins = mm_bins_add({res.table}.latency_bins, excluded.latency_bins)"
+    )
 
 
 def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:

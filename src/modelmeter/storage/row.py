@@ -53,10 +53,35 @@ FIELDS: tuple[str, ...] = tuple(RecordRow.__annotations__)
 BODY_FIELDS = ("request", "response")  # in record_bodies, not in records
 RECORD_COLUMNS: tuple[str, ...] = tuple(f for f in FIELDS if f not in BODY_FIELDS)
 # Text columns and the integer columns' ranges (as the migrations created them), for sanitising.
-TEXT_FIELDS: tuple[str, ...] = ("id", "request_id", "deployment", "model", "model_id", "provider",
-                                "call_type", "api_base", "client_ip", "status", "error",
-                                "cost_breakdown", "price_source", "metadata", "tags", "key_alias",
-                                "priced_model", "request", "response")
+TEXT_FIELDS: tuple[str, ...] = (
+    "id",
+    "request_id",
+    "deployment",
+    "model",
+    "model_id",
+    "provider",
+    "call_type",
+    "api_base",
+    "client_ip",
+    "status",
+    "error",
+    "cost_breakdown",
+    "price_source",
+    "metadata",
+    "tags",
+    "key_alias",
+    "priced_model",
+    "request",
+    "response",
+)
 SMALLINT_FIELDS = ("http_status", "stream", "retries", "cache_hit", "usage_estimated", "bodies")
-BIGINT_FIELDS = ("start_us", "end_us", "prompt_tokens", "completion_tokens", "total_tokens",
-                 "cached_tokens", "reasoning_tokens", "spend_pusd")
+BIGINT_FIELDS = (
+    "start_us",
+    "end_us",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "spend_pusd",
+)

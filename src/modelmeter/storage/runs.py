@@ -18,19 +18,33 @@ class RunExists(ValueError):
 
 def _row(row: tuple[Any, ...]) -> dict[str, Any]:
     rid, kind, deployment, created_us, params, report = row
-    return {"id": rid, "kind": kind, "deployment": deployment, "created": iso(int(created_us)),
-            "created_us": int(created_us), "params": orjson.loads(params),
-            "report": orjson.loads(report) if report else None}
+    return {
+        "id": rid,
+        "kind": kind,
+        "deployment": deployment,
+        "created": iso(int(created_us)),
+        "created_us": int(created_us),
+        "params": orjson.loads(params),
+        "report": orjson.loads(report) if report else None,
+    }
 
 
 def insert_run(db: Database, run: dict[str, Any]) -> dict[str, Any]:
     """Store a run; RunExists if its id is taken."""
-    params = {"id": run["id"], "kind": run["kind"], "deployment": run.get("deployment"),
-              "created_us": int(run["created_us"]), "params": orjson.dumps(run.get("params") or {}).decode(),
-              "report": None if run.get("report") is None else orjson.dumps(run["report"]).decode()}
-    inserted = db.execute(f"INSERT INTO runs ({_COLS}) VALUES "
-                          "(:id, :kind, :deployment, :created_us, :params, :report) "
-                          "ON CONFLICT (id) DO NOTHING", params)
+    params = {
+        "id": run["id"],
+        "kind": run["kind"],
+        "deployment": run.get("deployment"),
+        "created_us": int(run["created_us"]),
+        "params": orjson.dumps(run.get("params") or {}).decode(),
+        "report": None if run.get("report") is None else orjson.dumps(run["report"]).decode(),
+    }
+    inserted = db.execute(
+        f"INSERT INTO runs ({_COLS}) VALUES "
+        "(:id, :kind, :deployment, :created_us, :params, :report) "
+        "ON CONFLICT (id) DO NOTHING",
+        params,
+    )
     if not inserted:
         raise RunExists(f"a run with id {run['id']!r} is already stored")
     return get_run(db, run["id"]) or {}
@@ -41,8 +55,14 @@ def get_run(db: Database, run_id: str) -> dict[str, Any] | None:
     return _row(row) if row else None
 
 
-def list_runs(db: Database, *, kind: str | None = None, deployment: str | None = None,
-              limit: int = 50, before_us: int | None = None) -> list[dict[str, Any]]:
+def list_runs(
+    db: Database,
+    *,
+    kind: str | None = None,
+    deployment: str | None = None,
+    limit: int = 50,
+    before_us: int | None = None,
+) -> list[dict[str, Any]]:
     """Newest first; ``before_us`` pages back from an earlier page's oldest ``created_us``."""
     where: list[str] = []
     params: dict[str, Any] = {"lim": limit}
@@ -57,6 +77,5 @@ def list_runs(db: Database, *, kind: str | None = None, deployment: str | None =
         # Within BIGINT, where every stored value is: same rows, and no overflow from the driver.
         params["before"] = min(max(before_us, -(2**63)), 2**63 - 1)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    rows = db.fetchall(f"SELECT {_COLS} FROM runs{clause} ORDER BY created_us DESC, id DESC LIMIT :lim",
-                       params)
+    rows = db.fetchall(f"SELECT {_COLS} FROM runs{clause} ORDER BY created_us DESC, id DESC LIMIT :lim", params)
     return [_row(r) for r in rows]

@@ -26,8 +26,10 @@ REPLACEMENT = "\ufffd"
 # Counts are never negative (a hostile upstream must not lower the totals) and small enough that
 # the rollups' sums of them cannot overflow BIGINT: 2**40 tokens, 2**53 pico-USD ($9,007) a call.
 _LIMITS = {"start_us": (0, 2**62), "end_us": (0, 2**62), "spend_pusd": (0, 2**53)}
-_RANGES = (*((f, (-(2**15), 2**15 - 1)) for f in SMALLINT_FIELDS),
-           *((f, _LIMITS.get(f, (0, 2**40))) for f in BIGINT_FIELDS))
+_RANGES = (
+    *((f, (-(2**15), 2**15 - 1)) for f in SMALLINT_FIELDS),
+    *((f, _LIMITS.get(f, (0, 2**40))) for f in BIGINT_FIELDS),
+)
 _JSON_FIELDS = ("cost_breakdown", "metadata", "tags", "request", "response")
 _PLAIN_TEXT = tuple(f for f in TEXT_FIELDS if f not in _JSON_FIELDS)
 _SURROGATE = re.compile("[\ud800-\udfff]")

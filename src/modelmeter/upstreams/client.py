@@ -33,9 +33,7 @@ class _AiohttpResponse:
         try:
             return await self._resp.read()
         except TimeoutError as exc:
-            raise UpstreamError(
-                "timeout", "the upstream timed out while sending its response"
-            ) from exc
+            raise UpstreamError("timeout", "the upstream timed out while sending its response") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError("protocol", f"the upstream broke off its response: {exc}") from exc
         finally:
@@ -86,14 +84,10 @@ class HTTPUpstream:
         stale_retry = True
         while True:
             try:
-                resp = await self._get_session().request(
-                    method, url, data=body, headers=headers, timeout=timeout
-                )
+                resp = await self._get_session().request(method, url, data=body, headers=headers, timeout=timeout)
                 break
             except TimeoutError as exc:
-                raise UpstreamError(
-                    "timeout", f"the upstream at {_origin(url)} did not answer in time"
-                ) from exc
+                raise UpstreamError("timeout", f"the upstream at {_origin(url)} did not answer in time") from exc
             except aiohttp.ClientConnectorError as exc:
                 raise UpstreamError(
                     "connect",
@@ -110,21 +104,15 @@ class HTTPUpstream:
                     "protocol", f"the upstream at {_origin(url)} closed the connection: {type(exc).__name__}"
                 ) from exc
             except aiohttp.ClientError as exc:
-                raise UpstreamError(
-                    "protocol", f"the upstream at {_origin(url)} failed: {type(exc).__name__}"
-                ) from exc
+                raise UpstreamError("protocol", f"the upstream at {_origin(url)} failed: {type(exc).__name__}") from exc
         return _AiohttpResponse(resp)
 
-    async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> UpstreamResponse:
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> UpstreamResponse:
         if self._lean is not None and url.startswith("http://"):
             return await self._lean.request(b"POST", url, body, headers, timeouts)
         return await self._request("POST", url, body, headers, timeouts)
 
-    async def get(
-        self, url: str, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> UpstreamResponse:
+    async def get(self, url: str, headers: Mapping[str, str], timeouts: Timeouts) -> UpstreamResponse:
         return await self._request("GET", url, None, headers, timeouts)
 
     async def close(self) -> None:

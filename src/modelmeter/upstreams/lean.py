@@ -119,6 +119,7 @@ class LeanConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+
 class LeanHTTP:
     """Pooled keep-alive HTTP/1.1 connections (http and https) for the gateway's upstream calls.
 
@@ -145,13 +146,11 @@ class LeanHTTP:
             parts = urlsplit(url)
             scheme = parts.scheme.lower()
             if scheme not in ("http", "https") or not parts.hostname:
-                raise UpstreamError("connect", f"cannot reach the upstream at {_origin(url)}: "
-                                    "not an http(s) URL")
+                raise UpstreamError("connect", f"cannot reach the upstream at {_origin(url)}: not an http(s) URL")
             host = parts.netloc.rsplit("@", 1)[-1]
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             key = (scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80))
-            target = (key, f" {path} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1"),
-                      f"{scheme}://{host}")
+            target = (key, f" {path} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1"), f"{scheme}://{host}")
             if len(self._targets) < 4096:
                 self._targets[url] = target
         return target
@@ -214,20 +213,21 @@ class LeanHTTP:
         try:
             async with asyncio.timeout(connect_timeout):
                 await asyncio.get_running_loop().create_connection(
-                    lambda: conn, host, port, ssl=ssl, server_hostname=host if ssl else None)
+                    lambda: conn, host, port, ssl=ssl, server_hostname=host if ssl else None
+                )
         except BaseException as exc:
             self._open -= 1
             self._wake_one()
             if isinstance(exc, TimeoutError):
                 raise UpstreamError("timeout", f"the upstream at {origin} did not answer in time") from exc
             if isinstance(exc, OSError):
-                raise UpstreamError("connect", f"cannot reach the upstream at {origin}: "
-                                    f"{exc.strerror or exc}") from exc
+                raise UpstreamError("connect", f"cannot reach the upstream at {origin}: {exc.strerror or exc}") from exc
             raise
         return conn
 
-    async def request(self, method: bytes, url: str, body: bytes | None,
-                      headers: Mapping[str, str], timeouts: Timeouts) -> LeanResponse:
+    async def request(
+        self, method: bytes, url: str, body: bytes | None, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> LeanResponse:
         self._reset_if_new_loop()
         loop = self._loop
         assert loop is not None
@@ -266,8 +266,9 @@ class LeanHTTP:
                 if stale_retry:
                     stale_retry = False
                     continue
-                raise UpstreamError("protocol", f"the upstream at {origin} closed the connection: "
-                                    "ServerDisconnectedError")
+                raise UpstreamError(
+                    "protocol", f"the upstream at {origin} closed the connection: ServerDisconnectedError"
+                )
             raise UpstreamError("protocol", f"the upstream at {origin} failed: {failure.detail}")
 
     def close(self) -> None:

@@ -39,9 +39,25 @@ class LeanResponse:
     """An upstream response as it arrives: status and headers, then the body (``read`` or
     ``chunks``). The connection goes back to the pool as soon as the body is complete."""
 
-    __slots__ = ("body", "buffered", "compressed", "conn", "decoder", "done", "failure", "head_done",
-                 "headers", "inflating", "keep_alive", "length_known", "origin", "raw_headers",
-                 "status", "timer", "waiter")
+    __slots__ = (
+        "body",
+        "buffered",
+        "compressed",
+        "conn",
+        "decoder",
+        "done",
+        "failure",
+        "head_done",
+        "headers",
+        "inflating",
+        "keep_alive",
+        "length_known",
+        "origin",
+        "raw_headers",
+        "status",
+        "timer",
+        "waiter",
+    )
 
     def __init__(self, origin: str) -> None:
         self.origin = origin
@@ -73,9 +89,12 @@ class LeanResponse:
         self.status = status
         self.headers = CIMultiDictProxy(headers)
         self.keep_alive = keep_alive
-        self.length_known = ("content-length" in headers
-                             or "chunked" in headers.get("transfer-encoding", "").lower()
-                             or status in (204, 304) or 100 <= status < 200)
+        self.length_known = (
+            "content-length" in headers
+            or "chunked" in headers.get("transfer-encoding", "").lower()
+            or status in (204, 304)
+            or 100 <= status < 200
+        )
         encoding = headers.get("content-encoding", "").lower()
         if encoding in ("gzip", "x-gzip"):
             self.decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)

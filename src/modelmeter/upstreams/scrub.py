@@ -74,4 +74,3 @@ class Scrubber:
                     hold = k
                     break
         return (data[:-hold], data[-hold:]) if hold else (data, b"")
-

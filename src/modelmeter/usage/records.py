@@ -41,9 +41,11 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
     """A stored row in the API's shape: ISO times, USD, booleans, parsed JSON."""
-    out = {k: row[k] for k in RECORD_COLUMNS if k not in ("start_us", "end_us", "spend_pusd",
-                                                          "cost_breakdown", "metadata", "tags",
-                                                          "bodies")}
+    out = {
+        k: row[k]
+        for k in RECORD_COLUMNS
+        if k not in ("start_us", "end_us", "spend_pusd", "cost_breakdown", "metadata", "tags", "bodies")
+    }
     for key in _BOOL:
         out[key] = bool(row[key])
     out["start_time"] = iso(row["start_us"])
@@ -56,8 +58,15 @@ def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _filters(db: Database, deployment: str, window: Window, status: str | None, tag: str | None,
-             search: str | None, key_alias: str | None = None) -> tuple[str, str, dict[str, Any], str]:
+def _filters(
+    db: Database,
+    deployment: str,
+    window: Window,
+    status: str | None,
+    tag: str | None,
+    search: str | None,
+    key_alias: str | None = None,
+) -> tuple[str, str, dict[str, Any], str]:
     """FROM, WHERE, parameters, and the alias whose (start_us, id) the keyset uses.
 
     A tag filter pages on ``record_tags``' own (deployment, tag, start_us, id) key."""
@@ -89,18 +98,26 @@ def _filters(db: Database, deployment: str, window: Window, status: str | None, 
     return source, " AND ".join(where), params, key
 
 
-def page(db: Database, deployment: str, window: Window, *, limit: int = 50,
-         cursor: str | None = None, status: str | None = None, tag: str | None = None,
-         search: str | None = None, key_alias: str | None = None) -> dict[str, Any]:
+def page(
+    db: Database,
+    deployment: str,
+    window: Window,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    search: str | None = None,
+    key_alias: str | None = None,
+) -> dict[str, Any]:
     """Newest first by (start_time, id), one index range scan; never counts the window."""
     source, where, params, key = _filters(db, deployment, window, status, tag, search, key_alias)
     if cursor:
         c_start, c_id = decode_cursor(cursor)
-        where += (f" AND ({key}.start_us < :cs OR ({key}.start_us = :cs AND {key}.id < :cid))")
+        where += f" AND ({key}.start_us < :cs OR ({key}.start_us = :cs AND {key}.id < :cid))"
         params |= {"cs": c_start, "cid": c_id}
     params["lim"] = limit + 1
-    sql = (f"SELECT {_COLS} FROM {source} WHERE {where} "
-           f"ORDER BY {key}.start_us DESC, {key}.id DESC LIMIT :lim")
+    sql = f"SELECT {_COLS} FROM {source} WHERE {where} ORDER BY {key}.start_us DESC, {key}.id DESC LIMIT :lim"
     rows = [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in db.fetchall(sql, params)]
     more = len(rows) > limit
     rows = rows[:limit]
@@ -108,26 +125,41 @@ def page(db: Database, deployment: str, window: Window, *, limit: int = 50,
     return {"data": [row_to_api(r) for r in rows], "next_cursor": next_cursor}
 
 
-def newer(db: Database, deployment: str, window: Window, after: str, *, limit: int = 200,
-          status: str | None = None, tag: str | None = None, key_alias: str | None = None) -> list[dict[str, Any]]:
+def newer(
+    db: Database,
+    deployment: str,
+    window: Window,
+    after: str,
+    *,
+    limit: int = 200,
+    status: str | None = None,
+    tag: str | None = None,
+    key_alias: str | None = None,
+) -> list[dict[str, Any]]:
     """Rows newer than a cursor (what Live fetches), newest first."""
     source, where, params, key = _filters(db, deployment, window, status, tag, None, key_alias)
     a_start, a_id = decode_cursor(after)
     where += f" AND ({key}.start_us > :as_ OR ({key}.start_us = :as_ AND {key}.id > :aid))"
     params |= {"as_": a_start, "aid": a_id, "lim": limit}
-    sql = (f"SELECT {_COLS} FROM {source} WHERE {where} "
-           f"ORDER BY {key}.start_us ASC, {key}.id ASC LIMIT :lim")
+    sql = f"SELECT {_COLS} FROM {source} WHERE {where} ORDER BY {key}.start_us ASC, {key}.id ASC LIMIT :lim"
     rows = [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in db.fetchall(sql, params)]
     return [row_to_api(r) for r in reversed(rows)]
 
 
-def export(db: Database, deployment: str, window: Window, *, status: str | None = None,
-           tag: str | None = None, key_alias: str | None = None, batch: int = 1000) -> Iterator[dict[str, Any]]:
+def export(
+    db: Database,
+    deployment: str,
+    window: Window,
+    *,
+    status: str | None = None,
+    tag: str | None = None,
+    key_alias: str | None = None,
+    batch: int = 1000,
+) -> Iterator[dict[str, Any]]:
     """Every row of the filtered log, newest first, read a keyset page at a time."""
     cursor = None
     while True:
-        result = page(db, deployment, window, limit=batch, cursor=cursor, status=status, tag=tag,
-                      key_alias=key_alias)
+        result = page(db, deployment, window, limit=batch, cursor=cursor, status=status, tag=tag, key_alias=key_alias)
         yield from result["data"]
         cursor = result["next_cursor"]
         if cursor is None:
@@ -135,20 +167,26 @@ def export(db: Database, deployment: str, window: Window, *, status: str | None 
 
 
 def one(db: Database, rid: str) -> dict[str, Any] | None:
-    row = db.fetchone(f"SELECT {_COLS}, b.request, b.response FROM records r "
-                      "LEFT JOIN record_bodies b ON b.id = r.id WHERE r.id = :id", {"id": rid})
+    row = db.fetchone(
+        f"SELECT {_COLS}, b.request, b.response FROM records r "
+        "LEFT JOIN record_bodies b ON b.id = r.id WHERE r.id = :id",
+        {"id": rid},
+    )
     if row is None:
         return None
     record = row_to_api(dict(zip(RECORD_COLUMNS, row[: len(RECORD_COLUMNS)], strict=True)))
-    request, response = row[len(RECORD_COLUMNS):]
+    request, response = row[len(RECORD_COLUMNS) :]
     record["request"] = orjson.loads(request) if request else None
     record["response"] = orjson.loads(response) if response else None
     if row[RECORD_COLUMNS.index("bodies")] == BODIES_PRUNED:
-        record["bodies_note"] = ("The request and response bodies were removed by the retention policy "
-                                 "(retention.bodies_days).")
+        record["bodies_note"] = (
+            "The request and response bodies were removed by the retention policy (retention.bodies_days)."
+        )
     elif not record["bodies_stored"]:
-        record["bodies_note"] = ("Bodies were not stored for this request: body storage is off "
-                                 "for this deployment or server (store_bodies = false).")
+        record["bodies_note"] = (
+            "Bodies were not stored for this request: body storage is off "
+            "for this deployment or server (store_bodies = false)."
+        )
     return record
 
 

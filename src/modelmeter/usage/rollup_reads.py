@@ -29,8 +29,9 @@ _FLOAT_COLUMNS = ("latency_sum", "ttft_sum")
 
 def normalise(row: tuple[Any, ...]) -> dict[str, float]:
     """SUM() of a PostgreSQL BIGINT is NUMERIC (a Decimal): back to int, floats to float."""
-    return {col: (float(v or 0) if col in _FLOAT_COLUMNS else int(v or 0))
-            for col, v in zip(SUM_COLUMNS, row, strict=True)}
+    return {
+        col: (float(v or 0) if col in _FLOAT_COLUMNS else int(v or 0)) for col, v in zip(SUM_COLUMNS, row, strict=True)
+    }
 
 
 def _ceil(t: int, size: int) -> int:
@@ -55,9 +56,11 @@ def segments(start_us: int, end_us: int) -> dict[str, list[tuple[int, int]]]:
 
 
 _SUMS_SQL = ", ".join(f"SUM({c})" for c in SUM_COLUMNS)
-_RAW_SQL = ("COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
-            "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
-            "SUM(spend_pusd), SUM(latency_ms), SUM(ttft_ms), COUNT(ttft_ms)")
+_RAW_SQL = (
+    "COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+    "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
+    "SUM(spend_pusd), SUM(latency_ms), SUM(ttft_ms), COUNT(ttft_ms)"
+)
 
 
 def totals(db: Database, deployment: str, start_us: int, end_us: int) -> Totals:
@@ -106,8 +109,15 @@ class PercentileCache:
         self._entries[key] = (count, value)
 
 
-def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us: int, q: float = 0.95,
-             cache: PercentileCache | None = None) -> tuple[dict[int, dict[str, float]], dict[int, float | None]]:
+def bucketed(
+    db: Database,
+    deployment: str,
+    origin_us: int,
+    size_us: int,
+    end_us: int,
+    q: float = 0.95,
+    cache: PercentileCache | None = None,
+) -> tuple[dict[int, dict[str, float]], dict[int, float | None]]:
     """Sums and the q-th latency percentile per chart bucket over [origin, end) (origin minute-aligned).
 
     Whole buckets come from the coarsest rollup that fits; their histograms are read only for
@@ -117,8 +127,9 @@ def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us
     params = {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us}
     where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
     sums: dict[int, dict[str, float]] = {}
-    for row in db.fetchall(f"SELECT (bucket_us - :origin) / :size AS k, {_SUMS_SQL} FROM {res.table} "
-                           f"WHERE {where} GROUP BY k", params):
+    for row in db.fetchall(
+        f"SELECT (bucket_us - :origin) / :size AS k, {_SUMS_SQL} FROM {res.table} WHERE {where} GROUP BY k", params
+    ):
         sums[int(row[0])] = normalise(row[1:])
 
     def key(k: int) -> tuple[Any, ...]:
@@ -135,8 +146,9 @@ def bucketed(db: Database, deployment: str, origin_us: int, size_us: int, end_us
     if stale:
         params["a"] = origin_us + min(stale) * size_us
         bins: dict[int, histogram.Bins] = {}
-        for k, row_bins in db.fetchall(f"SELECT (bucket_us - :origin) / :size, latency_bins FROM {res.table} "
-                                       f"WHERE {where}", params):
+        for k, row_bins in db.fetchall(
+            f"SELECT (bucket_us - :origin) / :size, latency_bins FROM {res.table} WHERE {where}", params
+        ):
             if int(k) in stale:
                 histogram.merge(bins.setdefault(int(k), {}), histogram.decode(row_bins))
         for k in stale:

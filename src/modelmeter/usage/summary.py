@@ -48,25 +48,33 @@ def summary(db: Database, deployment: str, window: Window, tag: str | None = Non
 
 
 _TAGGED_COLS = ", ".join(f"r.{c}" for c in ROW_COLUMNS)
-_TAGGED_FROM = ("FROM record_tags t JOIN records r ON r.id = t.id "
-                "WHERE t.deployment = :dep AND t.tag = :tag AND t.start_us >= :ws AND t.start_us < :we")
+_TAGGED_FROM = (
+    "FROM record_tags t JOIN records r ON r.id = t.id "
+    "WHERE t.deployment = :dep AND t.tag = :tag AND t.start_us >= :ws AND t.start_us < :we"
+)
 
 
-def _tagged_totals(db: Database, deployment: str, window: Window, tag: str
-                   ) -> tuple[dict[str, float], Counter[int]]:
+def _tagged_totals(db: Database, deployment: str, window: Window, tag: str) -> tuple[dict[str, float], Counter[int]]:
     """The cards of one tag (e.g. a benchmark run), from its rows: a tag is a small slice."""
     sums = empty_sums()
     bins: Counter[int] = Counter()
-    for row in db.fetchall(f"SELECT {_TAGGED_COLS} {_TAGGED_FROM}",
-                           {"dep": deployment, "tag": tag, "ws": window.start_us, "we": window.end_us}):
+    for row in db.fetchall(
+        f"SELECT {_TAGGED_COLS} {_TAGGED_FROM}",
+        {"dep": deployment, "tag": tag, "ws": window.start_us, "we": window.end_us},
+    ):
         r = dict(zip(ROW_COLUMNS, row, strict=True))
         accumulate(sums, r)
         bins[bin_of(r["latency_ms"])] += 1
     return sums, bins
 
 
-def timeseries(db: Database, deployment: str, window: Window, tag: str | None = None,
-               cache: rollup_reads.PercentileCache | None = None) -> dict[str, Any]:
+def timeseries(
+    db: Database,
+    deployment: str,
+    window: Window,
+    tag: str | None = None,
+    cache: rollup_reads.PercentileCache | None = None,
+) -> dict[str, Any]:
     size = window.bucket_seconds()
     origin = window.bucket_origin_us(size)
     size_us = size * 1_000_000
@@ -80,28 +88,38 @@ def timeseries(db: Database, deployment: str, window: Window, tag: str | None = 
     for k in range(count):
         s = sums.get(k) or dict.fromkeys(SUM_COLUMNS, 0)
         n = int(s["requests"] or 0)
-        buckets.append({
-            "start": iso(origin + k * size_us),
-            "requests": n,
-            "errors": n - int(s["succeeded"] or 0),
-            "prompt_tokens": int(s["prompt_tokens"] or 0),
-            "completion_tokens": int(s["completion_tokens"] or 0),
-            "total_tokens": int(s["total_tokens"] or 0),
-            "spend": int(s["spend_pusd"] or 0) / PICO,
-            "avg_latency_ms": _round(s["latency_sum"] / n) if n else None,
-            "p95_latency_ms": p95.get(k),
-        })
-    return {"deployment": deployment, "bucket_seconds": size, "tz": str(window.tz),
-            "start": iso(origin), "end": iso(window.end_us), "buckets": buckets}
+        buckets.append(
+            {
+                "start": iso(origin + k * size_us),
+                "requests": n,
+                "errors": n - int(s["succeeded"] or 0),
+                "prompt_tokens": int(s["prompt_tokens"] or 0),
+                "completion_tokens": int(s["completion_tokens"] or 0),
+                "total_tokens": int(s["total_tokens"] or 0),
+                "spend": int(s["spend_pusd"] or 0) / PICO,
+                "avg_latency_ms": _round(s["latency_sum"] / n) if n else None,
+                "p95_latency_ms": p95.get(k),
+            }
+        )
+    return {
+        "deployment": deployment,
+        "bucket_seconds": size,
+        "tz": str(window.tz),
+        "start": iso(origin),
+        "end": iso(window.end_us),
+        "buckets": buckets,
+    }
 
 
-def _tagged_buckets(db: Database, deployment: str, window: Window, tag: str, origin: int, size_us: int
-                    ) -> tuple[dict[int, dict[str, float]], dict[int, Counter[int]]]:
+def _tagged_buckets(
+    db: Database, deployment: str, window: Window, tag: str, origin: int, size_us: int
+) -> tuple[dict[int, dict[str, float]], dict[int, Counter[int]]]:
     sums: dict[int, dict[str, float]] = {}
     bins: dict[int, Counter[int]] = {}
-    for row in db.fetchall(f"SELECT (r.start_us - :origin) / :size, {_TAGGED_COLS} {_TAGGED_FROM}",
-                           {"dep": deployment, "tag": tag, "ws": origin, "we": window.end_us, "origin": origin,
-                            "size": size_us}):
+    for row in db.fetchall(
+        f"SELECT (r.start_us - :origin) / :size, {_TAGGED_COLS} {_TAGGED_FROM}",
+        {"dep": deployment, "tag": tag, "ws": origin, "we": window.end_us, "origin": origin, "size": size_us},
+    ):
         k = int(row[0])
         r = dict(zip(ROW_COLUMNS, row[1:], strict=True))
         accumulate(sums.setdefault(k, empty_sums()), r)
@@ -125,12 +143,21 @@ def last_day_by_deployment(db: Database, now_us: int | None = None) -> dict[str,
     now_us = now_us if now_us is not None else int(time.time() * 1e6)
     totals: dict[str, list[int]] = {}
     parts = rollup_reads.segments(now_us - 86400 * 1_000_000, now_us + 1)
-    queries = [(f"SELECT deployment, SUM(requests), SUM(requests - succeeded), SUM(spend_pusd) FROM {table} "
-                "WHERE bucket_us >= :a AND bucket_us < :b GROUP BY deployment", parts[name])
-               for name, table in (("hour", HOUR.table), ("minute", MINUTE.table))]
-    queries.append(("SELECT deployment, COUNT(*), SUM(CASE WHEN status = 'success' THEN 0 ELSE 1 END), "
-                    "SUM(spend_pusd) FROM records WHERE start_us >= :a AND start_us < :b GROUP BY deployment",
-                    parts["raw"]))
+    queries = [
+        (
+            f"SELECT deployment, SUM(requests), SUM(requests - succeeded), SUM(spend_pusd) FROM {table} "
+            "WHERE bucket_us >= :a AND bucket_us < :b GROUP BY deployment",
+            parts[name],
+        )
+        for name, table in (("hour", HOUR.table), ("minute", MINUTE.table))
+    ]
+    queries.append(
+        (
+            "SELECT deployment, COUNT(*), SUM(CASE WHEN status = 'success' THEN 0 ELSE 1 END), "
+            "SUM(spend_pusd) FROM records WHERE start_us >= :a AND start_us < :b GROUP BY deployment",
+            parts["raw"],
+        )
+    )
     for sql, ranges in queries:
         for a, b in ranges:
             for name, *values in db.fetchall(sql, {"a": a, "b": b}):
@@ -139,5 +166,6 @@ def last_day_by_deployment(db: Database, now_us: int | None = None) -> dict[str,
                     acc[i] += int(v or 0)
     return {
         name: {"requests": n, "failed": failed, "error_rate": failed / n if n else None, "spend": spend / PICO}
-        for name, (n, failed, spend) in totals.items() if n
+        for name, (n, failed, spend) in totals.items()
+        if n
     }

@@ -46,8 +46,10 @@ class Window:
         size = self.bucket_seconds()
         count = math.ceil((self.end_us - self.bucket_origin_us(size)) / (size * 1_000_000))
         if count > MAX_BUCKETS:
-            raise WindowError(f"the window is too long for a timeseries: {count:,} buckets of {size} s; "
-                              f"at most {MAX_BUCKETS:,} (about {MAX_BUCKETS // 365} years of days)")
+            raise WindowError(
+                f"the window is too long for a timeseries: {count:,} buckets of {size} s; "
+                f"at most {MAX_BUCKETS:,} (about {MAX_BUCKETS // 365} years of days)"
+            )
 
     def bucket_origin_us(self, size: int) -> int:
         """Where buckets start: aligned to the viewer's local clock (midnight for day buckets)."""
@@ -58,8 +60,13 @@ class Window:
         return ((local // size) * size - offset) * 1_000_000
 
 
-def parse_window(window: str | None = None, start: str | None = None, end: str | None = None,
-                 tz: str | None = None, now: float | None = None) -> Window:
+def parse_window(
+    window: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    tz: str | None = None,
+    now: float | None = None,
+) -> Window:
     try:
         zone = ZoneInfo(tz) if tz else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -85,8 +92,9 @@ def _parse_time(value: str, name: str, zone: ZoneInfo) -> int:
             dt = dt.replace(tzinfo=zone)  # a local time means the viewer's time zone
         utc = dt.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise WindowError(f"{name!r} is not an ISO-8601 time from {EARLIEST:%Y} to {LATEST:%Y}: "
-                          f"{value!r}", name) from None
+        raise WindowError(
+            f"{name!r} is not an ISO-8601 time from {EARLIEST:%Y} to {LATEST:%Y}: {value!r}", name
+        ) from None
     if not EARLIEST <= utc <= LATEST:
         raise WindowError(f"{name!r} must be from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, not {value!r}", name)
     return int(utc.timestamp() * 1_000_000)

@@ -16,9 +16,11 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
-            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 _PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -47,6 +49,11 @@ def install_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return HTMLResponse(_PAGE, headers={"content-security-policy": DOCS_CSP,
-                                            "x-content-type-options": "nosniff",
-                                            "cache-control": "no-cache"})
+        return HTMLResponse(
+            _PAGE,
+            headers={
+                "content-security-policy": DOCS_CSP,
+                "x-content-type-options": "nosniff",
+                "cache-control": "no-cache",
+            },
+        )

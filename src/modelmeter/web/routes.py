@@ -24,9 +24,11 @@ STATIC = Path(__file__).parent / "static"
 # Everything the page runs is our own script. Plotly applies inline styles (style attributes and
 # rules it adds at run time: refused under style-src 'self', checked), so those are allowed;
 # nothing else is. No 'unsafe-eval': plotly's SVG charts do not need it.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
-       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 PAGE_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
@@ -34,8 +36,10 @@ PAGE_HEADERS = {
     "x-frame-options": "DENY",
     "cache-control": "no-cache",
 }
-_FALLBACK = (b"<!doctype html><meta charset=utf-8><title>modelmeter</title><h1>modelmeter</h1>"
-             b"<p>The usage API is at <a href=/docs>/docs</a>.</p>")
+_FALLBACK = (
+    b"<!doctype html><meta charset=utf-8><title>modelmeter</title><h1>modelmeter</h1>"
+    b"<p>The usage API is at <a href=/docs>/docs</a>.</p>"
+)
 _lock = threading.Lock()
 
 
@@ -75,11 +79,15 @@ def install_web(app: FastAPI) -> None:
         with _lock:  # the first request compresses; others wait for it rather than redo it
             bundle = _plotly_bytes()
         if bundle is None:
-            return Response("// plotly is not installed: charts are unavailable\n",
-                            media_type="text/javascript", status_code=404)
+            return Response(
+                "// plotly is not installed: charts are unavailable\n", media_type="text/javascript", status_code=404
+            )
         raw, packed = bundle
-        headers = {"cache-control": "public, max-age=86400", "vary": "accept-encoding",
-                   "x-content-type-options": "nosniff"}
+        headers = {
+            "cache-control": "public, max-age=86400",
+            "vary": "accept-encoding",
+            "x-content-type-options": "nosniff",
+        }
         if "gzip" in request.headers.get("accept-encoding", ""):
             headers["content-encoding"] = "gzip"
             return Response(packed, media_type="text/javascript", headers=headers)
