@@ -261,7 +261,7 @@ def _check_server(server: dict[str, Any]) -> None:
             kinds = [_KINDS[t] for t in (get_args(hints[key]) or (hints[key],)) if t in _KINDS]
             raise ConfigError(f"[server] {key} must be {' or '.join(kinds) or hints[key]}, not {value!r}") from None
         if key == "port" and not 0 <= value <= 65535:
-            raise ConfigError(f"[server] port must be from 1 to 65535, not {value}")
+            raise ConfigError(f"[server] port must be from 0 (any free port) to 65535, not {value}")
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if number and (not math.isfinite(value) or value < 0):
             raise ConfigError(f"[server] {key} must be a finite number, 0 or more, not {value!r}")

@@ -150,6 +150,8 @@ class DeploymentSpec(BaseModel):
         if not isinstance(data, dict):
             raise ValueError("a deployment must be a table/object of fields")
         given = {k: v for k, v in data.items() if v is not None and k not in _SHOWN_ONLY}
+        if given.get("api_base") == "embedded":  # as public() shows an embedded model's
+            del given["api_base"]
         try:
             return cls.model_validate(given)
         except ValidationError as exc:

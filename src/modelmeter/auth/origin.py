@@ -52,8 +52,11 @@ class SameOriginGuard:
 def same_origin(scope: Scope) -> bool:
     headers = dict(scope["headers"])
     fetch_site = headers.get(b"sec-fetch-site")
-    if fetch_site is not None and fetch_site not in (b"same-origin", b"none"):
-        return False  # cross-site, and same-site (another port or subdomain) too
+    if fetch_site is not None:
+        # The browser's own verdict, which a reverse proxy cannot disturb (behind one, Origin names
+        # the public host while Host may be the loopback address the proxy connects to). Same-site
+        # (another port or subdomain) is refused too.
+        return fetch_site in (b"same-origin", b"none")
     origin = headers.get(b"origin")
     if origin is None:
         return True  # not sent by a browser's cross-origin request

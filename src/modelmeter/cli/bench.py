@@ -20,7 +20,7 @@ from rich.table import Table
 from modelmeter.bench import compare as compare_runs
 from modelmeter.bench import load, metrics, prompts, report, runs, server
 from modelmeter.bench.runner import BenchConfig, BenchError, run_bench
-from modelmeter.cli.client import call, url_option
+from modelmeter.cli.client import admin_key_option, call, url_option
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 T = TypeVar("T")
@@ -80,15 +80,6 @@ def at_least(name: str, value: int | None, minimum: int) -> None:
 def above_zero(name: str, value: float | None) -> None:
     if value is not None and not value > 0:
         fail(f"{name} must be more than 0 (got {value:g})")
-
-
-def admin_key_option() -> Any:
-    return click.option(
-        "--admin-key",
-        envvar="MODELMETER_ADMIN_KEY",
-        help="A modelmeter server's admin key, for its /api (live figures, the client-vs-server "
-        "table, costs) [$MODELMETER_ADMIN_KEY].",
-    )
 
 
 def save_run(run: dict[str, Any], json_path: str | None, console: Console, admin_key: str | None = None) -> None:

@@ -24,24 +24,18 @@ def url_option() -> Any:
 
 
 def admin_key_option() -> Any:
-    """``--admin-key KEY``: the admin key for this command (else $MODELMETER_ADMIN_KEY), for call()."""
-
-    def use(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-        if value:
-            os.environ[_KEY_ENV] = value
-
+    """``--admin-key KEY`` (else $MODELMETER_ADMIN_KEY): the command gets it as ``admin_key`` for call()."""
     return click.option(
         "--admin-key",
+        envvar=_KEY_ENV,
         metavar="KEY",
-        expose_value=False,
-        callback=use,
-        help=f"The server's admin key (default: ${_KEY_ENV}).",
+        help=f"The server's admin key, for its /api [${_KEY_ENV}].",
     )
 
 
-def unauthorized(base: str) -> str:
-    """What to do about a 401: which variable (or option) to set."""
-    if os.environ.get(_KEY_ENV):
+def unauthorized(base: str, key: str | None) -> str:
+    """What to do about a 401 (``key``: the one that was sent): which variable (or option) to set."""
+    if key:
         return (
             f"401: {base} refused the admin key in ${_KEY_ENV} (or --admin-key); use the key that "
             "server printed at its first start, or the one it was started with"
@@ -65,7 +59,7 @@ def call(base: str, method: str, path: str, body: Any = None, admin_key: str | N
             raw = resp.read()
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
-            raise click.ClickException(unauthorized(base)) from None
+            raise click.ClickException(unauthorized(base, key)) from None
         try:
             message = json.loads(exc.read())["error"]["message"]
         except (ValueError, KeyError, TypeError):

@@ -39,6 +39,7 @@ def add(
     api_key_env: str | None,
     price: str | None,
     url: str,
+    admin_key: str | None,
 ) -> None:
     """Add deployment NAME."""
     body: dict[str, Any] = {
@@ -53,7 +54,7 @@ def add(
             body["price"] = json.loads(price)
         except ValueError:
             raise click.BadParameter("must be a JSON object", param_hint="--price") from None
-    dep = call(url, "POST", "/api/deployments", {k: v for k, v in body.items() if v is not None})
+    dep = call(url, "POST", "/api/deployments", {k: v for k, v in body.items() if v is not None}, admin_key=admin_key)
     click.echo(f"added {dep['name']} -> {dep['api_base'] or 'embedded'} ({dep['model']})")
 
 
@@ -61,9 +62,9 @@ def add(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @url_option()
 @admin_key_option()
-def list_(as_json: bool, url: str) -> None:
+def list_(as_json: bool, url: str, admin_key: str | None) -> None:
     """List deployments with their last-24-hours figures."""
-    data = call(url, "GET", "/api/deployments")["data"]
+    data = call(url, "GET", "/api/deployments", admin_key=admin_key)["data"]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -82,7 +83,7 @@ def list_(as_json: bool, url: str) -> None:
 @click.argument("name")
 @url_option()
 @admin_key_option()
-def remove(name: str, url: str) -> None:
+def remove(name: str, url: str, admin_key: str | None) -> None:
     """Remove run-time deployment NAME."""
-    call(url, "DELETE", f"/api/deployments/{name}")
+    call(url, "DELETE", f"/api/deployments/{name}", admin_key=admin_key)
     click.echo(f"removed {name}")

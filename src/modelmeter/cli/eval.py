@@ -16,12 +16,12 @@ from modelmeter.cli.bench import (
     DEFAULT_BASE_URL,
     OneLineCommand,
     above_zero,
-    admin_key_option,
     at_least,
     fail,
     run_async,
     save_run,
 )
+from modelmeter.cli.client import admin_key_option
 
 
 def summary_table(r: dict[str, Any]) -> Table:

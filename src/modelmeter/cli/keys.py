@@ -6,7 +6,7 @@ import json
 
 import click
 
-from modelmeter.cli.client import call, url_option
+from modelmeter.cli.client import admin_key_option, call, url_option
 
 
 @click.group()
@@ -20,10 +20,11 @@ def keys() -> None:
 @click.option("--tpm", type=click.IntRange(min=1), help="Tokens per minute.")
 @click.option("--budget", type=click.FloatRange(min=0, min_open=True), help="Spend budget, USD.")
 @url_option()
-def create(alias: str, rpm: int | None, tpm: int | None, budget: float | None, url: str) -> None:
+@admin_key_option()
+def create(alias: str, rpm: int | None, tpm: int | None, budget: float | None, url: str, admin_key: str | None) -> None:
     """Create key ALIAS and print it (it is shown this once; only its hash is kept)."""
     body = {"alias": alias, "rpm": rpm, "tpm": tpm, "budget_usd": budget}
-    made = call(url, "POST", "/api/keys", {k: v for k, v in body.items() if v is not None})
+    made = call(url, "POST", "/api/keys", {k: v for k, v in body.items() if v is not None}, admin_key=admin_key)
     click.echo(made["key"])
     click.echo(f"created key {made['alias']}: keep it now, it cannot be shown again", err=True)
 
@@ -31,9 +32,10 @@ def create(alias: str, rpm: int | None, tpm: int | None, budget: float | None, u
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @url_option()
-def list_(as_json: bool, url: str) -> None:
+@admin_key_option()
+def list_(as_json: bool, url: str, admin_key: str | None) -> None:
     """List keys with their limits and spend."""
-    data = call(url, "GET", "/api/keys")["data"]
+    data = call(url, "GET", "/api/keys", admin_key=admin_key)["data"]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -46,9 +48,10 @@ def list_(as_json: bool, url: str) -> None:
 @keys.command("revoke")
 @click.argument("alias")
 @url_option()
-def revoke(alias: str, url: str) -> None:
+@admin_key_option()
+def revoke(alias: str, url: str, admin_key: str | None) -> None:
     """Revoke key ALIAS at once."""
-    call(url, "DELETE", f"/api/keys/{alias}")
+    call(url, "DELETE", f"/api/keys/{alias}", admin_key=admin_key)
     click.echo(f"revoked {alias}")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import gc
-import ipaddress
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ import click
 import orjson
 
 from modelmeter.config import ConfigError, Settings, load_settings
+from modelmeter.gateway.guards import is_loopback
 
 if TYPE_CHECKING:
     from modelmeter.server.limits import Limits
@@ -136,7 +136,7 @@ def serve(
     from modelmeter.server.limits import LimitedHttpTools
 
     if port is not None and not 0 <= port <= 65535:
-        raise ServeError(f"--port must be from 1 to 65535, not {port}")
+        raise ServeError(f"--port must be from 0 (any free port) to 65535, not {port}")
     settings = _settings(config, host, port, database, threads, no_auth)
     # Bind before anything starts: a bad or busy port fails here, before a model loads or a link prints.
     sock = listen(settings.host, settings.port)
@@ -241,12 +241,3 @@ def _safe(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}@{host}"
     return url
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

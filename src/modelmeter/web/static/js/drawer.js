@@ -112,7 +112,6 @@ export class Drawer {
  */
 export function rejectedByGateway(rec) {
   if (rec.status === "success" || rec.cache_hit) return false;
-  if (typeof rec.upstream_called === "boolean") return !rec.upstream_called;
   return !rec.model_id && !rec.retries && rec.overhead_ms != null && rec.overhead_ms >= rec.latency_ms;
 }
 
