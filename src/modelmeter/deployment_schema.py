@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from modelmeter.metering.pricing import PriceOverride
+from modelmeter.upstreams.scrub import redact_url
 
 NAME_MAX = 128
 _NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{{0,{NAME_MAX - 1}}}$")
@@ -177,7 +178,11 @@ def _describe(exc: ValidationError, name: Any) -> str:
             problems.append(f"'cache_ttl': {err.get('ctx', {}).get('error', err['msg'])}")
         elif info is not None and info.description:
             got = err.get("input")
-            shown = f" (got {got!r:.40})" if got is not None and field != "name" else ""
+            if field == "api_base" and isinstance(got, str):
+                got = redact_url(got)  # a password in the URL is a secret
+            # never echo an api_key_env value: a key pasted there by mistake would reach the log
+            hide = got is None or field in ("name", "api_key_env")
+            shown = "" if hide else f" (got {got!r:.40})"
             problems.append(f"'{field}' must be {info.description}{shown}")
         else:
             problems.append(f"'{field}': {err['msg']}")

@@ -34,9 +34,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from modelmeter.metering.record import PICO
 from modelmeter.storage import histogram
 from modelmeter.storage.rollups import SUM_COLUMNS
+from modelmeter.units import PICO
 from tests.helpers import ServerProcess, free_port
 
 TAG_HEADER = "x-modelmeter-tags"

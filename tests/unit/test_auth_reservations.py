@@ -14,9 +14,10 @@ from tests.helpers import sqlite_url
 from modelmeter.auth.keys import KeyStore, LimitExceeded
 from modelmeter.auth.reservations import DEFAULT_OUTPUT_TOKENS, MAX_HOLD_S, Reservations, estimate_tokens
 from modelmeter.config import Deployment
-from modelmeter.metering.record import PICO, CallRecord
+from modelmeter.metering.record import CallRecord
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
+from modelmeter.units import PICO
 
 DEP = Deployment.from_mapping(
     {

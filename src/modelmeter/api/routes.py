@@ -74,10 +74,10 @@ def _window(window: str | None, start: str | None, end: str | None, tz: str | No
 
 
 def _known(state: AppState, name: str) -> None:
+    # Memory only: the registry reloads every second in the background (deployments other
+    # processes added at run time).
     if state.registry.get(name) is None:
-        state.registry.refresh()
-        if state.registry.get(name) is None:
-            raise api_error(404, f"no deployment named {name!r}", "name", "deployment_not_found")
+        raise api_error(404, f"no deployment named {name!r}", "name", "deployment_not_found")
 
 
 router = APIRouter(prefix="/api", tags=["usage"])
@@ -86,7 +86,7 @@ router = APIRouter(prefix="/api", tags=["usage"])
 @router.get("/deployments", summary="List deployments with their last-24-hours figures")
 async def list_deployments(request: Request) -> dict[str, Any]:
     state = _state(request)
-    state.registry.refresh()
+    await asyncio.to_thread(state.registry.refresh)  # the newest list, off the event loop
     deps = state.registry.all()
     stats, reachable = await asyncio.gather(
         asyncio.to_thread(summary_q.last_day_by_deployment, state.db),

@@ -201,7 +201,7 @@ class Gateway:
                     asyncio.get_running_loop().call_soon(_cancel_if_pending, watch.task)
                 else:
                     watch.task.cancel()
-        if call.disconnected:  # the upstream's answer (or failure) came after the client left
+        if call.disconnected and rec.status == "success":  # the answer came after the client left
             call.fail(499, "client_disconnected")
         try:
             call.finish()
@@ -235,7 +235,8 @@ class Gateway:
 
 
 async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any] | None, watch: _Watch) -> None:
-    """Cancel the call when the client hangs up, so the upstream request is cancelled too."""
+    """Note a client's hang-up: a streamed call is cancelled (so is its upstream request); a
+    non-streamed one reads its answer to the end for the real usage (the upstream bills it anyway)."""
     try:
         while True:
             message = await receive()

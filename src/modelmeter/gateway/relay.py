@@ -156,7 +156,7 @@ def _answer_from_cache(call: Call, data: bytes, parsed: dict[str, Any]) -> None:
     rec.retries = 0
     rec.http_status = 200
     rec.usage = Usage.from_openai(parsed.get("usage"))
-    rec.request_id = _body_id(parsed) or rec.id
+    rec.request_id = rec.id  # no upstream call: this answer is its own, not the cached one's
     rec.model_id = parsed.get("model") if isinstance(parsed.get("model"), str) else None
     rec.response_body = parsed
 
@@ -208,6 +208,8 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
             )
         except UpstreamError as exc:
             call.upstream_wait += time.perf_counter() - t
+            if exc.kind == "timeout":  # connected and sent (connect timeouts are "connect")
+                rec.upstream_reached = True
             if (
                 exc.kind in _RETRIED_KINDS
                 and attempt < dep.max_retries
@@ -224,6 +226,7 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
             call.upstream_wait += time.perf_counter() - t
             raise
         call.upstream_wait += time.perf_counter() - t
+        rec.upstream_reached = True
         if (
             (resp.status == 429 or resp.status >= 500)
             and resp.status not in _NEVER_RETRIED
@@ -320,6 +323,3 @@ async def _send_whole(
     call.complete = True
     call.t_done = time.perf_counter()
     await call.send({"type": "http.response.body", "body": data})
-
-
-_DEFAULT_LIMITS = ResponseLimits()

@@ -21,8 +21,7 @@ from modelmeter.metering.pricing import Cost, CostLine, Pricer
 from modelmeter.metering.redact import redact_ip
 from modelmeter.metering.usage import Usage
 from modelmeter.storage.row import RecordRow
-from modelmeter.units import PICO as PICO
-from modelmeter.units import iso as iso
+from modelmeter.units import PICO
 from modelmeter.upstreams.scrub import redact_url
 
 if TYPE_CHECKING:
@@ -66,6 +65,7 @@ class CallRecord:
     model_id: str | None = None
     retries: int = 0
     cache_hit: bool = False
+    upstream_reached: bool = False  # the request reached an upstream (which bills it, answered or not)
     usage: Usage = field(default_factory=Usage)
     request_body: Any = None  # the parsed request as the client sent it
     response_body: Any = None  # parsed response, reassembled stream, or error body
@@ -84,7 +84,9 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> Record
     priced_model = dep.model
     try:
         if not usage.reported and (
-            rec.status == "success" or rec.response_text or rec.http_status in ABANDONED_STATUSES
+            rec.status == "success"
+            or rec.response_text
+            or (rec.http_status in ABANDONED_STATUSES and rec.upstream_reached)
         ):
             usage = estimate_usage(rec)
             estimated = True

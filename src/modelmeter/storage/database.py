@@ -38,9 +38,6 @@ class Database:
             self.path = path or ":memory:"
             if self.path != ":memory:":
                 Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-                # It holds secrets (the session secret, key hashes) and bodies: created owner-only;
-                # SQLite gives its -wal and -shm files the same mode.
-                os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         elif url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
             self.dialect = "postgresql"
             self.path = url.replace("postgresql+psycopg:", "postgresql:", 1)

@@ -11,7 +11,7 @@ from modelmeter.storage import request_ids, rollups, sanitise
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
-__all__ = ["RECORD_COLUMNS", "insert_rows"]
+__all__ = ["insert_rows"]
 _INSERT_RECORD = (
     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join(':' + c for c in RECORD_COLUMNS)})"
 )

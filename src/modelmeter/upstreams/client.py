@@ -86,6 +86,10 @@ class HTTPUpstream:
             try:
                 resp = await self._get_session().request(method, url, data=body, headers=headers, timeout=timeout)
                 break
+            except aiohttp.ConnectionTimeoutError as exc:  # no connection: the request never reached it
+                raise UpstreamError(
+                    "connect", f"the upstream at {_origin(url)} did not accept a connection in time"
+                ) from exc
             except TimeoutError as exc:
                 raise UpstreamError("timeout", f"the upstream at {_origin(url)} did not answer in time") from exc
             except aiohttp.ClientConnectorError as exc:

@@ -218,8 +218,8 @@ class LeanHTTP:
         except BaseException as exc:
             self._open -= 1
             self._wake_one()
-            if isinstance(exc, TimeoutError):
-                raise UpstreamError("timeout", f"the upstream at {origin} did not answer in time") from exc
+            if isinstance(exc, TimeoutError):  # no connection: the request never reached the upstream
+                raise UpstreamError("connect", f"the upstream at {origin} did not accept a connection in time") from exc
             if isinstance(exc, OSError):
                 raise UpstreamError("connect", f"cannot reach the upstream at {origin}: {exc.strerror or exc}") from exc
             raise

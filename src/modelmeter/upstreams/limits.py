@@ -4,7 +4,7 @@ relay reads every upstream answer through (issue 18 #1, #7, #12).
 A whole answer is gathered chunk by chunk and refused past ``max_response_bytes``, so its memory is
 bounded by the limit, not by what the upstream sends; a stream is counted and timed as it passes
 (``max_stream_bytes``, ``max_stream_seconds``); one SSE event is bounded by the relay's parser
-(``max_event_bytes``, sse.py). The clients inflate gzip/deflate in bounded steps (lean.py; aiohttp
+(``max_event_bytes``, sse.py). The clients inflate gzip/deflate in bounded steps (lean_response.py; aiohttp
 does the same since 3.13.3), so the limits count decompressed bytes and a bomb stops at them. Every
 byte and error message passes the call's ``Scrubber`` (scrub.py) on its way out.
 """

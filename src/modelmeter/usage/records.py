@@ -8,11 +8,11 @@ from typing import Any
 
 import orjson
 
-from modelmeter.metering.record import PICO, iso
 from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
-from modelmeter.storage.records import RECORD_COLUMNS
 from modelmeter.storage.retention import BODIES_PRUNED
+from modelmeter.storage.row import RECORD_COLUMNS
+from modelmeter.units import PICO, iso
 from modelmeter.usage.window import Window
 
 MAX_LIMIT = 200

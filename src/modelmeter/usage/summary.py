@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from modelmeter.metering.record import PICO, iso
 from modelmeter.storage.database import Database
 from modelmeter.storage.histogram import bin_of, percentile_from_bins
 from modelmeter.storage.rollups import HOUR, MINUTE, ROW_COLUMNS, SUM_COLUMNS, accumulate, empty_sums
+from modelmeter.units import PICO, iso
 from modelmeter.usage import rollup_reads
 from modelmeter.usage.window import Window
 
