@@ -59,7 +59,7 @@ def _connections(port: int, n: int, source: str = "127.0.0.1") -> Iterator[list[
 
 def _healthz_from(port: int, source: str) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
         answer = b""
         while chunk := s.recv(4096):
             answer += chunk
@@ -77,7 +77,7 @@ def test_a_connection_that_sends_nothing_is_closed_by_default(
 
 def test_slowloris_headers_are_cut_off(make_config: ConfigWriter, start_server: Callable[..., ServerProcess]) -> None:
     server = start_server(make_config(deployments=[], header_timeout=2))
-    headers = b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + b"x-slow: " + b"a" * 200 + b"\r\n\r\n"
+    headers = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n" + b"x-slow: " + b"a" * 200 + b"\r\n\r\n"
     with socket.create_connection(("127.0.0.1", server.port)) as slow:
         took, answer = _closed_within(slow, 2 + 3, trickle=headers)
     assert took > 1.5, took
@@ -90,7 +90,7 @@ def test_a_stalled_body_is_cut_off(make_config: ConfigWriter, start_server: Call
     server = start_server(make_config(deployments=[], body_timeout=2))
     with socket.create_connection(("127.0.0.1", server.port)) as slow:
         slow.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
             b'content-length: 1000\r\n\r\n{"model": '
         )
         took, _ = _closed_within(slow, 2 + 3)
@@ -99,7 +99,7 @@ def test_a_stalled_body_is_cut_off(make_config: ConfigWriter, start_server: Call
     body = b'{"model": "nope", "messages": []}'
     with socket.create_connection(("127.0.0.1", server.port)) as steady:
         steady.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
             b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
         )
         for i in range(0, len(body), 4):
