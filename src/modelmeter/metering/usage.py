@@ -18,6 +18,7 @@ class Usage:
     reasoning_tokens: int = 0
     cache_write_tokens: int = 0
     reported: bool = False  # False when the upstream gave no usage at all
+    cache_write_1h_tokens: int = 0  # Anthropic's 1-hour cache writes (cache_write_tokens: 5 min)
 
     @classmethod
     def from_openai(cls, usage: Any) -> Usage:
