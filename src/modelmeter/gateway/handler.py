@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from modelmeter.apis import response_ids
 from modelmeter.apis.base import FrontDoor
 from modelmeter.apis.routing import DOORS, upstream_api
 from modelmeter.asgi import Receive, Scope, Send
@@ -70,6 +71,7 @@ class Gateway:
         self.hops = HopGuard()  # this gateway's id in x-modelmeter-hop
         self.rejects = RejectBudget(settings.rejected_per_minute)
         self.limits = ResponseLimits(**{name: getattr(settings, name) for name in LIMIT_FIELDS})
+        self.response_owners = response_ids.ResponseOwners()  # which deployment served a response id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -80,6 +82,8 @@ class Gateway:
             await send_json(send, 200, orjson.dumps(self._models()))
         elif path.startswith(MODELS_PREFIX) and scope["method"] in ("GET", "HEAD"):
             await self._model(send, path[len(MODELS_PREFIX) :])
+        elif path.startswith(response_ids.PREFIX):
+            await self._by_response_id(scope, receive, send, path)
         elif door is not None or path == "/v1/models" or path.startswith(MODELS_PREFIX):
             await _send_error(
                 send,
@@ -97,6 +101,34 @@ class Gateway:
                     code="unknown_url",
                 ),
             )
+
+    async def _by_response_id(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        try:
+            rid, suffix = response_ids.parse_path(path, scope["method"])
+            body = await _read_body(scope, receive, self.settings.max_body_bytes)
+            if self.keys is not None:
+                self._check_key(dict(scope["headers"]))
+            query = scope.get("query_string", b"")
+            dep = response_ids.owner(rid, self.response_owners, query, self.registry.all(), upstream_api)
+            base = self.registry.base_url(dep)
+            if base is None:
+                raise APIError(503, f"'{dep.name}' is not ready.", "service_unavailable", code="model_loading")
+            status, headers, data = await response_ids.forward(
+                self.upstream, dep, base, scope["method"], rid, suffix, query, body
+            )
+        except _Disconnected:
+            return
+        except APIError as exc:
+            await _send_error(send, exc)
+            return
+        await send_json(send, status, data, [*JSON_HEADERS, *headers])
+
+    def _check_key(self, headers: dict[bytes, bytes]) -> None:
+        assert self.keys is not None
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not key or self.keys.lookup(key) is None:
+            raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
 
     def _models(self) -> dict[str, Any]:
         return {"object": "list", "data": [_model_entry(d) for d in self.registry.all()]}
@@ -219,6 +251,8 @@ class Gateway:
                     asyncio.get_running_loop().call_soon(_cancel_if_pending, watch.task)
                 else:
                     watch.task.cancel()
+        if door.api == "responses" and isinstance(rec.response_body, dict):
+            self.response_owners.note(rec.response_body.get("id"), dep.name)
         if call.disconnected and rec.status == "success":  # the answer came after the client left
             call.fail(499, "client_disconnected")
         try:
