@@ -62,9 +62,9 @@ class PriceOverride:
     input: Decimal | None = None
     cached_input: Decimal | None = None
     cache_write: Decimal | None = None
-    cache_write_1h: Decimal | None = None
     output: Decimal | None = None
     reasoning: Decimal | None = None
+    cache_write_1h: Decimal | None = None  # Anthropic's 1-hour cache writes (default: 2x input)
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> PriceOverride:
