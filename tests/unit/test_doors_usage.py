@@ -12,7 +12,7 @@ from modelmeter.apis.responses import ResponsesAccumulator
 from modelmeter.apis.responses import usage_from as responses_usage
 from modelmeter.apis.routing import upstream_api
 from modelmeter.config import Deployment
-from modelmeter.metering.pricing import Pricer, PriceOverride
+from modelmeter.metering.pricing import PriceOverride, Pricer
 
 ANTHROPIC_USAGE = {
     "input_tokens": 10,
