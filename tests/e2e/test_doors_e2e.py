@@ -43,6 +43,10 @@ def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
         {"name": "resp", "model": f"resp-{RUN}-cached-reasoning", "api": "responses", "api_base": base,
          "price": PRICE},
         {"name": "chat", "model": "fake-model", "api_base": base, "price": PRICE},
+        {"name": "claude-broken", "model": f"claude-{RUN}-stream-error", "provider": "anthropic", "api_base": base,
+         "price": PRICE},
+        {"name": "resp-broken", "model": f"resp-{RUN}-stream-error", "api": "responses", "api_base": base,
+         "price": PRICE},
     ]
     config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), deployments=deployments)
     with ServerProcess(config, log_dir=tmp / "server", env={KEY_ENV: KEY}) as srv:
@@ -209,3 +213,21 @@ def test_responses_error_in_openai_shape(server: ServerProcess) -> None:
     assert info.value.code == "translation_unavailable"
 
 
+
+
+def test_mid_stream_failures_recorded(server: ServerProcess) -> None:
+    """An upstream that fails mid-stream says so in the stream: the client sees it, the record is
+    an error with the usage reported so far."""
+    with pytest.raises(anthropic.APIStatusError), claude(server).messages.stream(
+        model="claude-broken", max_tokens=7, messages=MSG  # type: ignore[arg-type]
+    ) as stream:
+        stream.get_final_message()
+    rec = server.wait_for_records("claude-broken", 1)[0]
+    assert rec["status"] == "error" and "overloaded_error" in rec["error"] and rec["call_type"] == "messages"
+    assert rec["prompt_tokens"] == fk.INPUT_TOKENS  # message_start's usage
+
+    events = list(oai(server).responses.create(model="resp-broken", input="hi", stream=True))
+    assert events[-1].type == "response.failed"
+    rec = server.wait_for_records("resp-broken", 1)[0]
+    assert rec["status"] == "error" and "server_error" in rec["error"] and rec["call_type"] == "responses"
+    assert rec["prompt_tokens"] == fk.INPUT_TOKENS and rec["completion_tokens"] == 7

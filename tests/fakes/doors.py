@@ -4,6 +4,8 @@ Exact, known usage: ``DOOR_USAGE`` below; a model naming ``cached`` adds cache r
 (5 min and 1 h on Messages), ``reasoning`` adds reasoning tokens (Responses). The text is
 "tok0 … tok{N-1}" (N = ``max_tokens`` / ``max_output_tokens``, else 7). The fake upstream's
 misbehaviours (fail-400, fail-500, slow-stream, …) apply; Messages errors are in Anthropic's shape.
+A model naming ``stream-error`` fails mid-stream: an ``error`` event after the first text (Messages),
+``response.failed`` carrying the usage so far (Responses).
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ class Doors:
         for i in range(n):
             delta = {"type": "text_delta", "text": f"{' ' if i else ''}tok{i}"}
             parts.append(_event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+        if "stream-error" in body["model"]:
+            err = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+            return await self._stream(request, [*parts[:4], _event("error", err)], itl)
         parts += [
             _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
             _event("message_delta", {"type": "message_delta",
@@ -166,6 +171,10 @@ class Doors:
         for i in range(n):
             parts.append(ev("response.output_text.delta", **ids, content_index=0,
                             delta=f"{' ' if i else ''}tok{i}", logprobs=[]))
+        if "stream-error" in body["model"]:
+            failed = {**final, "status": "failed", "output": [],
+                      "error": {"code": "server_error", "message": "The model failed."}}
+            return await self._stream(request, [*parts[:5], ev("response.failed", response=failed)], 0.0)
         parts += [
             ev("response.output_text.done", **ids, content_index=0, text=text, logprobs=[]),
             ev("response.content_part.done", **ids, content_index=0, part={**part, "text": text}),

@@ -24,6 +24,7 @@ class StreamAcc(Protocol):
 
     def add(self, data: bytes) -> int: ...  # how many pieces of new content it carried
     def finished(self) -> bool: ...  # the stream's own end marker was seen
+    def failure(self) -> str | None: ...  # the stream said the answer failed (an error event)
     def all_text(self) -> str: ...
     def response(self) -> dict[str, Any]: ...
 

@@ -54,8 +54,8 @@ def _merge_usage(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 class MessagesAccumulator:
     """The Messages stream: message_start, content_block_*, message_delta, message_stop."""
 
-    __slots__ = ("blocks", "call_type", "chunks", "id", "last_usage_only", "message", "model", "stopped", "usage",
-                 "usage_raw")
+    __slots__ = ("blocks", "call_type", "chunks", "error", "id", "last_usage_only", "message", "model", "stopped",
+                 "usage", "usage_raw")
 
     def __init__(self, call_type: str) -> None:
         self.call_type = call_type
@@ -68,6 +68,7 @@ class MessagesAccumulator:
         self.message: dict[str, Any] = {}
         self.blocks: dict[int, dict[str, Any]] = {}
         self.stopped = False
+        self.error: str | None = None
 
     def add(self, data: bytes) -> int:
         try:
@@ -93,6 +94,10 @@ class MessagesAccumulator:
             self._usage(event.get("usage"))
         elif kind == "message_stop":
             self.stopped = True
+        elif kind == "error":  # e.g. overloaded_error mid-stream: the answer ends here
+            err = event.get("error")
+            err = err if isinstance(err, dict) else {}
+            self.error = f"{err.get('type', 'error')}: {err.get('message', '')}"
         return 0
 
     def _usage(self, usage: Any) -> None:
@@ -112,6 +117,9 @@ class MessagesAccumulator:
 
     def finished(self) -> bool:
         return self.stopped
+
+    def failure(self) -> str | None:
+        return self.error
 
     def all_text(self) -> str:
         return "".join(str(b.get("text") or b.get("input_json") or "") for _, b in sorted(self.blocks.items()))

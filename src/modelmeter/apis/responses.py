@@ -32,7 +32,7 @@ class ResponsesAccumulator:
     """Keeps the latest response object the events carried (created, in_progress, the final one)
     and the text deltas, for time to first token and a record of a stream cut short."""
 
-    __slots__ = ("call_type", "chunks", "final", "id", "last_usage_only", "latest", "model", "texts", "usage")
+    __slots__ = ("call_type", "chunks", "error", "final", "id", "last_usage_only", "latest", "model", "texts", "usage")
 
     def __init__(self, call_type: str) -> None:
         self.call_type = call_type
@@ -44,6 +44,7 @@ class ResponsesAccumulator:
         self.latest: dict[str, Any] = {}
         self.texts: list[str] = []
         self.final = False
+        self.error: str | None = None
 
     def add(self, data: bytes) -> int:
         try:
@@ -61,6 +62,9 @@ class ResponsesAccumulator:
                     self.texts.append(delta)
                 return 1
             return 0
+        if kind == "error":
+            self.error = f"{event.get('code') or 'error'}: {event.get('message', '')}"
+            return 0
         response = event.get("response")
         if isinstance(response, dict):
             self.latest = response
@@ -69,10 +73,17 @@ class ResponsesAccumulator:
             if kind in _FINAL:
                 self.final = True
                 self.usage = usage_from(response.get("usage"))
+                if kind == "response.failed":
+                    err = response.get("error")
+                    err = err if isinstance(err, dict) else {}
+                    self.error = f"{err.get('code') or 'response.failed'}: {err.get('message', '')}"
         return 0
 
     def finished(self) -> bool:
         return self.final
+
+    def failure(self) -> str | None:
+        return self.error
 
     def all_text(self) -> str:
         return "".join(self.texts)

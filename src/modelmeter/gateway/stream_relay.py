@@ -130,6 +130,13 @@ async def relay_stream(
         if first:
             call.t_first = time.perf_counter()
         await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+    failure = acc.failure()
+    if failure is not None:  # the upstream told the client in the stream (relayed as it came)
+        call.fail(502, f"upstream stream error: {failure}")
+        call.complete = True
+        call.t_done = time.perf_counter()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
     if not saw_done:
         if not acc.finished():
             await _end_stream_with_error(call, send, 502, "the upstream ended the stream before its last chunk")

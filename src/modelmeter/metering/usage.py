@@ -212,6 +212,9 @@ class StreamAccumulator:
         seen = set(self.parts) | set(self.roles) | set(self.tool_calls) | set(self.texts)
         return bool(self.finish) and all(self.finish.get(i) for i in seen)
 
+    def failure(self) -> str | None:
+        return None  # a chat stream's errors end it early: ``finished`` tells
+
     def _add_tool_calls(self, index: int, deltas: list[Any]) -> bool:
         calls = self.tool_calls.setdefault(index, {})
         added = False
