@@ -46,6 +46,7 @@ class Deployment:
     chunk_timeout: float = 60.0  # longest wait for a stream's next chunk, seconds
     cache_ttl: float | None = None  # response cache of non-streamed answers, seconds (None: off)
     kind: str | None = None  # "chat" or "embedding" where known (embedded models know their own)
+    api: str | None = None  # the upstream's API: "chat" | "responses" | "messages" (apis/routing.py)
     # Bounds on what the upstream sends back (upstreams/limits.py); None: the server's.
     max_response_bytes: int | None = None
     max_stream_bytes: int | None = None
@@ -80,6 +81,7 @@ class Deployment:
             "local": self.is_local,
             "source": self.source,
             "kind": self.kind,
+            "api": self.api,
         }
 
     @classmethod

@@ -106,6 +106,9 @@ class DeploymentSpec(BaseModel):
         description="a duration up to 30 days, e.g. 600, '30s', '10m', '2h'",
     )
     kind: Literal["chat", "embedding"] | None = Field(None, description="one of 'chat', 'embedding'")
+    api: Literal["chat", "responses", "messages"] | None = Field(
+        None, description="one of 'chat', 'responses', 'messages' (the API the upstream speaks)"
+    )
     # Bounds on what the upstream sends back (upstreams/limits.py); None: the server's.
     max_response_bytes: int | None = Field(None, gt=0, description="a positive whole number of bytes")
     max_stream_bytes: int | None = Field(None, gt=0, description="a positive whole number of bytes")

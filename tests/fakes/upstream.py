@@ -35,6 +35,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.doors import Doors
+
 DEFAULT_TOKENS = 7
 EMBED_DIM = 384
 SLOW_STREAM_ITL_S = 0.3
@@ -186,6 +188,7 @@ class FakeServer:
         app.router.add_post("/v1/chat/completions", self.generate)
         app.router.add_post("/v1/completions", self.generate)
         app.router.add_post("/v1/embeddings", self.embeddings)
+        Doors(self).add_routes(app)  # /v1/messages*, /v1/responses* (tests/fakes/doors.py)
         app.router.add_get("/_stats", self.stats)
         app.router.add_post("/_reset", self.stats)
         if self.openai_headers:

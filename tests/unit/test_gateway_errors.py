@@ -141,7 +141,7 @@ async def test_body_over_the_limit(gw: Harness) -> None:
 async def test_methods_and_paths(gw: Harness) -> None:
     error_of(await gw.request("GET", "/v1/chat/completions"), 405, "method_not_allowed")
     error_of(await gw.request("POST", "/v1/models", {}), 405, "method_not_allowed")
-    error_of(await gw.request("POST", "/v1/responses", {"model": "gpt"}), 404, "unknown_url")
+    error_of(await gw.request("POST", "/v1/audio/speech", {"model": "gpt"}), 404, "unknown_url")
     assert gw.submitted == 0
 
 

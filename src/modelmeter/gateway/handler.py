@@ -15,6 +15,9 @@ from typing import Any
 
 import orjson
 
+from modelmeter.apis import response_ids
+from modelmeter.apis.base import FrontDoor
+from modelmeter.apis.routing import DOORS, upstream_api
 from modelmeter.asgi import Receive, Scope, Send
 from modelmeter.auth.keys import KeyStore, LimitExceeded
 from modelmeter.config import Deployment, Settings
@@ -26,7 +29,7 @@ from modelmeter.gateway.metadata import TAGS_HEADER, request_metadata
 from modelmeter.gateway.rejects import RejectBudget, settle_rejection
 from modelmeter.gateway.relay import Call, relay
 from modelmeter.gateway.response_headers import request_id_header
-from modelmeter.gateway.validate import CALL_TYPES, check_fields, parse_body
+from modelmeter.gateway.validate import check_fields, check_stream, parse_body
 from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
@@ -34,6 +37,7 @@ from modelmeter.upstreams.client import UpstreamClient
 from modelmeter.upstreams.limits import LIMIT_FIELDS, ResponseLimits, limits_for
 
 MODELS_PREFIX = "/v1/models/"
+PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")  # the client's API headers sent upstream
 log = logging.getLogger("modelmeter.gateway")
 
 
@@ -67,19 +71,24 @@ class Gateway:
         self.hops = HopGuard()  # this gateway's id in x-modelmeter-hop
         self.rejects = RejectBudget(settings.rejected_per_minute)
         self.limits = ResponseLimits(**{name: getattr(settings, name) for name in LIMIT_FIELDS})
+        self.response_owners = response_ids.ResponseOwners()  # which deployment served a response id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
-        call_type = CALL_TYPES.get(path)
-        if call_type is not None and scope["method"] == "POST":
-            await self._call(scope, receive, send, call_type, path)
+        door = DOORS.get(path)
+        if door is not None and scope["method"] == "POST":
+            await self._call(scope, receive, send, door, path)
         elif path == "/v1/models" and scope["method"] in ("GET", "HEAD"):
             await send_json(send, 200, orjson.dumps(self._models()))
         elif path.startswith(MODELS_PREFIX) and scope["method"] in ("GET", "HEAD"):
             await self._model(send, path[len(MODELS_PREFIX) :])
-        elif call_type is not None or path == "/v1/models" or path.startswith(MODELS_PREFIX):
+        elif path.startswith(response_ids.PREFIX):
+            await self._by_response_id(scope, receive, send, path)
+        elif door is not None or path == "/v1/models" or path.startswith(MODELS_PREFIX):
             await _send_error(
-                send, APIError(405, f"Method {scope['method']} is not allowed on {path}", code="method_not_allowed")
+                send,
+                APIError(405, f"Method {scope['method']} is not allowed on {path}", code="method_not_allowed"),
+                door=door,
             )
         else:
             await _send_error(
@@ -87,11 +96,39 @@ class Gateway:
                 APIError(
                     404,
                     f"Unknown endpoint {path}; this gateway serves "
-                    "/v1/chat/completions, /v1/completions, "
-                    "/v1/embeddings, /v1/models and /v1/models/{id}",
+                    "/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, "
+                    "/v1/messages/count_tokens, /v1/responses, /v1/models and /v1/models/{id}",
                     code="unknown_url",
                 ),
             )
+
+    async def _by_response_id(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        try:
+            rid, suffix = response_ids.parse_path(path, scope["method"])
+            body = await _read_body(scope, receive, self.settings.max_body_bytes)
+            if self.keys is not None:
+                self._check_key(dict(scope["headers"]))
+            query = scope.get("query_string", b"")
+            dep = response_ids.owner(rid, self.response_owners, query, self.registry.all(), upstream_api)
+            base = self.registry.base_url(dep)
+            if base is None:
+                raise APIError(503, f"'{dep.name}' is not ready.", "service_unavailable", code="model_loading")
+            status, headers, data = await response_ids.forward(
+                self.upstream, dep, base, scope["method"], rid, suffix, query, body
+            )
+        except _Disconnected:
+            return
+        except APIError as exc:
+            await _send_error(send, exc)
+            return
+        await send_json(send, status, data, [*JSON_HEADERS, *headers])
+
+    def _check_key(self, headers: dict[bytes, bytes]) -> None:
+        assert self.keys is not None
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not key or self.keys.lookup(key) is None:
+            raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
 
     def _models(self) -> dict[str, Any]:
         return {"object": "list", "data": [_model_entry(d) for d in self.registry.all()]}
@@ -103,8 +140,9 @@ class Gateway:
         else:
             await send_json(send, 200, orjson.dumps(_model_entry(dep)))
 
-    async def _call(self, scope: Scope, receive: Receive, send: Send, call_type: str, path: str) -> None:
+    async def _call(self, scope: Scope, receive: Receive, send: Send, door: FrontDoor, path: str) -> None:
         t0 = time.perf_counter()
+        call_type = door.call_type
         wall = time.time()
         try:
             raw = await _read_body(scope, receive, self.settings.max_body_bytes)
@@ -112,13 +150,14 @@ class Gateway:
         except _Disconnected:
             return
         except APIError as exc:
-            await _send_error(send, exc)
+            await _send_error(send, exc, door=door)
             return
         dep = self.registry.get(body["model"])  # memory only: the registry reloads in the background
         if dep is None:
-            await _send_error(send, _unknown_model(body["model"]))
+            await _send_error(send, _unknown_model(body["model"]), door=door)
             return
         headers = dict(scope["headers"])
+        passed = {k.decode(): headers[k].decode("latin-1") for k in PASSED_HEADERS if k in headers}
         client = scope.get("client")
         meta, tags = request_metadata(body, headers.get(TAGS_HEADER))
         rec = CallRecord(
@@ -134,7 +173,7 @@ class Gateway:
             tags=tags,
             max_stored_body_bytes=self.settings.max_stored_body_bytes,
         )
-        call = Call(rec=rec, body=body, t0=t0, send=send)
+        call = Call(rec=rec, body=body, t0=t0, send=send, door=door, api=door.api, passed_headers=passed or None)
         watch = _Watch(None, call=call)
         watch.task = asyncio.create_task(_watch_disconnect(receive, asyncio.current_task(), watch))
         rejected = True  # until the call goes to its upstream: refused by the gateway itself
@@ -144,7 +183,18 @@ class Gateway:
             if self.keys is not None:
                 call.virtual_key = self._authorise(headers, rec)
             check_kind(dep, call_type)
-            check_fields(body, call_type)
+            if upstream_api(dep) != door.api:
+                raise APIError(
+                    400,
+                    f"'{dep.name}' speaks the {upstream_api(dep)} API upstream; translation from {path} "
+                    "is not available yet: call its own endpoint.",
+                    param="model",
+                    code="translation_unavailable",
+                )
+            if door.api == "chat":
+                check_fields(body, call_type)
+            else:
+                check_stream(body)
             base = self.registry.base_url(dep)
             if base is None:
                 raise APIError(
@@ -164,7 +214,7 @@ class Gateway:
             rec.response_body = exc.body()
             rec.request_id = rec.request_id or rec.id
             if not call.started and not call.disconnected:
-                await _send_error(send, exc, rec.request_id)
+                await _send_error(send, exc, rec.request_id, door)
         except (asyncio.CancelledError, OSError) as exc:
             watch.done = True
             if isinstance(exc, asyncio.CancelledError) and not watch.disconnected:
@@ -185,7 +235,7 @@ class Gateway:
             rec.response_body = err.body()
             try:
                 if not call.started:
-                    await _send_error(send, err, rec.request_id or rec.id)
+                    await _send_error(send, err, rec.request_id or rec.id, door)
                 elif not call.complete:
                     call.complete = True
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -201,6 +251,8 @@ class Gateway:
                     asyncio.get_running_loop().call_soon(_cancel_if_pending, watch.task)
                 else:
                     watch.task.cancel()
+        if door.api == "responses" and isinstance(rec.response_body, dict):
+            self.response_owners.note(rec.response_body.get("id"), dep.name)
         if call.disconnected and rec.status == "success":  # the answer came after the client left
             call.fail(499, "client_disconnected")
         try:
@@ -215,6 +267,7 @@ class Gateway:
         assert self.keys is not None
         auth = headers.get(b"authorization", b"").decode("latin-1")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        key = key or headers.get(b"x-api-key", b"").decode("latin-1").strip()  # Anthropic's SDKs
         vk = self.keys.lookup(key) if key else None
         if vk is None:
             raise APIError(
@@ -300,10 +353,13 @@ def _unknown_model(name: str) -> APIError:
     )
 
 
-async def _send_error(send: Send, exc: APIError, request_id: str | None = None) -> None:
+async def _send_error(
+    send: Send, exc: APIError, request_id: str | None = None, door: FrontDoor | None = None
+) -> None:
     headers = JSON_HEADERS
     if exc.retry_after is not None:
         headers = [*JSON_HEADERS, (b"retry-after", str(exc.retry_after).encode())]
     if request_id is not None:  # the call has a record: the id that finds it
         headers = [*headers, request_id_header(request_id)]
-    await send_json(send, exc.status, orjson.dumps(error_body(exc.message, exc.type, exc.param, exc.code)), headers)
+    shape = door.error_body if door is not None else error_body
+    await send_json(send, exc.status, orjson.dumps(shape(exc.message, exc.type, exc.param, exc.code)), headers)

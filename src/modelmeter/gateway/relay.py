@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from modelmeter.apis.base import FrontDoor, StreamAcc
+from modelmeter.apis.chat import CHAT
 from modelmeter.asgi import Send
 from modelmeter.config import Deployment
 from modelmeter.gateway.cache import ResponseCache, cache_key
@@ -24,7 +26,7 @@ from modelmeter.gateway.response_headers import (
 from modelmeter.gateway.stream_relay import UPSTREAM_STATUS as _UPSTREAM_STATUS
 from modelmeter.gateway.stream_relay import relay_stream
 from modelmeter.metering.record import CallRecord
-from modelmeter.metering.usage import StreamAccumulator, Usage
+from modelmeter.metering.usage import Usage
 from modelmeter.upstreams.client import Timeouts, UpstreamClient, UpstreamError
 from modelmeter.upstreams.headers import upstream_headers
 from modelmeter.upstreams.limits import LimitedResponse, ResponseLimits, scrubber_for
@@ -58,7 +60,10 @@ class Call:
     started: bool = False  # response headers sent: too late for an error status
     complete: bool = False  # the client has the whole answer (its last body message, or [DONE],
     # is being or has been sent): a disconnect now is the end of the exchange, not a hang-up
-    acc: StreamAccumulator | None = field(default=None)
+    acc: StreamAcc | None = field(default=None)
+    door: FrontDoor = CHAT  # the client's API: usage, stream accumulator, error shape
+    api: str = "chat"  # the API the upstream speaks (== door.api: pass-through)
+    passed_headers: dict[str, str] | None = None  # the client's API headers sent upstream
     hop: str | None = None  # the x-modelmeter-hop value sent upstream (loop detection, guards.py)
     virtual_key: str | None = None  # the caller's key: scrubbed from what the upstream sends back
     # The client hung up on a non-streamed call: the upstream's answer is still read (within the
@@ -93,12 +98,12 @@ class Call:
             rec.ttft_ms = rec.latency_ms
 
 
-def upstream_request(body: dict[str, Any], dep: Deployment) -> tuple[bytes, bool]:
+def upstream_request(body: dict[str, Any], dep: Deployment, door: FrontDoor = CHAT) -> tuple[bytes, bool]:
     """The body sent upstream, and whether the client itself asked for the usage chunk."""
     out = dict(body)
     out["model"] = dep.model
-    wants_usage = False
-    if body.get("stream") is True:
+    wants_usage = not door.stream_options  # other APIs always send their usage
+    if body.get("stream") is True and door.stream_options:
         options = body.get("stream_options") or {}
         wants_usage = bool(options.get("include_usage"))
         # Always ask for usage, so streamed calls are never recorded with zero tokens.
@@ -118,9 +123,9 @@ async def relay(
     path: str = "",
     limits: ResponseLimits = _DEFAULT_LIMITS,
 ) -> None:
-    payload, wants_usage = upstream_request(call.body, dep)
+    payload, wants_usage = upstream_request(call.body, dep, call.door)
     key = None
-    if cache is not None and dep.cache_ttl and not call.rec.stream:
+    if cache is not None and dep.cache_ttl and not call.rec.stream and call.door.api == "chat":
         key = cache_key(dep.name, path or url, call.body, call.rec.key_alias)
         hit = cache.get(key) if key is not None else None
         if hit is not None:
@@ -203,9 +208,8 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
         t = time.perf_counter()
         total = dep.timeout if attempt == 0 else max(deadline - t, 0.001)
         try:
-            resp = await client.post(
-                url, payload, upstream_headers(dep, call.hop), Timeouts(total=total, connect=dep.connect_timeout)
-            )
+            headers = upstream_headers(dep, call.hop, call.api, call.passed_headers)
+            resp = await client.post(url, payload, headers, Timeouts(total=total, connect=dep.connect_timeout))
         except UpstreamError as exc:
             call.upstream_wait += time.perf_counter() - t
             if exc.kind == "timeout":  # connected and sent (connect timeouts are "connect")
@@ -294,7 +298,7 @@ async def _relay_whole(call: Call, resp: Any, extra_headers: list[tuple[bytes, b
             code="upstream_invalid_json",
         )
     rec.http_status = resp.status
-    rec.usage = Usage.from_openai(parsed.get("usage"))
+    rec.usage = call.door.usage(parsed.get("usage"))
     # The upstream's request id, else the answer's own id (a local server sends no x-request-id).
     rec.request_id = rec.request_id or _body_id(parsed) or rec.id
     rec.model_id = parsed.get("model") if isinstance(parsed.get("model"), str) else None

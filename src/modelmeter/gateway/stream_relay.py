@@ -10,14 +10,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from modelmeter.asgi import Message, Send
-from modelmeter.gateway.errors import error_body
 from modelmeter.gateway.response_headers import (
     passed_headers,
     request_id_header,
     upstream_request_id,
     usable_id,
 )
-from modelmeter.metering.usage import StreamAccumulator
 from modelmeter.sse import DONE, EventTooLarge, SSEEvent, SSEParser, encode_event
 from modelmeter.upstreams.client import UpstreamError
 from modelmeter.upstreams.limits import LIMIT_KINDS, ResponseLimits
@@ -42,7 +40,7 @@ async def relay_stream(
     max_event_bytes: int = _DEFAULT_LIMITS.max_event_bytes,
 ) -> None:
     rec = call.rec
-    acc = call.acc = StreamAccumulator(rec.call_type)
+    acc = call.acc = call.door.accumulator(rec.call_type)
     parser = SSEParser(max_event_bytes)
     upstream_id = upstream_request_id(resp.headers)
     passed = passed_headers(resp.headers)
@@ -132,13 +130,22 @@ async def relay_stream(
         if first:
             call.t_first = time.perf_counter()
         await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+    failure = acc.failure()
+    if failure is not None:  # the upstream told the client in the stream (relayed as it came)
+        call.fail(502, f"upstream stream error: {failure}")
+        call.complete = True
+        call.t_done = time.perf_counter()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
     if not saw_done:
         if not acc.finished():
             await _end_stream_with_error(call, send, 502, "the upstream ended the stream before its last chunk")
             return
         # Some servers end a complete answer (every choice has its finish_reason) by closing
         # cleanly without [DONE]: the client has it all; end it the way OpenAI's clients expect.
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
+        # (Messages and Responses streams end with their own last event, which acc has seen.)
+        if call.door.done_marker:
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
     rec.http_status = 200
     call.complete = True
     call.t_done = time.perf_counter()
@@ -160,7 +167,10 @@ async def _end_stream_with_error(call: Call, send: Send, status: int, message: s
     """The stream has begun (status 200): tell the client in the stream, then end it cleanly."""
     code = code or f"upstream_{status}"
     call.fail(status, f"{code}: {message}" if code == "upstream_timeout" else message)
-    err = error_body(message, "upstream_error", None, code)
-    await send({"type": "http.response.body", "body": encode_event(orjson.dumps(err)), "more_body": True})
+    err = call.door.error_body(message, "upstream_error", None, code)
+    event = encode_event(orjson.dumps(err))
+    if call.door.api == "messages":  # Anthropic's SDKs read the event name
+        event = b"event: error\n" + event
+    await send({"type": "http.response.body", "body": event, "more_body": True})
     call.complete = True
     await send({"type": "http.response.body", "body": b"", "more_body": False})

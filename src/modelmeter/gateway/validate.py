@@ -36,6 +36,13 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def check_stream(body: dict[str, Any]) -> None:
+    """Pass-through APIs (Messages, Responses): their upstream validates the rest."""
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise APIError(400, "'stream' must be a boolean", param="stream", code="invalid_type")
+
+
 def check_fields(body: dict[str, Any], call_type: str) -> None:
     """The fields every upstream needs, with OpenAI's messages for them."""
     stream = body.get("stream")

@@ -35,6 +35,7 @@ _PRICE_KEYS = {
     "input": "input_mtok",
     "cached_input": "cache_read_mtok",
     "cache_write": "cache_write_mtok",
+    "cache_write_1h": "cache_write_1h_mtok",  # Anthropic's 1-hour cache writes
     "output": "output_mtok",
     "reasoning": "output_reasoning_mtok",
 }
@@ -63,6 +64,7 @@ class PriceOverride:
     cache_write: Decimal | None = None
     output: Decimal | None = None
     reasoning: Decimal | None = None
+    cache_write_1h: Decimal | None = None  # Anthropic's 1-hour cache writes (default: 2x input)
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> PriceOverride:
@@ -77,7 +79,7 @@ class PriceOverride:
 
 
 class CostLine(NamedTuple):  # (a tuple: made for every priced component of every call)
-    component: str  # "input" | "cached_input" | "cache_write" | "output" | "reasoning"
+    component: str  # "input" | "cached_input" | "cache_write" | "cache_write_1h" | "output" | "reasoning"
     tokens: int
     usd_per_million: Decimal
     cost: Decimal
@@ -163,6 +165,7 @@ class Pricer:
         cached_tokens: int = 0,
         cache_write_tokens: int = 0,
         reasoning_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
         override: PriceOverride | None = None,
         at: datetime | float | None = None,  # when the call was made (a datetime or a Unix time)
     ) -> Cost:
@@ -171,14 +174,16 @@ class Pricer:
         cached = max(0, int(cached_tokens or 0))
         cache_write = max(0, int(cache_write_tokens or 0))
         reasoning = max(0, int(reasoning_tokens or 0))
+        write_1h = max(0, int(cache_write_1h_tokens or 0))
 
         rates, src = self._rates(provider, model, override, at, prompt)
         split_reasoning = rates["reasoning"] is not None
 
         counts = {
-            "input": max(0, prompt - cached - cache_write),
+            "input": max(0, prompt - cached - cache_write - write_1h),
             "cached_input": cached,
             "cache_write": cache_write,
+            "cache_write_1h": write_1h,
             "output": max(0, completion - reasoning) if split_reasoning else completion,
             "reasoning": reasoning if split_reasoning else 0,
         }
@@ -234,6 +239,8 @@ class Pricer:
         for comp in ("cached_input", "cache_write"):
             if rates[comp] is None:
                 rates[comp], src[comp] = rates["input"], src["input"]
+        if rates["cache_write_1h"] is None and rates["input"] is not None:  # Anthropic's rule: 2x input
+            rates["cache_write_1h"], src["cache_write_1h"] = rates["input"] * 2, src["input"]
         if static:
             if len(self._static) >= self._static_max:
                 self._static.clear()

@@ -100,6 +100,7 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> Record
             cached_tokens=usage.cached_tokens,
             cache_write_tokens=usage.cache_write_tokens,
             reasoning_tokens=usage.reasoning_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
             override=dep.price,
             at=rec.start,
         )

@@ -18,6 +18,7 @@ class Usage:
     reasoning_tokens: int = 0
     cache_write_tokens: int = 0
     reported: bool = False  # False when the upstream gave no usage at all
+    cache_write_1h_tokens: int = 0  # Anthropic's 1-hour cache writes (cache_write_tokens: 5 min)
 
     @classmethod
     def from_openai(cls, usage: Any) -> Usage:
@@ -210,6 +211,9 @@ class StreamAccumulator:
         [DONE] that some servers leave out)."""
         seen = set(self.parts) | set(self.roles) | set(self.tool_calls) | set(self.texts)
         return bool(self.finish) and all(self.finish.get(i) for i in seen)
+
+    def failure(self) -> str | None:
+        return None  # a chat stream's errors end it early: ``finished`` tells
 
     def _add_tool_calls(self, index: int, deltas: list[Any]) -> bool:
         calls = self.tool_calls.setdefault(index, {})

@@ -119,6 +119,12 @@ class HTTPUpstream:
     async def get(self, url: str, headers: Mapping[str, str], timeouts: Timeouts) -> UpstreamResponse:
         return await self._request("GET", url, None, headers, timeouts)
 
+    async def request(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> UpstreamResponse:
+        """Any other method (the Responses API's GET/DELETE/cancel by id: apis/response_ids.py)."""
+        return await self._request(method, url, body, headers, timeouts)
+
     async def close(self) -> None:
         if self._lean is not None:
             self._lean.close()

@@ -1,0 +1,104 @@
+"""/v1/responses/{id} (GET, DELETE), /v1/responses/{id}/input_items (GET) and
+/v1/responses/{id}/cancel (POST), sent to the deployment that served that id.
+
+Which deployment served an id is kept in memory (bounded: the oldest ids are forgotten); an id not
+known here (another gateway process, a restart) goes to the deployment named by a ``model`` query
+parameter, else to the only deployment whose upstream speaks the Responses API. These calls carry
+no tokens and are not metered; the upstream's answer is passed through as it is."""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import parse_qs
+
+from modelmeter.config import Deployment
+from modelmeter.gateway.errors import APIError
+from modelmeter.gateway.response_headers import passed_headers
+from modelmeter.upstreams.client import Timeouts, UpstreamError
+from modelmeter.upstreams.headers import upstream_headers
+
+PREFIX = "/v1/responses/"
+MAX_IDS = 100_000
+_ROUTES = {("", "GET"), ("", "DELETE"), ("/input_items", "GET"), ("/cancel", "POST")}
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
+@runtime_checkable
+class _Requester(Protocol):
+    async def request(
+        self, method: str, url: str, body: bytes | None, headers: Any, timeouts: Timeouts
+    ) -> Any: ...
+
+
+class ResponseOwners:
+    """Response id -> the name of the deployment that served it; the newest MAX_IDS."""
+
+    def __init__(self, limit: int = MAX_IDS) -> None:
+        self._ids: OrderedDict[str, str] = OrderedDict()
+        self._limit = limit
+
+    def note(self, response_id: Any, deployment: str) -> None:
+        if isinstance(response_id, str) and _ID.match(response_id):
+            self._ids[response_id] = deployment
+            self._ids.move_to_end(response_id)
+            if len(self._ids) > self._limit:
+                self._ids.popitem(last=False)
+
+    def get(self, response_id: str) -> str | None:
+        return self._ids.get(response_id)
+
+
+def parse_path(path: str, method: str) -> tuple[str, str]:
+    """(id, suffix) of a by-id path; APIError 404/405 when it is none of the four."""
+    rest = path[len(PREFIX) :]
+    rid, _, tail = rest.partition("/")
+    suffix = f"/{tail}" if tail else ""
+    if not _ID.match(rid) or suffix not in ("", "/input_items", "/cancel"):
+        raise APIError(404, f"Unknown endpoint {path}", code="unknown_url")
+    if (suffix, method) not in _ROUTES:
+        raise APIError(405, f"Method {method} is not allowed on {path}", code="method_not_allowed")
+    return rid, suffix
+
+
+def owner(rid: str, owners: ResponseOwners, query: bytes, deployments: list[Deployment], api_of: Any) -> Deployment:
+    by_name = {d.name: d for d in deployments}
+    name = owners.get(rid)
+    if name is None:
+        asked = parse_qs(query.decode("latin-1")).get("model")
+        name = asked[0] if asked else None
+    if name is not None and name in by_name:
+        return by_name[name]
+    speaking = [d for d in deployments if api_of(d) == "responses"]
+    if name is None and len(speaking) == 1:
+        return speaking[0]
+    raise APIError(
+        404,
+        f"No deployment is known to hold the response '{rid}'; add ?model=<deployment> to the URL.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+async def forward(
+    client: Any, dep: Deployment, base: str, method: str, rid: str, suffix: str, query: bytes, body: bytes
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Send it on; the upstream's status, headers to pass and body."""
+    if not isinstance(client, _Requester):
+        raise APIError(501, "This upstream client cannot forward this request.", "server_error", code="not_supported")
+    params = parse_qs(query.decode("latin-1"))
+    params.pop("model", None)  # ours, not the upstream's
+    qs = "&".join(f"{k}={v}" for k, values in params.items() for v in values)
+    url = f"{base}/responses/{rid}{suffix}" + (f"?{qs}" if qs else "")
+    try:
+        resp = await client.request(
+            method, url, body or None, upstream_headers(dep), Timeouts(total=dep.timeout, connect=dep.connect_timeout)
+        )
+        try:
+            data: bytes = await resp.read()
+        finally:
+            resp.close()
+    except UpstreamError as exc:
+        raise APIError(502, exc.message, "upstream_error", code=f"upstream_{exc.kind}") from None
+    return resp.status, passed_headers(resp.headers), data
