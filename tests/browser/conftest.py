@@ -39,6 +39,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "phone-model": {"price": {"input": 3.0, "output": 15.0}},
     "history-model": {},
     "ledger-model": {"provider": "openai", "price": {"input": 1.0, "output": 2.0}},
+    "sessions-model": {},
 }
 
 

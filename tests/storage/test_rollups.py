@@ -166,7 +166,8 @@ def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch:
     try:
         monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
         migrations.migrate(db)
-        cols = [c for c in rows[0] if c not in ("key_alias", "priced_model", "request", "response")]  # the 0001 columns
+        later = ("key_alias", "priced_model", "session_id", "request", "response")
+        cols = [c for c in rows[0] if c not in later]  # the 0001 columns
         with db.transaction() as tx:
             db.executemany(
                 tx, f"INSERT INTO records ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", rows

@@ -30,6 +30,8 @@ TzQ = Annotated[str | None, Query(description="IANA time zone for bucket alignme
 TagQ = Annotated[str | None, Query(description="Only requests carrying this tag, e.g. bench:RUN")]
 StatusQ = Annotated[Literal["success", "error"] | None, Query()]
 KeyQ = Annotated[str | None, Query(description="Only requests made with this virtual key (its alias)")]
+SessionQ = Annotated[str | None, Query(max_length=512, description="Only calls of this agent session (session_id)")]
+CallTypeQ = Annotated[str | None, Query(max_length=64, description="Only calls of this type, e.g. chat, messages")]
 CSV_COLUMNS = (
     "start_time",
     "status",
@@ -156,11 +158,20 @@ def export_requests(
     status: StatusQ = None,
     tag: TagQ = None,
     key_alias: KeyQ = None,
+    session: SessionQ = None,
+    call_type: CallTypeQ = None,
 ) -> StreamingResponse:
     state = _state(request)
     _known(state, name)
     rows = records_q.export(
-        state.db, name, _window(window, start, end, tz), status=status, tag=tag, key_alias=key_alias
+        state.db,
+        name,
+        _window(window, start, end, tz),
+        status=status,
+        tag=tag,
+        key_alias=key_alias,
+        session=session,
+        call_type=call_type,
     )
     filename = f"{name.replace('/', '_')}-requests.{format}"
     media = "text/csv" if format == "csv" else "application/x-ndjson"
@@ -205,13 +216,16 @@ def list_requests(
     request_id: Annotated[str | None, Query(description="Find by request ID or record id")] = None,
     after: Annotated[str | None, Query(description="Only rows newer than this cursor")] = None,
     key_alias: KeyQ = None,
+    session: SessionQ = None,
+    call_type: CallTypeQ = None,
 ) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
     win = _window(window, start, end, tz)
+    filters = {"status": status, "tag": tag, "key_alias": key_alias, "session": session, "call_type": call_type}
     try:
         if after:
-            rows = records_q.newer(state.db, name, win, after, limit=limit, status=status, tag=tag, key_alias=key_alias)
+            rows = records_q.newer(state.db, name, win, after, limit=limit, **filters)
             newest = rows[0] if rows else None
             return {
                 "data": rows,
@@ -224,10 +238,8 @@ def list_requests(
             win,
             limit=limit,
             cursor=cursor,
-            status=status,
-            tag=tag,
             search=request_id,
-            key_alias=key_alias,
+            **filters,
         )
         if not cursor:  # the first page: where Live continues from (after=), even if it is empty
             first = result["data"][0] if result["data"] else None

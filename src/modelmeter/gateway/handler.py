@@ -29,6 +29,7 @@ from modelmeter.gateway.metadata import TAGS_HEADER, request_metadata
 from modelmeter.gateway.rejects import RejectBudget, settle_rejection
 from modelmeter.gateway.relay import Call, relay
 from modelmeter.gateway.response_headers import request_id_header
+from modelmeter.gateway.sessions import session_id
 from modelmeter.gateway.validate import check_fields, check_stream, parse_body
 from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.recording.recorder import Recorder
@@ -171,6 +172,7 @@ class Gateway:
             request_body=body,
             metadata=meta,
             tags=tags,
+            session_id=session_id(headers, body),
             max_stored_body_bytes=self.settings.max_stored_body_bytes,
         )
         call = Call(rec=rec, body=body, t0=t0, send=send, door=door, api=door.api, passed_headers=passed or None)

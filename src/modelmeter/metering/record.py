@@ -73,6 +73,7 @@ class CallRecord:
     metadata: dict[str, Any] | None = None
     tags: list[str] = field(default_factory=list)
     key_alias: str | None = None  # the virtual key's alias (never the key)
+    session_id: str | None = None  # the agent session (gateway/sessions.py)
     max_stored_body_bytes: int = MAX_STORED_BODY_BYTES  # larger bodies are stored truncated
 
 
@@ -169,6 +170,7 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> Record
         "tags": _json_or_none([t for t in rec.tags if isinstance(t, str)]) if rec.tags else None,
         "bodies": int(keep),
         "key_alias": rec.key_alias,
+        "session_id": rec.session_id,
         "request": request_text,
         "response": response_text,
     }

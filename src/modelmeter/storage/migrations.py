@@ -229,6 +229,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     # The model id each call was priced as (the configured model, or a dated snapshot of it).
     Migration("0009_priced_model", ("ALTER TABLE records ADD COLUMN priced_model TEXT",)),
+    # The agent session a call belongs to; the log filters by it and by call type, each on its own
+    # keyset index (deployment, x, start_us, id), as the status and key filters do.
+    Migration(
+        "0010_sessions",
+        (
+            "ALTER TABLE records ADD COLUMN session_id TEXT",
+            "CREATE INDEX records_page_session ON records (deployment, session_id, start_us, id)",
+            "CREATE INDEX records_page_call_type ON records (deployment, call_type, start_us, id)",
+        ),
+    ),
 )
 
 

@@ -45,6 +45,7 @@ class RecordRow(TypedDict):
     bodies: int
     key_alias: str | None
     priced_model: str | None  # the model id the price was looked up for
+    session_id: str | None  # the agent session the call belongs to (gateway/sessions.py)
     request: str | None  # JSON, stored in record_bodies
     response: str | None  # JSON, stored in record_bodies
 
@@ -71,6 +72,7 @@ TEXT_FIELDS: tuple[str, ...] = (
     "tags",
     "key_alias",
     "priced_model",
+    "session_id",
     "request",
     "response",
 )

@@ -66,6 +66,8 @@ def _filters(
     tag: str | None,
     search: str | None,
     key_alias: str | None = None,
+    session: str | None = None,
+    call_type: str | None = None,
 ) -> tuple[str, str, dict[str, Any], str]:
     """FROM, WHERE, parameters, and the alias whose (start_us, id) the keyset uses.
 
@@ -95,6 +97,12 @@ def _filters(
     if key_alias:  # pages on records_page_key (deployment, key_alias, start_us, id)
         where.append("r.key_alias = :key_alias")
         params["key_alias"] = key_alias
+    if session:  # pages on records_page_session (deployment, session_id, start_us, id)
+        where.append("r.session_id = :session")
+        params["session"] = session
+    if call_type:  # pages on records_page_call_type (deployment, call_type, start_us, id)
+        where.append("r.call_type = :call_type")
+        params["call_type"] = call_type
     return source, " AND ".join(where), params, key
 
 
@@ -109,9 +117,11 @@ def page(
     tag: str | None = None,
     search: str | None = None,
     key_alias: str | None = None,
+    session: str | None = None,
+    call_type: str | None = None,
 ) -> dict[str, Any]:
     """Newest first by (start_time, id), one index range scan; never counts the window."""
-    source, where, params, key = _filters(db, deployment, window, status, tag, search, key_alias)
+    source, where, params, key = _filters(db, deployment, window, status, tag, search, key_alias, session, call_type)
     if cursor:
         c_start, c_id = decode_cursor(cursor)
         where += f" AND ({key}.start_us < :cs OR ({key}.start_us = :cs AND {key}.id < :cid))"
@@ -135,9 +145,11 @@ def newer(
     status: str | None = None,
     tag: str | None = None,
     key_alias: str | None = None,
+    session: str | None = None,
+    call_type: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows newer than a cursor (what Live fetches), newest first."""
-    source, where, params, key = _filters(db, deployment, window, status, tag, None, key_alias)
+    source, where, params, key = _filters(db, deployment, window, status, tag, None, key_alias, session, call_type)
     a_start, a_id = decode_cursor(after)
     where += f" AND ({key}.start_us > :as_ OR ({key}.start_us = :as_ AND {key}.id > :aid))"
     params |= {"as_": a_start, "aid": a_id, "lim": limit}
@@ -154,12 +166,15 @@ def export(
     status: str | None = None,
     tag: str | None = None,
     key_alias: str | None = None,
+    session: str | None = None,
+    call_type: str | None = None,
     batch: int = 1000,
 ) -> Iterator[dict[str, Any]]:
     """Every row of the filtered log, newest first, read a keyset page at a time."""
     cursor = None
+    filters = {"status": status, "tag": tag, "key_alias": key_alias, "session": session, "call_type": call_type}
     while True:
-        result = page(db, deployment, window, limit=batch, cursor=cursor, status=status, tag=tag, key_alias=key_alias)
+        result = page(db, deployment, window, limit=batch, cursor=cursor, **filters)
         yield from result["data"]
         cursor = result["next_cursor"]
         if cursor is None:

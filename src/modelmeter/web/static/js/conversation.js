@@ -1,10 +1,12 @@
 // "Pretty" view of a request and its response: a chat as a conversation, a completion as
 // prompt and text, embeddings as their inputs. Everything is shown as text.
 
+import { agentKind, messages, responses } from "./agent_conversation.js";
 import { button, copyText, h } from "./dom.js";
 import * as fmt from "./format.js";
 
-const SHOWN = new Set(["model", "messages", "prompt", "input", "metadata", "stream", "stream_options"]);
+const SHOWN = new Set(["model", "messages", "prompt", "input", "metadata", "stream", "stream_options", "system",
+  "instructions"]);
 
 function partText(part) {
   if (typeof part === "string") return part;
@@ -146,7 +148,10 @@ export function prettyView(record) {
   const req = isObject ? sent : {};
   const res = record.response;
   let items;
-  if (record.call_type === "embedding" || ("input" in req && !("messages" in req))) items = embedding(req, res);
+  const agent = agentKind(record.call_type, req, res);
+  if (agent === "messages") items = messages(req, res);
+  else if (agent === "responses") items = responses(req, res);
+  else if (record.call_type === "embedding" || ("input" in req && !("messages" in req))) items = embedding(req, res);
   else if (record.call_type === "completion" || ("prompt" in req && !("messages" in req))) items = completion(req, res);
   else items = chat(req, res);
   // Only the answer was drawn (or nothing): the request itself did not fit, show it as sent.

@@ -89,7 +89,7 @@ export class Drawer {
         ["Call type", `${rec.call_type}${rec.stream ? " · streamed" : ""}`],
         ["Model ID", rec.model_id], ["API base", rec.api_base, "mono"],
         ["IP address", rec.client_ip ? `${rec.client_ip} (redacted)` : null, "mono"],
-        ["API key", rec.key_alias, "mono"],
+        ["API key", rec.key_alias, "mono"], ["Session", sessionLink(rec, this.name), "mono"],
         ["Request ID", rec.request_id, "mono"], ["Record ID", rec.id, "mono"],
       ])),
       section("Metrics", "metrics", tokenSplit(rec), kv([
@@ -176,6 +176,13 @@ function bodies(rec) {
     rec.bodies_note ? h("div", { class: "callout callout-info", role: "note" }, rec.bodies_note) : null,
     area,
   ];
+}
+
+/** The session id, linking to the log filtered to that session (its other calls). */
+function sessionLink(rec, name) {
+  if (!rec.session_id) return null;
+  return [String(rec.session_id), " ", h("a", { class: "session-link", href: `${modelPath(name)}?session=${encodeURIComponent(rec.session_id)}`,
+    "data-link": true, dataset: { role: "session-link" } }, "this session's other calls")];
 }
 
 function metadata(rec, name) {

@@ -1,6 +1,7 @@
 // The Usage tab: toolbar (window, Refresh, Live), four cards, charts, and the request log.
 // One refresh = three API calls (usage, timeseries, one page of the log), whatever the page size.
 
+import { AgentFilters } from "./agent_filters.js";
 import { api } from "./api.js";
 import { Cards } from "./cards.js";
 import { Charts } from "./charts.js";
@@ -26,6 +27,7 @@ export function readState(params) {
     window: start || end ? "custom" : (SECONDS[w] ? w : "7d"), start, end,
     status: ["success", "error"].includes(params.get("status")) ? params.get("status") : "",
     tag: params.get("tag") || "", q: params.get("q") || "", key: params.get("key") || "",
+    session: params.get("session") || "", type: params.get("type") || "",
     size: PAGE_SIZES.includes(size) ? size : 50, live: params.get("live") === "1",
   };
 }
@@ -97,6 +99,7 @@ export class UsageTab {
       "aria-label": "Filter by tag", spellcheck: "false" });
     this.keyIn = h("input", { class: "input input-sm", name: "key", placeholder: "API key alias",
       "aria-label": "Filter by API key alias", spellcheck: "false" });
+    this.agent = new AgentFilters((changes) => this.set(changes, "log"));
     this.searchIn = h("input", { class: "input input-sm", name: "q", type: "search", placeholder: "Find by request ID",
       "aria-label": "Find by request ID", spellcheck: "false" });
     this.csv = h("a", { class: "btn btn-sm btn-ghost", download: true, dataset: { export: "csv" } }, icon("download"), "CSV");
@@ -109,6 +112,7 @@ export class UsageTab {
             icon("tag"), this.tagIn),
           h("form", { class: "input-icon", onsubmit: (e) => { e.preventDefault(); this.set({ key: this.keyIn.value.trim() }, "log"); } },
             icon("search"), this.keyIn),
+          this.agent.els,
           h("form", { class: "input-icon", onsubmit: (e) => { e.preventDefault(); this.set({ q: this.searchIn.value.trim() }, "log"); } },
             icon("search"), this.searchIn),
           h("div", { class: "export", title: "Download the filtered log" }, this.csv, this.jsonl))),
@@ -131,7 +135,7 @@ export class UsageTab {
 
   logParams() {
     return { ...this.apiParams(), status: this.state.status, key_alias: this.state.key, request_id: this.state.q,
-      limit: this.state.size };
+      limit: this.state.size, ...AgentFilters.params(this.state) };
   }
 
   /** Change filters; `scope` "all" refreshes everything, "log" only the request log. */
@@ -151,7 +155,7 @@ export class UsageTab {
       if (s.start) q.set("start", s.start);
       if (s.end) q.set("end", s.end);
     } else if (s.window !== "7d") q.set("window", s.window);
-    for (const key of ["status", "tag", "key", "q"]) if (s[key]) q.set(key, s[key]);
+    for (const key of ["status", "tag", "key", "q", "session", "type"]) if (s[key]) q.set(key, s[key]);
     if (s.size !== 50) q.set("size", String(s.size));
     if (this.live.on) q.set("live", "1");
     this.paging.writeTo(q);
@@ -170,10 +174,11 @@ export class UsageTab {
     this.tagIn.value = s.tag;
     this.searchIn.value = s.q;
     this.keyIn.value = s.key;
+    this.agent.sync(s);
     this.table.setSize(s.size);
     this.tagBanner.hidden = !s.tag;
     this.tagText.textContent = s.tag;
-    const exportParams = { ...this.apiParams(), status: s.status, key_alias: s.key };
+    const exportParams = { ...this.apiParams(), status: s.status, key_alias: s.key, ...AgentFilters.params(s) };
     this.csv.href = api.exportUrl(this.name, "csv", exportParams);
     this.jsonl.href = api.exportUrl(this.name, "jsonl", exportParams);
   }
@@ -183,7 +188,7 @@ export class UsageTab {
     const next = readState(params);
     const s = this.state;
     const all = ["window", "start", "end", "tag"].some((k) => next[k] !== s[k]);
-    const log = ["status", "q", "size"].some((k) => next[k] !== s[k]);
+    const log = ["status", "q", "size", "session", "type"].some((k) => next[k] !== s[k]);
     const page = this.paging.differs(params);
     if (!all && !log && !page) return;
     Object.assign(this.state, next, { live: s.live });
@@ -261,10 +266,10 @@ export class UsageTab {
     this.nextCursor = res.next_cursor;
     if (this.pageIndex === 0) this.newestCursor = res.newest_cursor || null;
     const s = this.state;
-    this.setEmpty(this.pageIndex === 0 && !res.data.length && !s.status && !s.tag && !s.key && !s.q);
+    this.setEmpty(this.pageIndex === 0 && !res.data.length && !s.status && !s.tag && !s.key && !s.q && !s.session && !s.type);
     let message = "No requests in this window.";
     if (s.q) message = `No request with ID “${s.q}” in this window.`;
-    else if (s.status || s.tag || s.key) message = "No requests match these filters.";
+    else if (s.status || s.tag || s.key || s.session || s.type) message = "No requests match these filters.";
     this.table.render(res.data, { pageIndex: this.pageIndex, hasNext: Boolean(res.next_cursor), size: s.size, message });
   }
 
@@ -365,6 +370,7 @@ export class UsageTab {
     if (s.status && row.status !== s.status) return false;
     if (s.tag && !(row.tags || []).includes(s.tag)) return false;
     if (s.key && row.key_alias !== s.key) return false;
+    if (!AgentFilters.matches(s, row)) return false;
     const t = Date.parse(row.start_time);
     if (s.window === "custom") return (!s.start || t >= new Date(s.start).getTime()) && (!s.end || t < new Date(s.end).getTime());
     return t >= Date.now() - SECONDS[s.window] * 1000;
