@@ -263,3 +263,11 @@ def test_stream_with_reasoning_and_error() -> None:
     assert stream.finish() == b""  # idempotent: a [DONE] after EOF handling adds nothing
     failing = ChatToMessagesStream()
     assert failing.error("upstream died").startswith(b'event: error\ndata: {"type":"error"')
+
+
+def test_upstream_error_frame_becomes_an_anthropic_error_event() -> None:
+    stream = ChatToMessagesStream()
+    out = stream.feed(chunk({"content": "a"})) + stream.feed({"error": {"message": "boom", "type": "server_error"}})
+    last = out.decode().strip().split("\n\n")[-1]
+    assert last == 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"boom"}}'
+    assert stream.finish() == b""  # no message_stop after a failure

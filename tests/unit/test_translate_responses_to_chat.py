@@ -291,3 +291,11 @@ def test_stream_length_and_failure() -> None:
     last = orjson.loads(out.decode().strip().splitlines()[-1][6:])
     assert last["type"] == "response.failed" and last["response"]["error"]["message"] == "upstream died"
     Response.model_validate(last["response"])
+
+
+def test_upstream_error_frame_becomes_response_failed() -> None:
+    stream = ChatToResponsesStream({"model": "m", "input": "x"})
+    out = stream.feed({"error": {"message": "boom", "type": "server_error"}})
+    kinds = [line[7:] for line in out.decode().splitlines() if line.startswith("event: ")]
+    assert kinds == ["response.created", "response.in_progress", "response.failed"]
+    assert stream.finish() == b""

@@ -91,6 +91,9 @@ class ChatToResponsesStream:
     def feed(self, chunk: Mapping[str, Any]) -> bytes:
         if self.done:
             return b""
+        failure = chunk.get("error")
+        if isinstance(failure, Mapping):  # an upstream's mid-stream error frame
+            return self.error(str(failure.get("message") or "upstream error"))
         out = b"" if self._response is not None else self._start(chunk)
         if chunk.get("usage"):
             self._usage = chunk["usage"]
