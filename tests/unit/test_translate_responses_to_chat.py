@@ -299,3 +299,10 @@ def test_upstream_error_frame_becomes_response_failed() -> None:
     kinds = [line[7:] for line in out.decode().splitlines() if line.startswith("event: ")]
     assert kinds == ["response.created", "response.in_progress", "response.failed"]
     assert stream.finish() == b""
+
+
+def test_failed_response_keeps_the_partial_text() -> None:
+    stream = ChatToResponsesStream({"model": "m", "input": "x"})
+    out = stream.feed(chunk({"content": "par"})) + stream.feed(chunk({"content": "tial"})) + stream.error("cut")
+    failed = Response.model_validate(orjson.loads(out.decode().strip().splitlines()[-1][6:])["response"])
+    assert failed.status == "failed" and failed.output_text == "partial"

@@ -28,7 +28,8 @@ class ChatToResponsesStream:
         self._model = model
         self._seq = 0
         self._response: dict[str, Any] | None = None
-        self._open: dict[str, Any] | None = None  # the output item being streamed, with its text so far
+        self._open: dict[str, Any] | None = None  # the output item being streamed
+        self._parts: list[str] = []  # its text or arguments so far, joined once when it closes (not per chunk)
         self._calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its function_call item
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
@@ -50,6 +51,7 @@ class ChatToResponsesStream:
         assert self._response is not None
         out = self._close()
         self._open = item
+        self._parts = []
         self._response["output"].append(item)
         added = {**item, "status": "in_progress"}
         if item["type"] == "message":
@@ -67,6 +69,7 @@ class ChatToResponsesStream:
         item = self._open
         if item is None:
             return b""
+        self._settle(item)
         self._open = None
         # the open item is always the last one in the output list
         where = {"item_id": item["id"], "output_index": self._index}
@@ -82,6 +85,12 @@ class ChatToResponsesStream:
             out += self._event("response.function_call_arguments.done", done)
         item["status"] = "completed"
         return out + self._event("response.output_item.done", {"output_index": self._index, "item": item})
+
+    def _settle(self, item: dict[str, Any]) -> None:
+        if item["type"] == "message":
+            item["content"][0]["text"] = "".join(self._parts)
+        else:
+            item["arguments"] = "".join(self._parts)
 
     def feed_data(self, data: bytes) -> bytes:
         if data.strip() == DONE:
@@ -114,8 +123,7 @@ class ChatToResponsesStream:
             where = {"item_id": self._open_id, "output_index": self._index, "content_index": 0}
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             out += self._event("response.content_part.added", {**where, "part": part})
-        assert self._open is not None
-        self._open["content"][0]["text"] += text
+        self._parts.append(text)
         where = {"item_id": self._open_id, "output_index": self._index, "content_index": 0}
         return out + self._event("response.output_text.delta", {**where, "delta": text, "logprobs": []})
 
@@ -134,10 +142,12 @@ class ChatToResponsesStream:
             self._calls[position] = item
             out += self._add(item)
         if fn.get("arguments"):
-            item["arguments"] += fn["arguments"]
-            if item is self._open:  # a fragment of a call already closed only joins the final item
+            if item is self._open:
+                self._parts.append(fn["arguments"])
                 where = {"item_id": item["id"], "output_index": self._index}
                 out += self._event("response.function_call_arguments.delta", {**where, "delta": fn["arguments"]})
+            else:  # a late fragment of a call already closed only joins the final item
+                item["arguments"] += fn["arguments"]
         return out
 
     def finish(self) -> bytes:
@@ -157,6 +167,8 @@ class ChatToResponsesStream:
         """A mid-stream failure: ``response.failed`` with the error, as the Responses API reports one."""
         out = b"" if self._response is not None else self._start({})
         self.done = True
+        if self._open is not None:  # the failed response still shows what had come
+            self._settle(self._open)
         assert self._response is not None
         self._response.update(status="failed", error={"code": code, "message": message})
         return out + self._event("response.failed", {"response": self._response})
