@@ -277,3 +277,13 @@ def test_stream_without_usage_and_with_an_error() -> None:
         "error": {"message": "Overloaded", "type": "overloaded_error", "param": None, "code": "overloaded_error"}
     }
     assert stream.feed(EVENTS[-1]) == b""  # nothing after the failure
+
+
+def test_thinking_becomes_reasoning_content() -> None:
+    completion = ChatCompletion.model_validate(c2m.answer(MESSAGE))
+    assert completion.choices[0].message.model_extra == {"reasoning_content": "hmm"}
+    stream = MessagesToChatStream()
+    out = stream.feed(
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}}
+    )
+    assert orjson.loads(out[6:])["choices"][0]["delta"] == {"reasoning_content": "hm"}

@@ -271,3 +271,12 @@ def test_upstream_error_frame_becomes_an_anthropic_error_event() -> None:
     last = out.decode().strip().split("\n\n")[-1]
     assert last == 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"boom"}}'
     assert stream.finish() == b""  # no message_stop after a failure
+
+
+def test_reasoning_becomes_a_thinking_block() -> None:
+    reply = {"role": "assistant", "content": "42", "reasoning_content": "6 times 7"}
+    msg = Message.model_validate(
+        m2c.answer({**CHAT_ANSWER, "choices": [{"index": 0, "finish_reason": "stop", "message": reply}]})
+    )
+    assert msg.content[0].type == "thinking" and msg.content[0].thinking == "6 times 7"
+    assert msg.content[1].type == "text" and msg.content[1].text == "42"

@@ -306,3 +306,21 @@ def test_failed_response_keeps_the_partial_text() -> None:
     out = stream.feed(chunk({"content": "par"})) + stream.feed(chunk({"content": "tial"})) + stream.error("cut")
     failed = Response.model_validate(orjson.loads(out.decode().strip().splitlines()[-1][6:])["response"])
     assert failed.status == "failed" and failed.output_text == "partial"
+
+
+def test_reasoning_becomes_a_reasoning_item_streamed_and_not() -> None:
+    reply = {"role": "assistant", "content": "42", "reasoning_content": "6 times 7"}
+    answer = {**CHAT_ANSWER, "choices": [{"index": 0, "finish_reason": "stop", "message": reply}]}
+    response = Response.model_validate(r2c.answer(answer, {"model": "m", "input": "x"}))
+    reasoning = response.output[0]
+    assert reasoning.type == "reasoning" and reasoning.content is not None
+    assert reasoning.content[0].text == "6 times 7" and response.output_text == "42"
+
+    stream = ChatToResponsesStream({"model": "m", "input": "x"})
+    out = stream.feed(chunk({"reasoning_content": "6 times "})) + stream.feed(chunk({"reasoning_content": "7"}))
+    out += stream.feed(chunk({"content": "42"}, "stop")) + stream.finish()
+    events = [orjson.loads(line[6:]) for line in out.decode().splitlines() if line.startswith("data: ")]
+    assert [e["delta"] for e in events if e["type"] == "response.reasoning_text.delta"] == ["6 times ", "7"]
+    assert [e["text"] for e in events if e["type"] == "response.reasoning_text.done"] == ["6 times 7"]
+    final = Response.model_validate(events[-1]["response"])
+    assert [item.type for item in final.output] == ["reasoning", "message"] and final.output_text == "42"

@@ -172,16 +172,21 @@ def usage(messages_usage: Mapping[str, Any] | None) -> dict[str, Any]:
 def answer(message: Mapping[str, Any]) -> dict[str, Any]:
     """A Messages answer -> a chat.completion answer (``openai.types.chat.ChatCompletion``)."""
     texts: list[str] = []
+    thinking: list[str] = []
     calls: list[dict[str, Any]] = []
     for block in message.get("content") or []:
         if block.get("type") == "text":
             texts.append(block.get("text", ""))
+        elif block.get("type") == "thinking":
+            thinking.append(block.get("thinking", ""))
         elif block.get("type") == "tool_use":
             fn = {"name": block.get("name", ""), "arguments": dumps(block.get("input") or {})}
             calls.append({"id": block.get("id") or new_id("call_"), "type": "function", "function": fn})
     reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
     if calls:
         reply["tool_calls"] = calls
+    if thinking:  # the field vLLM and llama.cpp use; the chat stream carries it the same way
+        reply["reasoning_content"] = "".join(thinking)
     return {
         "id": "chatcmpl-" + str(message.get("id") or new_id("")),
         "object": "chat.completion",

@@ -161,6 +161,9 @@ def answer(chat: Mapping[str, Any]) -> dict[str, Any]:
     choice = (chat.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     content: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")  # vLLM, llama.cpp
+    if reasoning:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     if message.get("content"):
         content.append({"type": "text", "text": message["content"]})
     for call in message.get("tool_calls") or []:

@@ -15,7 +15,14 @@ from typing import Any
 
 import orjson
 
-from modelmeter.apis.translate.responses_to_chat import call_item, envelope, finished, message_item, usage
+from modelmeter.apis.translate.responses_to_chat import (
+    call_item,
+    envelope,
+    finished,
+    message_item,
+    reasoning_item,
+    usage,
+)
 from modelmeter.apis.translate.wire import new_id, sse
 from modelmeter.sse import DONE
 
@@ -54,7 +61,7 @@ class ChatToResponsesStream:
         self._parts = []
         self._response["output"].append(item)
         added = {**item, "status": "in_progress"}
-        if item["type"] == "message":
+        if item["type"] in ("message", "reasoning"):
             added["content"] = []
         elif item["type"] == "function_call":
             added["arguments"] = ""
@@ -80,6 +87,9 @@ class ChatToResponsesStream:
                 "response.output_text.done", {**where, "content_index": 0, "text": part["text"], "logprobs": []}
             )
             out += self._event("response.content_part.done", {**where, "content_index": 0, "part": part})
+        elif item["type"] == "reasoning":
+            text = item["content"][0]["text"]
+            out += self._event("response.reasoning_text.done", {**where, "content_index": 0, "text": text})
         else:
             done = {**where, "arguments": item["arguments"], "name": item["name"]}
             out += self._event("response.function_call_arguments.done", done)
@@ -87,7 +97,7 @@ class ChatToResponsesStream:
         return out + self._event("response.output_item.done", {"output_index": self._index, "item": item})
 
     def _settle(self, item: dict[str, Any]) -> None:
-        if item["type"] == "message":
+        if item["type"] in ("message", "reasoning"):
             item["content"][0]["text"] = "".join(self._parts)
         else:
             item["arguments"] = "".join(self._parts)
@@ -108,6 +118,9 @@ class ChatToResponsesStream:
             self._usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")  # vLLM, llama.cpp
+            if reasoning:
+                out += self._reasoning(reasoning)
             if delta.get("content"):
                 out += self._text(delta["content"])
             for call in delta.get("tool_calls") or []:
@@ -126,6 +139,14 @@ class ChatToResponsesStream:
         self._parts.append(text)
         where = {"item_id": self._open_id, "output_index": self._index, "content_index": 0}
         return out + self._event("response.output_text.delta", {**where, "delta": text, "logprobs": []})
+
+    def _reasoning(self, text: str) -> bytes:
+        out = b""
+        if self._open is None or self._open["type"] != "reasoning":
+            out += self._add(reasoning_item("", new_id("rs_")))
+        self._parts.append(text)
+        where = {"item_id": self._open_id, "output_index": self._index, "content_index": 0}
+        return out + self._event("response.reasoning_text.delta", {**where, "delta": text})
 
     @property
     def _open_id(self) -> str:

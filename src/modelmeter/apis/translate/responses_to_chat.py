@@ -152,6 +152,11 @@ def message_item(text: str, item_id: str, status: str = "completed") -> dict[str
     return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
 
 
+def reasoning_item(text: str, item_id: str) -> dict[str, Any]:
+    content = [{"type": "reasoning_text", "text": text}]
+    return {"type": "reasoning", "id": item_id, "summary": [], "content": content, "status": "completed"}
+
+
 def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
     return {
         "type": "function_call",
@@ -209,6 +214,9 @@ def answer(chat: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
     created = chat.get("created") or int(time.time())
     response = envelope(body, "resp_" + str(chat.get("id") or new_id("")), chat.get("model") or "", created)
     output: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")  # vLLM, llama.cpp
+    if reasoning:
+        output.append(reasoning_item(reasoning, new_id("rs_")))
     if message.get("content"):
         output.append(message_item(message["content"], new_id("msg_")))
     for call in message.get("tool_calls") or []:
