@@ -287,3 +287,13 @@ def test_thinking_becomes_reasoning_content() -> None:
         {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}}
     )
     assert orjson.loads(out[6:])["choices"][0]["delta"] == {"reasoning_content": "hm"}
+
+
+def test_empty_text_parts_are_left_out() -> None:
+    out = c2m.request(
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "hi"}]}],
+        }
+    )
+    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]

@@ -280,3 +280,23 @@ def test_reasoning_becomes_a_thinking_block() -> None:
     )
     assert msg.content[0].type == "thinking" and msg.content[0].thinking == "6 times 7"
     assert msg.content[1].type == "text" and msg.content[1].text == "42"
+
+
+def test_calls_all_numbered_zero_are_told_apart_by_id() -> None:
+    stream = ChatToMessagesStream()
+    out = b""
+    for call_id, city in (("call_a", "Oslo"), ("call_b", "Rome")):
+        fragment = {
+            "index": 0,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": "w", "arguments": f'{{"c":"{city}"}}'},
+        }
+        out += stream.feed(chunk({"tool_calls": [fragment]}))
+    out += stream.feed(chunk({}, "tool_calls")) + stream.finish()
+    starts = [
+        orjson.loads(line[6:])
+        for line in out.decode().splitlines()
+        if line.startswith('data: {"type":"content_block_start"')
+    ]
+    assert [(s["index"], s["content_block"]["id"]) for s in starts] == [(0, "call_a"), (1, "call_b")]

@@ -324,3 +324,22 @@ def test_reasoning_becomes_a_reasoning_item_streamed_and_not() -> None:
     assert [e["text"] for e in events if e["type"] == "response.reasoning_text.done"] == ["6 times 7"]
     final = Response.model_validate(events[-1]["response"])
     assert [item.type for item in final.output] == ["reasoning", "message"] and final.output_text == "42"
+
+
+def test_calls_all_numbered_zero_are_told_apart_by_id() -> None:
+    stream = ChatToResponsesStream({"model": "m", "input": "x"})
+    out = b""
+    for call_id, city in (("call_a", "Oslo"), ("call_b", "Rome")):
+        fragment = {
+            "index": 0,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": "w", "arguments": f'{{"c":"{city}"}}'},
+        }
+        out += stream.feed(chunk({"tool_calls": [fragment]}))
+    out += stream.feed(chunk({}, "tool_calls")) + stream.finish()
+    final = Response.model_validate(orjson.loads(out.decode().strip().splitlines()[-1][6:])["response"])
+    assert [(o.call_id, o.arguments) for o in final.output if o.type == "function_call"] == [
+        ("call_a", '{"c":"Oslo"}'),
+        ("call_b", '{"c":"Rome"}'),
+    ]

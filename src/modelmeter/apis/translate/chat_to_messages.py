@@ -48,7 +48,8 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
     for j, part in enumerate(content):
         kind = part.get("type")
         if kind == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            if part.get("text"):  # Anthropic refuses empty text blocks
+                blocks.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
             blocks.append(_image(part, f"{where}.{j}"))
         elif kind == "refusal":

@@ -22,7 +22,7 @@ from modelmeter.sse import DONE
 class ChatToMessagesStream:
     """Feed chat.completion.chunk dicts (or their raw ``data`` bytes); get Anthropic SSE bytes back."""
 
-    __slots__ = ("_calls", "_finish", "_index", "_kind", "_model", "_started", "_usage", "done")
+    __slots__ = ("_calls", "_finish", "_ids", "_index", "_kind", "_model", "_started", "_usage", "done")
 
     def __init__(self, model: str = "") -> None:
         self._model = model
@@ -30,6 +30,7 @@ class ChatToMessagesStream:
         self._index = -1  # the block open now (or last closed)
         self._kind: str | None = None  # its kind while open: "text", "thinking", "tool"
         self._calls: dict[int, int] = {}  # chat tool-call index -> our block index
+        self._ids: dict[int, str] = {}  # chat tool-call index -> the id of the call there now
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self.done = False
@@ -101,7 +102,8 @@ class ChatToMessagesStream:
         out = b""
         position = call.get("index", 0)
         fn = call.get("function") or {}
-        if position not in self._calls:
+        fresh = call.get("id") and call["id"] != self._ids.get(position)
+        if position not in self._calls or fresh:  # some servers number every call 0: a new id is a new call
             block: dict[str, Any] = {
                 "type": "tool_use",
                 "id": call.get("id") or new_id("toolu_"),
@@ -110,6 +112,7 @@ class ChatToMessagesStream:
             }
             out += self._open("tool", block)
             self._calls[position] = self._index
+            self._ids[position] = block["id"]
         if fn.get("arguments"):
             # a late fragment of an earlier call still names its own block (the SDK joins by index)
             out += self._delta(self._calls[position], {"type": "input_json_delta", "partial_json": fn["arguments"]})

@@ -158,7 +158,7 @@ class ChatToResponsesStream:
         position = call.get("index", 0)
         fn = call.get("function") or {}
         item = self._calls.get(position)
-        if item is None:
+        if item is None or (call.get("id") and call["id"] != item["call_id"]):  # some servers number every call 0
             item = call_item(new_id("fc_"), call.get("id") or new_id("call_"), fn.get("name") or "", "")
             self._calls[position] = item
             out += self._add(item)
