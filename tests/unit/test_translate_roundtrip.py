@@ -72,3 +72,21 @@ def test_chat_answer_round_trips_through_messages() -> None:
     }
     back = c2m.answer(m2c.answer(chat))
     assert back["choices"] == chat["choices"] and back["usage"] == chat["usage"]
+
+
+def test_the_client_sees_the_model_name_it_asked_for() -> None:
+    from modelmeter.apis.translate import responses_to_chat as r2c
+    from modelmeter.apis.translate.chat_stream import MessagesToChatStream
+    from modelmeter.apis.translate.messages_stream import ChatToMessagesStream
+    from modelmeter.apis.translate.responses_stream import ChatToResponsesStream
+
+    chat = {"id": "x", "model": "upstream-name", "choices": [{"index": 0, "message": {"content": "a"}}]}
+    assert m2c.answer(chat, model="alias")["model"] == "alias" and m2c.answer(chat)["model"] == "upstream-name"
+    assert r2c.answer(chat, {"input": "x"}, model="alias")["model"] == "alias"
+    assert c2m.answer({"model": "upstream-name", "content": []}, model="alias")["model"] == "alias"
+    chunk = {"id": "x", "model": "upstream-name", "choices": []}
+    assert b'"model":"alias"' in ChatToMessagesStream(model="alias").feed(chunk)
+    assert b'"model":"alias"' in ChatToResponsesStream({"input": "x"}, model="alias").feed(chunk)
+    start = {"type": "message_start", "message": {"id": "m", "model": "upstream-name"}}
+    assert b'"model":"alias"' in MessagesToChatStream(model="alias").feed(start)
+    assert b'"model":"upstream-name"' in MessagesToChatStream().feed(start)

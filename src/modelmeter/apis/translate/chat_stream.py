@@ -25,7 +25,7 @@ class MessagesToChatStream:
     def __init__(self, include_usage: bool = False, model: str = "") -> None:
         self.include_usage = include_usage
         self._id = "chatcmpl-" + new_id("")
-        self._model = model
+        self._model = model  # the name the client sees; else the upstream's
         self._created = int(time.time())
         self._calls: dict[int, int] = {}  # Anthropic block index -> chat tool-call index
         self._usage: dict[str, Any] = {}
@@ -55,7 +55,7 @@ class MessagesToChatStream:
         if kind == "message_start":
             message = event.get("message") or {}
             self._id = "chatcmpl-" + str(message.get("id") or new_id(""))
-            self._model = message.get("model") or self._model
+            self._model = self._model or message.get("model") or ""
             self._usage.update(message.get("usage") or {})
             return self._chunk({"role": "assistant", "content": ""})
         if kind == "content_block_start":

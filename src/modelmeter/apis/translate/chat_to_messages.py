@@ -170,8 +170,8 @@ def usage(messages_usage: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def answer(message: Mapping[str, Any]) -> dict[str, Any]:
-    """A Messages answer -> a chat.completion answer (``openai.types.chat.ChatCompletion``)."""
+def answer(message: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+    """A Messages answer -> a chat.completion answer (``openai.types.chat.ChatCompletion``); ``model`` names it."""
     texts: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
@@ -192,7 +192,7 @@ def answer(message: Mapping[str, Any]) -> dict[str, Any]:
         "id": "chatcmpl-" + str(message.get("id") or new_id("")),
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": message.get("model", ""),
+        "model": model or message.get("model") or "",
         "choices": [
             {"index": 0, "message": reply, "logprobs": None, "finish_reason": finish_reason(message.get("stop_reason"))}
         ],

@@ -25,7 +25,7 @@ class ChatToMessagesStream:
     __slots__ = ("_calls", "_finish", "_ids", "_index", "_kind", "_model", "_started", "_usage", "done")
 
     def __init__(self, model: str = "") -> None:
-        self._model = model
+        self._model = model  # the name the client sees; else the upstream's
         self._started = False
         self._index = -1  # the block open now (or last closed)
         self._kind: str | None = None  # its kind while open: "text", "thinking", "tool"
@@ -47,7 +47,7 @@ class ChatToMessagesStream:
             "id": "msg_" + str(chunk.get("id") or new_id("")),
             "type": "message",
             "role": "assistant",
-            "model": chunk.get("model") or self._model,
+            "model": self._model or chunk.get("model") or "",
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,

@@ -156,8 +156,8 @@ def usage(chat_usage: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def answer(chat: Mapping[str, Any]) -> dict[str, Any]:
-    """A chat.completion answer -> a Messages answer (``anthropic.types.Message``)."""
+def answer(chat: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+    """A chat.completion answer -> a Messages answer (``anthropic.types.Message``); ``model`` names it."""
     choice = (chat.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     content: list[dict[str, Any]] = []
@@ -180,7 +180,7 @@ def answer(chat: Mapping[str, Any]) -> dict[str, Any]:
         "id": "msg_" + str(chat.get("id") or new_id("")),
         "type": "message",
         "role": "assistant",
-        "model": chat.get("model", ""),
+        "model": model or chat.get("model") or "",
         "content": content,
         "stop_reason": STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"),
         "stop_sequence": None,

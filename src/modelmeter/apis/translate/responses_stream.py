@@ -32,7 +32,7 @@ class ChatToResponsesStream:
 
     def __init__(self, body: Mapping[str, Any], model: str = "") -> None:
         self._body = body  # the client's request: the response echoes its settings
-        self._model = model
+        self._model = model  # the name the client sees; else the upstream's
         self._seq = 0
         self._response: dict[str, Any] | None = None
         self._open: dict[str, Any] | None = None  # the output item being streamed
@@ -50,7 +50,7 @@ class ChatToResponsesStream:
     def _start(self, chunk: Mapping[str, Any]) -> bytes:
         created = chunk.get("created") or int(time.time())
         response_id = "resp_" + str(chunk.get("id") or new_id(""))
-        self._response = envelope(self._body, response_id, chunk.get("model") or self._model, created)
+        self._response = envelope(self._body, response_id, self._model or chunk.get("model") or "", created)
         out = self._event("response.created", {"response": self._response})
         return out + self._event("response.in_progress", {"response": self._response})
 

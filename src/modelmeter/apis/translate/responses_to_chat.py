@@ -207,12 +207,12 @@ def finished(response: dict[str, Any], finish: str | None) -> dict[str, Any]:
     return response
 
 
-def answer(chat: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
-    """A chat.completion answer -> a Response object (``openai.types.responses.Response``)."""
+def answer(chat: Mapping[str, Any], body: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+    """A chat.completion answer -> a Response object (``openai.types.responses.Response``); ``model`` names it."""
     choice = (chat.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     created = chat.get("created") or int(time.time())
-    response = envelope(body, "resp_" + str(chat.get("id") or new_id("")), chat.get("model") or "", created)
+    response = envelope(body, "resp_" + str(chat.get("id") or new_id("")), model or chat.get("model") or "", created)
     output: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")  # vLLM, llama.cpp
     if reasoning:
