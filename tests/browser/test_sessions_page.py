@@ -97,8 +97,14 @@ def _seed(server: ServerProcess, call_type: str, req: Any, res: Any, session: st
     dep = Deployment(name=DEP, model="fake-model", provider="openai", api_base="http://127.0.0.1:9/v1")
     now = time.time()
     rec = CallRecord(
-        id=new_record_id(now), deployment=dep, model=DEP, call_type=call_type, start=now, request_body=req,
-        response_body=res, session_id=session,
+        id=new_record_id(now),
+        deployment=dep,
+        model=DEP,
+        call_type=call_type,
+        start=now,
+        request_body=req,
+        response_body=res,
+        session_id=session,
     )
     rec.end = now + 0.2
     rec.latency_ms = 200.0

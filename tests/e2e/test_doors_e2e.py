@@ -34,19 +34,45 @@ def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
     tmp = tmp_path_factory.mktemp("doors")
     base = fake_upstream.base_url
     deployments: list[dict[str, Any]] = [
-        {"name": "claude", "model": f"claude-{RUN}-cached", "provider": "anthropic", "api_base": base,
-         "api_key_env": KEY_ENV, "price": PRICE},
-        {"name": "claude-fail", "model": f"claude-{RUN}-fail-400", "provider": "anthropic", "api_base": base,
-         "price": PRICE, "max_retries": 0},
-        {"name": "claude-slow", "model": f"claude-{RUN}-slow-stream", "provider": "anthropic", "api_base": base,
-         "price": PRICE},
-        {"name": "resp", "model": f"resp-{RUN}-cached-reasoning", "api": "responses", "api_base": base,
-         "price": PRICE},
+        {
+            "name": "claude",
+            "model": f"claude-{RUN}-cached",
+            "provider": "anthropic",
+            "api_base": base,
+            "api_key_env": KEY_ENV,
+            "price": PRICE,
+        },
+        {
+            "name": "claude-fail",
+            "model": f"claude-{RUN}-fail-400",
+            "provider": "anthropic",
+            "api_base": base,
+            "price": PRICE,
+            "max_retries": 0,
+        },
+        {
+            "name": "claude-slow",
+            "model": f"claude-{RUN}-slow-stream",
+            "provider": "anthropic",
+            "api_base": base,
+            "price": PRICE,
+        },
+        {"name": "resp", "model": f"resp-{RUN}-cached-reasoning", "api": "responses", "api_base": base, "price": PRICE},
         {"name": "chat", "model": "fake-model", "api_base": base, "price": PRICE},
-        {"name": "claude-broken", "model": f"claude-{RUN}-stream-error", "provider": "anthropic", "api_base": base,
-         "price": PRICE},
-        {"name": "resp-broken", "model": f"resp-{RUN}-stream-error", "api": "responses", "api_base": base,
-         "price": PRICE},
+        {
+            "name": "claude-broken",
+            "model": f"claude-{RUN}-stream-error",
+            "provider": "anthropic",
+            "api_base": base,
+            "price": PRICE,
+        },
+        {
+            "name": "resp-broken",
+            "model": f"resp-{RUN}-stream-error",
+            "api": "responses",
+            "api_base": base,
+            "price": PRICE,
+        },
     ]
     config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), deployments=deployments)
     with ServerProcess(config, log_dir=tmp / "server", env={KEY_ENV: KEY}) as srv:
@@ -83,13 +109,21 @@ def assert_priced(rec: dict[str, Any], **tokens: int) -> None:
     assert sum(Decimal(str(c["cost"])) for c in rec["cost_breakdown"]) == Decimal(str(rec["spend"]))
 
 
-MESSAGES_TOKENS = dict(input=fk.INPUT_TOKENS, cached_input=fk.CACHE_READ, cache_write=fk.CACHE_WRITE_5M,
-                       cache_write_1h=fk.CACHE_WRITE_1H, output=7)
+MESSAGES_TOKENS = dict(
+    input=fk.INPUT_TOKENS,
+    cached_input=fk.CACHE_READ,
+    cache_write=fk.CACHE_WRITE_5M,
+    cache_write_1h=fk.CACHE_WRITE_1H,
+    output=7,
+)
 
 
 def test_messages_whole(server: ServerProcess, fake_upstream: FakeUpstream) -> None:
     raw = claude(server).messages.with_raw_response.create(
-        model="claude", max_tokens=7, messages=MSG, extra_headers={"anthropic-beta": "fake-beta-1"}  # type: ignore[arg-type]
+        model="claude",
+        max_tokens=7,
+        messages=MSG,
+        extra_headers={"anthropic-beta": "fake-beta-1"},  # type: ignore[arg-type]
     )
     msg = raw.parse()
     assert msg.content[0].text == "tok0 tok1 tok2 tok3 tok4 tok5 tok6"  # type: ignore[union-attr]
@@ -213,14 +247,17 @@ def test_responses_error_in_openai_shape(server: ServerProcess) -> None:
     assert info.value.code == "translation_unavailable"
 
 
-
-
 def test_mid_stream_failures_recorded(server: ServerProcess) -> None:
     """An upstream that fails mid-stream says so in the stream: the client sees it, the record is
     an error with the usage reported so far."""
-    with pytest.raises(anthropic.APIStatusError), claude(server).messages.stream(
-        model="claude-broken", max_tokens=7, messages=MSG  # type: ignore[arg-type]
-    ) as stream:
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        claude(server).messages.stream(
+            model="claude-broken",
+            max_tokens=7,
+            messages=MSG,  # type: ignore[arg-type]
+        ) as stream,
+    ):
         stream.get_final_message()
     rec = server.wait_for_records("claude-broken", 1)[0]
     assert rec["status"] == "error" and "overloaded_error" in rec["error"] and rec["call_type"] == "messages"

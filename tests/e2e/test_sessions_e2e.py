@@ -28,7 +28,10 @@ def server(fake_upstream: FakeUpstream, make_config: Any, start_server: Callable
 def _call(server: ServerProcess, headers: dict[str, str] | None = None, **body: Any) -> None:
     client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
     client.chat.completions.create(
-        model="chat", messages=MSGS, extra_headers=headers or {}, extra_body=body or None  # type: ignore[arg-type]
+        model="chat",
+        messages=MSGS,
+        extra_headers=headers or {},
+        extra_body=body or None,  # type: ignore[arg-type]
     )
 
 

@@ -101,16 +101,34 @@ class Doors:
         head = {"id": msg_id, "type": "message", "role": "assistant", "model": body["model"]}
         text = " ".join(f"tok{i}" for i in range(n))
         if not body.get("stream"):
-            answer = {**head, "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                      "stop_sequence": None, "usage": usage}
+            answer = {
+                **head,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
             return web.json_response(answer)
         itl = 0.3 if "slow-stream" in flags else 0.0
         start_usage = {**usage, "output_tokens": 1}
         parts = [
-            _event("message_start", {"type": "message_start", "message": {
-                **head, "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}}),
-            _event("content_block_start", {"type": "content_block_start", "index": 0,
-                                           "content_block": {"type": "text", "text": ""}}),
+            _event(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        **head,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": start_usage,
+                    },
+                },
+            ),
+            _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            ),
             _event("ping", {"type": "ping"}),
         ]
         for i in range(n):
@@ -121,9 +139,14 @@ class Doors:
             return await self._stream(request, [*parts[:4], _event("error", err)], itl)
         parts += [
             _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            _event("message_delta", {"type": "message_delta",
-                                     "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                     "usage": {"output_tokens": n}}),
+            _event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": n},
+                },
+            ),
             _event("message_stop", {"type": "message_stop"}),
         ]
         return await self._stream(request, parts, itl)
@@ -144,13 +167,31 @@ class Doors:
         n = min(n, 7) if n > 0 else 7
         rid = f"resp_fake{next(_ids)}"
         text = " ".join(f"tok{i}" for i in range(n))
-        item = {"id": f"msg_{rid}", "type": "message", "status": "completed", "role": "assistant",
-                "content": [{"type": "output_text", "text": text, "annotations": []}]}
-        base = {"id": rid, "object": "response", "created_at": 1_700_000_000, "model": body["model"],
-                "output": [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-                "previous_response_id": body.get("previous_response_id"), "background": body.get("background")}
-        final = {**base, "status": "completed", "output": [item],
-                 "usage": responses_usage(n, "cached" in flags, "reasoning" in flags)}
+        item = {
+            "id": f"msg_{rid}",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+        base = {
+            "id": rid,
+            "object": "response",
+            "created_at": 1_700_000_000,
+            "model": body["model"],
+            "output": [],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "previous_response_id": body.get("previous_response_id"),
+            "background": body.get("background"),
+        }
+        final = {
+            **base,
+            "status": "completed",
+            "output": [item],
+            "usage": responses_usage(n, "cached" in flags, "reasoning" in flags),
+        }
         self.stored[rid] = {**final, "_input": body.get("input")}
         if not body.get("stream"):
             return web.json_response(final)
@@ -169,11 +210,16 @@ class Doors:
             ev("response.content_part.added", **ids, content_index=0, part=part),
         ]
         for i in range(n):
-            parts.append(ev("response.output_text.delta", **ids, content_index=0,
-                            delta=f"{' ' if i else ''}tok{i}", logprobs=[]))
+            parts.append(
+                ev("response.output_text.delta", **ids, content_index=0, delta=f"{' ' if i else ''}tok{i}", logprobs=[])
+            )
         if "stream-error" in body["model"]:
-            failed = {**final, "status": "failed", "output": [],
-                      "error": {"code": "server_error", "message": "The model failed."}}
+            failed = {
+                **final,
+                "status": "failed",
+                "output": [],
+                "error": {"code": "server_error", "message": "The model failed."},
+            }
             return await self._stream(request, [*parts[:5], ev("response.failed", response=failed)], 0.0)
         parts += [
             ev("response.output_text.done", **ids, content_index=0, text=text, logprobs=[]),
@@ -187,8 +233,14 @@ class Doors:
         self.server._record(request, None)
         rid = request.match_info["id"]
         if rid not in self.stored:
-            body = {"error": {"message": f"Response with id '{rid}' not found.", "type": "invalid_request_error",
-                              "param": None, "code": None}}
+            body = {
+                "error": {
+                    "message": f"Response with id '{rid}' not found.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
             return web.json_response(body, status=404)
         return self.stored[rid]
 
@@ -210,10 +262,18 @@ class Doors:
         if isinstance(found, web.Response):
             return found
         inp = found["_input"]
-        items = [{"id": "in_1", "type": "message", "role": "user", "status": "completed",
-                  "content": [{"type": "input_text", "text": inp if isinstance(inp, str) else ""}]}]
-        return web.json_response({"object": "list", "data": items, "first_id": "in_1", "last_id": "in_1",
-                                  "has_more": False})
+        items = [
+            {
+                "id": "in_1",
+                "type": "message",
+                "role": "user",
+                "status": "completed",
+                "content": [{"type": "input_text", "text": inp if isinstance(inp, str) else ""}],
+            }
+        ]
+        return web.json_response(
+            {"object": "list", "data": items, "first_id": "in_1", "last_id": "in_1", "has_more": False}
+        )
 
     async def cancel(self, request: web.Request) -> web.Response:
         found = self._found(request)

@@ -54,8 +54,19 @@ def _merge_usage(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 class MessagesAccumulator:
     """The Messages stream: message_start, content_block_*, message_delta, message_stop."""
 
-    __slots__ = ("blocks", "call_type", "chunks", "error", "id", "last_usage_only", "message", "model", "stopped",
-                 "usage", "usage_raw")
+    __slots__ = (
+        "blocks",
+        "call_type",
+        "chunks",
+        "error",
+        "id",
+        "last_usage_only",
+        "message",
+        "model",
+        "stopped",
+        "usage",
+        "usage_raw",
+    )
 
     def __init__(self, call_type: str) -> None:
         self.call_type = call_type
@@ -144,5 +155,6 @@ def _index(event: dict[str, Any]) -> int:
 
 
 MESSAGES = FrontDoor("messages", "messages", usage_from, MessagesAccumulator, error_body)
-COUNT_TOKENS = FrontDoor("count_tokens", "messages", lambda _usage: Usage(reported=True), MessagesAccumulator,
-                         error_body)
+COUNT_TOKENS = FrontDoor(
+    "count_tokens", "messages", lambda _usage: Usage(reported=True), MessagesAccumulator, error_body
+)

@@ -27,9 +27,7 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 @runtime_checkable
 class _Requester(Protocol):
-    async def request(
-        self, method: str, url: str, body: bytes | None, headers: Any, timeouts: Timeouts
-    ) -> Any: ...
+    async def request(self, method: str, url: str, body: bytes | None, headers: Any, timeouts: Timeouts) -> Any: ...
 
 
 class ResponseOwners:

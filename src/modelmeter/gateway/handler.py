@@ -355,9 +355,7 @@ def _unknown_model(name: str) -> APIError:
     )
 
 
-async def _send_error(
-    send: Send, exc: APIError, request_id: str | None = None, door: FrontDoor | None = None
-) -> None:
+async def _send_error(send: Send, exc: APIError, request_id: str | None = None, door: FrontDoor | None = None) -> None:
     headers = JSON_HEADERS
     if exc.retry_after is not None:
         headers = [*JSON_HEADERS, (b"retry-after", str(exc.retry_after).encode())]
