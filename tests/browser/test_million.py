@@ -90,6 +90,7 @@ def seed(url: str, n: int = N) -> None:
                 "bodies": 0,
                 "key_alias": None,
                 "priced_model": "m",
+                "session_id": None,
                 "request": None,
                 "response": None,
             }
