@@ -64,6 +64,16 @@ def test_each_source_names_the_session(server: ServerProcess) -> None:
     ]
 
 
+def test_the_agent_clis_session_headers(server: ServerProcess) -> None:
+    """The headers Claude Code 2.1.332 and Codex 0.171.0 send (seen in tests/e2e/test_agents_cli_e2e.py)."""
+    claude = json.dumps({"device_id": "d" * 64, "account_uuid": "", "session_id": CLAUDE_NEW})
+    _call(server, {"x-claude-code-session-id": CLAUDE_NEW}, metadata={"user_id": claude})
+    _call(server, {"x-claude-code-session-id": CLAUDE_OLD})  # e.g. count_tokens: no metadata
+    _call(server, {"session-id": CODEX, "thread-id": CODEX}, prompt_cache_key="other-key")
+    _call(server, {"x-modelmeter-session": "mine", "x-claude-code-session-id": CLAUDE_NEW})
+    assert _session_of(server, 4) == [CLAUDE_NEW, CLAUDE_OLD, CODEX, "mine"]
+
+
 def test_the_header_wins_and_values_are_cleaned_and_capped(server: ServerProcess) -> None:
     claude = json.dumps({"session_id": CLAUDE_NEW})
     _call(server, {"x-modelmeter-session": "chosen"}, metadata={"user_id": claude}, prompt_cache_key="k")

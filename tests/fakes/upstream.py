@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +41,7 @@ DEFAULT_TOKENS = 7
 EMBED_DIM = 384
 SLOW_STREAM_ITL_S = 0.3
 CUT_AFTER_CHUNKS = 3
+LOG_SIZE = 1000  # requests kept for GET /_log
 FINGERPRINT = "fp_fake_modelmeter"
 _MODES = ("reset", "hang", "fail-500", "fail-400", "rate-limited", "malformed", "slow-stream")
 _MODES += ("cut-stream", "no-usage", "no-done")  # no-done: a complete stream without [DONE]
@@ -100,6 +101,10 @@ def _embedding(key: str | bytes, dims: int) -> tuple[list[float], str]:
     norm = sum(v * v for v in raw) ** 0.5
     packed = struct.pack(f"<{dims}f", *(v / norm for v in raw))
     return list(struct.unpack(f"<{dims}f", packed)), base64.b64encode(packed).decode()
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
 
 
 def _sse(obj: Any) -> bytes:
@@ -181,6 +186,7 @@ class FakeServer:
         self.last_by_path: dict[str, dict[str, Any]] = {}
         self.last: dict[str, Any] | None = None
         self.disconnects: Counter[str] = Counter()  # streams the client closed before their end
+        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)  # every request, oldest first
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -191,6 +197,8 @@ class FakeServer:
         Doors(self).add_routes(app)  # /v1/messages*, /v1/responses* (tests/fakes/doors.py)
         app.router.add_get("/_stats", self.stats)
         app.router.add_post("/_reset", self.stats)
+        app.router.add_get("/_log", self.request_log)
+        app.router.add_route("*", "/{tail:.*}", self.unknown)  # last: logged, then a 404
         if self.openai_headers:
             app.on_response_prepare.append(_openai_headers)
         return app
@@ -199,6 +207,16 @@ class FakeServer:
         self.requests[request.path] += 1
         entry = dict(method=request.method, path=request.path, body=body, headers=request.headers)
         self.last = self.last_by_path[request.path] = entry
+        self.log.append({**entry, "query": request.query_string, "headers": _lower(request.headers)})
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        self._record(request, (await request.read()).decode(errors="replace") or None)
+        return _error(f"Unknown path {request.path}.", 404)
+
+    async def request_log(self, request: web.Request) -> web.Response:
+        """``GET /_log``: the newest requests (``LOG_SIZE``), oldest first: method, path, query,
+        headers (lower-cased names), body."""
+        return web.Response(body=orjson.dumps(list(self.log)), content_type=_JSON)
 
     async def models(self, request: web.Request) -> web.Response:
         self._record(request, None)
@@ -210,7 +228,7 @@ class FakeServer:
             self.reset()
 
         def entry(e: dict[str, Any] | None) -> dict[str, Any] | None:
-            return e and {**e, "headers": {k.lower(): v for k, v in e["headers"].items()}}
+            return e and {**e, "headers": _lower(e["headers"])}
 
         stats: dict[str, Any] = {"total": self.requests.total(), "requests": self.requests}
         stats.update(models=self.per_model, last=entry(self.last))
@@ -480,6 +498,11 @@ class FakeUpstream:
         ``disconnects``: streams per path whose client hung up before their end."""
         with urllib.request.urlopen(f"{self.url}/_stats", timeout=10) as r:
             return orjson.loads(r.read())
+
+    def request_log(self) -> list[dict[str, Any]]:
+        """Every request since the last reset (newest ``LOG_SIZE``), oldest first."""
+        with urllib.request.urlopen(f"{self.url}/_log", timeout=10) as r:
+            return list(orjson.loads(r.read()))
 
     def reset(self) -> dict[str, Any]:
         """Clear the counters (including the per-model counts behind ``flaky-N``)."""

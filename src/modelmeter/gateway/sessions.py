@@ -3,8 +3,10 @@
 Agent work is many calls; the log groups them by ``session_id``. Sources, first found wins:
 
 1. ``x-modelmeter-session``: set by the caller on purpose.
-2. ``session_id``, then ``conversation_id`` headers: the Codex CLI sends its conversation id in
-   both (the same UUID each turn of one session).
+2. Agent headers: ``x-claude-code-session-id`` (Claude Code; the same id as in its
+   ``metadata.user_id``, and also on calls without metadata), then the Codex CLI's session id:
+   ``session-id`` (v0.171, beside ``thread-id``), ``session_id`` and ``conversation_id`` (older
+   versions sent both). The same UUID each turn of one session.
 3. ``metadata.user_id`` in the body (Anthropic Messages): Claude Code embeds its session id, as
    ``user_<hash>_account_<uuid>_session_<uuid>`` before v2.1.78 and as a JSON string
    ``{"device_id": ..., "account_uuid": ..., "session_id": ...}`` since.
@@ -25,7 +27,7 @@ import orjson
 from modelmeter.gateway.metadata import header_text
 
 SESSION_HEADER = b"x-modelmeter-session"
-_AGENT_HEADERS = (b"session_id", b"conversation_id")  # Codex CLI
+_AGENT_HEADERS = (b"x-claude-code-session-id", b"session-id", b"session_id", b"conversation_id")
 MAX_SESSION_CHARS = 128
 _LEGACY_MARK = "_session_"  # Claude Code before v2.1.78: user_<hash>_account_<uuid>_session_<uuid>
 
