@@ -1,7 +1,8 @@
 """Fake Anthropic Messages and OpenAI Responses upstreams (routes added to the fake upstream).
 
 Exact, known usage: ``DOOR_USAGE`` below; a model naming ``cached`` adds cache reads and writes
-(5 min and 1 h on Messages), ``reasoning`` adds reasoning tokens (Responses). The text is
+(5 min and 1 h on Messages), ``reasoning`` adds reasoning tokens (Responses), ``tool-call`` runs a
+one-tool agent loop on Responses (tests/fakes/tool_calls.py). The text is
 "tok0 … tok{N-1}" (N = ``max_tokens`` / ``max_output_tokens``, else 7). The fake upstream's
 misbehaviours (fail-400, fail-500, slow-stream, …) apply; Messages errors are in Anthropic's shape.
 A model naming ``stream-error`` fails mid-stream: an ``error`` event after the first text (Messages),
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
+
+from tests.fakes import tool_calls
 
 if TYPE_CHECKING:
     from tests.fakes.upstream import FakeServer
@@ -167,6 +170,9 @@ class Doors:
         n = min(n, 7) if n > 0 else 7
         rid = f"resp_fake{next(_ids)}"
         text = " ".join(f"tok{i}" for i in range(n))
+        call = tool_calls.function_call(body, rid) if tool_calls.wanted(body) else None
+        if call is not None and (result := tool_calls.tool_output(body)) is not None:
+            text, call = tool_calls.ANSWER_PREFIX + result, None
         item = {
             "id": f"msg_{rid}",
             "type": "message",
@@ -189,7 +195,7 @@ class Doors:
         final = {
             **base,
             "status": "completed",
-            "output": [item],
+            "output": [call or item],
             "usage": responses_usage(n, "cached" in flags, "reasoning" in flags),
         }
         self.stored[rid] = {**final, "_input": body.get("input")}
@@ -200,18 +206,24 @@ class Doors:
         def ev(kind: str, **fields: Any) -> bytes:
             return _event(kind, {"type": kind, "sequence_number": next(seq), **fields})
 
+        begin = [
+            ev("response.created", response={**base, "status": "in_progress"}),
+            ev("response.in_progress", response={**base, "status": "in_progress"}),
+        ]
+        if call is not None:
+            done = ev("response.completed", response=final)
+            return await self._stream(request, [*begin, *tool_calls.call_events(ev, call), done], 0.0)
         empty_item = {**item, "status": "in_progress", "content": []}
         part = {"type": "output_text", "text": "", "annotations": []}
         ids = {"item_id": item["id"], "output_index": 0}
         parts = [
-            ev("response.created", response={**base, "status": "in_progress"}),
-            ev("response.in_progress", response={**base, "status": "in_progress"}),
+            *begin,
             ev("response.output_item.added", output_index=0, item=empty_item),
             ev("response.content_part.added", **ids, content_index=0, part=part),
         ]
-        for i in range(n):
+        for i, word in enumerate(text.split(" ")):
             parts.append(
-                ev("response.output_text.delta", **ids, content_index=0, delta=f"{' ' if i else ''}tok{i}", logprobs=[])
+                ev("response.output_text.delta", **ids, content_index=0, delta=f"{' ' if i else ''}{word}", logprobs=[])
             )
         if "stream-error" in body["model"]:
             failed = {
