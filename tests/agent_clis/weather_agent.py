@@ -4,15 +4,18 @@
         python weather_agent.py <deployment> "What is the weather in Paris?" [--stream]
 
 The SDK's default client reads OPENAI_BASE_URL and OPENAI_API_KEY; tracing is off so nothing is
-sent anywhere but the gateway. Prints the agent's final answer.
+sent anywhere but the gateway. The SDK names no session: with MODELMETER_SESSION set, the default
+client is one that sends it as ``x-modelmeter-session``. Prints the agent's final answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
-from agents import Agent, Runner, function_tool
+from agents import Agent, Runner, function_tool, set_default_openai_client
+from openai import AsyncOpenAI
 
 
 @function_tool
@@ -22,6 +25,8 @@ def get_weather(city: str) -> str:
 
 
 async def main(model: str, question: str, stream: bool) -> None:
+    if session := os.environ.get("MODELMETER_SESSION"):
+        set_default_openai_client(AsyncOpenAI(default_headers={"x-modelmeter-session": session}))
     agent = Agent(name="weather", instructions="Answer with the tool's result.", model=model, tools=[get_weather])
     if stream:
         run = Runner.run_streamed(agent, question)

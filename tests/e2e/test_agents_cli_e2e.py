@@ -173,6 +173,7 @@ def test_agents_sdk_one_tool_agent(
         "OPENAI_BASE_URL": server.base_url,
         "OPENAI_API_KEY": key,
         "OPENAI_AGENTS_DISABLE_TRACING": "1",
+        "MODELMETER_SESSION": f"weather-{stream}",
     }
     script = ROOT / "tests" / "agent_clis" / "weather_agent.py"
     cmd = [sys.executable, str(script), "sdk-agent", "What is the weather in Paris?", *(["--stream"] if stream else [])]
@@ -183,10 +184,11 @@ def test_agents_sdk_one_tool_agent(
     # Two calls: the model asks for the tool, then answers with its result.
     sent = upstream_calls(fake_upstream, "/v1/")
     assert [e["path"] for e in sent] == ["/v1/responses"] * 2
-    recs = records_of(server, "sdk-agent", 2)
+    recs = records_of(server, "sdk-agent", 2, session=f"weather-{stream}")
     assert len(server.records("sdk-agent")) == before + 2
     for rec in recs:
         assert rec["call_type"] == "responses" and rec["status"] == "success" and rec["stream"] == stream
+        assert rec["session_id"] == f"weather-{stream}"
         assert rec["key_alias"] == ALIAS and rec["prompt_tokens"] == fk.INPUT_TOKENS and rec["completion_tokens"] == 7
         assert_priced(rec, SDK_TOKENS)
     assert recs[0]["response"]["output"][0]["type"] == "function_call"
