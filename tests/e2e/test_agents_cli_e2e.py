@@ -10,6 +10,7 @@ the session id the client sent.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -61,12 +62,18 @@ def gateway(
             "provider": "anthropic",
             "api_base": base,
             "api_key_env": KEY_ENV,
-            "price": PRICE,
+        },
+        {
+            "name": "claude-tools",
+            "model": f"claude-{RUN}-cached-{tool_calls.FLAG}",
+            "provider": "anthropic",
+            "api_base": base,
+            "api_key_env": KEY_ENV,
         },
         {"name": "codex-agent", "model": f"codex-{RUN}-cached-reasoning", "api": "responses", "api_base": base},
         {"name": "sdk-agent", "model": f"agent-{RUN}-{tool_calls.FLAG}", "api": "responses", "api_base": base},
     ]
-    for dep in deployments[1:]:
+    for dep in deployments:
         dep["price"] = PRICE
     config = write_config(
         tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), deployments=deployments, require_keys=True
@@ -135,6 +142,39 @@ def test_claude_code(
         assert rec["cached_tokens"] == fk.CACHE_READ
         assert_priced(rec, MESSAGES_TOKENS)
     assert recs[-1]["response"]["content"] == [{"type": "text", "text": ANSWER}]
+
+
+def test_claude_code_runs_a_tool(
+    gateway: tuple[ServerProcess, str], fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """Two calls of one session: the model asks for Read, Claude Code reads the file and sends the
+    result back, the model answers with it."""
+    server, key = gateway
+    fake_upstream.reset()
+    home = tmp_path / "home"  # Claude Code's working folder: it reads there without asking
+    home.mkdir()
+    note = home / "note.txt"
+    note.write_text("hello from the file\n")
+    done = clients.run_claude(
+        server.url, f"Use Read with file_path={note}", model="claude-tools", home=home, auth_token=key
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(tool_calls.ANSWER_PREFIX) and "hello from the file" in done.stdout
+
+    sent = upstream_calls(fake_upstream, "/v1/messages")
+    assert [e["path"] for e in sent] == ["/v1/messages"] * 2
+    # The session Claude Code names (its x-claude-code-session-id header is not sent upstream).
+    session = json.loads(sent[0]["body"]["metadata"]["user_id"])["session_id"]
+    assert json.loads(sent[1]["body"]["metadata"]["user_id"])["session_id"] == session
+    recs = records_of(server, "claude-tools", 2, session=session)
+    for rec in recs:
+        assert rec["call_type"] == "messages" and rec["status"] == "success" and rec["key_alias"] == ALIAS
+        assert rec["session_id"] == session and rec["completion_tokens"] == 7
+        assert_priced(rec, MESSAGES_TOKENS)
+    [use] = recs[0]["response"]["content"]
+    assert use["type"] == "tool_use" and use["name"] == "Read" and use["input"] == {"file_path": str(note)}
+    [result] = [b for b in recs[1]["request"]["messages"][-1]["content"] if b["type"] == "tool_result"]
+    assert result["tool_use_id"] == use["id"] and "hello from the file" in str(result["content"])
 
 
 def test_codex_exec(gateway: tuple[ServerProcess, str], fake_upstream: FakeUpstream, tmp_path: Path) -> None:

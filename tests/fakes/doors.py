@@ -2,7 +2,7 @@
 
 Exact, known usage: ``DOOR_USAGE`` below; a model naming ``cached`` adds cache reads and writes
 (5 min and 1 h on Messages), ``reasoning`` adds reasoning tokens (Responses), ``tool-call`` runs a
-one-tool agent loop on Responses (tests/fakes/tool_calls.py). The text is
+one-tool agent loop (tests/fakes/tool_calls.py). The text is
 "tok0 … tok{N-1}" (N = ``max_tokens`` / ``max_output_tokens``, else 7). The fake upstream's
 misbehaviours (fail-400, fail-500, slow-stream, …) apply; Messages errors are in Anthropic's shape.
 A model naming ``stream-error`` fails mid-stream: an ``error`` event after the first text (Messages),
@@ -103,11 +103,15 @@ class Doors:
         msg_id = f"msg_fake{next(_ids)}"
         head = {"id": msg_id, "type": "message", "role": "assistant", "model": body["model"]}
         text = " ".join(f"tok{i}" for i in range(n))
+        use = tool_calls.tool_use(body, msg_id) if tool_calls.wanted(body) else None
+        if use is not None and (result := tool_calls.tool_result(body)) is not None:
+            text, use = tool_calls.ANSWER_PREFIX + result, None
+        stop = "tool_use" if use else "end_turn"
         if not body.get("stream"):
             answer = {
                 **head,
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": "end_turn",
+                "content": [use or {"type": "text", "text": text}],
+                "stop_reason": stop,
                 "stop_sequence": None,
                 "usage": usage,
             }
@@ -130,12 +134,20 @@ class Doors:
             ),
             _event(
                 "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {**use, "input": {}} if use else {"type": "text", "text": ""},
+                },
             ),
             _event("ping", {"type": "ping"}),
         ]
-        for i in range(n):
-            delta = {"type": "text_delta", "text": f"{' ' if i else ''}tok{i}"}
+        deltas = (
+            [{"type": "input_json_delta", "partial_json": orjson.dumps(use["input"]).decode()}]
+            if use
+            else [{"type": "text_delta", "text": f"{' ' if i else ''}{w}"} for i, w in enumerate(text.split(" "))]
+        )
+        for delta in deltas:
             parts.append(_event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
         if "stream-error" in body["model"]:
             err = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
@@ -146,7 +158,7 @@ class Doors:
                 "message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
                     "usage": {"output_tokens": n},
                 },
             ),
