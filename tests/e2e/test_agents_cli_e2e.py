@@ -51,7 +51,8 @@ SDK_TOKENS = dict(input=fk.INPUT_TOKENS, output=7)
 def gateway(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, str]]:
-    """A gateway that wants virtual keys, with one deployment per client; (server, virtual key)."""
+    """A gateway that wants virtual keys, with deployments for each client in front of the fake
+    upstream (``tool-call`` ones run a tool loop); (server, virtual key)."""
     clients.installed()
     tmp = tmp_path_factory.mktemp("agents")
     base = fake_upstream.base_url
@@ -60,21 +61,20 @@ def gateway(
             "name": "claude-agent",
             "model": f"claude-{RUN}-cached",
             "provider": "anthropic",
-            "api_base": base,
             "api_key_env": KEY_ENV,
         },
         {
             "name": "claude-tools",
             "model": f"claude-{RUN}-cached-{tool_calls.FLAG}",
             "provider": "anthropic",
-            "api_base": base,
             "api_key_env": KEY_ENV,
         },
-        {"name": "codex-agent", "model": f"codex-{RUN}-cached-reasoning", "api": "responses", "api_base": base},
-        {"name": "sdk-agent", "model": f"agent-{RUN}-{tool_calls.FLAG}", "api": "responses", "api_base": base},
+        {"name": "codex-agent", "model": f"codex-{RUN}-cached-reasoning", "api": "responses"},
+        {"name": "codex-tools", "model": f"codex-{RUN}-cached-reasoning-{tool_calls.FLAG}", "api": "responses"},
+        {"name": "sdk-agent", "model": f"agent-{RUN}-{tool_calls.FLAG}", "api": "responses"},
     ]
     for dep in deployments:
-        dep["price"] = PRICE
+        dep.update(price=PRICE, api_base=base)
     config = write_config(
         tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), deployments=deployments, require_keys=True
     )
@@ -234,3 +234,31 @@ def test_agents_sdk_one_tool_agent(
     assert recs[0]["response"]["output"][0]["type"] == "function_call"
     outputs = [i for i in recs[1]["request"]["input"] if i.get("type") == "function_call_output"]
     assert outputs == [{"call_id": outputs[0]["call_id"], "output": "sunny in Paris", "type": "function_call_output"}]
+
+
+def test_codex_runs_a_command(gateway: tuple[ServerProcess, str], fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Two calls of one session: the model asks for exec_command, Codex runs it (in its read-only
+    sandbox) and sends the output back, the model answers with it."""
+    server, key = gateway
+    fake_upstream.reset()
+    done = clients.run_codex(
+        server.base_url, "Use exec_command with cmd=pwd", model="codex-tools", home=tmp_path, api_key=key
+    )
+    assert done.returncode == 0, done.stderr
+    workdir = str(tmp_path / "work")
+    assert done.stdout.startswith(tool_calls.ANSWER_PREFIX) and workdir in done.stdout
+    found = re.search(r"^session id: (\S+)$", done.stderr, re.M)
+    assert found, done.stderr
+
+    sent = upstream_calls(fake_upstream, "/v1/")
+    assert [e["path"] for e in sent] == ["/v1/responses"] * 2
+    recs = records_of(server, "codex-tools", 2, session=found.group(1))
+    for rec in recs:
+        assert rec["call_type"] == "responses" and rec["status"] == "success" and rec["key_alias"] == ALIAS
+        assert rec["session_id"] == found.group(1) and rec["reasoning_tokens"] == fk.REASONING
+        assert_priced(rec, CODEX_TOKENS)
+    [call] = recs[0]["response"]["output"]
+    assert call["type"] == "function_call" and call["name"] == "exec_command"
+    assert json.loads(call["arguments"]) == {"cmd": "pwd"}
+    [output] = [i for i in recs[1]["request"]["input"] if i.get("type") == "function_call_output"]
+    assert output["call_id"] == call["call_id"] and workdir in output["output"]
