@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import aiohttp
+import anthropic
 import openai
 import orjson
 import pytest
@@ -304,3 +305,54 @@ async def test_timing_from_env():
         t0 = time.perf_counter()  # headers override the environment
         assert (await post(slow, "/chat/completions", body, {"x-fake-ttft-ms": "0", "x-fake-itl-ms": "0"}))[0] == 200
         assert time.perf_counter() - t0 < 0.05
+
+
+def test_the_request_log_keeps_every_request_and_unknown_paths_are_logged_404s(fake, client) -> None:
+    fake.reset()
+    client.chat.completions.create(model="fake-model", messages=MSGS, extra_headers={"x-probe": "1"})
+    with pytest.raises(openai.NotFoundError):
+        client.post("/nothing/here?x=1", body={"a": 1}, cast_to=dict)
+    log = fake.request_log()
+    assert [(e["method"], e["path"]) for e in log] == [("POST", "/v1/chat/completions"), ("POST", "/v1/nothing/here")]
+    assert log[0]["headers"]["x-probe"] == "1" and log[0]["body"]["model"] == "fake-model"
+    assert log[1]["query"] == "x=1"
+
+
+def schema(arg: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {arg: {"type": "string"}}, "required": [arg]}
+
+
+def test_a_tool_call_model_runs_one_tool_loop_on_both_agent_apis(fake) -> None:
+    """``tool-call``: a call of the named tool with name=value arguments, then the tool's result quoted."""
+    tools = [
+        {"type": "function", "name": "other", "parameters": {}},
+        {
+            "type": "function",
+            "name": "get_weather",
+            "parameters": {"properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    ]
+    oai = openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
+    first = oai.responses.create(model="m-tool-call", input="use get_weather city=Oslo", tools=tools)  # type: ignore[arg-type]
+    [call] = first.output
+    assert call.type == "function_call" and call.name == "get_weather" and call.arguments == '{"city":"Oslo"}'
+    result = {"type": "function_call_output", "call_id": call.call_id, "output": "cold"}
+    again = oai.responses.create(model="m-tool-call", input=[result], tools=tools)  # type: ignore[arg-type,list-item]
+    assert again.output_text == "The tool said: cold"
+
+    claude = anthropic.Anthropic(base_url=fake.url, api_key="k", max_retries=0)
+    mtools = [
+        {"name": "Read", "input_schema": {"properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}
+    ]
+    msgs: list[Any] = [{"role": "user", "content": "Use Read"}]
+    with claude.messages.stream(model="m-tool-call", max_tokens=9, messages=msgs, tools=mtools) as stream:  # type: ignore[arg-type]
+        use = stream.get_final_message()
+    assert use.stop_reason == "tool_use"
+    [block] = use.content
+    assert block.type == "tool_use" and block.name == "Read" and block.input == {"file_path": "Paris"}
+    msgs += [
+        {"role": "assistant", "content": [block.model_dump()]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "hi there"}]},
+    ]
+    answer = claude.messages.create(model="m-tool-call", max_tokens=9, messages=msgs, tools=mtools)  # type: ignore[arg-type]
+    assert answer.content[0].text == "The tool said: hi there"  # type: ignore[union-attr]
