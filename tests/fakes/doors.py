@@ -28,6 +28,7 @@ CACHE_WRITE_1H = 40
 REASONING = 3
 _SSE = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _ids = itertools.count(1)
+TOOL_ARGS = '{"city": "Paris"}'  # the tool call's arguments (a model naming "tool-call")
 
 
 def messages_usage(n: int, cached: bool) -> dict[str, Any]:
@@ -100,6 +101,8 @@ class Doors:
         msg_id = f"msg_fake{next(_ids)}"
         head = {"id": msg_id, "type": "message", "role": "assistant", "model": body["model"]}
         text = " ".join(f"tok{i}" for i in range(n))
+        if "tool-call" in flags and body.get("tools"):
+            return await self._tool_use(request, body, head, usage)
         if not body.get("stream"):
             answer = {
                 **head,
@@ -150,6 +153,44 @@ class Doors:
             _event("message_stop", {"type": "message_stop"}),
         ]
         return await self._stream(request, parts, itl)
+
+    async def _tool_use(self, request: web.Request, body: dict, head: dict, usage: dict) -> web.StreamResponse:
+        """The model calls the request's first tool with ``TOOL_ARGS`` (streamed in two fragments)."""
+        block = {"type": "tool_use", "id": f"toolu_fake{next(_ids)}", "name": body["tools"][0]["name"], "input": {}}
+        end = {"stop_reason": "tool_use", "stop_sequence": None}
+        if not body.get("stream"):
+            answer = {**head, "content": [{**block, "input": orjson.loads(TOOL_ARGS)}], **end, "usage": usage}
+            return web.json_response(answer)
+        half = len(TOOL_ARGS) // 2
+        message = {
+            **head,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {**usage, "output_tokens": 1},
+        }
+        parts = [
+            _event("message_start", {"type": "message_start", "message": message}),
+            _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
+            *(
+                _event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": a},
+                    },
+                )
+                for a in (TOOL_ARGS[:half], TOOL_ARGS[half:])
+            ),
+            _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            _event(
+                "message_delta",
+                {"type": "message_delta", "delta": end, "usage": {"output_tokens": usage["output_tokens"]}},
+            ),
+            _event("message_stop", {"type": "message_stop"}),
+        ]
+        return await self._stream(request, parts, 0.0)
 
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
         begun = await self._begin(request)

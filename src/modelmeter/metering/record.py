@@ -75,6 +75,9 @@ class CallRecord:
     key_alias: str | None = None  # the virtual key's alias (never the key)
     session_id: str | None = None  # the agent session (gateway/sessions.py)
     max_stored_body_bytes: int = MAX_STORED_BODY_BYTES  # larger bodies are stored truncated
+    # A translated call (gateway/translated.py): what was sent upstream and what it answered.
+    upstream_request: Any = None
+    upstream_response: Any = None
 
 
 def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> RecordRow:
