@@ -362,3 +362,36 @@ def test_hang_up_recorded(server: ServerProcess) -> None:
     conn.close()
     rec = wait_for(lambda: server.records("chat-slow"), 10)[0]
     assert rec["status"] == "error" and rec["http_status"] == 499 and rec["call_type"] == "messages"
+
+
+def test_upstream_bodies_come_back_from_the_record_api(server: ServerProcess, fake_upstream: FakeUpstream) -> None:
+    """A translated call keeps what went upstream and what the upstream answered (migration 0011);
+    a pass-through call has neither."""
+    raw = claude_client(server).messages.with_raw_response.create(model="chat-up", max_tokens=3, messages=MSG)  # type: ignore[arg-type]
+    rows = wait_for(
+        lambda: [r for r in server.records("chat-up") if r["request_id"] == raw.headers["x-request-id"]], 10
+    )
+    rec = server.record(rows[0]["id"])
+    sent = sent_upstream(fake_upstream, "/v1/chat/completions")["body"]
+    assert rec["upstream_request"] == sent and rec["upstream_request"]["messages"] == [
+        {"role": "user", "content": "Say hello."}
+    ]
+    assert rec["upstream_response"]["object"] == "chat.completion"
+    assert rec["upstream_response"]["usage"] == chat_fake_usage(fake_upstream)
+    assert rec["request"]["messages"] == MSG and rec["response"]["type"] == "message"
+    # Streamed: the upstream's stream reassembled; the client's answer in its own API.
+    with claude_client(server).messages.stream(model="chat-up", max_tokens=3, messages=MSG) as stream:  # type: ignore[arg-type]
+        final = stream.get_final_message()
+    rows = wait_for(lambda: [r for r in server.records("chat-up") if r["request_id"] == final.id], 10)
+    rec = server.record(rows[0]["id"])
+    assert rec["upstream_request"]["stream"] is True and rec["upstream_request"]["stream_options"] == {
+        "include_usage": True
+    }
+    assert rec["upstream_response"]["choices"][0]["message"]["content"] == "tok0 tok1 tok2"
+    assert rec["response"]["content"] == [{"type": "text", "text": "tok0 tok1 tok2"}]
+    # Pass-through: nothing translated, nothing extra stored.
+    done = oai(server).chat.completions.with_raw_response.create(model="chat-up", messages=MSG, max_tokens=2)  # type: ignore[arg-type]
+    rows = wait_for(
+        lambda: [r for r in server.records("chat-up") if r["request_id"] == done.headers["x-request-id"]], 10
+    )
+    assert "upstream_request" not in server.record(rows[0]["id"])

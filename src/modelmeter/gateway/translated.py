@@ -197,7 +197,7 @@ async def _stream(call: Call, pair: Pair, resp: Any, chunk_timeout: float, max_e
             call.complete = True  # the client has it all (its last event is in ``out``)
             call.t_done = call.t_done or time.perf_counter()
         if not call.started:
-            rec.request_id = upstream_id or usable_id(up_acc.id) or rec.id
+            rec.request_id = upstream_id or usable_id(client_acc.id) or rec.id  # as a whole answer's
             call.started = True
             headers = [*SSE_HEADERS, *passed, request_id_header(rec.request_id)]
             await call.send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -270,7 +270,7 @@ async def _stream(call: Call, pair: Pair, resp: Any, chunk_timeout: float, max_e
         if up_acc.usage.reported:
             rec.usage = up_acc.usage
         rec.model_id = up_acc.model
-        rec.request_id = rec.request_id or upstream_id or usable_id(up_acc.id)
+        rec.request_id = rec.request_id or upstream_id or usable_id(client_acc.id)
         rec.response_text = client_acc.all_text()
         if client_acc.chunks:
             rec.response_body = client_acc.response()
