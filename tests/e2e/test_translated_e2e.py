@@ -67,10 +67,17 @@ def oai(server: ServerProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=20)
 
 
+_SEEN: dict[str, set[str]] = {}  # record ids already returned by last_record, per deployment
+
+
 def last_record(server: ServerProcess, deployment: str, n: int) -> dict[str, Any]:
-    """The newest of ``n`` records of a deployment (each test adds one), read in full."""
-    rows = server.wait_for_records(deployment, n)
-    return server.record(max(rows, key=lambda r: r["id"])["id"])
+    """The record a call just added (its deployment's ``n``-th), read in full: the one not seen
+    before (two calls in one millisecond could order their ids either way)."""
+    seen = _SEEN.setdefault(deployment, set())
+    rows = [r for r in server.wait_for_records(deployment, n) if r["id"] not in seen]
+    assert len(rows) == 1, rows
+    seen.add(rows[0]["id"])
+    return server.record(rows[0]["id"])
 
 
 def sent_upstream(fake: FakeUpstream, path: str) -> dict[str, Any]:
@@ -320,6 +327,10 @@ def test_upstream_errors_in_the_door_shape(server: ServerProcess) -> None:
     assert oerr.value.type == "invalid_request_error" and "fail-400" in oerr.value.message
     rec = last_record(server, "claude-fail", 1)
     assert rec["http_status"] == 400 and rec["call_type"] == "chat" and rec["status"] == "error"
+    with pytest.raises(openai.BadRequestError) as rerr:
+        oai(server).responses.create(model="chat-fail", input="hi")
+    assert rerr.value.code == "invalid_value" and "fail-400" in rerr.value.message  # the chat upstream's own
+    assert last_record(server, "chat-fail", 2)["call_type"] == "responses"
 
 
 def test_unsupported_pair_and_untranslatable_body(server: ServerProcess) -> None:
@@ -348,6 +359,11 @@ def test_mid_stream_failures(server: ServerProcess) -> None:
         s.get_final_message()
     rec = last_record(server, "chat-cut", 1)
     assert rec["status"] == "error" and rec["http_status"] == 502 and rec["call_type"] == "messages"
+    # The same cut under a Responses client: its stream ends with response.failed.
+    events = list(oai(server).responses.create(model="chat-cut", input="hi", stream=True))
+    assert events[-1].type == "response.failed"
+    rec = last_record(server, "chat-cut", 2)
+    assert rec["status"] == "error" and rec["http_status"] == 502 and rec["call_type"] == "responses"
 
 
 def test_hang_up_recorded(server: ServerProcess) -> None:
