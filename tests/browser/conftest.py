@@ -40,6 +40,8 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "history-model": {},
     "ledger-model": {"provider": "openai", "price": {"input": 1.0, "output": 2.0}},
     "sessions-model": {},
+    # Anthropic's Messages API upstream: a chat call to it is translated (gateway/translated.py).
+    "translated-model": {"model": "claude-translated", "provider": "anthropic"},
 }
 
 

@@ -176,11 +176,12 @@ def test_messages_errors_of_ours_in_anthropic_shape(server: ServerProcess) -> No
     with pytest.raises(anthropic.NotFoundError) as info:
         claude(server).messages.create(model="nope", max_tokens=7, messages=MSG)  # type: ignore[arg-type]
     assert info.value.body["type"] == "error" and "nope" in info.value.body["error"]["message"]  # type: ignore[index]
-    # Another API upstream: a clear 400 (no translation yet), recorded.
+    # A Responses upstream: no translation from Messages (test_translated_e2e.py has the pairs
+    # there are): a clear 400 in Anthropic's shape, recorded.
     with pytest.raises(anthropic.BadRequestError) as info:
-        claude(server).messages.create(model="chat", max_tokens=7, messages=MSG)  # type: ignore[arg-type]
+        claude(server).messages.create(model="resp", max_tokens=7, messages=MSG)  # type: ignore[arg-type]
     assert "translation" in info.value.body["error"]["message"]  # type: ignore[index]
-    rec = wait_for(lambda: [r for r in server.records("chat") if r["call_type"] == "messages"], 10)[0]
+    rec = wait_for(lambda: [r for r in server.records("resp") if r["call_type"] == "messages"], 10)[0]
     assert rec["http_status"] == 400
 
 

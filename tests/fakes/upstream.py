@@ -45,6 +45,8 @@ LOG_SIZE = 1000  # requests kept for GET /_log
 FINGERPRINT = "fp_fake_modelmeter"
 _MODES = ("reset", "hang", "fail-500", "fail-400", "rate-limited", "malformed", "slow-stream")
 _MODES += ("cut-stream", "no-usage", "no-done")  # no-done: a complete stream without [DONE]
+_MODES += ("tool-call",)  # with "tools" in the request: the answer calls the first one (TOOL_ARGS)
+TOOL_ARGS = '{"city": "Paris"}'
 # Hostile upstreams (tests/e2e/test_upstream_limits_e2e.py): see ``_hostile``.
 _HOSTILE = ("sse-no-blank", "endless-stream", "gzip-bomb", "echo-key")
 _MODES += _HOSTILE
@@ -311,6 +313,8 @@ class FakeServer:
         lp = body.get("logprobs") is True and chat
         if chat:
             obj["service_tier"] = "default"
+        if chat and "tool-call" in flags and body.get("tools"):
+            return await _tool_call(request, obj, body, usage)
         if body.get("stream"):
             if (body.get("stream_options") or {}).get("include_usage") is not True:
                 usage = None
@@ -388,6 +392,41 @@ class FakeServer:
             obj["usage"] = {"prompt_tokens": _count(inp), "total_tokens": _count(inp)}
         await _sleep_until(t0 + self._timing(request, flags)[0])
         return await self._json(request, obj, flags)
+
+
+async def _tool_call(request: web.Request, obj: dict, body: dict, usage: dict | None) -> web.StreamResponse:
+    """The model calls the request's first tool with ``TOOL_ARGS`` (streamed in two fragments)."""
+    name = body["tools"][0]["function"]["name"]
+    call_id = f"call_{random.getrandbits(48):012x}"
+    if not body.get("stream"):
+        fn = {"name": name, "arguments": TOOL_ARGS}
+        msg = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call_id, "type": "function", "function": fn}],
+        }
+        obj["choices"] = [{"index": 0, "message": msg, "logprobs": None, "finish_reason": "tool_calls"}]
+        if usage is not None:
+            obj["usage"] = usage
+        return web.Response(body=orjson.dumps(obj), content_type=_JSON)
+    obj["object"] = "chat.completion.chunk"
+
+    def frame(delta: dict, fin: str | None = None) -> bytes:
+        return _sse({**obj, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}]})
+
+    half = len(TOOL_ARGS) // 2
+    first = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+    parts = [
+        frame({"role": "assistant", "content": None, "tool_calls": [first]}),
+        *(
+            frame({"tool_calls": [{"index": 0, "function": {"arguments": a}}]})
+            for a in (TOOL_ARGS[:half], TOOL_ARGS[half:])
+        ),
+        frame({}, "tool_calls"),
+    ]
+    if usage is not None and (body.get("stream_options") or {}).get("include_usage") is True:
+        parts.append(_sse({**obj, "choices": [], "usage": usage}))
+    return web.Response(body=b"".join(parts) + _DONE, headers=_SSE_HEADERS)
 
 
 @lru_cache(maxsize=1)

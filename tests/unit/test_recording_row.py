@@ -29,6 +29,10 @@ def test_finish_builds_exactly_the_typed_row() -> None:
     r = rec(0)
     r.request_body, r.response_body, r.ttft_ms, r.error = {"a": 1}, {"b": 2}, 1.5, "x"
     row = finish(r, Pricer())
+    # The upstream bodies are a translated call's only (gateway/translated.py).
+    assert sorted(row) == sorted(f for f in FIELDS if f not in ("upstream_request", "upstream_response"))
+    r.upstream_request, r.upstream_response = {"c": 3}, {"d": 4}
+    row = finish(r, Pricer())
     assert sorted(row) == sorted(FIELDS)
     hints = typing.get_type_hints(RecordRow)
     wrong = {k: (type(v).__name__, hints[k]) for k, v in row.items() if not isinstance(v, allowed(hints[k]))}

@@ -30,6 +30,7 @@ from modelmeter.gateway.rejects import RejectBudget, settle_rejection
 from modelmeter.gateway.relay import Call, relay
 from modelmeter.gateway.response_headers import request_id_header
 from modelmeter.gateway.sessions import session_id
+from modelmeter.gateway.translated import pair_for, relay_translated
 from modelmeter.gateway.validate import check_fields, check_stream, parse_body
 from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.recording.recorder import Recorder
@@ -185,14 +186,8 @@ class Gateway:
             if self.keys is not None:
                 call.virtual_key = self._authorise(headers, rec)
             check_kind(dep, call_type)
-            if upstream_api(dep) != door.api:
-                raise APIError(
-                    400,
-                    f"'{dep.name}' speaks the {upstream_api(dep)} API upstream; translation from {path} "
-                    "is not available yet: call its own endpoint.",
-                    param="model",
-                    code="translation_unavailable",
-                )
+            api = upstream_api(dep)
+            pair = pair_for(door, api, dep, path) if api != door.api else None
             if door.api == "chat":
                 check_fields(body, call_type)
             else:
@@ -206,7 +201,10 @@ class Gateway:
                     code="model_loading",
                 )
             rejected = False
-            await relay(call, self.upstream, base + path[3:], dep, self.cache, path, limits_for(dep, self.limits))
+            if pair is None:
+                await relay(call, self.upstream, base + path[3:], dep, self.cache, path, limits_for(dep, self.limits))
+            else:
+                await relay_translated(call, pair, self.upstream, base, dep, limits_for(dep, self.limits))
             watch.done = True
         except APIError as exc:
             watch.done = True
@@ -253,7 +251,7 @@ class Gateway:
                     asyncio.get_running_loop().call_soon(_cancel_if_pending, watch.task)
                 else:
                     watch.task.cancel()
-        if door.api == "responses" and isinstance(rec.response_body, dict):
+        if door.api == "responses" and isinstance(rec.response_body, dict) and rec.upstream_request is None:
             self.response_owners.note(rec.response_body.get("id"), dep.name)
         if call.disconnected and rec.status == "success":  # the answer came after the client left
             call.fail(499, "client_disconnected")

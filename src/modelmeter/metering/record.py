@@ -75,6 +75,9 @@ class CallRecord:
     key_alias: str | None = None  # the virtual key's alias (never the key)
     session_id: str | None = None  # the agent session (gateway/sessions.py)
     max_stored_body_bytes: int = MAX_STORED_BODY_BYTES  # larger bodies are stored truncated
+    # A translated call (gateway/translated.py): what was sent upstream and what it answered.
+    upstream_request: Any = None
+    upstream_response: Any = None
 
 
 def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> RecordRow:
@@ -128,14 +131,19 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> Record
     request_text = _json_or_none(rec.request_body) if keep else None
     response_text = _json_or_none(rec.response_body) if keep else None
     metadata = rec.metadata
+    upstream_request = upstream_response = None
     if keep:
         cap = rec.max_stored_body_bytes
         request_text, cut_request = _capped(request_text, cap)
         response_text, cut_response = _capped(response_text, cap)
+        if rec.upstream_request is not None or rec.upstream_response is not None:  # a translated call
+            upstream_request, cut_up = _capped(_json_or_none(rec.upstream_request), cap)
+            upstream_response, cut_down = _capped(_json_or_none(rec.upstream_response), cap)
+            cut_response = cut_response or cut_up or cut_down
         if cut_request or cut_response:
             metadata = {**(metadata or {}), "bodies_truncated": True}
     start_us = int(rec.start * 1e6)
-    return {
+    row: RecordRow = {
         "id": rec.id,
         "request_id": rec.request_id,
         "deployment": dep.name,
@@ -174,6 +182,10 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> Record
         "request": request_text,
         "response": response_text,
     }
+    if upstream_request is not None or upstream_response is not None:  # only translated calls have them
+        row["upstream_request"] = upstream_request
+        row["upstream_response"] = upstream_response
+    return row
 
 
 def _capped(text: str | None, cap: int) -> tuple[str | None, bool]:

@@ -233,6 +233,7 @@ class Recorder:
         except Exception:  # a bug in metering: keep the call's facts, drop what failed to serialise
             log.exception("could not finish record %s; storing it without bodies and metadata", rec.id)
             rec.request_body = rec.response_body = rec.metadata = None
+            rec.upstream_request = rec.upstream_response = None
             rec.tags = []
             try:
                 return finish(rec, self._pricer, False)

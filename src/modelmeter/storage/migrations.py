@@ -239,6 +239,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX records_page_call_type ON records (deployment, call_type, start_us, id)",
         ),
     ),
+    # A translated call (a client API other than the upstream's) keeps what went upstream and
+    # what the upstream answered, beside the client's own bodies.
+    Migration(
+        "0011_upstream_bodies",
+        (
+            "ALTER TABLE record_bodies ADD COLUMN upstream_request TEXT",
+            "ALTER TABLE record_bodies ADD COLUMN upstream_response TEXT",
+        ),
+    ),
 )
 
 

@@ -15,7 +15,10 @@ __all__ = ["insert_rows"]
 _INSERT_RECORD = (
     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join(':' + c for c in RECORD_COLUMNS)})"
 )
-_INSERT_BODY = "INSERT INTO record_bodies (id, request, response) VALUES (:id, :request, :response)"
+_INSERT_BODY = (
+    "INSERT INTO record_bodies (id, request, response, upstream_request, upstream_response) "
+    "VALUES (:id, :request, :response, :upstream_request, :upstream_response)"
+)
 _INSERT_TAG = "INSERT INTO record_tags (deployment, tag, start_us, id) VALUES (:deployment, :tag, :start_us, :id)"
 
 
@@ -68,7 +71,17 @@ def _insert_records_sqlite(tx: Any, rows: Sequence[RecordRow]) -> None:
 
 
 def _insert(db: Database, tx: Any, rows: Sequence[RecordRow]) -> None:
-    bodies = [r for r in rows if r["request"] is not None or r["response"] is not None]
+    bodies = [
+        {
+            "id": r["id"],
+            "request": r["request"],
+            "response": r["response"],
+            "upstream_request": r.get("upstream_request"),
+            "upstream_response": r.get("upstream_response"),
+        }
+        for r in rows
+        if r["request"] is not None or r["response"] is not None or r.get("upstream_request") is not None
+    ]
     tags = [
         {"deployment": r["deployment"], "tag": t, "start_us": r["start_us"], "id": r["id"]}
         for r in rows

@@ -7,7 +7,7 @@ field is added here once (and to ``finish`` and a migration), never as a string 
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class RecordRow(TypedDict):
@@ -48,10 +48,14 @@ class RecordRow(TypedDict):
     session_id: str | None  # the agent session the call belongs to (gateway/sessions.py)
     request: str | None  # JSON, stored in record_bodies
     response: str | None  # JSON, stored in record_bodies
+    # A translated call's bodies as sent to / answered by the upstream (JSON, in record_bodies);
+    # absent from rows spooled before migration 0011.
+    upstream_request: NotRequired[str | None]
+    upstream_response: NotRequired[str | None]
 
 
 FIELDS: tuple[str, ...] = tuple(RecordRow.__annotations__)
-BODY_FIELDS = ("request", "response")  # in record_bodies, not in records
+BODY_FIELDS = ("request", "response", "upstream_request", "upstream_response")  # in record_bodies, not in records
 RECORD_COLUMNS: tuple[str, ...] = tuple(f for f in FIELDS if f not in BODY_FIELDS)
 # Text columns and the integer columns' ranges (as the migrations created them), for sanitising.
 TEXT_FIELDS: tuple[str, ...] = (
@@ -75,6 +79,8 @@ TEXT_FIELDS: tuple[str, ...] = (
     "session_id",
     "request",
     "response",
+    "upstream_request",
+    "upstream_response",
 )
 SMALLINT_FIELDS = ("http_status", "stream", "retries", "cache_hit", "usage_estimated", "bodies")
 BIGINT_FIELDS = (

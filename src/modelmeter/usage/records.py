@@ -183,16 +183,19 @@ def export(
 
 def one(db: Database, rid: str) -> dict[str, Any] | None:
     row = db.fetchone(
-        f"SELECT {_COLS}, b.request, b.response FROM records r "
+        f"SELECT {_COLS}, b.request, b.response, b.upstream_request, b.upstream_response FROM records r "
         "LEFT JOIN record_bodies b ON b.id = r.id WHERE r.id = :id",
         {"id": rid},
     )
     if row is None:
         return None
     record = row_to_api(dict(zip(RECORD_COLUMNS, row[: len(RECORD_COLUMNS)], strict=True)))
-    request, response = row[len(RECORD_COLUMNS) :]
+    request, response, sent, answered = row[len(RECORD_COLUMNS) :]
     record["request"] = orjson.loads(request) if request else None
     record["response"] = orjson.loads(response) if response else None
+    if sent or answered:  # a translated call: what went upstream, in the upstream's API
+        record["upstream_request"] = orjson.loads(sent) if sent else None
+        record["upstream_response"] = orjson.loads(answered) if answered else None
     if row[RECORD_COLUMNS.index("bodies")] == BODIES_PRUNED:
         record["bodies_note"] = (
             "The request and response bodies were removed by the retention policy (retention.bodies_days)."

@@ -173,7 +173,11 @@ function jsonBlock(label, value) {
     h("pre", { class: "code json", dataset: { json: label.toLowerCase() } }, text));
 }
 
-/** The JSON view: the request and response bodies exactly as stored. */
+/** The JSON view: the request and response bodies exactly as stored; for a call translated to
+ * another API upstream, also what was sent upstream and what the upstream answered. */
 export function jsonView(record) {
-  return h("div", { class: "json-view" }, jsonBlock("Request", record.request), jsonBlock("Response", record.response));
+  const translated = record.upstream_request !== undefined || record.upstream_response !== undefined;
+  return h("div", { class: "json-view" }, jsonBlock("Request", record.request), jsonBlock("Response", record.response),
+    translated ? jsonBlock("Sent upstream", record.upstream_request) : null,
+    translated ? jsonBlock("Upstream answered", record.upstream_response) : null);
 }
