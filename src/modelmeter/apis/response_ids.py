@@ -4,7 +4,8 @@
 Which deployment served an id is kept in memory (bounded: the oldest ids are forgotten); an id not
 known here (another gateway process, a restart) goes to the deployment named by a ``model`` query
 parameter, else to the only deployment whose upstream speaks the Responses API. These calls carry
-no tokens and are not metered; the upstream's answer is passed through as it is."""
+no tokens (the creating call holds the usage) and are recorded free (gateway/by_id.py); the
+upstream's answer is passed through as it is."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from urllib.parse import parse_qs
 
 from modelmeter.config import Deployment
 from modelmeter.gateway.errors import APIError
-from modelmeter.gateway.response_headers import passed_headers
+from modelmeter.gateway.response_headers import passed_headers, upstream_request_id
 from modelmeter.upstreams.client import Timeouts, UpstreamError
 from modelmeter.upstreams.headers import upstream_headers
 
@@ -81,8 +82,8 @@ def owner(rid: str, owners: ResponseOwners, query: bytes, deployments: list[Depl
 
 async def forward(
     client: Any, dep: Deployment, base: str, method: str, rid: str, suffix: str, query: bytes, body: bytes
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Send it on; the upstream's status, headers to pass and body."""
+) -> tuple[int, list[tuple[bytes, bytes]], bytes, str | None]:
+    """Send it on; the upstream's status, headers to pass, body and request id."""
     if not isinstance(client, _Requester):
         raise APIError(501, "This upstream client cannot forward this request.", "server_error", code="not_supported")
     params = parse_qs(query.decode("latin-1"))
@@ -99,4 +100,4 @@ async def forward(
             resp.close()
     except UpstreamError as exc:
         raise APIError(502, exc.message, "upstream_error", code=f"upstream_{exc.kind}") from None
-    return resp.status, passed_headers(resp.headers), data
+    return resp.status, passed_headers(resp.headers), data, upstream_request_id(resp.headers)

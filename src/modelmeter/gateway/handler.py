@@ -21,6 +21,7 @@ from modelmeter.apis.routing import DOORS, upstream_api
 from modelmeter.asgi import Receive, Scope, Send
 from modelmeter.auth.keys import KeyStore, LimitExceeded
 from modelmeter.config import Deployment, Settings
+from modelmeter.gateway import by_id
 from modelmeter.gateway.cache import ResponseCache
 from modelmeter.gateway.errors import JSON_HEADERS, APIError, error_body, send_json
 from modelmeter.gateway.guards import HOP_HEADER, HopGuard, check_json_content_type
@@ -104,32 +105,10 @@ class Gateway:
             )
 
     async def _by_response_id(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        try:
-            rid, suffix = response_ids.parse_path(path, scope["method"])
-            body = await _read_body(scope, receive, self.settings.max_body_bytes)
-            if self.keys is not None:
-                self._check_key(dict(scope["headers"]))
-            query = scope.get("query_string", b"")
-            dep = response_ids.owner(rid, self.response_owners, query, self.registry.all(), upstream_api)
-            base = self.registry.base_url(dep)
-            if base is None:
-                raise APIError(503, f"'{dep.name}' is not ready.", "service_unavailable", code="model_loading")
-            status, headers, data = await response_ids.forward(
-                self.upstream, dep, base, scope["method"], rid, suffix, query, body
-            )
-        except _Disconnected:
-            return
-        except APIError as exc:
-            await _send_error(send, exc)
-            return
-        await send_json(send, status, data, [*JSON_HEADERS, *headers])
+        async def read() -> bytes:
+            return await _read_body(scope, receive, self.settings.max_body_bytes)
 
-    def _check_key(self, headers: dict[bytes, bytes]) -> None:
-        assert self.keys is not None
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        if not key or self.keys.lookup(key) is None:
-            raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
+        await by_id.serve(self, scope, send, path, read, _Disconnected)
 
     def _models(self) -> dict[str, Any]:
         return {"object": "list", "data": [_model_entry(d) for d in self.registry.all()]}
