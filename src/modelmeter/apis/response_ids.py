@@ -48,6 +48,12 @@ class ResponseOwners:
     def get(self, response_id: str) -> str | None:
         return self._ids.get(response_id)
 
+    def chained(self, body: dict[str, Any]) -> str | None:
+        """The deployment that served ``previous_response_id``: a create call without a model
+        continues where its chain began."""
+        prev = body.get("previous_response_id")
+        return self._ids.get(prev) if isinstance(prev, str) else None
+
 
 def parse_path(path: str, method: str) -> tuple[str, str]:
     """(id, suffix) of a by-id path; APIError 404/405 when it is none of the four."""

@@ -3,7 +3,8 @@ POST .../cancel): forwarded to the deployment that served the id (apis/response_
 recorded as its own call type.
 
 They carry no tokens: the usage belongs to the call that created the response, already recorded,
-so these are recorded with a reported usage of zero (never estimated) and cost nothing. Every one
+so these are recorded with a reported usage of zero (never estimated) and cost nothing; except the
+first to see a background response finished, which carries its usage (apis/background.py). Every one
 that names a deployment is recorded, errors included (a bad key, an id the upstream does not know).
 """
 
@@ -85,6 +86,7 @@ async def serve(
         rec.request_id = upstream_id or rec.id
         rec.response_body = _parsed(data)
         rec.http_status = status
+        gw.background.settled(rec, rec.response_body)
         if status >= 400:
             rec.status = "error"
             rec.error = upstream_error_message(status, data)[0]

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from modelmeter.apis import response_ids
+from modelmeter.apis.background import PendingUsage
 from modelmeter.apis.base import FrontDoor
 from modelmeter.apis.routing import DOORS, upstream_api
 from modelmeter.asgi import Receive, Scope, Send
@@ -74,6 +75,7 @@ class Gateway:
         self.rejects = RejectBudget(settings.rejected_per_minute)
         self.limits = ResponseLimits(**{name: getattr(settings, name) for name in LIMIT_FIELDS})
         self.response_owners = response_ids.ResponseOwners()  # which deployment served a response id
+        self.background = PendingUsage()  # background responses whose usage comes with a retrieve
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -126,7 +128,7 @@ class Gateway:
         wall = time.time()
         try:
             raw = await _read_body(scope, receive, self.settings.max_body_bytes)
-            body = parse_body(raw)
+            body = parse_body(raw, self.response_owners.chained if door.api == "responses" else None)
         except _Disconnected:
             return
         except APIError as exc:
@@ -232,14 +234,15 @@ class Gateway:
                     asyncio.get_running_loop().call_soon(_cancel_if_pending, watch.task)
                 else:
                     watch.task.cancel()
-        if door.api == "responses" and isinstance(rec.response_body, dict):
-            self.response_owners.note(rec.response_body.get("id"), dep.name)
         if call.disconnected and rec.status == "success":  # the answer came after the client left
             call.fail(499, "client_disconnected")
         try:
             call.finish()
         except Exception:  # keep the record, whatever the accounting bug
             log.exception("could not settle the record of %s", rec.id)
+        if door.api == "responses" and isinstance(rec.response_body, dict):  # streamed: set by finish()
+            self.response_owners.note(rec.response_body.get("id"), dep.name)
+            self.background.created(rec)
         await self.recorder.submit(rec)
 
     def _authorise(self, headers: dict[bytes, bytes], rec: CallRecord) -> str:
