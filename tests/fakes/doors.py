@@ -6,6 +6,10 @@ Exact, known usage: ``DOOR_USAGE`` below; a model naming ``cached`` adds cache r
 misbehaviours (fail-400, fail-500, slow-stream, …) apply; Messages errors are in Anthropic's shape.
 A model naming ``stream-error`` fails mid-stream: an ``error`` event after the first text (Messages),
 ``response.failed`` carrying the usage so far (Responses).
+Tools (non-streamed): a request with tools whose last turn is not a tool result is answered with a call of the
+first tool (``function_call`` / ``tool_use``, arguments ``{"city": "Paris"}``); after the result,
+with text. ``background: true`` (Responses) answers ``queued`` without usage; the stored response
+is ``in_progress`` for BACKGROUND_POLLS retrieves, then ``completed`` with its usage.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ CACHE_READ = 300
 CACHE_WRITE_5M = 80
 CACHE_WRITE_1H = 40
 REASONING = 3
+BACKGROUND_POLLS = 2
+TOOL_ARGS = {"city": "Paris"}
 _SSE = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _ids = itertools.count(1)
 
@@ -100,11 +106,15 @@ class Doors:
         msg_id = f"msg_fake{next(_ids)}"
         head = {"id": msg_id, "type": "message", "role": "assistant", "model": body["model"]}
         text = " ".join(f"tok{i}" for i in range(n))
+        tool = _tool_to_call(body, "tool_result")
         if not body.get("stream"):
+            content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+            if tool is not None:
+                content = [{"type": "tool_use", "id": f"toolu_{msg_id}", "name": tool, "input": TOOL_ARGS}]
             answer = {
                 **head,
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": "end_turn",
+                "content": content,
+                "stop_reason": "end_turn" if tool is None else "tool_use",
                 "stop_sequence": None,
                 "usage": usage,
             }
@@ -174,6 +184,16 @@ class Doors:
             "role": "assistant",
             "content": [{"type": "output_text", "text": text, "annotations": []}],
         }
+        tool = _tool_to_call(body, "function_call_output")
+        if tool is not None:
+            item = {
+                "id": f"fc_{rid}",
+                "type": "function_call",
+                "status": "completed",
+                "call_id": f"call_{rid}",
+                "name": tool,
+                "arguments": orjson.dumps(TOOL_ARGS).decode(),
+            }
         base = {
             "id": rid,
             "object": "response",
@@ -193,6 +213,9 @@ class Doors:
             "usage": responses_usage(n, "cached" in flags, "reasoning" in flags),
         }
         self.stored[rid] = {**final, "_input": body.get("input")}
+        if body.get("background") and not body.get("stream"):
+            self.stored[rid]["_polls"] = BACKGROUND_POLLS
+            return web.json_response({**base, "status": "queued", "usage": None})
         if not body.get("stream"):
             return web.json_response(final)
         seq = itertools.count()
@@ -248,7 +271,10 @@ class Doors:
         found = self._found(request)
         if isinstance(found, web.Response):
             return found
-        return web.json_response({k: v for k, v in found.items() if k != "_input"})
+        if found.get("_polls"):  # a background response, still running
+            found["_polls"] -= 1
+            return web.json_response({**_public(found), "status": "in_progress", "output": [], "usage": None})
+        return web.json_response(_public(found))
 
     async def delete_response(self, request: web.Request) -> web.Response:
         found = self._found(request)
@@ -279,7 +305,7 @@ class Doors:
         found = self._found(request)
         if isinstance(found, web.Response):
             return found
-        return web.json_response({k: v for k, v in found.items() if k != "_input"})
+        return web.json_response(_public(found))
 
     async def _stream(self, request: web.Request, parts: list[bytes], itl: float) -> web.StreamResponse:
         resp = web.StreamResponse(headers=_SSE)
@@ -292,3 +318,23 @@ class Doors:
                     await resp.write(part)
                     await asyncio.sleep(itl)
         return resp
+
+
+def _public(stored: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stored.items() if not k.startswith("_")}
+
+
+def _tool_to_call(body: dict[str, Any], result_type: str) -> str | None:
+    """The first tool's name when the request offers tools and its last turn is no tool result."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not tools or not isinstance(tools[0], dict):
+        return None
+    turns = body.get("input") if "input" in body else body.get("messages")
+    last = turns[-1] if isinstance(turns, list) and turns else None
+    if isinstance(last, dict):
+        content = last.get("content")
+        blocks = content if isinstance(content, list) else []
+        if last.get("type") == result_type or any(isinstance(b, dict) and b.get("type") == result_type for b in blocks):
+            return None
+    name = tools[0].get("name")
+    return name if isinstance(name, str) else None
