@@ -40,6 +40,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "history-model": {},
     "ledger-model": {"provider": "openai", "price": {"input": 1.0, "output": 2.0}},
     "sessions-model": {},
+    "byid-model": {"api": "responses", "model": "resp-byid-reasoning", "price": {"input": 3.0, "output": 15.0}},
 }
 
 
