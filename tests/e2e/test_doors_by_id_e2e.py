@@ -90,3 +90,18 @@ def test_by_id_calls_recorded_free(server: ServerProcess) -> None:
         assert (rec["metadata"] or {}).get("response_id") == made.id
     assert len(server.records("resp")) == 1 + 3 + 3  # nothing else recorded
     assert totals(server) == before
+
+
+def test_by_id_answers_scrubbed_of_the_callers_key(server: ServerProcess) -> None:
+    """An upstream that echoes the caller's key (here: its input, back in input_items) never shows
+    it to the client nor in the record, as on every other call."""
+    status, created = server.api("POST", "/api/keys", {"alias": "echo"})
+    assert status == 201, created
+    key = created["key"]
+    client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=20)
+    made = client.responses.create(model="resp", input=f"my key is {key}", max_output_tokens=2)
+    items = client.responses.input_items.list(made.id)
+    text = items.data[0].content[0].text  # type: ignore[union-attr]
+    assert key not in text and text.startswith("my key is [redacted]")
+    rows = server.wait_for_records("resp", 1, call_type="responses_input_items", key_alias="echo")
+    assert key not in str(server.record(rows[0]["id"])["response"])

@@ -19,10 +19,13 @@ from modelmeter.gateway.errors import APIError
 from modelmeter.gateway.response_headers import passed_headers, upstream_request_id
 from modelmeter.upstreams.client import Timeouts, UpstreamError
 from modelmeter.upstreams.headers import upstream_headers
+from modelmeter.upstreams.limits import LimitedResponse, ResponseLimits
+from modelmeter.upstreams.scrub import Scrubber
 
 PREFIX = "/v1/responses/"
 MAX_IDS = 100_000
 _ROUTES = {("", "GET"), ("", "DELETE"), ("/input_items", "GET"), ("/cancel", "POST")}
+_DEFAULT_LIMITS = ResponseLimits()
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
@@ -87,9 +90,19 @@ def owner(rid: str, owners: ResponseOwners, query: bytes, deployments: list[Depl
 
 
 async def forward(
-    client: Any, dep: Deployment, base: str, method: str, rid: str, suffix: str, query: bytes, body: bytes
+    client: Any,
+    dep: Deployment,
+    base: str,
+    method: str,
+    rid: str,
+    suffix: str,
+    query: bytes,
+    body: bytes,
+    limits: ResponseLimits = _DEFAULT_LIMITS,
+    scrub: Scrubber | None = None,
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str | None]:
-    """Send it on; the upstream's status, headers to pass, body and request id."""
+    """Send it on; the upstream's status, headers to pass, body (read within ``limits``, secrets
+    scrubbed, as every answer the relay passes on) and request id."""
     if not isinstance(client, _Requester):
         raise APIError(501, "This upstream client cannot forward this request.", "server_error", code="not_supported")
     params = parse_qs(query.decode("latin-1"))
@@ -97,9 +110,10 @@ async def forward(
     qs = "&".join(f"{k}={v}" for k, values in params.items() for v in values)
     url = f"{base}/responses/{rid}{suffix}" + (f"?{qs}" if qs else "")
     try:
-        resp = await client.request(
+        raw = await client.request(
             method, url, body or None, upstream_headers(dep), Timeouts(total=dep.timeout, connect=dep.connect_timeout)
         )
+        resp = LimitedResponse(raw, limits, scrub)
         try:
             data: bytes = await resp.read()
         finally:

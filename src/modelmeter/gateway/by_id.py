@@ -24,6 +24,7 @@ from modelmeter.gateway.response_headers import request_id_header
 from modelmeter.gateway.sessions import session_id
 from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.metering.usage import Usage
+from modelmeter.upstreams.limits import limits_for, scrubber_for
 
 if TYPE_CHECKING:
     from modelmeter.auth.keys import KeyStore
@@ -72,14 +73,24 @@ async def serve(
     try:
         body = await read_body()
         rec.request_body = _parsed(body) if body else None
+        key = None
         if gw.keys is not None:
-            rec.key_alias = authenticate(gw.keys, headers)
+            rec.key_alias, key = authenticate(gw.keys, headers)
         base = gw.registry.base_url(dep)
         if base is None:
             raise APIError(503, f"'{dep.name}' is not ready.", "service_unavailable", code="model_loading")
         t_up = time.perf_counter()
         status, passed, data, upstream_id = await response_ids.forward(
-            gw.upstream, dep, base, method, rid, suffix, query, body
+            gw.upstream,
+            dep,
+            base,
+            method,
+            rid,
+            suffix,
+            query,
+            body,
+            limits_for(dep, gw.limits),
+            scrubber_for(dep.api_key(), key),
         )
         waited = time.perf_counter() - t_up
         rec.upstream_reached = True
@@ -106,8 +117,8 @@ async def serve(
         await gw.recorder.submit(rec)
 
 
-def authenticate(keys: KeyStore, headers: dict[bytes, bytes]) -> str:
-    """The alias of the caller's virtual key (``Authorization: Bearer`` or ``x-api-key``), or a 401.
+def authenticate(keys: KeyStore, headers: dict[bytes, bytes]) -> tuple[str, str]:
+    """The alias and the key of the caller's virtual key (``Authorization: Bearer`` or ``x-api-key``), or a 401.
     No limits are checked: these calls are free, and a background response must stay pollable."""
     auth = headers.get(b"authorization", b"").decode("latin-1")
     key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
@@ -115,7 +126,7 @@ def authenticate(keys: KeyStore, headers: dict[bytes, bytes]) -> str:
     vk = keys.lookup(key) if key else None
     if vk is None:
         raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-    return vk.alias
+    return vk.alias, key
 
 
 def _parsed(data: bytes) -> Any:
