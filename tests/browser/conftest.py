@@ -42,6 +42,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "sessions-model": {},
     # Anthropic's Messages API upstream: a chat call to it is translated (gateway/translated.py).
     "translated-model": {"model": "claude-translated", "provider": "anthropic"},
+    "byid-model": {"api": "responses", "model": "resp-byid-reasoning", "price": {"input": 3.0, "output": 15.0}},
 }
 
 

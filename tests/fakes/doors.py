@@ -7,6 +7,8 @@ one-tool agent loop (tests/fakes/tool_calls.py). The text is
 misbehaviours (fail-400, fail-500, slow-stream, …) apply; Messages errors are in Anthropic's shape.
 A model naming ``stream-error`` fails mid-stream: an ``error`` event after the first text (Messages),
 ``response.failed`` carrying the usage so far (Responses).
+``background: true`` (Responses) answers ``queued`` without usage; the stored response
+is ``in_progress`` for BACKGROUND_POLLS retrieves, then ``completed`` with its usage.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ CACHE_READ = 300
 CACHE_WRITE_5M = 80
 CACHE_WRITE_1H = 40
 REASONING = 3
+BACKGROUND_POLLS = 2
+TOOL_ARGS = {"city": tool_calls.ARGUMENT}  # what a ``tool-call`` model passes a one-city tool
 _SSE = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _ids = itertools.count(1)
 
@@ -211,6 +215,9 @@ class Doors:
             "usage": responses_usage(n, "cached" in flags, "reasoning" in flags),
         }
         self.stored[rid] = {**final, "_input": body.get("input")}
+        if body.get("background") and not body.get("stream"):
+            self.stored[rid]["_polls"] = BACKGROUND_POLLS
+            return web.json_response({**base, "status": "queued", "usage": None})
         if not body.get("stream"):
             return web.json_response(final)
         seq = itertools.count()
@@ -272,7 +279,10 @@ class Doors:
         found = self._found(request)
         if isinstance(found, web.Response):
             return found
-        return web.json_response({k: v for k, v in found.items() if k != "_input"})
+        if found.get("_polls"):  # a background response, still running
+            found["_polls"] -= 1
+            return web.json_response({**_public(found), "status": "in_progress", "output": [], "usage": None})
+        return web.json_response(_public(found))
 
     async def delete_response(self, request: web.Request) -> web.Response:
         found = self._found(request)
@@ -303,7 +313,7 @@ class Doors:
         found = self._found(request)
         if isinstance(found, web.Response):
             return found
-        return web.json_response({k: v for k, v in found.items() if k != "_input"})
+        return web.json_response(_public(found))
 
     async def _stream(self, request: web.Request, parts: list[bytes], itl: float) -> web.StreamResponse:
         resp = web.StreamResponse(headers=_SSE)
@@ -316,3 +326,7 @@ class Doors:
                     await resp.write(part)
                     await asyncio.sleep(itl)
         return resp
+
+
+def _public(stored: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stored.items() if not k.startswith("_")}

@@ -21,9 +21,19 @@ _TYPES = {
 }
 
 
+# Our codes whose OpenAI type (invalid_request_error) Anthropic names more precisely.
+_CODES = {
+    "invalid_api_key": "authentication_error",
+    "model_not_found": "not_found_error",
+    "unknown_url": "not_found_error",
+    "request_too_large": "request_too_large",
+}
+
+
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     """Anthropic's shape; ``param`` and ``code`` have no place in it and are left out."""
-    return {"type": "error", "error": {"type": _TYPES.get(type_, type_), "message": message}}
+    kind = _CODES.get(code or "") or _TYPES.get(type_, type_)
+    return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 def usage_from(usage: Any) -> Usage:

@@ -4,7 +4,8 @@
 Which deployment served an id is kept in memory (bounded: the oldest ids are forgotten); an id not
 known here (another gateway process, a restart) goes to the deployment named by a ``model`` query
 parameter, else to the only deployment whose upstream speaks the Responses API. These calls carry
-no tokens and are not metered; the upstream's answer is passed through as it is."""
+no tokens (the creating call holds the usage) and are recorded free (gateway/by_id.py); the
+upstream's answer is passed through as it is."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from urllib.parse import parse_qs
 
 from modelmeter.config import Deployment
 from modelmeter.gateway.errors import APIError
-from modelmeter.gateway.response_headers import passed_headers
+from modelmeter.gateway.response_headers import passed_headers, upstream_request_id
 from modelmeter.upstreams.client import Timeouts, UpstreamError
 from modelmeter.upstreams.headers import upstream_headers
+from modelmeter.upstreams.limits import LimitedResponse, ResponseLimits
+from modelmeter.upstreams.scrub import Scrubber
 
 PREFIX = "/v1/responses/"
 MAX_IDS = 100_000
 _ROUTES = {("", "GET"), ("", "DELETE"), ("/input_items", "GET"), ("/cancel", "POST")}
+_DEFAULT_LIMITS = ResponseLimits()
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
@@ -46,6 +50,12 @@ class ResponseOwners:
 
     def get(self, response_id: str) -> str | None:
         return self._ids.get(response_id)
+
+    def chained(self, body: dict[str, Any]) -> str | None:
+        """The deployment that served ``previous_response_id``: a create call without a model
+        continues where its chain began."""
+        prev = body.get("previous_response_id")
+        return self._ids.get(prev) if isinstance(prev, str) else None
 
 
 def parse_path(path: str, method: str) -> tuple[str, str]:
@@ -80,9 +90,19 @@ def owner(rid: str, owners: ResponseOwners, query: bytes, deployments: list[Depl
 
 
 async def forward(
-    client: Any, dep: Deployment, base: str, method: str, rid: str, suffix: str, query: bytes, body: bytes
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Send it on; the upstream's status, headers to pass and body."""
+    client: Any,
+    dep: Deployment,
+    base: str,
+    method: str,
+    rid: str,
+    suffix: str,
+    query: bytes,
+    body: bytes,
+    limits: ResponseLimits = _DEFAULT_LIMITS,
+    scrub: Scrubber | None = None,
+) -> tuple[int, list[tuple[bytes, bytes]], bytes, str | None]:
+    """Send it on; the upstream's status, headers to pass, body (read within ``limits``, secrets
+    scrubbed, as every answer the relay passes on) and request id."""
     if not isinstance(client, _Requester):
         raise APIError(501, "This upstream client cannot forward this request.", "server_error", code="not_supported")
     params = parse_qs(query.decode("latin-1"))
@@ -90,13 +110,14 @@ async def forward(
     qs = "&".join(f"{k}={v}" for k, values in params.items() for v in values)
     url = f"{base}/responses/{rid}{suffix}" + (f"?{qs}" if qs else "")
     try:
-        resp = await client.request(
+        raw = await client.request(
             method, url, body or None, upstream_headers(dep), Timeouts(total=dep.timeout, connect=dep.connect_timeout)
         )
+        resp = LimitedResponse(raw, limits, scrub)
         try:
             data: bytes = await resp.read()
         finally:
             resp.close()
     except UpstreamError as exc:
         raise APIError(502, exc.message, "upstream_error", code=f"upstream_{exc.kind}") from None
-    return resp.status, passed_headers(resp.headers), data
+    return resp.status, passed_headers(resp.headers), data, upstream_request_id(resp.headers)

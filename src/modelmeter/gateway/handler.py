@@ -16,11 +16,13 @@ from typing import Any
 import orjson
 
 from modelmeter.apis import response_ids
+from modelmeter.apis.background import PendingUsage
 from modelmeter.apis.base import FrontDoor
 from modelmeter.apis.routing import DOORS, upstream_api
 from modelmeter.asgi import Receive, Scope, Send
 from modelmeter.auth.keys import KeyStore, LimitExceeded
 from modelmeter.config import Deployment, Settings
+from modelmeter.gateway import by_id
 from modelmeter.gateway.cache import ResponseCache
 from modelmeter.gateway.errors import JSON_HEADERS, APIError, error_body, send_json
 from modelmeter.gateway.guards import HOP_HEADER, HopGuard, check_json_content_type
@@ -74,6 +76,7 @@ class Gateway:
         self.rejects = RejectBudget(settings.rejected_per_minute)
         self.limits = ResponseLimits(**{name: getattr(settings, name) for name in LIMIT_FIELDS})
         self.response_owners = response_ids.ResponseOwners()  # which deployment served a response id
+        self.background = PendingUsage()  # background responses whose usage comes with a retrieve
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -105,32 +108,10 @@ class Gateway:
             )
 
     async def _by_response_id(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        try:
-            rid, suffix = response_ids.parse_path(path, scope["method"])
-            body = await _read_body(scope, receive, self.settings.max_body_bytes)
-            if self.keys is not None:
-                self._check_key(dict(scope["headers"]))
-            query = scope.get("query_string", b"")
-            dep = response_ids.owner(rid, self.response_owners, query, self.registry.all(), upstream_api)
-            base = self.registry.base_url(dep)
-            if base is None:
-                raise APIError(503, f"'{dep.name}' is not ready.", "service_unavailable", code="model_loading")
-            status, headers, data = await response_ids.forward(
-                self.upstream, dep, base, scope["method"], rid, suffix, query, body
-            )
-        except _Disconnected:
-            return
-        except APIError as exc:
-            await _send_error(send, exc)
-            return
-        await send_json(send, status, data, [*JSON_HEADERS, *headers])
+        async def read() -> bytes:
+            return await _read_body(scope, receive, self.settings.max_body_bytes)
 
-    def _check_key(self, headers: dict[bytes, bytes]) -> None:
-        assert self.keys is not None
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        if not key or self.keys.lookup(key) is None:
-            raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
+        await by_id.serve(self, scope, send, path, read, _Disconnected)
 
     def _models(self) -> dict[str, Any]:
         return {"object": "list", "data": [_model_entry(d) for d in self.registry.all()]}
@@ -148,7 +129,7 @@ class Gateway:
         wall = time.time()
         try:
             raw = await _read_body(scope, receive, self.settings.max_body_bytes)
-            body = parse_body(raw)
+            body = parse_body(raw, self.response_owners.chained if door.api == "responses" else None)
         except _Disconnected:
             return
         except APIError as exc:
@@ -251,14 +232,17 @@ class Gateway:
                     asyncio.get_running_loop().call_soon(_cancel_if_pending, watch.task)
                 else:
                     watch.task.cancel()
-        if door.api == "responses" and isinstance(rec.response_body, dict) and rec.upstream_request is None:
-            self.response_owners.note(rec.response_body.get("id"), dep.name)
         if call.disconnected and rec.status == "success":  # the answer came after the client left
             call.fail(499, "client_disconnected")
         try:
             call.finish()
         except Exception:  # keep the record, whatever the accounting bug
             log.exception("could not settle the record of %s", rec.id)
+        # A translated call's answer id is ours, not the upstream's: nothing to route back to.
+        translated = rec.upstream_request is not None
+        if door.api == "responses" and isinstance(rec.response_body, dict) and not translated:  # streamed: set by finish()
+            self.response_owners.note(rec.response_body.get("id"), dep.name)
+            self.background.created(rec)
         await self.recorder.submit(rec)
 
     def _authorise(self, headers: dict[bytes, bytes], rec: CallRecord) -> str:

@@ -6,6 +6,7 @@ check only what we rely on, and pass every other field through untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,7 +20,9 @@ CALL_TYPES = {
 }
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
+def parse_body(raw: bytes, model_of: Callable[[dict[str, Any]], str | None] | None = None) -> dict[str, Any]:
+    """The request's JSON object; without a ``model``, ``model_of(body)`` may name one (the
+    deployment of a Responses chain), which is then written into it."""
     if not raw:
         raise APIError(400, "The request body is empty; send a JSON object.")
     try:
@@ -29,6 +32,10 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
     model = body.get("model")
+    if model is None and model_of is not None:
+        model = model_of(body)
+        if model is not None:
+            body["model"] = model
     if model is None:
         raise APIError(400, "you must provide a model parameter", param="model", code="missing_required_parameter")
     if not isinstance(model, str) or not model:

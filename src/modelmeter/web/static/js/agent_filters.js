@@ -4,7 +4,10 @@
 import { h, icon } from "./dom.js";
 
 const CALL_TYPES = [["", "All call types"], ["chat", "Chat"], ["completion", "Completion"], ["embedding", "Embedding"],
-  ["messages", "Messages"], ["responses", "Responses"], ["count_tokens", "Count tokens"]];
+  ["messages", "Messages"], ["responses", "Responses"], ["count_tokens", "Count tokens"],
+  // The Responses API's calls on a stored response (free: the creating call holds the usage).
+  ["responses_get", "Responses: retrieve"], ["responses_delete", "Responses: delete"],
+  ["responses_input_items", "Responses: input items"], ["responses_cancel", "Responses: cancel"]];
 
 export class AgentFilters {
   /** `onSet(changes)` is called with { type } or { session } when the user changes one. */
