@@ -44,7 +44,7 @@ def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
         return {"name": name, "model": model, "provider": "anthropic", "api_base": base, "price": PRICE}
 
     deployments = [
-        resp("resp-tools", "tool-call"),
+        resp("resp-tools", "reasoning-tool-call"),
         resp("resp-bg"),
         resp("resp-chain"),
         resp("resp-keys"),
@@ -125,7 +125,7 @@ def test_responses_function_tool_and_reasoning(server: ServerProcess, key: str) 
         tools=tools,
         max_output_tokens=5,  # type: ignore[list-item]
     )
-    assert second.output_text == "tok0 tok1 tok2 tok3 tok4"
+    assert second.output_text == "The tool said: {\"temp_c\": 21}"  # the fake quotes the tool's result
     recs = records(server, "resp-tools", 2)
     assert [r["response"]["output"][0]["type"] for r in recs] == ["function_call", "message"]
     assert recs[1]["request"]["input"][-1]["type"] == "function_call_output"
@@ -223,7 +223,7 @@ def test_messages_tool_use_then_result(server: ServerProcess, key: str) -> None:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "21 °C"}]},
     ]
     second = client.messages.create(model="claude-tools", max_tokens=5, messages=turns, tools=tools)
-    assert second.stop_reason == "end_turn" and second.content[0].text == "tok0 tok1 tok2 tok3 tok4"  # type: ignore[union-attr]
+    assert second.stop_reason == "end_turn" and second.content[0].text == "The tool said: 21 °C"  # type: ignore[union-attr]
     recs = records(server, "claude-tools", 2)
     assert recs[0]["response"]["content"][0]["type"] == "tool_use"
     assert recs[1]["request"]["messages"][-1]["content"][0]["type"] == "tool_result"
