@@ -125,6 +125,7 @@ def test_claude_code(
     sent = upstream_calls(fake_upstream, "/v1/messages")
     assert sent and all(e["body"]["model"] == f"claude-{RUN}-cached" for e in sent)
     assert all(e["headers"]["x-api-key"] == f"sk-ant-fake-{RUN}" for e in sent)  # the upstream key, not ours
+    assert all(e["query"] == "beta=true" for e in sent if e["path"] == "/v1/messages")  # passed on as sent
     assert all(session in e["body"]["metadata"]["user_id"] for e in sent if e["path"] == "/v1/messages")
     # Every call recorded (count_tokens too, should it call it), under the virtual key and the session.
     recs = records_of(server, "claude-agent", len(sent), session=session)

@@ -183,7 +183,10 @@ class Gateway:
                 )
             rejected = False
             if pair is None:
-                await relay(call, self.upstream, base + path[3:], dep, self.cache, path, limits_for(dep, self.limits))
+                url = base + path[3:]
+                if query := scope.get("query_string"):  # e.g. Claude Code's ?beta=true, passed on as sent
+                    url += "?" + query.decode("latin-1")
+                await relay(call, self.upstream, url, dep, self.cache, path, limits_for(dep, self.limits))
             else:
                 await relay_translated(call, pair, self.upstream, base, dep, limits_for(dep, self.limits))
             watch.done = True
