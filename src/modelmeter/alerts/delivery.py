@@ -1,7 +1,8 @@
 """Webhook deliveries: off the gateway's path, retried with bounded exponential backoff, each attempt
 recorded.
 
-``Notifier.send`` only queues: the POST runs in its own task with httpx's async client. Notifications
+``Notifier.send`` only queues: the POST runs in its own task with aiohttp's client (a runtime
+dependency already; httpx is not one). Notifications
 of one rule go out in order (a rule's resolved never overtakes its firing); rules do not wait for
 each other. Nothing logged or recorded carries the URL (it holds tokens): errors are kept as their
 exception's class name.
@@ -15,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
+import aiohttp
 
 from modelmeter.alerts import store
 from modelmeter.alerts.rules import AlertRule
@@ -39,14 +40,13 @@ class Notifier:
         self,
         db: Database,
         *,
-        client: httpx.AsyncClient | None = None,
+        session: aiohttp.ClientSession | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         first_backoff: float = FIRST_BACKOFF_S,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self._db = db
-        # trust_env=False: a webhook goes where the rule says, not through a proxy from the env
-        self._client = client or httpx.AsyncClient(timeout=TIMEOUT_S, trust_env=False, follow_redirects=False)
+        self._session = session  # made on first use, inside the running loop
         self._max = max_attempts
         self._first = first_backoff
         self._sleep = sleep
@@ -84,9 +84,10 @@ class Notifier:
             status: int | None = None
             error: str | None = None
             try:
-                response = await self._client.post(url, json=body)
-                status = response.status_code
-            except httpx.HTTPError as exc:
+                # no redirects: a webhook goes where the rule says (and no proxy from the env either)
+                async with self._client().post(url, json=body, allow_redirects=False) as response:
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 error = type(exc).__name__
             ok = status is not None and 200 <= status < 300
             if status is not None and not ok:
@@ -113,4 +114,10 @@ class Notifier:
     async def close(self) -> None:
         for task in list(self._tails.values()):
             task.cancel()
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S))
+        return self._session
