@@ -104,7 +104,12 @@ def test_engine_sends_exactly_one_notification_per_change(tmp_path: Path) -> Non
 
     notifier = FakeNotifier()
     engine = AlertEngine(
-        db, [rule], notifier, base_url="http://mm.test", clock=lambda: clock[0], measure_fn=fake_measure  # type: ignore[arg-type]
+        db,
+        [rule],
+        notifier,
+        base_url="http://mm.test",
+        clock=lambda: clock[0],
+        measure_fn=fake_measure,  # type: ignore[arg-type]
     )
 
     def tick(value: float | None, advance: float = 10.0) -> int:
