@@ -40,6 +40,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "history-model": {},
     "ledger-model": {"provider": "openai", "price": {"input": 1.0, "output": 2.0}},
     "sessions-model": {},
+    "alerts-model": {},  # no traffic: test_alerts_page's "no_traffic" rule fires on it
 }
 
 
@@ -65,7 +66,12 @@ def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
         {"name": name, "model": "fake-model", "api_base": fake_upstream.base_url, **extra}
         for name, extra in DEPLOYMENTS.items()
     ]
-    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "modelmeter.db"), deployments=deployments)
+    config = write_config(
+        tmp / "modelmeter.toml",
+        database=sqlite_url(tmp / "modelmeter.db"),
+        deployments=deployments,
+        alert_interval=0.5,  # alert rules made by a test fire within a second
+    )
     with ServerProcess(config, log_dir=tmp / "server") as proc:
         yield proc
 

@@ -113,3 +113,4 @@ def test_state_changes_once_and_history(db: Database) -> None:
     assert store.add_rule(db, rule, 0) and not store.add_rule(db, rule, 0)
     assert [r.name for r in store.api_rules(db)] == ["spend"]
     assert store.delete_rule(db, "spend") and not store.delete_rule(db, "spend")
+    assert store.history(db, "spend")["data"] == [] and "spend" not in store.states(db)

@@ -50,9 +50,12 @@ def add_rule(db: Database, rule: AlertRule, now_us: int) -> bool:
 
 
 def delete_rule(db: Database, name: str) -> bool:
+    """Remove an API rule with its state and history (a new rule of that name starts afresh)."""
     with db.transaction() as tx:
         n = tx.execute(db.sql("DELETE FROM alert_rules WHERE name = :n"), {"n": name}).rowcount
-        tx.execute(db.sql("DELETE FROM alert_state WHERE name = :n"), {"n": name})
+        if n:
+            for table in ("alert_state", "alert_events", "alert_deliveries"):
+                tx.execute(db.sql(f"DELETE FROM {table} WHERE name = :n"), {"n": name})
     return bool(n)
 
 
