@@ -105,7 +105,7 @@ class Notifier:
                 await self._sleep(backoff(attempt, self._first))
         return False
 
-    async def drain(self, timeout: float = 5.0) -> None:
+    async def drain(self, timeout: float = 2.0) -> None:
         """Wait a little for queued notifications (at shutdown), then give up on them."""
         tasks = list(self._tails.values())
         if tasks:

@@ -114,6 +114,14 @@ class AlertRule:
         return out
 
 
+def _http_url(value: Any) -> bool:
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        return parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 address)
+        return False
+
+
 def parse_rule(data: Any, source: str = "config") -> AlertRule:
     """A rule from a config table or an API body; RuleError names the field at fault."""
     if not isinstance(data, dict):
@@ -127,12 +135,12 @@ def parse_rule(data: Any, source: str = "config") -> AlertRule:
             "'name' must be 1-64 characters: letters, digits, ._:- (starting with a letter or digit)", "name"
         )
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise RuleError(f"alert {name!r}: 'kind' must be one of {', '.join(KINDS)}", "kind")
     scope = data.get("scope") or (
         "key" if kind == "key_budget" else ("deployment" if data.get("deployment") else "global")
     )
-    if scope not in SCOPES:
+    if not isinstance(scope, str) or scope not in SCOPES:
         raise RuleError(f"alert {name!r}: 'scope' must be one of {', '.join(SCOPES)}", "scope")
     if (kind == "key_budget") != (scope == "key"):
         raise RuleError(f"alert {name!r}: kind 'key_budget' goes with scope 'key' (and only it)", "scope")
@@ -147,22 +155,23 @@ def parse_rule(data: Any, source: str = "config") -> AlertRule:
         raise RuleError(f"alert {name!r}: a key_budget threshold is a percentage, e.g. 80", "threshold")
     try:
         window_s = parse_duration(data.get("window", "5m"))
+    except ValueError as exc:
+        raise RuleError(f"alert {name!r}: window: {exc}", "window") from None
+    try:
         for_s = parse_duration(data["for"]) if data.get("for") not in (None, 0, "0", "0s") else 0.0
     except ValueError as exc:
-        raise RuleError(f"alert {name!r}: {exc}", "window") from None
+        raise RuleError(f"alert {name!r}: for: {exc}", "for") from None
     if window_s > 31 * 86400:
         raise RuleError(f"alert {name!r}: 'window' is at most 31 days", "window")
     webhook, webhook_env = data.get("webhook"), data.get("webhook_env")
-    if webhook is not None and (not isinstance(webhook, str) or urlsplit(webhook).scheme not in ("http", "https")):
-        raise RuleError(f"alert {name!r}: 'webhook' must be an http(s) URL", "webhook")
-    if webhook is not None and not urlsplit(webhook).hostname:
+    if webhook is not None and not _http_url(webhook):
         raise RuleError(f"alert {name!r}: 'webhook' must be an http(s) URL", "webhook")
     if webhook_env is not None and (not isinstance(webhook_env, str) or not re.fullmatch(r"[A-Za-z_]\w*", webhook_env)):
         raise RuleError(f"alert {name!r}: 'webhook_env' must be an environment variable's name", "webhook_env")
     if webhook and webhook_env:
         raise RuleError(f"alert {name!r}: give 'webhook' or 'webhook_env', not both", "webhook")
     fmt = data.get("format", "json")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise RuleError(f'alert {name!r}: \'format\' must be "json" or "slack"', "format")
     return AlertRule(
         name=name,
