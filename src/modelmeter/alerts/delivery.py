@@ -76,8 +76,10 @@ class Notifier:
 
     async def deliver(self, rule: AlertRule, event_id: str, body: dict[str, Any]) -> bool:
         url = rule.webhook_url()
-        if not url:
+        if not url:  # recorded too: the history says why nobody was told
             log.warning("alert %s: no webhook set (webhook_env %s is empty?)", rule.name, rule.webhook_env)
+            a = store.Attempt(event_id, rule.name, 1, int(time.time() * 1e6), None, "no webhook set", 0.0, False)
+            await asyncio.to_thread(store.add_attempt, self._db, a)
             return False
         for attempt in range(1, self._max + 1):
             t0 = time.monotonic()
