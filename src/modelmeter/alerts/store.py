@@ -63,12 +63,16 @@ _STATE_COLS = "state, since_us, value, last_fired_us"
 
 
 def state_of(db: Database, name: str, now_us: int) -> RuleState:
-    db.execute(
-        "INSERT INTO alert_state (name, state, since_us, checked_us) VALUES (:n, 'ok', :t, :t) "
-        "ON CONFLICT (name) DO NOTHING",
-        {"n": name, "t": now_us},
-    )
-    row = db.fetchone(f"SELECT {_STATE_COLS} FROM alert_state WHERE name = :n", {"n": name})
+    """The rule's stored state; a new rule's row is made ("ok") on first sight."""
+    select = f"SELECT {_STATE_COLS} FROM alert_state WHERE name = :n"
+    row = db.fetchone(select, {"n": name})
+    if row is None:
+        db.execute(
+            "INSERT INTO alert_state (name, state, since_us, checked_us) VALUES (:n, 'ok', :t, :t) "
+            "ON CONFLICT (name) DO NOTHING",
+            {"n": name, "t": now_us},
+        )
+        row = db.fetchone(select, {"n": name})
     assert row is not None
     return RuleState(row[0], int(row[1]), row[2], row[3])
 
