@@ -185,3 +185,51 @@ def test_rule_fires_once_then_resolves_once(
         seen = orjson.dumps(answers).decode() + server.stdout + server.stderr
         for url in (plain.url, flaky.url, secret):
             assert url not in seen and url.rsplit("/", 1)[1] not in seen
+
+
+def test_key_budget_rule_fires_at_its_level(
+    fake_upstream: FakeUpstream, receivers: tuple[Receiver, Receiver], tmp_path: Path
+) -> None:
+    """A rule made through the API warns when a virtual key has spent 50 % of its budget; the value
+    sent is the key's spend over its budget, as /api/keys shows them."""
+    plain, _ = receivers
+    dep = {
+        "name": "priced",
+        "model": "fake-model",
+        "api_base": fake_upstream.base_url,
+        "price": {"input": 500.0, "output": 500.0},
+    }
+    config = write_config(
+        tmp_path / "mm.toml",
+        database=sqlite_url(tmp_path / "mm.db"),
+        deployments=[dep],
+        alert_interval=0.3,
+        require_keys=True,
+    )
+    with ServerProcess(config, log_dir=tmp_path / "server") as server:
+        status, made = server.api("POST", "/api/keys", {"alias": "team-a", "budget_usd": 0.05})
+        assert status == 201
+        rule = {"name": "team-a-50", "kind": "key_budget", "key": "team-a", "threshold": 50, "webhook": plain.url}
+        assert server.api("POST", "/api/alerts", rule)[0] == 201
+        client = openai.OpenAI(base_url=server.base_url, api_key=made["key"], max_retries=0, timeout=20)
+
+        def key() -> dict[str, Any]:
+            return next(k for k in server.api("GET", "/api/keys")[1]["data"] if k["alias"] == "team-a")
+
+        calls = 0
+        while key()["spent_usd"] < 0.025:  # one call at a time until half the budget is spent
+            client.chat.completions.create(model="priced", messages=[{"role": "user", "content": "hi there"}])
+            calls += 1
+            wait_for(lambda n=calls: len(server.records("priced")) >= n, 10)
+            time.sleep(0.05)
+        assert 1 < calls < 20
+        wait_for(lambda: plain.bodies, 10, message="the budget warning")
+        time.sleep(1.0)
+        assert len(plain.bodies) == 1
+        body = plain.bodies[0]
+        spent = key()
+        assert body["status"] == "firing" and body["rule"] == "team-a-50" and body["key"] == "team-a"
+        assert body["threshold"] == 50.0 and body["unit"] == "percent"
+        assert body["value"] == pytest.approx(100 * spent["spent_usd"] / spent["budget_usd"], abs=1e-4)
+        assert body["value"] >= 50.0
+        assert _rule(server, "team-a-50")["state"] == "firing"
