@@ -176,7 +176,7 @@ def multiply(db: Database, base: int, n: int) -> float:
                 f"INSERT INTO {res.table} SELECT deployment, {bucket}, COUNT(*), "
                 "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
                 "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
-                "SUM(spend_pusd), SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COUNT(ttft_ms), NULL "
+                "SUM(spend_pusd), SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COUNT(ttft_ms), NULL, NULL "
                 f"FROM records GROUP BY deployment, {bucket}"
             )
             tx.execute(

@@ -17,6 +17,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from modelmeter import __version__
+from modelmeter.alerts.delivery import Notifier
+from modelmeter.alerts.engine import AlertEngine
+from modelmeter.api.alerts import router as alerts_router
 from modelmeter.api.errors import install_error_handlers
 from modelmeter.api.keys import router as keys_router
 from modelmeter.api.live import LiveHub
@@ -130,6 +133,14 @@ def create_app(
     keys = KeyStore(db)
     state.keys = keys
     gateway = Gateway(settings, registry, client, recorder, keys if settings.require_keys else None)
+    notifier = Notifier(db)
+    alerts = state.alerts = AlertEngine(
+        db,
+        settings.alerts,
+        notifier,
+        base_url=settings.public_url or f"http://{_shown(settings.host)}:{settings.port}",
+        interval=settings.alert_interval,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -166,11 +177,15 @@ def create_app(
                     await state.ensure_local(dep)
         maintainer = asyncio.create_task(_maintain_forever(db, settings))
         refresher = asyncio.create_task(registry.refresh_forever())
+        alerting = asyncio.create_task(alerts.run_forever())  # webhooks go out in their own tasks
         try:
             yield
         finally:
             maintainer.cancel()
             refresher.cancel()
+            alerting.cancel()
+            await notifier.drain()
+            await notifier.close()
             # In-flight requests are done by now (the server drains them first): flush and stop.
             await asyncio.to_thread(recorder.stop)
             await client.close()
@@ -190,6 +205,7 @@ def create_app(
     api.add_middleware(RejectNul)
     api.include_router(api_router)
     api.include_router(keys_router)
+    api.include_router(alerts_router)
     api.include_router(runs_router)
     api.include_router(ops_router)
     api.include_router(metrics_router)

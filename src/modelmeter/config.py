@@ -12,6 +12,7 @@ from typing import Any, get_args, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 
+from modelmeter.alerts.rules import AlertRule, RuleError, parse_rule
 from modelmeter.deployment_schema import DeploymentSpec, parse_duration
 from modelmeter.metering.pricing import PriceOverride
 from modelmeter.storage.retention import Retention
@@ -158,6 +159,9 @@ class Settings:
     header_timeout: float = 10.0  # seconds to send a request's headers (a slow client is cut off)
     body_timeout: float = 30.0  # longest pause while a request's body arrives, seconds
     max_connections_per_client: int = 256  # open connections per client address (0: no cap)
+    alerts: tuple[AlertRule, ...] = ()  # [[alerts]] rules (more can be added through /api/alerts)
+    alert_interval: float = 30.0  # seconds between evaluations of the alert rules
+    public_url: str | None = None  # the dashboard's address in alert links (default http://host:port)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -202,6 +206,8 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         "header_timeout",
         "body_timeout",
         "max_connections_per_client",
+        "alert_interval",
+        "public_url",
     }
     unknown = set(server) - known
     if unknown:
@@ -223,13 +229,30 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ConfigError(f"deployment name(s) used twice: {', '.join(sorted(dupes))}")
+    alerts = _alerts(data.get("alerts", []))
+    if "alert_interval" in server and not server["alert_interval"] > 0:
+        raise ConfigError("[server] alert_interval must be a positive number of seconds")
     if "cors_origins" in server:
         server = {**server, "cors_origins": _origins(server["cors_origins"])}
     try:
         server = {**server, **_limits(server)}
     except ValueError as exc:
         raise ConfigError(f"[server] {exc}") from exc
-    return Settings(deployments=tuple(deployments), retention=Retention(**retention), **server)
+    return Settings(deployments=tuple(deployments), retention=Retention(**retention), alerts=alerts, **server)
+
+
+def _alerts(raw: Any) -> tuple[AlertRule, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("[[alerts]] must be an array of tables")
+    try:
+        rules = tuple(parse_rule(r) for r in raw)
+    except RuleError as exc:
+        raise ConfigError(f"[[alerts]] {exc}") from None
+    names = [r.name for r in rules]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ConfigError(f"alert name(s) used twice: {', '.join(sorted(dupes))}")
+    return rules
 
 
 def _origins(value: Any) -> tuple[str, ...]:

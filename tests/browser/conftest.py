@@ -43,6 +43,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     # Anthropic's Messages API upstream: a chat call to it is translated (gateway/translated.py).
     "translated-model": {"model": "claude-translated", "provider": "anthropic"},
     "byid-model": {"api": "responses", "model": "resp-byid-reasoning", "price": {"input": 3.0, "output": 15.0}},
+    "alerts-model": {},  # no traffic: test_alerts_page's "no_traffic" rule fires on it
 }
 
 
@@ -68,7 +69,12 @@ def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
         {"name": name, "model": "fake-model", "api_base": fake_upstream.base_url, **extra}
         for name, extra in DEPLOYMENTS.items()
     ]
-    config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "modelmeter.db"), deployments=deployments)
+    config = write_config(
+        tmp / "modelmeter.toml",
+        database=sqlite_url(tmp / "modelmeter.db"),
+        deployments=deployments,
+        alert_interval=0.5,  # alert rules made by a test fire within a second
+    )
     with ServerProcess(config, log_dir=tmp / "server") as proc:
         yield proc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelmeter.alerts.engine import AlertEngine
 from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
 from modelmeter.auth.keys import KeyStore
@@ -27,6 +28,7 @@ class AppState:
     embedded: EmbeddedModels
     metrics: Metrics
     keys: KeyStore | None = None
+    alerts: AlertEngine | None = None
     percentiles: PercentileCache = field(default_factory=PercentileCache)  # of past chart buckets
     admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
     session_secret: str | None = None  # signs session cookies (auth.sessions); set at start-up

@@ -248,6 +248,54 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE record_bodies ADD COLUMN upstream_response TEXT",
         ),
     ),
+    # Alerts (modelmeter.alerts): rules made through the API (config rules live in the config), each
+    # rule's current state (one row, changed by compare-and-set so one process notifies), its state
+    # changes, and every webhook delivery attempt. Rollups get a TTFT histogram for p95 TTFT rules
+    # (older buckets have none: NULL).
+    Migration(
+        "0012_alerts",
+        (
+            "ALTER TABLE rollup_minute ADD COLUMN ttft_bins /*JSON*/",
+            "ALTER TABLE rollup_quarter ADD COLUMN ttft_bins /*JSON*/",
+            "ALTER TABLE rollup_hour ADD COLUMN ttft_bins /*JSON*/",
+            """CREATE TABLE alert_rules (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            created_us BIGINT NOT NULL
+        )""",
+            """CREATE TABLE alert_state (
+            name TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            since_us BIGINT NOT NULL,
+            value DOUBLE PRECISION,
+            last_fired_us BIGINT,
+            checked_us BIGINT NOT NULL
+        )""",
+            """CREATE TABLE alert_events (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            value DOUBLE PRECISION,
+            threshold DOUBLE PRECISION NOT NULL,
+            started_us BIGINT NOT NULL,
+            at_us BIGINT NOT NULL,
+            body TEXT
+        )""",
+            "CREATE INDEX alert_events_name ON alert_events (name, at_us)",
+            """CREATE TABLE alert_deliveries (
+            id TEXT PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            attempt SMALLINT NOT NULL,
+            at_us BIGINT NOT NULL,
+            http_status SMALLINT,
+            error TEXT,
+            duration_ms DOUBLE PRECISION NOT NULL,
+            ok SMALLINT NOT NULL
+        )""",
+            "CREATE INDEX alert_deliveries_name ON alert_deliveries (name, at_us)",
+        ),
+    ),
 )
 
 

@@ -85,6 +85,7 @@ def _bucket_of(buckets: _Buckets, deployment: str, time_us: int, res: Resolution
             "bucket_us": bucket,
             **empty_sums(),
             "bins": Counter(),
+            "ttft": Counter(),  # time-to-first-token histogram (0012), for p95 TTFT alerts
         }
     return b
 
@@ -101,6 +102,8 @@ def aggregate(rows: Iterable[Mapping[str, Any]], res: Resolution = MINUTE) -> li
         b = _bucket_of(buckets, r["deployment"], r["start_us"], res)
         accumulate(b, r)
         b["bins"][histogram.bin_of(r["latency_ms"])] += 1
+        if r["ttft_ms"] is not None:
+            b["ttft"][histogram.bin_of(r["ttft_ms"])] += 1
     return _sorted(buckets)
 
 
@@ -112,19 +115,22 @@ def coarsen(fine: Iterable[Mapping[str, Any]], res: Resolution) -> list[dict[str
         for col in SUM_COLUMNS:
             b[col] += f[col]
         b["bins"].update(f["bins"])
+        b["ttft"].update(f["ttft"])
     return _sorted(buckets)
 
 
-_COLS = ("deployment", "bucket_us", *SUM_COLUMNS, "latency_bins")
+_COLS = ("deployment", "bucket_us", *SUM_COLUMNS, "latency_bins", "ttft_bins")
+_BINS = ("latency_bins", "ttft_bins")
 
 
 def _upsert_sql(db: Database, res: Resolution) -> str:
     updates = ", ".join(f"{c} = {res.table}.{c} + excluded.{c}" for c in SUM_COLUMNS)
-    values = ", ".join(db.json_param(c) if c == "latency_bins" else f":{c}" for c in _COLS)
+    values = ", ".join(db.json_param(c) if c in _BINS else f":{c}" for c in _COLS)
     return (
         f"INSERT INTO {res.table} ({', '.join(_COLS)}) VALUES ({values}) "
         f"ON CONFLICT (deployment, bucket_us) DO UPDATE SET {updates}, "
-        f"latency_bins = mm_bins_add({res.table}.latency_bins, excluded.latency_bins)"
+        f"latency_bins = mm_bins_add({res.table}.latency_bins, excluded.latency_bins), "
+        f"ttft_bins = mm_bins_add({res.table}.ttft_bins, excluded.ttft_bins)"
     )
 
 
@@ -141,4 +147,5 @@ def upsert(db: Database, tx: Any, res: Resolution, buckets: list[dict[str, Any]]
     """Add buckets (from ``aggregate`` / ``coarsen``) to ``res``'s table."""
     for b in buckets:
         b["latency_bins"] = histogram.encode(b["bins"])
+        b["ttft_bins"] = histogram.encode(b["ttft"]) if b["ttft"] else None
     db.executemany(tx, _upsert_sql(db, res), buckets)

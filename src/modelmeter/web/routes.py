@@ -103,6 +103,7 @@ def install_web(app: FastAPI) -> None:
     def index() -> Response:
         return _page()
 
+    @app.get("/alerts", include_in_schema=False)
     @app.get("/models", include_in_schema=False)
     @app.get("/models/{rest:path}", include_in_schema=False)
     def model_page(rest: str = "") -> Response:

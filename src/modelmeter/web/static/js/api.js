@@ -55,4 +55,6 @@ export const api = {
   record: (id) => call(`/api/requests/${encodeURIComponent(id)}`),
   exportUrl: (name, format, params) => `${dep(name)}/requests/export${query({ ...params, format })}`,
   eventsUrl: (name) => `${dep(name)}/events`,
+  alerts: () => call("/api/alerts"),
+  alertHistory: (name) => call(`/api/alerts/${encodeURIComponent(name)}/history`),
 };

@@ -1,6 +1,7 @@
 // Entry point: the router picks the page; a model page stays mounted while only its drawer,
 // tab or filters change.
 
+import { AlertsPage } from "./alerts.js";
 import { ModelPage } from "./model.js";
 import { ModelsPage } from "./models.js";
 import { onRoute, start } from "./router.js";
@@ -15,9 +16,12 @@ onRoute((route) => {
   }
   if (current && current.destroy) current.destroy();
   window.scrollTo(0, 0);
-  current = route.page === "model" ? new ModelPage(root, route) : new ModelsPage(root);
+  if (route.page === "model") current = new ModelPage(root, route);
+  else if (route.page === "alerts") current = new AlertsPage(root);
+  else current = new ModelsPage(root);
+  const section = route.page === "model" ? "models" : route.page;
   for (const a of document.querySelectorAll(".topnav a[data-nav]")) {
-    a.classList.toggle("active", a.dataset.nav === route.page || route.page === "model");
+    a.classList.toggle("active", a.dataset.nav === section);
   }
 });
 

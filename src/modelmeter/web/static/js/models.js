@@ -1,8 +1,9 @@
 // The Models page: one card per deployment with its last 24 hours, and the deploy form.
 
+import { banner, firingByDeployment } from "./alerts.js";
 import { api } from "./api.js";
 import { DeployForm } from "./deploy.js";
-import { button, clear, h, pill, skeleton } from "./dom.js";
+import { append, button, clear, h, pill, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
 import { modelPath } from "./router.js";
 
@@ -16,7 +17,8 @@ export class ModelsPage {
     this.form = new DeployForm((dep) => this.added(dep));
     const deployBtn = button("Deploy a model", { class: "btn-primary", id: "deploy-open",
       onclick: () => this.form.toggle() }, "plus");
-    clear(root).append(
+    // dom.append skips a null child (no "removed" note); Element.append would write "null"
+    append(clear(root), [
       h("div", { class: "page-head" },
         h("div", {},
           h("h1", {}, "Models"),
@@ -26,7 +28,7 @@ export class ModelsPage {
       removedNote(),
       this.form.el,
       this.grid,
-    );
+    ]);
     this.load();
   }
 
@@ -36,7 +38,7 @@ export class ModelsPage {
 
   async load() {
     try {
-      const { data } = await api.deployments();
+      const [{ data }, firing] = await Promise.all([api.deployments(), firingByDeployment()]);
       if (!this.alive) return;
       this.grid.removeAttribute("aria-busy");
       clear(this.grid);
@@ -46,7 +48,7 @@ export class ModelsPage {
           h("p", { class: "subtle" }, "Deploy a model to get an OpenAI-compatible endpoint that records usage.")));
         return;
       }
-      for (const dep of data) this.grid.append(card(dep));
+      for (const dep of data) this.grid.append(card(dep, firing.get(dep.name)));
     } catch (err) {
       if (!this.alive) return;
       clear(this.grid).append(h("div", { class: "callout callout-error", role: "alert" },
@@ -78,10 +80,11 @@ function reachability(reachable) {
     : h("span", { class: "reach reach-down", title: "The upstream did not answer GET /models" }, h("span", { class: "dot" }), "Unreachable");
 }
 
-function card(dep) {
+function card(dep, firing = null) {
   const day = dep.last_24h || {};
   const errorRate = day.error_rate;
-  return h("article", { class: "model-card", dataset: { name: dep.name } },
+  return h("article", { class: `model-card${firing ? " has-alert" : ""}`, dataset: { name: dep.name } },
+    firing ? banner(firing) : null,
     h("div", { class: "model-card-head" },
       h("a", { class: "model-name stretched", href: modelPath(dep.name), "data-link": true }, dep.name),
       reachability(dep.reachable)),

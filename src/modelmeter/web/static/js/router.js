@@ -1,4 +1,4 @@
-// Paths of the page: "/", "/models/<name>", "/models/<name>/connect",
+// Paths of the page: "/", "/alerts", "/models/<name>", "/models/<name>/connect",
 // "/models/<name>/requests/<id>". Names are one encoded path segment (a name may contain "/").
 
 const listeners = [];
@@ -6,6 +6,7 @@ const listeners = [];
 export function parse(loc = window.location) {
   const parts = loc.pathname.split("/").filter(Boolean);
   const params = new URLSearchParams(loc.search);
+  if (parts[0] === "alerts" && parts.length === 1) return { page: "alerts", params };
   if (parts[0] !== "models" || parts.length < 2) return { page: "models", params };
   const name = safeDecode(parts[1]);
   if (parts[2] === "requests" && parts[3]) {

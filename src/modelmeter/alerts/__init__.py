@@ -1,0 +1,1 @@
+"""Alert rules over the rollups, their state (pending → firing → resolved) and webhook notifications."""
