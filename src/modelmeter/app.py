@@ -130,6 +130,12 @@ def create_app(
     keys = KeyStore(db)
     state.keys = keys
     gateway = Gateway(settings, registry, client, recorder, keys if settings.require_keys else None)
+    otel = None
+    if settings.otel.enabled:  # imported only then: with export off, the SDK is not even loaded
+        from modelmeter.otel.export import OtelExport
+
+        otel = OtelExport(settings.otel)
+        recorder.on_finish(otel.observe)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -173,6 +179,8 @@ def create_app(
             refresher.cancel()
             # In-flight requests are done by now (the server drains them first): flush and stop.
             await asyncio.to_thread(recorder.stop)
+            if otel is not None:
+                await asyncio.to_thread(otel.shutdown)  # after the recorder: every record's span is out
             await client.close()
             await asyncio.to_thread(state.embedded.stop)
             db.close()

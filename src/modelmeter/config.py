@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from modelmeter.deployment_schema import DeploymentSpec, parse_duration
 from modelmeter.metering.pricing import PriceOverride
+from modelmeter.otel.settings import OtelSettings, parse_otel, with_env
 from modelmeter.storage.retention import Retention
 from modelmeter.upstreams.limits import ResponseLimits
 from modelmeter.upstreams.scrub import redact_url
@@ -158,6 +159,7 @@ class Settings:
     header_timeout: float = 10.0  # seconds to send a request's headers (a slow client is cut off)
     body_timeout: float = 30.0  # longest pause while a request's body arrives, seconds
     max_connections_per_client: int = 256  # open connections per client address (0: no cap)
+    otel: OtelSettings = field(default_factory=OtelSettings)  # OpenTelemetry export ([otel]; off by default)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -176,7 +178,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
         settings = _from_toml(data)
     env_db = os.environ.get("MODELMETER_DATABASE")
     env_key = os.environ.get("MODELMETER_ADMIN_KEY")
-    return settings.with_overrides(database=env_db or None, admin_key=env_key or None)
+    settings = settings.with_overrides(database=env_db or None, admin_key=env_key or None)
+    try:
+        return replace(settings, otel=with_env(settings.otel))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _from_toml(data: dict[str, Any]) -> Settings:
@@ -229,7 +235,11 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         server = {**server, **_limits(server)}
     except ValueError as exc:
         raise ConfigError(f"[server] {exc}") from exc
-    return Settings(deployments=tuple(deployments), retention=Retention(**retention), **server)
+    try:
+        otel = parse_otel(data.get("otel", {}))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return Settings(deployments=tuple(deployments), retention=Retention(**retention), otel=otel, **server)
 
 
 def _origins(value: Any) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ from modelmeter.gateway.response_headers import request_id_header
 from modelmeter.gateway.sessions import session_id
 from modelmeter.gateway.validate import check_fields, check_stream, parse_body
 from modelmeter.metering.record import CallRecord, new_record_id
+from modelmeter.otel.context import start_trace
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
 from modelmeter.upstreams.client import UpstreamClient
@@ -73,6 +74,7 @@ class Gateway:
         self.rejects = RejectBudget(settings.rejected_per_minute)
         self.limits = ResponseLimits(**{name: getattr(settings, name) for name in LIMIT_FIELDS})
         self.response_owners = response_ids.ResponseOwners()  # which deployment served a response id
+        self.tracing = settings.otel.enabled  # a span per call: mint its ids, send its traceparent upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -175,6 +177,9 @@ class Gateway:
             session_id=session_id(headers, body),
             max_stored_body_bytes=self.settings.max_stored_body_bytes,
         )
+        if self.tracing:  # the caller's trace (if any) goes on through this call's span, and upstream
+            rec.trace = start_trace(headers.get(b"traceparent"))
+            passed["traceparent"] = rec.trace.traceparent()
         call = Call(rec=rec, body=body, t0=t0, send=send, door=door, api=door.api, passed_headers=passed or None)
         watch = _Watch(None, call=call)
         watch.task = asyncio.create_task(_watch_disconnect(receive, asyncio.current_task(), watch))

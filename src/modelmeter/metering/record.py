@@ -26,6 +26,7 @@ from modelmeter.upstreams.scrub import redact_url
 
 if TYPE_CHECKING:
     from modelmeter.config import Deployment
+    from modelmeter.otel.context import TraceContext
 
 # Calls given up while the upstream worked on them (the client hung up; our timeout): the upstream
 # still bills the prompt at least, so the record estimates what it did not report.
@@ -75,6 +76,7 @@ class CallRecord:
     key_alias: str | None = None  # the virtual key's alias (never the key)
     session_id: str | None = None  # the agent session (gateway/sessions.py)
     max_stored_body_bytes: int = MAX_STORED_BODY_BYTES  # larger bodies are stored truncated
+    trace: TraceContext | None = None  # the ids of this call's span (OpenTelemetry export on only)
 
 
 def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> RecordRow:
