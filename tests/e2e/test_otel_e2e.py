@@ -178,9 +178,21 @@ def test_messages_call_has_cache_tokens(server: ServerProcess, otlp: OtlpReceive
 
 
 def test_metrics_sum_to_the_records(server: ServerProcess, otlp: OtlpReceiver) -> None:
-    """Runs after the calls above: every record of this server is in the metrics, exactly once."""
-    records = [server.record(r["id"]) for d in ("chat", "chat-fail", "claude") for r in server.records(d)]
-    assert len(records) >= 4
+    """Every record of this server (this test's calls, and the other tests' if they ran) is in the
+    metrics exactly once."""
+    client = oai(server)
+    list(client.chat.completions.create(model="chat", messages=MSG, stream=True, max_tokens=4))
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="chat-fail", messages=MSG)
+    server.wait_for_records("chat-fail", 1)
+    records = wait_for(
+        lambda: (
+            (rs := [server.record(r["id"]) for d in ("chat", "chat-fail", "claude") for r in server.records(d)])
+            and any(r["stream"] and r["completion_tokens"] == 4 for r in rs)
+            and rs
+        ),
+        10,
+    )
 
     def sums(name: str, **match: Any) -> tuple[float, int]:
         points = [p for p in otlp.metric_points(name) if all(p["attributes"].get(k) == v for k, v in match.items())]

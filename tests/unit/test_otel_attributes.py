@@ -123,3 +123,18 @@ def test_settings() -> None:
     for bad in ({"endpoint": "collector:4318"}, {"nope": 1}, {"headers": {"x": 1}}, {"capture_content": "yes"}):
         with pytest.raises(ConfigError):
             _from_toml({"otel": bad})
+
+
+def test_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from modelmeter.config import load_settings
+
+    config = tmp_path / "m.toml"
+    config.write_text('[otel]\nendpoint = "http://file:4318"\n')
+    assert load_settings(config).otel.endpoint == "http://file:4318"
+    monkeypatch.setenv("MODELMETER_OTEL_ENDPOINT", "https://env.example:4318/")
+    assert load_settings(config).otel.endpoint == "https://env.example:4318"
+    monkeypatch.setenv("MODELMETER_OTEL_ENDPOINT", "")
+    assert not load_settings(config).otel.enabled
+    monkeypatch.setenv("MODELMETER_OTEL_ENDPOINT", "not a url")
+    with pytest.raises(ConfigError):
+        load_settings(config)
