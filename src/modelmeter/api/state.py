@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
 from modelmeter.auth.keys import KeyStore
+from modelmeter.budgets.users import UserBudgets
 from modelmeter.config import Deployment, Settings
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
@@ -27,6 +28,7 @@ class AppState:
     embedded: EmbeddedModels
     metrics: Metrics
     keys: KeyStore | None = None
+    user_budgets: UserBudgets | None = None
     percentiles: PercentileCache = field(default_factory=PercentileCache)  # of past chart buckets
     admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
     session_secret: str | None = None  # signs session cookies (auth.sessions); set at start-up

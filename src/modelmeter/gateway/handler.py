@@ -20,6 +20,7 @@ from modelmeter.apis.base import FrontDoor
 from modelmeter.apis.routing import DOORS, upstream_api
 from modelmeter.asgi import Receive, Scope, Send
 from modelmeter.auth.keys import KeyStore, LimitExceeded
+from modelmeter.budgets.users import UserBudgets
 from modelmeter.config import Deployment, Settings
 from modelmeter.gateway.cache import ResponseCache
 from modelmeter.gateway.errors import JSON_HEADERS, APIError, error_body, send_json
@@ -63,8 +64,10 @@ class Gateway:
         upstream: UpstreamClient,
         recorder: Recorder,
         keys: KeyStore | None = None,
+        user_budgets: UserBudgets | None = None,
     ) -> None:
         self.keys = keys  # virtual keys, when the server requires them
+        self.user_budgets = user_budgets  # spend limits per end user (the body's "user")
         self.settings = settings
         self.registry = registry
         self.upstream = upstream
@@ -189,6 +192,13 @@ class Gateway:
             call.hop = self.hops.next_hop(headers.get(HOP_HEADER))
             if self.keys is not None:
                 call.virtual_key = self._authorise(headers, rec)
+            if self.user_budgets is not None and "user" in body:
+                try:
+                    self.user_budgets.check(body["user"], rec)
+                except LimitExceeded as exc:
+                    raise APIError(
+                        429, exc.message, "rate_limit_error", code="budget_exceeded", retry_after=exc.retry_after
+                    ) from None
             check_kind(dep, call_type)
             if upstream_api(dep) != door.api:
                 raise APIError(
