@@ -7,6 +7,7 @@ the gateway span's traceparent. With export off, no traceparent goes upstream.""
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from tests.fakes import doors as fk
 from tests.fakes.otlp import OtlpReceiver
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ServerProcess, sqlite_url, wait_for, write_config
+from tests.helpers import ServerProcess, free_port, sqlite_url, wait_for, write_config
 
 RUN = uuid.uuid4().hex[:8]
 OTLP_SECRET = f"otlp-key-{RUN}"
@@ -223,3 +224,18 @@ def test_export_off_sends_no_traceparent(fake_upstream: FakeUpstream, tmp_path: 
         assert "traceparent" not in upstream
         rec = srv.wait_for_records("chat", 1)[0]
     assert not [s for s in otlp.span_list() if s["attributes"]["modelmeter.record_id"] == rec["id"]]
+
+
+def test_collector_down_costs_no_call_and_no_slow_stop(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    otel = f'\n[otel]\nendpoint = "{dead}"\nexport_interval_s = 0.5\n'
+    srv = ServerProcess(_config(tmp_path, fake_upstream.base_url, otel), log_dir=tmp_path / "server").start()
+    try:
+        client = oai(srv)
+        for _ in range(5):
+            client.chat.completions.create(model="chat", messages=MSG)
+        assert len(srv.wait_for_records("chat", 5)) == 5
+    finally:
+        t = time.monotonic()
+        assert srv.stop() == 0
+    assert time.monotonic() - t < 15  # the export gives up on the last spans after 5 s

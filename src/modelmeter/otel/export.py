@@ -8,6 +8,7 @@ threads. The request path pays only for the traceparent (``context``).
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -43,7 +44,8 @@ class OtelExport:
             OTLPMetricExporter(endpoint=f"{base}/v1/metrics", headers=dict(settings.headers), timeout=10),
             export_interval_millis=settings.export_interval_s * 1000,
         )
-        self._meters = MeterProvider(resource=self.resource, metric_readers=[self._reader])
+        # (no atexit hook: shutdown() is bounded, an exit must not wait on a dead collector)
+        self._meters = MeterProvider(resource=self.resource, metric_readers=[self._reader], shutdown_on_exit=False)
         self.metrics = GenAIMetrics(self._meters.get_meter(SCOPE.name, SCOPE.version))
         self.failures = 0
 
@@ -61,8 +63,17 @@ class OtelExport:
         self._spans.force_flush(int(timeout_s * 1000))
         self._meters.force_flush(int(timeout_s * 1000))
 
-    def shutdown(self) -> None:
-        """After the recorder stopped: send what is left, then stop the export threads."""
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """After the recorder stopped: send what is left, then stop the export threads. Bounded:
+        with the collector down the exporters retry for longer, and the server must still stop
+        promptly (what is not sent by then is lost, as it would be anyway)."""
+        worker = threading.Thread(target=self._shutdown, name="modelmeter-otel-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            log.warning("OpenTelemetry export: the collector did not take the last spans within %g s", timeout_s)
+
+    def _shutdown(self) -> None:
         try:
             self._spans.shutdown()
             self._meters.shutdown(timeout_millis=10_000)
