@@ -29,11 +29,13 @@ from modelmeter.api.routes import router as api_router
 from modelmeter.api.runs import router as runs_router
 from modelmeter.api.state import AppState
 from modelmeter.api.text_guard import RejectNul
+from modelmeter.api.user_budgets import router as user_budgets_router
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.auth.admin import AdminAuth, resolve_admin_key
 from modelmeter.auth.keys import KeyStore
 from modelmeter.auth.origin import SameOriginGuard
 from modelmeter.auth.sessions import resolve_session_secret
+from modelmeter.budgets.users import UserBudgets
 from modelmeter.config import Settings
 from modelmeter.gateway.cors import with_cors
 from modelmeter.gateway.guards import foreign_host, is_loopback, refuse_host
@@ -132,7 +134,14 @@ def create_app(
     )
     keys = KeyStore(db)
     state.keys = keys
-    gateway = Gateway(settings, registry, client, recorder, keys if settings.require_keys else None)
+    state.user_budgets = user_budgets = UserBudgets(db)
+    gateway = Gateway(settings, registry, client, recorder, keys if settings.require_keys else None, user_budgets)
+    otel = None
+    if settings.otel.enabled:  # imported only then: with export off, the SDK is not even loaded
+        from modelmeter.otel.export import OtelExport
+
+        otel = OtelExport(settings.otel)
+        recorder.on_finish(otel.observe)
     notifier = Notifier(db)
     alerts = state.alerts = AlertEngine(
         db,
@@ -169,7 +178,9 @@ def create_app(
         recorder.add_listener(live.publish)
         recorder.add_listener(state.metrics.observe)
         recorder.add_listener(keys.observe)
+        recorder.add_listener(user_budgets.observe)
         await asyncio.to_thread(keys.load)
+        await asyncio.to_thread(user_budgets.load)
         recorder.start()
         if start_embedded:
             for dep in registry.all():
@@ -188,6 +199,8 @@ def create_app(
             await notifier.close()
             # In-flight requests are done by now (the server drains them first): flush and stop.
             await asyncio.to_thread(recorder.stop)
+            if otel is not None:
+                await asyncio.to_thread(otel.shutdown)  # after the recorder: every record's span is out
             await client.close()
             await asyncio.to_thread(state.embedded.stop)
             db.close()
@@ -207,6 +220,7 @@ def create_app(
     api.include_router(keys_router)
     api.include_router(alerts_router)
     api.include_router(runs_router)
+    api.include_router(user_budgets_router)
     api.include_router(ops_router)
     api.include_router(metrics_router)
     install_web(api)

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from modelmeter.alerts.rules import AlertRule, RuleError, parse_rule
 from modelmeter.deployment_schema import DeploymentSpec, parse_duration
 from modelmeter.metering.pricing import PriceOverride
+from modelmeter.otel.settings import OtelSettings, parse_otel, with_env
 from modelmeter.storage.retention import Retention
 from modelmeter.upstreams.limits import ResponseLimits
 from modelmeter.upstreams.scrub import redact_url
@@ -162,6 +163,7 @@ class Settings:
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]] rules (more can be added through /api/alerts)
     alert_interval: float = 30.0  # seconds between evaluations of the alert rules
     public_url: str | None = None  # the dashboard's address in alert links (default http://host:port)
+    otel: OtelSettings = field(default_factory=OtelSettings)  # OpenTelemetry export ([otel]; off by default)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -180,7 +182,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
         settings = _from_toml(data)
     env_db = os.environ.get("MODELMETER_DATABASE")
     env_key = os.environ.get("MODELMETER_ADMIN_KEY")
-    return settings.with_overrides(database=env_db or None, admin_key=env_key or None)
+    settings = settings.with_overrides(database=env_db or None, admin_key=env_key or None)
+    try:
+        return replace(settings, otel=with_env(settings.otel))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _from_toml(data: dict[str, Any]) -> Settings:
@@ -238,7 +244,13 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         server = {**server, **_limits(server)}
     except ValueError as exc:
         raise ConfigError(f"[server] {exc}") from exc
-    return Settings(deployments=tuple(deployments), retention=Retention(**retention), alerts=alerts, **server)
+    try:
+        otel = parse_otel(data.get("otel", {}))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return Settings(
+        deployments=tuple(deployments), retention=Retention(**retention), alerts=alerts, otel=otel, **server
+    )
 
 
 def _alerts(raw: Any) -> tuple[AlertRule, ...]:

@@ -8,6 +8,7 @@ from modelmeter.alerts.engine import AlertEngine
 from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
 from modelmeter.auth.keys import KeyStore
+from modelmeter.budgets.users import UserBudgets
 from modelmeter.config import Deployment, Settings
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
@@ -29,6 +30,7 @@ class AppState:
     metrics: Metrics
     keys: KeyStore | None = None
     alerts: AlertEngine | None = None
+    user_budgets: UserBudgets | None = None
     percentiles: PercentileCache = field(default_factory=PercentileCache)  # of past chart buckets
     admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
     session_secret: str | None = None  # signs session cookies (auth.sessions); set at start-up

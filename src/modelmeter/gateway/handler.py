@@ -21,6 +21,7 @@ from modelmeter.apis.base import FrontDoor
 from modelmeter.apis.routing import DOORS, upstream_api
 from modelmeter.asgi import Receive, Scope, Send
 from modelmeter.auth.keys import KeyStore, LimitExceeded
+from modelmeter.budgets.users import UserBudgets
 from modelmeter.config import Deployment, Settings
 from modelmeter.gateway import by_id
 from modelmeter.gateway.cache import ResponseCache
@@ -35,6 +36,7 @@ from modelmeter.gateway.sessions import session_id
 from modelmeter.gateway.translated import pair_for, relay_translated
 from modelmeter.gateway.validate import check_fields, check_stream, parse_body
 from modelmeter.metering.record import CallRecord, new_record_id
+from modelmeter.otel.context import start_trace
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
 from modelmeter.upstreams.client import UpstreamClient
@@ -65,8 +67,10 @@ class Gateway:
         upstream: UpstreamClient,
         recorder: Recorder,
         keys: KeyStore | None = None,
+        user_budgets: UserBudgets | None = None,
     ) -> None:
         self.keys = keys  # virtual keys, when the server requires them
+        self.user_budgets = user_budgets  # spend limits per end user (the body's "user")
         self.settings = settings
         self.registry = registry
         self.upstream = upstream
@@ -77,6 +81,7 @@ class Gateway:
         self.limits = ResponseLimits(**{name: getattr(settings, name) for name in LIMIT_FIELDS})
         self.response_owners = response_ids.ResponseOwners()  # which deployment served a response id
         self.background = PendingUsage()  # background responses whose usage comes with a retrieve
+        self.tracing = settings.otel.enabled  # a span per call: mint its ids, send its traceparent upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"].rstrip("/")
@@ -157,6 +162,9 @@ class Gateway:
             session_id=session_id(headers, body),
             max_stored_body_bytes=self.settings.max_stored_body_bytes,
         )
+        if self.tracing:  # the caller's trace (if any) goes on through this call's span, and upstream
+            rec.trace = start_trace(headers.get(b"traceparent"))
+            passed["traceparent"] = rec.trace.traceparent()
         call = Call(rec=rec, body=body, t0=t0, send=send, door=door, api=door.api, passed_headers=passed or None)
         watch = _Watch(None, call=call)
         watch.task = asyncio.create_task(_watch_disconnect(receive, asyncio.current_task(), watch))
@@ -166,6 +174,13 @@ class Gateway:
             call.hop = self.hops.next_hop(headers.get(HOP_HEADER))
             if self.keys is not None:
                 call.virtual_key = self._authorise(headers, rec)
+            if self.user_budgets is not None and "user" in body:
+                try:
+                    self.user_budgets.check(body["user"], rec)
+                except LimitExceeded as exc:
+                    raise APIError(
+                        429, exc.message, "rate_limit_error", code="budget_exceeded", retry_after=exc.retry_after
+                    ) from None
             check_kind(dep, call_type)
             api = upstream_api(dep)
             pair = pair_for(door, api, dep, path) if api != door.api else None

@@ -26,6 +26,7 @@ from modelmeter.upstreams.scrub import redact_url
 
 if TYPE_CHECKING:
     from modelmeter.config import Deployment
+    from modelmeter.otel.context import TraceContext
 
 # Calls given up while the upstream worked on them (the client hung up; our timeout): the upstream
 # still bills the prompt at least, so the record estimates what it did not report.
@@ -78,6 +79,7 @@ class CallRecord:
     # A translated call (gateway/translated.py): what was sent upstream and what it answered.
     upstream_request: Any = None
     upstream_response: Any = None
+    trace: TraceContext | None = None  # the ids of this call's span (OpenTelemetry export on only)
 
 
 def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> RecordRow:

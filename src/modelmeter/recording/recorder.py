@@ -41,6 +41,7 @@ log = logging.getLogger("modelmeter.recorder")
 _STOP = object()
 
 Listener = Callable[[list[RecordRow]], None]
+FinishHook = Callable[[CallRecord, RecordRow], None]  # must not raise; runs in the finisher thread
 
 
 class Recorder:
@@ -79,6 +80,7 @@ class Recorder:
         self._draining: Iterator[bool] | None = None  # the spool being stored, a batch at a time
         self._threads: list[threading.Thread] = []
         self._listeners: list[Listener] = []
+        self._finish_hook: FinishHook | None = None
         self.written = 0
         self.failed_batches = 0
         self.dropped = 0  # records the database refused even stripped to their numbers (a bug if ever > 0)
@@ -150,6 +152,11 @@ class Recorder:
     def add_listener(self, listener: Listener) -> None:
         """Called from the writer thread with each batch of finished rows, after they are stored."""
         self._listeners.append(listener)
+
+    def on_finish(self, hook: FinishHook) -> None:
+        """Called in the finisher thread with each record and its finished row, before it is stored:
+        the OpenTelemetry export (otel/export.py) builds its span there, off the request path."""
+        self._finish_hook = hook
 
     # -- the writer thread -----------------------------------------------------------------
     def start(self) -> None:
@@ -228,6 +235,15 @@ class Recorder:
                 return
 
     def _finish(self, rec: CallRecord) -> RecordRow | None:
+        row = self._finish_row(rec)
+        if row is not None and self._finish_hook is not None:
+            try:
+                self._finish_hook(rec, row)
+            except Exception:  # an export's fault must not cost the record
+                log.exception("the finish hook failed on record %s", rec.id)
+        return row
+
+    def _finish_row(self, rec: CallRecord) -> RecordRow | None:
         try:
             return finish(rec, self._pricer, self._store_bodies)
         except Exception:  # a bug in metering: keep the call's facts, drop what failed to serialise

@@ -296,6 +296,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX alert_deliveries_name ON alert_deliveries (name, at_us)",
         ),
     ),
+    # Spend limits per end user (the request's "user" field), counted from when each is set.
+    Migration(
+        "0013_user_budgets",
+        (
+            """CREATE TABLE user_budgets (
+            end_user TEXT PRIMARY KEY,
+            budget_pusd BIGINT NOT NULL,
+            spent_pusd BIGINT NOT NULL DEFAULT 0,
+            created_us BIGINT NOT NULL
+        )""",
+        ),
+    ),
 )
 
 

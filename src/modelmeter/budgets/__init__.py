@@ -1,0 +1,1 @@
+"""Spend limits beyond virtual keys: per end user (``users``)."""
