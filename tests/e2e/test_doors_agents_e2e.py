@@ -125,7 +125,7 @@ def test_responses_function_tool_and_reasoning(server: ServerProcess, key: str) 
         tools=tools,
         max_output_tokens=5,  # type: ignore[list-item]
     )
-    assert second.output_text == "The tool said: {\"temp_c\": 21}"  # the fake quotes the tool's result
+    assert second.output_text == 'The tool said: {"temp_c": 21}'  # the fake quotes the tool's result
     recs = records(server, "resp-tools", 2)
     assert [r["response"]["output"][0]["type"] for r in recs] == ["function_call", "message"]
     assert recs[1]["request"]["input"][-1]["type"] == "function_call_output"

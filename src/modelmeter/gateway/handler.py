@@ -258,7 +258,9 @@ class Gateway:
             log.exception("could not settle the record of %s", rec.id)
         # A translated call's answer id is ours, not the upstream's: nothing to route back to.
         translated = rec.upstream_request is not None
-        if door.api == "responses" and isinstance(rec.response_body, dict) and not translated:  # streamed: set by finish()
+        if (
+            door.api == "responses" and isinstance(rec.response_body, dict) and not translated
+        ):  # streamed: set by finish()
             self.response_owners.note(rec.response_body.get("id"), dep.name)
             self.background.created(rec)
         await self.recorder.submit(rec)
