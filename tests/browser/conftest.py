@@ -43,6 +43,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     # Anthropic's Messages API upstream: a chat call to it is translated (gateway/translated.py).
     "translated-model": {"model": "claude-translated", "provider": "anthropic"},
     "byid-model": {"api": "responses", "model": "resp-byid-reasoning", "price": {"input": 3.0, "output": 15.0}},
+    "insights-model": {"price": {"input": 2.0, "output": 8.0}},
     "alerts-model": {},  # no traffic: test_alerts_page's "no_traffic" rule fires on it
 }
 

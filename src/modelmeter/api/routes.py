@@ -131,7 +131,10 @@ def usage_timeseries(
     return summary_q.timeseries(state.db, name, _window(window, start, end, tz, chart=True), tag, state.percentiles)
 
 
-@router.get("/deployments/{name:path}/usage", summary="The summary cards of a window")
+@router.get(
+    "/deployments/{name:path}/usage",
+    summary="The summary cards of a window, with the previous window of the same length and each card's change",
+)
 def usage(
     request: Request,
     name: str,
@@ -143,7 +146,7 @@ def usage(
 ) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
-    return summary_q.summary(state.db, name, _window(window, start, end, tz), tag)
+    return summary_q.summary_with_previous(state.db, name, _window(window, start, end, tz), tag)
 
 
 @router.get("/deployments/{name:path}/requests/export", summary="The filtered log as CSV or JSONL")

@@ -47,6 +47,27 @@ def summary(db: Database, deployment: str, window: Window, tag: str | None = Non
     return result
 
 
+# The figure of each card, compared with the previous window of the same length.
+CARD_FIGURES = ("requests", "total_tokens", "spend", "avg_latency_ms")
+
+
+def summary_with_previous(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
+    """The cards, with the same figures for the window just before (``previous``) and each card's
+    relative change (``change``; None when the previous figure is 0 or missing)."""
+    result = summary(db, deployment, window, tag)
+    prev = summary(db, deployment, window.previous(), tag)
+    prev.pop("deployment")
+    result["previous"] = prev
+    result["change"] = {f: _change(result[f], prev[f]) for f in CARD_FIGURES}
+    return result
+
+
+def _change(now: float | None, before: float | None) -> float | None:
+    if now is None or not before:
+        return None
+    return (now - before) / before
+
+
 _TAGGED_COLS = ", ".join(f"r.{c}" for c in ROW_COLUMNS)
 _TAGGED_FROM = (
     "FROM record_tags t JOIN records r ON r.id = t.id "

@@ -35,6 +35,10 @@ class Window:
     def seconds(self) -> float:
         return (self.end_us - self.start_us) / 1e6
 
+    def previous(self) -> Window:
+        """The window of the same length just before this one (what the cards compare with)."""
+        return Window(2 * self.start_us - self.end_us, self.start_us, self.tz)
+
     def bucket_seconds(self) -> int:
         for size in _BUCKETS:
             if self.seconds / size <= 200:

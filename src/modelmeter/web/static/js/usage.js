@@ -44,7 +44,7 @@ export class UsageTab {
     this.seq = 0;
     this.reqSeq = 0;
     this.isEmpty = false;
-    this.cards = new Cards();
+    this.cards = new Cards((key, filters) => this.openLog(filters));
     // The charts start once the cards and the first page of the log are on screen.
     const painted = new Promise((resolve) => { this.painted = resolve; });
     this.charts = new Charts(painted);
@@ -104,7 +104,7 @@ export class UsageTab {
       "aria-label": "Find by request ID", spellcheck: "false" });
     this.csv = h("a", { class: "btn btn-sm btn-ghost", download: true, dataset: { export: "csv" } }, icon("download"), "CSV");
     this.jsonl = h("a", { class: "btn btn-sm btn-ghost", download: true, dataset: { export: "jsonl" } }, icon("download"), "JSONL");
-    this.log = h("section", { class: "card log-section", "aria-label": "Request log" },
+    this.log = h("section", { class: "card log-section", id: "requests-log", "aria-label": "Request log" },
       h("div", { class: "log-head" },
         h("h2", {}, "Requests"),
         h("div", { class: "filters" }, this.statusSeg,
@@ -136,6 +136,17 @@ export class UsageTab {
   logParams() {
     return { ...this.apiParams(), status: this.state.status, key_alias: this.state.key, request_id: this.state.q,
       limit: this.state.size, ...AgentFilters.params(this.state) };
+  }
+
+  /** "View these requests" (a card, a chart bucket): the log with these filters, scrolled to. */
+  openLog(changes) {
+    this.set(changes, "log");
+    this.log.scrollIntoView({ block: "start" });
+  }
+
+  showSeries(ts) {
+    this.cards.spark(ts);
+    this.charts.render(ts);
   }
 
   /** Change filters; `scope` "all" refreshes everything, "log" only the request log. */
@@ -234,7 +245,7 @@ export class UsageTab {
     }
     const p = this.apiParams();
     const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s));
-    const series = api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts));
+    const series = api.timeseries(this.name, p).then((ts) => seq === this.seq && this.showSeries(ts));
     const log = this.loadRequests(!keepPage);
     Promise.allSettled([cards, log]).then(() => requestAnimationFrame(() => setTimeout(this.painted)));
     const results = await Promise.allSettled([cards, series, log]);
@@ -324,7 +335,7 @@ export class UsageTab {
     const p = this.apiParams();
     const calls = [
       api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s)),
-      api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts)),
+      api.timeseries(this.name, p).then((ts) => seq === this.seq && this.showSeries(ts)),
     ];
     if (this.isEmpty) calls.push(this.loadRequests(true));
     else if (this.pageIndex === 0 && !this.state.q && this.newestCursor) {
