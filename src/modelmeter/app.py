@@ -21,6 +21,7 @@ from modelmeter.alerts.delivery import Notifier
 from modelmeter.alerts.engine import AlertEngine
 from modelmeter.api.alerts import router as alerts_router
 from modelmeter.api.errors import install_error_handlers
+from modelmeter.api.insights import router as insights_router
 from modelmeter.api.keys import router as keys_router
 from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
@@ -216,6 +217,7 @@ def create_app(
     api.state.mm = state
     install_error_handlers(api)
     api.add_middleware(RejectNul)
+    api.include_router(insights_router)  # before api_router: its /deployments/{name:path} takes any path
     api.include_router(api_router)
     api.include_router(keys_router)
     api.include_router(alerts_router)

@@ -3,6 +3,7 @@ throughput panel, at every resolution and across a DST change."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -10,7 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from modelmeter.storage.database import Database
+from modelmeter.storage.histogram import bin_of
 from modelmeter.storage.records import insert_rows
+from modelmeter.usage import insights
 from modelmeter.usage import summary as summary_q
 from modelmeter.usage.window import Window, parse_window
 
@@ -77,3 +80,110 @@ def test_no_change_without_a_previous_figure(db: Database) -> None:
     )
     assert got["requests"] == 1 and got["previous"]["requests"] == 0
     assert got["change"] == dict.fromkeys(summary_q.CARD_FIGURES)
+
+
+def raw_distribution(values: list[float]) -> dict:
+    """The panel's figures computed from raw values: nearest-rank percentiles and bar counts."""
+    ordered = sorted(values)
+
+    def rank(q: float) -> float | None:
+        return ordered[max(math.ceil(q * len(ordered)), 1) - 1] if ordered else None
+
+    bars: dict[tuple[float, float], int] = {}
+    for v in values:
+        edges = insights.bar_edges(insights.bar_of(bin_of(v)))
+        assert edges[0] - 1e-6 <= v < edges[1] + 1e-6
+        bars[edges] = bars.get(edges, 0) + 1
+    return {"count": len(values), **{f"p{q}_ms": rank(q / 100) for q in (50, 95, 99)}, "bars": bars}
+
+
+def check_distribution(got: dict, values: list[float]) -> None:
+    want = raw_distribution(values)
+    assert got["count"] == want["count"]
+    assert {(b["low_ms"], b["high_ms"]): b["count"] for b in got["bars"]} == want["bars"]
+    assert sum(b["count"] for b in got["bars"]) == len(values)
+    for q in ("p50_ms", "p95_ms", "p99_ms"):
+        if want[q] is None:
+            assert got[q] is None
+        else:
+            assert got[q] == pytest.approx(want[q], rel=0.005)
+
+
+def windows_across_dst(end_us: int) -> list[Window]:
+    return [
+        Window(end_us - 3600 * 1_000_000, end_us, NY),  # minutes
+        Window(end_us - 86400 * 1_000_000, end_us, NY),  # quarter hours
+        Window(end_us - 7 * 86400 * 1_000_000, end_us, NY),  # hours
+        Window(end_us - 30 * 86400 * 1_000_000, end_us, NY),  # 6 hours (from hours)
+        Window(end_us - 60 * 86400 * 1_000_000, end_us, NY),  # local days, one of 23 hours
+        parse_window(start="2026-03-08T00:00:00", end="2026-03-09T00:00:00", tz="America/New_York"),
+        parse_window(start="2026-03-07T23:59:31.5", end="2026-03-08T03:00:07", tz="America/New_York"),
+    ]
+
+
+@pytest.fixture
+def dst_rows(db: Database) -> list[dict]:
+    # Seven days around the change, a dense last hour, and some rows without a first token.
+    rows = spread(2500, 9, datetime(2026, 3, 5, tzinfo=NY), 6)
+    end = datetime(2026, 3, 11, 0, 0, 0, tzinfo=NY).timestamp()
+    rnd = random.Random(3)
+    rows += [make_row(end - rnd.uniform(0, 3600), latency=rnd.lognormvariate(4, 1.2)) for _ in range(500)]
+    for r in rows[::7]:
+        r["ttft_ms"] = None
+    store(db, rows)
+    return rows
+
+
+def in_window(rows: list[dict], a: int, b: int) -> list[dict]:
+    return [r for r in rows if a <= r["start_us"] < b]
+
+
+def test_distributions_equal_the_raw_rows(db: Database, dst_rows: list[dict]) -> None:
+    end_us = int(datetime(2026, 3, 11, 0, 0, 0, tzinfo=NY).timestamp() * 1e6) + 1
+    for window in windows_across_dst(end_us):
+        got = insights.distributions(db, "gpt", window)
+        inside = in_window(dst_rows, window.start_us, window.end_us)
+        assert inside
+        check_distribution(got["latency"], [r["latency_ms"] for r in inside])
+        check_distribution(got["ttft"], [r["ttft_ms"] for r in inside if r["ttft_ms"] is not None])
+
+
+def test_throughput_buckets_equal_the_raw_rows(db: Database, dst_rows: list[dict]) -> None:
+    end_us = int(datetime(2026, 3, 11, 0, 0, 0, tzinfo=NY).timestamp() * 1e6) + 1
+    sizes = set()
+    for window in windows_across_dst(end_us):
+        got = insights.throughput(db, "gpt", window)
+        size = got["bucket_seconds"] * 1_000_000
+        sizes.add(got["bucket_seconds"])
+        assert got["buckets"]
+        for b in got["buckets"]:
+            start = int(datetime.fromisoformat(b["start"].replace("Z", "+00:00")).timestamp() * 1e6)
+            inside = in_window(dst_rows, start, min(start + size, window.end_us))
+            tokens = sum(r["completion_tokens"] for r in inside)
+            seconds = sum(r["latency_ms"] for r in inside) / 1000
+            assert b["requests"] == len(inside), b
+            assert b["completion_tokens"] == tokens
+            assert b["request_seconds"] == pytest.approx(seconds, abs=1e-5)
+            if tokens and seconds:
+                assert b["output_tokens_per_s"] == pytest.approx(tokens / seconds, abs=1e-3)
+                assert b["ms_per_output_token"] == pytest.approx(seconds * 1000 / tokens, abs=1e-3)
+            else:
+                assert b["ms_per_output_token"] is None or tokens
+    assert sizes == {60, 900, 3600, 21600, 86400}
+
+
+def test_a_tag_panel_is_its_rows(db: Database) -> None:
+    rnd = random.Random(1)
+    t0 = datetime(2026, 3, 8, 1, 30, tzinfo=NY).timestamp()
+    rows = [
+        make_row(t0 + rnd.uniform(0, 3 * 3600), latency=rnd.lognormvariate(5, 1), tags=["t1"] if i % 3 else None)
+        for i in range(600)
+    ]
+    store(db, rows)
+    window = parse_window(start="2026-03-08T00:00:00", end="2026-03-09T00:00:00", tz="America/New_York")
+    tagged = [r for r in rows if "t1" in (r["tags"] or "")]
+    got = insights.distributions(db, "gpt", window, tag="t1")
+    check_distribution(got["latency"], [r["latency_ms"] for r in tagged])
+    tp = insights.throughput(db, "gpt", window, tag="t1")
+    assert sum(b["requests"] for b in tp["buckets"]) == len(tagged)
+    assert sum(b["completion_tokens"] for b in tp["buckets"]) == sum(r["completion_tokens"] for r in tagged)

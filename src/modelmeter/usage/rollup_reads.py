@@ -16,6 +16,7 @@ from modelmeter.storage.rollups import HOUR, MINUTE, RESOLUTIONS, SUM_COLUMNS, R
 class Totals:
     sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SUM_COLUMNS, 0))
     bins: histogram.Bins = field(default_factory=dict)
+    ttft_bins: histogram.Bins = field(default_factory=dict)  # only when asked for (``ttft=True``)
 
     def add_sums(self, row: tuple[Any, ...] | None) -> None:
         if row is None:
@@ -63,28 +64,37 @@ _RAW_SQL = (
 )
 
 
-def totals(db: Database, deployment: str, start_us: int, end_us: int) -> Totals:
+def totals(db: Database, deployment: str, start_us: int, end_us: int, ttft: bool = False) -> Totals:
+    """Sums and the latency histogram of [start, end); the TTFT histogram too if ``ttft``."""
     out = Totals()
     parts = segments(start_us, end_us)
     for res in (HOUR, MINUTE):
         for a, b in parts[res.name]:
-            _add_resolution(db, out, res, deployment, a, b)
+            _add_resolution(db, out, res, deployment, a, b, ttft)
     for a, b in parts["raw"]:
         params = {"dep": deployment, "a": a, "b": b}
         where = "deployment = :dep AND start_us >= :a AND start_us < :b"
         out.add_sums(db.fetchone(f"SELECT {_RAW_SQL} FROM records WHERE {where}", params))
-        for (latency,) in db.fetchall(f"SELECT latency_ms FROM records WHERE {where}", params):
+        for latency, ttft_ms in db.fetchall(f"SELECT latency_ms, ttft_ms FROM records WHERE {where}", params):
             index = str(histogram.bin_of(latency))
             out.bins[index] = out.bins.get(index, 0) + 1
+            if ttft and ttft_ms is not None:
+                index = str(histogram.bin_of(ttft_ms))
+                out.ttft_bins[index] = out.ttft_bins.get(index, 0) + 1
     return out
 
 
-def _add_resolution(db: Database, out: Totals, res: Resolution, deployment: str, a: int, b: int) -> None:
+def _add_resolution(
+    db: Database, out: Totals, res: Resolution, deployment: str, a: int, b: int, ttft: bool = False
+) -> None:
     params = {"dep": deployment, "a": a, "b": b}
     where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
     out.add_sums(db.fetchone(f"SELECT {_SUMS_SQL} FROM {res.table} WHERE {where}", params))
-    for (bins,) in db.fetchall(f"SELECT latency_bins FROM {res.table} WHERE {where}", params):
+    cols = "latency_bins, ttft_bins" if ttft else "latency_bins, NULL"
+    for bins, ttft_bins in db.fetchall(f"SELECT {cols} FROM {res.table} WHERE {where}", params):
         histogram.merge(out.bins, histogram.decode(bins))
+        if ttft_bins is not None:
+            histogram.merge(out.ttft_bins, histogram.decode(ttft_bins))
 
 
 class PercentileCache:
@@ -109,6 +119,37 @@ class PercentileCache:
         self._entries[key] = (count, value)
 
 
+def _resolution_for(origin_us: int, size_us: int) -> Resolution:
+    return next(r for r in reversed(RESOLUTIONS) if size_us % r.size_us == 0 and origin_us % r.size_us == 0)
+
+
+def _whole_bucket_sums(db: Database, res: Resolution, params: dict[str, Any]) -> dict[int, dict[str, float]]:
+    where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
+    return {
+        int(row[0]): normalise(row[1:])
+        for row in db.fetchall(
+            f"SELECT (bucket_us - :origin) / :size AS k, {_SUMS_SQL} FROM {res.table} WHERE {where} GROUP BY k",
+            params,
+        )
+    }
+
+
+def bucket_sums(
+    db: Database, deployment: str, origin_us: int, size_us: int, end_us: int
+) -> dict[int, dict[str, float]]:
+    """Only the sums per chart bucket over [origin, end) (no histograms): whole buckets from the
+    coarsest rollup that fits, the newest, partial one from finer data."""
+    res = _resolution_for(origin_us, size_us)
+    full_end = _floor(end_us, res.size_us)
+    sums = _whole_bucket_sums(
+        db, res, {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us}
+    )
+    if full_end < end_us:
+        k = (full_end - origin_us) // size_us
+        sums[k] = totals(db, deployment, origin_us + k * size_us, end_us).sums
+    return sums
+
+
 def bucketed(
     db: Database,
     deployment: str,
@@ -122,15 +163,11 @@ def bucketed(
 
     Whole buckets come from the coarsest rollup that fits; their histograms are read only for
     buckets the cache does not hold, and the newest, partial bucket is finished from finer data."""
-    res = next(r for r in reversed(RESOLUTIONS) if size_us % r.size_us == 0 and origin_us % r.size_us == 0)
+    res = _resolution_for(origin_us, size_us)
     full_end = _floor(end_us, res.size_us)
     params = {"dep": deployment, "a": origin_us, "b": full_end, "origin": origin_us, "size": size_us}
     where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
-    sums: dict[int, dict[str, float]] = {}
-    for row in db.fetchall(
-        f"SELECT (bucket_us - :origin) / :size AS k, {_SUMS_SQL} FROM {res.table} WHERE {where} GROUP BY k", params
-    ):
-        sums[int(row[0])] = normalise(row[1:])
+    sums = _whole_bucket_sums(db, res, params)
 
     def key(k: int) -> tuple[Any, ...]:
         return (deployment, res.name, size_us, origin_us + k * size_us, q)

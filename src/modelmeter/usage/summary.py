@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from modelmeter.storage.database import Database
@@ -73,6 +73,15 @@ _TAGGED_FROM = (
     "FROM record_tags t JOIN records r ON r.id = t.id "
     "WHERE t.deployment = :dep AND t.tag = :tag AND t.start_us >= :ws AND t.start_us < :we"
 )
+
+
+def tagged_rows(db: Database, deployment: str, start_us: int, end_us: int, tag: str) -> Iterator[dict[str, Any]]:
+    """The rows of one tag in [start, end) (``ROW_COLUMNS`` and start_us): a tag is a small slice."""
+    for row in db.fetchall(
+        f"SELECT r.start_us, {_TAGGED_COLS} {_TAGGED_FROM}",
+        {"dep": deployment, "tag": tag, "ws": start_us, "we": end_us},
+    ):
+        yield dict(zip(("start_us", *ROW_COLUMNS), row, strict=True))
 
 
 def _tagged_totals(db: Database, deployment: str, window: Window, tag: str) -> tuple[dict[str, float], Counter[int]]:

@@ -1,0 +1,51 @@
+"""Usage insight panels under /api/deployments/{name}/usage/…: one endpoint per panel, each the
+numbers its chart and its table show (from rollups). Read-only, so plain ``def`` (thread pool)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from modelmeter.api.routes import EndQ, StartQ, TagQ, TzQ, WindowQ, _known, _state, _window
+from modelmeter.usage import insights
+
+router = APIRouter(prefix="/api", tags=["usage insights"])
+
+
+@router.get("/deployments/{name:path}/usage/distribution", summary="Latency and TTFT distributions of a window")
+def usage_distribution(
+    request: Request,
+    name: str,
+    window: WindowQ = None,
+    start: StartQ = None,
+    end: EndQ = None,
+    tz: TzQ = None,
+    tag: TagQ = None,
+) -> dict[str, Any]:
+    """Two histograms: `latency` (every request's duration) and `ttft` (time to first token, for the
+    requests that have one). Each has `count`, `p50_ms`, `p95_ms`, `p99_ms` (nearest rank, within
+    0.5% of the exact value) and `bars`: `[{low_ms, high_ms, count}]`, logarithmic, about 6.6 per
+    decade, only those with requests. A request is in the bar where `low_ms <= value < high_ms`."""
+    state = _state(request)
+    _known(state, name)
+    return insights.distributions(state.db, name, _window(window, start, end, tz), tag)
+
+
+@router.get("/deployments/{name:path}/usage/throughput", summary="Output speed per time bucket of a window")
+def usage_throughput(
+    request: Request,
+    name: str,
+    window: WindowQ = None,
+    start: StartQ = None,
+    end: EndQ = None,
+    tz: TzQ = None,
+    tag: TagQ = None,
+) -> dict[str, Any]:
+    """The timeseries' buckets (same `bucket_seconds` and alignment), each with `requests`,
+    `completion_tokens`, `request_seconds` (the sum of the requests' durations),
+    `output_tokens_per_s` = completion_tokens / request_seconds and `ms_per_output_token` =
+    1000 × request_seconds / completion_tokens (None without tokens or time)."""
+    state = _state(request)
+    _known(state, name)
+    return insights.throughput(state.db, name, _window(window, start, end, tz, chart=True), tag)
