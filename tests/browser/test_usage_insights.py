@@ -11,7 +11,7 @@ import openai
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import api, chat, failing, fmt, log_ids, open_usage, records
+from tests.browser.support import api, chat, failing, fmt, log_ids, open_usage, records, shot
 from tests.helpers import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -77,3 +77,84 @@ def test_clicking_a_card_opens_its_requests_in_the_log(page: Page, server: Serve
     page.locator('[data-card="requests"] [data-filter="error"]').focus()
     page.keyboard.press("Enter")
     page.wait_for_function("() => new URL(location.href).searchParams.get('status') === 'error'")
+
+
+def _panels_drawn(page: Page) -> None:
+    expect(page.locator(".insights .plot.js-plotly-plot")).to_have_count(3)
+    for key in ("latency", "ttft", "speed"):
+        expect(page.locator(f'.plot[data-insight="{key}"] .main-svg').first).to_be_visible()
+
+
+def check_panels(page: Page, server: ServerProcess, traffic: str) -> None:
+    dist = api(server, f"/api/deployments/{MODEL}/usage/distribution{traffic}")
+    speed = api(server, f"/api/deployments/{MODEL}/usage/throughput{traffic}")
+    assert dist["latency"]["count"] == 4 and dist["ttft"]["count"] >= 1
+    _panels_drawn(page)
+    for key in ("latency", "ttft"):
+        d = dist[key]
+        stats = page.locator(f'[data-panel="{key}"] [data-role=stats]')
+        expect(stats).to_have_text(
+            "".join(f" · {q} {fmt(page, 'ms', d[f'{q}_ms'])}" for q in ("p50", "p95", "p99"))
+        )
+        assert float(stats.get_attribute("data-p95") or "nan") == pytest.approx(d["p95_ms"])
+        counts = page.locator(f'[data-panel="{key}"] table.numbers tbody tr').evaluate_all(
+            "rows => rows.map(r => Number(r.dataset.count))"
+        )
+        assert counts == [b["count"] for b in d["bars"]] and sum(counts) == d["count"]
+    rows = page.locator('[data-panel="speed"] table.numbers tbody tr')
+    with_requests = [b for b in speed["buckets"] if b["requests"]]
+    expect(rows).to_have_count(len(with_requests))
+    # The same buckets as the charts' (aligned to the clock, so the first may start before the window).
+    series = api(server, f"/api/deployments/{MODEL}/usage/timeseries{traffic}")
+    assert [(b["start"], b["completion_tokens"]) for b in speed["buckets"]] == [
+        (b["start"], b["completion_tokens"]) for b in series["buckets"]
+    ]
+    # The table (the charts' text alternative) opens.
+    toggle = page.locator('[data-panel="speed"] .numbers-toggle summary')
+    toggle.click()
+    expect(rows.first).to_be_visible()
+    cells = rows.first.locator("td").all_inner_texts()
+    b = with_requests[0]
+    assert cells[1:3] == [fmt(page, "int", b["requests"]), fmt(page, "int", b["completion_tokens"])]
+    assert cells[3] == f"{b['output_tokens_per_s']:.1f}"
+
+
+def test_insight_panels_render_their_numbers(page: Page, server: ServerProcess, traffic: str) -> None:
+    open_usage(page, MODEL, traffic)
+    details = page.locator("details.insights")
+    expect(details).not_to_have_attribute("open", "")
+    page.locator(".insights-summary").click()  # opening loads them, and the URL remembers it
+    page.wait_for_function("() => new URL(location.href).searchParams.get('insights') === '1'")
+    check_panels(page, server, traffic)
+    shot(page, "usage-insights")
+
+
+def test_insight_panels_on_a_phone_and_in_the_dark(page: Page, server: ServerProcess, traffic: str) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.emulate_media(color_scheme="dark")
+    open_usage(page, MODEL, traffic + "&insights=1")
+    check_panels(page, server, traffic)
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > 391)
+          .slice(0, 5).map(e => `${e.tagName}.${e.className}`)"""
+    )
+        """() => [...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > 391).slice(0, 5).map(e => e.className + ":" + e.tagName + ":" + Math.round(e.getBoundingClientRect().right))"""
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, wide
+    for key in ("latency", "ttft", "speed"):
+        box = page.locator(f'[data-panel="{key}"]').bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    for key in ("requests", "tokens", "spend", "latency"):
+        box = page.locator(f'[data-card="{key}"] [data-role=spark]').bounding_box()
+        assert box is not None and box["width"] > 50 and box["x"] + box["width"] <= 390
+    # Dark: the panels' text is light on the dark surface.
+    fg = page.locator('[data-panel="latency"] .card-title').evaluate("e => getComputedStyle(e).color")
+    bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert fg != bg and _luma(fg) > _luma(bg)
+    page.locator('[data-panel="latency"]').scroll_into_view_if_needed()
+    shot(page, "usage-insights-phone-dark", full_page=True)
+
+
+def _luma(css: str) -> float:
+    r, g, b = (float(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b

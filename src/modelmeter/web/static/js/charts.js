@@ -40,7 +40,7 @@ const CHARTS = [
   { key: "latency", title: "Latency", legend: [["c1", "Average"], ["c4", "p95"]] },
 ];
 
-function colors() {
+export function colors() {
   const css = getComputedStyle(document.documentElement);
   const v = (name) => css.getPropertyValue(name).trim();
   return { c1: v("--chart-1"), c2: v("--chart-2"), c3: v("--chart-3"), c4: v("--chart-4"),

@@ -7,6 +7,7 @@ import { Cards } from "./cards.js";
 import { Charts } from "./charts.js";
 import { button, h, icon } from "./dom.js";
 import * as fmt from "./format.js";
+import { InsightPanels } from "./insights.js";
 import { Live } from "./live.js";
 import { Paging } from "./paging.js";
 import { navigate, setQuery } from "./router.js";
@@ -29,6 +30,7 @@ export function readState(params) {
     tag: params.get("tag") || "", q: params.get("q") || "", key: params.get("key") || "",
     session: params.get("session") || "", type: params.get("type") || "",
     size: PAGE_SIZES.includes(size) ? size : 50, live: params.get("live") === "1",
+    insights: params.get("insights") === "1",
   };
 }
 
@@ -53,7 +55,9 @@ export class UsageTab {
       onSize: (n) => this.set({ size: n }, "log"), onNewest: () => this.reloadLog(),
     });
     this.live = new Live(this, () => this.liveChanged());
-    this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.charts.el,
+    this.insights = new InsightPanels(this.name, (open) => this.insightsToggled(open));
+    this.insights.setOpen(this.state.insights);
+    this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.charts.el, this.insights.el,
       this.emptyHolder = h("div", { hidden: true }), this.logSection());
     this.syncControls();
     this.refresh(true, { keepPage: true });
@@ -144,6 +148,19 @@ export class UsageTab {
     this.log.scrollIntoView({ block: "start" });
   }
 
+  insightsToggled(open) {
+    if (open === this.state.insights) return; // set from the URL
+    this.state.insights = open;
+    this.writeUrl();
+    if (open) this.loadInsights();
+  }
+
+  /** The insight panels, when their disclosure is open (closed, a refresh stays three calls). */
+  loadInsights() {
+    if (!this.insights.open) return Promise.resolve();
+    return this.insights.load(this.apiParams());
+  }
+
   showSeries(ts) {
     this.cards.spark(ts);
     this.charts.render(ts);
@@ -168,6 +185,7 @@ export class UsageTab {
     } else if (s.window !== "7d") q.set("window", s.window);
     for (const key of ["status", "tag", "key", "q", "session", "type"]) if (s[key]) q.set(key, s[key]);
     if (s.size !== 50) q.set("size", String(s.size));
+    if (s.insights) q.set("insights", "1");
     if (this.live.on) q.set("live", "1");
     this.paging.writeTo(q);
     setQuery(q);
@@ -201,6 +219,11 @@ export class UsageTab {
     const all = ["window", "start", "end", "tag"].some((k) => next[k] !== s[k]);
     const log = ["status", "q", "size", "session", "type"].some((k) => next[k] !== s[k]);
     const page = this.paging.differs(params);
+    if (next.insights !== s.insights) {
+      s.insights = next.insights;
+      this.insights.setOpen(next.insights);
+      if (next.insights && !all) this.loadInsights().catch((err) => this.showError(err.message));
+    }
     if (!all && !log && !page) return;
     Object.assign(this.state, next, { live: s.live });
     this.paging.restore(params);
@@ -248,7 +271,7 @@ export class UsageTab {
     const series = api.timeseries(this.name, p).then((ts) => seq === this.seq && this.showSeries(ts));
     const log = this.loadRequests(!keepPage);
     Promise.allSettled([cards, log]).then(() => requestAnimationFrame(() => setTimeout(this.painted)));
-    const results = await Promise.allSettled([cards, series, log]);
+    const results = await Promise.allSettled([cards, series, log, this.loadInsights()]);
     if (seq !== this.seq) return;
     const failed = results.find((r) => r.status === "rejected");
     if (failed) this.showError(failed.reason.message);
@@ -297,6 +320,7 @@ export class UsageTab {
   setEmpty(empty) {
     this.isEmpty = empty;
     this.charts.el.hidden = empty;
+    this.insights.el.hidden = empty;
     this.log.hidden = empty;
     this.emptyHolder.hidden = !empty;
     if (empty) {
@@ -336,6 +360,7 @@ export class UsageTab {
     const calls = [
       api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s)),
       api.timeseries(this.name, p).then((ts) => seq === this.seq && this.showSeries(ts)),
+      this.loadInsights(),
     ];
     if (this.isEmpty) calls.push(this.loadRequests(true));
     else if (this.pageIndex === 0 && !this.state.q && this.newestCursor) {
@@ -391,5 +416,6 @@ export class UsageTab {
     this.seq += 1;
     this.live.destroy();
     this.charts.destroy();
+    this.insights.destroy();
   }
 }
