@@ -93,9 +93,7 @@ def check_panels(page: Page, server: ServerProcess, traffic: str) -> None:
     for key in ("latency", "ttft"):
         d = dist[key]
         stats = page.locator(f'[data-panel="{key}"] [data-role=stats]')
-        expect(stats).to_have_text(
-            "".join(f" · {q} {fmt(page, 'ms', d[f'{q}_ms'])}" for q in ("p50", "p95", "p99"))
-        )
+        expect(stats).to_have_text("".join(f" · {q} {fmt(page, 'ms', d[f'{q}_ms'])}" for q in ("p50", "p95", "p99")))
         assert float(stats.get_attribute("data-p95") or "nan") == pytest.approx(d["p95_ms"])
         counts = page.locator(f'[data-panel="{key}"] table.numbers tbody tr').evaluate_all(
             "rows => rows.map(r => Number(r.dataset.count))"
@@ -137,8 +135,6 @@ def test_insight_panels_on_a_phone_and_in_the_dark(page: Page, server: ServerPro
     wide = page.evaluate(
         """() => [...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > 391)
           .slice(0, 5).map(e => `${e.tagName}.${e.className}`)"""
-    )
-        """() => [...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > 391).slice(0, 5).map(e => e.className + ":" + e.tagName + ":" + Math.round(e.getBoundingClientRect().right))"""
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= 390, wide
     for key in ("latency", "ttft", "speed"):
