@@ -30,9 +30,10 @@ from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.records import insert_rows
+from modelmeter.usage import insights as insights_q
 from modelmeter.usage import records as records_q
 from modelmeter.usage import summary as summary_q
-from modelmeter.usage.rollup_reads import PercentileCache
+from modelmeter.usage.rollup_reads import BinsCache, PercentileCache
 from modelmeter.usage.window import parse_window
 
 DEPLOYMENTS = [  # name, share of traffic
@@ -229,6 +230,34 @@ def median_ms(fn: Callable[[], Any], repeat: int = 7) -> float:
     return statistics.median(times)
 
 
+def once_ms(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+def insights_section(db: Database, dep: str) -> None:
+    """Usage insights (issue 14): each new query's first call ("cold": its first run in this
+    process, the database file possibly in the OS cache) and a refresh (median of 7 repeats, with
+    the caches the API keeps per process)."""
+    w = parse_window
+    bins = BinsCache()  # as the API keeps one per process
+    queries = [
+        ("cards + previous window, 7 days", lambda: summary_q.summary_with_previous(db, dep, w("7d"), cache=bins)),
+        ("cards + previous window, 30 days", lambda: summary_q.summary_with_previous(db, dep, w("30d"), cache=bins)),
+        ("latency + TTFT distribution, 7 days", lambda: insights_q.distributions(db, dep, w("7d"), cache=bins)),
+        ("latency + TTFT distribution, 30 days", lambda: insights_q.distributions(db, dep, w("30d"), cache=bins)),
+        ("latency + TTFT distribution, 24 h", lambda: insights_q.distributions(db, dep, w("24h"), cache=bins)),
+        ("output speed, 7 days (1 h buckets)", lambda: insights_q.throughput(db, dep, w("7d"))),
+        ("output speed, 24 h (15 min buckets)", lambda: insights_q.throughput(db, dep, w("24h"))),
+    ]
+    print(f"\nusage insights, {dep}")
+    print(f"{'query':<44}{'cold ms':>10}{'refresh ms':>12}")
+    for name, fn in queries:
+        cold = once_ms(fn)
+        print(f"{name:<44}{cold:>10.2f}{median_ms(fn):>12.2f}")
+
+
 def deep_cursor(db: Database, dep: str, pages: int, status: str | None = None) -> str | None:
     window = parse_window("7d")
     cursor = None
@@ -254,6 +283,7 @@ def exact_p95(db: Database, dep: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database", default="sqlite:////tmp/mm-scale.db")
+    ap.add_argument("--insights-only", action="store_true", help="only the usage insights section")
     ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
     ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
     ap.add_argument(
@@ -288,6 +318,10 @@ def main() -> None:
         db.execute("ANALYZE")
     total = db.fetchone("SELECT COUNT(*) FROM records")[0]
     dep = DEPLOYMENTS[0][0].name
+    if args.insights_only:
+        print(f"{total:,} records, {db.dialect}")
+        insights_section(db, dep)
+        return
     w7 = parse_window("7d")
     # A record with bodies, from the middle of the table.
     some_id = db.fetchone(
@@ -329,6 +363,7 @@ def main() -> None:
     for name, fn, target in rows:
         ms = median_ms(fn)
         print(f"{name:<44}{ms:>10.2f}{target:>9}  {'yes' if ms <= target else 'NO'}")
+    insights_section(db, dep)
     hits = records_q.page(db, dep, w7, limit=50, search=some_rid)["data"]
     # (In databases copied before copies had request ids of their own, a request id has several.)
     want = db.fetchone(

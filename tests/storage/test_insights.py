@@ -13,7 +13,7 @@ import pytest
 from modelmeter.storage.database import Database
 from modelmeter.storage.histogram import bin_of
 from modelmeter.storage.records import insert_rows
-from modelmeter.usage import insights
+from modelmeter.usage import insights, rollup_reads
 from modelmeter.usage import summary as summary_q
 from modelmeter.usage.window import Window, parse_window
 
@@ -187,3 +187,24 @@ def test_a_tag_panel_is_its_rows(db: Database) -> None:
     tp = insights.throughput(db, "gpt", window, tag="t1")
     assert sum(b["requests"] for b in tp["buckets"]) == len(tagged)
     assert sum(b["completion_tokens"] for b in tp["buckets"]) == sum(r["completion_tokens"] for r in tagged)
+
+
+def test_the_histogram_cache_sees_new_rows(db: Database) -> None:
+    """A refresh reuses the merged histograms of unchanged ranges, and never a stale one."""
+    cache = rollup_reads.BinsCache()
+    rows = spread(1500, 21, datetime(2026, 3, 6, tzinfo=NY), 4)
+    store(db, rows)
+    window = parse_window(start="2026-03-06T00:00:00", end="2026-03-10T00:00:00", tz="America/New_York")
+    first = insights.distributions(db, "gpt", window, cache=cache)
+    assert insights.distributions(db, "gpt", window, cache=cache) == first
+    assert summary_q.summary(db, "gpt", window, cache=cache) == summary_q.summary(db, "gpt", window)
+    late = spread(300, 22, datetime(2026, 3, 7, tzinfo=NY), 2)  # into hours already cached
+    store(db, late)
+    again = insights.distributions(db, "gpt", window, cache=cache)
+    assert again == insights.distributions(db, "gpt", window)
+    assert again["latency"]["count"] == first["latency"]["count"] + 300
+    check_distribution(
+        again["latency"], [r["latency_ms"] for r in in_window(rows + late, window.start_us, window.end_us)]
+    )
+    got = summary_q.summary_with_previous(db, "gpt", window, cache=cache)
+    assert got == summary_q.summary_with_previous(db, "gpt", window)

@@ -29,7 +29,7 @@ def usage_distribution(
     decade, only those with requests. A request is in the bar where `low_ms <= value < high_ms`."""
     state = _state(request)
     _known(state, name)
-    return insights.distributions(state.db, name, _window(window, start, end, tz), tag)
+    return insights.distributions(state.db, name, _window(window, start, end, tz), tag, state.histograms)
 
 
 @router.get("/deployments/{name:path}/usage/throughput", summary="Output speed per time bucket of a window")

@@ -146,7 +146,7 @@ def usage(
 ) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
-    return summary_q.summary_with_previous(state.db, name, _window(window, start, end, tz), tag)
+    return summary_q.summary_with_previous(state.db, name, _window(window, start, end, tz), tag, state.histograms)
 
 
 @router.get("/deployments/{name:path}/requests/export", summary="The filtered log as CSV or JSONL")

@@ -15,7 +15,7 @@ from modelmeter.registry import Registry
 from modelmeter.storage.database import Database
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
-from modelmeter.usage.rollup_reads import PercentileCache
+from modelmeter.usage.rollup_reads import BinsCache, PercentileCache
 
 
 @dataclass
@@ -32,6 +32,7 @@ class AppState:
     alerts: AlertEngine | None = None
     user_budgets: UserBudgets | None = None
     percentiles: PercentileCache = field(default_factory=PercentileCache)  # of past chart buckets
+    histograms: BinsCache = field(default_factory=BinsCache)  # merged histograms of past rollup ranges
     admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
     session_secret: str | None = None  # signs session cookies (auth.sessions); set at start-up
 

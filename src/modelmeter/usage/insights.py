@@ -45,7 +45,13 @@ def describe(bins: Mapping[Any, int]) -> dict[str, Any]:
     return out
 
 
-def distributions(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
+def distributions(
+    db: Database,
+    deployment: str,
+    window: Window,
+    tag: str | None = None,
+    cache: rollup_reads.BinsCache | None = None,
+) -> dict[str, Any]:
     """Latency (every request) and TTFT (requests with a first token) histograms of the window."""
     if tag:
         latency: Counter[str] = Counter()
@@ -56,7 +62,7 @@ def distributions(db: Database, deployment: str, window: Window, tag: str | None
                 ttft[str(histogram.bin_of(r["ttft_ms"]))] += 1
         lat_bins, ttft_bins = dict(latency), dict(ttft)
     else:
-        t = rollup_reads.totals(db, deployment, window.start_us, window.end_us, ttft=True)
+        t = rollup_reads.totals(db, deployment, window.start_us, window.end_us, ttft=True, cache=cache)
         lat_bins, ttft_bins = t.bins, t.ttft_bins
     return {
         "deployment": deployment,

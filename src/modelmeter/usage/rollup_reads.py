@@ -64,13 +64,37 @@ _RAW_SQL = (
 )
 
 
-def totals(db: Database, deployment: str, start_us: int, end_us: int, ttft: bool = False) -> Totals:
+class BinsCache:
+    """The merged histograms of a range of rollup rows, remembered with the range's request count.
+
+    Rollups only grow, so a range whose count has not changed has the same histograms: a refresh
+    of a week reads the sums (one row) and reuses the merged hours instead of decoding 168 JSON
+    histograms again. Per process; bounded (the oldest half is dropped when full)."""
+
+    def __init__(self, max_entries: int = 2_000) -> None:
+        self._max = max_entries
+        self._entries: dict[tuple[Any, ...], tuple[int, histogram.Bins, histogram.Bins]] = {}
+
+    def get(self, key: tuple[Any, ...], count: int) -> tuple[histogram.Bins, histogram.Bins] | None:
+        hit = self._entries.get(key)
+        return (hit[1], hit[2]) if hit is not None and hit[0] == count else None
+
+    def put(self, key: tuple[Any, ...], count: int, bins: histogram.Bins, ttft_bins: histogram.Bins) -> None:
+        if len(self._entries) >= self._max:
+            for old in list(self._entries)[: self._max // 2]:
+                self._entries.pop(old, None)
+        self._entries[key] = (count, bins, ttft_bins)
+
+
+def totals(
+    db: Database, deployment: str, start_us: int, end_us: int, ttft: bool = False, cache: BinsCache | None = None
+) -> Totals:
     """Sums and the latency histogram of [start, end); the TTFT histogram too if ``ttft``."""
     out = Totals()
     parts = segments(start_us, end_us)
     for res in (HOUR, MINUTE):
         for a, b in parts[res.name]:
-            _add_resolution(db, out, res, deployment, a, b, ttft)
+            _add_resolution(db, out, res, deployment, a, b, ttft, cache)
     for a, b in parts["raw"]:
         params = {"dep": deployment, "a": a, "b": b}
         where = "deployment = :dep AND start_us >= :a AND start_us < :b"
@@ -85,16 +109,35 @@ def totals(db: Database, deployment: str, start_us: int, end_us: int, ttft: bool
 
 
 def _add_resolution(
-    db: Database, out: Totals, res: Resolution, deployment: str, a: int, b: int, ttft: bool = False
+    db: Database,
+    out: Totals,
+    res: Resolution,
+    deployment: str,
+    a: int,
+    b: int,
+    ttft: bool = False,
+    cache: BinsCache | None = None,
 ) -> None:
     params = {"dep": deployment, "a": a, "b": b}
     where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
-    out.add_sums(db.fetchone(f"SELECT {_SUMS_SQL} FROM {res.table} WHERE {where}", params))
-    cols = "latency_bins, ttft_bins" if ttft else "latency_bins, NULL"
-    for bins, ttft_bins in db.fetchall(f"SELECT {cols} FROM {res.table} WHERE {where}", params):
-        histogram.merge(out.bins, histogram.decode(bins))
-        if ttft_bins is not None:
-            histogram.merge(out.ttft_bins, histogram.decode(ttft_bins))
+    row = db.fetchone(f"SELECT {_SUMS_SQL} FROM {res.table} WHERE {where}", params)
+    out.add_sums(row)
+    count = int((row or (0,))[0] or 0)
+    key = (deployment, res.name, a, b, ttft)
+    hit = cache.get(key, count) if cache else None
+    if hit is None:
+        lat: histogram.Bins = {}
+        first: histogram.Bins = {}
+        cols = "latency_bins, ttft_bins" if ttft else "latency_bins, NULL"
+        for bins, ttft_bins in db.fetchall(f"SELECT {cols} FROM {res.table} WHERE {where}", params):
+            histogram.merge(lat, histogram.decode(bins))
+            if ttft_bins is not None:
+                histogram.merge(first, histogram.decode(ttft_bins))
+        hit = (lat, first)
+        if cache:
+            cache.put(key, count, lat, first)
+    histogram.merge(out.bins, hit[0])
+    histogram.merge(out.ttft_bins, hit[1])
 
 
 class PercentileCache:

@@ -15,13 +15,19 @@ from modelmeter.usage import rollup_reads
 from modelmeter.usage.window import Window
 
 
-def summary(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
+def summary(
+    db: Database,
+    deployment: str,
+    window: Window,
+    tag: str | None = None,
+    cache: rollup_reads.BinsCache | None = None,
+) -> dict[str, Any]:
     """The cards: from rollups (never a scan of the log), or from the tagged rows for a tag."""
     bins: Mapping[Any, int]
     if tag:
         sums, bins = _tagged_totals(db, deployment, window, tag)
     else:
-        t = rollup_reads.totals(db, deployment, window.start_us, window.end_us)
+        t = rollup_reads.totals(db, deployment, window.start_us, window.end_us, cache=cache)
         sums, bins = t.sums, t.bins
     n = int(sums["requests"])
     ok = int(sums["succeeded"])
@@ -51,11 +57,17 @@ def summary(db: Database, deployment: str, window: Window, tag: str | None = Non
 CARD_FIGURES = ("requests", "total_tokens", "spend", "avg_latency_ms")
 
 
-def summary_with_previous(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
+def summary_with_previous(
+    db: Database,
+    deployment: str,
+    window: Window,
+    tag: str | None = None,
+    cache: rollup_reads.BinsCache | None = None,
+) -> dict[str, Any]:
     """The cards, with the same figures for the window just before (``previous``) and each card's
     relative change (``change``; None when the previous figure is 0 or missing)."""
-    result = summary(db, deployment, window, tag)
-    prev = summary(db, deployment, window.previous(), tag)
+    result = summary(db, deployment, window, tag, cache)
+    prev = summary(db, deployment, window.previous(), tag, cache)
     prev.pop("deployment")
     result["previous"] = prev
     result["change"] = {f: _change(result[f], prev[f]) for f in CARD_FIGURES}
