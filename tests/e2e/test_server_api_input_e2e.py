@@ -39,6 +39,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 ROUTES = [
     "/api/deployments/chat/usage",
     "/api/deployments/chat/usage/timeseries",
+    "/api/deployments/chat/usage/distribution",
+    "/api/deployments/chat/usage/throughput",
     "/api/deployments/chat/requests",
     "/api/deployments/chat/requests/export",
 ]
@@ -57,6 +59,8 @@ NUL = [
     "/api/deployments/chat/requests?key_alias=x%00",
     "/api/deployments/chat/usage?tag=%00",
     "/api/deployments/chat/usage/timeseries?tag=%00",
+    "/api/deployments/chat/usage/distribution?tag=%00",
+    "/api/deployments/chat/usage/throughput?tz=Europe/Paris%00",
     "/api/deployments/chat/usage?tz=Europe/Paris%00",
     "/api/deployments/chat/requests/export?tag=%00",
     f"/api/deployments/chat/requests?cursor={_cursor(chr(0) + ':x')}",
@@ -98,6 +102,16 @@ def test_huge_cursors_are_400(server: ServerProcess, path: str) -> None:
     assert _is_400(server, path)["param"] in ("cursor", "after")
 
 
+def test_usage_previous_window_of_the_longest_window_answers(server: ServerProcess) -> None:
+    status, body = server.api("GET", "/api/deployments/chat/usage?start=1970-01-01&end=2199-12-31")
+    assert status == 200, body
+    assert body["previous"]["requests"] == 0 and body["previous"]["end"] == body["start"]
+    error = _is_400(server, "/api/deployments/chat/usage/throughput?start=1970-01-01&end=2199-12-31")
+    assert "buckets" in error["message"], error
+    status, body = server.api("GET", "/api/deployments/nope/usage/distribution?window=1h")
+    assert status == 404 and body["error"]["code"] == "deployment_not_found", body
+
+
 def test_timeseries_buckets_are_capped(server: ServerProcess) -> None:
     error = _is_400(server, "/api/deployments/chat/usage/timeseries?start=1970-01-01&end=2199-12-31")
     assert "buckets" in error["message"], error
@@ -111,3 +125,17 @@ def test_timeseries_buckets_are_capped(server: ServerProcess) -> None:
 def test_ordinary_windows_still_answer(server: ServerProcess, route: str) -> None:
     status, body = server.api("GET", f"{route}?start=2026-01-01&end=2026-02-01&tz=Europe/Paris")
     assert status == 200, body
+
+
+def test_insight_endpoints_are_documented(server: ServerProcess) -> None:
+    """/docs reads /openapi.json: each panel's endpoint is there, with what its numbers mean."""
+    status, doc = server.api("GET", "/openapi.json")
+    assert status == 200
+    for path, words in (
+        ("/api/deployments/{name}/usage/distribution", ("p95_ms", "bars", "low_ms")),
+        ("/api/deployments/{name}/usage/throughput", ("output_tokens_per_s", "ms_per_output_token")),
+        ("/api/deployments/{name}/usage", ("previous",)),
+    ):
+        op = doc["paths"][path]["get"]
+        text = op["summary"] + op.get("description", "")
+        assert all(w in text for w in words), (path, text)

@@ -144,6 +144,10 @@ def usage(
     tz: TzQ = None,
     tag: TagQ = None,
 ) -> dict[str, Any]:
+    """The four cards' figures (requests, tokens, spend, latency), plus `previous`: the same figures
+    for the window of the same length just before, and `change`: each card's relative change
+    (`requests`, `total_tokens`, `spend`, `avg_latency_ms`; 0.25 is +25%; null when the previous
+    figure is 0 or missing)."""
     state = _state(request)
     _known(state, name)
     return summary_q.summary_with_previous(state.db, name, _window(window, start, end, tz), tag, state.histograms)
