@@ -121,7 +121,7 @@ def multiply(db: Database, base: int, n: int) -> float:
     measured by ingest_through_recorder."""
     from modelmeter.storage.histogram import BIN_FLOOR_MS, BIN_RATIO
     from modelmeter.storage.records import RECORD_COLUMNS
-    from modelmeter.storage.rollups import RESOLUTIONS
+    from modelmeter.storage.rollups import ERROR_CLASS_SQL, ERROR_CLASSES, RESOLUTIONS, SUM_COLUMNS
 
     t0 = time.perf_counter()
     span = DAYS * 86_400_000_000
@@ -173,19 +173,25 @@ def multiply(db: Database, base: int, n: int) -> float:
         for res in RESOLUTIONS:
             bucket = f"start_us - start_us % {res.size_us}"
             tx.execute(f"DELETE FROM {res.table}")
+            errors = ", ".join(
+                f"SUM(CASE WHEN status <> 'success' AND {ERROR_CLASS_SQL[c]} THEN 1 ELSE 0 END)" for c in ERROR_CLASSES
+            )
             tx.execute(
-                f"INSERT INTO {res.table} SELECT deployment, {bucket}, COUNT(*), "
+                f"INSERT INTO {res.table} (deployment, bucket_us, {', '.join(SUM_COLUMNS)}) "
+                f"SELECT deployment, {bucket}, COUNT(*), "
                 "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
                 "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
-                "SUM(spend_pusd), SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COUNT(ttft_ms), NULL, NULL "
+                f"SUM(spend_pusd), SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COUNT(ttft_ms), {errors} "
                 f"FROM records GROUP BY deployment, {bucket}"
             )
-            tx.execute(
-                f"UPDATE {res.table} SET latency_bins = b.bins FROM (SELECT deployment, bucket_us, "
-                f"{bins_agg} AS bins FROM (SELECT deployment, {bucket} AS bucket_us, {bin_sql} AS bin, "
-                "COUNT(*) AS n FROM records GROUP BY 1, 2, 3) AS x GROUP BY 1, 2) AS b "
-                f"WHERE {res.table}.deployment = b.deployment AND {res.table}.bucket_us = b.bucket_us"
-            )
+            for column, value in (("latency_bins", "latency_ms"), ("ttft_bins", "ttft_ms")):
+                tx.execute(
+                    f"UPDATE {res.table} SET {column} = b.bins FROM (SELECT deployment, bucket_us, "
+                    f"{bins_agg} AS bins FROM (SELECT deployment, {bucket} AS bucket_us, "
+                    f"{bin_sql.replace('latency_ms', value)} AS bin, COUNT(*) AS n FROM records "
+                    f"WHERE {value} IS NOT NULL GROUP BY 1, 2, 3) AS x GROUP BY 1, 2) AS b "
+                    f"WHERE {res.table}.deployment = b.deployment AND {res.table}.bucket_us = b.bucket_us"
+                )
         reindex_request_ids(db, tx)
     print("  rollups and the request-id index rebuilt from the raw rows", flush=True)
     return (n - have) / (time.perf_counter() - t0)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from modelmeter.storage.database import Database
+from modelmeter.storage import rollups
 from modelmeter.storage.histogram import bin_of
 from modelmeter.storage.records import insert_rows
 from modelmeter.usage import insights, rollup_reads
@@ -208,3 +209,107 @@ def test_the_histogram_cache_sees_new_rows(db: Database) -> None:
     )
     got = summary_q.summary_with_previous(db, "gpt", window, cache=cache)
     assert got == summary_q.summary_with_previous(db, "gpt", window)
+
+
+STATUSES = (400, 401, 404, 408, 413, 429, 499, 500, 502, 503, 504, 200)
+
+
+def raw_class(http_status: int) -> str:
+    """The classes as the endpoint documents them, written out again for the raw rows."""
+    if http_status == 429:
+        return "rate_limited"
+    if http_status == 499:
+        return "hangup"
+    if http_status in (408, 504):
+        return "timeout"
+    if 400 <= http_status < 500:
+        return "client"
+    if 500 <= http_status < 600:
+        return "upstream"
+    return "other"
+
+
+def with_statuses(rows: list[dict], seed: int) -> list[dict]:
+    rnd = random.Random(seed)
+    for r in rows:
+        if r["status"] != "success":
+            r["http_status"] = rnd.choice(STATUSES)
+    return rows
+
+
+def test_errors_by_type_equal_the_raw_rows(db: Database) -> None:
+    rows = with_statuses(spread(3000, 13, datetime(2026, 3, 5, tzinfo=NY), 6), 2)
+    end = datetime(2026, 3, 11, 0, 0, 0, tzinfo=NY).timestamp()
+    rnd = random.Random(4)
+    rows += with_statuses(
+        [make_row(end - rnd.uniform(0, 3600), status="error" if i % 2 else "success") for i in range(400)], 5
+    )
+    store(db, rows)
+    end_us = int(end * 1e6) + 1
+    sizes = set()
+    for window in windows_across_dst(end_us):
+        got = insights.errors(db, "gpt", window)
+        size = got["bucket_seconds"] * 1_000_000
+        sizes.add(got["bucket_seconds"])
+        totals = dict.fromkeys(got["classes"], 0)
+        for b in got["buckets"]:
+            start = int(datetime.fromisoformat(b["start"].replace("Z", "+00:00")).timestamp() * 1e6)
+            failed = [r for r in in_window(rows, start, min(start + size, window.end_us)) if r["status"] != "success"]
+            want = dict.fromkeys(got["classes"], 0)
+            for r in failed:
+                want[raw_class(r["http_status"])] += 1
+            assert {c: b[c] for c in got["classes"]} == want, b["start"]
+            assert b["errors"] == len(failed) == sum(want.values())
+            for c in totals:
+                totals[c] += want[c]
+        assert got["totals"] == totals
+        assert sum(totals.values()) > 0
+    assert sizes == {60, 900, 3600, 21600, 86400}
+    # The cards count the same failures.
+    window = windows_across_dst(end_us)[2]
+    assert summary_q.summary(db, "gpt", window)["failed"] == sum(insights.errors(db, "gpt", window)["totals"].values())
+
+
+def test_errors_of_a_tag_are_its_rows(db: Database) -> None:
+    t0 = datetime(2026, 3, 8, 1, 0, tzinfo=NY).timestamp()
+    rows = with_statuses(
+        [
+            make_row(t0 + i * 20, status="error" if i % 3 == 0 else "success", tags=["t9"] if i % 2 else None)
+            for i in range(300)
+        ],
+        8,
+    )
+    store(db, rows)
+    window = parse_window(start="2026-03-08T00:00:00", end="2026-03-09T00:00:00", tz="America/New_York")
+    got = insights.errors(db, "gpt", window, tag="t9")
+    want = dict.fromkeys(got["classes"], 0)
+    for r in rows:
+        if r["status"] != "success" and "t9" in (r["tags"] or ""):
+            want[raw_class(r["http_status"])] += 1
+    assert got["totals"] == want and sum(want.values()) > 10
+
+
+def test_upgrade_to_0015_counts_the_errors_already_stored(db: Database) -> None:
+    """A database from before 0015 (its rollups without the counters) with records: 0015 adds the
+    counters and fills them from the records, so errors by type are exact for older data too."""
+    from modelmeter.storage import migrations
+
+    rows = with_statuses(spread(1200, 17, datetime(2026, 3, 7, tzinfo=NY), 3), 6)
+    store(db, rows)
+    with db.transaction() as tx:  # back to the 0013 layout
+        for res in rollups.RESOLUTIONS:
+            for col in rollups.ERROR_CLASSES:
+                tx.execute(f"ALTER TABLE {res.table} DROP COLUMN {col}")
+        tx.execute("DELETE FROM schema_migrations WHERE name = '0015_insights'")
+    assert migrations.migrate(db) == ["0015_insights"]
+    for window in (
+        parse_window(start="2026-03-07T00:00:00", end="2026-03-10T00:00:00", tz="America/New_York"),
+        parse_window(start="2026-03-08T00:00:00", end="2026-03-09T00:00:00", tz="America/New_York"),
+    ):
+        got = insights.errors(db, "gpt", window)
+        want = dict.fromkeys(got["classes"], 0)
+        for r in in_window(rows, window.start_us, window.end_us):
+            if r["status"] != "success":
+                want[raw_class(r["http_status"])] += 1
+        assert got["totals"] == want and sum(want.values()) > 0
+        assert sum(b["requests"] for b in got["buckets"]) >= len(in_window(rows, window.start_us, window.end_us))

@@ -49,3 +49,23 @@ def usage_throughput(
     state = _state(request)
     _known(state, name)
     return insights.throughput(state.db, name, _window(window, start, end, tz, chart=True), tag)
+
+
+@router.get("/deployments/{name:path}/usage/errors", summary="Failed requests by type per time bucket of a window")
+def usage_errors(
+    request: Request,
+    name: str,
+    window: WindowQ = None,
+    start: StartQ = None,
+    end: EndQ = None,
+    tz: TzQ = None,
+    tag: TagQ = None,
+) -> dict[str, Any]:
+    """The timeseries' buckets, each with `requests`, `errors` and the failed requests by type
+    (they add up to `errors`), from the HTTP status the client got: `rate_limited` (429), `hangup`
+    (499: the client went away), `timeout` (408, 504), `client` (other 4xx, the gateway's own
+    rejections among them), `upstream` (other 5xx), `other` (e.g. a stream that broke after its
+    200); `totals` by type for the window (its buckets aligned to the clock, as the charts')."""
+    state = _state(request)
+    _known(state, name)
+    return insights.errors(state.db, name, _window(window, start, end, tz, chart=True), tag)

@@ -68,6 +68,36 @@ _index_past_request_ids = migration_steps.index_past_request_ids_0007
 _fill_quarters = migration_steps.fill_quarters_0008
 
 
+# 0015_insights: failed requests counted by class in every rollup bucket (errors by type over time).
+_ERROR_CLASSES_0015 = {
+    "err_rate_limited": "http_status = 429",
+    "err_hangup": "http_status = 499",
+    "err_timeout": "http_status IN (408, 504)",
+    "err_client": "http_status BETWEEN 400 AND 499 AND http_status NOT IN (408, 429, 499)",
+    "err_upstream": "http_status BETWEEN 500 AND 599 AND http_status <> 504",
+    "err_other": "(http_status < 400 OR http_status > 599)",
+}
+
+
+def _error_counters_0015() -> tuple[str, ...]:
+    out: list[str] = []
+    for name, size in (("minute", 60_000_000), ("quarter", 900_000_000), ("hour", 3_600_000_000)):
+        for col in _ERROR_CLASSES_0015:
+            out.append(f"ALTER TABLE rollup_{name} ADD COLUMN {col} BIGINT NOT NULL DEFAULT 0")
+        # Buckets of the records stored before: counted from them.
+        sums = ", ".join(
+            f"SUM(CASE WHEN status <> 'success' AND {cond} THEN 1 ELSE 0 END) AS {col}"
+            for col, cond in _ERROR_CLASSES_0015.items()
+        )
+        sets = ", ".join(f"{col} = e.{col}" for col in _ERROR_CLASSES_0015)
+        out.append(
+            f"UPDATE rollup_{name} SET {sets} FROM (SELECT deployment, start_us - start_us % {size} AS bucket_us, "
+            f"{sums} FROM records WHERE status <> 'success' GROUP BY 1, 2) AS e "
+            f"WHERE rollup_{name}.deployment = e.deployment AND rollup_{name}.bucket_us = e.bucket_us"
+        )
+    return tuple(out)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0001_records",
@@ -308,6 +338,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         ),
     ),
+    # Failed requests by class per rollup bucket (issue 14: errors by type over time).
+    Migration("0015_insights", _error_counters_0015()),
 )
 
 

@@ -33,7 +33,41 @@ SUM_COLUMNS = (
     "latency_sum",
     "ttft_sum",
     "ttft_count",
+    # Failed requests by class (0015), from the HTTP status the client got; see ``error_class``.
+    "err_client",
+    "err_rate_limited",
+    "err_hangup",
+    "err_timeout",
+    "err_upstream",
+    "err_other",
 )
+ERROR_CLASSES = ("err_client", "err_rate_limited", "err_hangup", "err_timeout", "err_upstream", "err_other")
+# The same classes in SQL, for the raw rows at a window's edges (each a condition on a failed row).
+ERROR_CLASS_SQL = {
+    "err_client": "http_status BETWEEN 400 AND 499 AND http_status NOT IN (408, 429, 499)",
+    "err_rate_limited": "http_status = 429",
+    "err_hangup": "http_status = 499",
+    "err_timeout": "http_status IN (408, 504)",
+    "err_upstream": "http_status BETWEEN 500 AND 599 AND http_status <> 504",
+    "err_other": "(http_status < 400 OR http_status > 599)",
+}
+
+
+def error_class(http_status: int) -> str:
+    """A failed request's class: 429 rate-limited, 499 client hang-up, 408/504 timeout, other 4xx
+    client errors (the gateway's own rejections among them), other 5xx upstream errors, else other
+    (e.g. a stream that broke after its 200)."""
+    if http_status == 429:
+        return "err_rate_limited"
+    if http_status == 499:
+        return "err_hangup"
+    if http_status in (408, 504):
+        return "err_timeout"
+    if 400 <= http_status <= 499:
+        return "err_client"
+    if 500 <= http_status <= 599:
+        return "err_upstream"
+    return "err_other"
 
 
 @dataclass(frozen=True)
@@ -52,7 +86,7 @@ HOUR = Resolution("hour", HOUR_US)
 RESOLUTIONS = (MINUTE, QUARTER, HOUR)  # finest first: each divides the next
 
 _ADDED = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "spend_pusd")
-ROW_COLUMNS = ("status", *_ADDED, "latency_ms", "ttft_ms")  # what a row needs to be added to a bucket
+ROW_COLUMNS = ("status", "http_status", *_ADDED, "latency_ms", "ttft_ms")  # what a row needs to be added to a bucket
 
 
 def empty_sums() -> dict[str, Any]:
@@ -64,7 +98,10 @@ def empty_sums() -> dict[str, Any]:
 def accumulate(sums: dict[str, Any], r: Mapping[str, Any]) -> None:
     """Add one record row to a bucket's sums (the writer's rollups and the tag filter's alike)."""
     sums["requests"] += 1
-    sums["succeeded"] += r["status"] == "success"
+    if r["status"] == "success":
+        sums["succeeded"] += 1
+    else:
+        sums[error_class(r["http_status"])] += 1
     for col in _ADDED:
         sums[col] += r[col]
     sums["latency_sum"] += r["latency_ms"]

@@ -1,5 +1,5 @@
 """Insight panels of the Usage tab, from rollups (never a scan of the log; a tag's rows for a tag):
-the latency and time-to-first-token distributions, and output speed over time."""
+the latency and time-to-first-token distributions, output speed and errors by type over time."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from modelmeter.storage import histogram
 from modelmeter.storage.database import Database
+from modelmeter.storage.rollups import ERROR_CLASSES, accumulate, empty_sums
 from modelmeter.units import iso
 from modelmeter.usage import rollup_reads
 from modelmeter.usage.summary import tagged_rows
@@ -77,21 +78,8 @@ def throughput(db: Database, deployment: str, window: Window, tag: str | None = 
     """Output speed per chart bucket: output tokens per second of request time (all output tokens
     over the sum of the requests' durations) and its inverse, milliseconds of request time per
     output token. Both are ratios of exact sums, so any bucket and window adds up."""
-    size = window.bucket_seconds()
-    origin = window.bucket_origin_us(size)
+    size, origin, count, sums = _bucket_sums(db, deployment, window, tag)
     size_us = size * 1_000_000
-    count = math.ceil((window.end_us - origin) / size_us)
-    if tag:
-        sums: dict[int, dict[str, float]] = {}
-        for r in tagged_rows(db, deployment, origin, window.end_us, tag):
-            s = sums.setdefault(
-                (r["start_us"] - origin) // size_us, {"requests": 0, "completion_tokens": 0, "latency_sum": 0.0}
-            )
-            s["requests"] += 1
-            s["completion_tokens"] += r["completion_tokens"]
-            s["latency_sum"] += r["latency_ms"]
-    else:
-        sums = rollup_reads.bucket_sums(db, deployment, origin, size_us, window.end_us)
     buckets = []
     for k in range(count):
         s = sums.get(k) or {}
@@ -113,5 +101,51 @@ def throughput(db: Database, deployment: str, window: Window, tag: str | None = 
         "tz": str(window.tz),
         "start": iso(origin),
         "end": iso(window.end_us),
+        "buckets": buckets,
+    }
+
+
+def _bucket_sums(
+    db: Database, deployment: str, window: Window, tag: str | None
+) -> tuple[int, int, int, dict[int, dict[str, float]]]:
+    """The timeseries' buckets (size, origin, count) and their sums, from rollups or a tag's rows."""
+    size = window.bucket_seconds()
+    origin = window.bucket_origin_us(size)
+    size_us = size * 1_000_000
+    count = math.ceil((window.end_us - origin) / size_us)
+    if not tag:
+        return size, origin, count, rollup_reads.bucket_sums(db, deployment, origin, size_us, window.end_us)
+    sums: dict[int, dict[str, float]] = {}
+    for r in tagged_rows(db, deployment, origin, window.end_us, tag):
+        accumulate(sums.setdefault((r["start_us"] - origin) // size_us, empty_sums()), r)
+    return size, origin, count, sums
+
+
+ERROR_NAMES = {c: c.removeprefix("err_") for c in ERROR_CLASSES}
+
+
+def errors(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
+    """Failed requests by class per chart bucket, and the window's totals by class."""
+    size, origin, count, sums = _bucket_sums(db, deployment, window, tag)
+    size_us = size * 1_000_000
+    buckets = []
+    totals = dict.fromkeys(ERROR_NAMES.values(), 0)
+    for k in range(count):
+        s = sums.get(k) or {}
+        n = int(s.get("requests", 0))
+        by_class = {name: int(s.get(col, 0)) for col, name in ERROR_NAMES.items()}
+        for name, v in by_class.items():
+            totals[name] += v
+        buckets.append(
+            {"start": iso(origin + k * size_us), "requests": n, "errors": n - int(s.get("succeeded", 0)), **by_class}
+        )
+    return {
+        "deployment": deployment,
+        "bucket_seconds": size,
+        "tz": str(window.tz),
+        "start": iso(origin),
+        "end": iso(window.end_us),
+        "classes": list(ERROR_NAMES.values()),
+        "totals": totals,
         "buckets": buckets,
     }

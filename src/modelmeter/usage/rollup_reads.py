@@ -9,7 +9,15 @@ from typing import Any
 
 from modelmeter.storage import histogram
 from modelmeter.storage.database import Database
-from modelmeter.storage.rollups import HOUR, MINUTE, RESOLUTIONS, SUM_COLUMNS, Resolution
+from modelmeter.storage.rollups import (
+    ERROR_CLASS_SQL,
+    ERROR_CLASSES,
+    HOUR,
+    MINUTE,
+    RESOLUTIONS,
+    SUM_COLUMNS,
+    Resolution,
+)
 
 
 @dataclass
@@ -60,7 +68,8 @@ _SUMS_SQL = ", ".join(f"SUM({c})" for c in SUM_COLUMNS)
 _RAW_SQL = (
     "COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
     "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
-    "SUM(spend_pusd), SUM(latency_ms), SUM(ttft_ms), COUNT(ttft_ms)"
+    "SUM(spend_pusd), SUM(latency_ms), SUM(ttft_ms), COUNT(ttft_ms), "
+    + ", ".join(f"SUM(CASE WHEN status <> 'success' AND {ERROR_CLASS_SQL[c]} THEN 1 ELSE 0 END)" for c in ERROR_CLASSES)
 )
 
 
