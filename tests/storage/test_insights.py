@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from modelmeter.storage.database import Database
 from modelmeter.storage import rollups
+from modelmeter.storage.database import Database
 from modelmeter.storage.histogram import bin_of
 from modelmeter.storage.records import insert_rows
 from modelmeter.usage import insights, rollup_reads
