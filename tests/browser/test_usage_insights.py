@@ -80,8 +80,8 @@ def test_clicking_a_card_opens_its_requests_in_the_log(page: Page, server: Serve
 
 
 def _panels_drawn(page: Page) -> None:
-    expect(page.locator(".insights .plot.js-plotly-plot")).to_have_count(3)
-    for key in ("latency", "ttft", "speed"):
+    expect(page.locator(".insights .plot.js-plotly-plot")).to_have_count(4)
+    for key in ("latency", "ttft", "speed", "errors"):
         expect(page.locator(f'.plot[data-insight="{key}"] .main-svg').first).to_be_visible()
 
 
@@ -107,6 +107,15 @@ def check_panels(page: Page, server: ServerProcess, traffic: str) -> None:
     assert [(b["start"], b["completion_tokens"]) for b in speed["buckets"]] == [
         (b["start"], b["completion_tokens"]) for b in series["buckets"]
     ]
+    # Errors by type: the one failure (a 400 the gateway gave) is a client error, in the table too.
+    errors = api(server, f"/api/deployments/{MODEL}/usage/errors{traffic}")
+    assert errors["totals"]["client"] == 1 and sum(errors["totals"].values()) == 1
+    totals = page.locator('[data-panel="errors"] tfoot td')
+    assert totals.evaluate_all("tds => tds.map(t => t.dataset.class)") == errors["classes"]
+    assert [t.text_content() for t in totals.all()] == [
+        fmt(page, "int", errors["totals"][c]) for c in errors["classes"]
+    ]
+    expect(page.locator('[data-panel="errors"] [data-role=stats]')).to_have_text(" · 1 failed")
     # The table (the charts' text alternative) opens.
     toggle = page.locator('[data-panel="speed"] .numbers-toggle summary')
     toggle.click()
@@ -137,7 +146,7 @@ def test_insight_panels_on_a_phone_and_in_the_dark(page: Page, server: ServerPro
           .slice(0, 5).map(e => `${e.tagName}.${e.className}`)"""
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= 390, wide
-    for key in ("latency", "ttft", "speed"):
+    for key in ("latency", "ttft", "speed", "errors"):
         box = page.locator(f'[data-panel="{key}"]').bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
     for key in ("requests", "tokens", "spend", "latency"):

@@ -53,6 +53,7 @@ export const api = {
   timeseries: (name, params) => call(`${dep(name)}/usage/timeseries${query(params)}`),
   distribution: (name, params) => call(`${dep(name)}/usage/distribution${query(params)}`),
   throughput: (name, params) => call(`${dep(name)}/usage/throughput${query(params)}`),
+  errors: (name, params) => call(`${dep(name)}/usage/errors${query(params)}`),
   requests: (name, params) => call(`${dep(name)}/requests${query(params)}`),
   record: (id) => call(`/api/requests/${encodeURIComponent(id)}`),
   exportUrl: (name, format, params) => `${dep(name)}/requests/export${query({ ...params, format })}`,

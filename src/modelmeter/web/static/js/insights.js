@@ -1,6 +1,6 @@
-// "More insights" under the charts: the latency and time-to-first-token distributions and output
-// speed over time (GET …/usage/distribution and …/usage/throughput, from rollups). Closed, it
-// costs nothing: a refresh stays three calls; open (?insights=1), each refresh adds its two.
+// "More insights" under the charts: the latency and time-to-first-token distributions, output
+// speed and errors by type over time (GET …/usage/distribution, …/throughput, …/errors, from
+// rollups). Closed, it costs nothing: a refresh stays three calls; open (?insights=1), it adds three.
 
 import { api } from "./api.js";
 import { colors, loadPlotly } from "./charts.js";
@@ -12,7 +12,10 @@ const PANELS = [
   { key: "latency", title: "Latency distribution", source: "distribution" },
   { key: "ttft", title: "Time to first token", source: "distribution" },
   { key: "speed", title: "Output speed", source: "throughput" },
+  { key: "errors", title: "Errors by type", source: "errors" },
 ];
+const ERROR_LABELS = { client: "Client 4xx", rate_limited: "Rate-limited 429", hangup: "Client hang-up",
+  timeout: "Timeout", upstream: "Upstream 5xx", other: "Other" };
 
 export class InsightPanels {
   /** `onToggle(open)`: the disclosure was opened or closed (the tab keeps it in the URL). */
@@ -23,7 +26,7 @@ export class InsightPanels {
     this.parts = {};
     this.details = h("details", { class: "insights", ontoggle: () => onToggle(this.details.open) },
       h("summary", { class: "insights-summary" }, h("span", { class: "card-title" }, "More insights"),
-        h("span", { class: "subtle" }, " · distributions and output speed")),
+        h("span", { class: "subtle" }, " · distributions, output speed, errors by type")),
       h("div", { class: "insight-grid" }, PANELS.map(({ key, title }) => {
         const stats = h("span", { class: "chart-sub", dataset: { role: "stats" } });
         const plot = h("div", { class: "plot", dataset: { insight: key }, "aria-hidden": "true" }, skeleton("plot-skeleton"));
@@ -52,10 +55,10 @@ export class InsightPanels {
   /** Load both endpoints for the tab's window (query params as the usage API takes them). */
   async load(params) {
     const seq = ++this.seq;
-    const [dist, speed] = await Promise.all([
-      api.distribution(this.name, params), api.throughput(this.name, params)]);
+    const [dist, speed, errors] = await Promise.all([
+      api.distribution(this.name, params), api.throughput(this.name, params), api.errors(this.name, params)]);
     if (seq !== this.seq) return;
-    this.data = { dist, speed };
+    this.data = { dist, speed, errors };
     this.tables();
     const Plotly = await loadPlotly();
     if (seq === this.seq) this.draw(Plotly);
@@ -87,10 +90,27 @@ export class InsightPanels {
         h("td", { class: "num" }, fmt.int(b.completion_tokens)),
         h("td", { class: "num" }, b.output_tokens_per_s == null ? fmt.DASH : b.output_tokens_per_s.toFixed(1)),
         h("td", { class: "num" }, b.ms_per_output_token == null ? fmt.DASH : b.ms_per_output_token.toFixed(1))))));
+    this.errorTable();
+  }
+
+  errorTable() {
+    const { errors } = this.data;
+    const { stats, table } = this.parts.errors;
+    const total = Object.values(errors.totals).reduce((a, b) => a + b, 0);
+    stats.textContent = total ? ` · ${fmt.int(total)} failed` : " · no errors";
+    const classes = errors.classes;
+    const rows = errors.buckets.filter((b) => b.errors);
+    replace(table, h("caption", { class: "sr-only" }, "Failed requests by type per time bucket"),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Time"),
+        classes.map((c) => h("th", { scope: "col", class: "num" }, ERROR_LABELS[c] || c)))),
+      h("tbody", {}, rows.map((b) => h("tr", { dataset: { start: b.start } }, h("td", {}, fmt.dateTime(b.start)),
+        classes.map((c) => h("td", { class: "num", dataset: { class: c } }, fmt.int(b[c])))))),
+      h("tfoot", {}, h("tr", { dataset: { role: "totals" } }, h("th", { scope: "row" }, "Total"),
+        classes.map((c) => h("td", { class: "num", dataset: { class: c } }, fmt.int(errors.totals[c]))))));
   }
 
   draw(Plotly) {
-    const { dist, speed } = this.data;
+    const { dist, speed, errors } = this.data;
     if (!dist) return;
     const c = colors();
     const base = (plot) => ({
@@ -124,6 +144,23 @@ export class InsightPanels {
       line: { color: c.c3, width: 2 }, marker: { size: 5, color: c.c3 },
       customdata: y.map((v) => (v == null ? fmt.DASH : `${v.toFixed(1)} tokens/s`)),
       hovertemplate: "%{customdata}<extra></extra>" }], layout);
+    this.drawErrors(Plotly, errors, c, base);
+  }
+
+  drawErrors(Plotly, errors, c, base) {
+    const { plot } = this.parts.errors;
+    const x = errors.buckets.map((b) => fmt.wallClock(b.start));
+    const palette = { client: c.c4, rate_limited: c.c2, hangup: c.text, timeout: c.c3, upstream: c.bad, other: c.c1 };
+    const traces = errors.classes.map((cls) => ({
+      type: "bar", name: ERROR_LABELS[cls] || cls, x, y: errors.buckets.map((b) => b[cls]),
+      marker: { color: palette[cls] }, hovertemplate: `%{y}<extra>${ERROR_LABELS[cls] || cls}</extra>`,
+    }));
+    const layout = base(plot);
+    Object.assign(layout, { barmode: "stack", hovermode: "x unified" });
+    Object.assign(layout.xaxis, { type: "date", range: [fmt.wallClock(errors.start), fmt.wallClock(errors.end)] });
+    layout.yaxis = { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
+      autorange: false, ...axisTicks(Math.max(0, ...errors.buckets.map((b) => b.errors)), "count") };
+    this.plot(Plotly, plot, traces, layout);
   }
 
   plot(Plotly, el, traces, layout) {
