@@ -256,6 +256,8 @@ def insights_section(db: Database, dep: str) -> None:
         ("latency + TTFT distribution, 24 h", lambda: insights_q.distributions(db, dep, w("24h"), cache=bins)),
         ("output speed, 7 days (1 h buckets)", lambda: insights_q.throughput(db, dep, w("7d"))),
         ("output speed, 24 h (15 min buckets)", lambda: insights_q.throughput(db, dep, w("24h"))),
+        ("errors by type, 7 days (1 h buckets)", lambda: insights_q.errors(db, dep, w("7d"))),
+        ("errors by type, 24 h (15 min buckets)", lambda: insights_q.errors(db, dep, w("24h"))),
     ]
     print(f"\nusage insights, {dep}")
     print(f"{'query':<44}{'cold ms':>10}{'refresh ms':>12}")
