@@ -31,7 +31,7 @@ export class Cards {
         onOpen(key, { status: filter ? filter.dataset.filter : "" });
       };
       return h("div", { class: "card metric", dataset: { card: key }, role: "button", tabindex: "0",
-        title: "View these requests", "aria-label": `${title}: view these requests`,
+        title: "View these requests",
         onclick: open, onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(e); } } },
       h("div", { class: "card-head" }, h("div", { class: "card-title" }, title), delta), value, sub, spark);
     }));

@@ -32,8 +32,8 @@ export class InsightPanels {
         const plot = h("div", { class: "plot", dataset: { insight: key }, "aria-hidden": "true" }, skeleton("plot-skeleton"));
         const table = h("table", { class: "numbers" });
         this.parts[key] = { stats, plot, table };
-        return h("section", { class: "card chart insight", dataset: { panel: key }, "aria-label": title },
-          h("div", { class: "chart-head" }, h("div", {}, h("span", { class: "card-title" }, title), stats)),
+        return h("section", { class: "card chart insight", dataset: { panel: key } },
+          h("div", { class: "chart-head" }, h("h3", {}, h("span", { class: "card-title" }, title), stats)),
           plot,
           h("details", { class: "numbers-toggle" }, h("summary", {}, "Numbers"),
             h("div", { class: "numbers-scroll" }, table)));
