@@ -14,7 +14,7 @@ from modelmeter.storage import rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.histogram import bin_of
 from modelmeter.storage.records import insert_rows
-from modelmeter.usage import insights, rollup_reads
+from modelmeter.usage import breakdowns, insights, rollup_reads
 from modelmeter.usage import summary as summary_q
 from modelmeter.usage.window import Window, parse_window
 
@@ -294,12 +294,14 @@ def test_upgrade_to_0015_counts_the_errors_already_stored(db: Database) -> None:
     counters and fills them from the records, so errors by type are exact for older data too."""
     from modelmeter.storage import migrations
 
-    rows = with_statuses(spread(1200, 17, datetime(2026, 3, 7, tzinfo=NY), 3), 6)
+    rows = with_dimensions(with_statuses(spread(1200, 17, datetime(2026, 3, 7, tzinfo=NY), 3), 6), 7)
     store(db, rows)
     with db.transaction() as tx:  # back to the 0013 layout
         for res in rollups.RESOLUTIONS:
             for col in rollups.ERROR_CLASSES:
                 tx.execute(f"ALTER TABLE {res.table} DROP COLUMN {col}")
+        tx.execute("DROP TABLE rollup_dim_minute")
+        tx.execute("DROP TABLE rollup_dim_hour")
         tx.execute("DELETE FROM schema_migrations WHERE name = '0015_insights'")
     assert migrations.migrate(db) == ["0015_insights"]
     for window in (
@@ -313,3 +315,56 @@ def test_upgrade_to_0015_counts_the_errors_already_stored(db: Database) -> None:
                 want[raw_class(r["http_status"])] += 1
         assert got["totals"] == want and sum(want.values()) > 0
         assert sum(b["requests"] for b in got["buckets"]) >= len(in_window(rows, window.start_us, window.end_us))
+        check_breakdowns(db, rows, window)
+
+
+KEYS = ("team-a", "team-b", "ci", None)
+CALL_TYPES = ("chat", "messages", "embeddings", "responses")
+
+
+def with_dimensions(rows: list[dict], seed: int) -> list[dict]:
+    rnd = random.Random(seed)
+    for r in rows:
+        r["key_alias"] = rnd.choice(KEYS)
+        r["call_type"] = rnd.choice(CALL_TYPES)
+    return rows
+
+
+def check_breakdowns(db: Database, rows: list[dict], window: Window) -> None:
+    inside = in_window(rows, window.start_us, window.end_us)
+    cards = summary_q.summary(db, "gpt", window)
+    for by, col in (("key", "key_alias"), ("call_type", "call_type")):
+        got = breakdowns.breakdown(db, "gpt", window, by)
+        want: dict[str, dict] = {}
+        for r in inside:
+            w = want.setdefault(r[col] or "", {"requests": 0, "failed": 0, "total_tokens": 0, "spend_pusd": 0})
+            w["requests"] += 1
+            w["failed"] += r["status"] != "success"
+            w["total_tokens"] += r["total_tokens"]
+            w["spend_pusd"] += r["spend_pusd"]
+        assert {
+            r["value"]: {
+                "requests": r["requests"],
+                "failed": r["failed"],
+                "total_tokens": r["total_tokens"],
+                "spend_pusd": round(r["spend"] * 1e12),
+            }
+            for r in got["rows"]
+        } == want
+        for r in got["rows"]:
+            assert r["error_rate"] == pytest.approx(r["failed"] / r["requests"])
+        assert [r["spend"] for r in got["rows"]] == sorted((r["spend"] for r in got["rows"]), reverse=True)
+        total = got["total"]
+        assert total["requests"] == cards["requests"] == len(inside)
+        assert total["failed"] == cards["failed"] and total["total_tokens"] == cards["total_tokens"]
+        assert round(total["spend"] * 1e12) == round(cards["spend"] * 1e12)
+
+
+def test_breakdowns_equal_the_raw_rows_and_add_up(db: Database) -> None:
+    rows = with_dimensions(with_statuses(spread(2500, 31, datetime(2026, 3, 5, tzinfo=NY), 6), 3), 4)
+    end = datetime(2026, 3, 11, 0, 0, 0, tzinfo=NY).timestamp()
+    rnd = random.Random(9)
+    rows += with_dimensions([make_row(end - rnd.uniform(0, 3600)) for _ in range(300)], 10)
+    store(db, rows)
+    for window in windows_across_dst(int(end * 1e6) + 1):
+        check_breakdowns(db, rows, window)

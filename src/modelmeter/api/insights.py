@@ -3,12 +3,14 @@ numbers its chart and its table show (from rollups). Read-only, so plain ``def``
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import io
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from modelmeter.api.routes import EndQ, StartQ, TagQ, TzQ, WindowQ, _known, _state, _window
-from modelmeter.usage import insights
+from modelmeter.api.routes import EndQ, StartQ, TagQ, TzQ, WindowQ, _csv_cell, _known, _state, _window
+from modelmeter.usage import breakdowns, insights
 
 router = APIRouter(prefix="/api", tags=["usage insights"])
 
@@ -69,3 +71,34 @@ def usage_errors(
     state = _state(request)
     _known(state, name)
     return insights.errors(state.db, name, _window(window, start, end, tz, chart=True), tag)
+
+
+@router.get("/deployments/{name:path}/usage/breakdown", summary="A window's requests by API key or call type")
+def usage_breakdown(
+    request: Request,
+    name: str,
+    by: Annotated[Literal["key", "call_type"], Query(description="key (API key alias) or call_type")] = "key",
+    format: Literal["json", "csv"] = "json",
+    window: WindowQ = None,
+    start: StartQ = None,
+    end: EndQ = None,
+    tz: TzQ = None,
+) -> Any:
+    """One row per API key alias (`""`: requests without a virtual key) or call type with requests
+    in the window: `requests`, `failed`, `error_rate`, `prompt_tokens`, `completion_tokens`,
+    `total_tokens`, `spend` (USD), by spend then requests; `total` is their sum, which equals the
+    window's cards. `format=csv` gives the same rows as CSV."""
+    state = _state(request)
+    _known(state, name)
+    result = breakdowns.breakdown(state.db, name, _window(window, start, end, tz), by)
+    if format == "json":
+        return result
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(breakdowns.CSV_COLUMNS)
+    for row in result["rows"]:
+        writer.writerow([_csv_cell(row[c]) for c in breakdowns.CSV_COLUMNS])
+    filename = f"{name.replace('/', '_')}-by-{by}.csv"
+    return Response(
+        buf.getvalue(), media_type="text/csv", headers={"content-disposition": f'attachment; filename="{filename}"'}
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import request_ids, rollups, sanitise
+from modelmeter.storage import dim_rollups, request_ids, rollups, sanitise
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
@@ -36,6 +36,7 @@ def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False)
                 return
         _insert(db, tx, rows)
         rollups.add_rows(db, tx, rows)
+        dim_rollups.add_rows(db, tx, rows)
         request_ids.add_late(db, tx, rows)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import request_ids
+from modelmeter.storage import dim_rollups, request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import RESOLUTIONS
 
@@ -107,10 +107,11 @@ def _prune_rollups(db: Database, cut: int) -> int:
     removed = 0
     deployments = [r[0] for r in db.fetchall("SELECT DISTINCT deployment FROM rollup_hour")]
     for dep in deployments:
-        for res in RESOLUTIONS:
+        tables = [res.table for res in RESOLUTIONS] + [dim_rollups.table(res) for res in dim_rollups.DIM_RESOLUTIONS]
+        for name in tables:
             with db.transaction() as tx:
                 cur = tx.execute(
-                    db.sql(f"DELETE FROM {res.table} WHERE deployment = :d AND bucket_us < :cut"),
+                    db.sql(f"DELETE FROM {name} WHERE deployment = :d AND bucket_us < :cut"),
                     {"d": dep, "cut": cut},
                 )
                 removed += max(cur.rowcount or 0, 0)
