@@ -20,30 +20,65 @@ def table(res: Resolution) -> str:
     return f"rollup_dim_{res.name}"
 
 
-def aggregate(rows: Sequence[Mapping[str, Any]], res: Resolution) -> list[dict[str, Any]]:
-    buckets: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+def aggregate(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The batch's per-minute contribution to each (deployment, dimension, value)."""
+    buckets: dict[tuple[str, str, str, int], list[int]] = {}
+    size = MINUTE.size_us
     for r in rows:
-        bucket = r["start_us"] - r["start_us"] % res.size_us
-        ok = r["status"] == "success"
-        for dim, col in DIMENSIONS.items():
+        t = r["start_us"]
+        bucket = t - t % size
+        sums = (
+            1,
+            r["status"] == "success",
+            r["prompt_tokens"],
+            r["completion_tokens"],
+            r["total_tokens"],
+            r["spend_pusd"],
+        )
+        for dim, col in _DIMS:
             key = (r["deployment"], dim, r[col] or "", bucket)
             b = buckets.get(key)
             if b is None:
-                b = buckets[key] = {"deployment": key[0], "dim": dim, "value": key[2], "bucket_us": bucket}
-                b.update(dict.fromkeys(DIM_SUMS, 0))
-            b["requests"] += 1
-            b["succeeded"] += ok
-            b["prompt_tokens"] += r["prompt_tokens"]
-            b["completion_tokens"] += r["completion_tokens"]
-            b["total_tokens"] += r["total_tokens"]
-            b["spend_pusd"] += r["spend_pusd"]
+                buckets[key] = list(sums)
+            else:
+                for i, v in enumerate(sums):
+                    b[i] += v
+    return _rows(buckets)
+
+
+def coarsen(fine: list[dict[str, Any]], res: Resolution) -> list[dict[str, Any]]:
+    buckets: dict[tuple[str, str, str, int], list[int]] = {}
+    for f in fine:
+        key = (f["deployment"], f["dim"], f["value"], f["bucket_us"] - f["bucket_us"] % res.size_us)
+        b = buckets.setdefault(key, [0] * len(DIM_SUMS))
+        for i, c in enumerate(DIM_SUMS):
+            b[i] += f[c]
+    return _rows(buckets)
+
+
+def _rows(buckets: dict[tuple[str, str, str, int], list[int]]) -> list[dict[str, Any]]:
     # Sorted by key, so concurrent writers lock rows in the same order and cannot deadlock.
-    return [buckets[k] for k in sorted(buckets)]
+    return [
+        {
+            "deployment": k[0],
+            "dim": k[1],
+            "value": k[2],
+            "bucket_us": k[3],
+            **dict(zip(DIM_SUMS, buckets[k], strict=True)),
+        }
+        for k in sorted(buckets)
+    ]
+
+
+_DIMS = tuple(DIMENSIONS.items())
 
 
 def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     """Add finished record rows to both resolutions, inside the caller's transaction."""
+    buckets = aggregate(rows)
     for res in DIM_RESOLUTIONS:
+        if res is not MINUTE:
+            buckets = coarsen(buckets, res)
         t = table(res)
         cols = ("deployment", "dim", "value", "bucket_us", *DIM_SUMS)
         updates = ", ".join(f"{c} = {t}.{c} + excluded.{c}" for c in DIM_SUMS)
@@ -51,4 +86,4 @@ def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
             f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
             f"ON CONFLICT (deployment, dim, value, bucket_us) DO UPDATE SET {updates}"
         )
-        db.executemany(tx, sql, aggregate(rows, res))
+        db.executemany(tx, sql, buckets)
