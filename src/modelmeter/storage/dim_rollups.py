@@ -29,7 +29,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         bucket = t - t % size
         sums = (
             1,
-            r["status"] == "success",
+            1 if r["status"] == "success" else 0,
             r["prompt_tokens"],
             r["completion_tokens"],
             r["total_tokens"],
