@@ -163,3 +163,43 @@ def test_insight_panels_on_a_phone_and_in_the_dark(page: Page, server: ServerPro
 def _luma(css: str) -> float:
     r, g, b = (float(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_a_breakdown_row_opens_its_requests_and_downloads_as_csv(
+    page: Page, server: ServerProcess, traffic: str
+) -> None:
+    s = api(server, f"/api/deployments/{MODEL}/usage{traffic}")
+    by_type = api(server, f"/api/deployments/{MODEL}/usage/breakdown{traffic}&by=call_type")
+    assert by_type["total"]["requests"] == s["requests"] == sum(r["requests"] for r in by_type["rows"])
+    assert by_type["total"]["total_tokens"] == s["total_tokens"]
+    assert round(by_type["total"]["spend"] * 1e12) == round(s["spend"] * 1e12)
+    open_usage(page, MODEL, traffic + "&insights=1&status=success")
+    panel = page.locator('[data-panel="breakdown"]')
+    expect(panel.locator("tbody tr")).to_have_count(1)  # by key: every request here had none
+    expect(panel.locator("tbody tr th")).to_have_text("(no key)")
+    panel.locator('[data-by="call_type"]').click()
+    row = panel.locator('tbody tr[data-value="chat"]')
+    expect(row).to_have_count(1)
+    chat_row = next(r for r in by_type["rows"] if r["value"] == "chat")
+    assert row.locator("td").all_inner_texts() == [
+        fmt(page, "int", chat_row["requests"]),
+        fmt(page, "pct", chat_row["error_rate"]),
+        fmt(page, "int", chat_row["total_tokens"]),
+        fmt(page, "usd", chat_row["spend"]),
+    ]
+    expect(panel.locator("tfoot td").first).to_have_text(fmt(page, "int", s["requests"]))
+    # The CSV link is the same rows.
+    href = panel.locator("[data-export=breakdown]").get_attribute("href") or ""
+    assert "by=call_type" in href and "format=csv" in href
+    status, body = server.api("GET", href)
+    text = body if isinstance(body, str) else str(body)
+    assert status == 200 and text.splitlines()[0].startswith("value,requests,failed") and "\nchat," in "\n" + text
+    # A row opens the log filtered to it (status cleared).
+    row.locator("button").click()
+    page.wait_for_function(
+        "() => { const q = new URL(location.href).searchParams; return q.get('type') === 'chat' && !q.get('status'); }"
+    )
+    page.wait_for_function(
+        f"() => document.querySelectorAll('table.log tbody tr.row').length === {chat_row['requests']}"
+    )
+    expect(page.locator("#requests-log")).to_be_in_viewport()

@@ -41,6 +41,8 @@ ROUTES = [
     "/api/deployments/chat/usage/timeseries",
     "/api/deployments/chat/usage/distribution",
     "/api/deployments/chat/usage/throughput",
+    "/api/deployments/chat/usage/errors",
+    "/api/deployments/chat/usage/breakdown",
     "/api/deployments/chat/requests",
     "/api/deployments/chat/requests/export",
 ]
@@ -135,7 +137,20 @@ def test_insight_endpoints_are_documented(server: ServerProcess) -> None:
         ("/api/deployments/{name}/usage/distribution", ("p95_ms", "bars", "low_ms")),
         ("/api/deployments/{name}/usage/throughput", ("output_tokens_per_s", "ms_per_output_token")),
         ("/api/deployments/{name}/usage", ("previous",)),
+        ("/api/deployments/{name}/usage/errors", ("rate_limited", "upstream", "totals")),
+        ("/api/deployments/{name}/usage/breakdown", ("error_rate", "spend", "csv")),
     ):
         op = doc["paths"][path]["get"]
         text = op["summary"] + op.get("description", "")
         assert all(w in text for w in words), (path, text)
+
+
+def test_a_breakdown_by_an_unknown_dimension_is_400(server: ServerProcess) -> None:
+    error = _is_400(server, "/api/deployments/chat/usage/breakdown?by=colour&window=1h")
+    assert error["param"] == "by" or "by" in error["message"], error
+    status, body = server.api("GET", "/api/deployments/chat/usage/breakdown?by=key&window=1h&format=csv")
+    assert (
+        status == 200
+        and str(body).splitlines()[0]
+        == "value,requests,failed,error_rate,prompt_tokens,completion_tokens,total_tokens,spend"
+    )

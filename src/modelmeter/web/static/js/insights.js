@@ -1,8 +1,10 @@
 // "More insights" under the charts: the latency and time-to-first-token distributions, output
 // speed and errors by type over time (GET …/usage/distribution, …/throughput, …/errors, from
-// rollups). Closed, it costs nothing: a refresh stays three calls; open (?insights=1), it adds three.
+// rollups), and the breakdown by API key or call type. Closed, it costs nothing: a refresh stays
+// three calls; open (?insights=1), it adds four.
 
 import { api } from "./api.js";
+import { Breakdown } from "./breakdown.js";
 import { colors, loadPlotly } from "./charts.js";
 import { h, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
@@ -18,8 +20,10 @@ const ERROR_LABELS = { client: "Client 4xx", rate_limited: "Rate-limited 429", h
   timeout: "Timeout", upstream: "Upstream 5xx", other: "Other" };
 
 export class InsightPanels {
-  /** `onToggle(open)`: the disclosure was opened or closed (the tab keeps it in the URL). */
-  constructor(name, onToggle) {
+  /** `onToggle(open)`: the disclosure was opened or closed (the tab keeps it in the URL);
+   * `onOpen(filters)`: a breakdown row was chosen (the log, filtered to it). */
+  constructor(name, onToggle, onOpen) {
+    this.breakdown = new Breakdown(name, onOpen);
     this.name = name;
     this.seq = 0;
     this.data = {};
@@ -37,7 +41,7 @@ export class InsightPanels {
           plot,
           h("details", { class: "numbers-toggle" }, h("summary", {}, "Numbers"),
             h("div", { class: "numbers-scroll" }, table)));
-      })));
+      }), this.breakdown.el));
     this.el = this.details;
     this.scheme = window.matchMedia("(prefers-color-scheme: dark)");
     this.recolor = () => window.Plotly && this.draw(window.Plotly);
@@ -56,7 +60,8 @@ export class InsightPanels {
   async load(params) {
     const seq = ++this.seq;
     const [dist, speed, errors] = await Promise.all([
-      api.distribution(this.name, params), api.throughput(this.name, params), api.errors(this.name, params)]);
+      api.distribution(this.name, params), api.throughput(this.name, params), api.errors(this.name, params),
+      this.breakdown.load(params)]);
     if (seq !== this.seq) return;
     this.data = { dist, speed, errors };
     this.tables();

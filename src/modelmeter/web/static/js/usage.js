@@ -55,7 +55,8 @@ export class UsageTab {
       onSize: (n) => this.set({ size: n }, "log"), onNewest: () => this.reloadLog(),
     });
     this.live = new Live(this, () => this.liveChanged());
-    this.insights = new InsightPanels(this.name, (open) => this.insightsToggled(open));
+    this.insights = new InsightPanels(this.name, (open) => this.insightsToggled(open),
+      (filters) => this.openLog({ status: "", ...filters }));
     this.insights.setOpen(this.state.insights);
     this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.charts.el, this.insights.el,
       this.emptyHolder = h("div", { hidden: true }), this.logSection());
