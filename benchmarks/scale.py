@@ -30,6 +30,7 @@ from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.records import insert_rows
+from modelmeter.usage import breakdowns as breakdowns_q
 from modelmeter.usage import insights as insights_q
 from modelmeter.usage import records as records_q
 from modelmeter.usage import summary as summary_q
@@ -91,6 +92,7 @@ def synthetic(rnd: random.Random, start: float, span: float) -> CallRecord:
     rec.usage = Usage(
         prompt, completion, prompt + completion, cached_tokens=prompt // 4 if rnd.random() < 0.3 else 0, reported=True
     )
+    rec.key_alias = f"key-{rnd.randrange(10_000)}"  # 10,000 API keys (breakdowns)
     rec.metadata = {"tags": ["bench:demo"]} if rnd.random() < 0.01 else None
     rec.tags = rec.metadata["tags"] if rec.metadata else []
     return rec
@@ -119,6 +121,8 @@ def multiply(db: Database, base: int, n: int) -> float:
     (copied in SQL, in one transaction per copy), then the rollups rebuilt from the raw rows in SQL
     with the same bins as the writer. For building big databases only: the writer's own rate is
     measured by ingest_through_recorder."""
+    from modelmeter.storage.dim_rollups import DIM_RESOLUTIONS, DIM_SUMS, DIMENSIONS
+    from modelmeter.storage.dim_rollups import table as dim_table
     from modelmeter.storage.histogram import BIN_FLOOR_MS, BIN_RATIO
     from modelmeter.storage.records import RECORD_COLUMNS
     from modelmeter.storage.rollups import ERROR_CLASS_SQL, ERROR_CLASSES, RESOLUTIONS, SUM_COLUMNS
@@ -192,6 +196,16 @@ def multiply(db: Database, base: int, n: int) -> float:
                     f"WHERE {value} IS NOT NULL GROUP BY 1, 2, 3) AS x GROUP BY 1, 2) AS b "
                     f"WHERE {res.table}.deployment = b.deployment AND {res.table}.bucket_us = b.bucket_us"
                 )
+        for res in DIM_RESOLUTIONS:
+            bucket = f"start_us - start_us % {res.size_us}"
+            tx.execute(f"DELETE FROM {dim_table(res)}")
+            for dim, col in DIMENSIONS.items():
+                tx.execute(
+                    f"INSERT INTO {dim_table(res)} (deployment, dim, value, bucket_us, {', '.join(DIM_SUMS)}) "
+                    f"SELECT deployment, '{dim}', COALESCE({col}, ''), {bucket}, COUNT(*), "
+                    "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+                    "SUM(completion_tokens), SUM(total_tokens), SUM(spend_pusd) FROM records GROUP BY 1, 2, 3, 4"
+                )
         reindex_request_ids(db, tx)
     print("  rollups and the request-id index rebuilt from the raw rows", flush=True)
     return (n - have) / (time.perf_counter() - t0)
@@ -258,6 +272,9 @@ def insights_section(db: Database, dep: str) -> None:
         ("output speed, 24 h (15 min buckets)", lambda: insights_q.throughput(db, dep, w("24h"))),
         ("errors by type, 7 days (1 h buckets)", lambda: insights_q.errors(db, dep, w("7d"))),
         ("errors by type, 24 h (15 min buckets)", lambda: insights_q.errors(db, dep, w("24h"))),
+        ("breakdown by API key, 7 days", lambda: breakdowns_q.breakdown(db, dep, w("7d"), "key")),
+        ("breakdown by API key, 30 days", lambda: breakdowns_q.breakdown(db, dep, w("30d"), "key")),
+        ("breakdown by call type, 7 days", lambda: breakdowns_q.breakdown(db, dep, w("7d"), "call_type")),
     ]
     print(f"\nusage insights, {dep}")
     print(f"{'query':<44}{'cold ms':>10}{'refresh ms':>12}")
