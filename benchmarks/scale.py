@@ -92,7 +92,6 @@ def synthetic(rnd: random.Random, start: float, span: float) -> CallRecord:
     rec.usage = Usage(
         prompt, completion, prompt + completion, cached_tokens=prompt // 4 if rnd.random() < 0.3 else 0, reported=True
     )
-    rec.key_alias = f"key-{rnd.randrange(10_000)}"  # 10,000 API keys (breakdowns)
     rec.metadata = {"tags": ["bench:demo"]} if rnd.random() < 0.01 else None
     rec.tags = rec.metadata["tags"] if rec.metadata else []
     return rec
@@ -272,8 +271,6 @@ def insights_section(db: Database, dep: str) -> None:
         ("output speed, 24 h (15 min buckets)", lambda: insights_q.throughput(db, dep, w("24h"))),
         ("errors by type, 7 days (1 h buckets)", lambda: insights_q.errors(db, dep, w("7d"))),
         ("errors by type, 24 h (15 min buckets)", lambda: insights_q.errors(db, dep, w("24h"))),
-        ("breakdown by API key, 7 days", lambda: breakdowns_q.breakdown(db, dep, w("7d"), "key")),
-        ("breakdown by API key, 30 days", lambda: breakdowns_q.breakdown(db, dep, w("30d"), "key")),
         ("breakdown by call type, 7 days", lambda: breakdowns_q.breakdown(db, dep, w("7d"), "call_type")),
     ]
     print(f"\nusage insights, {dep}")

@@ -148,7 +148,7 @@ def test_insight_endpoints_are_documented(server: ServerProcess) -> None:
 def test_a_breakdown_by_an_unknown_dimension_is_400(server: ServerProcess) -> None:
     error = _is_400(server, "/api/deployments/chat/usage/breakdown?by=colour&window=1h")
     assert error["param"] == "by" or "by" in error["message"], error
-    status, body = server.api("GET", "/api/deployments/chat/usage/breakdown?by=key&window=1h&format=csv")
+    status, body = server.api("GET", "/api/deployments/chat/usage/breakdown?by=call_type&window=1h&format=csv")
     assert (
         status == 200
         and str(body).splitlines()[0]

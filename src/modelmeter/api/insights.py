@@ -73,20 +73,20 @@ def usage_errors(
     return insights.errors(state.db, name, _window(window, start, end, tz, chart=True), tag)
 
 
-@router.get("/deployments/{name:path}/usage/breakdown", summary="A window's requests by API key or call type")
+@router.get("/deployments/{name:path}/usage/breakdown", summary="A window's requests by call type")
 def usage_breakdown(
     request: Request,
     name: str,
-    by: Annotated[Literal["key", "call_type"], Query(description="key (API key alias) or call_type")] = "key",
+    by: Annotated[Literal["call_type"], Query(description="the dimension: call_type")] = "call_type",
     format: Literal["json", "csv"] = "json",
     window: WindowQ = None,
     start: StartQ = None,
     end: EndQ = None,
     tz: TzQ = None,
 ) -> Any:
-    """One row per API key alias (`""`: requests without a virtual key) or call type with requests
-    in the window: `requests`, `failed`, `error_rate`, `prompt_tokens`, `completion_tokens`,
-    `total_tokens`, `spend` (USD), by spend then requests; `total` is their sum, which equals the
+    """One row per call type (e.g. chat, messages, embeddings) with requests in the window:
+    `requests`, `failed`, `error_rate`, `prompt_tokens`, `completion_tokens`, `total_tokens`,
+    `spend` (USD), by spend then requests; `total` is their sum, which equals the
     window's cards. `format=csv` gives the same rows as CSV."""
     state = _state(request)
     _known(state, name)

@@ -69,7 +69,7 @@ _fill_quarters = migration_steps.fill_quarters_0008
 
 
 # 0015_insights: failed requests counted by class in every rollup bucket (errors by type over time),
-# and rollups per API key and call type (breakdowns).
+# and rollups per call type (breakdowns).
 _ERROR_CLASSES_0015 = {
     "err_rate_limited": "http_status = 429",
     "err_hangup": "http_status = 499",
@@ -96,7 +96,7 @@ def _error_counters_0015() -> tuple[str, ...]:
             f"{sums} FROM records WHERE status <> 'success' GROUP BY 1, 2) AS e "
             f"WHERE rollup_{name}.deployment = e.deployment AND rollup_{name}.bucket_us = e.bucket_us"
         )
-    # Per API key and call type (issue 14 breakdowns), per minute and hour, filled from the records.
+    # Per call type (issue 14 breakdowns), per minute and hour, filled from the records.
     for name, size in (("minute", 60_000_000), ("hour", 3_600_000_000)):
         out.append(
             f"""CREATE TABLE rollup_dim_{name} (
@@ -113,7 +113,7 @@ def _error_counters_0015() -> tuple[str, ...]:
             PRIMARY KEY (deployment, dim, value, bucket_us)
         )/*WITHOUT_ROWID*/"""
         )
-        for dim, col in (("key", "key_alias"), ("call_type", "call_type")):
+        for dim, col in (("call_type", "call_type"),):
             out.append(
                 f"INSERT INTO rollup_dim_{name} SELECT deployment, '{dim}', COALESCE({col}, ''), "
                 f"start_us - start_us % {size}, COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), "

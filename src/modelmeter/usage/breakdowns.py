@@ -1,4 +1,4 @@
-"""A window's breakdown by API key or call type: requests, tokens, spend and error rate per value,
+"""A window's breakdown by call type: requests, tokens, spend and error rate per value,
 from the dimension rollups (whole hours, whole minutes) and the raw rows of the partial minutes at
 the edges, so every window sums exactly and the rows add up to the window's totals."""
 

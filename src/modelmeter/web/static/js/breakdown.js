@@ -1,18 +1,18 @@
-// The window's breakdown by API key or call type (GET …/usage/breakdown): requests, error rate,
+// The window's breakdown by call type (GET …/usage/breakdown): requests, error rate,
 // tokens and spend per value, with their total; a row opens the log filtered to it; CSV download.
 
 import { api } from "./api.js";
 import { h, icon, replace } from "./dom.js";
 import * as fmt from "./format.js";
 
-const DIMS = [["key", "API key", "key"], ["call_type", "Call type", "type"]]; // by, label, log filter
+const DIMS = [["call_type", "Call type", "type"]]; // by, label, log filter (one dimension so far)
 
 export class Breakdown {
   /** `onOpen(filters)`: a row was chosen (e.g. { key: "team-a" }). */
   constructor(name, onOpen) {
     this.name = name;
     this.onOpen = onOpen;
-    this.by = "key";
+    this.by = "call_type";
     this.seq = 0;
     this.seg = h("div", { class: "seg", role: "tablist", "aria-label": "Break down by" }, DIMS.map(([by, label]) =>
       h("button", { type: "button", role: "tab", class: "seg-btn", dataset: { by },
@@ -22,7 +22,7 @@ export class Breakdown {
     this.note = h("p", { class: "subtle", hidden: true }, "Breakdowns cover the whole window: clear the tag filter to see them.");
     this.table = h("table", { class: "numbers breakdown" });
     this.el = h("section", { class: "card chart insight insight-wide", dataset: { panel: "breakdown" } },
-      h("div", { class: "chart-head" }, h("h3", {}, h("span", { class: "card-title" }, "Breakdown")),
+      h("div", { class: "chart-head" }, h("h3", {}, h("span", { class: "card-title" }, "By call type")),
         h("div", { class: "filters" }, this.seg, this.csv)),
       this.note, h("div", { class: "numbers-scroll" }, this.table));
     this.sync();

@@ -1,6 +1,6 @@
 // "More insights" under the charts: the latency and time-to-first-token distributions, output
 // speed and errors by type over time (GET …/usage/distribution, …/throughput, …/errors, from
-// rollups), and the breakdown by API key or call type. Closed, it costs nothing: a refresh stays
+// rollups), and the breakdown by call type. Closed, it costs nothing: a refresh stays
 // three calls; open (?insights=1), it adds four.
 
 import { api } from "./api.js";
