@@ -1,16 +1,16 @@
 """Quality evaluation: a JSONL data set of prompts with expected answers, run against a model,
 graded, and reported next to latency and (on a modelmeter server, from its records) cost.
 
-Each line: ``{"prompt": …, "expected": …, "match": "exact" | "contains" | "regex" | "number"}``
-(or a chat request body with ``messages`` instead of ``prompt``); ``expected`` may be a list (any
-of them); an optional ``answer`` is the right answer as shown when ``expected`` is a pattern.
+Each line: ``{"prompt": …, "expected": …, "match": <a grader>}`` (or a chat request body with
+``messages`` instead of ``prompt``); ``expected`` may be a list (any of them); an optional
+``answer`` is the right answer as shown when ``expected`` is a pattern; ``tolerance`` widens a
+number match. The run's ``grader`` (and ``tolerance``), when given, override every line's.
 How each match grades: :mod:`modelmeter.bench.grading`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmeter.bench import load, metrics, prompts, request, server
-from modelmeter.bench.grading import grade
+from modelmeter.bench.grading import GradingError, check_expected, grade
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
 from modelmeter.bench.runner import BenchError, check_target, ctrl_c_stops, sender
@@ -47,6 +47,8 @@ class EvalConfig:
     timeout: float = 600.0
     progress: bool = True
     keepalive: bool = True
+    grader: str | None = None  # overrides each line's "match"
+    tolerance: float | str | None = None  # with grader: overrides each line's "tolerance"
     admin_key: str | None = field(default=None, repr=False)  # a modelmeter /api: costs (a secret)
 
     @property
@@ -68,6 +70,8 @@ class EvalConfig:
             "stream": self.stream,
             "load": f"each item once, concurrency {self.concurrency}",
             "metadata": self.metadata,
+            "grader": self.grader,
+            "tolerance": self.tolerance,
         }
 
 
@@ -77,12 +81,13 @@ def load_items(cfg: EvalConfig) -> list[prompts.Prompt]:
     except prompts.DatasetError as exc:
         raise BenchError(str(exc)) from None
     for i, item in enumerate(items, 1):
-        if item.match == "regex":
-            for pattern in item.expected if isinstance(item.expected, list) else [item.expected]:
-                try:
-                    re.compile(str(pattern))
-                except re.error as exc:
-                    raise BenchError(f"{cfg.dataset_path}: item {i}: bad regex {pattern!r}: {exc}") from None
+        if cfg.grader:
+            item.match = cfg.grader
+            item.tolerance = cfg.tolerance if cfg.tolerance is not None else item.tolerance
+        try:
+            check_expected(item.expected, item.match, item.tolerance)
+        except GradingError as exc:
+            raise BenchError(f"{cfg.dataset_path}: item {i}: {exc}") from None
     return items
 
 
@@ -170,7 +175,8 @@ def _report(
                 "match": item.match,
                 "answer_expected": item.answer,
                 "answer": answer,
-                "correct": grade(answer, item.expected, item.match),
+                "tolerance": item.tolerance,
+                "correct": grade(answer, item.expected, item.match, item.tolerance),
                 "latency_ms": round(r.e2e * 1000, 3) if r is not None and r.ok else None,
                 "ttft_ms": round(r.ttft * 1000, 3) if r is not None and r.ok and r.ttft is not None else None,
                 "prompt_tokens": r.prompt_tokens if r is not None else None,
