@@ -22,7 +22,7 @@ from modelmeter.bench import load, metrics, prompts, request, server
 from modelmeter.bench.grading import GradingError, check_expected, grade
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
-from modelmeter.bench.runner import BenchError, check_target, ctrl_c_stops, sender
+from modelmeter.bench.runner import BenchError, Hooks, check_target, ctrl_c_stops, sender
 from modelmeter.units import iso
 
 DEFAULT_DATASET = "arithmetic.jsonl"
@@ -99,7 +99,10 @@ def _prompt_text(item: prompts.Prompt) -> str:
     return str(item.body.get("prompt"))
 
 
-async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+async def run_eval(
+    cfg: EvalConfig, notify: Callable[[str], None] = lambda _: None, hooks: Hooks | None = None
+) -> dict[str, Any]:
+    hooks = hooks or Hooks()
     items = load_items(cfg)
     async with request.new_session(cfg.concurrency, cfg.timeout, cfg.keepalive) as session:
         checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key, cfg.admin_key, notify)
@@ -128,25 +131,23 @@ async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: No
             notify(f"Watch this run live: {usage_url}")
         send = sender(session, target, bodies, request.headers(cfg.api_key, cfg.tag), items)
         shape = load.Shape(requests=len(items), concurrency=cfg.concurrency)
-        stop = asyncio.Event()
+        stop = hooks.stop or asyncio.Event()
         started = time.time()
         bar = ProgressBar(f"eval {cfg.run_id}", len(items), None, cfg.progress)
         with ctrl_c_stops(stop):
             async with bar:
-                outcome = await load.run(shape, send, bar.add, stop)
+                outcome = await load.run(shape, send, hooks.adder(bar.add), stop)
         costs: dict[str, float] = {}
         spend = None
-        if checked.readable and not outcome.interrupted:
+        stored = None
+        if not outcome.interrupted:
             try:
-                stored = await server.recorded(
-                    session, checked.root, cfg.model, cfg.tag, started, len(outcome.results), checked.admin_headers
-                )
-                spend = stored["summary"].get("spend")
-                costs = {
-                    r["request_id"]: float(r.get("spend") or 0.0) for r in stored["records"] if r.get("request_id")
-                }
+                stored = await hooks.records(checked, cfg.model, cfg.tag, started, len(outcome.results))
             except server.Unreachable as exc:
                 notify(f"could not read the server's records for {cfg.tag}: {exc}")
+        if stored is not None:
+            spend = stored["summary"].get("spend")
+            costs = {r["request_id"]: float(r.get("spend") or 0.0) for r in stored["records"] if r.get("request_id")}
     result = _report(cfg, items, outcome, checked.base_url, usage_url, started, spend, costs)
     result["server_access"] = checked.access
     return result
