@@ -3,6 +3,7 @@ gateway's own /v1, stoppable, its state in the runs table; its figures equal the
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ServerProcess
+from tests.helpers import ADMIN_KEY, ServerProcess, run_cli
 
 MODEL = "gpt-4o-mini"
 
@@ -100,3 +101,47 @@ def test_start_errors_are_clear(server: ServerProcess) -> None:
     assert status == 404
     status, _ = server.api("POST", "/api/runs", {"kind": "bench", "model": MODEL}, auth=False)
     assert status == 401
+
+
+def test_cli_sweep_and_runs_commands(server: ServerProcess, tmp_path: Path, bench_home: Path) -> None:
+    env = {"MODELMETER_ADMIN_KEY": ADMIN_KEY, "MODELMETER_URL": server.url}
+    out = tmp_path / "sweep.json"
+    done = run_cli(
+        "bench", "--base-url", server.base_url, "--model", MODEL, "-n", "6", "--output-tokens", "4",
+        "--sweep", "1,3", "--json", str(out), "-q", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Sweep: throughput vs latency" in done.stdout
+    sweep = json.loads(out.read_text())
+    assert sweep["sweep"] == ["1", "3"] and [r["load"] for r in sweep["runs"]] == [
+        "6 requests, concurrency 1",
+        "6 requests, concurrency 3",
+    ]
+    a, b = (r["run_id"] for r in sweep["runs"])
+    for run_id in (a, b):
+        records = server.records(MODEL, tag=f"bench:{run_id}")
+        assert len(records) == 6 and sum(r["completion_tokens"] for r in records) == 24
+
+    listed = run_cli("runs", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["id"] for r in json.loads(listed.stdout)][:2] == [b, a]
+    shown = run_cli("runs", "show", a, env=env)
+    assert shown.returncode == 0 and f"bench {a}" in shown.stdout and "Client vs server" in shown.stdout, shown
+    compared = run_cli("runs", "compare", a, b, "--json", env=env)
+    assert compared.returncode == 0 and json.loads(compared.stdout)["b"] == b
+    target = tmp_path / "a.json"
+    exported = run_cli("runs", "export", a, "-o", str(target), env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(target.read_text())["report"]["total_output_tokens"] == 24
+    bad = run_cli("bench", "--model", MODEL, "--base-url", server.base_url, "--sweep", "1,x", env=env)
+    assert bad.returncode == 2 and "--sweep must be numbers" in bad.stderr
+
+
+def test_cli_shows_a_server_eval_with_its_items(server: ServerProcess) -> None:
+    status, run = server.api("POST", "/api/runs", {"kind": "eval", "model": MODEL, "concurrency": 8})
+    assert status == 201
+    wait_status(server, run["id"], {"done", "failed"})
+    shown = run_cli("runs", "show", run["id"], "--items", "all", env={"MODELMETER_ADMIN_KEY": ADMIN_KEY,
+                                                                      "MODELMETER_URL": server.url})  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "What is 144 divided by 12?" in shown.stdout and "✗" in shown.stdout
