@@ -112,6 +112,10 @@ def test_bench_figures_equal_the_records_and_the_runs_page(page: Page, server: S
     spend = sum(r["spend"] for r in records)
     cost = page.evaluate("async v => (await import('/static/js/format.js')).usd(v)", spend)
     expect(page.locator('dd[data-metric="cost"]')).to_have_text(cost)
+    # The latency distributions: one bar per bin, the bins' counts summing to the requests.
+    expect(page.locator('[data-hist="e2e"] .main-svg').first).to_be_visible()
+    assert sum(report["histograms_ms"]["e2e"]["counts"]) == 12
+    shot(page, "run-report")
 
 
 def test_eval_shows_per_item_grades(page: Page, server: ServerProcess) -> None:

@@ -206,6 +206,10 @@ def _report(
         "duration_s": round(outcome.duration, 6),
         "e2e_ms": metrics.distribution(r.e2e for r in ok),
         "ttft_ms": metrics.distribution(r.ttft for r in ok if r.ttft is not None),
+        "histograms_ms": {
+            "ttft": metrics.histogram(r.ttft for r in ok if r.ttft is not None),
+            "e2e": metrics.histogram(r.e2e for r in ok),
+        },
         "total_input_tokens": sum(r.prompt_tokens for r in ok),
         "total_output_tokens": sum(r.completion_tokens for r in ok),
         "cost_total": spend,

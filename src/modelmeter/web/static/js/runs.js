@@ -2,9 +2,10 @@
 // report (/runs/<id>); two runs side by side with coloured deltas (/runs?compare=A,B).
 
 import { api } from "./api.js";
-import { button, clear, h, pill } from "./dom.js";
+import { append, button, clear, h, pill } from "./dom.js";
 import * as fmt from "./format.js";
 import { modelPath, navigate } from "./router.js";
+import { histograms } from "./run_charts.js";
 import { delta, METRICS, shape, shown, STATUS_PILL } from "./run_figures.js";
 
 const REFRESH_MS = 2000; // while a run is running
@@ -114,7 +115,7 @@ export class RunsPage {
     if (!this.alive) return;
     const r = run.report || {};
     const watch = r.usage_url || (run.deployment ? `${modelPath(run.deployment)}?tag=${run.kind}:${run.id}&window=7d` : null);
-    clear(this.root).append(
+    append(clear(this.root), [
       h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/runs", "data-link": true }, "Runs"),
         h("span", { "aria-hidden": "true" }, "/"), h("span", {}, run.id)),
       this.head(run.id, `${run.kind} of ${run.deployment || "?"} · ${fmt.dateTime(run.created)} · ${shape(run)}`,
@@ -124,7 +125,7 @@ export class RunsPage {
       r.error ? h("div", { class: "callout callout-error" }, r.error) : null,
       h("div", { class: "card run-figures-card" }, h("dl", { class: "kv run-kv" },
         METRICS.map((m) => [h("dt", {}, m[1]), h("dd", { class: "num", dataset: { metric: m[0] } }, shown(run, m))]))),
-      this.comparison(r), this.items(r));
+      histograms(r), this.comparison(r), this.items(r)]); // append() skips the parts a run lacks
     if (statusOf(run) === "running") this.timer = setTimeout(() => this.showRun(id), REFRESH_MS);
   }
 
