@@ -145,3 +145,24 @@ def test_cli_shows_a_server_eval_with_its_items(server: ServerProcess) -> None:
                                                                       "MODELMETER_URL": server.url})  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert "What is 144 divided by 12?" in shown.stdout and "✗" in shown.stdout
+
+
+def test_a_server_requiring_keys_runs_with_a_virtual_key(
+    fake_upstream: FakeUpstream, make_config: Callable[..., Path], start_server: Callable[..., ServerProcess]
+) -> None:
+    server = start_server(
+        make_config(deployments=[{"name": MODEL, "api_base": fake_upstream.base_url}], require_keys=True)
+    )
+    status, answer = server.api("POST", "/api/runs", {"kind": "bench", "model": MODEL, "requests": 3})
+    assert status == 400 and answer["error"]["param"] == "api_key", answer
+    status, made = server.api("POST", "/api/keys", {"alias": "bench-team"})
+    assert status == 201
+    body = {"kind": "bench", "model": MODEL, "requests": 5, "api_key": made["key"]}
+    status, run = server.api("POST", "/api/runs", body)
+    assert status == 201 and made["key"] not in json.dumps(run)  # the key is never stored nor echoed
+    report = wait_status(server, run["id"], {"done", "failed"})["report"]
+    assert report["status"] == "done" and report["completed"] == 5, report
+    records = server.records(MODEL, tag=f"bench:{run['id']}")
+    assert len(records) == 5 and {r["key_alias"] for r in records} == {"bench-team"}
+    status, listed = server.api("GET", f"/api/runs/{run['id']}")
+    assert made["key"] not in json.dumps(listed)
