@@ -44,6 +44,10 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "translated-model": {"model": "claude-translated", "provider": "anthropic"},
     "byid-model": {"api": "responses", "model": "resp-byid-reasoning", "price": {"input": 3.0, "output": 15.0}},
     "alerts-model": {},  # no traffic: test_alerts_page's "no_traffic" rule fires on it
+    # test_evaluate: runs the server starts from the Evaluate tab
+    "evaluate-model": {"price": {"input": 1.0, "output": 2.0}},
+    "evalitems-model": {"price": {"input": 1.0, "output": 2.0}},
+    "compare-model": {"price": {"input": 1.0, "output": 2.0}},
 }
 
 

@@ -55,6 +55,14 @@ export const api = {
   record: (id) => call(`/api/requests/${encodeURIComponent(id)}`),
   exportUrl: (name, format, params) => `${dep(name)}/requests/export${query({ ...params, format })}`,
   eventsUrl: (name) => `${dep(name)}/events`,
+  runs: (params) => call(`/api/runs${query(params)}`),
+  run: (id) => call(`/api/runs/${encodeURIComponent(id)}`),
+  startRun: (spec) => call("/api/runs", {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: JSON.stringify(spec),
+  }),
+  stopRun: (id) => call(`/api/runs/${encodeURIComponent(id)}/stop`, { method: "POST" }),
   alerts: () => call("/api/alerts"),
   alertHistory: (name) => call(`/api/alerts/${encodeURIComponent(name)}/history`),
 };
