@@ -44,6 +44,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "translated-model": {"model": "claude-translated", "provider": "anthropic"},
     "byid-model": {"api": "responses", "model": "resp-byid-reasoning", "price": {"input": 3.0, "output": 15.0}},
     "alerts-model": {},  # no traffic: test_alerts_page's "no_traffic" rule fires on it
+    "marks-model": {},  # test_alert_marks: a no_traffic rule fires, then one call resolves it
 }
 
 

@@ -191,3 +191,33 @@ def history(db: Database, name: str, limit: int = 100) -> dict[str, Any]:
             for e in events
         ]
     }
+
+
+def marks(db: Database, deployment: str, start_us: int, end_us: int, limit: int = 500) -> list[dict[str, Any]]:
+    """Firing and resolved changes in [start, end) of the rules on ``deployment`` or global, oldest
+    first. The scope is read from the event's own body, so a deleted rule's changes still show."""
+    rows = db.fetchall(
+        "SELECT name, status, value, threshold, at_us, body FROM alert_events "
+        "WHERE at_us >= :s AND at_us < :e AND status IN ('firing', 'resolved') AND body IS NOT NULL "
+        "ORDER BY at_us, id",
+        {"s": start_us, "e": end_us},
+    )
+    out: list[dict[str, Any]] = []
+    for name, status, value, threshold, at_us, raw in rows:
+        body = orjson.loads(raw)
+        if body.get("scope") == "global" or (
+            body.get("scope") == "deployment" and body.get("deployment") == deployment
+        ):
+            out.append(
+                {
+                    "rule": name,
+                    "status": status,
+                    "kind": body.get("kind"),
+                    "scope": body.get("scope"),
+                    "value": value,
+                    "threshold": threshold,
+                    "unit": body.get("unit"),
+                    "at": iso(int(at_us)),
+                }
+            )
+    return out[-limit:]

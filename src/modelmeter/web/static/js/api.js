@@ -56,5 +56,6 @@ export const api = {
   exportUrl: (name, format, params) => `${dep(name)}/requests/export${query({ ...params, format })}`,
   eventsUrl: (name) => `${dep(name)}/events`,
   alerts: () => call("/api/alerts"),
+  alertMarks: (name, params) => call(`/api/alerts/marks${query({ ...params, deployment: name })}`),
   alertHistory: (name) => call(`/api/alerts/${encodeURIComponent(name)}/history`),
 };

@@ -234,7 +234,7 @@ export class UsageTab {
     }
     const p = this.apiParams();
     const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s));
-    const series = api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts));
+    const series = this.loadSeries(seq, p);
     const log = this.loadRequests(!keepPage);
     Promise.allSettled([cards, log]).then(() => requestAnimationFrame(() => setTimeout(this.painted)));
     const results = await Promise.allSettled([cards, series, log]);
@@ -242,6 +242,13 @@ export class UsageTab {
     const failed = results.find((r) => r.status === "rejected");
     if (failed) this.showError(failed.reason.message);
     this.stamp();
+  }
+
+  /** The buckets and the alert changes of the window; the charts draw without markers if those fail. */
+  loadSeries(seq, p) {
+    const marks = api.alertMarks(this.name, p).then((r) => r.data, () => []);
+    return Promise.all([api.timeseries(this.name, p), marks])
+      .then(([ts, events]) => seq === this.seq && this.charts.render(ts, events));
   }
 
   get pageIndex() {
@@ -324,7 +331,7 @@ export class UsageTab {
     const p = this.apiParams();
     const calls = [
       api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s)),
-      api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts)),
+      this.loadSeries(seq, p),
     ];
     if (this.isEmpty) calls.push(this.loadRequests(true));
     else if (this.pageIndex === 0 && !this.state.q && this.newestCursor) {
