@@ -58,6 +58,7 @@ def test_markers_where_the_alert_fired_and_resolved(
         (RULE, "firing", changes["firing"]),
         (RULE, "resolved", changes["resolved"]),
     ]
+    assert not any(m["deleted"] for m in marks["data"] if m["rule"] == RULE)
     assert server.api("GET", f"/api/alerts/marks?deployment=cards-model&start={iso(start)}&end={iso(end)}")[1] == {
         "data": []
     }

@@ -112,8 +112,12 @@ def test_state_changes_once_and_history(db: Database) -> None:
     assert store.states(db)["spend"][0].state == "firing"
     assert store.add_rule(db, rule, 0) and not store.add_rule(db, rule, 0)
     assert [r.name for r in store.api_rules(db)] == ["spend"]
+    assert store.deleted(db, {"spend"}) == []
     assert store.delete_rule(db, "spend") and not store.delete_rule(db, "spend")
-    assert store.history(db, "spend")["data"] == [] and "spend" not in store.states(db)
+    # The rule and its state are gone; its history is kept, with the deliveries, and listed as deleted.
+    assert store.history(db, "spend")["data"] == got and "spend" not in store.states(db)
+    assert store.deleted(db, set()) == [{"name": "spend", "changes": 2, "last_change": "1970-01-01T00:01:20.000000Z"}]
+    assert store.api_rules(db) == []
 
 
 def test_chart_marks_are_the_deployments_and_global_changes(db: Database) -> None:

@@ -50,13 +50,22 @@ def add_rule(db: Database, rule: AlertRule, now_us: int) -> bool:
 
 
 def delete_rule(db: Database, name: str) -> bool:
-    """Remove an API rule with its state and history (a new rule of that name starts afresh)."""
+    """Remove an API rule and its state; its history (changes and deliveries) is kept, listed by
+    ``deleted`` (a new rule of that name starts from "ok" and carries that history on)."""
     with db.transaction() as tx:
         n = tx.execute(db.sql("DELETE FROM alert_rules WHERE name = :n"), {"n": name}).rowcount
         if n:
-            for table in ("alert_state", "alert_events", "alert_deliveries"):
-                tx.execute(db.sql(f"DELETE FROM {table} WHERE name = :n"), {"n": name})
+            tx.execute(db.sql("DELETE FROM alert_state WHERE name = :n"), {"n": name})
     return bool(n)
+
+
+def deleted(db: Database, current: set[str]) -> list[dict[str, Any]]:
+    """Rules that have a history but are no longer defined (deleted through the API, or removed from
+    the config), the most recently changed first."""
+    rows = db.fetchall("SELECT name, COUNT(*), MAX(at_us) FROM alert_events GROUP BY name")
+    gone = [(str(r[0]), int(r[1]), int(r[2])) for r in rows if r[0] not in current]
+    gone.sort(key=lambda r: (-r[2], r[0]))
+    return [{"name": name, "changes": count, "last_change": iso(at)} for name, count, at in gone]
 
 
 _STATE_COLS = "state, since_us, value, last_fired_us"

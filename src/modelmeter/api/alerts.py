@@ -32,7 +32,8 @@ def list_alerts(request: Request) -> dict[str, Any]:
     engine = _engine(request)
     states = store.states(engine.db)
     data = []
-    for rule in engine.rules():
+    rules = engine.rules()
+    for rule in rules:
         item = rule.public()
         st = states.get(rule.name)
         item.update(
@@ -43,7 +44,8 @@ def list_alerts(request: Request) -> dict[str, Any]:
             checked=iso(st[1]) if st else None,
         )
         data.append(item)
-    return {"data": data, "interval_seconds": engine.interval}
+    gone = store.deleted(engine.db, {r.name for r in rules})
+    return {"data": data, "deleted": gone, "interval_seconds": engine.interval}
 
 
 @router.get("/marks", summary="Firing and resolved changes of a deployment's (and global) rules in a window")
@@ -61,7 +63,11 @@ def alert_marks(
         win = parse_window(window, start, end, tz)
     except WindowError as exc:
         raise api_error(400, str(exc), exc.param) from None
-    return {"data": store.marks(engine.db, deployment, win.start_us, win.end_us)}
+    marks = store.marks(engine.db, deployment, win.start_us, win.end_us)
+    names = {r.name for r in engine.rules()}
+    for m in marks:
+        m["deleted"] = m["rule"] not in names
+    return {"data": marks}
 
 
 @router.post("", status_code=201, summary="Add an alert rule (stored in the database)")
@@ -78,7 +84,7 @@ async def create_alert(request: Request, definition: Annotated[dict[str, Any], B
     return rule.public()
 
 
-@router.delete("/{name}", status_code=204, summary="Remove an alert rule made through the API")
+@router.delete("/{name}", status_code=204, summary="Remove an alert rule made through the API (its history is kept)")
 def delete_alert(request: Request, name: str) -> Response:
     engine = _engine(request)
     if engine.config_rule(name) is not None:

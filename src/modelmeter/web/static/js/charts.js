@@ -64,7 +64,7 @@ function alertMarks(events, s, c) {
     line: { color: color(e), width: 1.5, dash: "dot" }, name: `alert-${e.status}`,
   }));
   const text = shown.map((e) => `${e.status === "firing" ? "Alert fired" : "Alert resolved"}: ${e.rule}`
-    + ` (${fmt.time(e.at)})`);
+    + `${e.deleted ? " (deleted rule)" : ""} (${fmt.time(e.at)})`);
   const pins = (top) => ({
     type: "scatter", mode: "markers", name: "Alerts", x, y: x.map(() => top), cliponaxis: false,
     marker: { symbol: "triangle-down", size: 9, color: shown.map(color) },
