@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import openai
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import chat, shot
+from tests.browser.support import TZ, chat, shot
 from tests.helpers import ServerProcess, wait_for
 
 MODEL = "marks-model"
@@ -65,6 +66,10 @@ def test_markers_where_the_alert_fired_and_resolved(
 
     page.set_viewport_size({"width": width, "height": 900})
     page.goto(f"/models/{MODEL}?start={iso(start)}&end={iso(end)}")
+    # The range, given in UTC as an alert's link gives it, is shown in the viewer's time.
+    expect(page.locator("input[aria-label=From]")).to_have_value(
+        start.astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%dT%H:%M")
+    )
     for chart in ("requests", "tokens", "spend", "latency"):
         plot = page.locator(f'.plot[data-chart="{chart}"]')
         lines = plot.locator(".shapelayer path")

@@ -32,6 +32,13 @@ export function readState(params) {
   };
 }
 
+/** A URL's start or end for <input type=datetime-local>: one with a zone (an alert's link says
+ *  "…Z") in the viewer's time; a local one as it is. */
+function asInput(value) {
+  const zoned = /(z|[+-]\d\d:?\d\d)$/i.test(value) && !Number.isNaN(Date.parse(value));
+  return zoned ? fmt.localInput(new Date(value)) : value.slice(0, 16);
+}
+
 export class UsageTab {
   constructor(page, params) {
     this.page = page;
@@ -167,8 +174,8 @@ export class UsageTab {
     this.windowSel.value = s.window;
     this.range.hidden = s.window !== "custom";
     if (s.window === "custom") {
-      this.startIn.value = s.start.slice(0, 16);
-      this.endIn.value = s.end.slice(0, 16);
+      this.startIn.value = asInput(s.start);
+      this.endIn.value = asInput(s.end);
     }
     for (const b of this.statusSeg.children) b.setAttribute("aria-selected", String(b.dataset.status === s.status));
     this.tagIn.value = s.tag;
