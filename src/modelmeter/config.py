@@ -146,7 +146,7 @@ class Settings:
     store_bodies: bool = True
     retention: Retention = field(default_factory=Retention)
     auth: bool = True  # admin key on the dashboard, /api and /metrics (--no-auth: loopback only)
-    admin_key: str | None = None  # else MODELMETER_ADMIN_KEY, else generated on first start
+    admin_key: str | None = field(default=None, repr=False)  # else MODELMETER_ADMIN_KEY, else generated
     require_keys: bool = False  # /v1 callers must present a virtual key
     prune_interval_s: float = 300.0
     max_stored_body_bytes: int = 1024 * 1024  # larger request/response bodies are stored truncated

@@ -85,7 +85,10 @@ class AlertRule:
         url = self.webhook_url()
         if not url:
             return None
-        return urlsplit(url).hostname or "set"
+        try:
+            return urlsplit(url).hostname or "set"
+        except ValueError:  # a bad URL in webhook_env (read at delivery, not checked with the rule)
+            return "not a valid URL"
 
     def definition(self) -> dict[str, Any]:
         """What is stored for an API rule (the URL included: the database keeps it, answers do not)."""

@@ -64,5 +64,6 @@ export const api = {
   }),
   stopRun: (id) => call(`/api/runs/${encodeURIComponent(id)}/stop`, { method: "POST" }),
   alerts: () => call("/api/alerts"),
+  alertMarks: (name, params) => call(`/api/alerts/marks${query({ ...params, deployment: name })}`),
   alertHistory: (name) => call(`/api/alerts/${encodeURIComponent(name)}/history`),
 };

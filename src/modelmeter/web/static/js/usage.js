@@ -33,6 +33,13 @@ export function readState(params) {
   };
 }
 
+/** A URL's start or end for <input type=datetime-local>: one with a zone (an alert's link says
+ *  "…Z") in the viewer's time; a local one as it is. */
+function asInput(value) {
+  const zoned = /(z|[+-]\d\d:?\d\d)$/i.test(value) && !Number.isNaN(Date.parse(value));
+  return zoned ? fmt.localInput(new Date(value)) : value.slice(0, 16);
+}
+
 export class UsageTab {
   constructor(page, params) {
     this.page = page;
@@ -169,8 +176,8 @@ export class UsageTab {
     this.windowSel.value = s.window;
     this.range.hidden = s.window !== "custom";
     if (s.window === "custom") {
-      this.startIn.value = s.start.slice(0, 16);
-      this.endIn.value = s.end.slice(0, 16);
+      this.startIn.value = asInput(s.start);
+      this.endIn.value = asInput(s.end);
     }
     for (const b of this.statusSeg.children) b.setAttribute("aria-selected", String(b.dataset.status === s.status));
     this.tagIn.value = s.tag;
@@ -240,7 +247,7 @@ export class UsageTab {
     }
     const p = this.apiParams();
     const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s));
-    const series = api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts));
+    const series = this.loadSeries(seq, p);
     const log = this.loadRequests(!keepPage);
     Promise.allSettled([cards, log]).then(() => requestAnimationFrame(() => setTimeout(this.painted)));
     const results = await Promise.allSettled([cards, series, log]);
@@ -248,6 +255,13 @@ export class UsageTab {
     const failed = results.find((r) => r.status === "rejected");
     if (failed) this.showError(failed.reason.message);
     this.stamp();
+  }
+
+  /** The buckets and the alert changes of the window; the charts draw without markers if those fail. */
+  loadSeries(seq, p) {
+    const marks = api.alertMarks(this.name, p).then((r) => r.data, () => []);
+    return Promise.all([api.timeseries(this.name, p), marks])
+      .then(([ts, events]) => seq === this.seq && this.charts.render(ts, events));
   }
 
   get pageIndex() {
@@ -330,7 +344,7 @@ export class UsageTab {
     const p = this.apiParams();
     const calls = [
       api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s)),
-      api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts)),
+      this.loadSeries(seq, p),
     ];
     if (this.isEmpty) calls.push(this.loadRequests(true));
     else if (this.pageIndex === 0 && !this.state.q && this.newestCursor) {
