@@ -29,6 +29,7 @@ from modelmeter.api.routes import router as api_router
 from modelmeter.api.runs import router as runs_router
 from modelmeter.api.state import AppState
 from modelmeter.api.text_guard import RejectNul
+from modelmeter.api.upstreams import router as upstreams_router
 from modelmeter.api.user_budgets import router as user_budgets_router
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.auth.admin import AdminAuth, resolve_admin_key
@@ -43,6 +44,7 @@ from modelmeter.gateway.handler import Gateway
 from modelmeter.ops import router as ops_router
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
+from modelmeter.routing.health import UpstreamCollector
 from modelmeter.server import sign_in
 from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
@@ -136,6 +138,8 @@ def create_app(
     state.keys = keys
     state.user_budgets = user_budgets = UserBudgets(db)
     gateway = Gateway(settings, registry, client, recorder, keys if settings.require_keys else None, user_budgets)
+    gateway.router = state.router  # one set of breakers: the gateway's, shown and reset through the API
+    state.metrics.registry.register(UpstreamCollector(state.router))
     otel = None
     if settings.otel.enabled:  # imported only then: with export off, the SDK is not even loaded
         from modelmeter.otel.export import OtelExport
@@ -223,6 +227,7 @@ def create_app(
     api.include_router(user_budgets_router)
     api.include_router(ops_router)
     api.include_router(metrics_router)
+    api.include_router(upstreams_router)
     install_web(api)
     install_docs(api)
     return ModelMeterApp(gateway, api, state)

@@ -99,6 +99,8 @@ async def list_deployments(request: Request) -> dict[str, Any]:
         item = dep.public()
         item["reachable"] = ok
         item["last_24h"] = stats.get(dep.name, summary_q.empty_day())
+        if dep.upstreams:  # each upstream's state, in-flight calls and last error (this process's)
+            item["upstream_health"] = state.router.pool(dep).health()
         data.append(item)
     return {"data": data}
 
