@@ -1,0 +1,221 @@
+"""Several upstreams behind one model (issue 15), end to end: three fake upstreams (one failing, one
+slow, one healthy) started here, the real server, the openai SDK. The split, fallbacks, cooldowns
+and their probe, 402s, no fallback mid-stream, and every attempt in the ledger."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openai
+import orjson
+import pytest
+
+from tests.fakes.upstream import FakeUpstream
+from tests.helpers import ServerProcess, closed_port_url, read_sqlite_records, sqlite_url, wait_for, write_config
+
+pytestmark = pytest.mark.timeout(180)
+PRICE_A = {"input": 1, "output": 2}
+PRICE_B = {"input": 10, "output": 20}
+MESSAGES = [{"role": "user", "content": "three words here"}]
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[tuple[FakeUpstream, FakeUpstream, FakeUpstream]]:
+    with FakeUpstream() as healthy, FakeUpstream(env={"FAKE_TTFT_MS": "30"}) as slow, FakeUpstream() as failing:
+        yield healthy, slow, failing
+
+
+def serve(tmp_path: Path, deployment: dict[str, Any], **server: Any) -> ServerProcess:
+    cfg = write_config(
+        tmp_path / "mm.toml", database=sqlite_url(tmp_path / "mm.db"), deployments=[deployment], **server
+    )
+    return ServerProcess(cfg)
+
+
+def client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+
+
+def health(server: ServerProcess, name: str = "m") -> dict[str, dict[str, Any]]:
+    status, body = server.api("GET", "/api/upstreams")
+    assert status == 200, body
+    (dep,) = [d for d in body["data"] if d["deployment"] == name]
+    return {u["name"]: u for u in dep["upstreams"]}
+
+
+def cost(usage: Any, price: dict[str, int]) -> float:
+    return float(
+        (Decimal(usage["prompt_tokens"]) * price["input"] + Decimal(usage["completion_tokens"]) * price["output"])
+        / 1_000_000
+    )
+
+
+def check_ledger(server: ServerProcess, rows: list[dict[str, Any]], prices: dict[str, dict[str, int]]) -> None:
+    """Every record lists its attempts; the served one is priced at its upstream's rates; the
+    attempts' costs add up to the record's."""
+    for row in rows:
+        full = server.record(row["id"])
+        attempts = full["attempts"]
+        assert attempts and attempts[-1]["upstream"] == full["served_by"] and attempts[-1]["served"]
+        assert all(not a["served"] and a["error"] for a in attempts[:-1])
+        assert sum(a["cost"] for a in attempts) == pytest.approx(full["spend"], rel=1e-9, abs=1e-12)
+        assert full["spend"] == pytest.approx(cost(full, prices[full["served_by"]]), rel=1e-9)
+        assert full["retries"] == len(attempts) - 1
+
+
+def test_weighted_split_and_fallback_past_a_dead_upstream(tmp_path: Path, fakes: Any) -> None:
+    healthy, slow, _ = fakes
+    dep = {
+        "name": "m",
+        "model": "fake-model",
+        "upstreams": [
+            {"name": "dead", "api_base": closed_port_url()},  # tried first until cooled down
+            {"name": "a", "api_base": healthy.base_url, "weight": 3, "price": PRICE_A, "priority": 1},
+            {"name": "b", "api_base": slow.base_url, "weight": 1, "price": PRICE_B, "priority": 1},
+        ],
+        "max_retries": 1,
+        "cooldown_after": 3,
+    }
+    n = 300
+    with serve(tmp_path, dep) as server:
+        oa = client(server)
+        for _ in range(n):
+            answer = oa.chat.completions.create(model="m", messages=MESSAGES)
+            assert answer.choices[0].message.content == "tok0 tok1 tok2 tok3 tok4 tok5 tok6"
+        rows = wait_for(lambda: len(r := read_sqlite_records(tmp_path / "mm.db")) == n and r, 20)
+        split = Counter(r["served_by"] for r in rows)
+        assert set(split) == {"a", "b"}, split
+        assert 0.65 <= split["a"] / n <= 0.85, split  # 3:1 (loose: a few hundred calls)
+        check_ledger(server, rows[:40], {"a": PRICE_A, "b": PRICE_B})
+        tried = [orjson.loads(r["attempts"]) for r in rows]
+        assert [len(t) for t in tried[:4]] == [2, 2, 2, 1] and all(len(t) == 1 for t in tried[3:])
+        assert all(t[0]["upstream"] == "dead" and t[0]["status"] is None and t[0]["error"] for t in tried[:3])
+        assert health(server)["dead"]["state"] == "cooling"
+        assert {r["api_base"] for r in rows} == {healthy.base_url, slow.base_url}
+
+
+def test_failing_upstream_cooled_after_n_then_probed_after_t(tmp_path: Path, fakes: Any) -> None:
+    healthy, _, failing = fakes
+    failing.reset()
+    dep = {
+        "name": "m",
+        "model": "fake-model",
+        "upstreams": [
+            {"name": "bad", "api_base": failing.base_url, "model": "fail-500", "price": PRICE_A},
+            {"name": "good", "api_base": healthy.base_url, "priority": 1, "price": PRICE_B},
+        ],
+        "cooldown_after": 2,
+        "cooldown": "1.5s",
+    }
+    with serve(tmp_path, dep) as server:
+        oa = client(server)
+        for _ in range(6):
+            oa.chat.completions.create(model="m", messages=MESSAGES)
+        assert failing.stats()["models"].get("fail-500") == 2  # cooled after 2 failures: not called again
+        h = health(server)
+        assert (
+            h["bad"]["state"] == "cooling" and h["bad"]["last_error"] == "HTTP 500" and h["good"]["state"] == "healthy"
+        )
+        time.sleep(1.6)
+        assert health(server)["bad"]["state"] == "probing"
+        oa.chat.completions.create(model="m", messages=MESSAGES)  # the probe: fails, falls back
+        assert failing.stats()["models"].get("fail-500") == 3
+        assert health(server)["bad"]["state"] == "cooling"
+        rows = server.wait_for_records("m", 7)
+        assert [len(r["attempts"]) for r in reversed(rows)] == [2, 2, 1, 1, 1, 1, 2]
+        assert all(r["served_by"] == "good" and r["status"] == "success" for r in rows)
+        check_ledger(server, rows, {"good": PRICE_B})
+        req = urllib.request.Request(
+            server.url + "/metrics", headers={"authorization": "Bearer test-admin-key-0123456789"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            status, text = r.status, r.read().decode()
+        assert status == 200
+        assert 'modelmeter_upstream_state{deployment="m",state="cooling",upstream="bad"} 1.0' in text
+        assert 'modelmeter_upstream_in_flight{deployment="m",upstream="good"} 0.0' in text
+
+
+def test_402_takes_an_upstream_out_until_reset(tmp_path: Path, fakes: Any) -> None:
+    healthy, _, failing = fakes
+    failing.reset()
+    dep = {
+        "name": "m",
+        "model": "fake-model",
+        "upstreams": [
+            {"name": "broke", "api_base": failing.base_url, "model": "fail-402"},
+            {"name": "backup", "api_base": healthy.base_url, "priority": 1},
+        ],
+    }
+    with serve(tmp_path, dep) as server:
+        oa = client(server)
+        for _ in range(3):
+            oa.chat.completions.create(model="m", messages=MESSAGES)
+        assert failing.stats()["models"].get("fail-402") == 1
+        h = health(server)["broke"]
+        assert h["state"] == "out" and h["last_error"] == "HTTP 402"
+        status, listed = server.api("GET", "/api/deployments")
+        card = next(d for d in listed["data"] if d["name"] == "m")
+        assert {u["name"]: u["state"] for u in card["upstream_health"]} == {"broke": "out", "backup": "healthy"}
+        status, body = server.api("POST", "/api/upstreams/reset", {"deployment": "m", "upstream": "nope"})
+        assert status == 404 and "no upstream named 'nope'" in body["error"]["message"]
+        status, body = server.api("POST", "/api/upstreams/reset", {"deployment": "m", "upstream": "broke"})
+        assert status == 200 and body["upstream"]["state"] == "healthy"
+        oa.chat.completions.create(model="m", messages=MESSAGES)
+        assert failing.stats()["models"].get("fail-402") == 2
+        rows = server.wait_for_records("m", 4)
+        assert [len(r["attempts"]) for r in reversed(rows)] == [2, 1, 1, 2]
+        assert rows[-1]["attempts"][0] | {"latency_ms": 0} == {
+            "upstream": "broke",
+            "status": 402,
+            "error": "HTTP 402",
+            "latency_ms": 0,
+            "served": False,
+            "tokens": None,
+            "cost": 0.0,
+        }
+
+
+def test_no_fallback_once_a_stream_has_started(tmp_path: Path, fakes: Any) -> None:
+    healthy, _, failing = fakes
+    failing.reset()
+    healthy.reset()
+    dep = {
+        "name": "m",
+        "model": "fake-model",
+        "upstreams": [
+            {"name": "cuts", "api_base": failing.base_url, "model": "cut-stream"},
+            {"name": "backup", "api_base": healthy.base_url, "priority": 1},
+        ],
+    }
+    with serve(tmp_path, dep) as server:
+        oa = client(server)
+        got = []
+        with pytest.raises(openai.APIError):
+            for chunk in oa.chat.completions.create(model="m", messages=MESSAGES, stream=True):
+                got.extend(c.delta.content or "" for c in chunk.choices)
+        assert got  # the client had the first bytes: too late to go elsewhere
+        assert healthy.stats()["models"].get("fake-model", 0) == 0
+        (row,) = server.wait_for_records("m", 1)
+        assert row["served_by"] == "cuts" and len(row["attempts"]) == 1 and row["status"] == "error"
+
+
+def test_all_upstreams_out_is_a_clear_503_and_recorded(tmp_path: Path, fakes: Any) -> None:
+    _, _, failing = fakes
+    dep = {"name": "m", "model": "fail-402", "upstreams": [{"name": "only", "api_base": failing.base_url}]}
+    with serve(tmp_path, dep) as server:
+        oa = client(server)
+        with pytest.raises(openai.APIStatusError) as first:
+            oa.chat.completions.create(model="m", messages=MESSAGES)
+        assert first.value.status_code == 402  # the only upstream's answer, passed through
+        with pytest.raises(openai.APIStatusError) as second:
+            oa.chat.completions.create(model="m", messages=MESSAGES)
+        assert second.value.status_code == 503
+        assert second.value.body["code"] == "no_upstream_available"  # type: ignore[index]
+        rows = wait_for(lambda: (r := server.records("m")) and len(r) == 2 and r, 10)
+        assert rows[0]["served_by"] is None and rows[0]["attempts"] is None and rows[0]["http_status"] == 503
