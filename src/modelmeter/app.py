@@ -193,12 +193,20 @@ def create_app(
         maintainer = asyncio.create_task(_maintain_forever(db, settings))
         refresher = asyncio.create_task(registry.refresh_forever())
         alerting = asyncio.create_task(alerts.run_forever())  # webhooks go out in their own tasks
+        shared = None
+        if settings.redis:  # upstream cooldowns shared with the other workers and replicas
+            from modelmeter.routing.shared import SharedBreakers
+
+            shared = SharedBreakers(settings.redis, state.router, registry)
+            await shared.start()
         try:
             yield
         finally:
             maintainer.cancel()
             refresher.cancel()
             alerting.cancel()
+            if shared is not None:
+                await shared.stop()
             await notifier.drain()
             await notifier.close()
             # In-flight requests are done by now (the server drains them first): flush and stop.

@@ -228,6 +228,7 @@ class Settings:
     alert_interval: float = 30.0  # seconds between evaluations of the alert rules
     public_url: str | None = None  # the dashboard's address in alert links (default http://host:port)
     otel: OtelSettings = field(default_factory=OtelSettings)  # OpenTelemetry export ([otel]; off by default)
+    redis: str | None = None  # redis://host:port: upstream cooldowns shared between processes (routing/shared.py)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -278,11 +279,14 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         "max_connections_per_client",
         "alert_interval",
         "public_url",
+        "redis",
     }
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")
     _check_server(server)
+    if "redis" in server and not re.fullmatch(r"(rediss?|unix)://\S+", server["redis"]):
+        raise ConfigError('[server] redis must be a URL such as "redis://127.0.0.1:6379"')
     retention = data.get("retention", {})
     if not isinstance(retention, dict) or set(retention) - {"bodies_days", "records_days", "rollups_days"}:
         raise ConfigError("[retention] takes bodies_days, records_days and rollups_days (numbers of days)")
