@@ -1,0 +1,66 @@
+"""A routed call's attempts in the drawer (issue 15): a timeline of the upstreams tried, the failed
+one with its error, the served one with its tokens and cost; at desktop width and at 390 px. The
+model card lists each upstream's health."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.support import chat, fmt, open_usage, shot
+from tests.helpers import ServerProcess, wait_for
+
+MODEL = "routed-model"
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_attempts_timeline(page: Page, server: ServerProcess, client: openai.OpenAI, width: int) -> None:
+    page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
+    rid = chat(client, MODEL, f"routed at {width}", max_tokens=5)
+    row = wait_for(lambda: next((r for r in server.records(MODEL) if r["request_id"] == rid), None), 10)
+    full = server.record(row["id"])
+    assert [a["upstream"] for a in full["attempts"]] == ["primary", "backup"]
+    open_usage(page, MODEL)
+    page.locator(f'tr.row[data-id="{row["id"]}"]').click()
+    drawer = page.get_by_role("dialog")
+    expect(drawer).to_be_visible()
+    section = drawer.locator('[data-section="attempts"]')
+    section.scroll_into_view_if_needed()
+    expect(section.locator("h3")).to_have_text("Attempts")
+    items = section.locator('li[data-role="attempt"]')
+    expect(items).to_have_count(2)
+    expect(items.nth(0)).to_contain_text("primary")
+    expect(items.nth(0)).to_contain_text("HTTP 500")
+    expect(items.nth(0).locator('[data-role="attempt-error"]')).to_have_text("HTTP 500")
+    expect(items.nth(1)).to_contain_text("backup")
+    expect(items.nth(1)).to_contain_text("HTTP 200 · served")
+    served = full["attempts"][1]
+    expect(items.nth(1)).to_contain_text(f"{served['tokens']} tokens")
+    expect(items.nth(1)).to_contain_text(fmt(page, "usd", served["cost"]).split("$")[-1][:4])
+    expect(section).to_contain_text("2 attempts; served by backup.")
+    expect(drawer.locator('[data-section="details"]')).to_contain_text("Served by")
+    if width == 390:
+        page.wait_for_function(
+            "() => document.querySelector('.drawer').getAnimations({ subtree: true })"
+            ".every(a => a.playState !== 'running')"
+        )
+        assert page.evaluate("document.querySelector('.drawer').scrollWidth") <= width
+        for i in range(2):
+            box = items.nth(i).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    shot(page, f"drawer-attempts-{width}")
+
+
+def test_model_card_shows_upstream_health(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
+    chat(client, MODEL, "for the card", max_tokens=2)
+    page.goto("/")
+    card = page.locator(f'article.model-card[data-name="{MODEL}"]')
+    expect(card).to_be_visible()
+    ups = card.locator("li.upstream")
+    expect(ups).to_have_count(2)
+    expect(ups.nth(0)).to_have_attribute("data-upstream", "primary")
+    expect(ups.nth(0)).to_contain_text("healthy")
+    expect(ups.nth(1)).to_contain_text("0 in flight")
+    card.scroll_into_view_if_needed()
+    shot(page, "model-card-upstreams")
