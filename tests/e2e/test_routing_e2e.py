@@ -219,3 +219,40 @@ def test_all_upstreams_out_is_a_clear_503_and_recorded(tmp_path: Path, fakes: An
         assert second.value.body["code"] == "no_upstream_available"  # type: ignore[index]
         rows = wait_for(lambda: (r := server.records("m")) and len(r) == 2 and r, 10)
         assert rows[0]["served_by"] is None and rows[0]["attempts"] is None and rows[0]["http_status"] == 503
+
+
+def test_run_time_deployment_falls_back_to_another_api(tmp_path: Path, fakes: Any) -> None:
+    """Added through the API; the backup speaks Anthropic's Messages API: the chat call is
+    translated for it, and priced at its rates."""
+    healthy, _, failing = fakes
+    with serve(tmp_path, {"name": "other", "api_base": healthy.base_url}) as server:
+        bad = {"name": "rt", "upstreams": [{"api_base": healthy.base_url, "weight": "heavy"}]}
+        status, body = server.api("POST", "/api/deployments", bad)
+        assert status == 400 and "upstream 1: 'weight' must be a positive number" in body["error"]["message"]
+        definition = {
+            "name": "rt",
+            "model": "fake-model",
+            "upstreams": [
+                {"name": "chat-up", "api_base": failing.base_url, "model": "fail-500"},
+                {
+                    "name": "claude-up",
+                    "api_base": healthy.base_url,
+                    "api": "messages",
+                    "provider": "anthropic",
+                    "model": "claude-backup",
+                    "priority": 1,
+                    "price": PRICE_B,
+                },
+            ],
+        }
+        status, body = server.api("POST", "/api/deployments", definition)
+        assert status == 201, body
+        assert [u["name"] for u in body["upstreams"]] == ["chat-up", "claude-up"]
+        answer = client(server).chat.completions.create(model="rt", messages=MESSAGES)
+        assert answer.object == "chat.completion" and answer.choices[0].message.content
+        (row,) = server.wait_for_records("rt", 1)
+        full = server.record(row["id"])
+        assert full["served_by"] == "claude-up" and [a["status"] for a in full["attempts"]] == [500, 200]
+        assert full["upstream_request"]["model"] == "claude-backup"  # what went to the Messages API
+        assert full["spend"] == pytest.approx(cost(full, PRICE_B), rel=1e-9) and full["spend"] > 0
+        assert sum(a["cost"] for a in full["attempts"]) == pytest.approx(full["spend"])

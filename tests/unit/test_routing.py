@@ -203,3 +203,21 @@ def test_one_upstream_deployment_is_unchanged_and_upstreams_inherit_its_fields()
     assert hosted.dep.model == "big" and hosted.dep.api_key_env == "HOSTED" and hosted.dep.price is not None
     assert "secret" not in str(dep.public())
     assert Deployment.from_mapping(dep.public()).upstreams[1] == hosted
+
+
+def test_readme_routing_configs_load(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from modelmeter.config import load_settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [
+        b.split("```")[0] for b in readme.split("```toml\n")[1:] if "[[deployments.upstreams]]" in b.split("```")[0]
+    ]
+    assert len(blocks) == 2
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"c{i}.toml"
+        path.write_text(block)
+        (dep,) = load_settings(path).deployments
+        assert len(dep.upstreams) == 2
+    assert dep.upstreams[1].label == "hosted" and dep.upstreams[1].dep.api_key_env == "OPENAI_API_KEY"
