@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from modelmeter import __version__
 from modelmeter.alerts.delivery import Notifier
 from modelmeter.alerts.engine import AlertEngine
+from modelmeter.alerts.upstreams import with_upstreams
 from modelmeter.api.alerts import router as alerts_router
 from modelmeter.api.errors import install_error_handlers
 from modelmeter.api.keys import router as keys_router
@@ -153,6 +154,7 @@ def create_app(
         notifier,
         base_url=settings.public_url or f"http://{_shown(settings.host)}:{settings.port}",
         interval=settings.alert_interval,
+        measure_fn=with_upstreams(state.router),
     )
 
     @contextlib.asynccontextmanager

@@ -49,6 +49,12 @@ def health(server: ServerProcess, name: str = "m") -> dict[str, dict[str, Any]]:
     return {u["name"]: u for u in dep["upstreams"]}
 
 
+def alert(server: ServerProcess, name: str = "cooling") -> dict[str, Any]:
+    status, body = server.api("GET", "/api/alerts")
+    assert status == 200, body
+    return dict(next(r for r in body["data"] if r["name"] == name))
+
+
 def cost(usage: Any, price: dict[str, int]) -> float:
     return float(
         (Decimal(usage["prompt_tokens"]) * price["input"] + Decimal(usage["completion_tokens"]) * price["output"])
@@ -152,11 +158,16 @@ def test_402_takes_an_upstream_out_until_reset(tmp_path: Path, fakes: Any) -> No
             {"name": "backup", "api_base": healthy.base_url, "priority": 1},
         ],
     }
-    with serve(tmp_path, dep) as server:
+    with serve(tmp_path, dep, alert_interval=0.2) as server:
+        rule = {"name": "cooling", "kind": "upstream_cooling", "deployment": "m"}
+        status, body = server.api("POST", "/api/alerts", rule)
+        assert status == 201, body
         oa = client(server)
         for _ in range(3):
             oa.chat.completions.create(model="m", messages=MESSAGES)
         assert failing.stats()["models"].get("fail-402") == 1
+        wait_for(lambda: alert(server)["state"] == "firing", 10)
+        assert alert(server)["value"] == 1 and alert(server)["unit"] == "upstreams"
         h = health(server)["broke"]
         assert h["state"] == "out" and h["last_error"] == "HTTP 402"
         status, listed = server.api("GET", "/api/deployments")
@@ -166,6 +177,7 @@ def test_402_takes_an_upstream_out_until_reset(tmp_path: Path, fakes: Any) -> No
         assert status == 404 and "no upstream named 'nope'" in body["error"]["message"]
         status, body = server.api("POST", "/api/upstreams/reset", {"deployment": "m", "upstream": "broke"})
         assert status == 200 and body["upstream"]["state"] == "healthy"
+        wait_for(lambda: alert(server)["state"] == "ok", 10)
         oa.chat.completions.create(model="m", messages=MESSAGES)
         assert failing.stats()["models"].get("fail-402") == 2
         rows = server.wait_for_records("m", 4)
