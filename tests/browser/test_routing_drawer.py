@@ -64,3 +64,27 @@ def test_model_card_shows_upstream_health(page: Page, server: ServerProcess, cli
     expect(ups.nth(1)).to_contain_text("0 in flight")
     card.scroll_into_view_if_needed()
     shot(page, "model-card-upstreams")
+
+
+def test_usage_tab_splits_by_upstream(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
+    rid = chat(client, MODEL, "for the split", max_tokens=3)
+    wait_for(lambda: any(r["request_id"] == rid for r in server.records(MODEL)), 10)
+    status, summary = server.api("GET", f"/api/deployments/{MODEL}/usage?window=1h")
+    assert status == 200
+    split = summary["upstreams"]
+    (backup,) = split["data"]  # the primary always fails: every call is the backup's, rescued
+    assert backup["upstream"] == "backup" and backup["requests"] == summary["requests"]
+    assert split["rescued"] == summary["requests"] and backup["spend"] == pytest.approx(summary["spend"])
+    open_usage(page, MODEL, "?window=1h")
+    section = page.get_by_role("region", name="By upstream")
+    expect(section).to_be_visible()
+    row = section.locator('tr[data-upstream="backup"]')
+    expect(row.locator("td").nth(1)).to_have_text(fmt(page, "int", backup["requests"]))
+    expect(row.locator("td").nth(2)).to_have_text("100%")
+    expect(row.locator("td").nth(5)).to_have_text(fmt(page, "usd", backup["spend"]))
+    expect(section.locator('[data-role="rescued"]')).to_contain_text(f"{split['rescued']} rescued")
+    section.scroll_into_view_if_needed()
+    shot(page, "usage-by-upstream")
+    page.goto("/models/cards-model")
+    page.wait_for_selector("table.log tbody tr.row, .empty-state")
+    expect(page.get_by_role("region", name="By upstream")).to_be_hidden()

@@ -12,6 +12,7 @@ import { Paging } from "./paging.js";
 import { navigate, setQuery } from "./router.js";
 import { emptyState } from "./snippet.js";
 import { PAGE_SIZES, RequestTable } from "./table.js";
+import { UpstreamSplit } from "./upstream_split.js";
 
 const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"],
   ["30d", "Last 30 days"], ["custom", "Custom range…"]];
@@ -45,6 +46,7 @@ export class UsageTab {
     this.reqSeq = 0;
     this.isEmpty = false;
     this.cards = new Cards();
+    this.split = new UpstreamSplit();
     // The charts start once the cards and the first page of the log are on screen.
     const painted = new Promise((resolve) => { this.painted = resolve; });
     this.charts = new Charts(painted);
@@ -53,7 +55,7 @@ export class UsageTab {
       onSize: (n) => this.set({ size: n }, "log"), onNewest: () => this.reloadLog(),
     });
     this.live = new Live(this, () => this.liveChanged());
-    this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.charts.el,
+    this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.split.el, this.charts.el,
       this.emptyHolder = h("div", { hidden: true }), this.logSection());
     this.syncControls();
     this.refresh(true, { keepPage: true });
@@ -233,7 +235,7 @@ export class UsageTab {
       this.charts.loading();
     }
     const p = this.apiParams();
-    const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s));
+    const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.showSummary(s));
     const series = api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts));
     const log = this.loadRequests(!keepPage);
     Promise.allSettled([cards, log]).then(() => requestAnimationFrame(() => setTimeout(this.painted)));
@@ -242,6 +244,11 @@ export class UsageTab {
     const failed = results.find((r) => r.status === "rejected");
     if (failed) this.showError(failed.reason.message);
     this.stamp();
+  }
+
+  showSummary(s) {
+    this.cards.render(s);
+    this.split.render(s);
   }
 
   get pageIndex() {
@@ -323,7 +330,7 @@ export class UsageTab {
     const seq = this.seq;
     const p = this.apiParams();
     const calls = [
-      api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s)),
+      api.usage(this.name, p).then((s) => seq === this.seq && this.showSummary(s)),
       api.timeseries(this.name, p).then((ts) => seq === this.seq && this.charts.render(ts)),
     ];
     if (this.isEmpty) calls.push(this.loadRequests(true));
