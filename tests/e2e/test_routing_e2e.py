@@ -17,7 +17,15 @@ import orjson
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ServerProcess, closed_port_url, read_sqlite_records, sqlite_url, wait_for, write_config
+from tests.helpers import (
+    ServerProcess,
+    closed_port_url,
+    read_sqlite_records,
+    run_cli,
+    sqlite_url,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.timeout(180)
 PRICE_A = {"input": 1, "output": 2}
@@ -234,14 +242,15 @@ def test_all_upstreams_out_is_a_clear_503_and_recorded(tmp_path: Path, fakes: An
 
 
 def test_run_time_deployment_falls_back_to_another_api(tmp_path: Path, fakes: Any) -> None:
-    """Added through the API; the backup speaks Anthropic's Messages API: the chat call is
-    translated for it, and priced at its rates."""
+    """Added at run time (`modelmeter deploy add --upstream …`; a bad one refused clearly); the
+    backup speaks Anthropic's Messages API: the chat call is translated for it, and priced at its
+    rates."""
     healthy, _, failing = fakes
     with serve(tmp_path, {"name": "other", "api_base": healthy.base_url}) as server:
         bad = {"name": "rt", "upstreams": [{"api_base": healthy.base_url, "weight": "heavy"}]}
         status, body = server.api("POST", "/api/deployments", bad)
         assert status == 400 and "upstream 1: 'weight' must be a positive number" in body["error"]["message"]
-        definition = {
+        definition: dict[str, Any] = {
             "name": "rt",
             "model": "fake-model",
             "upstreams": [
@@ -257,8 +266,15 @@ def test_run_time_deployment_falls_back_to_another_api(tmp_path: Path, fakes: An
                 },
             ],
         }
-        status, body = server.api("POST", "/api/deployments", definition)
-        assert status == 201, body
+        cli = ["deploy", "add", "rt", "--model", "fake-model", "--url", server.url, "--routing", "least_busy"]
+        ups = [f"--upstream={orjson.dumps(u).decode()}" for u in definition["upstreams"]]
+        done = run_cli(*cli, "--upstream", '{"api_base": "http://x", "weight": 0}')
+        assert done.returncode == 1 and "upstream 1: 'weight' must be a positive number" in done.stderr, done.stderr
+        done = run_cli(*cli, *ups)
+        assert done.returncode == 0, done.stderr
+        assert "added rt -> chat-up, claude-up (fake-model)" in done.stdout
+        status, body = server.api("GET", "/api/deployments/rt")
+        assert status == 200 and body["routing"] == "least_busy"
         assert [u["name"] for u in body["upstreams"]] == ["chat-up", "claude-up"]
         answer = client(server).chat.completions.create(model="rt", messages=MESSAGES)
         assert answer.object == "chat.completion" and answer.choices[0].message.content
