@@ -284,3 +284,20 @@ def test_run_time_deployment_falls_back_to_another_api(tmp_path: Path, fakes: An
         assert full["upstream_request"]["model"] == "claude-backup"  # what went to the Messages API
         assert full["spend"] == pytest.approx(cost(full, PRICE_B), rel=1e-9) and full["spend"] > 0
         assert sum(a["cost"] for a in full["attempts"]) == pytest.approx(full["spend"])
+
+
+def test_a_cached_answer_has_no_attempts(tmp_path: Path, fakes: Any) -> None:
+    healthy, slow, _ = fakes
+    dep = {
+        "name": "m",
+        "model": "fake-model",
+        "cache_ttl": "1m",
+        "upstreams": [{"name": "a", "api_base": healthy.base_url}, {"name": "b", "api_base": slow.base_url}],
+    }
+    with serve(tmp_path, dep) as server:
+        oa = client(server)
+        for _ in range(2):
+            oa.chat.completions.create(model="m", messages=MESSAGES)
+        second, first = server.wait_for_records("m", 2)
+        assert len(first["attempts"]) == 1 and first["served_by"] in ("a", "b") and not first["cache_hit"]
+        assert second["cache_hit"] and second["attempts"] is None and second["served_by"] is None

@@ -86,6 +86,8 @@ async def serve_routed(
                 if query:
                     url += "?" + query.decode("latin-1")
                 await relay(call, client, url, udep, cache, path, limits_for(udep, limits))
+                if rec.cache_hit:  # answered from the response cache: no upstream was tried
+                    rec.attempts, rec.served_by = None, None
             else:
                 await relay_translated(call, pair, client, udep.api_base or "", udep, limits_for(udep, limits))
             return
