@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.support import chat, fmt, open_usage, shot
+from tests.fakes.upstream import FakeUpstream
 from tests.helpers import ServerProcess, wait_for
 
 MODEL = "routed-model"
@@ -88,3 +89,34 @@ def test_usage_tab_splits_by_upstream(page: Page, server: ServerProcess, client:
     page.goto("/models/cards-model")
     page.wait_for_selector("table.log tbody tr.row, .empty-state")
     expect(page.get_by_role("region", name="By upstream")).to_be_hidden()
+
+
+def test_deploy_form_adds_several_upstreams(page: Page, server: ServerProcess, fake_upstream: FakeUpstream) -> None:
+    page.goto("/")
+    page.get_by_role("button", name="Deploy a model").click()
+    form = page.locator("form.deploy-form")
+    form.locator("input[name=name]").fill("routed-at-runtime")
+    form.locator("input[name=api_base]").fill(fake_upstream.base_url)
+    form.locator("input[name=model]").fill("fake-model")
+    form.locator("textarea[name=upstreams]").fill(
+        f"{fake_upstream.base_url} name=second weight=3\n{fake_upstream.base_url} name=hosted priority=1 key=HOSTED_KEY"
+    )
+    form.locator("select[name=routing]").select_option("least_busy")
+    form.get_by_role("button", name="Deploy").click()
+    card = page.locator('.model-card[data-name="routed-at-runtime"]')
+    expect(card).to_be_visible()
+    dep = server.api("GET", "/api/deployments/routed-at-runtime")[1]
+    assert dep["routing"] == "least_busy"
+    assert [(u["name"], u["weight"], u["priority"], u["api_key_env"]) for u in dep["upstreams"]] == [
+        ("127.0.0.1:" + fake_upstream.base_url.split(":")[2].split("/")[0], 1.0, 0, None),
+        ("second", 3.0, 0, None),
+        ("hosted", 1.0, 1, "HOSTED_KEY"),
+    ]
+    # A bad line: the API's message, as is.
+    page.get_by_role("button", name="Deploy a model").click()
+    form.locator("input[name=name]").fill("routed-bad")
+    form.locator("input[name=api_base]").fill(fake_upstream.base_url)
+    form.locator("textarea[name=upstreams]").fill(f"{fake_upstream.base_url} weight=0")
+    form.get_by_role("button", name="Deploy").click()
+    expect(form.get_by_role("alert")).to_contain_text("upstream 2: 'weight' must be a positive number")
+    assert server.api("DELETE", "/api/deployments/routed-at-runtime")[0] == 204
