@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import MemoryUpstream, asgi_request, running_app, sqlite_url  # noqa: E402
+from tests.helpers import MemoryUpstream, asgi_request, running_app, sqlite_url
 
 BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 

@@ -301,3 +301,52 @@ def test_a_cached_answer_has_no_attempts(tmp_path: Path, fakes: Any) -> None:
         second, first = server.wait_for_records("m", 2)
         assert len(first["attempts"]) == 1 and first["served_by"] in ("a", "b") and not first["cache_hit"]
         assert second["cache_hit"] and second["attempts"] is None and second["served_by"] is None
+
+
+def test_timeout_falls_back_within_the_attempts_budget(tmp_path: Path, fakes: Any) -> None:
+    healthy, _, failing = fakes
+    dep = {
+        "name": "m",
+        "model": "fake-model",
+        "timeout": 0.5,  # each attempt
+        "attempts_timeout": "1.2s",  # all of them
+        "max_retries": 5,
+        "upstreams": [
+            {"name": "hang1", "api_base": failing.base_url, "model": "hang"},
+            {"name": "hang2", "api_base": failing.base_url, "model": "hang", "priority": 1},
+            {"name": "hang3", "api_base": failing.base_url, "model": "hang", "priority": 2},
+            {"name": "ok", "api_base": healthy.base_url, "priority": 3},
+        ],
+    }
+    with serve(tmp_path, dep) as server:
+        oa = client(server)
+        t = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as err:
+            oa.chat.completions.create(model="m", messages=MESSAGES)
+        took = time.monotonic() - t
+        assert err.value.status_code == 504 and 1.0 <= took < 2.0, took  # the budget, not 4 x 0.5 s
+        (row,) = server.wait_for_records("m", 1)
+        assert [a["upstream"] for a in row["attempts"]] == ["hang1", "hang2", "hang3"]
+        assert all(a["status"] is None and a["error"] for a in row["attempts"])
+        assert row["attempts"][-1]["latency_ms"] < 400  # cut short by the budget
+        assert row["served_by"] is None and row["http_status"] == 504
+
+
+def test_sticky_by_prompt_cache_key(tmp_path: Path, fakes: Any) -> None:
+    healthy, slow, _ = fakes
+    dep = {
+        "name": "m",
+        "model": "fake-model",
+        "upstreams": [{"name": "a", "api_base": healthy.base_url}, {"name": "b", "api_base": slow.base_url}],
+    }
+    with serve(tmp_path, dep) as server:
+        oa = client(server)
+        for key in ("conv-1", "conv-2", "conv-3", "conv-4"):
+            for _ in range(5):
+                oa.chat.completions.create(model="m", messages=MESSAGES, extra_body={"prompt_cache_key": key})
+        rows = server.wait_for_records("m", 20)
+        by_key: dict[str, set[str]] = {}
+        for r in rows:
+            full = server.record(r["id"])
+            by_key.setdefault(full["request"]["prompt_cache_key"], set()).add(full["served_by"])
+        assert all(len(served) == 1 for served in by_key.values()), by_key
