@@ -53,6 +53,8 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
         ],
         "cooldown_after": 1000,
     },
+    # its primary answers 402: out after the first call, until reset from the model page
+    "routed-out-model": {"upstreams": [{"name": "broke", "model": "fail-402"}, {"name": "spare", "priority": 1}]},
 }
 
 

@@ -120,3 +120,20 @@ def test_deploy_form_adds_several_upstreams(page: Page, server: ServerProcess, f
     form.get_by_role("button", name="Deploy").click()
     expect(form.get_by_role("alert")).to_contain_text("upstream 2: 'weight' must be a positive number")
     assert server.api("DELETE", "/api/deployments/routed-at-runtime")[0] == 204
+
+
+def test_model_page_resets_an_upstream_that_is_out(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
+    chat(client, "routed-out-model", "402 then spare", max_tokens=2)
+    page.goto("/models/routed-out-model")
+    ups = page.locator('[data-role="upstreams"]')
+    broke = ups.locator('[data-upstream="broke"]')
+    expect(broke).to_have_attribute("data-state", "out")
+    expect(broke).to_contain_text("out until reset")
+    expect(ups.locator('[data-upstream="spare"]')).to_have_attribute("data-state", "healthy")
+    expect(ups.get_by_role("button", name="Reset spare")).to_have_count(0)
+    shot(page, "model-page-upstream-out")
+    broke.get_by_role("button", name="Reset broke").click()
+    expect(broke).to_have_attribute("data-state", "healthy")
+    health = server.api("GET", "/api/upstreams")[1]
+    (mine,) = [d for d in health["data"] if d["deployment"] == "routed-out-model"]
+    assert {u["name"]: u["state"] for u in mine["upstreams"]} == {"broke": "healthy", "spare": "healthy"}

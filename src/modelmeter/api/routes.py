@@ -289,6 +289,8 @@ async def get_deployment(request: Request, name: str) -> dict[str, Any]:
     assert dep is not None
     item = dep.public()
     item["reachable"] = await state.probe.reachable(dep)
+    if dep.upstreams:
+        item["upstream_health"] = state.router.pool(dep).health()
     return item
 
 
