@@ -25,19 +25,21 @@ from tests.helpers import MemoryUpstream, asgi_request, running_app, sqlite_url
 BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
 
-async def main(calls: int, block: int) -> None:
-    deployments = [
-        {"name": "one", "model": "m", "api_base": "http://u1/v1"},
-        {"name": "two", "model": "m", "upstreams": [{"api_base": "http://u1/v1"}, {"api_base": "http://u2/v1"}]},
-    ]
+async def main(calls: int, block: int, one_only: bool) -> None:
+    deployments = [{"name": "one", "model": "m", "api_base": "http://u1/v1"}]
+    if not one_only:
+        deployments.append(
+            {"name": "two", "model": "m", "upstreams": [{"api_base": "http://u1/v1"}, {"api_base": "http://u2/v1"}]}
+        )
+    names = [d["name"] for d in deployments]
     with tempfile.TemporaryDirectory() as tmp:
         async with running_app(sqlite_url(Path(tmp) / "mm.db"), deployments, MemoryUpstream()) as harness:
-            times: dict[str, list[float]] = {"one": [], "two": []}
-            for name in ("one", "two"):  # warm up
+            times: dict[str, list[float]] = {n: [] for n in names}
+            for name in names:  # warm up
                 for _ in range(200):
                     await asgi_request(harness.app, "POST", "/v1/chat/completions", {**BODY, "model": name})
             for i in range(calls // block):
-                for name in ("one", "two") if i % 2 == 0 else ("two", "one"):
+                for name in names if i % 2 == 0 else names[::-1]:
                     body = {**BODY, "model": name}
                     for _ in range(block):
                         t = time.perf_counter()
@@ -48,6 +50,8 @@ async def main(calls: int, block: int) -> None:
     mean = {k: statistics.fmean(v) * 1e6 for k, v in times.items()}
     for k in times:
         print(f"{k} upstream(s): p50 {p50[k]:.1f} µs, mean {mean[k]:.1f} µs per call ({len(times[k])} calls)")
+    if one_only:
+        return
     print(f"routing adds: p50 {p50['two'] - p50['one']:+.1f} µs, mean {mean['two'] - mean['one']:+.1f} µs")
 
 
@@ -55,5 +59,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", type=int, default=20000, help="calls per deployment")
     p.add_argument("--block", type=int, default=500, help="calls in a row before switching")
+    p.add_argument("--one-only", action="store_true", help="only the one-upstream deployment (to compare builds)")
     a = p.parse_args()
-    asyncio.run(main(a.calls, a.block))
+    asyncio.run(main(a.calls, a.block, a.one_only))
