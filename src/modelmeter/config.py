@@ -122,8 +122,13 @@ class Deployment:
         provider = spec["provider"]
         if ups:
             first = min(ups, key=lambda u: u.priority)
-            api_base = api_base or first.api_base
-            if not all(u.api_base or spec["api_base"] for u in ups):
+            api_base = api_base or first.api_base or next((u.api_base for u in ups if u.api_base), None)
+            if api_base is None:
+                raise ConfigError(
+                    f"deployment {name!r}: at least one upstream needs an 'api_base' (its own or the "
+                    "deployment's); upstreams that name another 'deployment' come on top"
+                )
+            if not all(u.api_base or u.deployment or spec["api_base"] for u in ups):
                 raise ConfigError(
                     f"deployment {name!r}: every upstream needs an 'api_base' (its own or the deployment's)"
                 )
@@ -154,6 +159,15 @@ def _upstreams(dep: Deployment, specs: list[UpstreamSpec]) -> tuple[Upstream, ..
     out: list[Upstream] = []
     taken: set[str] = set()
     for u in specs:
+        if u.deployment is not None:
+            if u.deployment == dep.name:
+                raise ConfigError(f"deployment {dep.name!r}: an upstream cannot be the deployment itself")
+            label = u.name or f"deployment:{u.deployment}"
+            if label in taken:
+                raise ConfigError(f"deployment {dep.name!r}: upstream name {label!r} used twice")
+            taken.add(label)
+            out.append(Upstream(label, dep, u.weight, u.priority, u.max_concurrency, ref=u.deployment))
+            continue
         api_base = (u.api_base or dep.api_base or "").rstrip("/")
         model = u.model or dep.model
         label = u.name or default_label(api_base, model, taken)

@@ -350,3 +350,37 @@ def test_sticky_by_prompt_cache_key(tmp_path: Path, fakes: Any) -> None:
             full = server.record(r["id"])
             by_key.setdefault(full["request"]["prompt_cache_key"], set()).add(full["served_by"])
         assert all(len(served) == 1 for served in by_key.values()), by_key
+
+
+def test_fallback_to_another_deployment(tmp_path: Path, fakes: Any) -> None:
+    """An upstream may be another deployment of the gateway: its URL, model and price serve the call,
+    recorded under the routed deployment's name."""
+    healthy, _, failing = fakes
+    deployments = [
+        {"name": "hosted", "model": "fake-model", "api_base": healthy.base_url, "price": PRICE_B},
+        {
+            "name": "m",
+            "model": "fail-500",
+            "price": PRICE_A,
+            "upstreams": [{"name": "local", "api_base": failing.base_url}, {"deployment": "hosted", "priority": 1}],
+        },
+    ]
+    cfg = write_config(tmp_path / "mm.toml", database=sqlite_url(tmp_path / "mm.db"), deployments=deployments)
+    with ServerProcess(cfg) as server:
+        answer = client(server).chat.completions.create(model="m", messages=MESSAGES)
+        assert answer.choices[0].message.content
+        (row,) = server.wait_for_records("m", 1)
+        full = server.record(row["id"])
+        assert full["deployment"] == "m" and full["served_by"] == "deployment:hosted"
+        assert [a["upstream"] for a in full["attempts"]] == ["local", "deployment:hosted"]
+        assert full["api_base"] == healthy.base_url and full["spend"] == pytest.approx(cost(full, PRICE_B))
+        assert server.records("hosted") == []  # metered once, as a call to "m"
+        status, listed = server.api("GET", "/api/deployments/m")
+        assert status == 200
+        assert listed["upstreams"][1] == {
+            "name": "deployment:hosted",
+            "deployment": "hosted",
+            "weight": 1.0,
+            "priority": 1,
+            "max_concurrency": None,
+        }

@@ -175,12 +175,15 @@ def test_router_keeps_breakers_across_equal_reloads() -> None:
         ({"upstreams": [{"api_base": "http://a", "weight": -1}]}, "upstream 1: 'weight' must be a positive number"),
         ({"upstreams": [{"api_base": "http://a", "priority": "high"}]}, "'priority' must be a whole number"),
         ({"upstreams": [{"api_base": "http://a", "colour": 1}]}, "unknown upstream field 'colour'"),
-        ({"upstreams": [{"model": "y"}]}, "every upstream needs an 'api_base'"),
+        ({"upstreams": [{"model": "y"}]}, "needs an 'api_base'"),
         ({"api_base": "http://a", "routing": "weighted"}, "only apply with [[deployments.upstreams]]"),
         ({"upstreams": [{"api_base": "http://a"}], "routing": "random"}, "'routing' must be one of"),
         ({"upstreams": [{"api_base": "http://a"}], "fallback_on": ["6xx"]}, "'6xx' is not a status"),
         ({"upstreams": [{"api_base": "http://a", "name": "x"}, {"api_base": "http://b", "name": "x"}]}, "used twice"),
         ({"upstreams": [{"api_base": "http://a", "api_key_env": "sk-live key"}]}, "'api_key_env' must be"),
+        ({"upstreams": [{"deployment": "other", "model": "x"}]}, "'deployment' brings its own model"),
+        ({"upstreams": [{"deployment": "other"}]}, "at least one upstream needs an 'api_base'"),
+        ({"upstreams": [{"api_base": "http://a"}, {"deployment": "m"}]}, "cannot be the deployment itself"),
     ],
 )
 def test_bad_upstreams_are_refused_clearly(definition: dict[str, Any], message: str) -> None:

@@ -195,7 +195,9 @@ class Gateway:
             if routed:
                 rejected = False
                 query = scope.get("query_string")
-                await serve_routed(call, dep, self.router, self.upstream, self.cache, self.limits, path, query)
+                await serve_routed(
+                    call, dep, self.router, self.registry, self.upstream, self.cache, self.limits, path, query
+                )
             else:
                 base = self.registry.base_url(dep)
                 if base is None:

@@ -9,6 +9,7 @@ anything reaches the client; after that the attempt's answer, good or bad, is th
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from modelmeter.upstreams.limits import ResponseLimits, limits_for
 if TYPE_CHECKING:
     from modelmeter.config import Deployment
     from modelmeter.gateway.cache import ResponseCache
+    from modelmeter.registry import Registry
     from modelmeter.upstreams.client import UpstreamClient
 
 
@@ -38,6 +40,7 @@ async def serve_routed(
     call: Call,
     dep: Deployment,
     router: Router,
+    registry: Registry,
     client: UpstreamClient,
     cache: ResponseCache | None,
     limits: ResponseLimits,
@@ -64,11 +67,13 @@ async def serve_routed(
             break
         tried.add(i)
         up = pool.upstreams[i]
-        udep = up.dep
-        api = upstream_api(udep)
+        udep, base = up.dep, up.dep.api_base
         try:
+            if up.ref is not None:  # another deployment of this gateway, as it is now
+                udep, base = _referenced(up.ref, dep, registry)
+            api = upstream_api(udep)
             pair = pair_for(call.door, api, udep, path) if api != call.door.api else None
-        except APIError as exc:  # this upstream cannot take this API: another may
+        except APIError as exc:  # this upstream cannot take this call: another may
             skipped = exc
             continue
         breaker = pool.breakers[i]
@@ -80,16 +85,16 @@ async def serve_routed(
         rec.served_by = up.label
         call.api, call.passed_headers, rec.upstream_request = call.door.api, passed, None
         try:
+            assert base is not None
             if pair is None:
-                assert udep.api_base is not None
-                url = udep.api_base + path[3:]
+                url = base + path[3:]
                 if query:
                     url += "?" + query.decode("latin-1")
                 await relay(call, client, url, udep, cache, path, limits_for(udep, limits))
                 if rec.cache_hit:  # answered from the response cache: no upstream was tried
                     rec.attempts, rec.served_by = None, None
             else:
-                await relay_translated(call, pair, client, udep.api_base or "", udep, limits_for(udep, limits))
+                await relay_translated(call, pair, client, base, udep, limits_for(udep, limits))
             return
         except Fallback:
             rec.served_by = None
@@ -106,6 +111,19 @@ async def serve_routed(
             if len(attempts) > 1:
                 rec.retries = len(attempts) - 1
     raise _none_left(pool, dep, skipped if not attempts else None)
+
+
+def _referenced(name: str, dep: Deployment, registry: Registry) -> tuple[Deployment, str]:
+    """The deployment an upstream names, under the routed deployment's name (the record's), at its
+    own URL, model, API, key and price; an APIError when it cannot serve (the next one is tried)."""
+    other = registry.get(name)
+    base = registry.base_url(other) if other is not None else None
+    if other is None or other.upstreams or base is None:
+        why = "does not exist" if other is None else "has upstreams of its own" if other.upstreams else "is starting"
+        raise APIError(
+            503, f"The fallback deployment '{name}' {why}.", "service_unavailable", code="no_upstream_available"
+        )
+    return replace(other, name=dep.name), base
 
 
 def _none_left(pool: Pool, dep: Deployment, skipped: APIError | None) -> APIError:

@@ -39,6 +39,9 @@ class UpstreamSpec(BaseModel):
     weight: float = Field(1.0, gt=0, le=1_000_000, allow_inf_nan=False, description="a positive number")
     priority: int = Field(0, ge=0, le=100, description="a whole number from 0 (tried first) to 100")
     max_concurrency: int | None = Field(None, ge=1, le=1_000_000, description="a positive whole number")
+    # Another deployment of this gateway as this upstream (its URL, model, API, key and price), e.g.
+    # a hosted model that is also served on its own: instead of api_base and the fields above.
+    deployment: str | None = Field(None, min_length=1, max_length=128, description="a deployment's name")
 
     @field_validator("api_key_env")
     @classmethod
@@ -96,10 +99,17 @@ def check_upstreams(value: Any) -> list[UpstreamSpec] | None:
         if not isinstance(item, dict):
             raise ValueError(f"upstream {i + 1} is not a table")
         try:
-            out.append(UpstreamSpec.model_validate({k: v for k, v in item.items() if v is not None}))
+            spec = UpstreamSpec.model_validate({k: v for k, v in item.items() if v is not None})
         except Exception as exc:  # pydantic's ValidationError: say which upstream and which field
             raise ValueError(f"upstream {i + 1}: {_first_problem(exc)}") from None
+        own = [f for f in _REF_EXCLUDES if getattr(spec, f) is not None]
+        if spec.deployment is not None and own:
+            raise ValueError(f"upstream {i + 1}: 'deployment' brings its own {', '.join(own)}: give one or the other")
+        out.append(spec)
     return out
+
+
+_REF_EXCLUDES = ("api_base", "model", "provider", "api", "api_key_env", "price")
 
 
 def _first_problem(exc: Exception) -> str:

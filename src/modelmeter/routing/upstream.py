@@ -22,8 +22,20 @@ class Upstream:
     weight: float = 1.0
     priority: int = 0  # 0 is tried first; a higher number only when all lower ones failed or are out
     max_concurrency: int | None = None  # calls in flight above which it is skipped (saturated)
+    ref: str | None = None  # another deployment's name: ``dep`` is then that one's, found per call
 
     def public(self) -> dict[str, Any]:
+        if self.ref is not None:
+            return {
+                "name": self.label,
+                "deployment": self.ref,
+                "weight": self.weight,
+                "priority": self.priority,
+                "max_concurrency": self.max_concurrency,
+            }
+        return self._own_public()
+
+    def _own_public(self) -> dict[str, Any]:
         dep = self.dep
         price = dep.public()["price"]
         return {
