@@ -55,6 +55,10 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     },
     # its primary answers 402: out after the first call, until reset from the model page
     "routed-out-model": {"upstreams": [{"name": "broke", "model": "fail-402"}, {"name": "spare", "priority": 1}]},
+    # test_evaluate: runs the server starts from the Evaluate tab
+    "evaluate-model": {"price": {"input": 1.0, "output": 2.0}},
+    "evalitems-model": {"price": {"input": 1.0, "output": 2.0}},
+    "compare-model": {"price": {"input": 1.0, "output": 2.0}},
 }
 
 

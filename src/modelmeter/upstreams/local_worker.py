@@ -17,8 +17,11 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 HOST = "127.0.0.1"
+# SmolLM2's own template has no tools; this ChatML one adds them in a format llama.cpp parses.
+CHAT_TEMPLATE = Path(__file__).with_name("smollm2_tools.jinja")
 CHAT_MODEL_ID = "smollm2-135m-instruct"
 
 
@@ -49,6 +52,8 @@ def _serve_chat(args: argparse.Namespace) -> None:
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     params.ui = False
+    params.use_jinja = True  # tools reach the prompt, and tool calls are parsed, only with jinja
+    params.chat_template = CHAT_TEMPLATE.read_text()
     params.fit_params = False  # CPU only: skip the device-memory fitting pass (a second load)
     params.verbosity = 3 if args.verbose else 2  # 2 = warnings and errors only
     try:

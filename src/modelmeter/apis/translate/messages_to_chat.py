@@ -110,8 +110,10 @@ def request(body: Mapping[str, Any], model: str | None = None) -> dict[str, Any]
             messages += _user_turn(turn.get("content", ""))
         elif role == "assistant":
             messages.append(_assistant_turn(turn.get("content", "")))
+        elif role == "system":  # Claude Code sends its environment as a system turn between user turns
+            messages.append({"role": "system", "content": text_of(turn.get("content", ""))})
         else:
-            raise TranslationError(f"messages.{i}.role must be user or assistant", f"messages.{i}.role")
+            raise TranslationError(f"messages.{i}.role must be user, assistant or system", f"messages.{i}.role")
     chat: dict[str, Any] = {"model": model or body.get("model"), "messages": messages}
     if "max_tokens" in body:
         chat["max_tokens"] = body["max_tokens"]

@@ -60,6 +60,14 @@ export const api = {
     headers: { accept: "application/json", "content-type": "application/json" },
     body: JSON.stringify({ deployment, upstream }),
   }),
+  runs: (params) => call(`/api/runs${query(params)}`),
+  run: (id) => call(`/api/runs/${encodeURIComponent(id)}`),
+  startRun: (spec) => call("/api/runs", {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: JSON.stringify(spec),
+  }),
+  stopRun: (id) => call(`/api/runs/${encodeURIComponent(id)}/stop`, { method: "POST" }),
   alerts: () => call("/api/alerts"),
   alertHistory: (name) => call(`/api/alerts/${encodeURIComponent(name)}/history`),
 };

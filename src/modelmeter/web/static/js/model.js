@@ -1,5 +1,5 @@
-// A model card: its header (provider, upstream, API base, reachability), the Usage and Connect
-// tabs, and the drawer of one request.
+// A model card: its header (provider, upstream, API base, reachability), the Usage, Connect and
+// Evaluate tabs, and the drawer of one request.
 
 import { api } from "./api.js";
 import { preloadPlotly } from "./charts.js";
@@ -10,6 +10,7 @@ import { definedIn, pricesText } from "./origin.js";
 import { removeDialog } from "./remove.js";
 import { modelPath, navigate } from "./router.js";
 import { snippetBlock } from "./snippet.js";
+import { EvaluateTab } from "./evaluate.js";
 import { UsageTab } from "./usage.js";
 
 export class ModelPage {
@@ -27,7 +28,10 @@ export class ModelPage {
     this.tabs = {
       usage: h("a", { class: "tab", href: modelPath(this.name), "data-link": true, role: "tab" }, "Usage"),
       connect: h("a", { class: "tab", href: modelPath(this.name, { tab: "connect" }), "data-link": true, role: "tab" }, "Connect"),
+      evaluate: h("a", { class: "tab", href: modelPath(this.name, { tab: "evaluate" }), "data-link": true, role: "tab" }, "Evaluate"),
     };
+    this.evaluate = null;
+    this.evaluateEl = h("div", { class: "evaluate", hidden: true });
     this.body = h("div", { class: "tab-body" });
     this.connect = h("div", { class: "connect", hidden: true });
     this.drawer = new Drawer({ name: this.name, onClose: () => this.closeRequest() });
@@ -40,7 +44,7 @@ export class ModelPage {
           h("div", { class: "head-actions" }, this.removeBtn)),
         this.meta),
       h("div", { class: "tabs", role: "tablist" }, Object.values(this.tabs)),
-      this.body, this.connect);
+      this.body, this.connect, this.evaluateEl);
     this.loadDeployment();
     this.update(route);
   }
@@ -58,6 +62,11 @@ export class ModelPage {
     this.body.hidden = route.tab !== "usage";
     this.connect.hidden = route.tab !== "connect";
     if (route.tab === "connect") this.renderConnect();
+    this.evaluateEl.hidden = route.tab !== "evaluate";
+    if (route.tab === "evaluate" && !this.evaluate) {
+      this.evaluate = new EvaluateTab(this.name);
+      this.evaluateEl.append(this.evaluate.el);
+    }
     if (route.requestId) {
       this.drawer.open(route.requestId);
     } else if (this.drawer.isOpen) {

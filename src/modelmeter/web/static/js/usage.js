@@ -9,6 +9,7 @@ import { button, h, icon } from "./dom.js";
 import * as fmt from "./format.js";
 import { Live } from "./live.js";
 import { Paging } from "./paging.js";
+import { RunBanner } from "./run_banner.js";
 import { navigate, setQuery } from "./router.js";
 import { emptyState } from "./snippet.js";
 import { PAGE_SIZES, RequestTable } from "./table.js";
@@ -89,7 +90,8 @@ export class UsageTab {
       h("span", { class: "subtle" }, " — the cards, charts and log are all filtered."),
       button("Clear filter", { class: "btn-sm btn-ghost", onclick: () => this.set({ tag: "" }, "all") }));
     this.error = h("div", { class: "callout callout-error", role: "alert", hidden: true });
-    return [this.liveBanner, this.tagBanner, this.error];
+    this.runBanner = new RunBanner();
+    return [this.runBanner.el, this.liveBanner, this.tagBanner, this.error];
   }
 
   logSection() {
@@ -179,6 +181,7 @@ export class UsageTab {
     this.agent.sync(s);
     this.table.setSize(s.size);
     this.tagBanner.hidden = !s.tag;
+    this.runBanner.setTag(s.tag);
     this.tagText.textContent = s.tag;
     const exportParams = { ...this.apiParams(), status: s.status, key_alias: s.key, ...AgentFilters.params(s) };
     this.csv.href = api.exportUrl(this.name, "csv", exportParams);
@@ -190,12 +193,15 @@ export class UsageTab {
     const next = readState(params);
     const s = this.state;
     const all = ["window", "start", "end", "tag"].some((k) => next[k] !== s[k]);
+    if (!all && next.live && !this.live.on) this.live.start({ now: true });
     const log = ["status", "q", "size", "session", "type"].some((k) => next[k] !== s[k]);
     const page = this.paging.differs(params);
     if (!all && !log && !page) return;
+    const startLive = next.live && !this.live.on; // a run just started from the Evaluate tab
     Object.assign(this.state, next, { live: s.live });
     this.paging.restore(params);
     this.syncControls();
+    if (startLive) this.live.start();
     if (all) this.refresh(true, { keepPage: true });
     else this.loadRequests().catch((err) => this.showError(err.message));
   }
@@ -386,6 +392,7 @@ export class UsageTab {
   destroy() {
     this.seq += 1;
     this.live.destroy();
+    this.runBanner.destroy();
     this.charts.destroy();
   }
 }
