@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ServerProcess, http_json, sqlite_url, wait_for, write_config
+from tests.helpers import ServerProcess, free_port, http_json, sqlite_url, wait_for, write_config
 
 pytestmark = pytest.mark.timeout(180)
 REDIS = "redis://127.0.0.1:6379"
@@ -73,3 +73,28 @@ def test_two_multi_worker_servers_share_cooldowns(tmp_path: Path) -> None:
             time.sleep(0.3)
             assert chat(one) == 200  # back in service everywhere: called (and out) again
             wait_for(lambda: broken.stats()["models"].get("fail-402") == 2, 5)
+
+
+def test_redis_away_routes_per_process(tmp_path: Path) -> None:
+    """A Redis that cannot be reached: the server starts, routes and cools per process, and says so once."""
+    port = free_port()  # nothing listens there
+    with FakeUpstream() as healthy, FakeUpstream() as broken:
+        dep: dict[str, Any] = {
+            "name": NAME,
+            "model": "fake-model",
+            "upstreams": [
+                {"name": "broke", "api_base": broken.base_url, "model": "fail-402"},
+                {"name": "backup", "api_base": healthy.base_url, "priority": 1},
+            ],
+        }
+        cfg = write_config(
+            tmp_path / "mm.toml",
+            database=sqlite_url(tmp_path / "mm.db"),
+            deployments=[dep],
+            redis=f"redis://127.0.0.1:{port}",
+        )
+        with ServerProcess(cfg) as server:
+            for _ in range(3):
+                assert chat(server) == 200
+            assert broken.stats()["models"].get("fail-402") == 1
+            assert server.stderr.count("Redis unreachable") == 1, server.stderr
