@@ -36,6 +36,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, int | float):
+        if isinstance(value, int) and abs(value) > 10**18:  # float() would overflow on 10**400
+            raise ValueError(f"a duration must be positive and finite, not {value!r:.40}")
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]

@@ -182,6 +182,8 @@ def test_router_keeps_breakers_across_equal_reloads() -> None:
         ({"upstreams": [{"api_base": "http://a", "name": "x"}, {"api_base": "http://b", "name": "x"}]}, "used twice"),
         ({"upstreams": [{"api_base": "http://a", "api_key_env": "sk-live key"}]}, "'api_key_env' must be"),
         ({"upstreams": [{"deployment": "other", "model": "x"}]}, "'deployment' brings its own model"),
+        ({"upstreams": [{"api_base": "http://a"}], "cooldown": 10**400}, "'cooldown' must be"),
+        ({"upstreams": [{"api_base": "http://a", "weight": 10**400}]}, "upstream 1:"),
         ({"upstreams": [{"deployment": "other"}]}, "at least one upstream needs an 'api_base'"),
         ({"upstreams": [{"api_base": "http://a"}, {"deployment": "m"}]}, "cannot be the deployment itself"),
     ],
