@@ -12,6 +12,7 @@ from modelmeter.budgets.users import UserBudgets
 from modelmeter.config import Deployment, Settings
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
+from modelmeter.routing.pool import Router
 from modelmeter.runs.manager import RunManager
 from modelmeter.storage.database import Database
 from modelmeter.upstreams.embedded import EmbeddedModels
@@ -32,6 +33,7 @@ class AppState:
     keys: KeyStore | None = None
     alerts: AlertEngine | None = None
     user_budgets: UserBudgets | None = None
+    router: Router = field(default_factory=Router)  # routed deployments' upstreams and breakers
     percentiles: PercentileCache = field(default_factory=PercentileCache)  # of past chart buckets
     admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
     session_secret: str | None = None  # signs session cookies (auth.sessions); set at start-up

@@ -308,6 +308,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         ),
     ),
+    # Several upstreams behind one deployment: the one that answered each call, and every attempt
+    # (upstream, status, error, latency, tokens, cost) as a JSON list; NULL for one-upstream calls.
+    Migration(
+        "0014_attempts",
+        (
+            "ALTER TABLE records ADD COLUMN served_by TEXT",
+            "ALTER TABLE records ADD COLUMN attempts TEXT",
+        ),
+    ),
 )
 
 

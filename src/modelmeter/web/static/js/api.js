@@ -55,6 +55,11 @@ export const api = {
   record: (id) => call(`/api/requests/${encodeURIComponent(id)}`),
   exportUrl: (name, format, params) => `${dep(name)}/requests/export${query({ ...params, format })}`,
   eventsUrl: (name) => `${dep(name)}/events`,
+  resetUpstream: (deployment, upstream) => call("/api/upstreams/reset", {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: JSON.stringify({ deployment, upstream }),
+  }),
   runs: (params) => call(`/api/runs${query(params)}`),
   run: (id) => call(`/api/runs/${encodeURIComponent(id)}`),
   startRun: (spec) => call("/api/runs", {

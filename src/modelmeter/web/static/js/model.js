@@ -110,10 +110,30 @@ export class ModelPage {
     this.meta.replaceChildren(
       item("Upstream model", d.model, "mono"),
       item("API base", d.api_base || "embedded", "mono"),
-      item("Bodies", d.store_bodies ? "stored" : "not stored"));
+      item("Bodies", d.store_bodies ? "stored" : "not stored"),
+      d.upstream_health ? this.upstreams(d.upstream_health) : null);
     if (this.usage && this.usage.isEmpty) this.usage.setEmpty(true); // the snippet may depend on the kind
     if (!this.connect.hidden) this.renderConnect();
     return d;
+  }
+
+  /** Each upstream's state; one that is out or cooling down can be put back (the admin API's reset). */
+  upstreams(list) {
+    return h("div", { class: "meta-upstreams", dataset: { role: "upstreams" } },
+      h("span", { class: "subtle" }, "Upstreams"),
+      list.map((u) => h("span", { class: `upstream upstream-${u.state}`, dataset: { upstream: u.name, state: u.state } },
+        h("span", { class: "dot", "aria-hidden": "true" }),
+        h("span", { class: "mono" }, u.name),
+        h("span", { class: "small subtle" }, u.state === "out" ? "out until reset" : u.state),
+        u.state === "healthy" ? null : button("Reset", { class: "btn-sm btn-ghost", "aria-label": `Reset ${u.name}`,
+          onclick: async (e) => {
+            e.currentTarget.disabled = true;
+            try {
+              await api.resetUpstream(this.name, u.name);
+            } finally {
+              this.loadDeployment();
+            }
+          } }))));
   }
 
   notFound() {

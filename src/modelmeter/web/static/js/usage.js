@@ -13,6 +13,7 @@ import { RunBanner } from "./run_banner.js";
 import { navigate, setQuery } from "./router.js";
 import { emptyState } from "./snippet.js";
 import { PAGE_SIZES, RequestTable } from "./table.js";
+import { UpstreamSplit } from "./upstream_split.js";
 
 const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"],
   ["30d", "Last 30 days"], ["custom", "Custom range…"]];
@@ -53,6 +54,7 @@ export class UsageTab {
     this.reqSeq = 0;
     this.isEmpty = false;
     this.cards = new Cards();
+    this.split = new UpstreamSplit();
     // The charts start once the cards and the first page of the log are on screen.
     const painted = new Promise((resolve) => { this.painted = resolve; });
     this.charts = new Charts(painted);
@@ -61,7 +63,7 @@ export class UsageTab {
       onSize: (n) => this.set({ size: n }, "log"), onNewest: () => this.reloadLog(),
     });
     this.live = new Live(this, () => this.liveChanged());
-    this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.charts.el,
+    this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.split.el, this.charts.el,
       this.emptyHolder = h("div", { hidden: true }), this.logSection());
     this.syncControls();
     this.refresh(true, { keepPage: true });
@@ -246,7 +248,7 @@ export class UsageTab {
       this.charts.loading();
     }
     const p = this.apiParams();
-    const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s));
+    const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.showSummary(s));
     const series = this.loadSeries(seq, p);
     const log = this.loadRequests(!keepPage);
     Promise.allSettled([cards, log]).then(() => requestAnimationFrame(() => setTimeout(this.painted)));
@@ -262,6 +264,11 @@ export class UsageTab {
     const marks = api.alertMarks(this.name, p).then((r) => r.data, () => []);
     return Promise.all([api.timeseries(this.name, p), marks])
       .then(([ts, events]) => seq === this.seq && this.charts.render(ts, events));
+  }
+
+  showSummary(s) {
+    this.cards.render(s);
+    this.split.render(s);
   }
 
   get pageIndex() {
@@ -343,7 +350,7 @@ export class UsageTab {
     const seq = this.seq;
     const p = this.apiParams();
     const calls = [
-      api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s)),
+      api.usage(this.name, p).then((s) => seq === this.seq && this.showSummary(s)),
       this.loadSeries(seq, p),
     ];
     if (this.isEmpty) calls.push(this.loadRequests(true));
