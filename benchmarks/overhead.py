@@ -736,6 +736,17 @@ def start_nginx(b: Bench) -> Target:
     return t
 
 
+def _deployment(name: str, api_base: str, upstreams: int) -> str:
+    """One deployment; with ``upstreams`` > 1, that many upstreams (routing/) on the same mock, equal
+    weights: what routing adds to a call, measured against one upstream."""
+    head = f'[[deployments]]\nname = "{name}"\nmodel = "{MODEL}"\n'
+    if upstreams <= 1:
+        return head + f'api_base = "{api_base}"\n'
+    return head + "".join(
+        f'\n[[deployments.upstreams]]\nname = "u{i}"\napi_base = "{api_base}"\n' for i in range(upstreams)
+    )
+
+
 def start_modelmeter(b: Bench, upstream_port: int, workers: int, cores: str | None, name: str) -> Target:
     port = free_port()
     db = b.tmp / f"{name}.db"
@@ -745,15 +756,8 @@ host = "127.0.0.1"
 port = {port}
 database = "sqlite:///{db}"
 
-[[deployments]]
-name = "mock-json"
-model = "{MODEL}"
-api_base = "http://127.0.0.1:{upstream_port}/json/v1"
-
-[[deployments]]
-name = "mock-sse"
-model = "{MODEL}"
-api_base = "http://127.0.0.1:{upstream_port}/sse/v1"
+{_deployment("mock-json", f"http://127.0.0.1:{upstream_port}/json/v1", b.args.upstreams)}
+{_deployment("mock-sse", f"http://127.0.0.1:{upstream_port}/sse/v1", b.args.upstreams)}
 """)
     serve = (
         shlex.split(b.args.serve_cmd) if b.args.serve_cmd else [sys.executable, "-m", "modelmeter.cli.main", "serve"]
@@ -996,6 +1000,7 @@ def main() -> int:
     )
     p.add_argument("--markdown", type=Path, help="also write the results (markdown) to this file")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs, dbs)")
+    p.add_argument("--upstreams", type=int, default=1, help="upstreams per deployment (routing; all on the same mock)")
     args = p.parse_args()
     args.duration = args.duration or (5.0 if args.quick else 10.0)
     concs = [int(c) for c in (args.concurrency or ("1,64" if args.quick else "1,8,64")).split(",")]

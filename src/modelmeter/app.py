@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from modelmeter import __version__
 from modelmeter.alerts.delivery import Notifier
 from modelmeter.alerts.engine import AlertEngine
+from modelmeter.alerts.upstreams import with_upstreams
 from modelmeter.api.alerts import router as alerts_router
 from modelmeter.api.errors import install_error_handlers
 from modelmeter.api.insights import router as insights_router
@@ -30,6 +31,7 @@ from modelmeter.api.routes import router as api_router
 from modelmeter.api.runs import router as runs_router
 from modelmeter.api.state import AppState
 from modelmeter.api.text_guard import RejectNul
+from modelmeter.api.upstreams import router as upstreams_router
 from modelmeter.api.user_budgets import router as user_budgets_router
 from modelmeter.asgi import ASGIApp, Receive, Scope, Send
 from modelmeter.auth.admin import AdminAuth, resolve_admin_key
@@ -44,6 +46,7 @@ from modelmeter.gateway.handler import Gateway
 from modelmeter.ops import router as ops_router
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
+from modelmeter.routing.health import UpstreamCollector
 from modelmeter.server import sign_in
 from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
@@ -137,6 +140,8 @@ def create_app(
     state.keys = keys
     state.user_budgets = user_budgets = UserBudgets(db)
     gateway = Gateway(settings, registry, client, recorder, keys if settings.require_keys else None, user_budgets)
+    gateway.router = state.router  # one set of breakers: the gateway's, shown and reset through the API
+    state.metrics.registry.register(UpstreamCollector(state.router))
     otel = None
     if settings.otel.enabled:  # imported only then: with export off, the SDK is not even loaded
         from modelmeter.otel.export import OtelExport
@@ -150,6 +155,7 @@ def create_app(
         notifier,
         base_url=settings.public_url or f"http://{_shown(settings.host)}:{settings.port}",
         interval=settings.alert_interval,
+        measure_fn=with_upstreams(state.router),
     )
 
     @contextlib.asynccontextmanager
@@ -190,12 +196,20 @@ def create_app(
         maintainer = asyncio.create_task(_maintain_forever(db, settings))
         refresher = asyncio.create_task(registry.refresh_forever())
         alerting = asyncio.create_task(alerts.run_forever())  # webhooks go out in their own tasks
+        shared = None
+        if settings.redis:  # upstream cooldowns shared with the other workers and replicas
+            from modelmeter.routing.shared import SharedBreakers
+
+            shared = SharedBreakers(settings.redis, state.router, registry)
+            await shared.start()
         try:
             yield
         finally:
             maintainer.cancel()
             refresher.cancel()
             alerting.cancel()
+            if shared is not None:
+                await shared.stop()
             await notifier.drain()
             await notifier.close()
             # In-flight requests are done by now (the server drains them first): flush and stop.
@@ -225,6 +239,7 @@ def create_app(
     api.include_router(user_budgets_router)
     api.include_router(ops_router)
     api.include_router(metrics_router)
+    api.include_router(upstreams_router)
     install_web(api)
     install_docs(api)
     return ModelMeterApp(gateway, api, state)

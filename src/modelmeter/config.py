@@ -16,6 +16,8 @@ from modelmeter.alerts.rules import AlertRule, RuleError, parse_rule
 from modelmeter.deployment_schema import DeploymentSpec, parse_duration
 from modelmeter.metering.pricing import PriceOverride
 from modelmeter.otel.settings import OtelSettings, parse_otel, with_env
+from modelmeter.routing.spec import DEFAULT_FALLBACK_ON, UpstreamSpec
+from modelmeter.routing.upstream import Upstream, default_label
 from modelmeter.storage.retention import Retention
 from modelmeter.upstreams.limits import ResponseLimits
 from modelmeter.upstreams.scrub import redact_url
@@ -54,6 +56,15 @@ class Deployment:
     max_stream_bytes: int | None = None
     max_stream_seconds: float | None = None
     max_event_bytes: int | None = None
+    # Several upstreams (routing/): empty for a one-upstream deployment, whose own fields are its
+    # upstream (the hot path then never looks at routing at all).
+    upstreams: tuple[Upstream, ...] = ()
+    routing: str = "weighted"  # "weighted" random, or "least_busy" (fewest calls in flight)
+    fallback_on: tuple[str, ...] = DEFAULT_FALLBACK_ON
+    attempts_timeout: float | None = None  # all attempts together, seconds (None: ``timeout``)
+    cooldown_after: int = 3  # failures within cooldown_window that take an upstream out ...
+    cooldown_window: float = 60.0
+    cooldown: float = 30.0  # ... for this many seconds; then one probe call decides
 
     @property
     def is_local(self) -> bool:
@@ -84,6 +95,18 @@ class Deployment:
             "source": self.source,
             "kind": self.kind,
             "api": self.api,
+            **(self._routing_public() if self.upstreams else {}),
+        }
+
+    def _routing_public(self) -> dict[str, Any]:
+        return {
+            "upstreams": [u.public() for u in self.upstreams],
+            "routing": self.routing,
+            "fallback_on": list(self.fallback_on),
+            "attempts_timeout": self.attempts_timeout,
+            "cooldown_after": self.cooldown_after,
+            "cooldown_window": self.cooldown_window,
+            "cooldown": self.cooldown,
         }
 
     @classmethod
@@ -93,8 +116,25 @@ class Deployment:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         name = spec["name"]
+        ups: list[UpstreamSpec] | None = spec.pop("upstreams")
+        spec = {k: v for k, v in spec.items() if v is not None or k not in _ROUTING_DEFAULTS}
         api_base = spec["api_base"]
         provider = spec["provider"]
+        if ups:
+            first = min(ups, key=lambda u: u.priority)
+            api_base = api_base or first.api_base or next((u.api_base for u in ups if u.api_base), None)
+            if api_base is None:
+                raise ConfigError(
+                    f"deployment {name!r}: at least one upstream needs an 'api_base' (its own or the "
+                    "deployment's); upstreams that name another 'deployment' come on top"
+                )
+            if not all(u.api_base or u.deployment or spec["api_base"] for u in ups):
+                raise ConfigError(
+                    f"deployment {name!r}: every upstream needs an 'api_base' (its own or the deployment's)"
+                )
+        elif any(spec.get(k) is not None for k in _ROUTING_ONLY):
+            given = ", ".join(k for k in _ROUTING_ONLY if spec.get(k) is not None)
+            raise ConfigError(f"deployment {name!r}: {given} only apply with [[deployments.upstreams]]")
         if api_base is not None:
             api_base = api_base.rstrip("/")
         elif provider not in (None, "local"):
@@ -106,7 +146,45 @@ class Deployment:
                 f"{', '.join(LOCAL_MODELS)}; set 'model' to one or give 'api_base'"
             )
         spec.update(api_base=api_base, model=model, provider=provider or ("local" if api_base is None else "openai"))
-        return cls(**spec, source=source)
+        dep = cls(**spec, source=source)
+        return dep if not ups else replace(dep, upstreams=_upstreams(dep, ups))
+
+
+_ROUTING_DEFAULTS = {"routing", "fallback_on", "cooldown_after", "cooldown_window", "cooldown"}
+_ROUTING_ONLY = ("routing", "fallback_on", "attempts_timeout", "cooldown_after", "cooldown_window", "cooldown")
+
+
+def _upstreams(dep: Deployment, specs: list[UpstreamSpec]) -> tuple[Upstream, ...]:
+    """Each upstream as a Deployment of its own (the deployment's fields where it gives none)."""
+    out: list[Upstream] = []
+    taken: set[str] = set()
+    for u in specs:
+        if u.deployment is not None:
+            if u.deployment == dep.name:
+                raise ConfigError(f"deployment {dep.name!r}: an upstream cannot be the deployment itself")
+            label = u.name or f"deployment:{u.deployment}"
+            if label in taken:
+                raise ConfigError(f"deployment {dep.name!r}: upstream name {label!r} used twice")
+            taken.add(label)
+            out.append(Upstream(label, dep, u.weight, u.priority, u.max_concurrency, ref=u.deployment))
+            continue
+        api_base = (u.api_base or dep.api_base or "").rstrip("/")
+        model = u.model or dep.model
+        label = u.name or default_label(api_base, model, taken)
+        if label in taken:
+            raise ConfigError(f"deployment {dep.name!r}: upstream name {label!r} used twice")
+        taken.add(label)
+        own = replace(
+            dep,
+            api_base=api_base,
+            model=model,
+            provider=u.provider or dep.provider,
+            api=u.api or dep.api,
+            api_key_env=u.api_key_env or dep.api_key_env,
+            price=u.price or dep.price,
+        )
+        out.append(Upstream(label, own, u.weight, u.priority, u.max_concurrency))
+    return tuple(sorted(out, key=lambda x: x.priority))
 
 
 def _limits(data: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +224,7 @@ class Settings:
     store_bodies: bool = True
     retention: Retention = field(default_factory=Retention)
     auth: bool = True  # admin key on the dashboard, /api and /metrics (--no-auth: loopback only)
-    admin_key: str | None = None  # else MODELMETER_ADMIN_KEY, else generated on first start
+    admin_key: str | None = field(default=None, repr=False)  # else MODELMETER_ADMIN_KEY, else generated
     require_keys: bool = False  # /v1 callers must present a virtual key
     prune_interval_s: float = 300.0
     max_stored_body_bytes: int = 1024 * 1024  # larger request/response bodies are stored truncated
@@ -164,6 +242,7 @@ class Settings:
     alert_interval: float = 30.0  # seconds between evaluations of the alert rules
     public_url: str | None = None  # the dashboard's address in alert links (default http://host:port)
     otel: OtelSettings = field(default_factory=OtelSettings)  # OpenTelemetry export ([otel]; off by default)
+    redis: str | None = None  # redis://host:port: upstream cooldowns shared between processes (routing/shared.py)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -214,11 +293,14 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         "max_connections_per_client",
         "alert_interval",
         "public_url",
+        "redis",
     }
     unknown = set(server) - known
     if unknown:
         raise ConfigError(f"unknown [server] setting(s): {', '.join(sorted(unknown))}")
     _check_server(server)
+    if "redis" in server and not re.fullmatch(r"(rediss?|unix)://\S+", server["redis"]):
+        raise ConfigError('[server] redis must be a URL such as "redis://127.0.0.1:6379"')
     retention = data.get("retention", {})
     if not isinstance(retention, dict) or set(retention) - {"bodies_days", "records_days", "rollups_days"}:
         raise ConfigError("[retention] takes bodies_days, records_days and rollups_days (numbers of days)")

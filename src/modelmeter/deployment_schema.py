@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from modelmeter.metering.pricing import PriceOverride
+from modelmeter.routing.spec import UpstreamSpec, check_fallback_on, check_upstreams
 from modelmeter.upstreams.scrub import redact_url
 
 NAME_MAX = 128
@@ -35,6 +36,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, int | float):
+        if isinstance(value, int) and abs(value) > 10**18:  # float() would overflow on 10**400
+            raise ValueError(f"a duration must be positive and finite, not {value!r:.40}")
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
@@ -116,6 +119,17 @@ class DeploymentSpec(BaseModel):
         None, gt=0, allow_inf_nan=False, description="a duration, e.g. 3600, '30m', '2h'"
     )
     max_event_bytes: int | None = Field(None, gt=0, description="a positive whole number of bytes")
+    # Several upstreams behind one name (routing/): how they are chosen, when the next one is tried,
+    # and when a failing one is taken out for a while.
+    upstreams: list[UpstreamSpec] | None = Field(None, description="a list of upstream tables")
+    routing: Literal["weighted", "least_busy"] | None = Field(None, description="one of 'weighted', 'least_busy'")
+    fallback_on: tuple[str, ...] | None = Field(None, description="a list of statuses and connect/timeout/protocol/5xx")
+    attempts_timeout: float | None = Field(
+        None, gt=0, le=DAY, allow_inf_nan=False, description="a duration for all attempts together, e.g. '90s'"
+    )
+    cooldown_after: int | None = Field(None, ge=1, le=1000, description="a whole number of failures from 1 to 1000")
+    cooldown_window: float | None = Field(None, gt=0, le=DAY, allow_inf_nan=False, description="a duration, e.g. '60s'")
+    cooldown: float | None = Field(None, gt=0, le=DAY, allow_inf_nan=False, description="a duration, e.g. '30s'")
 
     @field_validator("name", mode="plain")
     @classmethod
@@ -142,6 +156,21 @@ class DeploymentSpec(BaseModel):
     @classmethod
     def _ttl(cls, value: Any) -> Any:
         return None if value in (None, "", 0) else parse_duration(value)
+
+    @field_validator("upstreams", mode="plain")
+    @classmethod
+    def _upstreams(cls, value: Any) -> list[UpstreamSpec] | None:
+        return check_upstreams(value)
+
+    @field_validator("fallback_on", mode="plain")
+    @classmethod
+    def _fallback_on(cls, value: Any) -> tuple[str, ...] | None:
+        return check_fallback_on(value)
+
+    @field_validator("attempts_timeout", "cooldown_window", "cooldown", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
 
     @field_validator("max_stream_seconds", mode="before")
     @classmethod
@@ -177,8 +206,8 @@ def _describe(exc: ValidationError, name: Any) -> str:
             problems.append(f"unknown deployment field {field!r}")
         elif field == "price":
             problems.append(f"bad 'price': {err.get('ctx', {}).get('error', err['msg'])}")
-        elif field == "cache_ttl" and err["type"] == "value_error":
-            problems.append(f"'cache_ttl': {err.get('ctx', {}).get('error', err['msg'])}")
+        elif field in ("cache_ttl", "upstreams", "fallback_on") and err["type"] == "value_error":
+            problems.append(f"'{field}': {err.get('ctx', {}).get('error', err['msg'])}")
         elif info is not None and info.description:
             got = err.get("input")
             if field == "api_base" and isinstance(got, str):

@@ -45,18 +45,21 @@ def run_claude(
     api_key: str | None = None,
     auth_token: str | None = None,
     session_id: str | None = None,
+    args: tuple[str, ...] = (),
+    env_extra: dict[str, str] | None = None,
+    timeout: float = TIMEOUT_S,
 ) -> subprocess.CompletedProcess[str]:
-    """``claude -p PROMPT --model MODEL [--session-id UUID]`` with ``ANTHROPIC_BASE_URL`` at the gateway; the key goes
-    as ``x-api-key`` (``ANTHROPIC_API_KEY``) or ``Authorization: Bearer`` (``ANTHROPIC_AUTH_TOKEN``)."""
+    """``claude -p PROMPT --model MODEL [--session-id UUID] [ARGS]`` with ``ANTHROPIC_BASE_URL`` at the gateway; the
+    key goes as ``x-api-key`` (``ANTHROPIC_API_KEY``) or ``Authorization: Bearer`` (``ANTHROPIC_AUTH_TOKEN``)."""
     home.mkdir(parents=True, exist_ok=True)
-    env = {**_base_env(home), **CLAUDE_OFFLINE, "ANTHROPIC_BASE_URL": gateway_url}
+    env = {**_base_env(home), **CLAUDE_OFFLINE, "ANTHROPIC_BASE_URL": gateway_url, **(env_extra or {})}
     if api_key is not None:
         env["ANTHROPIC_API_KEY"] = api_key
     if auth_token is not None:
         env["ANTHROPIC_AUTH_TOKEN"] = auth_token
-    cmd = [str(CLAUDE), "-p", prompt, "--model", model, *(["--session-id", session_id] if session_id else [])]
+    cmd = [str(CLAUDE), "-p", prompt, "--model", model, *(["--session-id", session_id] if session_id else []), *args]
     return subprocess.run(
-        cmd, env=env, cwd=home, capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL
+        cmd, env=env, cwd=home, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )
 
 

@@ -4,10 +4,12 @@ every attempt recorded, ``send`` never waits for the receiver, one rule's notifi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from modelmeter.alerts import store
@@ -113,3 +115,31 @@ def test_an_unset_webhook_env_is_recorded(tmp_path: Path, monkeypatch: Any) -> N
     assert asyncio.run(run()) is False
     assert store.history(db, "r")["data"] == []  # no event row here; the attempt is kept by event id
     assert db.fetchall("SELECT error, ok FROM alert_deliveries") == [("no webhook set", 0)]
+
+
+def test_a_malformed_url_in_webhook_env_is_recorded_not_logged(
+    tmp_path: Path, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The variable's value is not checked when the rule is read (it is read at delivery): a bad
+    URL fails each attempt with the error's kind, and its text (the URL, a token in it) is in no log."""
+    db = _db(tmp_path)
+    secret = "tok-0123456789abcdef"
+    monkeypatch.setenv("MM_BAD_HOOK", f"http://[::1/hooks/{secret}")
+    rule = parse_rule({"name": "r", "kind": "spend", "threshold": 1, "webhook_env": "MM_BAD_HOOK"})
+
+    async def nap(seconds: float) -> None:
+        pass
+
+    async def run() -> bool:
+        notifier = Notifier(db, max_attempts=2, sleep=nap)
+        try:
+            return await notifier.deliver(rule, "e1", {"status": "firing"})
+        finally:
+            await notifier.close()
+
+    with caplog.at_level(logging.DEBUG):
+        assert asyncio.run(run()) is False
+    rows = db.fetchall("SELECT attempt, error, ok FROM alert_deliveries ORDER BY attempt")
+    assert [(r[0], r[2]) for r in rows] == [(1, 0), (2, 0)] and all(r[1] and secret not in r[1] for r in rows)
+    assert secret not in caplog.text and "webhook to not a valid URL failed" in caplog.text
+    assert rule.public()["webhook"] == "not a valid URL"  # the API and the page show this, not a 500

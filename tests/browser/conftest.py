@@ -45,6 +45,22 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "byid-model": {"api": "responses", "model": "resp-byid-reasoning", "price": {"input": 3.0, "output": 15.0}},
     "insights-model": {"price": {"input": 2.0, "output": 8.0}},
     "alerts-model": {},  # no traffic: test_alerts_page's "no_traffic" rule fires on it
+    # Two upstreams on the fake (routing/): the first always answers 500, so each call is answered
+    # by the second after one failed attempt (never cooled: cooldown_after is high).
+    "routed-model": {
+        "upstreams": [
+            {"name": "primary", "model": "fail-500", "price": {"input": 1.0, "output": 1.0}},
+            {"name": "backup", "priority": 1, "price": {"input": 2.0, "output": 4.0}},
+        ],
+        "cooldown_after": 1000,
+    },
+    # its primary answers 402: out after the first call, until reset from the model page
+    "routed-out-model": {"upstreams": [{"name": "broke", "model": "fail-402"}, {"name": "spare", "priority": 1}]},
+    # test_evaluate: runs the server starts from the Evaluate tab
+    "evaluate-model": {"price": {"input": 1.0, "output": 2.0}},
+    "evalitems-model": {"price": {"input": 1.0, "output": 2.0}},
+    "compare-model": {"price": {"input": 1.0, "output": 2.0}},
+    "marks-model": {},  # test_alert_marks: a no_traffic rule fires, then one call resolves it
 }
 
 

@@ -97,9 +97,10 @@ def test_live_refreshes_every_15_seconds_with_only_newer_rows(
     start_live(page)
     calls = api_calls(page)
     page.clock.fast_forward(15_000)
-    calls.settle(3)
+    calls.settle(4)
     paths = sorted(urlsplit(c.url).path for c in calls)
     assert paths == [
+        "/api/alerts/marks",
         "/api/deployments/live-model/requests",
         "/api/deployments/live-model/usage",
         "/api/deployments/live-model/usage/timeseries",
@@ -113,5 +114,5 @@ def test_live_refreshes_every_15_seconds_with_only_newer_rows(
     page.wait_for_timeout(300)
     assert not calls
     page.evaluate(HIDE, False)
-    calls.settle(3)
+    calls.settle(4)
     page.get_by_role("button", name="Stop").click()

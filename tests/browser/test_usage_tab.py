@@ -60,7 +60,7 @@ def test_cards_show_the_usage_api_numbers(page: Page, server: ServerProcess, cli
     shot(page, "usage-tab-dark")
 
 
-def test_one_refresh_is_three_api_calls_whatever_the_page_size(
+def test_one_refresh_is_four_api_calls_whatever_the_page_size(
     page: Page, client: openai.OpenAI, server: ServerProcess
 ) -> None:
     open_usage(page, "cards-model")
@@ -70,9 +70,10 @@ def test_one_refresh_is_three_api_calls_whatever_the_page_size(
         page.wait_for_timeout(300)
         calls = api_calls(page)
         page.locator("#refresh").click()
-        calls.settle(3)
+        calls.settle(4)
         paths = sorted(urlsplit(c.url).path for c in calls)
         assert paths == [
+            "/api/alerts/marks",  # the charts' alert markers
             "/api/deployments/cards-model/requests",
             "/api/deployments/cards-model/usage",
             "/api/deployments/cards-model/usage/timeseries",
@@ -90,7 +91,7 @@ def test_window_dropdown(page: Page) -> None:
     expect(page.locator("#window")).to_have_value("7d")
     calls = api_calls(page)
     page.select_option("#window", "1h")
-    calls.settle(3)
+    calls.settle(4)
     assert {parse_qs(urlsplit(c.url).query).get("window", [""])[0] for c in calls} == {"1h"}
     assert "window=1h" in page.url
     page.reload()
@@ -101,7 +102,7 @@ def test_window_dropdown(page: Page) -> None:
     page.fill("input[aria-label=From]", "2020-01-01T00:00")
     page.fill("input[aria-label=To]", "2020-01-02T00:00")
     page.get_by_role("button", name="Apply").click()
-    calls.settle(3)
+    calls.settle(4)
     query = parse_qs(urlsplit(next(c for c in calls if c.url.split("?")[0].endswith("/usage")).url).query)
     assert query["start"] == ["2020-01-01T00:00"] and query["end"] == ["2020-01-02T00:00"] and query["tz"] == [TZ]
     expect(page.locator('[data-card="requests"] [data-role=value]')).to_have_text("0")

@@ -7,9 +7,11 @@ the gateway span's traceparent. With export off, no traceparent goes upstream.""
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +241,59 @@ def test_collector_down_costs_no_call_and_no_slow_stop(fake_upstream: FakeUpstre
         t = time.monotonic()
         assert srv.stop() == 0
     assert time.monotonic() - t < 15  # the export gives up on the last spans after 5 s
+
+
+PAGES = ("/", "/alerts", "/models/chat", "/docs", "/openapi.json", "/metrics", "/healthz", "/readyz")
+API = ("/api/deployments", "/api/deployments/chat", "/api/alerts", "/api/keys", "/api/user-budgets")
+
+
+def test_otlp_headers_reach_the_collector_and_nothing_else(server: ServerProcess, otlp: OtlpReceiver) -> None:
+    """The [otel] headers (an API key, typically) are sent with every export and shown nowhere: not
+    in a page, an API answer or the server's log (its start-up lines included)."""
+    oai(server).chat.completions.create(model="chat", messages=MSG)
+    wait_for(lambda: any(r["headers"].get("x-otlp-key") == OTLP_SECRET for r in otlp.requests), 15)
+    seen = [server.api("GET", path) for path in (*PAGES, *API)]
+    assert all(status == 200 for status, _ in seen), [(p, s) for p, (s, _) in zip((*PAGES, *API), seen, strict=True)]
+    text = repr(seen) + server.stdout + server.stderr
+    assert OTLP_SECRET not in text
+    assert "modelmeter: gateway at" in server.stderr  # the start-up log was read
+
+
+def test_otlp_headers_stay_out_of_the_log_when_the_collector_refuses(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """A collector answering 401 (a wrong key), at debug level: the export's failures are logged,
+    the key never is."""
+    refused: list[str] = []
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            refused.append(self.headers.get("x-otlp-key", ""))
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(401)
+            self.send_header("content-length", "12")
+            self.end_headers()
+            self.wfile.write(b"unauthorized")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    otel = (
+        f'\n[otel]\nendpoint = "http://127.0.0.1:{collector.server_address[1]}"\nexport_interval_s = 0.5\n'
+        f'headers = {{"x-otlp-key" = "{OTLP_SECRET}"}}\n'
+    )
+    try:
+        config = _config(tmp_path, fake_upstream.base_url, otel)
+        with ServerProcess(config, log_dir=tmp_path / "server", args=["--log-level", "debug"]) as srv:
+            oai(srv).chat.completions.create(model="chat", messages=MSG)
+            wait_for(lambda: len(refused) >= 2, 20, message="exports to reach the refusing collector")
+            seen = [srv.api("GET", path) for path in (*PAGES, *API)]
+        log = srv.stdout + srv.stderr
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    assert set(refused) == {OTLP_SECRET}  # sent, and refused
+    assert "401" in log  # the failures are in the log ...
+    assert OTLP_SECRET not in log and OTLP_SECRET not in repr(seen)  # ... the key is not

@@ -43,7 +43,7 @@ SLOW_STREAM_ITL_S = 0.3
 CUT_AFTER_CHUNKS = 3
 LOG_SIZE = 1000  # requests kept for GET /_log
 FINGERPRINT = "fp_fake_modelmeter"
-_MODES = ("reset", "hang", "fail-500", "fail-400", "rate-limited", "malformed", "slow-stream")
+_MODES = ("reset", "hang", "fail-500", "fail-400", "fail-402", "rate-limited", "malformed", "slow-stream")
 _MODES += ("cut-stream", "no-usage", "no-done")  # no-done: a complete stream without [DONE]
 _MODES += ("tool-call",)  # with "tools" in the request: the answer calls the first one (TOOL_ARGS)
 TOOL_ARGS = '{"city": "Paris"}'
@@ -56,6 +56,7 @@ DEFAULT_MODELS = "fake-model,fake-cached,fake-reasoning,flaky-2," + ",".join(_MO
 _ERRORS: dict[str, tuple[str, int, str, str | None]] = {  # message, status, type, code
     "fail-500": ("The server had an error processing your request.", 500, "server_error", None),
     "fail-400": ("Invalid request (fail-400).", 400, "invalid_request_error", "invalid_value"),
+    "fail-402": ("You exceeded your current quota.", 402, "insufficient_quota", "insufficient_quota"),
     "rate-limited": ("Rate limit reached, retry in 1s.", 429, "requests", "rate_limit_exceeded"),
     "flaky": ("The engine is currently overloaded.", 503, "server_error", "service_unavailable"),
 }
@@ -258,7 +259,7 @@ class FakeServer:
             return web.Response()  # never reaches the client: aiohttp's writes fail quietly
         if "hang" in flags:
             await asyncio.sleep(3600)
-        for flag in ("fail-500", "fail-400", "rate-limited"):
+        for flag in ("fail-500", "fail-400", "fail-402", "rate-limited"):
             if flag in flags:
                 return _error(*_ERRORS[flag])
         if self.per_model[model] <= flaky:

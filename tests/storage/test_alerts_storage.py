@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from modelmeter.alerts import store
-from modelmeter.alerts.measure import bounds, measure
-from modelmeter.alerts.rules import parse_rule
+from modelmeter.alerts import payload, store
+from modelmeter.alerts.measure import Measurement, bounds, measure
+from modelmeter.alerts.rules import AlertRule, parse_rule
 from modelmeter.alerts.state import RuleState, step
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import insert_rows
@@ -112,5 +112,41 @@ def test_state_changes_once_and_history(db: Database) -> None:
     assert store.states(db)["spend"][0].state == "firing"
     assert store.add_rule(db, rule, 0) and not store.add_rule(db, rule, 0)
     assert [r.name for r in store.api_rules(db)] == ["spend"]
+    assert store.deleted(db, {"spend"}) == []
     assert store.delete_rule(db, "spend") and not store.delete_rule(db, "spend")
-    assert store.history(db, "spend")["data"] == [] and "spend" not in store.states(db)
+    # The rule and its state are gone; its history is kept, with the deliveries, and listed as deleted.
+    assert store.history(db, "spend")["data"] == got and "spend" not in store.states(db)
+    assert store.deleted(db, set()) == [{"name": "spend", "changes": 2, "last_change": "1970-01-01T00:01:20.000000Z"}]
+    assert store.api_rules(db) == []
+
+
+def test_chart_marks_are_the_deployments_and_global_changes(db: Database) -> None:
+    """The Usage tab's markers: firing and resolved changes in the window of the deployment's rules
+    and the global ones; not another deployment's, not a key's, not pending ones."""
+    rules = [
+        parse_rule({"name": "dep-spend", "kind": "spend", "deployment": DEP.name, "threshold": 1}),
+        parse_rule({"name": "all-errors", "kind": "error_rate", "threshold": 5, "for": "1m"}),
+        parse_rule({"name": "other-spend", "kind": "spend", "deployment": "other", "threshold": 1}),
+        parse_rule({"name": "key-80", "kind": "key_budget", "key": "team", "threshold": 80}),
+    ]
+
+    def move(rule: AlertRule, breached: bool, at_s: int) -> None:
+        old = store.state_of(db, rule.name, 0)
+        new, tr = step(old, breached, 9.0, at_s * 1_000_000, int(rule.for_s * 1e6))
+        assert tr is not None
+        m = Measurement(9.0, 0, at_s * 1_000_000)
+        assert store.change(db, rule, old, new, tr, payload.body(rule, tr, m, "http://x") if tr.notify else None)
+
+    for rule in rules:
+        move(rule, True, 100)  # all-errors: pending (not a mark) ...
+    move(rules[1], True, 200)  # ... then firing
+    move(rules[0], False, 300)  # dep-spend resolves
+    got = store.marks(db, DEP.name, 0, 1_000_000_000)
+    assert [(m["rule"], m["status"], m["at"]) for m in got] == [
+        ("dep-spend", "firing", "1970-01-01T00:01:40.000000Z"),
+        ("all-errors", "firing", "1970-01-01T00:03:20.000000Z"),
+        ("dep-spend", "resolved", "1970-01-01T00:05:00.000000Z"),
+    ]
+    assert got[0]["scope"] == "deployment" and got[1]["scope"] == "global" and got[0]["value"] == 9.0
+    assert [m["rule"] for m in store.marks(db, DEP.name, 200_000_000, 300_000_000)] == ["all-errors"]  # end excluded
+    assert [m["rule"] for m in store.marks(db, "other", 0, 10**12)] == ["other-spend", "all-errors"]

@@ -166,7 +166,7 @@ def test_upgrade_folds_old_histograms_and_keeps_totals(db_url: str, monkeypatch:
     try:
         monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
         migrations.migrate(db)
-        later = ("key_alias", "priced_model", "session_id", "request", "response")
+        later = ("key_alias", "priced_model", "session_id", "served_by", "attempts", "request", "response")
         cols = [c for c in rows[0] if c not in later]  # the 0001 columns
         with db.transaction() as tx:
             db.executemany(

@@ -59,7 +59,11 @@ def test_upgrade_from_0002_does_not_run_todays_code(db_url: str, monkeypatch: py
     try:
         monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
         migrations.migrate(db)
-        cols = [c for c in rows[0] if c not in ("key_alias", "priced_model", "session_id", "request", "response")]
+        cols = [
+            c
+            for c in rows[0]
+            if c not in ("key_alias", "priced_model", "session_id", "served_by", "attempts", "request", "response")
+        ]
         with db.transaction() as tx:
             db.executemany(
                 tx, f"INSERT INTO records ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", rows

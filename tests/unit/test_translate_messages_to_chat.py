@@ -113,8 +113,22 @@ def test_plain_string_turn_and_not_streamed() -> None:
 
 def test_bad_role_is_a_translation_error() -> None:
     with pytest.raises(TranslationError) as info:
-        m2c.request({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]})
+        m2c.request({"model": "m", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]})
     assert info.value.param == "messages.0.role"
+
+
+def test_a_system_turn_among_the_messages_joins_the_leading_system_message() -> None:
+    """Claude Code puts its environment in a ``system`` turn after the first user turn; chat
+    templates want system text first."""
+    turns = [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "text", "text": "# Environment"}]},
+    ]
+    chat = m2c.request({"model": "m", "max_tokens": 5, "system": "Be terse.", "messages": turns})
+    assert chat["messages"] == [
+        {"role": "system", "content": "Be terse.\n\n# Environment"},
+        {"role": "user", "content": "hi"},
+    ]
 
 
 CHAT_ANSWER = {

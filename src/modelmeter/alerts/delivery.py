@@ -89,7 +89,7 @@ class Notifier:
                 # no redirects: a webhook goes where the rule says (and no proxy from the env either)
                 async with self._client().post(url, json=body, allow_redirects=False) as response:
                     status = response.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except Exception as exc:  # e.g. yarl's ValueError for a bad URL in webhook_env: its text is the URL
                 error = type(exc).__name__
             ok = status is not None and 200 <= status < 300
             if status is not None and not ok:

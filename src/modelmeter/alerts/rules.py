@@ -22,6 +22,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "latency_p95": ("ms", "above"),
     "ttft_p95": ("ms", "above"),
     "no_traffic": ("requests", "at_most"),  # calls in the window: 0 is a dead client
+    # upstreams of routed deployments cooling down or out, now (routing/; alerts/upstreams.py)
+    "upstream_cooling": ("upstreams", "above"),
 }
 SCOPES = ("deployment", "key", "global")
 FORMATS = ("json", "slack")
@@ -85,7 +87,10 @@ class AlertRule:
         url = self.webhook_url()
         if not url:
             return None
-        return urlsplit(url).hostname or "set"
+        try:
+            return urlsplit(url).hostname or "set"
+        except ValueError:  # a bad URL in webhook_env (read at delivery, not checked with the rule)
+            return "not a valid URL"
 
     def definition(self) -> dict[str, Any]:
         """What is stored for an API rule (the URL included: the database keeps it, answers do not)."""
@@ -148,7 +153,7 @@ def parse_rule(data: Any, source: str = "config") -> AlertRule:
     if scope != "global" and (not isinstance(target, str) or not target):
         field = "deployment" if scope == "deployment" else "key"
         raise RuleError(f"alert {name!r}: scope {scope!r} needs '{field}' (its name)", field)
-    threshold = data.get("threshold", 0 if kind == "no_traffic" else None)
+    threshold = data.get("threshold", 0 if kind in ("no_traffic", "upstream_cooling") else None)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold < 1e12:
         raise RuleError(f"alert {name!r}: 'threshold' must be a number, 0 or more", "threshold")
     if kind == "key_budget" and not 0 < threshold <= 100:

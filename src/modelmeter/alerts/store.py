@@ -50,13 +50,22 @@ def add_rule(db: Database, rule: AlertRule, now_us: int) -> bool:
 
 
 def delete_rule(db: Database, name: str) -> bool:
-    """Remove an API rule with its state and history (a new rule of that name starts afresh)."""
+    """Remove an API rule and its state; its history (changes and deliveries) is kept, listed by
+    ``deleted`` (a new rule of that name starts from "ok" and carries that history on)."""
     with db.transaction() as tx:
         n = tx.execute(db.sql("DELETE FROM alert_rules WHERE name = :n"), {"n": name}).rowcount
         if n:
-            for table in ("alert_state", "alert_events", "alert_deliveries"):
-                tx.execute(db.sql(f"DELETE FROM {table} WHERE name = :n"), {"n": name})
+            tx.execute(db.sql("DELETE FROM alert_state WHERE name = :n"), {"n": name})
     return bool(n)
+
+
+def deleted(db: Database, current: set[str]) -> list[dict[str, Any]]:
+    """Rules that have a history but are no longer defined (deleted through the API, or removed from
+    the config), the most recently changed first."""
+    rows = db.fetchall("SELECT name, COUNT(*), MAX(at_us) FROM alert_events GROUP BY name")
+    gone = [(str(r[0]), int(r[1]), int(r[2])) for r in rows if r[0] not in current]
+    gone.sort(key=lambda r: (-r[2], r[0]))
+    return [{"name": name, "changes": count, "last_change": iso(at)} for name, count, at in gone]
 
 
 _STATE_COLS = "state, since_us, value, last_fired_us"
@@ -191,3 +200,33 @@ def history(db: Database, name: str, limit: int = 100) -> dict[str, Any]:
             for e in events
         ]
     }
+
+
+def marks(db: Database, deployment: str, start_us: int, end_us: int, limit: int = 500) -> list[dict[str, Any]]:
+    """Firing and resolved changes in [start, end) of the rules on ``deployment`` or global, oldest
+    first. The scope is read from the event's own body, so a deleted rule's changes still show."""
+    rows = db.fetchall(
+        "SELECT name, status, value, threshold, at_us, body FROM alert_events "
+        "WHERE at_us >= :s AND at_us < :e AND status IN ('firing', 'resolved') AND body IS NOT NULL "
+        "ORDER BY at_us, id",
+        {"s": start_us, "e": end_us},
+    )
+    out: list[dict[str, Any]] = []
+    for name, status, value, threshold, at_us, raw in rows:
+        body = orjson.loads(raw)
+        if body.get("scope") == "global" or (
+            body.get("scope") == "deployment" and body.get("deployment") == deployment
+        ):
+            out.append(
+                {
+                    "rule": name,
+                    "status": status,
+                    "kind": body.get("kind"),
+                    "scope": body.get("scope"),
+                    "value": value,
+                    "threshold": threshold,
+                    "unit": body.get("unit"),
+                    "at": iso(int(at_us)),
+                }
+            )
+    return out[-limit:]

@@ -15,6 +15,7 @@ from modelmeter.alerts.engine import AlertEngine
 from modelmeter.alerts.rules import RuleError, parse_rule
 from modelmeter.api.errors import api_error
 from modelmeter.units import iso
+from modelmeter.usage.window import WindowError, parse_window
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -31,7 +32,8 @@ def list_alerts(request: Request) -> dict[str, Any]:
     engine = _engine(request)
     states = store.states(engine.db)
     data = []
-    for rule in engine.rules():
+    rules = engine.rules()
+    for rule in rules:
         item = rule.public()
         st = states.get(rule.name)
         item.update(
@@ -42,7 +44,30 @@ def list_alerts(request: Request) -> dict[str, Any]:
             checked=iso(st[1]) if st else None,
         )
         data.append(item)
-    return {"data": data, "interval_seconds": engine.interval}
+    gone = store.deleted(engine.db, {r.name for r in rules})
+    return {"data": data, "deleted": gone, "interval_seconds": engine.interval}
+
+
+@router.get("/marks", summary="Firing and resolved changes of a deployment's (and global) rules in a window")
+def alert_marks(
+    request: Request,
+    deployment: Annotated[str, Query(min_length=1, max_length=256)],
+    window: Annotated[str | None, Query(description="1h, 24h, 7d or 30d; or give start and end")] = None,
+    start: Annotated[str | None, Query(description="ISO-8601 start (inclusive)")] = None,
+    end: Annotated[str | None, Query(description="ISO-8601 end (exclusive)")] = None,
+    tz: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """For the markers on the Usage tab's charts: rule, status, value and when (oldest first)."""
+    engine = _engine(request)
+    try:
+        win = parse_window(window, start, end, tz)
+    except WindowError as exc:
+        raise api_error(400, str(exc), exc.param) from None
+    marks = store.marks(engine.db, deployment, win.start_us, win.end_us)
+    names = {r.name for r in engine.rules()}
+    for m in marks:
+        m["deleted"] = m["rule"] not in names
+    return {"data": marks}
 
 
 @router.post("", status_code=201, summary="Add an alert rule (stored in the database)")
@@ -59,7 +84,7 @@ async def create_alert(request: Request, definition: Annotated[dict[str, Any], B
     return rule.public()
 
 
-@router.delete("/{name}", status_code=204, summary="Remove an alert rule made through the API")
+@router.delete("/{name}", status_code=204, summary="Remove an alert rule made through the API (its history is kept)")
 def delete_alert(request: Request, name: str) -> Response:
     engine = _engine(request)
     if engine.config_rule(name) is not None:

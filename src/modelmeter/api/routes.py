@@ -21,6 +21,7 @@ from modelmeter.api.state import AppState
 from modelmeter.config import ConfigError
 from modelmeter.usage import records as records_q
 from modelmeter.usage import summary as summary_q
+from modelmeter.usage.upstreams import split as upstream_split
 from modelmeter.usage.window import Window, WindowError, parse_window
 
 WindowQ = Annotated[Literal["1h", "24h", "7d", "30d"] | None, Query(description="Named window; or give start and end")]
@@ -99,6 +100,8 @@ async def list_deployments(request: Request) -> dict[str, Any]:
         item = dep.public()
         item["reachable"] = ok
         item["last_24h"] = stats.get(dep.name, summary_q.empty_day())
+        if dep.upstreams:  # each upstream's state, in-flight calls and last error (this process's)
+            item["upstream_health"] = state.router.pool(dep).health()
         data.append(item)
     return {"data": data}
 
@@ -150,7 +153,12 @@ def usage(
     figure is 0 or missing)."""
     state = _state(request)
     _known(state, name)
-    return summary_q.summary_with_previous(state.db, name, _window(window, start, end, tz), tag, state.histograms)
+    win = _window(window, start, end, tz)
+    result = summary_q.summary_with_previous(state.db, name, win, tag, state.histograms)
+    dep = state.registry.get(name)
+    if dep is not None and dep.upstreams:  # the split by upstream that answered (routing/)
+        result["upstreams"] = upstream_split(state.db, name, win, tag)
+    return result
 
 
 @router.get("/deployments/{name:path}/requests/export", summary="The filtered log as CSV or JSONL")
@@ -288,6 +296,8 @@ async def get_deployment(request: Request, name: str) -> dict[str, Any]:
     assert dep is not None
     item = dep.public()
     item["reachable"] = await state.probe.reachable(dep)
+    if dep.upstreams:
+        item["upstream_health"] = state.router.pool(dep).health()
     return item
 
 

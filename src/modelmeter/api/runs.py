@@ -1,18 +1,24 @@
 """Remembered benchmark and evaluation runs: ``POST /api/runs``, ``GET /api/runs``,
 ``GET /api/runs/{id}`` (what ``modelmeter bench`` / ``eval`` store, and ``bench list`` /
-``bench compare`` read). Database work runs in FastAPI's thread pool (plain ``def`` handlers)."""
+``bench compare`` read). ``POST /api/runs`` without an ``id`` starts a run on the server instead
+(``runs.spec.RunStart``), stopped by ``POST /api/runs/{id}/stop``. Database work runs in FastAPI's
+thread pool (plain ``def`` handlers)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelmeter.api.errors import api_error
 from modelmeter.api.state import AppState
+from modelmeter.runs.manager import RunManager, with_status
+from modelmeter.runs.spec import RunStart
 from modelmeter.storage import runs as runs_db
 
 router = APIRouter(prefix="/api", tags=["runs"])
@@ -37,8 +43,37 @@ def _state(request: Request) -> AppState:
     return state
 
 
-@router.post("/runs", status_code=201, summary="Store a benchmark or evaluation run")
-def create_run(request: Request, run: RunIn) -> dict[str, Any]:
+_manager_lock = threading.Lock()
+
+
+def manager(state: AppState) -> RunManager:
+    with _manager_lock:
+        if state.run_manager is None:
+            state.run_manager = RunManager(state.db)
+        return state.run_manager
+
+
+def _own_v1(request: Request) -> str:
+    """This server's own /v1, by the socket the request came in on (not a proxy's name for it)."""
+    host, port = request.scope.get("server") or (None, None)
+    if not host or port is None:
+        settings = _state(request).settings
+        host, port = settings.host, settings.port
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/v1"
+
+
+@router.post("/runs", status_code=201, summary="Store a run (with an id), or start one on the server (without)")
+def create_run(
+    request: Request, body: Annotated[dict[str, Any], Body(description="RunIn to store; RunStart to start")]
+) -> dict[str, Any]:
+    try:
+        if "id" not in body:
+            return _start(request, RunStart.model_validate(body))
+        run = RunIn.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
     data = run.model_dump()
     for part in ("params", "report"):
         try:
@@ -53,6 +88,26 @@ def create_run(request: Request, run: RunIn) -> dict[str, Any]:
         raise api_error(409, str(exc), "id", "run_exists") from None
 
 
+def _start(request: Request, spec: RunStart) -> dict[str, Any]:
+    state = _state(request)
+    if state.registry.get(spec.model) is None:
+        raise api_error(404, f"no deployment named {spec.model!r}", "model", "deployment_not_found")
+    if state.settings.require_keys and not spec.api_key:
+        raise api_error(400, "this server requires a virtual key on /v1: give one as api_key", "api_key")
+    return manager(state).start(spec, _own_v1(request), spec.api_key)
+
+
+@router.post("/runs/{run_id}/stop", summary="Stop a run the server is running")
+def stop_run(request: Request, run_id: str) -> dict[str, Any]:
+    state = _state(request)
+    run = runs_db.get_run(state.db, run_id)
+    if run is None:
+        raise api_error(404, f"no run with id {run_id!r}", "run_id", "run_not_found")
+    if not manager(state).stop(run_id):
+        raise api_error(409, f"run {run_id!r} is not running", "run_id", "run_not_running")
+    return {"id": run_id, "stopping": True}
+
+
 @router.get("/runs", summary="Stored runs, newest first")
 def list_runs(
     request: Request,
@@ -62,7 +117,8 @@ def list_runs(
     before: Annotated[int | None, Query(description="Only runs created before this created_us (the next page)")] = None,
 ) -> dict[str, Any]:
     rows = runs_db.list_runs(_state(request).db, kind=kind, deployment=deployment, limit=limit, before_us=before)
-    return {"data": rows, "next_before": rows[-1]["created_us"] if len(rows) == limit else None}
+    data = [with_status(r) for r in rows]
+    return {"data": data, "next_before": rows[-1]["created_us"] if len(rows) == limit else None}
 
 
 @router.get("/runs/{run_id}", summary="One stored run, with its parameters and report")
@@ -70,4 +126,4 @@ def get_run(request: Request, run_id: str) -> dict[str, Any]:
     run = runs_db.get_run(_state(request).db, run_id)
     if run is None:
         raise api_error(404, f"no run with id {run_id!r}", "run_id", "run_not_found")
-    return run
+    return with_status(run)

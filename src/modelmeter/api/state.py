@@ -12,6 +12,8 @@ from modelmeter.budgets.users import UserBudgets
 from modelmeter.config import Deployment, Settings
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
+from modelmeter.routing.pool import Router
+from modelmeter.runs.manager import RunManager
 from modelmeter.storage.database import Database
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
@@ -31,10 +33,12 @@ class AppState:
     keys: KeyStore | None = None
     alerts: AlertEngine | None = None
     user_budgets: UserBudgets | None = None
+    router: Router = field(default_factory=Router)  # routed deployments' upstreams and breakers
     percentiles: PercentileCache = field(default_factory=PercentileCache)  # of past chart buckets
     histograms: BinsCache = field(default_factory=BinsCache)  # merged histograms of past rollup ranges
     admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
     session_secret: str | None = None  # signs session cookies (auth.sessions); set at start-up
+    run_manager: RunManager | None = None  # server-side runs (api.runs), made at the first one
 
     async def ensure_local(self, dep: Deployment) -> None:
         base = await self.embedded.astart(dep)

@@ -1,16 +1,16 @@
 """Quality evaluation: a JSONL data set of prompts with expected answers, run against a model,
 graded, and reported next to latency and (on a modelmeter server, from its records) cost.
 
-Each line: ``{"prompt": …, "expected": …, "match": "exact" | "contains" | "regex" | "number"}``
-(or a chat request body with ``messages`` instead of ``prompt``); ``expected`` may be a list (any
-of them); an optional ``answer`` is the right answer as shown when ``expected`` is a pattern.
+Each line: ``{"prompt": …, "expected": …, "match": <a grader>}`` (or a chat request body with
+``messages`` instead of ``prompt``); ``expected`` may be a list (any of them); an optional
+``answer`` is the right answer as shown when ``expected`` is a pattern; ``tolerance`` widens a
+number match. The run's ``grader`` (and ``tolerance``), when given, override every line's.
 How each match grades: :mod:`modelmeter.bench.grading`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from modelmeter.bench import load, metrics, prompts, request, server
-from modelmeter.bench.grading import grade
+from modelmeter.bench.grading import GradingError, check_expected, grade
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
-from modelmeter.bench.runner import BenchError, check_target, ctrl_c_stops, sender
+from modelmeter.bench.runner import BenchError, Hooks, check_target, ctrl_c_stops, sender
 from modelmeter.units import iso
 
 DEFAULT_DATASET = "arithmetic.jsonl"
@@ -47,6 +47,8 @@ class EvalConfig:
     timeout: float = 600.0
     progress: bool = True
     keepalive: bool = True
+    grader: str | None = None  # overrides each line's "match"
+    tolerance: float | str | None = None  # with grader: overrides each line's "tolerance"
     admin_key: str | None = field(default=None, repr=False)  # a modelmeter /api: costs (a secret)
 
     @property
@@ -68,6 +70,8 @@ class EvalConfig:
             "stream": self.stream,
             "load": f"each item once, concurrency {self.concurrency}",
             "metadata": self.metadata,
+            "grader": self.grader,
+            "tolerance": self.tolerance,
         }
 
 
@@ -77,12 +81,13 @@ def load_items(cfg: EvalConfig) -> list[prompts.Prompt]:
     except prompts.DatasetError as exc:
         raise BenchError(str(exc)) from None
     for i, item in enumerate(items, 1):
-        if item.match == "regex":
-            for pattern in item.expected if isinstance(item.expected, list) else [item.expected]:
-                try:
-                    re.compile(str(pattern))
-                except re.error as exc:
-                    raise BenchError(f"{cfg.dataset_path}: item {i}: bad regex {pattern!r}: {exc}") from None
+        if cfg.grader:
+            item.match = cfg.grader
+            item.tolerance = cfg.tolerance if cfg.tolerance is not None else item.tolerance
+        try:
+            check_expected(item.expected, item.match, item.tolerance)
+        except GradingError as exc:
+            raise BenchError(f"{cfg.dataset_path}: item {i}: {exc}") from None
     return items
 
 
@@ -94,7 +99,10 @@ def _prompt_text(item: prompts.Prompt) -> str:
     return str(item.body.get("prompt"))
 
 
-async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+async def run_eval(
+    cfg: EvalConfig, notify: Callable[[str], None] = lambda _: None, hooks: Hooks | None = None
+) -> dict[str, Any]:
+    hooks = hooks or Hooks()
     items = load_items(cfg)
     async with request.new_session(cfg.concurrency, cfg.timeout, cfg.keepalive) as session:
         checked = await check_target(session, cfg.base_url, cfg.model, cfg.api_key, cfg.admin_key, notify)
@@ -123,25 +131,23 @@ async def run_eval(cfg: EvalConfig, notify: Callable[[str], None] = lambda _: No
             notify(f"Watch this run live: {usage_url}")
         send = sender(session, target, bodies, request.headers(cfg.api_key, cfg.tag), items)
         shape = load.Shape(requests=len(items), concurrency=cfg.concurrency)
-        stop = asyncio.Event()
+        stop = hooks.stop or asyncio.Event()
         started = time.time()
         bar = ProgressBar(f"eval {cfg.run_id}", len(items), None, cfg.progress)
         with ctrl_c_stops(stop):
             async with bar:
-                outcome = await load.run(shape, send, bar.add, stop)
+                outcome = await load.run(shape, send, hooks.adder(bar.add), stop)
         costs: dict[str, float] = {}
         spend = None
-        if checked.readable and not outcome.interrupted:
+        stored = None
+        if not outcome.interrupted:
             try:
-                stored = await server.recorded(
-                    session, checked.root, cfg.model, cfg.tag, started, len(outcome.results), checked.admin_headers
-                )
-                spend = stored["summary"].get("spend")
-                costs = {
-                    r["request_id"]: float(r.get("spend") or 0.0) for r in stored["records"] if r.get("request_id")
-                }
+                stored = await hooks.records(checked, cfg.model, cfg.tag, started, len(outcome.results))
             except server.Unreachable as exc:
                 notify(f"could not read the server's records for {cfg.tag}: {exc}")
+        if stored is not None:
+            spend = stored["summary"].get("spend")
+            costs = {r["request_id"]: float(r.get("spend") or 0.0) for r in stored["records"] if r.get("request_id")}
     result = _report(cfg, items, outcome, checked.base_url, usage_url, started, spend, costs)
     result["server_access"] = checked.access
     return result
@@ -170,7 +176,8 @@ def _report(
                 "match": item.match,
                 "answer_expected": item.answer,
                 "answer": answer,
-                "correct": grade(answer, item.expected, item.match),
+                "tolerance": item.tolerance,
+                "correct": grade(answer, item.expected, item.match, item.tolerance),
                 "latency_ms": round(r.e2e * 1000, 3) if r is not None and r.ok else None,
                 "ttft_ms": round(r.ttft * 1000, 3) if r is not None and r.ok and r.ttft is not None else None,
                 "prompt_tokens": r.prompt_tokens if r is not None else None,
@@ -199,6 +206,10 @@ def _report(
         "duration_s": round(outcome.duration, 6),
         "e2e_ms": metrics.distribution(r.e2e for r in ok),
         "ttft_ms": metrics.distribution(r.ttft for r in ok if r.ttft is not None),
+        "histograms_ms": {
+            "ttft": metrics.histogram(r.ttft for r in ok if r.ttft is not None),
+            "e2e": metrics.histogram(r.e2e for r in ok),
+        },
         "total_input_tokens": sum(r.prompt_tokens for r in ok),
         "total_output_tokens": sum(r.completion_tokens for r in ok),
         "cost_total": spend,

@@ -64,6 +64,20 @@ def distribution(values: Iterable[float], scale: float = 1000.0) -> dict[str, fl
     return out
 
 
+def histogram(values: Iterable[float], bins: int = 24, scale: float = 1000.0) -> dict[str, list[float]]:
+    """Equal-width bins of ``values`` times ``scale`` (ms): ``{"edges": [bins+1], "counts": [bins]}``,
+    small enough to store with a report (the page draws the distribution, not only percentiles)."""
+    data = [v * scale for v in values]
+    if not data:
+        return {"edges": [], "counts": []}
+    lo, hi = min(data), max(data)
+    width = (hi - lo) / bins or 1.0
+    counts = [0] * bins
+    for v in data:
+        counts[min(int((v - lo) / width), bins - 1)] += 1
+    return {"edges": [_r(lo + i * width) for i in range(bins + 1)], "counts": [float(c) for c in counts]}
+
+
 def _r(value: float) -> float:
     return round(value, 3)
 
@@ -117,6 +131,10 @@ def figures(
         "itl_ms": distribution(gap for r in ok for gap in r.itl),
         "tpot_ms": distribution(t for r in ok if (t := r.tpot) is not None),
         "e2e_ms": distribution(r.e2e for r in ok),
+        "histograms_ms": {
+            "ttft": histogram(r.ttft for r in ok if r.ttft is not None),
+            "e2e": histogram(r.e2e for r in ok),
+        },
     }
     if slos:
         good = sum(1 for r in ok if _meets(r, slos))

@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
-from modelmeter.bench.grading import MATCHES
+from modelmeter.bench.grading import GradingError, check_expected
 from modelmeter.metering import tokens
 
 ENDPOINTS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 CALL_TYPES = {"chat": "chat", "completions": "completion", "embeddings": "embedding"}
-_DROP = ("expected", "match", "answer", "id", "model")  # evaluation keys; the run sets the model
+_DROP = ("expected", "match", "answer", "tolerance", "id", "model")  # evaluation keys; the run sets the model
 
 # Common words; those that are one token alone and after a space (in the model's encoding) are used,
 # so a prompt of k such words separated by spaces is exactly k tokens long.
@@ -34,8 +34,9 @@ class Prompt:
     body: dict[str, Any]  # a request body without model, stream or run metadata
     prompt_tokens: int  # as counted here (used only when the server reports no usage)
     expected: Any = None  # evaluation: the expected answer
-    match: str = "contains"  # evaluation: exact | contains | regex | number
+    match: str = "contains"  # evaluation: a grader of bench.grading.MATCHES
     answer: str | None = None  # evaluation: the right answer as shown (``expected`` may be a regex)
+    tolerance: Any = None  # evaluation, number: absolute, or relative as "1%"
 
 
 class DatasetError(ValueError):
@@ -144,8 +145,10 @@ def _from_line(obj: dict[str, Any], endpoint: str, model: str, where: str, evalu
     if evaluation:
         if "expected" not in obj or obj["expected"] is None:
             raise DatasetError(f"{where}: needs 'expected' (the right answer)")
-        if match not in MATCHES:
-            raise DatasetError(f"{where}: 'match' must be " + ", ".join(MATCHES[:-1]) + f" or {MATCHES[-1]}")
+        try:
+            check_expected(obj["expected"], str(match), obj.get("tolerance"))
+        except GradingError as exc:
+            raise DatasetError(f"{where}: {exc}") from None
     answer = obj.get("answer")
     return Prompt(
         body,
@@ -153,6 +156,7 @@ def _from_line(obj: dict[str, Any], endpoint: str, model: str, where: str, evalu
         obj.get("expected"),
         str(match),
         str(answer) if answer is not None else None,
+        obj.get("tolerance"),
     )
 
 

@@ -9,13 +9,14 @@ import contextlib
 import dataclasses
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from modelmeter.bench import load, metrics, prompts, request, server
+from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
 from modelmeter.units import iso
 
@@ -82,6 +83,39 @@ class BenchConfig:
         }
 
 
+# (model, tag, wall-clock start, requests expected) → {"summary": …, "records": […]}
+ReadRecords = Callable[[str, str, float, int], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class Hooks:
+    """What a run the server starts adds to the CLI's: a stop of its own, a callback per result
+    (its live figures), and the server's records read in-process (it holds no admin key)."""
+
+    stop: asyncio.Event | None = None
+    on_result: Callable[[RequestResult], None] | None = None
+    read_records: ReadRecords | None = None
+
+    def adder(self, bar_add: Callable[[RequestResult], None]) -> Callable[[RequestResult], None]:
+        extra = self.on_result
+        if extra is None:
+            return bar_add
+
+        def both(r: RequestResult) -> None:
+            bar_add(r)
+            extra(r)
+
+        return both
+
+    async def records(self, target: Target, model: str, tag: str, started: float, n: int) -> dict[str, Any] | None:
+        """The server's records for the run, or None when they cannot be read."""
+        if self.read_records is not None:
+            return await self.read_records(model, tag, started, n)
+        if not target.readable:
+            return None
+        return await server.recorded(target.session, target.root, model, tag, started, n, target.admin_headers)
+
+
 @dataclass
 class Target:
     """A checked target: where to send, and whether it is a modelmeter server we may read."""
@@ -90,6 +124,7 @@ class Target:
     root: str
     access: server.Access
     admin_headers: dict[str, str] = field(default_factory=dict, repr=False)  # holds the admin key
+    session: Any = field(default=None, repr=False)  # the run's aiohttp session
 
     @property
     def modelmeter(self) -> bool:
@@ -121,7 +156,7 @@ async def check_target(
     access = await server.api_access(session, root, admin)
     if access == "locked":
         notify(server.locked_note(root, admin_key))
-    return Target(base_url.rstrip("/"), root, access, admin)
+    return Target(base_url.rstrip("/"), root, access, admin, session)
 
 
 def build_prompts(cfg: BenchConfig) -> list[prompts.Prompt]:
@@ -166,7 +201,10 @@ def sender(
     return send_one
 
 
-async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+async def run_bench(
+    cfg: BenchConfig, notify: Callable[[str], None] = lambda _: None, hooks: Hooks | None = None
+) -> dict[str, Any]:
+    hooks = hooks or Hooks()
     pool = build_prompts(cfg)
     if cfg.shape.requests is None and cfg.shape.duration is None:
         cfg.shape = dataclasses.replace(cfg.shape, requests=len(pool))  # a data set: each line once
@@ -203,12 +241,12 @@ async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: 
             )
             await load.run(warm, send_warm, lambda _: None)
         send = sender(session, target, bodies(cfg.run_id), request.headers(cfg.api_key, cfg.tag), pool)
-        stop = asyncio.Event()
+        stop = hooks.stop or asyncio.Event()
         started = time.time()
         bar = ProgressBar(f"bench {cfg.run_id}", cfg.shape.requests, cfg.shape.duration, cfg.progress)
         with ctrl_c_stops(stop):
             async with bar:
-                outcome = await load.run(cfg.shape, send, bar.add, stop)
+                outcome = await load.run(cfg.shape, send, hooks.adder(bar.add), stop)
         report: dict[str, Any] = {
             "run_id": cfg.run_id,
             "kind": "bench",
@@ -226,12 +264,11 @@ async def run_bench(cfg: BenchConfig, notify: Callable[[str], None] = lambda _: 
         report["usage_url"] = usage_url
         report["server_access"] = checked.access
         report["server_comparison"] = None
-        if checked.readable and not outcome.interrupted:
+        if not outcome.interrupted:
             try:
-                stored = await server.recorded(
-                    session, checked.root, cfg.model, cfg.tag, started, len(outcome.results), checked.admin_headers
-                )
-                report["server_comparison"] = server.compare(outcome.results, stored, cfg.tag)
+                stored = await hooks.records(checked, cfg.model, cfg.tag, started, len(outcome.results))
+                if stored is not None:
+                    report["server_comparison"] = server.compare(outcome.results, stored, cfg.tag)
             except server.Unreachable as exc:
                 notify(f"could not read the server's records for {cfg.tag}: {exc}")
         return report

@@ -147,6 +147,11 @@ def save_run(run: dict[str, Any], json_path: str | None, console: Console, admin
     help='Leave out "metadata": {"bench_run": …} (some servers reject unknown fields); the tag header stays.',
 )
 @click.option("--goodput", help="SLOs in ms for goodput, e.g. ttft:500,tpot:50 (ttft, tpot, e2e).")
+@click.option(
+    "--sweep",
+    help="One run per value, e.g. 1,2,4,8: concurrencies (with --rate: request rates); prints the "
+    "throughput-vs-latency table that sizes a deployment.",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds per request.")
 @click.option(
@@ -177,6 +182,7 @@ def bench(
     dataset: str | None,
     no_metadata: bool,
     goodput: str | None,
+    sweep: str | None,
     json_path: str | None,
     timeout: float,
     keepalive: bool,
@@ -238,6 +244,10 @@ def bench(
         admin_key=admin_key,
     )
     err = report.console(stderr=True, quiet=quiet)
+    if sweep is not None:
+        points = sweep_points(sweep, rate is not None)
+        run_sweep(cfg, points, rate is not None, err, json_path, admin_key)
+        return
     err.print(f"bench {cfg.run_id}: {shape.describe()} → {cfg.model} at {cfg.base_url} (tag {cfg.tag})")
     try:
         result = run_async(run_bench(cfg, lambda m: err.print(m, soft_wrap=True)))
@@ -249,6 +259,54 @@ def bench(
         sys.exit(130)  # as a shell reports Ctrl-C, after the partial report
     if result["completed"] == 0 and result["failed"]:
         sys.exit(1)
+
+
+def sweep_points(text: str, rates: bool) -> list[float]:
+    """``1,2,4,8`` → the values (whole numbers for concurrencies, more than zero)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--sweep must be numbers separated by commas, e.g. 1,2,4,8 (got {text!r})")
+    if not values or any(v <= 0 for v in values) or (not rates and any(v != int(v) for v in values)):
+        what = "request rates above zero" if rates else "whole concurrencies of at least 1"
+        fail(f"--sweep must list {what} (got {text!r})")
+    return values
+
+
+def run_sweep(
+    cfg: BenchConfig, points: list[float], rates: bool, err: Console, json_path: str | None, admin_key: str | None
+) -> None:
+    """One run (its own id, tag and stored report) per point, then the curve as a table."""
+    import dataclasses
+
+    reports: list[dict[str, Any]] = []
+    for value in points:
+        shape = dataclasses.replace(cfg.shape, **({"rate": value} if rates else {"concurrency": int(value)}))
+        point = dataclasses.replace(cfg, run_id=runs.new_run_id(), shape=shape)
+        err.print(f"bench {point.run_id}: {shape.describe()} → {point.model} (tag {point.tag})")
+        try:
+            result = run_async(run_bench(point, lambda m: err.print(m, soft_wrap=True)))
+        except BenchError as exc:
+            fail(str(exc))
+        save_run(runs.make_run(point.run_id, "bench", point.model, point.params(), result), None, err, admin_key)
+        reports.append(result)
+        if result["interrupted"]:
+            break
+    table = Table(title="Sweep: throughput vs latency", title_justify="left")
+    for col in ("rate" if rates else "concurrency", "run", "req/s", "out tok/s", "TTFT p50", "TTFT p99", "E2E p50",
+                "E2E p99", "ok"):  # fmt: skip
+        table.add_column(col, no_wrap=True)
+    for value, r in zip(points, reports, strict=False):
+        ttft, e2e = r.get("ttft_ms") or {}, r.get("e2e_ms") or {}
+        rate_ok = r.get("success_rate")
+        table.add_row(
+            f"{value:g}", r["run_id"], report.fmt(r.get("request_throughput")),
+            report.fmt(r.get("output_token_throughput")), report.fmt(ttft.get("p50")), report.fmt(ttft.get("p99")),
+            report.fmt(e2e.get("p50")), report.fmt(e2e.get("p99")), "-" if rate_ok is None else f"{rate_ok:.1%}",
+        )  # fmt: skip
+    report.console().print(table)
+    if json_path:
+        report.write_json({"sweep": [f"{v:g}" for v in points], "runs": reports}, json_path)
 
 
 _told: set[str] = set()

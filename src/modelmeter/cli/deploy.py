@@ -29,6 +29,14 @@ def deploy() -> None:
 @click.option("--provider", help="Label; also used to look up prices (default: openai).")
 @click.option("--api-key-env", help="Environment variable holding the upstream key.")
 @click.option("--price", help='USD per million tokens, e.g. \'{"input": 0.15, "output": 0.6}\'.')
+@click.option(
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    help='One of several upstreams (repeat it), as JSON: \'{"api_base": "http://10.0.0.12:8000/v1", "weight": 2}\' '
+    "(also name, model, api, api_key_env, price, priority, max_concurrency).",
+)
+@click.option("--routing", type=click.Choice(["weighted", "least_busy"]), help="How upstreams are chosen.")
 @url_option()
 @admin_key_option()
 def add(
@@ -38,6 +46,8 @@ def add(
     provider: str | None,
     api_key_env: str | None,
     price: str | None,
+    upstreams: tuple[str, ...],
+    routing: str | None,
     url: str,
     admin_key: str | None,
 ) -> None:
@@ -48,14 +58,21 @@ def add(
         "model": model,
         "provider": provider,
         "api_key_env": api_key_env,
+        "routing": routing,
     }
+    if upstreams:
+        try:
+            body["upstreams"] = [json.loads(u) for u in upstreams]
+        except ValueError:
+            raise click.BadParameter("each must be a JSON object", param_hint="--upstream") from None
     if price:
         try:
             body["price"] = json.loads(price)
         except ValueError:
             raise click.BadParameter("must be a JSON object", param_hint="--price") from None
     dep = call(url, "POST", "/api/deployments", {k: v for k, v in body.items() if v is not None}, admin_key=admin_key)
-    click.echo(f"added {dep['name']} -> {dep['api_base'] or 'embedded'} ({dep['model']})")
+    shown = ", ".join(u["name"] for u in dep["upstreams"]) if dep.get("upstreams") else dep["api_base"] or "embedded"
+    click.echo(f"added {dep['name']} -> {shown} ({dep['model']})")
 
 
 @deploy.command("list")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from modelmeter.bench import report, runs
 from modelmeter.bench.eval import DEFAULT_DATASET, EvalConfig, run_eval
+from modelmeter.bench.grading import MATCHES
 from modelmeter.bench.runner import BenchError
 from modelmeter.cli.bench import (
     DEFAULT_BASE_URL,
@@ -94,6 +95,12 @@ def items_table(r: dict[str, Any], only_wrong: bool) -> Table:
     help=f'JSONL of {{"prompt", "expected", "match"}} (default: the bundled {DEFAULT_DATASET}, '
     "50 arithmetic and unit-conversion questions).",
 )
+@click.option(
+    "--grader",
+    type=click.Choice(list(MATCHES)),
+    help='Grade every item this way (default: each line\'s own "match").',
+)
+@click.option("--tolerance", help='With --grader number: absolute (0.01) or relative ("1%").')
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True)
 @click.option("--api-key", envvar="OPENAI_API_KEY", help="Bearer key for the target [$OPENAI_API_KEY].")
 @admin_key_option()
@@ -124,6 +131,8 @@ def items_table(r: dict[str, Any], only_wrong: bool) -> Table:
 def eval_cmd(
     model: str | None,
     dataset: str | None,
+    grader: str | None,
+    tolerance: str | None,
     base_url: str,
     api_key: str | None,
     admin_key: str | None,
@@ -162,6 +171,8 @@ def eval_cmd(
         timeout=timeout,
         progress=not quiet,
         keepalive=keepalive,
+        grader=grader,
+        tolerance=tolerance,
         admin_key=admin_key,
     )
     err = report.console(stderr=True, quiet=quiet)

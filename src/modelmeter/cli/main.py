@@ -10,6 +10,7 @@ from modelmeter.cli.db import db
 from modelmeter.cli.deploy import deploy
 from modelmeter.cli.eval import eval_cmd
 from modelmeter.cli.keys import keys
+from modelmeter.cli.runs import runs
 from modelmeter.cli.serve import serve
 
 
@@ -24,6 +25,7 @@ cli.add_command(deploy)
 cli.add_command(db)
 cli.add_command(bench)
 cli.add_command(eval_cmd)
+cli.add_command(runs)
 cli.add_command(keys)
 
 

@@ -39,6 +39,8 @@ from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.otel.context import start_trace
 from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
+from modelmeter.routing.pool import Router
+from modelmeter.routing.serve import serve_routed
 from modelmeter.upstreams.client import UpstreamClient
 from modelmeter.upstreams.limits import LIMIT_FIELDS, ResponseLimits, limits_for
 
@@ -76,6 +78,7 @@ class Gateway:
         self.upstream = upstream
         self.recorder = recorder
         self.cache = ResponseCache()  # answers of deployments with cache_ttl
+        self.router = Router()  # the upstreams of deployments that have several, and their breakers
         self.hops = HopGuard()  # this gateway's id in x-modelmeter-hop
         self.rejects = RejectBudget(settings.rejected_per_minute)
         self.limits = ResponseLimits(**{name: getattr(settings, name) for name in LIMIT_FIELDS})
@@ -183,27 +186,35 @@ class Gateway:
                     ) from None
             check_kind(dep, call_type)
             api = upstream_api(dep)
-            pair = pair_for(door, api, dep, path) if api != door.api else None
+            routed = bool(dep.upstreams)  # several upstreams: each attempt picks its own API
+            pair = pair_for(door, api, dep, path) if api != door.api and not routed else None
             if door.api == "chat":
                 check_fields(body, call_type)
             else:
                 check_stream(body)
-            base = self.registry.base_url(dep)
-            if base is None:
-                raise APIError(
-                    503,
-                    f"The embedded model '{dep.model}' is still starting; try again in a few seconds.",
-                    "service_unavailable",
-                    code="model_loading",
+            if routed:
+                rejected = False
+                query = scope.get("query_string")
+                await serve_routed(
+                    call, dep, self.router, self.registry, self.upstream, self.cache, self.limits, path, query
                 )
-            rejected = False
-            if pair is None:
-                url = base + path[3:]
-                if query := scope.get("query_string"):  # e.g. Claude Code's ?beta=true, passed on as sent
-                    url += "?" + query.decode("latin-1")
-                await relay(call, self.upstream, url, dep, self.cache, path, limits_for(dep, self.limits))
             else:
-                await relay_translated(call, pair, self.upstream, base, dep, limits_for(dep, self.limits))
+                base = self.registry.base_url(dep)
+                if base is None:
+                    raise APIError(
+                        503,
+                        f"The embedded model '{dep.model}' is still starting; try again in a few seconds.",
+                        "service_unavailable",
+                        code="model_loading",
+                    )
+                rejected = False
+                if pair is None:
+                    url = base + path[3:]
+                    if query := scope.get("query_string"):  # e.g. Claude Code's ?beta=true, passed on as sent
+                        url += "?" + query.decode("latin-1")
+                    await relay(call, self.upstream, url, dep, self.cache, path, limits_for(dep, self.limits))
+                else:
+                    await relay_translated(call, pair, self.upstream, base, dep, limits_for(dep, self.limits))
             watch.done = True
         except APIError as exc:
             watch.done = True

@@ -27,6 +27,7 @@ from modelmeter.gateway.stream_relay import UPSTREAM_STATUS as _UPSTREAM_STATUS
 from modelmeter.gateway.stream_relay import relay_stream
 from modelmeter.metering.record import CallRecord
 from modelmeter.metering.usage import Usage
+from modelmeter.routing.attempt import Fallback, Try
 from modelmeter.upstreams.client import Timeouts, UpstreamClient, UpstreamError
 from modelmeter.upstreams.headers import upstream_headers
 from modelmeter.upstreams.limits import LimitedResponse, ResponseLimits, scrubber_for
@@ -70,6 +71,7 @@ class Call:
     # deployment's timeout) for its real usage, but sent to nobody. t_gone: when it hung up.
     disconnected: bool = False
     t_gone: float | None = None
+    route: Try | None = None  # a routed deployment's current attempt (routing/): None for one upstream
 
     def fail(self, status: int, message: str) -> None:
         self.rec.status = "error"
@@ -200,13 +202,18 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
     answer, so ``overhead_ms`` remains the gateway's own time."""
     rec = call.rec
     started = time.perf_counter()
+    route = call.route
     deadline = started + dep.timeout
+    max_retries = dep.max_retries
+    if route is not None:  # routed: the next upstream is the retry, within the attempts' budget
+        deadline = min(deadline, route.deadline)
+        max_retries = 0
     attempt = 0
     while True:
         if attempt and call.disconnected:  # it hung up during the backoff: nobody wants a retry
             raise APIError(499, "client_disconnected", code="client_disconnected")
         t = time.perf_counter()
-        total = dep.timeout if attempt == 0 else max(deadline - t, 0.001)
+        total = dep.timeout if attempt == 0 and route is None else max(deadline - t, 0.001)
         try:
             headers = upstream_headers(dep, call.hop, call.api, call.passed_headers)
             resp = await client.post(url, payload, headers, Timeouts(total=total, connect=dep.connect_timeout))
@@ -214,9 +221,11 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
             call.upstream_wait += time.perf_counter() - t
             if exc.kind == "timeout":  # connected and sent (connect timeouts are "connect")
                 rec.upstream_reached = True
+            if route is not None and route.error(exc.kind, exc.message) and not call.disconnected:
+                raise Fallback from None
             if (
                 exc.kind in _RETRIED_KINDS
-                and attempt < dep.max_retries
+                and attempt < max_retries
                 and not call.disconnected
                 and await _wait_before_retry(call, backoff_delay(attempt), deadline)
             ):
@@ -231,10 +240,13 @@ async def _post_with_retries(call: Call, client: UpstreamClient, url: str, dep: 
             raise
         call.upstream_wait += time.perf_counter() - t
         rec.upstream_reached = True
+        if route is not None and route.answered(resp.status) and not call.disconnected:
+            resp.close()
+            raise Fallback
         if (
             (resp.status == 429 or resp.status >= 500)
             and resp.status not in _NEVER_RETRIED
-            and attempt < dep.max_retries
+            and attempt < max_retries
             and not call.disconnected
         ):
             delay = None

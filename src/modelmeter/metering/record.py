@@ -27,6 +27,7 @@ from modelmeter.upstreams.scrub import redact_url
 if TYPE_CHECKING:
     from modelmeter.config import Deployment
     from modelmeter.otel.context import TraceContext
+    from modelmeter.routing.attempt import Attempt
 
 # Calls given up while the upstream worked on them (the client hung up; our timeout): the upstream
 # still bills the prompt at least, so the record estimates what it did not report.
@@ -80,6 +81,9 @@ class CallRecord:
     upstream_request: Any = None
     upstream_response: Any = None
     trace: TraceContext | None = None  # the ids of this call's span (OpenTelemetry export on only)
+    # A routed deployment (routing/): the upstream whose answer the client got, and every attempt.
+    served_by: str | None = None
+    attempts: list[Attempt] | None = None
 
 
 def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> RecordRow:
@@ -181,6 +185,10 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> Record
         "bodies": int(keep),
         "key_alias": rec.key_alias,
         "session_id": rec.session_id,
+        "served_by": rec.served_by,
+        "attempts": _attempts(rec, usage.total_tokens or usage.prompt_tokens + usage.completion_tokens, cost.spend)
+        if rec.attempts
+        else None,
         "request": request_text,
         "response": response_text,
     }
@@ -188,6 +196,20 @@ def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> Record
         row["upstream_request"] = upstream_request
         row["upstream_response"] = upstream_response
     return row
+
+
+def _attempts(rec: CallRecord, tokens: int, spend: Decimal) -> str:
+    """The attempts as JSON: the answer the client got carries the call's tokens and cost (at its
+    upstream's rates); the others are priced at nothing (no tokens reported), so the attempts'
+    costs add up to the record's."""
+    out = []
+    for a in rec.attempts or ():
+        item = a.as_json()
+        mine = a.served and a.upstream == rec.served_by
+        item["tokens"] = tokens if mine else None
+        item["cost"] = float(spend) if mine else 0.0
+        out.append(item)
+    return orjson.dumps(out).decode()
 
 
 def _capped(text: str | None, cap: int) -> tuple[str | None, bool]:

@@ -14,7 +14,8 @@ _KNOWN = {"endpoint", "headers", "service_name", "capture_content", "export_inte
 @dataclass(frozen=True)
 class OtelSettings:
     endpoint: str | None = None  # the collector's OTLP/HTTP base, e.g. http://localhost:4318 (None: off)
-    headers: dict[str, str] = field(default_factory=dict)  # sent with every export (e.g. an API key)
+    # sent with every export; often an API key: kept out of repr (and so out of any log of the settings)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
     service_name: str = "modelmeter"
     capture_content: bool = False  # prompts and answers on the spans: opt-in, they may be sensitive
     export_interval_s: float = 10.0  # how often metrics are sent

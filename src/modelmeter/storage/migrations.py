@@ -363,6 +363,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         ),
     ),
+    # Several upstreams behind one deployment: the one that answered each call, and every attempt
+    # (upstream, status, error, latency, tokens, cost) as a JSON list; NULL for one-upstream calls.
+    Migration(
+        "0014_attempts",
+        (
+            "ALTER TABLE records ADD COLUMN served_by TEXT",
+            "ALTER TABLE records ADD COLUMN attempts TEXT",
+        ),
+    ),
     # Failed requests by class per rollup bucket (issue 14: errors by type over time).
     Migration("0015_insights", _error_counters_0015()),
 )

@@ -28,6 +28,8 @@ def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False)
     ``retry``: the batch may have been committed already (the connection broke at commit time), so
     rows already stored are left out, and neither they nor their rollups are counted twice.
     Rows are sanitised for the database first (``storage.sanitise``): no value refuses a batch."""
+    # rows spooled by a version before 0014 have no served_by/attempts: NULL
+    rows = [r if "attempts" in r else {**r, "served_by": None, "attempts": None} for r in rows]
     rows = sanitise.for_database(rows, db.dialect)
     with db.transaction() as tx:
         if retry:

@@ -46,6 +46,8 @@ class RecordRow(TypedDict):
     key_alias: str | None
     priced_model: str | None  # the model id the price was looked up for
     session_id: str | None  # the agent session the call belongs to (gateway/sessions.py)
+    served_by: str | None  # a routed deployment's upstream that answered (0014)
+    attempts: str | None  # JSON list of a routed call's attempts (0014)
     request: str | None  # JSON, stored in record_bodies
     response: str | None  # JSON, stored in record_bodies
     # A translated call's bodies as sent to / answered by the upstream (JSON, in record_bodies);
@@ -77,6 +79,8 @@ TEXT_FIELDS: tuple[str, ...] = (
     "key_alias",
     "priced_model",
     "session_id",
+    "served_by",
+    "attempts",
     "request",
     "response",
     "upstream_request",

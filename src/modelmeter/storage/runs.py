@@ -79,3 +79,13 @@ def list_runs(
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     rows = db.fetchall(f"SELECT {_COLS} FROM runs{clause} ORDER BY created_us DESC, id DESC LIMIT :lim", params)
     return [_row(r) for r in rows]
+
+
+def update_report(db: Database, run_id: str, report: dict[str, Any]) -> None:
+    """A server-side run's progress, then its final report (one writer: the run's own thread)."""
+    db.execute("UPDATE runs SET report = :r WHERE id = :id", {"r": orjson.dumps(report).decode(), "id": run_id})
+
+
+def update_params(db: Database, run_id: str, params: dict[str, Any]) -> None:
+    """The stop request of a server-side run lives in its params: the run's thread never writes them."""
+    db.execute("UPDATE runs SET params = :p WHERE id = :id", {"p": orjson.dumps(params).decode(), "id": run_id})

@@ -30,7 +30,16 @@ _RANGES = (
     *((f, (-(2**15), 2**15 - 1)) for f in SMALLINT_FIELDS),
     *((f, _LIMITS.get(f, (0, 2**40))) for f in BIGINT_FIELDS),
 )
-_JSON_FIELDS = ("cost_breakdown", "metadata", "tags", "request", "response", "upstream_request", "upstream_response")
+_JSON_FIELDS = (
+    "cost_breakdown",
+    "metadata",
+    "tags",
+    "attempts",
+    "request",
+    "response",
+    "upstream_request",
+    "upstream_response",
+)
 _PLAIN_TEXT = tuple(f for f in TEXT_FIELDS if f not in _JSON_FIELDS)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

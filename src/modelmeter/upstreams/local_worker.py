@@ -17,8 +17,11 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 HOST = "127.0.0.1"
+# SmolLM2's own template has no tools; this ChatML one adds them in a format llama.cpp parses.
+CHAT_TEMPLATE = Path(__file__).with_name("smollm2_tools.jinja")
 CHAT_MODEL_ID = "smollm2-135m-instruct"
 
 
@@ -49,6 +52,12 @@ def _serve_chat(args: argparse.Namespace) -> None:
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     params.ui = False
+    params.use_jinja = True  # tools reach the prompt, and tool calls are parsed, only with jinja
+    params.chat_template = CHAT_TEMPLATE.read_text()
+    # Sampling when a request names none (agent CLIs never do): SmolLM2's model card's 0.2 / 0.9, not
+    # llama.cpp's 0.8 / 0.95, at which a 135M model rambles on to max_tokens.
+    params.sampling.temp = 0.2
+    params.sampling.top_p = 0.9
     params.fit_params = False  # CPU only: skip the device-memory fitting pass (a second load)
     params.verbosity = 3 if args.verbose else 2  # 2 = warnings and errors only
     try:

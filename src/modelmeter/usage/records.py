@@ -55,6 +55,7 @@ def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
     out["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else {}
     out["tags"] = orjson.loads(row["tags"]) if row["tags"] else []
     out["bodies_stored"] = row["bodies"] == 1
+    out["attempts"] = orjson.loads(row["attempts"]) if row["attempts"] else None  # routed calls only
     return out
 
 

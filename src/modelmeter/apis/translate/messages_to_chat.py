@@ -101,17 +101,23 @@ def _tool_choice(choice: Mapping[str, Any], chat: dict[str, Any]) -> None:
 def request(body: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
     """A Messages request body -> a chat.completions request body (``model`` overrides the client's)."""
     messages: list[dict[str, Any]] = []
-    system = body.get("system")
-    if system:
-        messages.append({"role": "system", "content": text_of(system)})
+    # System text, the top-level field's and any system turn's (Claude Code sends its environment as
+    # one after the user's turn), goes in one leading system message: many chat templates refuse a
+    # system message elsewhere, and small models continue the last text they see.
+    systems = [text_of(body["system"])] if body.get("system") else []
+    systems += [text_of(t.get("content", "")) for t in body.get("messages") or [] if t.get("role") == "system"]
+    if systems:
+        messages.append({"role": "system", "content": "\n\n".join(systems)})
     for i, turn in enumerate(body.get("messages") or []):
         role = turn.get("role")
         if role == "user":
             messages += _user_turn(turn.get("content", ""))
         elif role == "assistant":
             messages.append(_assistant_turn(turn.get("content", "")))
+        elif role == "system":
+            continue  # in the leading system message
         else:
-            raise TranslationError(f"messages.{i}.role must be user or assistant", f"messages.{i}.role")
+            raise TranslationError(f"messages.{i}.role must be user, assistant or system", f"messages.{i}.role")
     chat: dict[str, Any] = {"model": model or body.get("model"), "messages": messages}
     if "max_tokens" in body:
         chat["max_tokens"] = body["max_tokens"]

@@ -1,6 +1,7 @@
 // The Alerts page: each rule with its state, value and last firing, and on demand its history
 // (state changes with every webhook delivery attempt). Webhooks show as their host only (the API
-// never sends the URL). Refreshed every 10 s while open.
+// never sends the URL). Deleted rules keep their history, listed below the rules. Refreshed every
+// 10 s while open.
 
 import { api } from "./api.js";
 import { button, clear, h, pill } from "./dom.js";
@@ -43,7 +44,7 @@ export class AlertsPage {
 
   async load() {
     try {
-      const { data, interval_seconds: every } = await api.alerts();
+      const { data, deleted = [], interval_seconds: every } = await api.alerts();
       if (!this.alive) return;
       this.list.removeAttribute("aria-busy");
       this.note.textContent = `Rules from the config and the API, evaluated every ${every} s from the rollups.`;
@@ -53,6 +54,10 @@ export class AlertsPage {
           h("p", { class: "subtle" }, "Add [[alerts]] tables to the config, or POST /api/alerts.")));
       }
       for (const rule of data) this.list.append(this.item(rule));
+      if (deleted.length) {
+        this.list.append(h("h2", { class: "alert-section" }, "Deleted rules"));
+        for (const gone of deleted) this.list.append(this.deletedItem(gone));
+      }
     } catch (err) {
       if (!this.alive) return;
       clear(this.list).append(h("div", { class: "callout callout-error", role: "alert" },
@@ -77,6 +82,21 @@ export class AlertsPage {
         h("div", {}, h("dt", {}, "Last fired"),
           h("dd", { dataset: { stat: "last-fired" } }, rule.last_fired ? fmt.dateTime(rule.last_fired) : "never")),
         h("div", {}, h("dt", {}, "Webhook"), h("dd", {}, rule.webhook || "none"))),
+      h("div", { class: "alert-actions" }, toggle),
+      history);
+  }
+
+  /** A rule no longer defined whose history is kept: its name, last change, and the history. */
+  deletedItem(gone) {
+    const history = h("div", { class: "alert-history" });
+    const toggle = button("History", { "aria-expanded": "false", onclick: () => this.toggle(gone.name, toggle, history) });
+    if (this.open.has(gone.name)) this.toggle(gone.name, toggle, history, true);
+    const changes = `${fmt.int(gone.changes)} state change${gone.changes === 1 ? "" : "s"}`;
+    return h("article", { class: "alert-item state-deleted", dataset: { name: gone.name, state: "deleted" } },
+      h("div", { class: "alert-head" },
+        h("strong", { class: "alert-name" }, gone.name),
+        pill("deleted rule", "neutral")),
+      h("div", { class: "alert-meta subtle" }, `${changes} · last ${fmt.dateTime(gone.last_change)}`),
       h("div", { class: "alert-actions" }, toggle),
       history);
   }

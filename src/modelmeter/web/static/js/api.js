@@ -60,6 +60,20 @@ export const api = {
   record: (id) => call(`/api/requests/${encodeURIComponent(id)}`),
   exportUrl: (name, format, params) => `${dep(name)}/requests/export${query({ ...params, format })}`,
   eventsUrl: (name) => `${dep(name)}/events`,
+  resetUpstream: (deployment, upstream) => call("/api/upstreams/reset", {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: JSON.stringify({ deployment, upstream }),
+  }),
+  runs: (params) => call(`/api/runs${query(params)}`),
+  run: (id) => call(`/api/runs/${encodeURIComponent(id)}`),
+  startRun: (spec) => call("/api/runs", {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: JSON.stringify(spec),
+  }),
+  stopRun: (id) => call(`/api/runs/${encodeURIComponent(id)}/stop`, { method: "POST" }),
   alerts: () => call("/api/alerts"),
+  alertMarks: (name, params) => call(`/api/alerts/marks${query({ ...params, deployment: name })}`),
   alertHistory: (name) => call(`/api/alerts/${encodeURIComponent(name)}/history`),
 };

@@ -1,4 +1,5 @@
-// The charts of a window: requests and errors, tokens, spend, latency (average and p95).
+// The charts of a window: requests and errors, tokens, spend, latency (average and p95), with a
+// vertical marker where an alert rule on this deployment (or a global one) fired or resolved.
 // Plotly comes from the installed Python package, served by this server (works offline).
 
 import { h, skeleton } from "./dom.js";
@@ -44,8 +45,32 @@ export function colors() {
   const css = getComputedStyle(document.documentElement);
   const v = (name) => css.getPropertyValue(name).trim();
   return { c1: v("--chart-1"), c2: v("--chart-2"), c3: v("--chart-3"), c4: v("--chart-4"),
-    bad: v("--chart-bad"), grid: v("--chart-grid"), text: v("--muted"), font: v("--font-sans"),
+    bad: v("--chart-bad"), ok: v("--good"), grid: v("--chart-grid"), text: v("--muted"), font: v("--font-sans"),
     line: v("--border"), hover: v("--surface"), fg: v("--fg") };
+}
+
+/** Alert changes as dotted vertical lines (red: fired, green: resolved), and a pin at the top of
+ *  each line that carries the hover text (Plotly shapes have none). */
+function alertMarks(events, s, c) {
+  const t0 = Date.parse(s.start);
+  const t1 = Date.parse(s.end);
+  const shown = events.filter((e) => Date.parse(e.at) >= t0 && Date.parse(e.at) < t1);
+  // To the millisecond (wallClock stops at the second); milliseconds are the same in every zone.
+  const ms = (iso) => String(new Date(iso).getUTCMilliseconds()).padStart(3, "0");
+  const x = shown.map((e) => `${fmt.wallClock(e.at)}.${ms(e.at)}`);
+  const color = (e) => (e.status === "firing" ? c.bad : c.ok);
+  const shapes = shown.map((e, i) => ({
+    type: "line", xref: "x", yref: "paper", x0: x[i], x1: x[i], y0: 0, y1: 1, layer: "above",
+    line: { color: color(e), width: 1.5, dash: "dot" }, name: `alert-${e.status}`,
+  }));
+  const text = shown.map((e) => `${e.status === "firing" ? "Alert fired" : "Alert resolved"}: ${e.rule}`
+    + `${e.deleted ? " (deleted rule)" : ""} (${fmt.time(e.at)})`);
+  const pins = (top) => ({
+    type: "scatter", mode: "markers", name: "Alerts", x, y: x.map(() => top), cliponaxis: false,
+    marker: { symbol: "triangle-down", size: 9, color: shown.map(color) },
+    customdata: text, hovertemplate: "%{customdata}<extra></extra>", meta: "alerts",
+  });
+  return { events: shown, shapes, pins };
 }
 
 export class Charts {
@@ -57,6 +82,7 @@ export class Charts {
   constructor(ready = Promise.resolve()) {
     this.ready = ready;
     this.series = null;
+    this.events = [];
     this.plots = {};
     this.sub = {};
     this.timer = null;
@@ -82,8 +108,10 @@ export class Charts {
     }
   }
 
-  async render(series) {
+  /** `events`: the window's alert changes ({rule, status, at, value, unit}), from /api/alerts/marks. */
+  async render(series, events = []) {
     this.series = structuredClone(series);
+    this.events = events;
     let Plotly;
     try {
       await this.ready;
@@ -138,6 +166,7 @@ export class Charts {
       spend: axisTicks(stacked(traces.spend), "usd"),
       latency: axisTicks(top(traces.latency.flatMap((t) => t.y)), "ms"),
     };
+    const marks = alertMarks(this.events, s, c);
     for (const [key, plot] of Object.entries(this.plots)) {
       const layout = {
         height: 190, margin: { l: 52, r: 8, t: 6, b: 28 }, barmode: "stack", bargap: 0.2,
@@ -150,9 +179,11 @@ export class Charts {
           tickformat: s.bucket_seconds < 3600 || spanDays <= 1 ? "%H:%M" : "%b %-d" },
         yaxis: { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
           autorange: false, ...axes[key] },
+        shapes: marks.shapes,
       };
       if (!plot.classList.contains("js-plotly-plot")) plot.replaceChildren();
-      Plotly.react(plot, traces[key], layout, { displayModeBar: false, responsive: true });
+      const pins = marks.events.length ? [marks.pins(axes[key].range[1])] : [];
+      Plotly.react(plot, [...traces[key], ...pins], layout, { displayModeBar: false, responsive: true });
     }
   }
 

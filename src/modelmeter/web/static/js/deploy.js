@@ -6,6 +6,23 @@ import { button, h } from "./dom.js";
 const PROVIDERS = ["openai", "azure", "anthropic", "mistral", "groq", "together", "fireworks",
   "deepseek", "openrouter", "vllm", "ollama", "local"];
 
+const NUMBERS = new Set(["weight", "priority", "max_concurrency"]);
+const NAMES = { key: "api_key_env" };
+
+/** "URL weight=2 priority=1 model=x key=VAR" -> an upstream definition (the API checks it). */
+export function upstreamOf(line) {
+  const [api_base, ...pairs] = line.split(/\s+/);
+  const up = { api_base };
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    const key = at > 0 ? pair.slice(0, at) : pair;
+    const value = at > 0 ? pair.slice(at + 1) : "";
+    const name = NAMES[key] || key;
+    up[name] = NUMBERS.has(name) && value !== "" && !Number.isNaN(Number(value)) ? Number(value) : value;
+  }
+  return up;
+}
+
 export class DeployForm {
   constructor(onAdded) {
     this.onAdded = onAdded;
@@ -22,6 +39,10 @@ export class DeployForm {
       api_key_env: h("input", { name: "api_key_env", placeholder: "OPENAI_API_KEY", spellcheck: "false" }),
       input: h("input", { name: "price_input", type: "number", min: "0", step: "any", placeholder: "0.15" }),
       output: h("input", { name: "price_output", type: "number", min: "0", step: "any", placeholder: "0.60" }),
+      upstreams: h("textarea", { name: "upstreams", rows: "3", spellcheck: "false",
+        placeholder: "http://10.0.0.12:8000/v1 weight=2\nhttps://api.openai.com/v1 priority=1 model=gpt-4o-mini key=OPENAI_API_KEY" }),
+      routing: h("select", { name: "routing" }, h("option", { value: "weighted" }, "Weighted random"),
+        h("option", { value: "least_busy" }, "Fewest calls in flight")),
     };
     const i = this.inputs;
     this.submit = button("Deploy", { type: "submit", class: "btn-primary" });
@@ -35,7 +56,10 @@ export class DeployForm {
         field("API key variable", i.api_key_env, "The key is read from this environment variable, never stored."),
         h("div", { class: "field-pair" },
           field("Input $ / 1M tokens", i.input),
-          field("Output $ / 1M tokens", i.output))),
+          field("Output $ / 1M tokens", i.output)),
+        field("More upstreams", i.upstreams, "Optional: one per line, a URL then name=, weight=, priority= (0 first), "
+          + "model=, key= (variable), max_concurrency=. The API base above is the first."),
+        field("Routing", i.routing, "How a call picks among upstreams of the same priority.")),
       this.error,
       h("div", { class: "form-actions" },
         button("Cancel", { class: "btn-ghost", onclick: () => this.toggle(false) }),
@@ -61,6 +85,11 @@ export class DeployForm {
     if (v(i.input) !== "") price.input = Number(v(i.input));
     if (v(i.output) !== "") price.output = Number(v(i.output));
     if (Object.keys(price).length) def.price = price;
+    const more = i.upstreams.value.split("\n").map((l) => l.trim()).filter(Boolean).map(upstreamOf);
+    if (more.length) {
+      def.upstreams = [{ api_base: def.api_base }, ...more];
+      def.routing = i.routing.value;
+    }
     return def;
   }
 

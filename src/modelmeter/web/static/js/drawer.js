@@ -1,6 +1,7 @@
 // The detail drawer of one request: its own URL (/models/<name>/requests/<id>), closes with Esc.
 
 import { api } from "./api.js";
+import { attemptsTimeline } from "./attempts.js";
 import { jsonView, prettyView } from "./conversation.js";
 import { costTable, exactSpend } from "./cost.js";
 import { button, copyText, h, icon, pill, replace, skeleton } from "./dom.js";
@@ -88,6 +89,7 @@ export class Drawer {
         ["Model", rec.model], ["Provider", rec.provider],
         ["Call type", `${rec.call_type}${rec.stream ? " · streamed" : ""}`],
         ["Model ID", rec.model_id], ["API base", rec.api_base, "mono"],
+        ["Served by", rec.served_by, "mono"],
         ["IP address", rec.client_ip ? `${rec.client_ip} (redacted)` : null, "mono"],
         ["API key", rec.key_alias, "mono"], ["Session", sessionLink(rec, this.name), "mono"],
         ["Request ID", rec.request_id, "mono"], ["Record ID", rec.id, "mono"],
@@ -99,6 +101,7 @@ export class Drawer {
         ["Start time", fmt.dateTime(rec.start_time)], ["End time", fmt.dateTime(rec.end_time)],
         ["Usage", usageOrigin(rec)],
       ])),
+      rec.attempts && rec.attempts.length ? section("Attempts", "attempts", attemptsTimeline(rec)) : null,
       section("Cost Breakdown", "cost", costTable(rec)),
       section("Request & Response", "bodies", bodies(rec)),
       section("Metadata", "metadata", metadata(rec, this.name)),

@@ -1,7 +1,7 @@
 // "More insights" under the charts: the latency and time-to-first-token distributions, output
 // speed and errors by type over time (GET …/usage/distribution, …/throughput, …/errors, from
-// rollups), and the breakdown by call type. Closed, it costs nothing: a refresh stays
-// three calls; open (?insights=1), it adds four.
+// rollups), and the breakdown by call type. Closed, it costs nothing (a refresh makes no more API
+// calls); open (?insights=1), each refresh adds its four.
 
 import { api } from "./api.js";
 import { Breakdown } from "./breakdown.js";

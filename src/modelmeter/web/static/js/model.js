@@ -1,5 +1,5 @@
-// A model card: its header (provider, upstream, API base, reachability), the Usage and Connect
-// tabs, and the drawer of one request.
+// A model card: its header (provider, upstream, API base, reachability), the Usage, Connect and
+// Evaluate tabs, and the drawer of one request.
 
 import { api } from "./api.js";
 import { preloadPlotly } from "./charts.js";
@@ -10,6 +10,7 @@ import { definedIn, pricesText } from "./origin.js";
 import { removeDialog } from "./remove.js";
 import { modelPath, navigate } from "./router.js";
 import { snippetBlock } from "./snippet.js";
+import { EvaluateTab } from "./evaluate.js";
 import { UsageTab } from "./usage.js";
 
 export class ModelPage {
@@ -27,7 +28,10 @@ export class ModelPage {
     this.tabs = {
       usage: h("a", { class: "tab", href: modelPath(this.name), "data-link": true, role: "tab" }, "Usage"),
       connect: h("a", { class: "tab", href: modelPath(this.name, { tab: "connect" }), "data-link": true, role: "tab" }, "Connect"),
+      evaluate: h("a", { class: "tab", href: modelPath(this.name, { tab: "evaluate" }), "data-link": true, role: "tab" }, "Evaluate"),
     };
+    this.evaluate = null;
+    this.evaluateEl = h("div", { class: "evaluate", hidden: true });
     this.body = h("div", { class: "tab-body" });
     this.connect = h("div", { class: "connect", hidden: true });
     this.drawer = new Drawer({ name: this.name, onClose: () => this.closeRequest() });
@@ -40,7 +44,7 @@ export class ModelPage {
           h("div", { class: "head-actions" }, this.removeBtn)),
         this.meta),
       h("div", { class: "tabs", role: "tablist" }, Object.values(this.tabs)),
-      this.body, this.connect);
+      this.body, this.connect, this.evaluateEl);
     this.loadDeployment();
     this.update(route);
   }
@@ -58,6 +62,11 @@ export class ModelPage {
     this.body.hidden = route.tab !== "usage";
     this.connect.hidden = route.tab !== "connect";
     if (route.tab === "connect") this.renderConnect();
+    this.evaluateEl.hidden = route.tab !== "evaluate";
+    if (route.tab === "evaluate" && !this.evaluate) {
+      this.evaluate = new EvaluateTab(this.name);
+      this.evaluateEl.append(this.evaluate.el);
+    }
     if (route.requestId) {
       this.drawer.open(route.requestId);
     } else if (this.drawer.isOpen) {
@@ -101,10 +110,30 @@ export class ModelPage {
     this.meta.replaceChildren(
       item("Upstream model", d.model, "mono"),
       item("API base", d.api_base || "embedded", "mono"),
-      item("Bodies", d.store_bodies ? "stored" : "not stored"));
+      item("Bodies", d.store_bodies ? "stored" : "not stored"),
+      d.upstream_health ? this.upstreams(d.upstream_health) : null);
     if (this.usage && this.usage.isEmpty) this.usage.setEmpty(true); // the snippet may depend on the kind
     if (!this.connect.hidden) this.renderConnect();
     return d;
+  }
+
+  /** Each upstream's state; one that is out or cooling down can be put back (the admin API's reset). */
+  upstreams(list) {
+    return h("div", { class: "meta-upstreams", dataset: { role: "upstreams" } },
+      h("span", { class: "subtle" }, "Upstreams"),
+      list.map((u) => h("span", { class: `upstream upstream-${u.state}`, dataset: { upstream: u.name, state: u.state } },
+        h("span", { class: "dot", "aria-hidden": "true" }),
+        h("span", { class: "mono" }, u.name),
+        h("span", { class: "small subtle" }, u.state === "out" ? "out until reset" : u.state),
+        u.state === "healthy" ? null : button("Reset", { class: "btn-sm btn-ghost", "aria-label": `Reset ${u.name}`,
+          onclick: async (e) => {
+            e.currentTarget.disabled = true;
+            try {
+              await api.resetUpstream(this.name, u.name);
+            } finally {
+              this.loadDeployment();
+            }
+          } }))));
   }
 
   notFound() {

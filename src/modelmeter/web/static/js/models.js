@@ -93,10 +93,29 @@ function card(dep, firing = null) {
       dep.local ? pill("embedded", "accent") : null,
       h("span", { class: "meta-model", title: "Upstream model" }, dep.model)),
     h("div", { class: "model-card-base mono", title: dep.api_base || "" }, dep.api_base || "embedded model"),
+    dep.upstream_health ? upstreamHealth(dep.upstream_health) : null,
     h("dl", { class: "model-card-stats" },
       stat("Requests · 24h", fmt.int(day.requests || 0), "requests"),
       stat("Error rate", fmt.pct(errorRate), "error-rate", errorRate > 0.05 ? "bad" : ""),
       stat("Spend · 24h", fmt.usd(day.spend || 0), "spend")));
+}
+
+/** A routed deployment's upstreams: state (healthy, cooling down until …, out), calls in flight, last error. */
+function upstreamHealth(list) {
+  const said = (u) => {
+    if (u.state === "cooling") return `cooling down until ${fmt.wallClock(new Date(u.until * 1000).toISOString())}`;
+    if (u.state === "probing") return "cooled down: next call probes it";
+    if (u.state === "out") return "out until reset";
+    return "healthy";
+  };
+  return h("ul", { class: "upstream-health", "aria-label": "Upstreams" }, list.map((u) =>
+    h("li", { class: `upstream upstream-${u.state}`, dataset: { upstream: u.name, state: u.state } },
+      h("span", { class: "dot", "aria-hidden": "true" }),
+      h("span", { class: "upstream-name mono", title: u.name }, u.name),
+      h("span", { class: "upstream-state small" }, said(u)),
+      h("span", { class: "upstream-flight small subtle num", title: "Calls in flight" }, `${fmt.int(u.in_flight)} in flight`),
+      u.last_error && u.state !== "healthy"
+        ? h("span", { class: "upstream-error small", dataset: { role: "upstream-error" } }, `last error: ${u.last_error}`) : null)));
 }
 
 function stat(label, value, key, tone = "") {

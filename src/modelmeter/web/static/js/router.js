@@ -1,5 +1,5 @@
-// Paths of the page: "/", "/alerts", "/models/<name>", "/models/<name>/connect",
-// "/models/<name>/requests/<id>". Names are one encoded path segment (a name may contain "/").
+// Paths of the page: "/", "/alerts", "/runs", "/runs/<id>", "/models/<name>",
+// "/models/<name>/connect", "/models/<name>/evaluate", "/models/<name>/requests/<id>". Names are one encoded path segment (a name may contain "/").
 
 const listeners = [];
 
@@ -7,12 +7,14 @@ export function parse(loc = window.location) {
   const parts = loc.pathname.split("/").filter(Boolean);
   const params = new URLSearchParams(loc.search);
   if (parts[0] === "alerts" && parts.length === 1) return { page: "alerts", params };
+  if (parts[0] === "runs") return { page: "runs", runId: parts[1] ? safeDecode(parts[1]) : null, params };
   if (parts[0] !== "models" || parts.length < 2) return { page: "models", params };
   const name = safeDecode(parts[1]);
   if (parts[2] === "requests" && parts[3]) {
     return { page: "model", name, tab: "usage", requestId: safeDecode(parts[3]), params };
   }
-  return { page: "model", name, tab: parts[2] === "connect" ? "connect" : "usage", params };
+  const tab = ["connect", "evaluate"].includes(parts[2]) ? parts[2] : "usage";
+  return { page: "model", name, tab, params };
 }
 
 function safeDecode(s) {
@@ -26,7 +28,7 @@ function safeDecode(s) {
 export function modelPath(name, { tab = "usage", requestId = null } = {}) {
   const base = `/models/${encodeURIComponent(name)}`;
   if (requestId) return `${base}/requests/${encodeURIComponent(requestId)}`;
-  return tab === "connect" ? `${base}/connect` : base;
+  return tab === "usage" ? base : `${base}/${tab}`;
 }
 
 /** Go to a path of the page without reloading it. */

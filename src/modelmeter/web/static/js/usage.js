@@ -10,9 +10,11 @@ import * as fmt from "./format.js";
 import { InsightPanels } from "./insights.js";
 import { Live } from "./live.js";
 import { Paging } from "./paging.js";
+import { RunBanner } from "./run_banner.js";
 import { navigate, setQuery } from "./router.js";
 import { emptyState } from "./snippet.js";
 import { PAGE_SIZES, RequestTable } from "./table.js";
+import { UpstreamSplit } from "./upstream_split.js";
 
 const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"],
   ["30d", "Last 30 days"], ["custom", "Custom range…"]];
@@ -34,6 +36,13 @@ export function readState(params) {
   };
 }
 
+/** A URL's start or end for <input type=datetime-local>: one with a zone (an alert's link says
+ *  "…Z") in the viewer's time; a local one as it is. */
+function asInput(value) {
+  const zoned = /(z|[+-]\d\d:?\d\d)$/i.test(value) && !Number.isNaN(Date.parse(value));
+  return zoned ? fmt.localInput(new Date(value)) : value.slice(0, 16);
+}
+
 export class UsageTab {
   constructor(page, params) {
     this.page = page;
@@ -47,6 +56,7 @@ export class UsageTab {
     this.reqSeq = 0;
     this.isEmpty = false;
     this.cards = new Cards((key, filters) => this.openLog(filters));
+    this.split = new UpstreamSplit();
     // The charts start once the cards and the first page of the log are on screen.
     const painted = new Promise((resolve) => { this.painted = resolve; });
     this.charts = new Charts(painted);
@@ -58,7 +68,8 @@ export class UsageTab {
     this.insights = new InsightPanels(this.name, (open) => this.insightsToggled(open),
       (filters) => this.openLog({ status: "", ...filters }));
     this.insights.setOpen(this.state.insights);
-    this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.charts.el, this.insights.el,
+    this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.split.el, this.charts.el,
+      this.insights.el,
       this.emptyHolder = h("div", { hidden: true }), this.logSection());
     this.syncControls();
     this.refresh(true, { keepPage: true });
@@ -92,7 +103,8 @@ export class UsageTab {
       h("span", { class: "subtle" }, " — the cards, charts and log are all filtered."),
       button("Clear filter", { class: "btn-sm btn-ghost", onclick: () => this.set({ tag: "" }, "all") }));
     this.error = h("div", { class: "callout callout-error", role: "alert", hidden: true });
-    return [this.liveBanner, this.tagBanner, this.error];
+    this.runBanner = new RunBanner();
+    return [this.runBanner.el, this.liveBanner, this.tagBanner, this.error];
   }
 
   logSection() {
@@ -162,11 +174,6 @@ export class UsageTab {
     return this.insights.load(this.apiParams());
   }
 
-  showSeries(ts) {
-    this.cards.spark(ts);
-    this.charts.render(ts);
-  }
-
   /** Change filters; `scope` "all" refreshes everything, "log" only the request log. */
   set(changes, scope) {
     Object.assign(this.state, changes);
@@ -197,8 +204,8 @@ export class UsageTab {
     this.windowSel.value = s.window;
     this.range.hidden = s.window !== "custom";
     if (s.window === "custom") {
-      this.startIn.value = s.start.slice(0, 16);
-      this.endIn.value = s.end.slice(0, 16);
+      this.startIn.value = asInput(s.start);
+      this.endIn.value = asInput(s.end);
     }
     for (const b of this.statusSeg.children) b.setAttribute("aria-selected", String(b.dataset.status === s.status));
     this.tagIn.value = s.tag;
@@ -207,6 +214,7 @@ export class UsageTab {
     this.agent.sync(s);
     this.table.setSize(s.size);
     this.tagBanner.hidden = !s.tag;
+    this.runBanner.setTag(s.tag);
     this.tagText.textContent = s.tag;
     const exportParams = { ...this.apiParams(), status: s.status, key_alias: s.key, ...AgentFilters.params(s) };
     this.csv.href = api.exportUrl(this.name, "csv", exportParams);
@@ -218,6 +226,7 @@ export class UsageTab {
     const next = readState(params);
     const s = this.state;
     const all = ["window", "start", "end", "tag"].some((k) => next[k] !== s[k]);
+    if (!all && next.live && !this.live.on) this.live.start({ now: true });
     const log = ["status", "q", "size", "session", "type"].some((k) => next[k] !== s[k]);
     const page = this.paging.differs(params);
     if (next.insights !== s.insights) {
@@ -226,9 +235,11 @@ export class UsageTab {
       if (next.insights && !all) this.loadInsights().catch((err) => this.showError(err.message));
     }
     if (!all && !log && !page) return;
+    const startLive = next.live && !this.live.on; // a run just started from the Evaluate tab
     Object.assign(this.state, next, { live: s.live });
     this.paging.restore(params);
     this.syncControls();
+    if (startLive) this.live.start();
     if (all) this.refresh(true, { keepPage: true });
     else this.loadRequests().catch((err) => this.showError(err.message));
   }
@@ -268,8 +279,8 @@ export class UsageTab {
       this.charts.loading();
     }
     const p = this.apiParams();
-    const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s));
-    const series = api.timeseries(this.name, p).then((ts) => seq === this.seq && this.showSeries(ts));
+    const cards = api.usage(this.name, p).then((s) => seq === this.seq && this.showSummary(s));
+    const series = this.loadSeries(seq, p);
     const log = this.loadRequests(!keepPage);
     Promise.allSettled([cards, log]).then(() => requestAnimationFrame(() => setTimeout(this.painted)));
     const results = await Promise.allSettled([cards, series, log, this.loadInsights()]);
@@ -277,6 +288,22 @@ export class UsageTab {
     const failed = results.find((r) => r.status === "rejected");
     if (failed) this.showError(failed.reason.message);
     this.stamp();
+  }
+
+  /** The buckets and the alert changes of the window; the charts draw without markers if those fail. */
+  loadSeries(seq, p) {
+    const marks = api.alertMarks(this.name, p).then((r) => r.data, () => []);
+    return Promise.all([api.timeseries(this.name, p), marks])
+      .then(([ts, events]) => {
+        if (seq !== this.seq) return;
+        this.cards.spark(ts);
+        this.charts.render(ts, events);
+      });
+  }
+
+  showSummary(s) {
+    this.cards.render(s);
+    this.split.render(s);
   }
 
   get pageIndex() {
@@ -359,8 +386,8 @@ export class UsageTab {
     const seq = this.seq;
     const p = this.apiParams();
     const calls = [
-      api.usage(this.name, p).then((s) => seq === this.seq && this.cards.render(s)),
-      api.timeseries(this.name, p).then((ts) => seq === this.seq && this.showSeries(ts)),
+      api.usage(this.name, p).then((s) => seq === this.seq && this.showSummary(s)),
+      this.loadSeries(seq, p),
       this.loadInsights(),
     ];
     if (this.isEmpty) calls.push(this.loadRequests(true));
@@ -416,6 +443,7 @@ export class UsageTab {
   destroy() {
     this.seq += 1;
     this.live.destroy();
+    this.runBanner.destroy();
     this.charts.destroy();
     this.insights.destroy();
   }

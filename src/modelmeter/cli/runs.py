@@ -1,0 +1,63 @@
+"""``modelmeter runs list|show|compare|export``: the runs the Runs page shows, from the terminal
+(the server's, with the admin key from $MODELMETER_ADMIN_KEY; else the ones saved on this machine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import orjson
+
+from modelmeter.bench import report
+from modelmeter.cli.bench import OneLineCommand, OneLineGroup, compare_cmd, fetch_run, list_cmd
+from modelmeter.cli.client import admin_key_option, url_option
+from modelmeter.cli.eval import items_table
+from modelmeter.cli.eval import summary_table as eval_summary
+
+
+@click.group("runs", cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def runs() -> None:
+    """Stored benchmark and eval runs (the page's Runs page)."""
+
+
+runs.add_command(list_cmd, "list")
+runs.add_command(compare_cmd, "compare")
+
+
+@runs.command("show", cls=OneLineCommand)
+@click.argument("run_id")
+@url_option()
+@admin_key_option()
+@click.option("--items", "show", type=click.Choice(["all", "wrong", "none"]), default="wrong", show_default=True)
+def show_cmd(run_id: str, url: str, admin_key: str | None, show: str) -> None:
+    """One run's report: its figures, and for an eval its graded items."""
+    run = fetch_run(url, run_id, admin_key)
+    r = run.get("report") or {}
+    out = report.console()
+    status = r.get("status") or "done"
+    out.print(f"{run['kind']} {run['id']} of {run.get('deployment') or '?'} · {run.get('created')} · {status}")
+    if status in ("running", "failed", "lost"):
+        live = r.get("live") or {}
+        out.print(r.get("error") or f"{live.get('done', 0)} done, {live.get('failed', 0)} failed so far")
+        return
+    if run["kind"] == "eval":
+        out.print(eval_summary(r))
+        if show != "none" and r.get("results"):
+            out.print(items_table(r, show == "wrong"))
+    else:
+        report.render(r, out)
+
+
+@runs.command("export", cls=OneLineCommand)
+@click.argument("run_id")
+@url_option()
+@admin_key_option()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file (default: stdout).")
+def export_cmd(run_id: str, url: str, admin_key: str | None, output: str | None) -> None:
+    """A run as JSON: its id, kind, parameters and report (what /api/runs/ID answers)."""
+    data = orjson.dumps(fetch_run(url, run_id, admin_key), option=orjson.OPT_INDENT_2) + b"\n"
+    if output:
+        Path(output).write_bytes(data)
+        click.echo(f"Run {run_id} written to {output}", err=True)
+    else:
+        click.echo(data.decode(), nl=False)

@@ -1,0 +1,100 @@
+"""What ``POST /api/runs`` takes to start a run on the server, checked, and turned into the
+runner's own configuration (the same ``BenchConfig`` / ``EvalConfig`` the CLI builds)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelmeter.bench import load
+from modelmeter.bench.eval import DEFAULT_DATASET, EvalConfig
+from modelmeter.bench.grading import MATCHES
+from modelmeter.bench.runner import BenchConfig
+
+DATASETS = ("arithmetic",)  # the data sets the server knows (bundled): the form offers these
+Grader = Literal["exact", "contains", "regex", "number", "choice", "json_schema"]
+assert set(Grader.__args__) == set(MATCHES)  # type: ignore[attr-defined]
+
+
+class Slos(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ttft: float | None = Field(None, gt=0, le=3_600_000, description="Goodput: TTFT at most this, ms")
+    tpot: float | None = Field(None, gt=0, le=3_600_000, description="Goodput: TPOT at most this, ms")
+    e2e: float | None = Field(None, gt=0, le=3_600_000, description="Goodput: latency at most this, ms")
+
+
+class RunStart(BaseModel):
+    """A benchmark (load shape, lengths, warm-up, SLOs) or an eval (data set, grader)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["bench", "eval"]
+    model: str = Field(min_length=1, max_length=200, description="The deployment to run against")
+    endpoint: Literal["chat", "completions"] = "chat"
+    stream: bool = True
+    api_key: str | None = Field(
+        None, max_length=400, repr=False, description="A virtual key for /v1 when the server requires one (not stored)"
+    )
+    concurrency: int | None = Field(None, ge=1, le=256, description="Requests in flight at most")
+    # bench
+    requests: int | None = Field(None, ge=1, le=100_000)
+    duration_s: float | None = Field(None, gt=0, le=3600)
+    rate: float | None = Field(None, gt=0, le=1000, description="Poisson arrivals, requests/s")
+    input_tokens: int = Field(128, ge=1, le=32_768)
+    output_tokens: int = Field(128, ge=1, le=32_768)
+    warmup: int = Field(0, ge=0, le=100)
+    slos_ms: Slos | None = None
+    seed: int = Field(0, ge=0, le=2**31)
+    # eval
+    dataset: Literal["arithmetic"] = "arithmetic"
+    grader: Grader | None = Field(None, description="Grade every item this way (default: each item's own)")
+    tolerance: float | None = Field(None, ge=0, description="With grader number: absolute tolerance")
+    max_tokens: int = Field(64, ge=1, le=32_768, description="eval: max_tokens of each answer")
+
+    @model_validator(mode="after")
+    def _bench_shape(self) -> RunStart:
+        if self.kind == "bench" and self.requests is None and self.duration_s is None:
+            self.requests = 50
+        return self
+
+    def bench_config(self, run_id: str, base_url: str, api_key: str | None) -> BenchConfig:
+        shape = load.Shape(
+            requests=self.requests,
+            duration=self.duration_s,
+            concurrency=self.concurrency if self.concurrency is not None or self.rate is not None else 1,
+            rate=self.rate,
+            seed=self.seed,
+        )
+        slos = {k: v for k, v in (self.slos_ms.model_dump() if self.slos_ms else {}).items() if v is not None}
+        return BenchConfig(
+            model=self.model,
+            run_id=run_id,
+            base_url=base_url,
+            api_key=api_key,
+            endpoint=self.endpoint,
+            stream=self.stream,
+            shape=shape,
+            warmup=self.warmup,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            slos=slos,
+            progress=False,
+            seed=self.seed,
+        )
+
+    def eval_config(self, run_id: str, base_url: str, api_key: str | None) -> EvalConfig:
+        assert self.dataset + ".jsonl" == DEFAULT_DATASET
+        return EvalConfig(
+            model=self.model,
+            run_id=run_id,
+            base_url=base_url,
+            api_key=api_key,
+            endpoint=self.endpoint,
+            concurrency=self.concurrency or 4,
+            max_tokens=self.max_tokens,
+            stream=self.stream,
+            progress=False,
+            grader=self.grader,
+            tolerance=self.tolerance,
+        )
