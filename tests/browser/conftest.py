@@ -62,6 +62,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "compare-model": {"price": {"input": 1.0, "output": 2.0}},
     "marks-model": {},  # test_alert_marks: a no_traffic rule fires, then one call resolves it
     "contrast-model": {"price": {"input": 1.0, "output": 2.0}},  # test_contrast
+    "keyboard-model": {},  # test_keyboard
 }
 
 

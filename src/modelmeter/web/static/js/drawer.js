@@ -23,6 +23,8 @@ export class Drawer {
       if (e.key === "Escape" && this.isOpen) {
         e.preventDefault();
         this.onClose();
+      } else if (e.key === "Tab" && this.isOpen) {
+        this.keepFocusInside(e);
       }
     };
     document.addEventListener("keydown", this.keydown);
@@ -36,6 +38,8 @@ export class Drawer {
   async open(id) {
     if (this.id === id && this.isOpen) return;
     this.id = id;
+    // A modal dialog: on close the focus goes back where it was (the log row that opened it).
+    if (!this.panel.contains(document.activeElement)) this.returnTo = document.activeElement;
     this.overlay.hidden = false;
     this.panel.hidden = false;
     document.body.classList.add("drawer-open");
@@ -58,6 +62,30 @@ export class Drawer {
     this.overlay.hidden = true;
     this.panel.hidden = true;
     document.body.classList.remove("drawer-open");
+    let back = this.returnTo;
+    this.returnTo = null;
+    // The log may have been redrawn meanwhile (Live, Refresh): the same request's new row.
+    if (back && !back.isConnected && back.dataset && back.dataset.id) {
+      back = document.querySelector(`tr.row[data-id="${CSS.escape(back.dataset.id)}"]`);
+    }
+    if (back && back.isConnected && back !== document.body) back.focus({ preventScroll: true });
+  }
+
+  /** Tab and Shift+Tab cycle through the drawer's controls while it is open (aria-modal). */
+  keepFocusInside(e) {
+    const focusable = [...this.panel.querySelectorAll(
+      'a[href], button:not([disabled]), input:not([disabled]), select, textarea, summary, [tabindex]:not([tabindex="-1"])',
+    )].filter((el) => el.offsetParent !== null);
+    if (!focusable.length) return;
+    const [first, last] = [focusable[0], focusable.at(-1)];
+    const inside = this.panel.contains(document.activeElement);
+    if (e.shiftKey && (!inside || document.activeElement === first || document.activeElement === this.panel)) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && (!inside || document.activeElement === last)) {
+      e.preventDefault();
+      first.focus();
+    }
   }
 
   destroy() {

@@ -130,6 +130,9 @@ export class RequestTable {
         if (e.key === "Enter" || e.key === " ") {
           e.preventDefault();
           open();
+        } else if (rowKeyTarget(e)) {
+          e.preventDefault();
+          rowKeyTarget(e).focus();
         }
       },
     },
@@ -142,5 +145,24 @@ export class RequestTable {
     h("td", { class: "num" }, fmt.msNumber(r.latency_ms)),
     h("td", { class: "num" }, fmt.usdCell(r.spend)),
     h("td", { class: "cell-rid mono", title: rid }, rid));
+  }
+}
+
+/** The log row a key moves the focus to (arrows: the next or previous row; Home / End: the first or
+ * last of the page), or null when the key is not one of these. */
+function rowKeyTarget(e) {
+  const tr = e.currentTarget;
+  const rows = () => [...tr.parentElement.querySelectorAll(":scope > tr.row")];
+  const step = (dir) => {
+    let next = dir > 0 ? tr.nextElementSibling : tr.previousElementSibling;
+    while (next && !next.classList.contains("row")) next = dir > 0 ? next.nextElementSibling : next.previousElementSibling;
+    return next;
+  };
+  switch (e.key) {
+    case "ArrowDown": return step(1);
+    case "ArrowUp": return step(-1);
+    case "Home": return rows()[0] || null;
+    case "End": return rows().at(-1) || null;
+    default: return null;
   }
 }
