@@ -8,12 +8,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelmeter.bench import load
-from modelmeter.bench.eval import DEFAULT_DATASET, EvalConfig
+from modelmeter.bench.datasets import BUNDLED
+from modelmeter.bench.eval import EvalConfig
 from modelmeter.bench.grading import MATCHES
 from modelmeter.bench.runner import BenchConfig
 
-DATASETS = ("arithmetic",)  # the data sets the server knows (bundled): the form offers these
-Grader = Literal["exact", "contains", "regex", "number", "choice", "json_schema"]
+DATASETS = ("arithmetic", "arc_agi_subset")  # the bundled sets the server knows: the form offers these
+Dataset = Literal["arithmetic", "arc_agi_subset"]
+assert set(Dataset.__args__) == set(DATASETS) == set(BUNDLED)  # type: ignore[attr-defined]
+Grader = Literal["exact", "contains", "regex", "number", "choice", "json_schema", "grid"]
 assert set(Grader.__args__) == set(MATCHES)  # type: ignore[attr-defined]
 
 
@@ -47,7 +50,7 @@ class RunStart(BaseModel):
     slos_ms: Slos | None = None
     seed: int = Field(0, ge=0, le=2**31)
     # eval
-    dataset: Literal["arithmetic"] = "arithmetic"
+    dataset: Dataset = Field("arithmetic", description="A bundled evaluation set")
     grader: Grader | None = Field(None, description="Grade every item this way (default: each item's own)")
     tolerance: float | None = Field(None, ge=0, description="With grader number: absolute tolerance")
     max_tokens: int = Field(64, ge=1, le=32_768, description="eval: max_tokens of each answer")
@@ -84,12 +87,12 @@ class RunStart(BaseModel):
         )
 
     def eval_config(self, run_id: str, base_url: str, api_key: str | None) -> EvalConfig:
-        assert self.dataset + ".jsonl" == DEFAULT_DATASET
         return EvalConfig(
             model=self.model,
             run_id=run_id,
             base_url=base_url,
             api_key=api_key,
+            dataset=self.dataset,
             endpoint=self.endpoint,
             concurrency=self.concurrency or 4,
             max_tokens=self.max_tokens,

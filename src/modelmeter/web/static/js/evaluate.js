@@ -8,8 +8,11 @@ import * as fmt from "./format.js";
 import { navigate } from "./router.js";
 import { headline, STATUS_PILL } from "./run_figures.js";
 
-const GRADERS = [["", "Each item's own (number)"], ["number", "Number (final answer)"], ["exact", "Exact"],
-  ["contains", "Contains"], ["regex", "Regex"], ["choice", "Multiple-choice letter"], ["json_schema", "JSON schema valid"]];
+const GRADERS = [["", "Each item's own"], ["number", "Number (final answer)"], ["exact", "Exact"],
+  ["contains", "Contains"], ["regex", "Regex"], ["choice", "Multiple-choice letter"], ["json_schema", "JSON schema valid"],
+  ["grid", "Grid of digits (exact)"]];
+const DATASETS = [["arithmetic", "Arithmetic (bundled, 50 questions, number grader)"],
+  ["arc_agi_subset", "ARC-AGI subset (bundled, 30 puzzles, grid grader)"]];
 
 function field(label, control, hint) {
   return h("label", { class: "field" }, h("span", { class: "field-label" }, label), control,
@@ -103,7 +106,7 @@ export class EvaluateTab {
 
   buildEval() {
     const f = (this.e = {
-      dataset: select("dataset", [["arithmetic", "Arithmetic (bundled, 50 questions)"]], "arithmetic"),
+      dataset: select("dataset", DATASETS, "arithmetic"),
       grader: select("grader", GRADERS, ""),
       tolerance: num("tolerance", null, { min: 0, step: "any", placeholder: "exact" }),
       concurrency: num("eval_concurrency", 4, { min: 1, max: 256 }),
