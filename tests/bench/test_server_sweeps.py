@@ -50,7 +50,7 @@ def test_concurrency_sweep_makes_one_run_and_one_point_per_level(server: ServerP
     while True:
         report = server.api("GET", f"/api/runs/{sweep['id']}")[1]["report"]
         running = [p for p in report["points"] if p["status"] == "running"]
-        if running and "live" in running[0] or report["status"] != "running":
+        if (running and "live" in running[0]) or report["status"] != "running":
             break
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -96,7 +96,7 @@ def test_rate_sweep_and_stop(server: ServerProcess) -> None:
     assert [p["status"] for p in report["points"][1:]] == ["pending", "pending"]
     assert server.api("GET", f"/api/runs/{first}")[1]["report"]["interrupted"] is True
     status, again = server.api("POST", f"/api/runs/{sweep['id']}/stop")
-    assert status == 409
+    assert status == 409 and again["error"]["code"] == "run_not_running", again
 
 
 @pytest.mark.parametrize(

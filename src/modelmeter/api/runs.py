@@ -71,8 +71,8 @@ def _own_v1(request: Request) -> str:
     status_code=201,
     summary="Store a run (with an id), or start one on the server (without)",
     description="With an `id`: store a run as `modelmeter bench` / `eval` send it (RunIn). Without: start a "
-    "run on the server (RunStart): `kind` bench, eval, or sweep. A sweep, e.g. `{\"kind\": \"sweep\", "
-    '\"model\": \"m\", \"sweep_by\": \"concurrency\", \"levels\": [1, 2, 4], \"requests\": 40}`, runs one '
+    'run on the server (RunStart): `kind` bench, eval, or sweep. A sweep, e.g. `{"kind": "sweep", '
+    '"model": "m", "sweep_by": "concurrency", "levels": [1, 2, 4], "requests": 40}`, runs one '
     "bench run per level, one after the other; `GET /api/runs/{id}` of the sweep gives its progress and then "
     "its curve: `report.points[]` with `level`, `run_id`, `status`, `request_throughput`, "
     "`output_token_throughput`, `e2e_p50_ms`, `e2e_p95_ms`, `ttft_p50_ms`, `ttft_p95_ms`. "

@@ -134,8 +134,8 @@ def grade(answer: str | None, expected: Any, match: str, tolerance: Any = None) 
     if match == "json_schema":
         return _schema_valid(answer, expected)
     if match == "grid":
-        wanted = grids.as_grid(expected)
-        return wanted is not None and grids.final_grid(answer) == wanted
+        grid = grids.as_grid(expected)
+        return grid is not None and grids.final_grid(answer) == grid
     options = expected if isinstance(expected, list) else [expected]
     given = final_number(answer) if match == "number" else None
     letter = final_choice(answer) if match == "choice" else None

@@ -154,9 +154,7 @@ class RunManager:
         runs_db.update_params(self.db, run_id, {**run["params"], "stop_requested": True})
         return True
 
-    def _thread(
-        self, spec: RunStart, active: Active, base_url: str, api_key: str | None, head: dict[str, Any]
-    ) -> None:
+    def _thread(self, spec: RunStart, active: Active, base_url: str, api_key: str | None, head: dict[str, Any]) -> None:
         try:
             asyncio.run(self.execute(spec, active, base_url, api_key, head))
         finally:
