@@ -4,6 +4,7 @@ a sweep stops; bad levels are refused clearly; an ARC eval runs on the server wi
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ServerProcess
+from tests.helpers import ADMIN_KEY, ServerProcess, run_cli
 
 MODEL = "gpt-4o-mini"
 
@@ -73,6 +74,16 @@ def test_concurrency_sweep_makes_one_run_and_one_point_per_level(server: ServerP
         assert 0 < point["e2e_p50_ms"] <= point["e2e_p95_ms"]
     status, listed = server.api("GET", "/api/runs?kind=sweep")
     assert status == 200 and [r["id"] for r in listed["data"]] == [sweep["id"]]
+
+    # The terminal shows it too: the list, and the curve as a table with a row per level.
+    env = {"MODELMETER_ADMIN_KEY": ADMIN_KEY, "MODELMETER_URL": server.url, "COLUMNS": "200"}
+    cli_list = run_cli("runs", "list", "--kind", "sweep", "--json", env=env)
+    assert cli_list.returncode == 0 and [r["id"] for r in json.loads(cli_list.stdout)] == [sweep["id"]], cli_list
+    shown = run_cli("runs", "show", sweep["id"], env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "Sweep: throughput vs latency" in shown.stdout
+    for point in points:
+        assert point["run_id"] in shown.stdout
 
 
 def test_rate_sweep_and_stop(server: ServerProcess) -> None:
