@@ -142,7 +142,8 @@ export class EvaluateTab {
     return h("fieldset", { class: "eval-fields" }, h("div", { class: "eval-grid" },
       field("Data set", f.dataset), field("Grader", f.grader, "judges the final answer"),
       field("Tolerance", f.tolerance, "number grader: ± absolute"),
-      field("Concurrency", f.concurrency), field("Max tokens per answer", f.maxTokens),
+      field("Concurrency", f.concurrency),
+      field("Max tokens per answer", f.maxTokens, "an item's own wins (ARC sizes its own)"),
       h("label", { class: "field field-check" }, f.stream, h("span", {}, "Streamed responses"))));
   }
 

@@ -11,7 +11,10 @@ import { STATUS_PILL } from "./run_figures.js";
 
 const POLL_MS = 700;
 const two = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
-const X_AXES = { req: ["request_throughput", "Requests/s", "req/s"], tok: ["output_token_throughput", "Output tokens/s", "tok/s"] };
+const X_AXES = {
+  req: ["request_throughput", "Requests/s", "req/s"],
+  tok: ["output_token_throughput", "Output tokens/s", "tok/s"],
+};
 
 /** "1, 2, 4" or "0.5 2" → [1, 2, 4]; null when any part is not a number above zero. */
 export function parseLevels(text) {
