@@ -93,6 +93,25 @@ def test_sweep_from_the_evaluate_tab_draws_one_point_per_level(
     assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
+def test_a_sweep_stops_from_the_page(page: Page, server: ServerProcess) -> None:
+    page.goto(f"/models/{MODEL}/evaluate")
+    page.get_by_role("tab", name="Sweep", exact=True).click()
+    page.get_by_label("Sweep over").select_option("rate")
+    page.get_by_label("Levels").fill("1, 2")
+    page.get_by_label("Requests per level").fill("30")  # 30 s at 1/s: stopped long before
+    page.locator("#start-run").click()
+    view = page.locator(".sweep-view")
+    first = view.locator(".sweep-table tbody tr").first
+    expect(first).to_have_attribute("data-status", "running", timeout=10_000)
+    page.locator("#sweep-stop").click()
+    expect(view).to_have_attribute("data-status", "stopped", timeout=10_000)
+    expect(page.locator("#sweep-stop")).to_be_hidden()
+    statuses = view.locator(".sweep-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.status)")
+    assert statuses == ["stopped", "pending"], statuses
+    run_id = first.locator("td a").inner_text()
+    assert api(server, f"/api/runs/{run_id}")["report"]["interrupted"] is True
+
+
 def test_bad_levels_are_explained(page: Page, server: ServerProcess) -> None:
     page.goto(f"/models/{MODEL}/evaluate")
     page.get_by_role("tab", name="Sweep", exact=True).click()
