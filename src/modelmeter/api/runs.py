@@ -1,7 +1,9 @@
 """Remembered benchmark and evaluation runs: ``POST /api/runs``, ``GET /api/runs``,
 ``GET /api/runs/{id}`` (what ``modelmeter bench`` / ``eval`` store, and ``bench list`` /
 ``bench compare`` read). ``POST /api/runs`` without an ``id`` starts a run on the server instead
-(``runs.spec.RunStart``), stopped by ``POST /api/runs/{id}/stop``. Database work runs in FastAPI's
+(``runs.spec.RunStart``), stopped by ``POST /api/runs/{id}/stop``; with ``"kind": "sweep"`` and
+``levels`` it starts a sweep: one bench run per concurrency (or rate) level, its curve in the
+sweep's report (``runs.sweep``). Database work runs in FastAPI's
 thread pool (plain ``def`` handlers)."""
 
 from __future__ import annotations
@@ -64,7 +66,18 @@ def _own_v1(request: Request) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}/v1"
 
 
-@router.post("/runs", status_code=201, summary="Store a run (with an id), or start one on the server (without)")
+@router.post(
+    "/runs",
+    status_code=201,
+    summary="Store a run (with an id), or start one on the server (without)",
+    description="With an `id`: store a run as `modelmeter bench` / `eval` send it (RunIn). Without: start a "
+    'run on the server (RunStart): `kind` bench, eval, or sweep. A sweep, e.g. `{"kind": "sweep", '
+    '"model": "m", "sweep_by": "concurrency", "levels": [1, 2, 4], "requests": 40}`, runs one '
+    "bench run per level, one after the other; `GET /api/runs/{id}` of the sweep gives its progress and then "
+    "its curve: `report.points[]` with `level`, `run_id`, `status`, `request_throughput`, "
+    "`output_token_throughput`, `e2e_p50_ms`, `e2e_p95_ms`, `ttft_p50_ms`, `ttft_p95_ms`. "
+    "`POST /api/runs/{id}/stop` stops a sweep's current run and skips the rest.",
+)
 def create_run(
     request: Request, body: Annotated[dict[str, Any], Body(description="RunIn to store; RunStart to start")]
 ) -> dict[str, Any]:
@@ -111,7 +124,7 @@ def stop_run(request: Request, run_id: str) -> dict[str, Any]:
 @router.get("/runs", summary="Stored runs, newest first")
 def list_runs(
     request: Request,
-    kind: Annotated[Literal["bench", "eval"] | None, Query()] = None,
+    kind: Annotated[Literal["bench", "eval", "sweep"] | None, Query()] = None,
     deployment: Annotated[str | None, Query(description="Only runs of this model")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[int | None, Query(description="Only runs created before this created_us (the next page)")] = None,

@@ -14,22 +14,21 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from modelmeter.bench import load, metrics, prompts, request, server
+from modelmeter.bench import datasets, load, metrics, prompts, request, server
 from modelmeter.bench.grading import GradingError, check_expected, grade
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
 from modelmeter.bench.runner import BenchError, Hooks, check_target, ctrl_c_stops, sender
 from modelmeter.units import iso
 
-DEFAULT_DATASET = "arithmetic.jsonl"
+DEFAULT_DATASET = datasets.BUNDLED[datasets.DEFAULT]
 
 
 def bundled_dataset() -> Path:
-    return Path(str(resources.files("modelmeter.bench").joinpath("data", DEFAULT_DATASET)))
+    return datasets.bundled_path()
 
 
 @dataclass
@@ -38,7 +37,7 @@ class EvalConfig:
     run_id: str
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key: str | None = None
-    dataset: str | None = None  # None: the bundled arithmetic set
+    dataset: str | None = None  # a bundled set's name (datasets.BUNDLED) or a path; None: arithmetic
     endpoint: str = "chat"
     concurrency: int = 4
     max_tokens: int = 64
@@ -57,14 +56,14 @@ class EvalConfig:
 
     @property
     def dataset_path(self) -> str:
-        return self.dataset or str(bundled_dataset())
+        return datasets.resolve(self.dataset)[0]
 
     def params(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "base_url": self.base_url,
             "endpoint": self.endpoint,
-            "dataset": self.dataset or f"(bundled) {DEFAULT_DATASET}",
+            "dataset": datasets.resolve(self.dataset)[1],
             "concurrency": self.concurrency,
             "max_tokens": self.max_tokens,
             "stream": self.stream,

@@ -13,7 +13,10 @@
 * choice: the answer's final multiple-choice letter (A–J; :mod:`modelmeter.bench.answers`) is
   ``expected``;
 * json_schema: the answer (fences and prose around it dropped) is JSON valid against the JSON
-  Schema ``expected``.
+  Schema ``expected``;
+* grid: the answer's last grid of digits (:mod:`modelmeter.bench.grids`: spaces, commas, brackets,
+  fences and prose tolerated) equals the grid ``expected`` (rows of digits 0-9, or the same as
+  text), cell for cell and in shape.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from modelmeter.bench import grids
 from modelmeter.bench.answers import final_choice, final_json
 
-MATCHES = ("exact", "contains", "regex", "number", "choice", "json_schema")
+MATCHES = ("exact", "contains", "regex", "number", "choice", "json_schema", "grid")
 
 # A number not glued to a word or to another number's digits: "tok12" and the "44" of "1.44" are
 # not numbers of their own. Thousands groups only with exactly three digits ("1,440", not "12,13").
@@ -76,8 +80,12 @@ def check_expected(expected: Any, match: str, tolerance: Any = None) -> None:
     """Raise GradingError when ``expected`` cannot be graded with ``match``."""
     if match not in MATCHES:
         raise GradingError("'match' must be " + ", ".join(MATCHES[:-1]) + f" or {MATCHES[-1]}")
-    options = expected if isinstance(expected, list) else [expected]
     parse_tolerance(tolerance)
+    if match == "grid":  # one grid (a list of rows), never a list of options
+        if grids.as_grid(expected) is None:
+            raise GradingError(f"expected {expected!r} is not a grid: rows of equal length of digits 0-9")
+        return
+    options = expected if isinstance(expected, list) else [expected]
     for option in options:
         if match == "regex":
             try:
@@ -125,6 +133,9 @@ def grade(answer: str | None, expected: Any, match: str, tolerance: Any = None) 
         return False
     if match == "json_schema":
         return _schema_valid(answer, expected)
+    if match == "grid":
+        grid = grids.as_grid(expected)
+        return grid is not None and grids.final_grid(answer) == grid
     options = expected if isinstance(expected, list) else [expected]
     given = final_number(answer) if match == "number" else None
     letter = final_choice(answer) if match == "choice" else None

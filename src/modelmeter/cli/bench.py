@@ -349,6 +349,9 @@ def fetch_run(url: str, run_id: str, admin_key: str | None = None) -> dict[str, 
 
 def _headline(run: dict[str, Any]) -> list[str]:
     r = run.get("report") or {}
+    if run.get("kind") == "sweep":
+        done = sum(1 for p in r.get("points") or [] if p.get("status") == "done")
+        return ["-", "-", "-", f"{done} levels measured"]
     if run.get("kind") == "eval":
         acc = r.get("accuracy")
         return ["-", "-", report.fmt((r.get("e2e_ms") or {}).get("p50")), "-" if acc is None else f"{acc:.1%} accuracy"]
@@ -364,7 +367,7 @@ def _headline(run: dict[str, Any]) -> list[str]:
 @bench.command("list", cls=OneLineCommand)
 @url_option()
 @admin_key_option()
-@click.option("--kind", type=click.Choice(["bench", "eval"]), help="Only this kind of run.")
+@click.option("--kind", type=click.Choice(["bench", "eval", "sweep"]), help="Only this kind of run.")
 @click.option("--limit", type=click.IntRange(1, 200), default=30, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 def list_cmd(url: str, admin_key: str | None, kind: str | None, limit: int, as_json: bool) -> None:

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from modelmeter.bench import report, runs
-from modelmeter.bench.eval import DEFAULT_DATASET, EvalConfig, run_eval
+from modelmeter.bench.eval import EvalConfig, run_eval
 from modelmeter.bench.grading import MATCHES
 from modelmeter.bench.runner import BenchError
 from modelmeter.cli.bench import (
@@ -92,8 +92,8 @@ def items_table(r: dict[str, Any], only_wrong: bool) -> Table:
 @click.option(
     "--dataset",
     type=click.Path(dir_okay=False),
-    help=f'JSONL of {{"prompt", "expected", "match"}} (default: the bundled {DEFAULT_DATASET}, '
-    "50 arithmetic and unit-conversion questions).",
+    help='JSONL of {"prompt", "expected", "match"}, or a bundled set: arithmetic (the default, 50 '
+    "arithmetic and unit-conversion questions) or arc_agi_subset (30 ARC-AGI puzzles, grid grader).",
 )
 @click.option(
     "--grader",

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
+from rich.table import Table
 
 from modelmeter.bench import report
 from modelmeter.cli.bench import OneLineCommand, OneLineGroup, compare_cmd, fetch_run, list_cmd
@@ -40,12 +42,32 @@ def show_cmd(run_id: str, url: str, admin_key: str | None, show: str) -> None:
         live = r.get("live") or {}
         out.print(r.get("error") or f"{live.get('done', 0)} done, {live.get('failed', 0)} failed so far")
         return
-    if run["kind"] == "eval":
+    if run["kind"] == "sweep":
+        out.print(sweep_table(r))
+    elif run["kind"] == "eval":
         out.print(eval_summary(r))
         if show != "none" and r.get("results"):
             out.print(items_table(r, show == "wrong"))
     else:
         report.render(r, out)
+
+
+def sweep_table(r: dict[str, Any]) -> Table:
+    """A server-side sweep's curve: one row per level (each level is a bench run of its own)."""
+    table = Table(title="Sweep: throughput vs latency", title_justify="left")
+    cols = ("rate" if r.get("sweep_by") == "rate" else "concurrency", "run", "status", "req/s", "out tok/s",
+            "E2E p50", "E2E p95")  # fmt: skip
+    for col in cols:
+        table.add_column(col, no_wrap=True)
+    for p in r.get("points") or []:
+        if p.get("level") is None:
+            continue
+        table.add_row(
+            f"{p['level']:g}", p.get("run_id") or "-", p.get("status") or "-", report.fmt(p.get("request_throughput")),
+            report.fmt(p.get("output_token_throughput")), report.fmt(p.get("e2e_p50_ms")),
+            report.fmt(p.get("e2e_p95_ms")),
+        )  # fmt: skip
+    return table
 
 
 @runs.command("export", cls=OneLineCommand)

@@ -33,7 +33,7 @@ STALE_S = 30.0  # a "running" run whose progress is older than this was lost wit
 
 
 @dataclass
-class _Active:
+class Active:
     run_id: str
     total: int | None
     duration: float | None
@@ -45,7 +45,7 @@ class _Active:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def live_figures(a: _Active) -> dict[str, Any]:
+def live_figures(a: Active) -> dict[str, Any]:
     s = a.stats
     elapsed = max(time.perf_counter() - s.started, 1e-9)
     ttfts = sorted(s.ttfts)
@@ -76,11 +76,26 @@ def with_status(run: dict[str, Any]) -> dict[str, Any]:
 class RunManager:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._active: dict[str, _Active] = {}
+        self._active: dict[str, Active] = {}
         self._lock = threading.Lock()
 
     def start(self, spec: RunStart, base_url: str, api_key: str | None = None) -> dict[str, Any]:
         """Store the run as running and start its thread; the stored run is returned."""
+        if spec.kind == "sweep":
+            from modelmeter.runs.sweep import start_sweep  # a sweep drives this manager's bench runs
+
+            return start_sweep(self, spec, base_url, api_key)
+        run, active, head = self.insert(spec, base_url, api_key)
+        thread = threading.Thread(
+            target=self._thread, args=(spec, active, base_url, api_key, head), name=f"run-{active.run_id}", daemon=True
+        )
+        thread.start()
+        return run
+
+    def insert(
+        self, spec: RunStart, base_url: str, api_key: str | None, extra: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], Active, dict[str, Any]]:
+        """Store a bench or eval run as running and register it (stoppable); its thread is the caller's."""
         run_id = local_runs.new_run_id()
         if spec.kind == "bench":
             bench = spec.bench_config(run_id, base_url, api_key)
@@ -91,8 +106,8 @@ class RunManager:
             ev = spec.eval_config(run_id, base_url, api_key)
             params, tag = ev.params(), ev.tag
             total, duration, seconds = None, None, None
-        params = {**params, "origin": "server", "base_url": base_url}
-        active = _Active(run_id, total, duration)
+        params = {**params, "origin": "server", "base_url": base_url, **(extra or {})}
+        active = Active(run_id, total, duration)
         report: dict[str, Any] = {"status": "running", "tag": tag, "usage_url": self.page_url(spec.model, tag, seconds)}
         report["live"] = live_figures(active)
         run = runs_db.insert_run(
@@ -106,13 +121,16 @@ class RunManager:
                 "report": report,
             },
         )
+        self.register(active)
+        return run, active, report
+
+    def register(self, active: Active) -> None:
         with self._lock:
-            self._active[run_id] = active
-        thread = threading.Thread(
-            target=self._thread, args=(spec, active, base_url, api_key, report), name=f"run-{run_id}", daemon=True
-        )
-        thread.start()
-        return run
+            self._active[active.run_id] = active
+
+    def unregister(self, run_id: str) -> None:
+        with self._lock:
+            self._active.pop(run_id, None)
 
     @staticmethod
     def page_url(model: str, tag: str, seconds: float | None) -> str:
@@ -136,18 +154,16 @@ class RunManager:
         runs_db.update_params(self.db, run_id, {**run["params"], "stop_requested": True})
         return True
 
-    def _thread(
-        self, spec: RunStart, active: _Active, base_url: str, api_key: str | None, head: dict[str, Any]
-    ) -> None:
+    def _thread(self, spec: RunStart, active: Active, base_url: str, api_key: str | None, head: dict[str, Any]) -> None:
         try:
-            asyncio.run(self._main(spec, active, base_url, api_key, head))
+            asyncio.run(self.execute(spec, active, base_url, api_key, head))
         finally:
-            with self._lock:
-                self._active.pop(active.run_id, None)
+            self.unregister(active.run_id)
 
-    async def _main(
-        self, spec: RunStart, active: _Active, base_url: str, api_key: str | None, head: dict[str, Any]
-    ) -> None:
+    async def execute(
+        self, spec: RunStart, active: Active, base_url: str, api_key: str | None, head: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run a stored bench or eval run on this loop to its end; its final report is stored and returned."""
         active.loop = asyncio.get_running_loop()
         active.stop = asyncio.Event()
         if active.stopping:
@@ -169,9 +185,10 @@ class RunManager:
         finally:
             flusher.cancel()
         final = {**final, "tag": head["tag"], "usage_url": head["usage_url"], "live": live_figures(active)}
-        await asyncio.to_thread(self._write, active, final, True)
+        await asyncio.to_thread(self.write, active, final, True)
+        return final
 
-    def _write(self, active: _Active, report: dict[str, Any], final: bool = False) -> None:
+    def write(self, active: Active, report: dict[str, Any], final: bool = False) -> None:
         # A progress write still in its thread when the run ends must not land after the final one.
         with active.write_lock:
             if active.finished:
@@ -179,11 +196,11 @@ class RunManager:
             active.finished = final
             runs_db.update_report(self.db, active.run_id, report)
 
-    async def _flush(self, active: _Active, head: dict[str, Any]) -> None:
+    async def _flush(self, active: Active, head: dict[str, Any]) -> None:
         while True:
             await asyncio.sleep(FLUSH_S)
             report = {**head, "live": live_figures(active)}
-            await asyncio.to_thread(self._write, active, report)
+            await asyncio.to_thread(self.write, active, report)
             stored = await asyncio.to_thread(runs_db.get_run, self.db, active.run_id)
             if stored and stored["params"].get("stop_requested") and active.stop is not None:
                 active.stop.set()

@@ -1,15 +1,21 @@
 // The Evaluate tab of a model card: a form that starts a benchmark or an eval on the server
 // (POST /api/runs), then opens the Usage tab filtered to the run's tag with Live on, where the
-// run banner follows it. Below the form, this model's latest runs.
+// run banner follows it; or a sweep (one benchmark per load level), followed here until its
+// throughput-vs-latency curve is drawn. Below the form, this model's latest runs.
 
 import { api } from "./api.js";
+import { preloadPlotly } from "./charts.js";
 import { button, clear, h, pill } from "./dom.js";
 import * as fmt from "./format.js";
 import { navigate } from "./router.js";
 import { headline, STATUS_PILL } from "./run_figures.js";
+import { parseLevels, SweepView } from "./sweep_view.js";
 
-const GRADERS = [["", "Each item's own (number)"], ["number", "Number (final answer)"], ["exact", "Exact"],
-  ["contains", "Contains"], ["regex", "Regex"], ["choice", "Multiple-choice letter"], ["json_schema", "JSON schema valid"]];
+const GRADERS = [["", "Each item's own"], ["number", "Number (final answer)"], ["exact", "Exact"],
+  ["contains", "Contains"], ["regex", "Regex"], ["choice", "Multiple-choice letter"], ["json_schema", "JSON schema valid"],
+  ["grid", "Grid of digits (exact)"]];
+const DATASETS = [["arithmetic", "Arithmetic (bundled, 50 questions, number grader)"],
+  ["arc_agi_subset", "ARC-AGI subset (bundled, 30 puzzles, grid grader)"]];
 
 function field(label, control, hint) {
   return h("label", { class: "field" }, h("span", { class: "field-label" }, label), control,
@@ -32,17 +38,20 @@ export class EvaluateTab {
     this.kind = "bench";
     this.error = h("div", { class: "callout callout-error", role: "alert", hidden: true });
     this.kindSeg = h("div", { class: "seg", role: "tablist", "aria-label": "Kind of run" },
-      this.kindBtn("bench", "Benchmark"), this.kindBtn("eval", "Eval"));
+      this.kindBtn("bench", "Benchmark"), this.kindBtn("sweep", "Sweep"), this.kindBtn("eval", "Eval"));
     this.benchFields = this.buildBench();
+    this.sweepFields = this.buildSweep();
     this.evalFields = this.buildEval();
+    this.sweepPanel = h("div", { class: "sweep-panel" });
+    this.sweep = null;
     this.submit = button("Start benchmark", { type: "submit", class: "btn-primary", id: "start-run" });
     this.form = h("form", { class: "card eval-form", onsubmit: (e) => this.start(e) },
       h("div", { class: "eval-head" }, h("h2", {}, "Evaluate ", h("code", {}, name)), this.kindSeg),
       h("p", { class: "subtle" }, "The run executes on this server, through its own /v1 like any client; its requests are ",
         "tagged, recorded and priced like any others. You can leave the page: the run goes on."),
-      this.benchFields, this.evalFields, this.error, h("div", { class: "form-actions" }, this.submit));
+      this.benchFields, this.sweepFields, this.evalFields, this.error, h("div", { class: "form-actions" }, this.submit));
     this.recent = h("div", { class: "recent-runs" });
-    this.el = h("div", { class: "evaluate-tab" }, this.form, this.recent);
+    this.el = h("div", { class: "evaluate-tab" }, this.form, this.sweepPanel, this.recent);
     this.setKind("bench");
     this.loadRecent();
   }
@@ -56,8 +65,28 @@ export class EvaluateTab {
     this.kind = kind;
     for (const b of this.kindSeg.children) b.setAttribute("aria-selected", String(b.dataset.kind === kind));
     this.benchFields.hidden = kind !== "bench";
+    this.sweepFields.hidden = kind !== "sweep";
     this.evalFields.hidden = kind !== "eval";
-    this.submit.lastChild.textContent = kind === "bench" ? "Start benchmark" : "Start eval";
+    if (kind === "sweep") preloadPlotly(); // the sweep's curve is drawn here
+    this.submit.lastChild.textContent = { bench: "Start benchmark", sweep: "Start sweep", eval: "Start eval" }[kind];
+  }
+
+  buildSweep() {
+    const f = (this.s = {
+      by: select("sweep_by", [["concurrency", "Concurrency (closed loop)"], ["rate", "Request rate (Poisson)"]],
+        "concurrency"),
+      levels: h("input", { class: "input", type: "text", name: "levels", value: "1, 2, 4, 8", inputmode: "decimal",
+        autocomplete: "off" }),
+      requests: num("sweep_requests", 40, { min: 1, max: 100000 }),
+      input: num("sweep_input_tokens", 128, { min: 1, max: 32768 }),
+      output: num("sweep_output_tokens", 64, { min: 1, max: 32768 }),
+      stream: h("input", { type: "checkbox", name: "sweep_stream", checked: true }),
+    });
+    return h("fieldset", { class: "eval-fields" }, h("div", { class: "eval-grid" },
+      field("Sweep over", f.by), field("Levels", f.levels, "comma-separated: one benchmark each, in order"),
+      field("Requests per level", f.requests), field("Prompt tokens", f.input),
+      field("Output tokens (max)", f.output),
+      h("label", { class: "field field-check" }, f.stream, h("span", {}, "Streamed responses"))));
   }
 
   buildBench() {
@@ -103,7 +132,7 @@ export class EvaluateTab {
 
   buildEval() {
     const f = (this.e = {
-      dataset: select("dataset", [["arithmetic", "Arithmetic (bundled, 50 questions)"]], "arithmetic"),
+      dataset: select("dataset", DATASETS, "arithmetic"),
       grader: select("grader", GRADERS, ""),
       tolerance: num("tolerance", null, { min: 0, step: "any", placeholder: "exact" }),
       concurrency: num("eval_concurrency", 4, { min: 1, max: 256 }),
@@ -113,12 +142,20 @@ export class EvaluateTab {
     return h("fieldset", { class: "eval-fields" }, h("div", { class: "eval-grid" },
       field("Data set", f.dataset), field("Grader", f.grader, "judges the final answer"),
       field("Tolerance", f.tolerance, "number grader: ± absolute"),
-      field("Concurrency", f.concurrency), field("Max tokens per answer", f.maxTokens),
+      field("Concurrency", f.concurrency),
+      field("Max tokens per answer", f.maxTokens, "an item's own wins (ARC sizes its own)"),
       h("label", { class: "field field-check" }, f.stream, h("span", {}, "Streamed responses"))));
   }
 
   spec() {
     const n = (el) => (el.value === "" ? null : Number(el.value));
+    if (this.kind === "sweep") {
+      const s = this.s;
+      const levels = parseLevels(s.levels.value);
+      if (!levels) throw new Error("levels must be numbers above zero, separated by commas (e.g. 1, 2, 4, 8)");
+      return { kind: "sweep", model: this.name, sweep_by: s.by.value, levels, requests: n(s.requests),
+        input_tokens: n(s.input), output_tokens: n(s.output), stream: s.stream.checked };
+    }
     if (this.kind === "eval") {
       const e = this.e;
       return { kind: "eval", model: this.name, dataset: e.dataset.value, grader: e.grader.value || null,
@@ -144,13 +181,28 @@ export class EvaluateTab {
     this.submit.disabled = true;
     try {
       const run = await api.startRun(this.spec());
-      navigate(run.report.usage_url);
+      if (run.kind === "sweep") this.follow(run);
+      else navigate(run.report.usage_url);
     } catch (err) {
       this.error.textContent = `Could not start the run: ${err.message}`;
       this.error.hidden = false;
     } finally {
       this.submit.disabled = false;
     }
+  }
+
+  /** Follow a sweep just started, here: its levels as they run, then its curve. */
+  follow(run) {
+    if (this.sweep) this.sweep.destroy();
+    this.sweep = new SweepView(run.id, () => this.loadRecent());
+    clear(this.sweepPanel).append(this.sweep.el);
+    this.sweep.show(run);
+    this.sweep.follow();
+    this.sweep.el.scrollIntoView({ block: "start", behavior: "smooth" });
+  }
+
+  destroy() {
+    if (this.sweep) this.sweep.destroy();
   }
 
   async loadRecent() {

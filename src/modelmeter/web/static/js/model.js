@@ -167,6 +167,7 @@ export class ModelPage {
 
   destroy() {
     if (this.usage) this.usage.destroy();
+    if (this.evaluate) this.evaluate.destroy();
     this.drawer.destroy();
   }
 }

@@ -61,6 +61,7 @@ export function headline(run) {
   if (r.status === "running") return "running";
   if (r.status === "failed") return r.error || "failed";
   if (run.kind === "eval") return `accuracy ${fmt.pct(r.accuracy)} · ${r.items ?? 0} items`;
+  if (run.kind === "sweep") return `${(r.points || []).filter((p) => p.status === "done").length} levels measured`;
   return `${two.format(r.request_throughput || 0)} req/s · TTFT p50 ${fmt.ms(dist("ttft_ms", "p50")(r))}`;
 }
 

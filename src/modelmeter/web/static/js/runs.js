@@ -7,6 +7,7 @@ import * as fmt from "./format.js";
 import { modelPath, navigate } from "./router.js";
 import { histograms } from "./run_charts.js";
 import { delta, METRICS, shape, shown, STATUS_PILL } from "./run_figures.js";
+import { SweepView } from "./sweep_view.js";
 
 const REFRESH_MS = 2000; // while a run is running
 
@@ -34,6 +35,7 @@ export class RunsPage {
 
   update(route) {
     clearTimeout(this.timer);
+    this.dropSweep();
     const compare = (route.params.get("compare") || "").split(",").filter(Boolean);
     if (route.runId) this.showRun(route.runId);
     else if (compare.length >= 2) this.showCompare(compare.slice(0, 2));
@@ -43,6 +45,12 @@ export class RunsPage {
   destroy() {
     this.alive = false;
     clearTimeout(this.timer);
+    this.dropSweep();
+  }
+
+  dropSweep() {
+    if (this.sweep) this.sweep.destroy();
+    this.sweep = null;
   }
 
   head(title, sub, ...actions) {
@@ -113,6 +121,7 @@ export class RunsPage {
       return this.fail(err);
     }
     if (!this.alive) return;
+    if (run.kind === "sweep") return this.showSweep(run);
     const r = run.report || {};
     const watch = r.usage_url || (run.deployment ? `${modelPath(run.deployment)}?tag=${run.kind}:${run.id}&window=7d` : null);
     append(clear(this.root), [
@@ -127,6 +136,21 @@ export class RunsPage {
         METRICS.map((m) => [h("dt", {}, m[1]), h("dd", { class: "num", dataset: { metric: m[0] } }, shown(run, m))]))),
       histograms(r), this.comparison(r), this.items(r)]); // append() skips the parts a run lacks
     if (statusOf(run) === "running") this.timer = setTimeout(() => this.showRun(id), REFRESH_MS);
+  }
+
+  /** A sweep: its levels (each a bench run of its own) and its curve; it follows itself while it runs. */
+  showSweep(run) {
+    this.dropSweep();
+    this.sweep = new SweepView(run.id, () => this.alive && this.showRun(run.id));
+    clear(this.root).append(
+      h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/runs", "data-link": true }, "Runs"),
+        h("span", { "aria-hidden": "true" }, "/"), h("span", {}, run.id)),
+      this.head(run.id, `sweep of ${run.deployment || "?"} · ${fmt.dateTime(run.created)} · ${shape(run)}`,
+        statusPill(run), h("a", { class: "btn btn-sm", href: `/api/runs/${encodeURIComponent(run.id)}`,
+          download: `${run.id}.json` }, "Export JSON")),
+      this.sweep.el);
+    this.sweep.show(run);
+    if (statusOf(run) === "running") this.sweep.follow();
   }
 
   comparison(r) {
