@@ -110,7 +110,10 @@ def test_chat_to_responses_streamed(server: ServerProcess) -> None:
     assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == "stop"
     usage = chunks[-1].usage
     u = fk.responses_usage(6, cached=True, reasoning=True)
-    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (u["input_tokens"], u["output_tokens"])
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (
+        u["input_tokens"],
+        u["output_tokens"],
+    )
     rec = last_record(server, "resp-up", 2)
     assert rec["stream"] and rec["response"]["choices"][0]["message"]["content"] == words(6)
     assert rec["ttft_ms"] is not None and rec["ttft_ms"] <= rec["latency_ms"]
@@ -170,7 +173,9 @@ def test_chat_field_responses_cannot_honour(server: ServerProcess) -> None:
 
 
 def test_responses_to_messages_whole(server: ServerProcess, fake_upstream: FakeUpstream) -> None:
-    r = oai(server).responses.create(model="claude-up", instructions="Be brief.", input="Say hello.", max_output_tokens=5)
+    r = oai(server).responses.create(
+        model="claude-up", instructions="Be brief.", input="Say hello.", max_output_tokens=5
+    )
     assert r.output_text == words(5) and r.status == "completed"
     prompt = fk.INPUT_TOKENS + fk.CACHE_READ + fk.CACHE_WRITE_5M + fk.CACHE_WRITE_1H
     assert r.usage is not None and (r.usage.input_tokens, r.usage.output_tokens) == (prompt, 5)

@@ -14,11 +14,11 @@ import orjson
 from anthropic.types import Message, MessageCreateParams
 from openai.types.responses import Response
 from pydantic import TypeAdapter
-
-from modelmeter.apis.translate import chained
 from tests.unit.test_translate_chat_to_messages import EVENTS as MESSAGES_EVENTS
 from tests.unit.test_translate_chat_to_responses import EVENTS as RESPONSES_EVENTS
 from tests.unit.test_translate_chat_to_responses import RESPONSE, USAGE, ev
+
+from modelmeter.apis.translate import chained
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 RESPONSES_BODY: dict[str, Any] = {
@@ -82,7 +82,12 @@ MESSAGE: dict[str, Any] = {
     ],
     "stop_reason": "tool_use",
     "stop_sequence": None,
-    "usage": {"input_tokens": 21, "output_tokens": 9, "cache_read_input_tokens": 300, "cache_creation_input_tokens": 120},
+    "usage": {
+        "input_tokens": 21,
+        "output_tokens": 9,
+        "cache_read_input_tokens": 300,
+        "cache_creation_input_tokens": 120,
+    },
 }
 
 

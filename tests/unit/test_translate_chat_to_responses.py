@@ -22,6 +22,7 @@ from modelmeter.apis.translate.responses_chat_stream import ResponsesToChatStrea
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": WEATHER}}
+PARIS, ROME = '{"city":"Paris"}', '{"city":"Rome"}'
 SCHEMA = {"name": "w", "schema": {"type": "object"}, "strict": True}
 REQUEST: dict[str, Any] = {
     "model": "gpt-5",
@@ -50,8 +51,16 @@ REQUEST: dict[str, Any] = {
             "role": "assistant",
             "content": "Checking.",
             "tool_calls": [
-                {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-                {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}},
+                {
+                    "id": "call_a",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                },
+                {
+                    "id": "call_b",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'},
+                },
             ],
         },
         {"role": "tool", "tool_call_id": "call_a", "content": "18C"},

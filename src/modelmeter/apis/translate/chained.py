@@ -43,6 +43,10 @@ class ChainedStream:
     def done(self) -> bool:
         return self.second.done
 
+    @done.setter
+    def done(self, value: bool) -> None:
+        self.first.done = self.second.done = value
+
     def _pass(self, middle: bytes) -> bytes:
         out: list[bytes] = []
         for event in self._parser.feed(middle) if middle else ():

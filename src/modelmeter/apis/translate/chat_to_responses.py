@@ -121,7 +121,9 @@ def _tool_choice(choice: Any) -> Any:
         return {"type": "function", "name": (choice.get("function") or {}).get("name", "")}
     if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
         allowed = choice.get("allowed_tools") or {}
-        tools = [{"type": "function", "name": (t.get("function") or {}).get("name", "")} for t in allowed.get("tools") or []]
+        tools = [
+            {"type": "function", "name": (t.get("function") or {}).get("name", "")} for t in allowed.get("tools") or []
+        ]
         return {"type": "allowed_tools", "mode": allowed.get("mode", "auto"), "tools": tools}
     raise TranslationError("tool_choice cannot be sent to this model", "tool_choice")
 
@@ -130,7 +132,10 @@ def _text_format(fmt: Mapping[str, Any]) -> dict[str, Any]:
     kind = fmt.get("type")
     if kind == "json_schema":
         schema = fmt.get("json_schema") or {}
-        return {"type": "json_schema", **{k: schema[k] for k in ("name", "schema", "strict", "description") if k in schema}}
+        return {
+            "type": "json_schema",
+            **{k: schema[k] for k in ("name", "schema", "strict", "description") if k in schema},
+        }
     if kind in ("json_object", "text"):
         return {"type": kind}
     raise TranslationError(f"response_format of type {kind!r} cannot be sent to this model", "response_format.type")

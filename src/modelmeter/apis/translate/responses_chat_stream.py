@@ -69,16 +69,21 @@ class ResponsesToChatStream:
         if self.done:
             return b""
         kind = event.get("type")
-        response = event.get("response") if isinstance(event.get("response"), Mapping) else {}
+        found = event.get("response")
+        response: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         out = self._start(response)
         if kind in ("response.completed", "response.incomplete"):
             self._usage = response.get("usage")
             return out + self._end(finish_reason(response, bool(self._calls)))
         if kind == "response.failed":
             err = response.get("error") or {}
-            return out + self.error(str(err.get("message") or "the response failed"), str(err.get("code") or "server_error"))
+            return out + self.error(
+                str(err.get("message") or "the response failed"), str(err.get("code") or "server_error")
+            )
         if kind == "error":
-            return out + self.error(str(event.get("message") or "upstream error"), str(event.get("code") or "api_error"))
+            return out + self.error(
+                str(event.get("message") or "upstream error"), str(event.get("code") or "api_error")
+            )
         delta = event.get("delta")
         if kind == "response.output_text.delta" and delta:
             return out + self._chunk({"content": delta})
