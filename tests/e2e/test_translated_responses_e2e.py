@@ -45,8 +45,10 @@ def server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
         dep("resp-up", f"resp-{RUN}-cached-reasoning", api="responses"),
         dep("resp-tool", f"resp-{RUN}-cached-reasoning-tool-call", api="responses"),
         dep("resp-broken", f"resp-{RUN}-stream-error", api="responses"),
+        dep("resp-fail", f"resp-{RUN}-fail-400", api="responses"),
         dep("claude-up", f"claude-{RUN}-cached", provider="anthropic"),
         dep("claude-tool", f"claude-{RUN}-tool-call", provider="anthropic"),
+        dep("claude-broken", f"claude-{RUN}-stream-error", provider="anthropic"),
     ]
     config = write_config(tmp / "modelmeter.toml", database=sqlite_url(tmp / "mm.db"), deployments=deployments)
     with ServerProcess(config, log_dir=tmp / "server") as srv:
@@ -167,6 +169,13 @@ def test_chat_field_responses_cannot_honour(server: ServerProcess) -> None:
     assert info.value.param == "stop" and info.value.code == "untranslatable"
     rec = last_record(server, "resp-up", 3)
     assert rec["status"] == "error" and rec["http_status"] == 400 and rec["call_type"] == "chat"
+    # The upstream's own 400 reaches the chat client in chat's error shape, streamed or not.
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as err:
+            oai(server).chat.completions.create(model="resp-fail", messages=MSG, stream=stream)  # type: ignore[call-overload]
+        assert "fail-400" in err.value.message
+        rec = last_record(server, "resp-fail", 1 + stream)
+        assert rec["status"] == "error" and rec["http_status"] == 400 and rec["call_type"] == "chat"
 
 
 # -- Responses client -> Messages upstream -------------------------------------------------------
@@ -208,6 +217,17 @@ def test_responses_to_messages_streamed_with_tool(server: ServerProcess) -> None
     rec = last_record(server, "claude-tool", 1)
     assert rec["stream"] and rec["status"] == "success"
     assert_priced(rec, **claude_tokens(7, cached=False))
+
+
+def test_responses_to_messages_mid_stream_failure(server: ServerProcess) -> None:
+    """A Messages upstream's ``error`` event, through chat, ends a Responses client's stream with
+    ``response.failed``; the record is an error with ``message_start``'s usage."""
+    events = list(oai(server).responses.create(model="claude-broken", input="hi", stream=True))
+    assert events[-1].type == "response.failed" and events[-1].response.error is not None
+    assert events[-1].response.error.message == "Overloaded"
+    rec = last_record(server, "claude-broken", 1)
+    assert rec["status"] == "error" and "overloaded_error" in rec["error"] and rec["call_type"] == "responses"
+    assert rec["prompt_tokens"] == fk.INPUT_TOKENS
 
 
 # -- Messages client -> Responses upstream -------------------------------------------------------

@@ -19,6 +19,7 @@ from tests.unit.test_translate_chat_to_responses import EVENTS as RESPONSES_EVEN
 from tests.unit.test_translate_chat_to_responses import RESPONSE, USAGE, ev
 
 from modelmeter.apis.translate import chained
+from modelmeter.gateway.translated import PAIRS
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 RESPONSES_BODY: dict[str, Any] = {
@@ -167,3 +168,8 @@ def test_failures_pass_through_the_chain() -> None:
     ended = chained.responses_to_messages_stream({"model": "m", "input": "hi"})
     out = run(ended, MESSAGES_EVENTS[:4]) + ended.finish()  # a stream cut without an error: closed as it stands
     assert ended.done and b"event: response.completed\n" in out
+
+
+def test_every_door_has_a_way_to_every_upstream() -> None:
+    apis = ("chat", "messages", "responses")
+    assert {(door, up) for door in apis for up in apis if door != up} <= set(PAIRS)
