@@ -176,12 +176,12 @@ def test_messages_errors_of_ours_in_anthropic_shape(server: ServerProcess) -> No
     with pytest.raises(anthropic.NotFoundError) as info:
         claude(server).messages.create(model="nope", max_tokens=7, messages=MSG)  # type: ignore[arg-type]
     assert info.value.body["type"] == "error" and "nope" in info.value.body["error"]["message"]  # type: ignore[index]
-    # A Responses upstream: no translation from Messages (test_translated_e2e.py has the pairs
-    # there are): a clear 400 in Anthropic's shape, recorded.
+    # Token counting in front of a Responses upstream: no translation (test_translated_e2e.py and
+    # test_translated_responses_e2e.py have the pairs there are): a clear 400 in Anthropic's shape, recorded.
     with pytest.raises(anthropic.BadRequestError) as info:
-        claude(server).messages.create(model="resp", max_tokens=7, messages=MSG)  # type: ignore[arg-type]
+        claude(server).messages.count_tokens(model="resp", messages=MSG)  # type: ignore[arg-type]
     assert "translation" in info.value.body["error"]["message"]  # type: ignore[index]
-    rec = wait_for(lambda: [r for r in server.records("resp") if r["call_type"] == "messages"], 10)[0]
+    rec = wait_for(lambda: [r for r in server.records("resp") if r["call_type"] == "count_tokens"], 10)[0]
     assert rec["http_status"] == 400
 
 
@@ -244,8 +244,8 @@ def test_responses_streamed(server: ServerProcess) -> None:
 
 def test_responses_error_in_openai_shape(server: ServerProcess) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        oai(server).responses.create(model="claude", input="hi")
-    assert info.value.code == "translation_unavailable"
+        oai(server).responses.create(model="claude", input="hi", previous_response_id="resp_x")  # no state there
+    assert info.value.code == "untranslatable" and info.value.param == "previous_response_id"
 
 
 def test_mid_stream_failures_recorded(server: ServerProcess) -> None:

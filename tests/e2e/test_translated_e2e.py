@@ -2,7 +2,8 @@
 is translated, whole and streamed, through a running gateway and the official SDKs.
 
 Messages -> chat and Responses -> chat (anthropic / openai SDKs against the chat fake), chat ->
-Messages (openai SDK against the Messages fake), tool calls each way. Every record's tokens equal
+Messages (openai SDK against the Messages fake), tool calls each way (the pairs with a Responses
+upstream, and Responses <-> Messages: test_translated_responses_e2e.py). Every record's tokens equal
 what the fake upstream reported, spend is each component at its own rate, the breakdown adds up."""
 
 from __future__ import annotations
@@ -334,8 +335,8 @@ def test_upstream_errors_in_the_door_shape(server: ServerProcess) -> None:
 
 
 def test_unsupported_pair_and_untranslatable_body(server: ServerProcess) -> None:
-    with pytest.raises(openai.BadRequestError) as info:
-        oai(server).responses.create(model="claude-up", input="hi")
+    with pytest.raises(openai.BadRequestError) as info:  # legacy completions: chat upstreams only
+        oai(server).completions.create(model="claude-up", prompt="hi")
     assert info.value.code == "translation_unavailable"
     with pytest.raises(openai.BadRequestError) as info:
         oai(server).responses.create(model="chat-up", input="hi", previous_response_id="resp_x")

@@ -21,11 +21,15 @@ import orjson
 from modelmeter.apis.base import FrontDoor
 from modelmeter.apis.chat import CHAT
 from modelmeter.apis.messages import MESSAGES
+from modelmeter.apis.responses import RESPONSES
+from modelmeter.apis.translate import chained
 from modelmeter.apis.translate import chat_to_messages as c2m
+from modelmeter.apis.translate import chat_to_responses as c2r
 from modelmeter.apis.translate import messages_to_chat as m2c
 from modelmeter.apis.translate import responses_to_chat as r2c
 from modelmeter.apis.translate.chat_stream import MessagesToChatStream
 from modelmeter.apis.translate.messages_stream import ChatToMessagesStream
+from modelmeter.apis.translate.responses_chat_stream import ResponsesToChatStream
 from modelmeter.apis.translate.responses_stream import ChatToResponsesStream
 from modelmeter.apis.translate.wire import TranslationError
 from modelmeter.config import Deployment
@@ -87,6 +91,29 @@ PAIRS: dict[tuple[str, str], Pair] = {  # (client call type, upstream API)
         lambda up, body: c2m.answer(up),
         lambda body: MessagesToChatStream(include_usage=_include_usage(body)),
         ANTHROPIC_VERSION,
+    ),
+    ("chat", "responses"): Pair(
+        RESPONSES,
+        "/responses",
+        lambda body, model: c2r.request(body, model),
+        lambda up, body: c2r.answer(up),
+        lambda body: ResponsesToChatStream(include_usage=_include_usage(body)),
+    ),
+    # No direct translator: through chat, both ways (apis/translate/chained.py).
+    ("responses", "messages"): Pair(
+        MESSAGES,
+        "/messages",
+        chained.responses_to_messages_request,
+        chained.responses_to_messages_answer,
+        chained.responses_to_messages_stream,
+        ANTHROPIC_VERSION,
+    ),
+    ("messages", "responses"): Pair(
+        RESPONSES,
+        "/responses",
+        chained.messages_to_responses_request,
+        chained.messages_to_responses_answer,
+        chained.messages_to_responses_stream,
     ),
 }
 

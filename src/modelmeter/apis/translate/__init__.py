@@ -9,6 +9,8 @@ accumulators).
 - ``messages_to_chat`` / ``messages_stream``: Anthropic Messages client -> OpenAI chat upstream.
 - ``responses_to_chat`` / ``responses_stream``: OpenAI Responses client -> chat upstream.
 - ``chat_to_messages`` / ``chat_stream``: chat client -> Anthropic Messages upstream.
+- ``chat_to_responses`` / ``responses_chat_stream``: chat client -> OpenAI Responses upstream.
+- ``chained``: Responses <-> Messages, two of the above in a row through chat.
 """
 
 from modelmeter.apis.translate.wire import TranslationError
