@@ -1,5 +1,6 @@
 // The Runs page: every stored run (the CLI's and the server's) with its headline figures; one run's
-// report (/runs/<id>); two runs side by side with coloured deltas (/runs?compare=A,B).
+// report (/runs/<id>); two to six runs side by side with coloured deltas against the first and their
+// latency over time overlaid (/runs?compare=A,B,…). A run file from `runs export` is imported here.
 
 import { api } from "./api.js";
 import { append, button, clear, h, pill } from "./dom.js";
@@ -7,8 +8,11 @@ import * as fmt from "./format.js";
 import { modelPath, navigate } from "./router.js";
 import { histograms } from "./run_charts.js";
 import { delta, METRICS, shape, shown, STATUS_PILL } from "./run_figures.js";
+import { importControl } from "./run_import.js";
+import { latencyOverlay } from "./run_overlay.js";
 
 const REFRESH_MS = 2000; // while a run is running
+export const COMPARE_MAX = 6;
 
 function statusOf(run) {
   return (run.report && run.report.status) || "done";
@@ -36,7 +40,7 @@ export class RunsPage {
     clearTimeout(this.timer);
     const compare = (route.params.get("compare") || "").split(",").filter(Boolean);
     if (route.runId) this.showRun(route.runId);
-    else if (compare.length >= 2) this.showCompare(compare.slice(0, 2));
+    else if (compare.length >= 2) this.showCompare([...new Set(compare)].slice(0, COMPARE_MAX));
     else this.showList();
   }
 
@@ -56,7 +60,7 @@ export class RunsPage {
 
   // --- the list -----------------------------------------------------------------------------
 
-  async showList() {
+  async showList(notice = null) {
     document.title = "Runs · modelmeter";
     let data;
     try {
@@ -72,15 +76,22 @@ export class RunsPage {
     this.syncCompare();
     const body = data.length ? this.table(data) : h("div", { class: "empty-panel" }, h("h3", {}, "No runs yet"),
       h("p", { class: "subtle" }, "Start one from a model's Evaluate tab, or run `modelmeter bench`."));
-    clear(this.root).append(this.head("Runs", "Benchmarks and evals, from the page and the CLI. Select two to compare.",
-      this.compareBtn), body);
+    const importer = importControl((run, message) => {
+      this.selected.add(run.id);
+      this.showList(h("div", { class: "callout callout-info", role: "status", dataset: { role: "imported" } }, message));
+    });
+    append(clear(this.root), [this.head("Runs",
+      `Benchmarks and evals, from the page and the CLI. Select 2 to ${COMPARE_MAX} to compare.`,
+      importer.button, this.compareBtn), importer.status, notice, body]);
     if (data.some((r) => statusOf(r) === "running")) this.timer = setTimeout(() => this.showList(), REFRESH_MS);
   }
 
   syncCompare() {
     if (!this.compareBtn) return;
-    this.compareBtn.disabled = this.selected.size !== 2;
-    this.compareBtn.lastChild.textContent = `Compare selected (${this.selected.size}/2)`;
+    const n = this.selected.size;
+    this.compareBtn.disabled = n < 2 || n > COMPARE_MAX;
+    this.compareBtn.lastChild.textContent = `Compare selected (${n})`;
+    this.compareBtn.title = n > COMPARE_MAX ? `At most ${COMPARE_MAX} runs at once` : "";
   }
 
   table(runs) {
@@ -155,7 +166,7 @@ export class RunsPage {
           h("td", { class: "num" }, fmt.ms(row.latency_ms)), h("td", { class: "num" }, fmt.usd(row.cost)))))));
   }
 
-  // --- two runs side by side ----------------------------------------------------------------
+  // --- two to six runs side by side ---------------------------------------------------------
 
   async showCompare(ids) {
     document.title = "Compare runs · modelmeter";
@@ -166,20 +177,22 @@ export class RunsPage {
       return this.fail(err);
     }
     if (!this.alive) return;
-    const [a, b] = runs;
+    const [a, ...others] = runs;
     const cell = (run) => h("th", {}, runLink(run), h("div", { class: "subtle small" },
       `${run.deployment || "?"} · ${fmt.time(run.created)}`), h("div", { class: "subtle small" }, shape(run)));
+    const deltaHead = (run) => h("th", { class: "num" }, others.length > 1 ? `Δ ${run.id} − A` : "Δ B − A");
     clear(this.root).append(
       h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/runs", "data-link": true }, "Runs"),
         h("span", { "aria-hidden": "true" }, "/"), h("span", {}, "Compare")),
-      this.head("Compare runs", "B against A: green is better, red is worse."),
-      h("div", { class: "card table-scroll" }, h("table", { class: "runs-table compare-table" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Metric"), cell(a), cell(b), h("th", { class: "num" }, "Δ B − A"))),
-        h("tbody", {}, METRICS.map((m) => {
-          const d = delta(a, b, m);
-          return h("tr", { dataset: { metric: m[0] } }, h("td", {}, m[1]), h("td", { class: "num" }, shown(a, m)),
-            h("td", { class: "num" }, shown(b, m)),
-            h("td", { class: `num delta ${d.tone ? `tone-${d.tone}` : ""}`, dataset: { tone: d.tone || "same" } }, d.text));
-        })))));
+      this.head("Compare runs", `${others.length > 1 ? "Each run" : "B"} against A (${a.id}): green is better, red is worse.`),
+      h("div", { class: "card table-scroll runs-card" }, h("table", { class: "runs-table compare-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Metric"), cell(a), others.map((run) => [cell(run), deltaHead(run)]))),
+        h("tbody", {}, METRICS.map((m) => h("tr", { dataset: { metric: m[0] } }, h("td", {}, m[1]),
+          h("td", { class: "num" }, shown(a, m)), others.map((run) => {
+            const d = delta(a, run, m);
+            return [h("td", { class: "num" }, shown(run, m)), h("td", { class: `num delta ${d.tone ? `tone-${d.tone}` : ""}`,
+              dataset: { tone: d.tone || "same", run: run.id } }, d.text)];
+          })))))),
+      latencyOverlay(runs));
   }
 }
