@@ -178,15 +178,17 @@ export class RunsPage {
     }
     if (!this.alive) return;
     const [a, ...others] = runs;
-    const cell = (run) => h("th", {}, runLink(run), h("div", { class: "subtle small" },
-      `${run.deployment || "?"} · ${fmt.time(run.created)}`), h("div", { class: "subtle small" }, shape(run)));
-    const deltaHead = (run) => h("th", { class: "num" }, others.length > 1 ? `Δ ${run.id} − A` : "Δ B − A");
+    const letter = (i) => "ABCDEF"[i];
+    const cell = (run, i) => h("th", {}, h("span", { class: "run-letter" }, letter(i)), " ", runLink(run),
+      h("div", { class: "subtle small" }, `${run.deployment || "?"} · ${fmt.time(run.created)}`),
+      h("div", { class: "subtle small" }, shape(run)));
     clear(this.root).append(
       h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/runs", "data-link": true }, "Runs"),
         h("span", { "aria-hidden": "true" }, "/"), h("span", {}, "Compare")),
-      this.head("Compare runs", `${others.length > 1 ? "Each run" : "B"} against A (${a.id}): green is better, red is worse.`),
+      this.head("Compare runs", `${others.length > 1 ? "Each run" : "B"} against A: green is better, red is worse.`),
       h("div", { class: "card table-scroll runs-card" }, h("table", { class: "runs-table compare-table" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Metric"), cell(a), others.map((run) => [cell(run), deltaHead(run)]))),
+        h("thead", {}, h("tr", {}, h("th", {}, "Metric"), cell(a, 0),
+          others.map((run, i) => [cell(run, i + 1), h("th", { class: "num" }, `Δ ${letter(i + 1)} − A`)]))),
         h("tbody", {}, METRICS.map((m) => h("tr", { dataset: { metric: m[0] } }, h("td", {}, m[1]),
           h("td", { class: "num" }, shown(a, m)), others.map((run) => {
             const d = delta(a, run, m);
