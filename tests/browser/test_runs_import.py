@@ -53,7 +53,8 @@ def exported(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFacto
         run_id = bench(other, rate=5)
         finished(other, run_id)
         path = tmp / f"{run_id}.json"
-        done = run_cli("runs", "export", run_id, "-o", str(path), "--url", other.url, env={"MODELMETER_ADMIN_KEY": ADMIN_KEY})
+        env = {"MODELMETER_ADMIN_KEY": ADMIN_KEY}
+        done = run_cli("runs", "export", run_id, "-o", str(path), "--url", other.url, env=env)
         assert done.returncode == 0, done.stderr
     yield path
 

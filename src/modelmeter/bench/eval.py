@@ -22,8 +22,8 @@ from modelmeter.bench import load, metrics, prompts, request, server
 from modelmeter.bench.grading import GradingError, check_expected, grade
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
-from modelmeter.bench.timeline import latency_timeline
 from modelmeter.bench.runner import BenchError, Hooks, check_target, ctrl_c_stops, sender
+from modelmeter.bench.timeline import latency_timeline
 from modelmeter.units import iso
 
 DEFAULT_DATASET = "arithmetic.jsonl"
