@@ -90,7 +90,7 @@ def test_a_taken_id_is_refused_then_imported_as_a_copy(
     before = run_ids(a)
 
     done = cli(a, "import", str(path))  # into the server it came from: its id is taken
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert "already exists" in done.stderr and "--new-id" in done.stderr, done.stderr
     assert run_ids(a) == before
 
@@ -132,7 +132,7 @@ def test_bad_files_are_refused_by_the_cli_and_the_api(
         path = tmp_path / f"{name}.json"
         path.write_bytes(content)
         done = cli(b, "import", str(path))
-        assert done.returncode != 0, name
+        assert done.returncode == 2, name
         assert done.stderr.startswith("modelmeter runs import:") and says in done.stderr, (name, done.stderr)
         status, body = b.api("POST", "/api/runs/import", content)
         assert status == 400, (name, body)

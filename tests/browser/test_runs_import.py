@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.support import api, shot
 from tests.fakes.upstream import FakeUpstream
-from tests.helpers import ADMIN_KEY, ServerProcess, run_cli, sqlite_url, write_config
+from tests.helpers import ADMIN_KEY, ROOT, ServerProcess, run_cli, sqlite_url, write_config
 
 pytestmark = pytest.mark.browser
 MODEL = "overlay-model"  # in conftest's DEPLOYMENTS; the other server has one of the same name
@@ -50,7 +50,7 @@ def exported(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFacto
         deployments=[{"name": MODEL, "model": "fake-model", "api_base": fake_upstream.base_url}],
     )
     with ServerProcess(config, log_dir=tmp / "logs") as other:
-        run_id = bench(other, rate=5)
+        run_id = bench(other, rate=4, requests=14)
         finished(other, run_id)
         path = tmp / f"{run_id}.json"
         env = {"MODELMETER_ADMIN_KEY": ADMIN_KEY}
@@ -68,7 +68,7 @@ def choose(page: Page, name: str, content: bytes) -> None:
 
 def test_import_a_run_from_another_server_then_compare_it(page: Page, server: ServerProcess, exported: Path) -> None:
     theirs = json.loads(exported.read_text())
-    ours = [bench(server, rate) for rate in (4, 8)]
+    ours = [bench(server, rate, requests=14) for rate in (3, 6)]
     page.goto("/runs")
     expect(page.locator("#import-run")).to_be_visible()
 
@@ -107,6 +107,7 @@ def test_import_a_run_from_another_server_then_compare_it(page: Page, server: Se
     expect(page).to_have_url(re.compile(r"/runs\?compare="))
     check_overlay(page, server)
     shot(page, "runs-overlay", full_page=True)
+    page.locator("[data-role=latency-overlay]").screenshot(path=str(ROOT / "docs" / "runs-overlay.png"))
 
 
 def check_overlay(page: Page, server: ServerProcess) -> None:
@@ -114,21 +115,29 @@ def check_overlay(page: Page, server: ServerProcess) -> None:
     expect(page.locator(".compare-table")).to_be_visible()
     ids = page.eval_on_selector_all(".compare-table thead a.mono", "els => els.map(e => e.textContent)")
     assert 2 <= len(ids) <= 6, ids
+    timelines = {i: api(server, f"/api/runs/{i}")["report"].get("latency_timeline") for i in ids}
+    runs = {i: tl for i, tl in timelines.items() if tl}
+    drawn = [i for i in ids if i in runs]
+    assert drawn, timelines
     plot = page.locator("[data-overlay=latency]")
-    expect(plot.locator(".scatterlayer .trace")).to_have_count(len(ids), timeout=20_000)  # plotly: 4.8 MB
+    expect(plot.locator(".scatterlayer .trace")).to_have_count(len(drawn), timeout=20_000)  # plotly: 4.8 MB
     traces = plot.evaluate("el => el.data.map(t => ({name: t.name, x: t.x, y: t.y}))")
-    runs = {i: api(server, f"/api/runs/{i}")["report"]["latency_timeline"] for i in ids}
-    assert [t["name"] for t in traces] == ids
+    assert [t["name"] for t in traces] == drawn
     for t in traces:
         assert t["x"] == runs[t["name"]]["t_s"] and t["y"] == runs[t["name"]]["p50_ms"]
     legend = plot.locator(".legendtext").all_text_contents()
-    assert legend == ids, legend
+    assert legend == drawn, legend
+    note = page.locator("[data-role=no-timeline]")
+    if len(drawn) < len(ids):  # a run stored before reports had a timeline is named, not drawn
+        expect(note).to_contain_text(", ".join(i for i in ids if i not in runs))
+    else:
+        expect(note).to_have_count(0)
     section = page.locator("[data-role=latency-overlay]")
     section.locator("summary", has_text="Numbers").click()
     table = section.locator("table.overlay-numbers")
     expect(table).to_be_visible()
     heads = table.locator("thead th[data-run]").evaluate_all("els => els.map(e => e.dataset.run)")
-    assert heads == ids
+    assert heads == drawn
     seconds = sorted({t for tl in runs.values() for t in tl["t_s"]})
     assert table.locator("tbody tr").evaluate_all("els => els.map(e => +e.dataset.second)") == seconds
     ms = "async v => (await import('/static/js/format.js')).ms(v)"
@@ -142,6 +151,10 @@ def check_overlay(page: Page, server: ServerProcess) -> None:
 def test_import_and_overlay_on_a_phone(page: Page, server: ServerProcess) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     ids = [bench(server, rate, requests=8) for rate in (3, 6)]
+    old = finished(server, ids[0])  # as a run stored before reports had a latency timeline
+    del old["report"]["latency_timeline"]
+    status, stored = server.api("POST", "/api/runs/import", {**old, "id": f"{old['id']}-old"})
+    assert status == 201, stored
     page.goto("/runs")
     button = page.locator("#import-run")
     expect(button).to_be_visible()
@@ -153,7 +166,7 @@ def test_import_and_overlay_on_a_phone(page: Page, server: ServerProcess) -> Non
     shot(page, "runs-import-phone")
     for run_id in ids:
         finished(server, run_id)
-    page.goto(f"/runs?compare={','.join(ids)}")
+    page.goto(f"/runs?compare={','.join([*ids, stored['id']])}")
     check_overlay(page, server)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the tables scroll in their cards
     plot = page.locator("[data-overlay=latency]").bounding_box()

@@ -5,7 +5,8 @@
 import { api } from "./api.js";
 import { button, clear, h } from "./dom.js";
 
-/** { button, status }: the button for the page head, and where its outcome is said. */
+/** { button, status }: the button for the page head, and where its outcome is said (kept by the
+ *  page across its refreshes); onImported(run) once a run is stored. */
 export function importControl(onImported) {
   const status = h("div", { dataset: { role: "import-status" } });
   const input = h("input", { type: "file", accept: ".json,application/json", id: "import-run-file", hidden: true,
@@ -19,8 +20,10 @@ export function importControl(onImported) {
     try {
       const run = await api.importRun(text, newId);
       const copy = run.params && run.params.imported_from;
-      onImported(run, copy ? `Imported ${file.name} as a copy: run ${run.id} (its id ${copy} was taken).`
-        : `Imported run ${run.id} from ${file.name}.`);
+      status.append(h("div", { class: "callout callout-info", role: "status", dataset: { role: "imported" } },
+        copy ? `Imported ${file.name} as a copy: run ${run.id} (its id ${copy} was taken).`
+          : `Imported run ${run.id} from ${file.name}.`));
+      onImported(run);
     } catch (err) {
       const exists = err.body && err.body.error && err.body.error.code === "run_exists";
       status.append(h("div", { class: "callout callout-error", role: "alert", dataset: { role: "import-error" } },

@@ -38,6 +38,7 @@ export class RunsPage {
 
   update(route) {
     clearTimeout(this.timer);
+    if (this.importer) clear(this.importer.status); // what the last import said is for the list it was made on
     const compare = (route.params.get("compare") || "").split(",").filter(Boolean);
     if (route.runId) this.showRun(route.runId);
     else if (compare.length >= 2) this.showCompare([...new Set(compare)].slice(0, COMPARE_MAX));
@@ -60,7 +61,7 @@ export class RunsPage {
 
   // --- the list -----------------------------------------------------------------------------
 
-  async showList(notice = null) {
+  async showList() {
     document.title = "Runs · modelmeter";
     let data;
     try {
@@ -76,13 +77,15 @@ export class RunsPage {
     this.syncCompare();
     const body = data.length ? this.table(data) : h("div", { class: "empty-panel" }, h("h3", {}, "No runs yet"),
       h("p", { class: "subtle" }, "Start one from a model's Evaluate tab, or run `modelmeter bench`."));
-    const importer = importControl((run, message) => {
+    // One importer for the page: the list refreshes while a run is running, and what an import
+    // said (an error, the offer to import as a copy) must outlive that.
+    this.importer = this.importer || importControl((run) => {
       this.selected.add(run.id);
-      this.showList(h("div", { class: "callout callout-info", role: "status", dataset: { role: "imported" } }, message));
+      this.showList();
     });
     append(clear(this.root), [this.head("Runs",
       `Benchmarks and evals, from the page and the CLI. Select 2 to ${COMPARE_MAX} to compare.`,
-      importer.button, this.compareBtn), importer.status, notice, body]);
+      this.importer.button, this.compareBtn), this.importer.status, body]);
     if (data.some((r) => statusOf(r) === "running")) this.timer = setTimeout(() => this.showList(), REFRESH_MS);
   }
 
