@@ -42,7 +42,26 @@ def store(db: Database, raw: bytes, new_id: bool) -> dict[str, Any]:
     )
 
 
-@router.post("/runs/import", status_code=201, summary="Store a run from a `modelmeter runs export` file")
+_BODY = {  # read raw (a malformed file is a 400 that says so, not a validation error): described here
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "The file as `modelmeter runs export` writes it: format, format_version (1), "
+                "id, kind, deployment, created_us, params, report",
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/runs/import",
+    status_code=201,
+    summary="Store a run from a `modelmeter runs export` file",
+    openapi_extra={"requestBody": _BODY},
+)
 async def import_run(
     request: Request,
     new_id: Annotated[bool, Query(description="If its id is taken here, store it under a fresh one")] = False,
