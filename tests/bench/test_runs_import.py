@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from modelmeter.runs import runfile
 from tests.fakes.upstream import FakeUpstream
 from tests.helpers import ADMIN_KEY, ServerProcess, run_cli, sqlite_url
 
@@ -158,3 +159,6 @@ def test_the_api_imports_the_pages_export_and_refuses_a_taken_id(servers: tuple[
     status, copy = b.api("POST", "/api/runs/import?new_id=true", page_export)
     assert status == 201 and copy["id"] != run["id"] and copy["params"]["imported_from"] == run["id"], copy
     assert b.api("POST", "/api/runs/import", page_export, auth=False)[0] == 401
+    huge = b"{" + b" " * runfile.MAX_BYTES + b"}"  # refused once past the limit, not read to its end
+    status, body = b.api("POST", "/api/runs/import", huge)
+    assert status == 413 and "larger than" in body["error"]["message"], body

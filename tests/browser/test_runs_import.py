@@ -106,6 +106,8 @@ def test_import_a_run_from_another_server_then_compare_it(page: Page, server: Se
     page.locator("#compare-runs").click()
     expect(page).to_have_url(re.compile(r"/runs\?compare="))
     check_overlay(page, server)
+    deltas = page.eval_on_selector_all(".compare-table td.delta", "els => els.map(e => e.dataset.run)")
+    assert sorted(set(deltas)) == sorted(ours) and len(deltas) == 2 * 13  # B − A and C − A, every metric
     shot(page, "runs-overlay", full_page=True)
     page.locator("[data-role=latency-overlay]").screenshot(path=str(ROOT / "docs" / "runs-overlay.png"))
 

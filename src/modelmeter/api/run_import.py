@@ -67,7 +67,14 @@ async def import_run(
     new_id: Annotated[bool, Query(description="If its id is taken here, store it under a fresh one")] = False,
 ) -> dict[str, Any]:
     state: AppState = request.app.state.mm
-    raw = await request.body()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # stop reading past the limit rather than hold any size
+        size += len(chunk)
+        if size > runfile.MAX_BYTES:
+            raise api_error(413, f"the file is larger than {runfile.MAX_BYTES >> 20} MB: not a run export", "file")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:  # parsing a large file and the insert both off the event loop
         return await asyncio.to_thread(store, state.db, raw, new_id)
     except runfile.RunFileError as exc:
