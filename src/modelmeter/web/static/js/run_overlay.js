@@ -57,14 +57,15 @@ function draw(Plotly, plot, lines) {
   const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
   const phone = plot.clientWidth < 500;
   const last = Math.max(...lines.map(({ tl }) => tl.t_s[tl.t_s.length - 1]));
+  const pad = Math.max(last, 1) * 0.03; // a point at 0 s or at the end is not cut by the frame
   Plotly.newPlot(plot, lines.map(({ run, tl }, i) => ({
     type: "scatter", mode: tl.t_s.length > 1 ? "lines+markers" : "markers", name: run.id,
     x: tl.t_s, y: tl.p50_ms, customdata: tl.requests, line: { width: 2, color: v(...PALETTE[i % PALETTE.length]) },
-    marker: { size: 4 }, hovertemplate: `${run.id}<br>%{x} s: %{y:.1f} ms p50 (%{customdata} requests)<extra></extra>`,
+    marker: { size: tl.t_s.length > 1 ? 4 : 8 }, cliponaxis: false, hovertemplate: `${run.id}<br>%{x} s: %{y:.1f} ms p50 (%{customdata} requests)<extra></extra>`,
   })), {
     margin: { l: 44, r: 8, t: 8, b: phone ? 80 : 36 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { size: 11, color: v("--muted", "#6b7280") },
-    xaxis: { title: { text: "seconds since the run's start" }, ticksuffix: " s", rangemode: "tozero",
+    xaxis: { title: { text: "seconds since the run's start" }, ticksuffix: " s", range: [-pad, Math.max(last, 1) + pad],
       dtick: Math.max(1, Math.ceil(last / (phone ? 4 : 10))), // whole seconds: the points are per second
       gridcolor: v("--chart-grid", "#f0f0f2"), zeroline: false },
     yaxis: { ticksuffix: " ms", rangemode: "tozero", gridcolor: v("--chart-grid", "#f0f0f2") },
