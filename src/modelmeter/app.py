@@ -28,6 +28,7 @@ from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
 from modelmeter.api.metrics import router as metrics_router
 from modelmeter.api.routes import router as api_router
+from modelmeter.api.run_import import router as run_import_router
 from modelmeter.api.runs import router as runs_router
 from modelmeter.api.state import AppState
 from modelmeter.api.text_guard import RejectNul
@@ -235,6 +236,7 @@ def create_app(
     api.include_router(api_router)
     api.include_router(keys_router)
     api.include_router(alerts_router)
+    api.include_router(run_import_router)
     api.include_router(runs_router)
     api.include_router(user_budgets_router)
     api.include_router(ops_router)

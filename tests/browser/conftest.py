@@ -60,6 +60,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "evaluate-model": {"price": {"input": 1.0, "output": 2.0}},
     "evalitems-model": {"price": {"input": 1.0, "output": 2.0}},
     "compare-model": {"price": {"input": 1.0, "output": 2.0}},
+    "overlay-model": {"price": {"input": 1.0, "output": 2.0}},  # test_runs_import: import, latency overlay
     "marks-model": {},  # test_alert_marks: a no_traffic rule fires, then one call resolves it
     "contrast-model": {"price": {"input": 1.0, "output": 2.0}},  # test_contrast
     "keyboard-model": {},  # test_keyboard

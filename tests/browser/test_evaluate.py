@@ -169,6 +169,7 @@ def test_runs_page_compares_two_runs(page: Page, server: ServerProcess) -> None:
     faster = b["request_throughput"] > a["request_throughput"]
     req_s = table.locator('tr[data-metric="req_s"] td.delta')
     expect(req_s).to_have_attribute("data-tone", "good" if faster else "bad")
+    expect(page.locator("[data-overlay=latency] .scatterlayer .trace")).to_have_count(2, timeout=20_000)
     page.screenshot(path=str(DOCS / "runs-compare.png"), full_page=True)
     shot(page, "runs-compare")
 

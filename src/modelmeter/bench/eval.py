@@ -22,6 +22,7 @@ from modelmeter.bench.grading import GradingError, check_expected, grade
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
 from modelmeter.bench.runner import BenchError, Hooks, check_target, ctrl_c_stops, sender
+from modelmeter.bench.timeline import latency_timeline
 from modelmeter.units import iso
 
 DEFAULT_DATASET = datasets.BUNDLED[datasets.DEFAULT]
@@ -149,6 +150,7 @@ async def run_eval(
             costs = {r["request_id"]: float(r.get("spend") or 0.0) for r in stored["records"] if r.get("request_id")}
     result = _report(cfg, items, outcome, checked.base_url, usage_url, started, spend, costs)
     result["server_access"] = checked.access
+    result["latency_timeline"] = latency_timeline(outcome.results)
     return result
 
 

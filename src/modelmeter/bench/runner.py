@@ -18,6 +18,7 @@ import aiohttp
 from modelmeter.bench import load, metrics, prompts, request, server
 from modelmeter.bench.metrics import RequestResult
 from modelmeter.bench.progress import ProgressBar
+from modelmeter.bench.timeline import latency_timeline
 from modelmeter.units import iso
 
 PROMPT_POOL = 256  # distinct synthetic prompts, reused in turn past that many requests
@@ -261,6 +262,7 @@ async def run_bench(
         }
         report.update(metrics.figures(outcome.results, outcome.duration, cfg.slos))
         report["errors"] = metrics.error_counts(outcome.results)
+        report["latency_timeline"] = latency_timeline(outcome.results)
         report["usage_url"] = usage_url
         report["server_access"] = checked.access
         report["server_comparison"] = None

@@ -1,4 +1,4 @@
-"""``modelmeter runs list|show|compare|export``: the runs the Runs page shows, from the terminal
+"""``modelmeter runs list|show|compare|export|import``: the runs the Runs page shows, from the terminal
 (the server's, with the admin key from $MODELMETER_ADMIN_KEY; else the ones saved on this machine)."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import orjson
 from rich.table import Table
 
 from modelmeter.bench import report
-from modelmeter.cli.bench import OneLineCommand, OneLineGroup, compare_cmd, fetch_run, list_cmd
-from modelmeter.cli.client import admin_key_option, url_option
+from modelmeter.cli.bench import OneLineCommand, OneLineGroup, compare_cmd, fail, fetch_run, list_cmd
+from modelmeter.cli.client import admin_key_option, call, url_option
 from modelmeter.cli.eval import items_table
 from modelmeter.cli.eval import summary_table as eval_summary
+from modelmeter.runs import runfile
 
 
 @click.group("runs", cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,10 +77,36 @@ def sweep_table(r: dict[str, Any]) -> Table:
 @admin_key_option()
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file (default: stdout).")
 def export_cmd(run_id: str, url: str, admin_key: str | None, output: str | None) -> None:
-    """A run as JSON: its id, kind, parameters and report (what /api/runs/ID answers)."""
-    data = orjson.dumps(fetch_run(url, run_id, admin_key), option=orjson.OPT_INDENT_2) + b"\n"
+    """A run as JSON: its id, kind, parameters and report (what /api/runs/ID answers), for `runs import`."""
+    doc = runfile.export_document(fetch_run(url, run_id, admin_key))
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
     if output:
         Path(output).write_bytes(data)
         click.echo(f"Run {run_id} written to {output}", err=True)
     else:
         click.echo(data.decode(), nl=False)
+
+
+@runs.command("import", cls=OneLineCommand)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@url_option()
+@admin_key_option()
+@click.option("--new-id", is_flag=True, help="If the run's id is taken on the server, store it under a fresh one.")
+def import_cmd(file: str, url: str, admin_key: str | None, new_id: bool) -> None:
+    """Store a run from FILE (written by `runs export`, here or on another server) on the server."""
+    try:
+        raw = click.open_file(file, "rb").read()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    try:
+        runfile.parse(raw)  # the same checks the server makes, said before anything is sent
+    except runfile.RunFileError as exc:
+        fail(f"{file}: {exc}")
+    try:
+        doc = orjson.loads(raw)
+        run = call(url, "POST", "/api/runs/import" + ("?new_id=true" if new_id else ""), doc, admin_key)
+    except click.ClickException as exc:
+        fail(f"{file}: {exc.format_message()}")
+    renamed = (run.get("params") or {}).get("imported_from")
+    note = f" (its id {renamed!r} was taken: stored as a copy)" if renamed else ""
+    click.echo(f"Run {run['id']} imported to {url}{note}: {url.rstrip('/')}/runs/{run['id']}")

@@ -72,6 +72,12 @@ export const api = {
     headers: { accept: "application/json", "content-type": "application/json" },
     body: JSON.stringify(spec),
   }),
+  // The file's text as it is: the server checks it (JSON, format version, id not taken).
+  importRun: (text, newId = false) => call(`/api/runs/import${query({ new_id: newId ? "true" : null })}`, {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: text,
+  }),
   stopRun: (id) => call(`/api/runs/${encodeURIComponent(id)}/stop`, { method: "POST" }),
   alerts: () => call("/api/alerts"),
   alertMarks: (name, params) => call(`/api/alerts/marks${query({ ...params, deployment: name })}`),

@@ -1,5 +1,6 @@
 // The Runs page: every stored run (the CLI's and the server's) with its headline figures; one run's
-// report (/runs/<id>); two runs side by side with coloured deltas (/runs?compare=A,B).
+// report (/runs/<id>); two to six runs side by side with coloured deltas against the first and their
+// latency over time overlaid (/runs?compare=A,B,…). A run file from `runs export` is imported here.
 
 import { api } from "./api.js";
 import { append, button, clear, h, pill } from "./dom.js";
@@ -8,8 +9,11 @@ import { modelPath, navigate } from "./router.js";
 import { histograms } from "./run_charts.js";
 import { delta, METRICS, shape, shown, STATUS_PILL } from "./run_figures.js";
 import { SweepView } from "./sweep_view.js";
+import { importControl } from "./run_import.js";
+import { latencyOverlay } from "./run_overlay.js";
 
 const REFRESH_MS = 2000; // while a run is running
+export const COMPARE_MAX = 6;
 
 function statusOf(run) {
   return (run.report && run.report.status) || "done";
@@ -36,9 +40,10 @@ export class RunsPage {
   update(route) {
     clearTimeout(this.timer);
     this.dropSweep();
+    if (this.importer) clear(this.importer.status); // what the last import said is for the list it was made on
     const compare = (route.params.get("compare") || "").split(",").filter(Boolean);
     if (route.runId) this.showRun(route.runId);
-    else if (compare.length >= 2) this.showCompare(compare.slice(0, 2));
+    else if (compare.length >= 2) this.showCompare([...new Set(compare)].slice(0, COMPARE_MAX));
     else this.showList();
   }
 
@@ -80,15 +85,24 @@ export class RunsPage {
     this.syncCompare();
     const body = data.length ? this.table(data) : h("div", { class: "empty-panel" }, h("h3", {}, "No runs yet"),
       h("p", { class: "subtle" }, "Start one from a model's Evaluate tab, or run `modelmeter bench`."));
-    clear(this.root).append(this.head("Runs", "Benchmarks and evals, from the page and the CLI. Select two to compare.",
-      this.compareBtn), body);
+    // One importer for the page: the list refreshes while a run is running, and what an import
+    // said (an error, the offer to import as a copy) must outlive that.
+    this.importer = this.importer || importControl((run) => {
+      this.selected.add(run.id);
+      this.showList();
+    });
+    append(clear(this.root), [this.head("Runs",
+      `Benchmarks and evals, from the page and the CLI. Select 2 to ${COMPARE_MAX} to compare.`,
+      this.importer.button, this.compareBtn), this.importer.status, body]);
     if (data.some((r) => statusOf(r) === "running")) this.timer = setTimeout(() => this.showList(), REFRESH_MS);
   }
 
   syncCompare() {
     if (!this.compareBtn) return;
-    this.compareBtn.disabled = this.selected.size !== 2;
-    this.compareBtn.lastChild.textContent = `Compare selected (${this.selected.size}/2)`;
+    const n = this.selected.size;
+    this.compareBtn.disabled = n < 2 || n > COMPARE_MAX;
+    this.compareBtn.lastChild.textContent = `Compare selected (${n})`;
+    this.compareBtn.title = n > COMPARE_MAX ? `At most ${COMPARE_MAX} runs at once` : "";
   }
 
   table(runs) {
@@ -179,7 +193,7 @@ export class RunsPage {
           h("td", { class: "num" }, fmt.ms(row.latency_ms)), h("td", { class: "num" }, fmt.usd(row.cost)))))));
   }
 
-  // --- two runs side by side ----------------------------------------------------------------
+  // --- two to six runs side by side ---------------------------------------------------------
 
   async showCompare(ids) {
     document.title = "Compare runs · modelmeter";
@@ -190,20 +204,24 @@ export class RunsPage {
       return this.fail(err);
     }
     if (!this.alive) return;
-    const [a, b] = runs;
-    const cell = (run) => h("th", {}, runLink(run), h("div", { class: "subtle small" },
-      `${run.deployment || "?"} · ${fmt.time(run.created)}`), h("div", { class: "subtle small" }, shape(run)));
+    const [a, ...others] = runs;
+    const letter = (i) => "ABCDEF"[i];
+    const cell = (run, i) => h("th", {}, h("span", { class: "run-letter" }, letter(i)), " ", runLink(run),
+      h("div", { class: "subtle small" }, `${run.deployment || "?"} · ${fmt.time(run.created)}`),
+      h("div", { class: "subtle small" }, shape(run)));
     clear(this.root).append(
       h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/runs", "data-link": true }, "Runs"),
         h("span", { "aria-hidden": "true" }, "/"), h("span", {}, "Compare")),
-      this.head("Compare runs", "B against A: green is better, red is worse."),
-      h("div", { class: "card table-scroll" }, h("table", { class: "runs-table compare-table" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Metric"), cell(a), cell(b), h("th", { class: "num" }, "Δ B − A"))),
-        h("tbody", {}, METRICS.map((m) => {
-          const d = delta(a, b, m);
-          return h("tr", { dataset: { metric: m[0] } }, h("td", {}, m[1]), h("td", { class: "num" }, shown(a, m)),
-            h("td", { class: "num" }, shown(b, m)),
-            h("td", { class: `num delta ${d.tone ? `tone-${d.tone}` : ""}`, dataset: { tone: d.tone || "same" } }, d.text));
-        })))));
+      this.head("Compare runs", `${others.length > 1 ? "Each run" : "B"} against A: green is better, red is worse.`),
+      h("div", { class: "card table-scroll runs-card" }, h("table", { class: "runs-table compare-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Metric"), cell(a, 0),
+          others.map((run, i) => [cell(run, i + 1), h("th", { class: "num" }, `Δ ${letter(i + 1)} − A`)]))),
+        h("tbody", {}, METRICS.map((m) => h("tr", { dataset: { metric: m[0] } }, h("td", {}, m[1]),
+          h("td", { class: "num" }, shown(a, m)), others.map((run) => {
+            const d = delta(a, run, m);
+            return [h("td", { class: "num" }, shown(run, m)), h("td", { class: `num delta ${d.tone ? `tone-${d.tone}` : ""}`,
+              dataset: { tone: d.tone || "same", run: run.id } }, d.text)];
+          })))))),
+      latencyOverlay(runs));
   }
 }
