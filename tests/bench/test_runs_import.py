@@ -154,7 +154,7 @@ def test_the_api_imports_the_pages_export_and_refuses_a_taken_id(servers: tuple[
     assert status == 201, stored
     assert stored["report"] == run["report"] and stored["created_us"] == run["created_us"]
     status, body = b.api("POST", "/api/runs/import", page_export)
-    assert status == 400 and body["error"]["code"] == "run_exists", body
+    assert status == 409 and body["error"]["code"] == "run_exists", body
     assert "already exists" in body["error"]["message"]
     status, copy = b.api("POST", "/api/runs/import?new_id=true", page_export)
     assert status == 201 and copy["id"] != run["id"] and copy["params"]["imported_from"] == run["id"], copy

@@ -1,7 +1,8 @@
 """``POST /api/runs/import``: a run file written by ``modelmeter runs export`` (by this server or
 another), stored so the Runs page lists and compares it. The body is the file as it is: a file
-that is not JSON, of another format version, or whose id is taken is refused with a 400 that says
-so (with ``?new_id=true`` a taken id gives a fresh one instead; nothing is ever overwritten)."""
+that is not JSON or of another format version is refused with a 400 that says so, one whose id is
+taken with a 409 as ``POST /api/runs`` does (with ``?new_id=true`` a taken id gives a fresh one
+instead; nothing is ever overwritten)."""
 
 from __future__ import annotations
 
@@ -78,4 +79,4 @@ async def import_run(
     try:  # parsing a large file and the insert both off the event loop
         return await asyncio.to_thread(store, state.db, raw, new_id)
     except runfile.RunFileError as exc:
-        raise api_error(400, str(exc), "file", exc.code) from None
+        raise api_error(409 if exc.code == "run_exists" else 400, str(exc), "file", exc.code) from None
