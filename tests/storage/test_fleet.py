@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from modelmeter.config import Deployment, PriceOverride
 from modelmeter.storage.database import Database
