@@ -61,6 +61,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "evalitems-model": {"price": {"input": 1.0, "output": 2.0}},
     "compare-model": {"price": {"input": 1.0, "output": 2.0}},
     "marks-model": {},  # test_alert_marks: a no_traffic rule fires, then one call resolves it
+    "fleet-model": {"price": {"input": 2.0, "output": 6.0}},  # test_fleet_page: totals, sort, compare
 }
 
 

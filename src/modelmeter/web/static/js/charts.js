@@ -79,14 +79,16 @@ export class Charts {
    * long task (compiling 4.8 MB; the browser caches the compiled code for later visits), so it
    * waits until the rest of the tab is on screen and usable.
    */
-  constructor(ready = Promise.resolve()) {
+  constructor(ready = Promise.resolve(), keys = null) {
     this.ready = ready;
     this.series = null;
     this.events = [];
     this.plots = {};
     this.sub = {};
     this.timer = null;
-    this.el = h("section", { class: "charts", "aria-label": "Charts" }, CHARTS.map(({ key, title, legend }) => {
+    // `keys`: only these charts (e.g. the compare view's requests and latency); all four by default.
+    const shown = CHARTS.filter((c) => !keys || keys.includes(c.key));
+    this.el = h("section", { class: "charts", "aria-label": "Charts" }, shown.map(({ key, title, legend }) => {
       this.plots[key] = h("div", { class: "plot", dataset: { chart: key } }, skeleton("plot-skeleton"));
       this.sub[key] = h("span", { class: "chart-sub" });
       return h("div", { class: "card chart" },
