@@ -198,9 +198,7 @@ def side_value(page: Page, side: str, card: str) -> str:
 
 
 @pytest.mark.parametrize(("width", "scheme"), LAYOUTS)
-def test_the_compare_view_shows_both(
-    page: Page, server: ServerProcess, traffic: None, width: int, scheme: str
-) -> None:
+def test_the_compare_view_shows_both(page: Page, server: ServerProcess, traffic: None, width: int, scheme: str) -> None:
     layout(page, width, scheme)
     open_models(page, "?sort=spend&dir=desc")
     first_two = card_order(page)[:2]
@@ -247,7 +245,8 @@ def test_the_compare_view_shows_both(
     # its period: the 24 hours that end where side a's start (the named window moves with the clock)
     expect(side_b.locator("[data-role=period] time").first).to_have_attribute("datetime", re.compile(r"Z$"))
     b_start, b_end = (instant(t) for t in side_b.locator("[data-role=period] time").evaluate_all(T))
-    a_start = instant(page.locator('.compare-side[data-side="a"] [data-role=period] time').first.get_attribute("datetime"))
+    a_period = page.locator('.compare-side[data-side="a"] [data-role=period] time')
+    a_start = instant(a_period.first.get_attribute("datetime"))
     assert abs(b_end - b_start - 86400) < 0.001 and abs(b_end - a_start) < 60
     assert abs(b_start - instant(before["start"])) < 60
     expect(side_b.locator(".js-plotly-plot")).to_have_count(2, timeout=20_000)
@@ -261,4 +260,5 @@ def test_the_fleet_api_answers_bad_windows_with_400(server: ServerProcess) -> No
     assert status == 400 and body["error"]["param"] == "tz"
     status, body = server.api("GET", "/api/fleet/usage?window=1h")
     assert status == 200
-    assert [d["deployment"] for d in body["deployments"]] == [d["name"] for d in api(server, "/api/deployments")["data"]]
+    served = [d["name"] for d in api(server, "/api/deployments")["data"]]
+    assert [d["deployment"] for d in body["deployments"]] == served

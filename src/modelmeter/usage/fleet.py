@@ -89,17 +89,17 @@ def grouped_buckets(
     in_sql, params = _in_list(names)
     res = _resolution_for(origin_us, size_us)
     full_end = _floor(end_us, res.size_us)
-    for dep, k, *sums in db.fetchall(
+    for dep, k, *row in db.fetchall(
         f"SELECT deployment, (bucket_us - :origin) / :size AS k, {_SUMS_SQL} FROM {res.table} "
         f"WHERE deployment IN ({in_sql}) AND bucket_us >= :origin AND bucket_us < :b GROUP BY deployment, k",
         {**params, "origin": origin_us, "size": size_us, "b": full_end},
     ):
-        _add(out[dep].setdefault(int(k), _empty()), sums)
+        _add(out[dep].setdefault(int(k), _empty()), row)
     if full_end < end_us:
-        k = (full_end - origin_us) // size_us
-        tail = grouped_totals(db, names, origin_us + k * size_us, end_us)
+        last = (full_end - origin_us) // size_us
+        tail = grouped_totals(db, names, origin_us + last * size_us, end_us)
         for dep, sums in tail.items():
-            out[dep][k] = sums  # the whole bucket: it replaces the part the query above read
+            out[dep][last] = sums  # the whole bucket: it replaces the part the query above read
     return out
 
 
