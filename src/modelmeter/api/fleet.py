@@ -35,5 +35,6 @@ def fleet_usage(
     buckets are the timeseries' (`bucket_seconds`, aligned to `tz`'s clock; `buckets` gives each
     one's start, so the first may start before `start`)."""
     state = _state(request)
+    state.registry.refresh()  # the deployments other processes added at run time, as the list has them
     names = [dep.name for dep in state.registry.all()]
     return fleet_q.fleet(state.db, names, _window(window, start, end, tz, chart=True))
