@@ -253,7 +253,10 @@ def test_the_compare_view_shows_both(page: Page, server: ServerProcess, traffic:
     no_bad_words(page)
 
 
-def test_the_fleet_api_answers_bad_windows_with_400(server: ServerProcess) -> None:
+def test_the_fleet_api_is_documented_and_answers_bad_windows_with_400(server: ServerProcess) -> None:
+    doc = api(server, "/openapi.json")["paths"]["/api/fleet/usage"]["get"]
+    assert {p["name"] for p in doc["parameters"]} == {"window", "start", "end", "tz"}
+    assert "equal the sums of `deployments` exactly" in doc["description"]
     status, body = server.api("GET", "/api/fleet/usage?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z")
     assert status == 400 and body["error"]["param"] == "end"
     status, body = server.api("GET", "/api/fleet/usage?tz=Mars/Olympus")
