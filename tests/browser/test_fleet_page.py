@@ -221,6 +221,23 @@ def test_the_compare_view_shows_both(page: Page, server: ServerProcess, traffic:
         expect(root.locator('[data-chart="requests"]')).to_be_visible()
         expect(root.locator('[data-chart="latency"]')).to_be_visible()
         expect(root.locator("[data-role=period]")).to_contain_text(f"({TZ})")
+    # one scale on both sides (taller means more): the larger side's top
+    for chart in ("requests", "latency"):
+        page.wait_for_function(
+            """c => { const r = [...document.querySelectorAll(`.compare-side [data-chart=${c}]`)]
+                .map(p => p.layout && JSON.stringify(p.layout.yaxis.range));
+              return r.length === 2 && r[0] && r[0] === r[1]; }""",
+            arg=chart,
+        )
+    top = page.eval_on_selector('[data-side="a"] [data-chart=requests]', "p => p.layout.yaxis.range[1]")
+    most = max(
+        max(
+            b["requests"]
+            for b in api(server, f"/api/deployments/{n}/usage/timeseries?window=24h&tz={quote(TZ)}")["buckets"]
+        )
+        for n in ("fleet-model", "cards-model")
+    )
+    assert top >= most >= 4
     a = page.locator('.compare-side[data-side="a"]').bounding_box()
     b = page.locator('.compare-side[data-side="b"]').bounding_box()
     assert a is not None and b is not None

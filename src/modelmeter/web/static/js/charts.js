@@ -83,6 +83,7 @@ export class Charts {
     this.ready = ready;
     this.series = null;
     this.events = [];
+    this.floor = {}; // the least top of a chart's axis (the compare view: both sides on one scale)
     this.plots = {};
     this.sub = {};
     this.timer = null;
@@ -163,10 +164,10 @@ export class Charts {
     const top = (rows) => Math.max(0, ...rows.filter((v) => v != null));
     const stacked = (ts) => top(ts[0].y.map((v, i) => ts.reduce((sum, t) => sum + (t.y[i] || 0), 0)));
     const axes = {
-      requests: axisTicks(stacked(traces.requests), "count"),
+      requests: axisTicks(Math.max(stacked(traces.requests), this.floor.requests || 0), "count"),
       tokens: axisTicks(stacked(traces.tokens), "count"),
       spend: axisTicks(stacked(traces.spend), "usd"),
-      latency: axisTicks(top(traces.latency.flatMap((t) => t.y)), "ms"),
+      latency: axisTicks(Math.max(top(traces.latency.flatMap((t) => t.y)), this.floor.latency || 0), "ms"),
     };
     const marks = alertMarks(this.events, s, c);
     for (const [key, plot] of Object.entries(this.plots)) {

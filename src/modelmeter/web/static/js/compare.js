@@ -21,6 +21,7 @@ class Side {
   constructor(which) {
     this.which = which;
     this.seq = 0;
+    this.series = null;
     this.name = "";
     this.period = null; // {start, end} of what is shown, for "view these requests"
     this.title = h("h2", { class: "compare-name mono-title" });
@@ -37,6 +38,8 @@ class Side {
   async load(name, params, previous) {
     const seq = ++this.seq;
     this.name = name;
+    this.series = null;
+    this.charts.floor = {};
     this.error.hidden = true;
     this.cards.loading();
     this.charts.loading();
@@ -55,6 +58,7 @@ class Side {
       this.cards.render(summary);
       const series = await api.timeseries(name, p);
       if (seq !== this.seq) return;
+      this.series = series;
       this.cards.spark(series);
       this.charts.render(series);
     } catch (err) {
@@ -62,6 +66,19 @@ class Side {
       this.error.textContent = `Could not load ${name}: ${err.message}`;
       this.error.hidden = false;
     }
+  }
+
+  /** The highest request count and latency of a bucket (for one scale on both sides). */
+  tops() {
+    const b = this.series ? this.series.buckets : [];
+    const max = (f) => Math.max(0, ...b.map(f).filter((v) => v != null));
+    return { requests: max((x) => x.requests), latency: max((x) => Math.max(x.avg_latency_ms ?? 0, x.p95_latency_ms ?? 0)) };
+  }
+
+  /** Draw again with these least axis tops. */
+  scale(floor) {
+    this.charts.floor = floor;
+    if (this.series) this.charts.render(this.series);
   }
 
   /** A card was clicked: the model's log for this period, with the card's filter. */
@@ -83,6 +100,7 @@ export class ComparePage {
     this.root = root;
     this.alive = true;
     this.names = [];
+    this.seq = 0;
     document.title = "Compare · modelmeter";
     preloadPlotly();
     this.state = readState(route.params);
@@ -141,8 +159,15 @@ export class ComparePage {
     this.windowCtl.sync(s);
     this.error.hidden = true;
     const params = windowParams(s);
-    this.sides.a.load(s.a, params, false);
-    this.sides.b.load(s.b, params, s.bPeriod === "previous");
+    const seq = ++this.seq;
+    Promise.all([this.sides.a.load(s.a, params, false), this.sides.b.load(s.b, params, s.bPeriod === "previous")])
+      .then(() => { // both sides' charts on one scale, so that taller means more
+        if (seq !== this.seq || !this.alive) return;
+        const [a, b] = [this.sides.a.tops(), this.sides.b.tops()];
+        const floor = { requests: Math.max(a.requests, b.requests), latency: Math.max(a.latency, b.latency) };
+        this.sides.a.scale(floor);
+        this.sides.b.scale(floor);
+      });
   }
 
   picked() {
