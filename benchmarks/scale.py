@@ -31,6 +31,7 @@ from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.records import insert_rows
 from modelmeter.usage import breakdowns as breakdowns_q
+from modelmeter.usage import fleet as fleet_q
 from modelmeter.usage import insights as insights_q
 from modelmeter.usage import records as records_q
 from modelmeter.usage import summary as summary_q
@@ -280,6 +281,22 @@ def insights_section(db: Database, dep: str) -> None:
         print(f"{name:<44}{cold:>10.2f}{median_ms(fn):>12.2f}")
 
 
+def fleet_section(db: Database) -> None:
+    """The Models page's fleet usage (every deployment's figures, totals, previous window and
+    sparklines in one call), against what it replaces: one cards call per deployment (the Usage
+    tab's summary with its previous window), measured in the same run."""
+    names = [d.name for d, _ in DEPLOYMENTS]
+    w = parse_window
+    print(f"\nfleet usage (Models page), {len(names)} deployments")
+    print(f"{'query':<52}{'cold ms':>10}{'refresh ms':>12}")
+    for label in ("24h", "7d", "30d"):
+        fleet = lambda label=label: fleet_q.fleet(db, names, w(label))  # noqa: E731
+        cold = once_ms(fleet)
+        print(f"{'fleet usage, ' + label + ' (one call)':<52}{cold:>10.2f}{median_ms(fleet):>12.2f}")
+        each = lambda label=label: [summary_q.summary_with_previous(db, n, w(label)) for n in names]  # noqa: E731
+        print(f"{'  vs cards + previous per deployment, ' + label:<52}{once_ms(each):>10.2f}{median_ms(each):>12.2f}")
+
+
 def deep_cursor(db: Database, dep: str, pages: int, status: str | None = None) -> str | None:
     window = parse_window("7d")
     cursor = None
@@ -306,6 +323,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database", default="sqlite:////tmp/mm-scale.db")
     ap.add_argument("--insights-only", action="store_true", help="only the usage insights section")
+    ap.add_argument("--fleet-only", action="store_true", help="only the fleet usage (Models page) section")
     ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
     ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
     ap.add_argument(
@@ -340,9 +358,9 @@ def main() -> None:
         db.execute("ANALYZE")
     total = db.fetchone("SELECT COUNT(*) FROM records")[0]
     dep = DEPLOYMENTS[0][0].name
-    if args.insights_only:
+    if args.insights_only or args.fleet_only:
         print(f"{total:,} records, {db.dialect}")
-        insights_section(db, dep)
+        (fleet_section(db) if args.fleet_only else insights_section(db, dep))
         return
     w7 = parse_window("7d")
     # A record with bodies, from the middle of the table.
@@ -386,6 +404,7 @@ def main() -> None:
         ms = median_ms(fn)
         print(f"{name:<44}{ms:>10.2f}{target:>9}  {'yes' if ms <= target else 'NO'}")
     insights_section(db, dep)
+    fleet_section(db)
     hits = records_q.page(db, dep, w7, limit=50, search=some_rid)["data"]
     # (In databases copied before copies had request ids of their own, a request id has several.)
     want = db.fetchone(

@@ -22,6 +22,7 @@ from modelmeter.alerts.engine import AlertEngine
 from modelmeter.alerts.upstreams import with_upstreams
 from modelmeter.api.alerts import router as alerts_router
 from modelmeter.api.errors import install_error_handlers
+from modelmeter.api.fleet import router as fleet_router
 from modelmeter.api.insights import router as insights_router
 from modelmeter.api.keys import router as keys_router
 from modelmeter.api.live import LiveHub
@@ -232,6 +233,7 @@ def create_app(
     api.state.mm = state
     install_error_handlers(api)
     api.add_middleware(RejectNul)
+    api.include_router(fleet_router)
     api.include_router(insights_router)  # before api_router: its /deployments/{name:path} takes any path
     api.include_router(api_router)
     api.include_router(keys_router)

@@ -64,6 +64,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "marks-model": {},  # test_alert_marks: a no_traffic rule fires, then one call resolves it
     "contrast-model": {"price": {"input": 1.0, "output": 2.0}},  # test_contrast
     "keyboard-model": {},  # test_keyboard
+    "fleet-model": {"price": {"input": 2.0, "output": 6.0}},  # test_fleet_page: totals, sort, compare
 }
 
 

@@ -56,12 +56,14 @@ def test_one_card_per_deployment_with_its_last_day(page: Page, server: ServerPro
 def test_a_click_on_the_card_opens_it(page: Page) -> None:
     page.goto("/")
     card = page.locator('.model-card[data-name="filters-model"]')
+    card.scroll_into_view_if_needed()  # below the totals strip: maybe under the fold
     box = card.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + box["width"] - 30, box["y"] + box["height"] - 20)  # not on the name
     expect(page).to_have_url(re.compile(r"/models/filters-model$"))
     expect(page.locator("h1")).to_have_text("filters-model")
     expect(page.locator(".model-meta")).to_contain_text("fake-model")
+    expect(page.locator(".model-meta")).not_to_contain_text("null")  # no upstreams: nothing, not "null"
     page.go_back()
     page.locator('.model-card[data-name="empty-model"] .model-name').click()
     expect(page).to_have_url(re.compile(r"/models/empty-model$"))

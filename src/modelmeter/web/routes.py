@@ -104,6 +104,7 @@ def install_web(app: FastAPI) -> None:
         return _page()
 
     @app.get("/alerts", include_in_schema=False)
+    @app.get("/compare", include_in_schema=False)
     @app.get("/runs", include_in_schema=False)
     @app.get("/runs/{rest:path}", include_in_schema=False)
     @app.get("/models", include_in_schema=False)

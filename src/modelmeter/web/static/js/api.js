@@ -43,6 +43,7 @@ const dep = (name) => `/api/deployments/${encodeURIComponent(name)}`;
 export const api = {
   deployments: () => call("/api/deployments"),
   deployment: (name) => call(dep(name)),
+  fleet: (params) => call(`/api/fleet/usage${query(params)}`),
   addDeployment: (definition) => call("/api/deployments", {
     method: "POST",
     headers: { accept: "application/json", "content-type": "application/json" },

@@ -79,14 +79,17 @@ export class Charts {
    * long task (compiling 4.8 MB; the browser caches the compiled code for later visits), so it
    * waits until the rest of the tab is on screen and usable.
    */
-  constructor(ready = Promise.resolve()) {
+  constructor(ready = Promise.resolve(), keys = null) {
     this.ready = ready;
     this.series = null;
     this.events = [];
+    this.floor = {}; // the least top of a chart's axis (the compare view: both sides on one scale)
     this.plots = {};
     this.sub = {};
     this.timer = null;
-    this.el = h("section", { class: "charts", "aria-label": "Charts" }, CHARTS.map(({ key, title, legend }) => {
+    // `keys`: only these charts (e.g. the compare view's requests and latency); all four by default.
+    const shown = CHARTS.filter((c) => !keys || keys.includes(c.key));
+    this.el = h("section", { class: "charts", "aria-label": "Charts" }, shown.map(({ key, title, legend }) => {
       this.plots[key] = h("div", { class: "plot", dataset: { chart: key } }, skeleton("plot-skeleton"));
       this.sub[key] = h("span", { class: "chart-sub" });
       return h("div", { class: "card chart" },
@@ -161,10 +164,10 @@ export class Charts {
     const top = (rows) => Math.max(0, ...rows.filter((v) => v != null));
     const stacked = (ts) => top(ts[0].y.map((v, i) => ts.reduce((sum, t) => sum + (t.y[i] || 0), 0)));
     const axes = {
-      requests: axisTicks(stacked(traces.requests), "count"),
+      requests: axisTicks(Math.max(stacked(traces.requests), this.floor.requests || 0), "count"),
       tokens: axisTicks(stacked(traces.tokens), "count"),
       spend: axisTicks(stacked(traces.spend), "usd"),
-      latency: axisTicks(top(traces.latency.flatMap((t) => t.y)), "ms"),
+      latency: axisTicks(Math.max(top(traces.latency.flatMap((t) => t.y)), this.floor.latency || 0), "ms"),
     };
     const marks = alertMarks(this.events, s, c);
     for (const [key, plot] of Object.entries(this.plots)) {

@@ -107,11 +107,13 @@ export class ModelPage {
     ].filter(Boolean));
     const item = (label, value, cls) => h("span", { class: "meta-item" }, h("span", { class: "subtle" }, label), " ",
       h("span", { class: cls || null, title: value }, value));
-    this.meta.replaceChildren(
+    // Element.replaceChildren writes a null child as the text "null": only the parts there are.
+    this.meta.replaceChildren(...[
       item("Upstream model", d.model, "mono"),
       item("API base", d.api_base || "embedded", "mono"),
       item("Bodies", d.store_bodies ? "stored" : "not stored"),
-      d.upstream_health ? this.upstreams(d.upstream_health) : null);
+      d.upstream_health ? this.upstreams(d.upstream_health) : null,
+    ].filter(Boolean));
     if (this.usage && this.usage.isEmpty) this.usage.setEmpty(true); // the snippet may depend on the kind
     if (!this.connect.hidden) this.renderConnect();
     return d;

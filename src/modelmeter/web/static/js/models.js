@@ -1,16 +1,35 @@
-// The Models page: one card per deployment with its last 24 hours, and the deploy form.
+// The Models page, a fleet overview: a window (as the Usage tab's), the totals of every deployment,
+// one card per deployment with its figures, a sparkline and its share of the spend, sortable; a
+// link to the compare view; the deploy form.
 
 import { banner, firingByDeployment } from "./alerts.js";
 import { api } from "./api.js";
 import { DeployForm } from "./deploy.js";
 import { append, button, clear, h, pill, skeleton } from "./dom.js";
+import { FleetStrip } from "./fleet_strip.js";
 import * as fmt from "./format.js";
-import { modelPath } from "./router.js";
+import { readSort, SortControl, sorted } from "./model_sort.js";
+import { modelPath, setQuery } from "./router.js";
+import { sparkline } from "./sparkline.js";
+import { readWindow, WindowControl, windowParams, writeWindow } from "./window_control.js";
+
+const DEFAULT_WINDOW = "24h";
+const SHORT = { "1h": "1h", "24h": "24h", "7d": "7d", "30d": "30d", custom: "range" };
 
 export class ModelsPage {
-  constructor(root) {
+  constructor(root, params = new URLSearchParams(window.location.search)) {
     this.root = root;
     this.alive = true;
+    this.deps = null;
+    this.firing = new Map();
+    this.fleet = null;
+    this.seq = 0;
+    this.state = { ...readWindow(params, DEFAULT_WINDOW), ...readSort(params) };
+    this.windowCtl = new WindowControl((w) => this.set(w, true), (message) => this.strip.error(message));
+    this.windowCtl.sync(this.state);
+    this.sort = new SortControl(this.state, (s) => this.set(s, false));
+    this.strip = new FleetStrip();
+    this.compare = h("a", { class: "btn btn-sm", href: "/compare", "data-link": true, id: "compare-open" }, "Compare models");
     document.title = "Models · modelmeter";
     this.grid = h("div", { class: "model-grid", "aria-busy": "true" },
       [1, 2, 3].map(() => skeletonCard()));
@@ -27,6 +46,10 @@ export class ModelsPage {
         deployBtn),
       removedNote(),
       this.form.el,
+      h("div", { class: "toolbar fleet-toolbar" },
+        h("div", { class: "toolbar-left" }, this.windowCtl.els),
+        h("div", { class: "toolbar-right" }, this.sort.el, this.compare)),
+      this.strip.el,
       this.grid,
     ]);
     this.load();
@@ -36,33 +59,81 @@ export class ModelsPage {
     this.alive = false;
   }
 
+  /** A new window (everything reloads) or a new order (the cards move). */
+  set(changes, reload) {
+    Object.assign(this.state, changes);
+    const q = new URLSearchParams();
+    writeWindow(q, this.state, DEFAULT_WINDOW);
+    if (this.state.sort !== "name" || this.state.dir !== "asc") {
+      q.set("sort", this.state.sort);
+      q.set("dir", this.state.dir);
+    }
+    setQuery(q);
+    if (reload) this.load();
+    else this.render();
+  }
+
   async load() {
+    const seq = ++this.seq;
     try {
-      const [{ data }, firing] = await Promise.all([api.deployments(), firingByDeployment()]);
-      if (!this.alive) return;
-      this.grid.removeAttribute("aria-busy");
-      clear(this.grid);
-      if (!data.length) {
-        this.grid.append(h("div", { class: "empty-panel" },
-          h("h3", {}, "No deployments yet"),
-          h("p", { class: "subtle" }, "Deploy a model to get an OpenAI-compatible endpoint that records usage.")));
-        return;
-      }
-      for (const dep of data) this.grid.append(card(dep, firing.get(dep.name)));
+      const [{ data }, firing, fleet] = await Promise.all([
+        this.deps ? { data: this.deps } : api.deployments(),
+        this.deps ? this.firing : firingByDeployment(),
+        api.fleet(windowParams(this.state))]);
+      if (!this.alive || seq !== this.seq) return;
+      this.deps = data;
+      this.firing = firing;
+      this.fleet = fleet;
+      this.strip.render(fleet);
+      this.render();
     } catch (err) {
-      if (!this.alive) return;
+      if (!this.alive || seq !== this.seq) return;
+      this.strip.error("Totals unavailable.");
+      this.grid.removeAttribute("aria-busy");
       clear(this.grid).append(h("div", { class: "callout callout-error", role: "alert" },
         `Could not load the deployments: ${err.message}`));
     }
   }
 
+  /** The deployments with their figures for the window, in the chosen order. */
+  ordered() {
+    const figures = new Map((this.fleet ? this.fleet.deployments : []).map((d) => [d.deployment, d]));
+    return sorted(this.deps.map((dep) => ({ deployment: dep.name, dep, ...(figures.get(dep.name) || {}) })), this.state);
+  }
+
+  render() {
+    if (!this.deps || !this.fleet) return;
+    this.grid.removeAttribute("aria-busy");
+    clear(this.grid);
+    if (!this.deps.length) {
+      this.grid.append(h("div", { class: "empty-panel" },
+        h("h3", {}, "No deployments yet"),
+        h("p", { class: "subtle" }, "Deploy a model to get an OpenAI-compatible endpoint that records usage.")));
+      return;
+    }
+    this.compare.href = comparePath(this.ordered(), this.state);
+    const label = SHORT[this.state.window];
+    for (const item of this.ordered()) this.grid.append(card(item.dep, this.firing.get(item.dep.name), item, label));
+  }
+
   added(dep) {
     const empty = this.grid.querySelector(".empty-panel");
     if (empty) empty.remove();
-    const el = card({ ...dep, reachable: null, last_24h: { requests: 0, failed: 0, error_rate: null, spend: 0 } });
+    if (this.deps) this.deps.push({ ...dep, reachable: null });
+    const el = card({ ...dep, reachable: null }, null, null, SHORT[this.state.window]);
     el.classList.add("flash");
     this.grid.append(el);
   }
+}
+
+/** The compare view of the first two models in this order (one model: its two periods). */
+function comparePath(items, state) {
+  const q = new URLSearchParams();
+  if (items[0]) q.set("a", items[0].deployment);
+  if (items[1]) q.set("b", items[1].deployment);
+  else if (items[0]) q.set("b_period", "previous");
+  writeWindow(q, state);
+  return `/compare?${q}`;
 }
 
 /** After "Remove" on a model card, which comes back here: say what was done. */
@@ -80,9 +151,9 @@ function reachability(reachable) {
     : h("span", { class: "reach reach-down", title: "The upstream did not answer GET /models" }, h("span", { class: "dot" }), "Unreachable");
 }
 
-function card(dep, firing = null) {
-  const day = dep.last_24h || {};
-  const errorRate = day.error_rate;
+/** A deployment's card; `f`: its figures for the window (the fleet answer's), null while unknown. */
+function card(dep, firing, f, label) {
+  const errorRate = f ? f.error_rate : null;
   return h("article", { class: `model-card${firing ? " has-alert" : ""}`, dataset: { name: dep.name } },
     firing ? banner(firing) : null,
     h("div", { class: "model-card-head" },
@@ -95,9 +166,25 @@ function card(dep, firing = null) {
     h("div", { class: "model-card-base mono", title: dep.api_base || "" }, dep.api_base || "embedded model"),
     dep.upstream_health ? upstreamHealth(dep.upstream_health) : null,
     h("dl", { class: "model-card-stats" },
-      stat("Requests · 24h", fmt.int(day.requests || 0), "requests"),
-      stat("Error rate", fmt.pct(errorRate), "error-rate", errorRate > 0.05 ? "bad" : ""),
-      stat("Spend · 24h", fmt.usd(day.spend || 0), "spend")));
+      stat(`Requests · ${label}`, fmt.int(f ? f.requests : 0), "requests", f ? f.requests : 0),
+      stat("Error rate", fmt.pct(errorRate), "error-rate", errorRate, errorRate > 0.05 ? "bad" : ""),
+      stat(`Spend · ${label}`, fmt.usd(f ? f.spend : 0), "spend", f ? f.spend : 0)),
+    trend(f));
+}
+
+/** The requests' sparkline over the window, and the card's share of the fleet's spend. */
+function trend(f) {
+  const share = f ? f.spend_share : null;
+  const bar = h("span", { class: "share-fill" });
+  bar.style.width = `${Math.round((share || 0) * 1000) / 10}%`;
+  const peak = f && f.series.requests.length ? Math.max(...f.series.requests) : 0;
+  return h("div", { class: "model-card-trend" },
+    h("div", { class: "model-card-spark", dataset: { role: "spark" }, title: `Requests over the window (peak ${fmt.int(peak)} per bucket)` },
+      sparkline(f ? f.series.requests : [])),
+    h("div", { class: "share", dataset: { stat: "share", value: share == null ? "" : String(share) } },
+      h("span", { class: "share-label subtle" }, "Share of spend"),
+      h("span", { class: "share-value num" }, share == null ? fmt.DASH : fmt.pct(share)),
+      h("span", { class: "share-bar", "aria-hidden": "true" }, bar)));
 }
 
 /** A routed deployment's upstreams: state (healthy, cooling down until …, out), calls in flight, last error. */
@@ -118,8 +205,8 @@ function upstreamHealth(list) {
         ? h("span", { class: "upstream-error small", dataset: { role: "upstream-error" } }, `last error: ${u.last_error}`) : null)));
 }
 
-function stat(label, value, key, tone = "") {
-  return h("div", { class: `stat ${tone}`, dataset: { stat: key } },
+function stat(label, value, key, raw, tone = "") {
+  return h("div", { class: `stat ${tone}`, dataset: { stat: key, value: raw == null ? "" : String(raw) } },
     h("dt", {}, label), h("dd", { class: "num" }, value));
 }
 

@@ -1,4 +1,4 @@
-// Paths of the page: "/", "/alerts", "/runs", "/runs/<id>", "/models/<name>",
+// Paths of the page: "/", "/compare?a=<name>&b=<name>", "/alerts", "/runs", "/runs/<id>", "/models/<name>",
 // "/models/<name>/connect", "/models/<name>/evaluate", "/models/<name>/requests/<id>". Names are one encoded path segment (a name may contain "/").
 
 const listeners = [];
@@ -7,6 +7,7 @@ export function parse(loc = window.location) {
   const parts = loc.pathname.split("/").filter(Boolean);
   const params = new URLSearchParams(loc.search);
   if (parts[0] === "alerts" && parts.length === 1) return { page: "alerts", params };
+  if (parts[0] === "compare" && parts.length === 1) return { page: "compare", params };
   if (parts[0] === "runs") return { page: "runs", runId: parts[1] ? safeDecode(parts[1]) : null, params };
   if (parts[0] !== "models" || parts.length < 2) return { page: "models", params };
   const name = safeDecode(parts[1]);

@@ -15,32 +15,20 @@ import { navigate, setQuery } from "./router.js";
 import { emptyState } from "./snippet.js";
 import { PAGE_SIZES, RequestTable } from "./table.js";
 import { UpstreamSplit } from "./upstream_split.js";
+import { readWindow, SECONDS, WindowControl, windowParams, windowWords, writeWindow } from "./window_control.js";
 
-const WINDOWS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"],
-  ["30d", "Last 30 days"], ["custom", "Custom range…"]];
-const SECONDS = { "1h": 3600, "24h": 86400, "7d": 604800, "30d": 2592000 };
 const LIVE_BATCH = 200; // more new rows than this at one tick: reload the first page instead
 
 export function readState(params) {
-  const start = params.get("start") || "";
-  const end = params.get("end") || "";
-  const w = params.get("window");
   const size = Number(params.get("size"));
   return {
-    window: start || end ? "custom" : (SECONDS[w] ? w : "7d"), start, end,
+    ...readWindow(params),
     status: ["success", "error"].includes(params.get("status")) ? params.get("status") : "",
     tag: params.get("tag") || "", q: params.get("q") || "", key: params.get("key") || "",
     session: params.get("session") || "", type: params.get("type") || "",
     size: PAGE_SIZES.includes(size) ? size : 50, live: params.get("live") === "1",
     insights: params.get("insights") === "1",
   };
-}
-
-/** A URL's start or end for <input type=datetime-local>: one with a zone (an alert's link says
- *  "…Z") in the viewer's time; a local one as it is. */
-function asInput(value) {
-  const zoned = /(z|[+-]\d\d:?\d\d)$/i.test(value) && !Number.isNaN(Date.parse(value));
-  return zoned ? fmt.localInput(new Date(value)) : value.slice(0, 16);
 }
 
 export class UsageTab {
@@ -77,17 +65,11 @@ export class UsageTab {
   }
 
   toolbar() {
-    this.windowSel = h("select", { class: "select", id: "window", "aria-label": "Time window",
-      onchange: () => this.windowChanged() }, WINDOWS.map(([v, label]) => h("option", { value: v }, label)));
-    this.startIn = h("input", { type: "datetime-local", class: "input", "aria-label": "From" });
-    this.endIn = h("input", { type: "datetime-local", class: "input", "aria-label": "To" });
-    this.range = h("form", { class: "range", hidden: true, onsubmit: (e) => this.applyRange(e) },
-      this.startIn, h("span", { class: "subtle" }, "→"), this.endIn,
-      button("Apply", { type: "submit", class: "btn-sm" }));
+    this.windowCtl = new WindowControl((w) => this.set(w, "all"), (message) => this.showError(message));
     this.updated = h("span", { class: "updated subtle" });
     this.liveBtn = button("Live", { class: "btn-live", "aria-pressed": "false", onclick: () => this.live.toggle() }, "live");
     return h("div", { class: "toolbar" },
-      h("div", { class: "toolbar-left" }, this.windowSel, this.range),
+      h("div", { class: "toolbar-left" }, this.windowCtl.els),
       h("div", { class: "toolbar-right" }, this.updated,
         button("Refresh", { id: "refresh", onclick: () => this.refresh() }, "refresh"), this.liveBtn));
   }
@@ -144,10 +126,7 @@ export class UsageTab {
 
   apiParams() {
     const s = this.state;
-    const p = { tz: fmt.timeZone(), tag: s.tag };
-    if (s.window === "custom") Object.assign(p, { start: s.start, end: s.end });
-    else p.window = s.window;
-    return p;
+    return { ...windowParams(s), tag: s.tag };
   }
 
   logParams() {
@@ -187,10 +166,7 @@ export class UsageTab {
   writeUrl() {
     const s = this.state;
     const q = new URLSearchParams();
-    if (s.window === "custom") {
-      if (s.start) q.set("start", s.start);
-      if (s.end) q.set("end", s.end);
-    } else if (s.window !== "7d") q.set("window", s.window);
+    writeWindow(q, s);
     for (const key of ["status", "tag", "key", "q", "session", "type"]) if (s[key]) q.set(key, s[key]);
     if (s.size !== 50) q.set("size", String(s.size));
     if (s.insights) q.set("insights", "1");
@@ -201,12 +177,7 @@ export class UsageTab {
 
   syncControls() {
     const s = this.state;
-    this.windowSel.value = s.window;
-    this.range.hidden = s.window !== "custom";
-    if (s.window === "custom") {
-      this.startIn.value = asInput(s.start);
-      this.endIn.value = asInput(s.end);
-    }
+    this.windowCtl.sync(s);
     for (const b of this.statusSeg.children) b.setAttribute("aria-selected", String(b.dataset.status === s.status));
     this.tagIn.value = s.tag;
     this.searchIn.value = s.q;
@@ -242,30 +213,6 @@ export class UsageTab {
     if (startLive) this.live.start();
     if (all) this.refresh(true, { keepPage: true });
     else this.loadRequests().catch((err) => this.showError(err.message));
-  }
-
-  windowChanged() {
-    const v = this.windowSel.value;
-    if (v === "custom") {
-      this.range.hidden = false;
-      const now = new Date();
-      this.startIn.value ||= fmt.localInput(new Date(now.getTime() - 86400_000));
-      this.endIn.value ||= fmt.localInput(now);
-      this.startIn.focus();
-      return;
-    }
-    this.set({ window: v, start: "", end: "" }, "all");
-  }
-
-  applyRange(event) {
-    event.preventDefault();
-    const start = this.startIn.value;
-    const end = this.endIn.value;
-    if (!start || !end || end <= start) {
-      this.showError("Pick a start and an end, the end after the start.");
-      return;
-    }
-    this.set({ window: "custom", start, end }, "all");
   }
 
   // --- loading ----------------------------------------------------------------------------
@@ -352,8 +299,7 @@ export class UsageTab {
     this.log.hidden = empty;
     this.emptyHolder.hidden = !empty;
     if (empty) {
-      const label = WINDOWS.find(([v]) => v === this.state.window)[1].toLowerCase();
-      const where = this.state.window === "custom" ? "in this time range" : `in the ${label}`;
+      const where = this.state.window === "custom" ? "in this time range" : `in the ${windowWords(this.state)}`;
       this.emptyHolder.replaceChildren(emptyState(this.name, this.page.dep || {}, () => this.live.start({ now: true }), where));
     }
   }
