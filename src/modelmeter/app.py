@@ -27,6 +27,7 @@ from modelmeter.api.keys import router as keys_router
 from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
 from modelmeter.api.metrics import router as metrics_router
+from modelmeter.api.panels import router as panels_router
 from modelmeter.api.routes import router as api_router
 from modelmeter.api.runs import router as runs_router
 from modelmeter.api.state import AppState
@@ -232,6 +233,7 @@ def create_app(
     install_error_handlers(api)
     api.add_middleware(RejectNul)
     api.include_router(insights_router)  # before api_router: its /deployments/{name:path} takes any path
+    api.include_router(panels_router)  # (the same)
     api.include_router(api_router)
     api.include_router(keys_router)
     api.include_router(alerts_router)
