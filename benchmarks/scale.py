@@ -124,6 +124,7 @@ def multiply(db: Database, base: int, n: int) -> float:
     from modelmeter.storage.dim_rollups import table as dim_table
     from modelmeter.storage.histogram import BIN_FLOOR_MS, BIN_RATIO
     from modelmeter.storage.records import RECORD_COLUMNS
+    from modelmeter.storage import migration_0018, panel_sums
     from modelmeter.storage.rollups import ERROR_CLASS_SQL, ERROR_CLASSES, RESOLUTIONS, SUM_COLUMNS
 
     t0 = time.perf_counter()
@@ -179,8 +180,10 @@ def multiply(db: Database, base: int, n: int) -> float:
             errors = ", ".join(
                 f"SUM(CASE WHEN status <> 'success' AND {ERROR_CLASS_SQL[c]} THEN 1 ELSE 0 END)" for c in ERROR_CLASSES
             )
+            # (the panel sums, from the cost breakdowns' JSON, are filled below as 0018 fills them)
+            sums = [c for c in SUM_COLUMNS if c not in panel_sums.COLUMNS]
             tx.execute(
-                f"INSERT INTO {res.table} (deployment, bucket_us, {', '.join(SUM_COLUMNS)}) "
+                f"INSERT INTO {res.table} (deployment, bucket_us, {', '.join(sums)}) "
                 f"SELECT deployment, {bucket}, COUNT(*), "
                 "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
                 "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
@@ -195,6 +198,7 @@ def multiply(db: Database, base: int, n: int) -> float:
                     f"WHERE {value} IS NOT NULL GROUP BY 1, 2, 3) AS x GROUP BY 1, 2) AS b "
                     f"WHERE {res.table}.deployment = b.deployment AND {res.table}.bucket_us = b.bucket_us"
                 )
+        migration_0018.backfill_0018(db, tx)
         for res in DIM_RESOLUTIONS:
             bucket = f"start_us - start_us % {res.size_us}"
             tx.execute(f"DELETE FROM {dim_table(res)}")
@@ -308,6 +312,7 @@ def main() -> None:
     ap.add_argument("--insights-only", action="store_true", help="only the usage insights section")
     ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
     ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
+    ap.add_argument("--ingest-only", action="store_true", help="only the recorder ingest test")
     ap.add_argument(
         "--no-fill", action="store_true", help="time an existing database (after the ingest test, unless --ingest 0)"
     )
@@ -326,6 +331,8 @@ def main() -> None:
         rate = ingest_through_recorder(db, args.ingest)
         print(f"ingest through the batch writer (CallRecord -> priced, stored row + rollups): {rate:,.0f} records/s")
         existing += args.ingest
+    if args.ingest_only:
+        return
     if not args.no_fill and existing < args.records:
         target_base = min(args.base, args.records)
         if existing < target_base:
