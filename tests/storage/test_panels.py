@@ -104,14 +104,15 @@ def raw_figures(rows: list[dict]) -> dict[str, int]:
     for r in rows:
         out["requests"] += 1
         out["spend"] += r["spend_pusd"]
-        out["prompt"] += r["prompt_tokens"]
-        out["cached"] += r["cached_tokens"]
+        if not r["cache_hit"]:  # provider caching: the input sent upstream
+            out["prompt"] += r["prompt_tokens"]
+            out["cached"] += r["cached_tokens"]
         out["completion"] += r["completion_tokens"]
         out["reasoning_tokens"] += r["reasoning_tokens"]
         by = {x["component"]: x for x in lines(r)}
         for x in by.values():
             out[GROUPS[x["component"]]] += whole(dec(x["cost"]) * PICO)
-            if x["component"].startswith("cache_write"):
+            if x["component"].startswith("cache_write") and not r["cache_hit"]:
                 out["writes"] += x["tokens"]
         if r["cache_hit"]:
             out["hits"] += 1

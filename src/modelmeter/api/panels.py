@@ -51,9 +51,10 @@ def usage_cache(
     tz: TzQ = None,
     tag: TagQ = None,
 ) -> dict[str, Any]:
-    """Two caches. The provider's prompt cache: `cached_tokens` of `prompt_tokens` (input tokens the
-    provider read from its cache), `cached_share` = cached_tokens / prompt_tokens,
-    `cache_write_tokens` (input tokens written to it) and `cached_saved` (USD) = for each call the
+    """Two caches. The provider's prompt cache, over the calls sent upstream (a response-cache hit
+    repeats the usage of the call it copies, so it is left out): `prompt_tokens` (their input
+    tokens), `cached_tokens` (those the provider read from its cache), `cached_share` =
+    cached_tokens / prompt_tokens, `cache_write_tokens` (input tokens written to it) and `cached_saved` (USD) = for each call the
     upstream answered, what its cached tokens would have cost at the call's input rate minus what
     they cost at its cached rate, i.e. cached tokens × (input rate − cached rate) at the rates the
     call was priced at (tiers and price overrides included; cache writes, which cost more than input,

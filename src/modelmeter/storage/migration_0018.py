@@ -22,6 +22,8 @@ _COLUMNS_0018 = (
     "cached_saved_pusd",
     "cache_hits",
     "cache_hit_saved_pusd",
+    "cache_hit_prompt_tokens",
+    "cache_hit_cached_tokens",
     "retried",
     "rescued",
     "retry_attempts",
@@ -69,7 +71,9 @@ def _line_sums_0018(d: dict[str, str]) -> dict[str, str]:
             ("reasoning", "'reasoning'"),
         )
     }
-    out["cache_write_tokens"] = f"SUM(CASE WHEN {comp} IN ('cache_write', 'cache_write_1h') THEN {tokens} ELSE 0 END)"
+    out["cache_write_tokens"] = (
+        f"SUM(CASE WHEN {comp} IN ('cache_write', 'cache_write_1h') AND r.cache_hit = 0 THEN {tokens} ELSE 0 END)"
+    )
     input_rate = d["input_rate"]
     saved = f"{rnd(f'{tokens} * {input_rate} * 1e6')} - {pusd}"
     out["cached_saved_pusd"] = (
@@ -82,6 +86,8 @@ def _line_sums_0018(d: dict[str, str]) -> dict[str, str]:
 
 _ROW_SUMS_0018 = {
     "cache_hits": "SUM(CASE WHEN cache_hit <> 0 THEN 1 ELSE 0 END)",
+    "cache_hit_prompt_tokens": "SUM(CASE WHEN cache_hit <> 0 THEN prompt_tokens ELSE 0 END)",
+    "cache_hit_cached_tokens": "SUM(CASE WHEN cache_hit <> 0 THEN cached_tokens ELSE 0 END)",
     "retried": "SUM(CASE WHEN retries > 0 THEN 1 ELSE 0 END)",
     "rescued": "SUM(CASE WHEN retries > 0 AND status = 'success' THEN 1 ELSE 0 END)",
     "retry_attempts": "SUM(CASE WHEN retries > 0 THEN retries ELSE 0 END)",

@@ -6,6 +6,10 @@ a whole number of pico-dollars rounded the same way here, in the 0018 backfill a
 (``int(x + 0.5)`` of a non-negative float), so a bucket adds up to the sum of its rows exactly:
 
 * ``cost_<component>_pusd``: the component's cost (``cache_write_1h`` counts as cache_write).
+* ``cache_write_tokens``: input tokens written to the provider's cache, by calls the upstream
+  answered (a response-cache hit repeats the usage of the call it copies: nothing was sent).
+* ``cache_hit_prompt_tokens`` / ``cache_hit_cached_tokens``: those hits' input and cached tokens, so
+  the provider-cached share can leave them out.
 * ``cached_saved_pusd``: provider prompt caching, for calls the upstream answered: what the cached
   input tokens would have cost at the call's input rate minus what they did cost (cached tokens x
   (input rate - cached rate), at the rates the call was priced at, tiers and overrides included).
@@ -38,11 +42,14 @@ COLUMNS = (
     "cached_saved_pusd",
     "cache_hits",
     "cache_hit_saved_pusd",
+    "cache_hit_prompt_tokens",
+    "cache_hit_cached_tokens",
     "retried",
     "rescued",
     "retry_attempts",
 )
-ROW_COLUMNS = ("retries", "cache_hit", "cost_breakdown")  # what a row needs beyond the base sums
+# What a row needs beyond the base sums (which have prompt_tokens and cached_tokens).
+ROW_COLUMNS = ("retries", "cache_hit", "cost_breakdown")
 _CACHE_WRITES = ("cache_write", "cache_write_1h")
 _PICO = 1e12
 
@@ -66,8 +73,11 @@ def add(sums: dict[str, Any], r: Mapping[str, Any]) -> None:
             sums["rescued"] += 1
     text = r["cost_breakdown"]
     lines = orjson.loads(text) if text and text != "[]" else ()
-    if r["cache_hit"]:
+    hit = r["cache_hit"]
+    if hit:
         sums["cache_hits"] += 1
+        sums["cache_hit_prompt_tokens"] += r["prompt_tokens"]
+        sums["cache_hit_cached_tokens"] += r["cached_tokens"]
         sums["cache_hit_saved_pusd"] += sum(priced_pusd(x["tokens"], x["usd_per_million"]) for x in lines)
     input_rate = cached = None
     for x in lines:
@@ -78,10 +88,11 @@ def add(sums: dict[str, Any], r: Mapping[str, Any]) -> None:
         cost = pusd(x["cost"])
         sums[col] += cost
         if component in _CACHE_WRITES:
-            sums["cache_write_tokens"] += x["tokens"]
+            if not hit:
+                sums["cache_write_tokens"] += x["tokens"]
         elif component == "input":
             input_rate = x["usd_per_million"]
         elif component == "cached_input":
             cached = (x["tokens"], cost)
-    if cached is not None and input_rate is not None and not r["cache_hit"]:
+    if cached is not None and input_rate is not None and not hit:
         sums["cached_saved_pusd"] += priced_pusd(cached[0], input_rate) - cached[1]

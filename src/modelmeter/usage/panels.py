@@ -42,11 +42,14 @@ def _costs(s: Sums) -> dict[str, Any]:
 
 
 def _cache(s: Sums) -> dict[str, Any]:
+    # Provider caching counts the input sent upstream: response-cache hits repeat another call's usage.
+    prompt = int(s["prompt_tokens"] - s["cache_hit_prompt_tokens"])
+    cached = int(s["cached_tokens"] - s["cache_hit_cached_tokens"])
     return {
         "requests": int(s["requests"]),
-        "prompt_tokens": int(s["prompt_tokens"]),
-        "cached_tokens": int(s["cached_tokens"]),
-        "cached_share": _share(s["cached_tokens"], s["prompt_tokens"]),
+        "prompt_tokens": prompt,
+        "cached_tokens": cached,
+        "cached_share": _share(cached, prompt),
         "cache_write_tokens": int(s["cache_write_tokens"]),
         "cached_saved": _usd(s["cached_saved_pusd"]),
         "cache_hits": int(s["cache_hits"]),

@@ -73,7 +73,7 @@ _RAW_SQL = (
     # The panel sums (0018) need the cost breakdown's JSON: added from the rows, in ``totals``.
     + ", 0" * len(panel_sums.COLUMNS)
 )
-_EDGE_COLS = ("latency_ms", "ttft_ms", "status", *panel_sums.ROW_COLUMNS)
+_EDGE_COLS = ("latency_ms", "ttft_ms", "status", "prompt_tokens", "cached_tokens", *panel_sums.ROW_COLUMNS)
 
 
 class BinsCache:
