@@ -8,11 +8,13 @@ import { h, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
 import { axisTicks } from "./ticks.js";
 
+// Legend swatches: the colours draw() gives each trace.
 const PANELS = [
-  { key: "costs", title: "Cost by component" },
-  { key: "cache", title: "Caching" },
-  { key: "retries", title: "Retries" },
-  { key: "reasoning", title: "Reasoning share of output" },
+  { key: "costs", title: "Cost by component", legend: [["c1", "Input"], ["c2", "Cached input"], ["c4", "Cache writes"],
+    ["c3", "Output"], ["muted", "Reasoning"]] },
+  { key: "cache", title: "Caching", legend: [["c2", "Saved by provider cache"], ["c4", "Saved by response cache"]] },
+  { key: "retries", title: "Retries", legend: [["ok", "Rescued"], ["bad", "Failed after retries"]] },
+  { key: "reasoning", title: "Reasoning share of output", legend: [["c3", "Reasoning tokens / output tokens"]] },
 ];
 const COMPONENT_LABELS = { input: "Input", cached_input: "Cached input", cache_write: "Cache writes",
   output: "Output", reasoning: "Reasoning" };
@@ -27,13 +29,15 @@ export class CostPanels {
     this.seq = 0;
     this.data = null;
     this.parts = {};
-    this.sections = PANELS.map(({ key, title }) => {
+    this.sections = PANELS.map(({ key, title, legend }) => {
       const stats = h("span", { class: "chart-sub", dataset: { role: "stats" } });
       const plot = h("div", { class: "plot", dataset: { insight: key }, "aria-hidden": "true" }, skeleton("plot-skeleton"));
       const table = h("table", { class: "numbers" });
       this.parts[key] = { stats, plot, table };
       return h("section", { class: "card chart insight", dataset: { panel: key } },
         h("div", { class: "chart-head" }, h("h3", {}, h("span", { class: "card-title" }, title), stats)),
+        h("div", { class: "legend panel-legend" }, legend.map(([c, label]) =>
+          h("span", { class: "legend-item" }, h("span", { class: `swatch swatch-${c}` }), label))),
         plot,
         h("details", { class: "numbers-toggle" }, h("summary", {}, "Numbers"),
           h("div", { class: "numbers-scroll" }, table)));
@@ -105,8 +109,9 @@ export class CostPanels {
     const c = colors();
     const palette = { input: c.c1, cached_input: c.c2, cache_write: c.c4, output: c.c3, reasoning: c.text };
     const x = (d) => d.buckets.map((b) => fmt.wallClock(b.start));
+    // Each bar spans its bucket (a date axis sizes bars in ms; one lone bucket would get 1 ms).
     const bars = (d, name, color, values, kind) => ({
-      type: "bar", name, x: x(d), y: values, marker: { color },
+      type: "bar", name, x: x(d), y: values, marker: { color }, offset: 0, width: d.bucket_seconds * 1000 * 0.92,
       customdata: values.map((v) => (kind === "usd" ? fmt.usd(v) : fmt.int(v))),
       hovertemplate: `%{customdata}<extra>${name}</extra>`,
     });
