@@ -120,11 +120,11 @@ def multiply(db: Database, base: int, n: int) -> float:
     (copied in SQL, in one transaction per copy), then the rollups rebuilt from the raw rows in SQL
     with the same bins as the writer. For building big databases only: the writer's own rate is
     measured by ingest_through_recorder."""
+    from modelmeter.storage import migration_0018, panel_sums
     from modelmeter.storage.dim_rollups import DIM_RESOLUTIONS, DIM_SUMS, DIMENSIONS
     from modelmeter.storage.dim_rollups import table as dim_table
     from modelmeter.storage.histogram import BIN_FLOOR_MS, BIN_RATIO
     from modelmeter.storage.records import RECORD_COLUMNS
-    from modelmeter.storage import migration_0018, panel_sums
     from modelmeter.storage.rollups import ERROR_CLASS_SQL, ERROR_CLASSES, RESOLUTIONS, SUM_COLUMNS
 
     t0 = time.perf_counter()

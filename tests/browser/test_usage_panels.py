@@ -107,7 +107,9 @@ def test_the_panels_api_answers_the_known_usage(server: ServerProcess, traffic: 
 
 
 def check_page(page: Page, server: ServerProcess, query: str) -> dict[str, dict[str, Any]]:
-    got = {w: api(server, f"/api/deployments/{MODEL}/usage/{w}{query}") for w in ("costs", "cache", "retries", "reasoning")}
+    got = {
+        w: api(server, f"/api/deployments/{MODEL}/usage/{w}{query}") for w in ("costs", "cache", "retries", "reasoning")
+    }
     for key, traces in (("costs", 5), ("cache", 2), ("retries", 2), ("reasoning", 1)):
         plot = page.locator(f'.plot[data-insight="{key}"]')
         expect(plot.locator(".main-svg").first).to_be_visible(timeout=15_000)  # (plotly's first load)
@@ -140,7 +142,7 @@ def check_page(page: Page, server: ServerProcess, query: str) -> dict[str, dict[
 
 
 def test_the_panels_render_their_numbers(page: Page, server: ServerProcess, traffic: tuple[str, list]) -> None:
-    query, rows = traffic
+    query, _ = traffic
     open_usage(page, MODEL, query + "&insights=1")
     got = check_page(page, server, query)
     assert got["retries"]["totals"]["rescued"] == 1 and got["cache"]["totals"]["cache_hits"] == 1

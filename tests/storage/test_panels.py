@@ -42,9 +42,7 @@ DEPS = (dep(FULL), dep(PLAIN))
 
 
 def call(start: float, rnd: random.Random) -> dict:
-    rec = CallRecord(
-        id=new_record_id(start), deployment=rnd.choice(DEPS), model="gpt", call_type="chat", start=start
-    )
+    rec = CallRecord(id=new_record_id(start), deployment=rnd.choice(DEPS), model="gpt", call_type="chat", start=start)
     latency = rnd.lognormvariate(5, 1)
     rec.end = start + latency / 1000
     rec.latency_ms = latency

@@ -54,15 +54,16 @@ def usage_cache(
     """Two caches. The provider's prompt cache, over the calls sent upstream (a response-cache hit
     repeats the usage of the call it copies, so it is left out): `prompt_tokens` (their input
     tokens), `cached_tokens` (those the provider read from its cache), `cached_share` =
-    cached_tokens / prompt_tokens, `cache_write_tokens` (input tokens written to it) and `cached_saved` (USD) = for each call the
-    upstream answered, what its cached tokens would have cost at the call's input rate minus what
-    they cost at its cached rate, i.e. cached tokens × (input rate − cached rate) at the rates the
-    call was priced at (tiers and price overrides included; cache writes, which cost more than input,
-    are not netted here: their spend is `cache_write` in …/usage/costs). Our response cache:
-    `cache_hits` (requests answered from it, never sent upstream), `cache_hit_share` = cache_hits /
-    requests, and `cache_hit_saved` (USD) = what those requests would have cost, each at its own
-    tokens and rates. `saved` = cached_saved + cache_hit_saved. Shares are None without a
-    denominator. Amounts are rounded to the pico-dollar per request, then summed."""
+    cached_tokens / prompt_tokens, `cache_write_tokens` (input tokens written to it) and
+    `cached_saved` (USD) = for each call, what its cached tokens would have cost at the call's
+    input rate minus what they cost at its cached rate, i.e. cached tokens × (input rate − cached
+    rate) at the rates the call was priced at (tiers and price overrides included; cache writes,
+    which cost more than input, are not netted here: their spend is `cache_write` in
+    …/usage/costs). Our response cache: `cache_hits` (requests answered from it, never sent
+    upstream), `cache_hit_share` = cache_hits / requests, and `cache_hit_saved` (USD) = what those
+    requests would have cost, each at its own tokens and rates. `saved` = cached_saved +
+    cache_hit_saved. Shares are None without a denominator. Amounts are rounded to the
+    pico-dollar per request, then summed."""
     return _panel(request, name, "cache", window, start, end, tz, tag)
 
 

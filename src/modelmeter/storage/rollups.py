@@ -88,7 +88,14 @@ HOUR = Resolution("hour", HOUR_US)
 RESOLUTIONS = (MINUTE, QUARTER, HOUR)  # finest first: each divides the next
 
 _ADDED = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "spend_pusd")
-ROW_COLUMNS = ("status", "http_status", *_ADDED, "latency_ms", "ttft_ms", *panel_sums.ROW_COLUMNS)  # what a row needs to be added to a bucket
+ROW_COLUMNS = (
+    "status",
+    "http_status",
+    *_ADDED,
+    "latency_ms",
+    "ttft_ms",
+    *panel_sums.ROW_COLUMNS,
+)  # what a row needs to be added to a bucket
 
 
 def empty_sums() -> dict[str, Any]:
