@@ -263,6 +263,8 @@ def insights_section(db: Database, dep: str) -> None:
     """Usage insights (issue 14): each new query's first call ("cold": its first run in this
     process, the database file possibly in the OS cache) and a refresh (median of 7 repeats, with
     the caches the API keeps per process)."""
+    from modelmeter.usage import panels as panels_q  # (here: ingest_ab.py runs this file on older trees)
+
     w = parse_window
     bins = BinsCache()  # as the API keeps one per process
     queries = [
@@ -276,6 +278,8 @@ def insights_section(db: Database, dep: str) -> None:
         ("errors by type, 7 days (1 h buckets)", lambda: insights_q.errors(db, dep, w("7d"))),
         ("errors by type, 24 h (15 min buckets)", lambda: insights_q.errors(db, dep, w("24h"))),
         ("breakdown by call type, 7 days", lambda: breakdowns_q.breakdown(db, dep, w("7d"), "call_type")),
+        ("cost by component, 7 days (1 h buckets)", lambda: panels_q.panel(db, dep, w("7d"), "costs")),
+        ("caching, 24 h (15 min buckets)", lambda: panels_q.panel(db, dep, w("24h"), "cache")),
     ]
     print(f"\nusage insights, {dep}")
     print(f"{'query':<44}{'cold ms':>10}{'refresh ms':>12}")
