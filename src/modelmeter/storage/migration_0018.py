@@ -112,24 +112,29 @@ def statements_0018() -> tuple[str, ...]:
 
 
 def backfill_0018(db: Database, tx: Any) -> None:
-    """Buckets of the records stored before 0018: their panel sums, from the records."""
+    """Buckets of the records stored before 0018: their panel sums, from the records. The records
+    (and their JSON) are read once, into minute sums; quarters and hours are summed from those."""
     d = _SQLITE_0018 if db.dialect == "sqlite" else _POSTGRES_0018
-    lines = _line_sums_0018(d)
+    minute = "r.start_us - r.start_us % 60000000"
+    lines, rows = _line_sums_0018(d), _ROW_SUMS_0018
+    for temp, sums, source in (
+        ("mm_lines_0018", lines, f"records AS r, {d['lines']}"),
+        ("mm_rows_0018", rows, "records AS r WHERE r.retries > 0 OR r.cache_hit <> 0"),
+    ):
+        cols = ", ".join(f"{expr} AS {col}" for col, expr in sums.items())
+        tx.execute(
+            f"CREATE TEMP TABLE {temp} AS SELECT r.deployment AS deployment, {minute} AS bucket_us, {cols} "
+            f"FROM {source} GROUP BY 1, 2"
+        )
     for name, size in _RESOLUTIONS_0018:
-        bucket = f"r.start_us - r.start_us % {size}"
-        tx.execute(
-            _update_0018(
-                f"rollup_{name}",
-                lines,
-                f"r.deployment AS deployment, {bucket} AS bucket_us, {{cols}} "
-                f"FROM records AS r, {d['lines']} GROUP BY 1, 2",
+        for temp, sums in (("mm_lines_0018", lines), ("mm_rows_0018", rows)):
+            tx.execute(
+                _update_0018(
+                    f"rollup_{name}",
+                    {col: f"SUM(m.{col})" for col in sums},
+                    f"m.deployment AS deployment, m.bucket_us - m.bucket_us % {size} AS bucket_us, {{cols}} "
+                    f"FROM {temp} AS m GROUP BY 1, 2",
+                )
             )
-        )
-        tx.execute(
-            _update_0018(
-                f"rollup_{name}",
-                _ROW_SUMS_0018,
-                f"r.deployment AS deployment, {bucket} AS bucket_us, {{cols}} "
-                "FROM records AS r WHERE r.retries > 0 OR r.cache_hit <> 0 GROUP BY 1, 2",
-            )
-        )
+    tx.execute("DROP TABLE mm_lines_0018")
+    tx.execute("DROP TABLE mm_rows_0018")
