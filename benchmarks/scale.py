@@ -121,6 +121,7 @@ def multiply(db: Database, base: int, n: int) -> float:
     (copied in SQL, in one transaction per copy), then the rollups rebuilt from the raw rows in SQL
     with the same bins as the writer. For building big databases only: the writer's own rate is
     measured by ingest_through_recorder."""
+    from modelmeter.storage import migration_0018, panel_sums
     from modelmeter.storage.dim_rollups import DIM_RESOLUTIONS, DIM_SUMS, DIMENSIONS
     from modelmeter.storage.dim_rollups import table as dim_table
     from modelmeter.storage.histogram import BIN_FLOOR_MS, BIN_RATIO
@@ -180,8 +181,10 @@ def multiply(db: Database, base: int, n: int) -> float:
             errors = ", ".join(
                 f"SUM(CASE WHEN status <> 'success' AND {ERROR_CLASS_SQL[c]} THEN 1 ELSE 0 END)" for c in ERROR_CLASSES
             )
+            # (the panel sums, from the cost breakdowns' JSON, are filled below as 0018 fills them)
+            sums = [c for c in SUM_COLUMNS if c not in panel_sums.COLUMNS]
             tx.execute(
-                f"INSERT INTO {res.table} (deployment, bucket_us, {', '.join(SUM_COLUMNS)}) "
+                f"INSERT INTO {res.table} (deployment, bucket_us, {', '.join(sums)}) "
                 f"SELECT deployment, {bucket}, COUNT(*), "
                 "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
                 "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
@@ -196,6 +199,7 @@ def multiply(db: Database, base: int, n: int) -> float:
                     f"WHERE {value} IS NOT NULL GROUP BY 1, 2, 3) AS x GROUP BY 1, 2) AS b "
                     f"WHERE {res.table}.deployment = b.deployment AND {res.table}.bucket_us = b.bucket_us"
                 )
+        migration_0018.backfill_0018(db, tx)
         for res in DIM_RESOLUTIONS:
             bucket = f"start_us - start_us % {res.size_us}"
             tx.execute(f"DELETE FROM {dim_table(res)}")
@@ -260,6 +264,8 @@ def insights_section(db: Database, dep: str) -> None:
     """Usage insights (issue 14): each new query's first call ("cold": its first run in this
     process, the database file possibly in the OS cache) and a refresh (median of 7 repeats, with
     the caches the API keeps per process)."""
+    from modelmeter.usage import panels as panels_q  # (here: ingest_ab.py runs this file on older trees)
+
     w = parse_window
     bins = BinsCache()  # as the API keeps one per process
     queries = [
@@ -273,6 +279,8 @@ def insights_section(db: Database, dep: str) -> None:
         ("errors by type, 7 days (1 h buckets)", lambda: insights_q.errors(db, dep, w("7d"))),
         ("errors by type, 24 h (15 min buckets)", lambda: insights_q.errors(db, dep, w("24h"))),
         ("breakdown by call type, 7 days", lambda: breakdowns_q.breakdown(db, dep, w("7d"), "call_type")),
+        ("cost by component, 7 days (1 h buckets)", lambda: panels_q.panel(db, dep, w("7d"), "costs")),
+        ("caching, 24 h (15 min buckets)", lambda: panels_q.panel(db, dep, w("24h"), "cache")),
     ]
     print(f"\nusage insights, {dep}")
     print(f"{'query':<44}{'cold ms':>10}{'refresh ms':>12}")
@@ -326,6 +334,7 @@ def main() -> None:
     ap.add_argument("--fleet-only", action="store_true", help="only the fleet usage (Models page) section")
     ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
     ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
+    ap.add_argument("--ingest-only", action="store_true", help="only the recorder ingest test")
     ap.add_argument(
         "--no-fill", action="store_true", help="time an existing database (after the ingest test, unless --ingest 0)"
     )
@@ -344,6 +353,8 @@ def main() -> None:
         rate = ingest_through_recorder(db, args.ingest)
         print(f"ingest through the batch writer (CallRecord -> priced, stored row + rollups): {rate:,.0f} records/s")
         existing += args.ingest
+    if args.ingest_only:
+        return
     if not args.no_fill and existing < args.records:
         target_base = min(args.base, args.records)
         if existing < target_base:

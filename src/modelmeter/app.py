@@ -28,6 +28,7 @@ from modelmeter.api.keys import router as keys_router
 from modelmeter.api.live import LiveHub
 from modelmeter.api.metrics import Metrics
 from modelmeter.api.metrics import router as metrics_router
+from modelmeter.api.panels import router as panels_router
 from modelmeter.api.routes import router as api_router
 from modelmeter.api.run_import import router as run_import_router
 from modelmeter.api.runs import router as runs_router
@@ -235,6 +236,7 @@ def create_app(
     api.add_middleware(RejectNul)
     api.include_router(fleet_router)
     api.include_router(insights_router)  # before api_router: its /deployments/{name:path} takes any path
+    api.include_router(panels_router)  # (the same)
     api.include_router(api_router)
     api.include_router(keys_router)
     api.include_router(alerts_router)

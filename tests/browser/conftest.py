@@ -65,6 +65,13 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "contrast-model": {"price": {"input": 1.0, "output": 2.0}},  # test_contrast
     "keyboard-model": {},  # test_keyboard
     "fleet-model": {"price": {"input": 2.0, "output": 6.0}},  # test_fleet_page: totals, sort, compare
+    # test_usage_panels: the fake reports cached (half the prompt), cache-write (a quarter) and
+    # reasoning (2) tokens; its first answer is a 503 (retried, rescued); the response cache is on.
+    "panels-model": {
+        "model": "panels-cached-cachewrite-reasoning-flaky-1",
+        "price": {"input": 2.0, "cached_input": 0.5, "cache_write": 2.5, "output": 8.0, "reasoning": 10.0},
+        "cache_ttl": 600,
+    },
 }
 
 

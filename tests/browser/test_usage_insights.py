@@ -80,7 +80,7 @@ def test_clicking_a_card_opens_its_requests_in_the_log(page: Page, server: Serve
 
 
 def _panels_drawn(page: Page) -> None:
-    expect(page.locator(".insights .plot.js-plotly-plot")).to_have_count(4)
+    expect(page.locator(".insights .plot.js-plotly-plot")).to_have_count(8)  # (4 here, 4 in test_usage_panels)
     for key in ("latency", "ttft", "speed", "errors"):
         expect(page.locator(f'.plot[data-insight="{key}"] .main-svg').first).to_be_visible()
 

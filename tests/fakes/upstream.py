@@ -69,10 +69,11 @@ _EMBED_TABLE = tuple(map(random.Random(384).gauss, [0.0] * 8192, [1.0] * 8192))
 
 @lru_cache(maxsize=4096)
 def mode_of(model: str) -> tuple[frozenset[str], int]:
-    """Flags named in ``model`` as words (``cached`` / ``reasoning`` anywhere), N of ``flaky-N``."""
+    """Flags named in ``model`` as words (``cached`` / ``reasoning`` / ``cachewrite`` anywhere), N of
+    ``flaky-N``."""
     m = model.lower()
     flags = {f for f in _MODES if re.search(rf"(?:^|[^a-z0-9]){f}(?![a-z0-9])", m)}
-    flags.update(f for f in ("cached", "reasoning") if f in m)
+    flags.update(f for f in ("cached", "reasoning", "cachewrite") if f in m)
     flaky = re.search(r"(?:^|[^a-z0-9])flaky-(\d+)(?![0-9])", m)
     return frozenset(flags), int(flaky.group(1)) if flaky else 0
 
@@ -92,6 +93,8 @@ def _usage(p: int, c: int, flags: frozenset[str]) -> dict[str, Any]:
     cached, reasoning = p // 2 if "cached" in flags else 0, 2 if "reasoning" in flags else 0
     usage: dict[str, Any] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
     usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
+    if "cachewrite" in flags:  # a quarter of the prompt written to the provider's cache
+        usage["prompt_tokens_details"]["cache_creation_tokens"] = p // 4
     usage["completion_tokens_details"] = {"reasoning_tokens": reasoning, **_ZEROS}
     return usage
 

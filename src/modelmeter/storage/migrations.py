@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelmeter.storage import migration_steps
+from modelmeter.storage import migration_0018, migration_steps
 from modelmeter.storage.database import Database
 
 
@@ -374,6 +374,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     # Failed requests by class per rollup bucket (issue 14: errors by type over time).
     Migration("0015_insights", _error_counters_0015()),
+    # Spend per cost component, cache writes and savings, retries per rollup bucket (issue 14: the
+    # cost, cache, retries and reasoning panels), filled from the records (migration_0018.py).
+    Migration("0018_panel_sums", migration_0018.statements_0018(), backfill=migration_0018.backfill_0018),
 )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelmeter.storage import histogram
+from modelmeter.storage import histogram, panel_sums
 from modelmeter.storage.database import Database
 
 MINUTE_US = 60_000_000
@@ -40,6 +40,8 @@ SUM_COLUMNS = (
     "err_timeout",
     "err_upstream",
     "err_other",
+    # The cost, cache and retries panels (0018): see ``panel_sums``.
+    *panel_sums.COLUMNS,
 )
 ERROR_CLASSES = ("err_client", "err_rate_limited", "err_hangup", "err_timeout", "err_upstream", "err_other")
 # The same classes in SQL, for the raw rows at a window's edges (each a condition on a failed row).
@@ -86,7 +88,14 @@ HOUR = Resolution("hour", HOUR_US)
 RESOLUTIONS = (MINUTE, QUARTER, HOUR)  # finest first: each divides the next
 
 _ADDED = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "spend_pusd")
-ROW_COLUMNS = ("status", "http_status", *_ADDED, "latency_ms", "ttft_ms")  # what a row needs to be added to a bucket
+ROW_COLUMNS = (
+    "status",
+    "http_status",
+    *_ADDED,
+    "latency_ms",
+    "ttft_ms",
+    *panel_sums.ROW_COLUMNS,
+)  # what a row needs to be added to a bucket
 
 
 def empty_sums() -> dict[str, Any]:
@@ -108,6 +117,7 @@ def accumulate(sums: dict[str, Any], r: Mapping[str, Any]) -> None:
     if r["ttft_ms"] is not None:
         sums["ttft_sum"] += r["ttft_ms"]
         sums["ttft_count"] += 1
+    panel_sums.add(sums, r)
 
 
 _Buckets = dict[tuple[str, int], dict[str, Any]]

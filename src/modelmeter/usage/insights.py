@@ -78,7 +78,7 @@ def throughput(db: Database, deployment: str, window: Window, tag: str | None = 
     """Output speed per chart bucket: output tokens per second of request time (all output tokens
     over the sum of the requests' durations) and its inverse, milliseconds of request time per
     output token. Both are ratios of exact sums, so any bucket and window adds up."""
-    size, origin, count, sums = _bucket_sums(db, deployment, window, tag)
+    size, origin, count, sums = chart_sums(db, deployment, window, tag)
     size_us = size * 1_000_000
     buckets = []
     for k in range(count):
@@ -105,7 +105,7 @@ def throughput(db: Database, deployment: str, window: Window, tag: str | None = 
     }
 
 
-def _bucket_sums(
+def chart_sums(
     db: Database, deployment: str, window: Window, tag: str | None
 ) -> tuple[int, int, int, dict[int, dict[str, float]]]:
     """The timeseries' buckets (size, origin, count) and their sums, from rollups or a tag's rows."""
@@ -126,7 +126,7 @@ ERROR_NAMES = {c: c.removeprefix("err_") for c in ERROR_CLASSES}
 
 def errors(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
     """Failed requests by class per chart bucket, and the window's totals by class."""
-    size, origin, count, sums = _bucket_sums(db, deployment, window, tag)
+    size, origin, count, sums = chart_sums(db, deployment, window, tag)
     size_us = size * 1_000_000
     buckets = []
     totals = dict.fromkeys(ERROR_NAMES.values(), 0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmeter.storage import histogram
+from modelmeter.storage import histogram, panel_sums
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import (
     ERROR_CLASS_SQL,
@@ -70,7 +70,10 @@ _RAW_SQL = (
     "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
     "SUM(spend_pusd), SUM(latency_ms), SUM(ttft_ms), COUNT(ttft_ms), "
     + ", ".join(f"SUM(CASE WHEN status <> 'success' AND {ERROR_CLASS_SQL[c]} THEN 1 ELSE 0 END)" for c in ERROR_CLASSES)
+    # The panel sums (0018) need the cost breakdown's JSON: added from the rows, in ``totals``.
+    + ", 0" * len(panel_sums.COLUMNS)
 )
+_EDGE_COLS = ("latency_ms", "ttft_ms", "status", "prompt_tokens", "cached_tokens", *panel_sums.ROW_COLUMNS)
 
 
 class BinsCache:
@@ -108,7 +111,10 @@ def totals(
         params = {"dep": deployment, "a": a, "b": b}
         where = "deployment = :dep AND start_us >= :a AND start_us < :b"
         out.add_sums(db.fetchone(f"SELECT {_RAW_SQL} FROM records WHERE {where}", params))
-        for latency, ttft_ms in db.fetchall(f"SELECT latency_ms, ttft_ms FROM records WHERE {where}", params):
+        for row in db.fetchall(f"SELECT {', '.join(_EDGE_COLS)} FROM records WHERE {where}", params):
+            r = dict(zip(_EDGE_COLS, row, strict=True))
+            panel_sums.add(out.sums, r)
+            latency, ttft_ms = r["latency_ms"], r["ttft_ms"]
             index = str(histogram.bin_of(latency))
             out.bins[index] = out.bins.get(index, 0) + 1
             if ttft and ttft_ms is not None:

@@ -1,13 +1,15 @@
 // "More insights" under the charts: the latency and time-to-first-token distributions, output
 // speed and errors by type over time (GET …/usage/distribution, …/throughput, …/errors, from
-// rollups), and the breakdown by call type. Closed, it costs nothing (a refresh makes no more API
-// calls); open (?insights=1), each refresh adds its four.
+// rollups), the cost, cache, retries and reasoning panels (panels.js) and the breakdown by call
+// type. Closed, it costs nothing (a refresh makes no more API calls); open (?insights=1), each
+// refresh adds its eight.
 
 import { api } from "./api.js";
 import { Breakdown } from "./breakdown.js";
 import { colors, loadPlotly } from "./charts.js";
 import { h, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
+import { CostPanels } from "./panels.js";
 import { axisTicks } from "./ticks.js";
 
 const PANELS = [
@@ -24,13 +26,14 @@ export class InsightPanels {
    * `onOpen(filters)`: a breakdown row was chosen (the log, filtered to it). */
   constructor(name, onToggle, onOpen) {
     this.breakdown = new Breakdown(name, onOpen);
+    this.costs = new CostPanels(name);
     this.name = name;
     this.seq = 0;
     this.data = {};
     this.parts = {};
     this.details = h("details", { class: "insights", ontoggle: () => onToggle(this.details.open) },
       h("summary", { class: "insights-summary" }, h("span", { class: "card-title" }, "More insights"),
-        h("span", { class: "subtle" }, " · distributions, output speed, errors by type")),
+        h("span", { class: "subtle" }, " · distributions, output speed, errors, cost, caching, retries, reasoning")),
       h("div", { class: "insight-grid" }, PANELS.map(({ key, title }) => {
         const stats = h("span", { class: "chart-sub", dataset: { role: "stats" } });
         const plot = h("div", { class: "plot", dataset: { insight: key }, "aria-hidden": "true" }, skeleton("plot-skeleton"));
@@ -41,10 +44,10 @@ export class InsightPanels {
           plot,
           h("details", { class: "numbers-toggle" }, h("summary", {}, "Numbers"),
             h("div", { class: "numbers-scroll" }, table)));
-      }), this.breakdown.el));
+      }), this.costs.sections, this.breakdown.el));
     this.el = this.details;
     this.scheme = window.matchMedia("(prefers-color-scheme: dark)");
-    this.recolor = () => window.Plotly && this.draw(window.Plotly);
+    this.recolor = () => window.Plotly && (this.draw(window.Plotly), this.costs.draw(window.Plotly));
     this.scheme.addEventListener("change", this.recolor);
   }
 
@@ -61,7 +64,7 @@ export class InsightPanels {
     const seq = ++this.seq;
     const [dist, speed, errors] = await Promise.all([
       api.distribution(this.name, params), api.throughput(this.name, params), api.errors(this.name, params),
-      this.breakdown.load(params)]);
+      this.breakdown.load(params), this.costs.load(params)]);
     if (seq !== this.seq) return;
     this.data = { dist, speed, errors };
     this.tables();
@@ -175,6 +178,7 @@ export class InsightPanels {
 
   destroy() {
     this.seq += 1;
+    this.costs.destroy();
     this.scheme.removeEventListener("change", this.recolor);
     if (window.Plotly) for (const { plot } of Object.values(this.parts)) window.Plotly.purge(plot);
   }
