@@ -122,9 +122,9 @@ def _target(gw: Gateway, dep: Deployment, rid: str, rec: CallRecord) -> tuple[De
     """Where the call goes: a routed deployment's upstream that answered the id (else one routed
     as usual: routing/holders.py), with its own URL, key and limits; else the deployment's URL."""
     if dep.upstreams:
-        udep, base, label = by_id_target(gw.router.pool(dep), gw.response_owners.upstream(rid, dep.name), gw.registry)
+        udep, url, label = by_id_target(gw.router.pool(dep), gw.response_owners.upstream(rid, dep.name), gw.registry)
         rec.deployment, rec.served_by = udep, label  # (no attempts: not a routed call in the split)
-        return udep, base
+        return udep, url
     base = gw.registry.base_url(dep)
     if base is None:
         raise APIError(503, f"'{dep.name}' is not ready.", "service_unavailable", code="model_loading")

@@ -46,8 +46,8 @@ def by_id_target(pool: Pool, label: str | None, registry: Registry) -> tuple[Dep
 def _resolved(pool: Pool, i: int, registry: Registry) -> tuple[Deployment, str, str]:
     up = pool.upstreams[i]
     if up.ref is not None:
-        udep, base = referenced(up.ref, pool.dep, registry)
-        return udep, base, up.label
-    base = up.dep.api_base
-    assert base is not None  # every upstream of a routed deployment has one (config.py)
-    return up.dep, base, up.label
+        udep, url = referenced(up.ref, pool.dep, registry)
+        return udep, url, up.label
+    own = up.dep.api_base
+    assert own is not None  # every upstream of a routed deployment has one (config.py)
+    return up.dep, own, up.label

@@ -62,7 +62,7 @@ def sums(db: Database, deployment: str, window: Window, tag: str | None = None) 
 
 
 def split(db: Database, deployment: str, window: Window, tag: str | None = None) -> dict[str, Any]:
-    data = []
+    data: list[dict[str, Any]] = []
     for upstream, values in sums(db, deployment, window, tag).items():
         s = dict(zip(UPSTREAM_SUMS, values, strict=True))
         n = s["requests"]
