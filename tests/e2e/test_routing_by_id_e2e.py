@@ -150,6 +150,9 @@ def test_holder_taken_out_or_unknown_id_is_routed_as_usual(tmp_path: Path, fakes
             assert health["gone"]["state"] == "cooling"
             with pytest.raises(openai.NotFoundError):  # "live" does not hold it, and says so
                 oa.responses.retrieve(held)
+            with pytest.raises(openai.BadRequestError) as refused:  # nor can it continue it
+                oa.responses.create(model="r", input="more", previous_response_id=held)
+            assert refused.value.code == "previous_response_not_found"
             # an id made on "live" without the gateway: unknown here, routed as usual (to "live")
             direct = urllib.request.Request(
                 f"{a.base_url}/responses",
@@ -164,6 +167,8 @@ def test_holder_taken_out_or_unknown_id_is_routed_as_usual(tmp_path: Path, fakes
                 ("live", 200),
                 ("live", 404),
             ]
+            (continued,) = server.wait_for_records("r", 1, call_type="responses", status="error")
+            assert server.record(continued["id"])["served_by"] == "live" and continued["http_status"] == 400
 
 
 def _cooled(server: ServerProcess, oa: openai.OpenAI) -> dict[str, Any] | None:

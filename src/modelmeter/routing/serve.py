@@ -119,9 +119,10 @@ async def serve_routed(
 
 
 def _holder_first(pool: Pool, label: str | None) -> int | None:
-    """The holder's index if it is in service, else None (the call is routed as usual)."""
+    """The holder's index if it is in service (not cooling nor out), else None (the call is routed
+    as usual). Its max_concurrency is not applied: no other upstream could continue the response."""
     i = pool.index_of(label) if label is not None else None
-    return i if i is not None and pool.usable(i) else None
+    return i if i is not None and pool.breakers[i].available() else None
 
 
 def referenced(name: str, dep: Deployment, registry: Registry) -> tuple[Deployment, str]:
