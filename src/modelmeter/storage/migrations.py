@@ -389,7 +389,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             rescued BIGINT NOT NULL,
             latency_us BIGINT NOT NULL,
             spend_pusd BIGINT NOT NULL,
-            PRIMARY KEY (deployment, upstream, bucket_us)
+            PRIMARY KEY (deployment, bucket_us, upstream)
         )/*WITHOUT_ROWID*/"""
             for name in ("minute", "hour")
         ),

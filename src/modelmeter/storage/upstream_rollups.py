@@ -1,4 +1,4 @@
-"""Rollups per (routed deployment, upstream that answered, minute / hour): the Usage tab's split by
+"""Rollups per (routed deployment, minute / hour, upstream that answered): the Usage tab's split by
 upstream reads a few rows per upstream instead of every record of the window (``usage.upstreams``).
 
 Only routed calls (records with ``attempts``) are added, so a batch of plain deployments' records
@@ -75,10 +75,10 @@ def coarsen(fine: dict[_Key, list[int]], res: Resolution) -> dict[_Key, list[int
 
 
 def _rows(buckets: dict[_Key, list[int]]) -> list[dict[str, Any]]:
-    # Sorted by key, so concurrent writers lock rows in the same order and cannot deadlock.
+    # In primary-key order, so concurrent writers lock rows in the same order and cannot deadlock.
     return [
         {"deployment": k[0], "upstream": k[1], "bucket_us": k[2], **dict(zip(UPSTREAM_SUMS, buckets[k], strict=True))}
-        for k in sorted(buckets)
+        for k in sorted(buckets, key=lambda k: (k[0], k[2], k[1]))
     ]
 
 
@@ -90,7 +90,7 @@ def _upsert_sql(res: Resolution) -> str:
     updates = ", ".join(f"{c} = {t}.{c} + excluded.{c}" for c in UPSTREAM_SUMS)
     return (
         f"INSERT INTO {t} ({', '.join(_COLS)}) VALUES ({', '.join(':' + c for c in _COLS)}) "
-        f"ON CONFLICT (deployment, upstream, bucket_us) DO UPDATE SET {updates}"
+        f"ON CONFLICT (deployment, bucket_us, upstream) DO UPDATE SET {updates}"
     )
 
 
