@@ -173,6 +173,23 @@ def writer_us(db: Database, plain: bool, with_rollups: bool, n: int = 40_000, ba
         upstream_rollups.add_rows = keep  # type: ignore[assignment]
 
 
+def add_rows_us(db: Database, plain: bool, n: int = 20_000, batch: int = 2000) -> float:
+    """CPU µs per record of ``upstream_rollups.add_rows`` alone (best of 5; each batch its own
+    transaction), i.e. what the upstream rollups add to the writer."""
+    rnd = random.Random(7 + plain)
+    pricer = Pricer()
+    now = time.time()
+    rows = [finish(synthetic(rnd, now - 60 + i * 60 / n, plain), pricer) for i in range(n)]
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.process_time()
+        for i in range(0, n, batch):
+            with db.transaction() as tx:
+                upstream_rollups.add_rows(db, tx, rows[i : i + batch])
+        best = min(best, (time.process_time() - t0) / n * 1e6)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database", default="sqlite:////tmp/mm-split.db")
@@ -207,6 +224,9 @@ def main() -> None:
                 with_ = writer_us(db, plain, True)
                 kind = "plain " if plain else "routed"
                 print(f"  {kind}: {without:6.1f} µs without upstream rollups, {with_:6.1f} µs with")
+        for plain in (False, True):
+            kind = "plain " if plain else "routed"
+            print(f"  {kind}: upstream_rollups.add_rows alone {add_rows_us(db, plain):.2f} µs a record (best of 5)")
 
 
 if __name__ == "__main__":
