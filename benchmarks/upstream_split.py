@@ -155,12 +155,21 @@ def backfill_seconds(db: Database) -> float:
     return time.perf_counter() - t0
 
 
-def writer_us(db: Database, plain: bool, with_rollups: bool, n: int = 40_000, batch: int = 2000) -> float:
-    """CPU µs per record of insert_rows (this thread), records of the last minute, in batches."""
-    rnd = random.Random(5 + plain)
+def scratch_rows(seed: int, plain: bool, n: int) -> list[Any]:
+    """Rows of the last minute under a deployment name of their own: written with the upstream
+    rollups switched off (or rollups without records), they must not touch the split measured."""
+    rnd = random.Random(seed)
     pricer = Pricer()
     now = time.time()
     rows = [finish(synthetic(rnd, now - 60 + i * 60 / n, plain), pricer) for i in range(n)]
+    for r in rows:
+        r["deployment"] = "writer-bench"
+    return rows
+
+
+def writer_us(db: Database, plain: bool, with_rollups: bool, n: int = 40_000, batch: int = 2000) -> float:
+    """CPU µs per record of insert_rows (this thread), records of the last minute, in batches."""
+    rows = scratch_rows(5 + plain, plain, n)
     keep = upstream_rollups.add_rows
     if not with_rollups:
         upstream_rollups.add_rows = lambda *a, **k: None  # type: ignore[assignment]
@@ -176,10 +185,7 @@ def writer_us(db: Database, plain: bool, with_rollups: bool, n: int = 40_000, ba
 def add_rows_us(db: Database, plain: bool, n: int = 20_000, batch: int = 2000) -> float:
     """CPU µs per record of ``upstream_rollups.add_rows`` alone (best of 5; each batch its own
     transaction), i.e. what the upstream rollups add to the writer."""
-    rnd = random.Random(7 + plain)
-    pricer = Pricer()
-    now = time.time()
-    rows = [finish(synthetic(rnd, now - 60 + i * 60 / n, plain), pricer) for i in range(n)]
+    rows = scratch_rows(7 + plain, plain, n)
     best = float("inf")
     for _ in range(5):
         t0 = time.process_time()
