@@ -9,6 +9,9 @@ A model naming ``stream-error`` fails mid-stream: an ``error`` event after the f
 ``response.failed`` carrying the usage so far (Responses).
 ``background: true`` (Responses) answers ``queued`` without usage; the stored response
 is ``in_progress`` for BACKGROUND_POLLS retrieves, then ``completed`` with its usage.
+Env ``FAKE_RESPONSE_PREFIX`` names the response ids ``resp_<prefix>N`` (two fakes apart);
+``FAKE_STRICT_PREVIOUS=1`` answers a ``previous_response_id`` this fake does not hold with OpenAI's
+400 (as a real upstream does: only it knows its ids).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -79,6 +83,8 @@ class Doors:
     def __init__(self, server: FakeServer) -> None:
         self.server = server
         self.stored: dict[str, dict[str, Any]] = {}  # responses by id (GET/DELETE/input_items)
+        self.prefix = os.environ.get("FAKE_RESPONSE_PREFIX", "fake")
+        self.strict_previous = os.environ.get("FAKE_STRICT_PREVIOUS") == "1"
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
@@ -182,9 +188,18 @@ class Doors:
         if isinstance(begun, web.StreamResponse):
             return begun
         body, flags, _ = begun
+        prev = body.get("previous_response_id")
+        if self.strict_previous and prev is not None and prev not in self.stored:
+            error = {
+                "message": f"Previous response with id '{prev}' not found.",
+                "type": "invalid_request_error",
+                "param": "previous_response_id",
+                "code": "previous_response_not_found",
+            }
+            return web.json_response({"error": error}, status=400)
         n = body.get("max_output_tokens") if isinstance(body.get("max_output_tokens"), int) else 7
         n = min(n, 7) if n > 0 else 7
-        rid = f"resp_fake{next(_ids)}"
+        rid = f"resp_{self.prefix}{next(_ids)}"
         text = " ".join(f"tok{i}" for i in range(n))
         call = tool_calls.function_call(body, rid) if tool_calls.wanted(body) else None
         if call is not None and (result := tool_calls.tool_output(body)) is not None:

@@ -1,7 +1,8 @@
 """/v1/responses/{id} (GET, DELETE), /v1/responses/{id}/input_items (GET) and
-/v1/responses/{id}/cancel (POST), sent to the deployment that served that id.
+/v1/responses/{id}/cancel (POST), sent to the deployment that served that id (and, for a routed
+deployment, to the upstream that answered it: routing/holders.py).
 
-Which deployment served an id is kept in memory (bounded: the oldest ids are forgotten); an id not
+Which deployment (and upstream) served an id is kept in memory (bounded: the oldest ids are forgotten); an id not
 known here (another gateway process, a restart) goes to the deployment named by a ``model`` query
 parameter, else to the only deployment whose upstream speaks the Responses API. These calls carry
 no tokens (the creating call holds the usage) and are recorded free (gateway/by_id.py); the
@@ -35,27 +36,34 @@ class _Requester(Protocol):
 
 
 class ResponseOwners:
-    """Response id -> the name of the deployment that served it; the newest MAX_IDS."""
+    """Response id -> the deployment that served it and, for a routed deployment, the label of the
+    upstream that answered (only that upstream holds the id); the newest MAX_IDS."""
 
     def __init__(self, limit: int = MAX_IDS) -> None:
-        self._ids: OrderedDict[str, str] = OrderedDict()
+        self._ids: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._limit = limit
 
-    def note(self, response_id: Any, deployment: str) -> None:
+    def note(self, response_id: Any, deployment: str, upstream: str | None = None) -> None:
         if isinstance(response_id, str) and _ID.match(response_id):
-            self._ids[response_id] = deployment
+            self._ids[response_id] = (deployment, upstream)
             self._ids.move_to_end(response_id)
             if len(self._ids) > self._limit:
                 self._ids.popitem(last=False)
 
     def get(self, response_id: str) -> str | None:
-        return self._ids.get(response_id)
+        found = self._ids.get(response_id)
+        return found[0] if found is not None else None
+
+    def upstream(self, response_id: Any, deployment: str) -> str | None:
+        """The upstream of ``deployment`` that answered ``response_id`` (None: unknown here)."""
+        found = self._ids.get(response_id) if isinstance(response_id, str) else None
+        return found[1] if found is not None and found[0] == deployment else None
 
     def chained(self, body: dict[str, Any]) -> str | None:
         """The deployment that served ``previous_response_id``: a create call without a model
         continues where its chain began."""
         prev = body.get("previous_response_id")
-        return self._ids.get(prev) if isinstance(prev, str) else None
+        return self.get(prev) if isinstance(prev, str) else None
 
 
 def parse_path(path: str, method: str) -> tuple[str, str]:

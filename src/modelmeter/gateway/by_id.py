@@ -1,6 +1,7 @@
 """The Responses API's calls on a stored response (GET/DELETE /v1/responses/{id}, GET .../input_items,
-POST .../cancel): forwarded to the deployment that served the id (apis/response_ids.py) and each
-recorded as its own call type.
+POST .../cancel): forwarded to the deployment that served the id (apis/response_ids.py), for a
+routed deployment to the upstream that answered it (routing/holders.py), and each recorded as its
+own call type.
 
 They carry no tokens: the usage belongs to the call that created the response, already recorded,
 so these are recorded with a reported usage of zero (never estimated) and cost nothing; except the
@@ -24,10 +25,12 @@ from modelmeter.gateway.response_headers import request_id_header
 from modelmeter.gateway.sessions import session_id
 from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.metering.usage import Usage
+from modelmeter.routing.holders import by_id_target
 from modelmeter.upstreams.limits import limits_for, scrubber_for
 
 if TYPE_CHECKING:
     from modelmeter.auth.keys import KeyStore
+    from modelmeter.config import Deployment
     from modelmeter.gateway.handler import Gateway
 
 CALL_TYPES = {
@@ -76,21 +79,19 @@ async def serve(
         key = None
         if gw.keys is not None:
             rec.key_alias, key = authenticate(gw.keys, headers)
-        base = gw.registry.base_url(dep)
-        if base is None:
-            raise APIError(503, f"'{dep.name}' is not ready.", "service_unavailable", code="model_loading")
+        udep, base = _target(gw, dep, rid, rec)
         t_up = time.perf_counter()
         status, passed, data, upstream_id = await response_ids.forward(
             gw.upstream,
-            dep,
+            udep,
             base,
             method,
             rid,
             suffix,
             query,
             body,
-            limits_for(dep, gw.limits),
-            scrubber_for(dep.api_key(), key),
+            limits_for(udep, gw.limits),
+            scrubber_for(udep.api_key(), key),
         )
         waited = time.perf_counter() - t_up
         rec.upstream_reached = True
@@ -115,6 +116,19 @@ async def serve(
             _fail(rec, rec.http_status if rec.status == "error" else 499, rec.error or "client_disconnected", None)
             _settle(rec, t0)
         await gw.recorder.submit(rec)
+
+
+def _target(gw: Gateway, dep: Deployment, rid: str, rec: CallRecord) -> tuple[Deployment, str]:
+    """Where the call goes: a routed deployment's upstream that answered the id (else one routed
+    as usual: routing/holders.py), with its own URL, key and limits; else the deployment's URL."""
+    if dep.upstreams:
+        udep, url, label = by_id_target(gw.router.pool(dep), gw.response_owners.upstream(rid, dep.name), gw.registry)
+        rec.deployment, rec.served_by = udep, label  # (no attempts: not a routed call in the split)
+        return udep, url
+    base = gw.registry.base_url(dep)
+    if base is None:
+        raise APIError(503, f"'{dep.name}' is not ready.", "service_unavailable", code="model_loading")
+    return dep, base
 
 
 def authenticate(keys: KeyStore, headers: dict[bytes, bytes]) -> tuple[str, str]:

@@ -195,8 +195,10 @@ class Gateway:
             if routed:
                 rejected = False
                 query = scope.get("query_string")
+                # a continued response goes to the upstream that holds the one it continues
+                holder = self.response_owners.upstream(body.get("previous_response_id"), dep.name)
                 await serve_routed(
-                    call, dep, self.router, self.registry, self.upstream, self.cache, self.limits, path, query
+                    call, dep, self.router, self.registry, self.upstream, self.cache, self.limits, path, query, holder
                 )
             else:
                 base = self.registry.base_url(dep)
@@ -272,7 +274,7 @@ class Gateway:
         if (
             door.api == "responses" and isinstance(rec.response_body, dict) and not translated
         ):  # streamed: set by finish()
-            self.response_owners.note(rec.response_body.get("id"), dep.name)
+            self.response_owners.note(rec.response_body.get("id"), dep.name, rec.served_by)
             self.background.created(rec)
         await self.recorder.submit(rec)
 

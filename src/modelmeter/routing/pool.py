@@ -38,6 +38,10 @@ class Pool:
             levels.setdefault(u.priority, []).append(i)
         self.levels = [levels[p] for p in sorted(levels)]
 
+    def index_of(self, label: str | None) -> int | None:
+        """The index of the upstream labelled ``label`` (None: no such upstream)."""
+        return next((i for i, up in enumerate(self.upstreams) if up.label == label), None)
+
     def usable(self, i: int) -> bool:
         limit = self.upstreams[i].max_concurrency
         b = self.breakers[i]

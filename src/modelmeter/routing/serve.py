@@ -46,7 +46,10 @@ async def serve_routed(
     limits: ResponseLimits,
     path: str,
     query: bytes | None,
+    holder: str | None = None,
 ) -> None:
+    """``holder``: the label of the upstream that holds the response this call continues
+    (``previous_response_id``): the first attempt goes there while it is in service."""
     pool = router.pool(dep)
     rec = call.rec
     attempts: list[Attempt] = []
@@ -61,8 +64,10 @@ async def serve_routed(
 
     skipped: APIError | None = None
     passed = call.passed_headers  # a translated attempt replaces them: the next one starts afresh
+    first = _holder_first(pool, holder)
     while True:
-        i = pool.pick(tried, key)
+        i = pool.pick(tried, key) if first is None else first
+        first = None
         if i is None:
             break
         tried.add(i)
@@ -70,7 +75,7 @@ async def serve_routed(
         udep, base = up.dep, up.dep.api_base
         try:
             if up.ref is not None:  # another deployment of this gateway, as it is now
-                udep, base = _referenced(up.ref, dep, registry)
+                udep, base = referenced(up.ref, dep, registry)
             api = upstream_api(udep)
             pair = pair_for(call.door, api, udep, path) if api != call.door.api else None
         except APIError as exc:  # this upstream cannot take this call: another may
@@ -110,10 +115,17 @@ async def serve_routed(
             call.route = None
             if len(attempts) > 1:
                 rec.retries = len(attempts) - 1
-    raise _none_left(pool, dep, skipped if not attempts else None)
+    raise none_left(pool, dep, skipped if not attempts else None)
 
 
-def _referenced(name: str, dep: Deployment, registry: Registry) -> tuple[Deployment, str]:
+def _holder_first(pool: Pool, label: str | None) -> int | None:
+    """The holder's index if it is in service (not cooling nor out), else None (the call is routed
+    as usual). Its max_concurrency is not applied: no other upstream could continue the response."""
+    i = pool.index_of(label) if label is not None else None
+    return i if i is not None and pool.breakers[i].available() else None
+
+
+def referenced(name: str, dep: Deployment, registry: Registry) -> tuple[Deployment, str]:
     """The deployment an upstream names, under the routed deployment's name (the record's), at its
     own URL, model, API, key and price; an APIError when it cannot serve (the next one is tried)."""
     other = registry.get(name)
@@ -126,7 +138,7 @@ def _referenced(name: str, dep: Deployment, registry: Registry) -> tuple[Deploym
     return replace(other, name=dep.name), base
 
 
-def _none_left(pool: Pool, dep: Deployment, skipped: APIError | None) -> APIError:
+def none_left(pool: Pool, dep: Deployment, skipped: APIError | None) -> APIError:
     if skipped is not None:
         return skipped
     return APIError(

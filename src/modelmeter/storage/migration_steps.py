@@ -245,3 +245,20 @@ def fill_quarters_0008(db: Database, tx: Any) -> None:
             q["latency_bins"] = _encode_0005(q.pop("bins"))
         db.executemany(tx, upsert, out)
         after = (rows[-1][0], rows[-1][1])
+
+
+# -- 0016_upstream_rollups: routed records summed per (deployment, upstream, minute / hour) -------
+def fill_upstream_rollups_0016(db: Database, tx: Any) -> None:
+    """In SQL, in one pass per resolution. Latency in whole microseconds rounded half up,
+    trunc(ms * 1000 + 0.5) in double arithmetic; "" for calls no upstream answered."""
+    us = "TRUNC(latency_ms * 1000 + 0.5)" if db.dialect == "postgresql" else "latency_ms * 1000 + 0.5"
+    for name, size in (("minute", 60_000_000), ("hour", 3_600_000_000)):
+        tx.execute(
+            f"INSERT INTO rollup_upstream_{name} (deployment, upstream, bucket_us, requests, succeeded, rescued, "
+            "latency_us, spend_pusd) "
+            f"SELECT deployment, COALESCE(served_by, ''), start_us - start_us % {size}, COUNT(*), "
+            "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN status = 'success' AND retries > 0 THEN 1 ELSE 0 END), "
+            f"SUM(CAST({us} AS BIGINT)), SUM(spend_pusd) "
+            "FROM records WHERE attempts IS NOT NULL GROUP BY 1, 2, 3"
+        )

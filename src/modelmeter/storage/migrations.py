@@ -66,6 +66,7 @@ _backfill_rollups = migration_steps.backfill_rollups_0003
 _fold_histograms = migration_steps.fold_histograms_0005
 _index_past_request_ids = migration_steps.index_past_request_ids_0007
 _fill_quarters = migration_steps.fill_quarters_0008
+_fill_upstream_rollups = migration_steps.fill_upstream_rollups_0016
 
 
 # 0015_insights: failed requests counted by class in every rollup bucket (errors by type over time),
@@ -374,6 +375,26 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     # Failed requests by class per rollup bucket (issue 14: errors by type over time).
     Migration("0015_insights", _error_counters_0015()),
+    # The Usage tab's split by upstream from rollups per (deployment, upstream, minute / hour) of
+    # routed calls, filled from the records (a 7-day split read every routed record of the week).
+    Migration(
+        "0016_upstream_rollups",
+        tuple(
+            f"""CREATE TABLE rollup_upstream_{name} (
+            deployment TEXT NOT NULL,
+            upstream TEXT NOT NULL,
+            bucket_us BIGINT NOT NULL,
+            requests BIGINT NOT NULL,
+            succeeded BIGINT NOT NULL,
+            rescued BIGINT NOT NULL,
+            latency_us BIGINT NOT NULL,
+            spend_pusd BIGINT NOT NULL,
+            PRIMARY KEY (deployment, bucket_us, upstream)
+        )/*WITHOUT_ROWID*/"""
+            for name in ("minute", "hour")
+        ),
+        backfill=_fill_upstream_rollups,
+    ),
     # Spend per cost component, cache writes and savings, retries per rollup bucket (issue 14: the
     # cost, cache, retries and reasoning panels), filled from the records (migration_0018.py).
     Migration("0018_panel_sums", migration_0018.statements_0018(), backfill=migration_0018.backfill_0018),

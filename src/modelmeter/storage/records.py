@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, request_ids, rollups, sanitise
+from modelmeter.storage import dim_rollups, request_ids, rollups, sanitise, upstream_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
@@ -39,6 +39,7 @@ def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False)
         _insert(db, tx, rows)
         rollups.add_rows(db, tx, rows)
         dim_rollups.add_rows(db, tx, rows)
+        upstream_rollups.add_rows(db, tx, rows)  # routed rows only
         request_ids.add_late(db, tx, rows)
 
 

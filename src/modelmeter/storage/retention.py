@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, request_ids
+from modelmeter.storage import dim_rollups, request_ids, upstream_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import RESOLUTIONS
 
@@ -106,8 +106,12 @@ def _prune_records(db: Database, cut: int, batch: int) -> int:
 def _prune_rollups(db: Database, cut: int) -> int:
     removed = 0
     deployments = [r[0] for r in db.fetchall("SELECT DISTINCT deployment FROM rollup_hour")]
+    tables = [
+        *(res.table for res in RESOLUTIONS),
+        *(dim_rollups.table(res) for res in dim_rollups.DIM_RESOLUTIONS),
+        *(upstream_rollups.table(res) for res in upstream_rollups.UPSTREAM_RESOLUTIONS),
+    ]
     for dep in deployments:
-        tables = [res.table for res in RESOLUTIONS] + [dim_rollups.table(res) for res in dim_rollups.DIM_RESOLUTIONS]
         for name in tables:
             with db.transaction() as tx:
                 cur = tx.execute(
