@@ -282,7 +282,15 @@ class WrkResult:
     status_errors: int
 
 
-def run_wrk(url: str, body_file: Path, conc: int, duration: float, cores: str | None, auth: str = "") -> WrkResult:
+def run_wrk(
+    url: str,
+    body_file: Path,
+    conc: int,
+    duration: float,
+    cores: str | None,
+    auth: str = "",
+    headers: dict[str, str] | None = None,
+) -> WrkResult:
     cmd = pinned(
         cores,
         [
@@ -297,7 +305,8 @@ def run_wrk(url: str, body_file: Path, conc: int, duration: float, cores: str | 
             url,
         ],
     )
-    env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_AUTH": auth}
+    extra = "\n".join(f"{k}: {v}" for k, v in (headers or {}).items())
+    env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_AUTH": auth, "BENCH_HEADERS": extra}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
     if line is None:
@@ -318,9 +327,12 @@ class RawClient:
 
     Returns (time to the first body byte, time to the end of the response) of each request."""
 
-    def __init__(self, port: int, path: str, body: bytes, auth: str = "") -> None:
+    def __init__(
+        self, port: int, path: str, body: bytes, auth: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         self.port = port
         extra = f"Authorization: Bearer {auth}\r\n" if auth else ""
+        extra += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self.request = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -439,6 +451,7 @@ class Target:
     records: Records | None = None
     cores: str = ""
     auth: str = ""  # a bearer token the target wants (LiteLLM's master key)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # mode -> more headers (Portkey's)
 
     def url(self, mode: str) -> str:
         return f"http://127.0.0.1:{self.port}{self.paths[mode]}"
@@ -482,7 +495,7 @@ class Bench:
         cores = wrk_cores if wrk_cores is not None else self.load_core
         url = target.url(mode)
         if target.proc is not None:  # warm up: connections, caches, the pricing lookup
-            run_wrk(url, self.bodies[mode], conc, 1, cores, target.auth)
+            run_wrk(url, self.bodies[mode], conc, 1, cores, target.auth, target.headers.get(mode))
             if target.records:
                 target.records.drain()
             else:
@@ -492,7 +505,7 @@ class Bench:
         cpu0 = cpu_seconds(pids)
         loop0 = main_thread_seconds(pids)
         busy0 = core_busy()
-        r = run_wrk(url, self.bodies[mode], conc, self.args.duration, cores, target.auth)
+        r = run_wrk(url, self.bodies[mode], conc, self.args.duration, cores, target.auth, target.headers.get(mode))
         busy1, cpu_run, wall = core_busy(), cpu_seconds(pids) - cpu0, time.time() - t0
         foreign = None
         if target.cores and "," not in target.cores and target.cores in busy1 and wall > 0:
@@ -544,7 +557,7 @@ class Bench:
     def latency_run(self, direct: Target, target: Target, mode: str, n: int, deployment: str | None) -> dict[str, Any]:
         body = self.bodies[mode].read_bytes()
         a = RawClient(direct.port, direct.paths[mode], body)
-        b = RawClient(target.port, target.paths[mode], body, target.auth)
+        b = RawClient(target.port, target.paths[mode], body, target.auth, target.headers.get(mode))
         for _ in range(min(200, n)):
             a.one()
             b.one()
@@ -841,6 +854,33 @@ general_settings: {{}}
     )
 
 
+def start_portkey(b: Bench, upstream_port: int) -> Target | str:
+    """Portkey's gateway (Node, one process) on the gateway's core; or why it was skipped."""
+    import portkey_gateway
+
+    port = free_port()
+    cmd = portkey_gateway.command(port)
+    if isinstance(cmd, str):
+        return cmd
+    proc = Proc("portkey", pinned(b.gw_core, cmd), b.tmp, cwd=b.tmp)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", 60, proc.popen)
+    except RuntimeError:
+        proc.stop()
+        return f"Portkey's gateway did not start:\n{proc.tail()}"
+    b.log(f"started Portkey's gateway: pid {proc.pid}, core {b.gw_core}, port {port}")
+    base = f"http://127.0.0.1:{upstream_port}"
+    return Target(
+        "Portkey gateway",
+        port,
+        {"json": "/v1/chat/completions", "sse": "/v1/chat/completions"},
+        proc,
+        None,
+        b.gw_core,
+        headers={m: portkey_gateway.headers(f"{base}/{m}/v1") for m in ("json", "sse")},
+    )
+
+
 # -- the report ----------------------------------------------------------------------------------
 
 
@@ -937,9 +977,10 @@ def report(b: Bench, command: str, started: dt.datetime) -> str:
                 f"| {s['mode']} | {s['pinned']:,.0f} | {s['one']:,.0f} | {s['two']:,.0f} | "
                 f"{s['two'] / s['pinned']:.2f}× | {s['two'] / s['one']:.2f}× |"
             )
-    comp = _comparison(b)
-    if comp:
-        out += ["", "### modelmeter vs LiteLLM proxy (same run, same upstream, same core)", "", *comp]
+    for other, title in (("LiteLLM", "LiteLLM proxy"), ("Portkey", "Portkey's gateway (Node; stores nothing)")):
+        comp = _comparison(b, other)
+        if comp:
+            out += ["", f"### modelmeter vs {title} (same run, same upstream, same core)", "", *comp]
     if b.notes:
         out += ["", *[f"- {n}" for n in b.notes]]
     if b.profiles:
@@ -949,14 +990,14 @@ def report(b: Bench, command: str, started: dt.datetime) -> str:
     return "\n".join(out)
 
 
-def _comparison(b: Bench) -> list[str]:
+def _comparison(b: Bench, other: str = "LiteLLM") -> list[str]:
     mm = {(r.mode, r.conc): r for r in b.rows if r.target.startswith("modelmeter (core")}
-    ll = {(r.mode, r.conc): r for r in b.rows if r.target.startswith("LiteLLM")}
+    ll = {(r.mode, r.conc): r for r in b.rows if r.target.startswith(other)}
     keys = sorted(set(mm) & set(ll))
     if not keys:
         return []
     out = [
-        "| mode | conc. | modelmeter req/s | LiteLLM req/s | ratio | modelmeter CPU ms/req | LiteLLM CPU ms/req |",
+        f"| mode | conc. | modelmeter req/s | {other} req/s | ratio | modelmeter CPU ms/req | {other} CPU ms/req |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for k in keys:
@@ -989,7 +1030,16 @@ def main() -> int:
     p.add_argument("--modes", default="json,sse", help="json, sse or both")
     p.add_argument("--no-direct", action="store_true", help="skip the wrk runs straight to nginx")
     p.add_argument("--no-workers", action="store_true", help="skip the --workers 2 scaling runs")
+    p.add_argument(
+        "--workers-only", action="store_true", help="only the --workers 2 scaling runs (and no LiteLLM or Portkey)"
+    )
     p.add_argument("--litellm-venv", type=Path, help="a venv with litellm[proxy] installed")
+    p.add_argument(
+        "--no-portkey",
+        dest="portkey",
+        action="store_false",
+        help="skip Portkey's gateway (npm ci in benchmarks/portkey on first use; skipped without node)",
+    )
     p.add_argument("--profile", metavar="DIR", help="also record py-spy profiles under load")
     p.add_argument("--gateway-core", default="0")
     p.add_argument("--load-core", default="1")
@@ -1032,27 +1082,28 @@ def main() -> int:
         assert nginx.proc is not None
         procs.append(nginx.proc)
         b.log(f"nginx pid {nginx.proc.pid} on core {load_core}, port {nginx.port}; temp dir {tmp}")
-        if not args.no_direct:
+        if not args.no_direct and not args.workers_only:
             for mode in modes:
                 for c in concs:
                     b.rows.append(b.measure(nginx, mode, c))
-        gw = start_modelmeter(b, nginx.port, 1, gw_core, "modelmeter")
-        assert gw.proc is not None
-        procs.append(gw.proc)
-        gw.name = f"modelmeter (core {gw_core})"
-        for mode in modes:
-            for c in concs:
-                b.rows.append(b.measure(gw, mode, c))
-        for mode in modes:
-            b.latency.append(b.latency_run(nginx, gw, mode, n_lat, f"mock-{mode}"))
-        if args.profile:
+        if not args.workers_only:
+            gw = start_modelmeter(b, nginx.port, 1, gw_core, "modelmeter")
+            assert gw.proc is not None
+            procs.append(gw.proc)
+            gw.name = f"modelmeter (core {gw_core})"
             for mode in modes:
-                b.profile(gw, mode, 64, f"modelmeter-{mode}-c64")
-            b.profile(gw, "json", 1, "modelmeter-json-c1")
-        gw.proc.stop()
-        procs.remove(gw.proc)
+                for c in concs:
+                    b.rows.append(b.measure(gw, mode, c))
+            for mode in modes:
+                b.latency.append(b.latency_run(nginx, gw, mode, n_lat, f"mock-{mode}"))
+            if args.profile:
+                for mode in modes:
+                    b.profile(gw, mode, 64, f"modelmeter-{mode}-c64")
+                b.profile(gw, "json", 1, "modelmeter-json-c1")
+            gw.proc.stop()
+            procs.remove(gw.proc)
 
-        if args.litellm_venv:
+        if args.litellm_venv and not args.workers_only:
             try:
                 ll = start_litellm(b, nginx.port, args.litellm_venv)
             except RuntimeError as exc:
@@ -1068,6 +1119,22 @@ def main() -> int:
                     b.latency.append(b.latency_run(nginx, ll, mode, max(300, n_lat // 10), None))
                 ll.proc.stop()
                 procs.remove(ll.proc)
+
+        if args.portkey and not args.workers_only:
+            pk = start_portkey(b, nginx.port)
+            if isinstance(pk, str):
+                b.log(pk)
+                b.notes.append(pk)
+            else:
+                assert pk.proc is not None
+                procs.append(pk.proc)
+                for mode in modes:
+                    for c in concs:
+                        b.rows.append(b.measure(pk, mode, c))
+                for mode in modes:
+                    b.latency.append(b.latency_run(nginx, pk, mode, max(300, n_lat // 4), None))
+                pk.proc.stop()
+                procs.remove(pk.proc)
 
         if not args.no_workers and (os.cpu_count() or 1) >= 2:
             os.sched_setaffinity(nginx.proc.pid, {0, 1})

@@ -244,7 +244,10 @@ def store_only(db: Database, n: int) -> float:
     server's batch size (what the writer thread does, without the finisher sharing the GIL)."""
     rnd = random.Random(7)
     pricer = Pricer()
-    rows = [finish(r, pricer) for r in sorted((synthetic(rnd, time.time() - 60, 60) for _ in range(n)), key=lambda r: r.start)]
+    rows = [
+        finish(r, pricer)
+        for r in sorted((synthetic(rnd, time.time() - 60, 60) for _ in range(n)), key=lambda r: r.start)
+    ]
     batch = Settings.batch_size
     t0 = time.perf_counter()
     for i in range(0, n, batch):
@@ -344,7 +347,10 @@ def main() -> None:
         existing += args.ingest
     if args.ingest_only:
         rate = store_only(db, args.ingest or 200_000)
-        print(f"insert_rows alone (finished rows, batches of {Settings.batch_size:,}; records + rollups): {rate:,.0f} records/s")
+        print(
+            f"insert_rows alone (finished rows, batches of {Settings.batch_size:,}; records + rollups): "
+            f"{rate:,.0f} records/s"
+        )
         return
     if not args.no_fill and existing < args.records:
         target_base = min(args.base, args.records)

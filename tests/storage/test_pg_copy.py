@@ -50,7 +50,9 @@ def _copies(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 
 def _assert_rollups_equal_raw_rows(db: Database) -> None:
-    raw = db.fetchall("SELECT deployment, start_us, status, prompt_tokens, completion_tokens, spend_pusd, latency_ms FROM records")
+    raw = db.fetchall(
+        "SELECT deployment, start_us, status, prompt_tokens, completion_tokens, spend_pusd, latency_ms FROM records"
+    )
     assert raw
     for res in RESOLUTIONS:
         want: dict[tuple[str, int], Counter[str]] = {}
