@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import conn_split
+
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE / "overhead"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -969,13 +971,13 @@ def report(b: Bench, command: str, started: dt.datetime) -> str:
             "### `--workers 2` scaling (wrk concurrency 64; nginx and wrk unpinned on cores 0,1)",
             "",
             "| mode | 1 worker pinned (core 0) req/s | 1 worker unpinned req/s "
-            "| 2 workers req/s | 2 workers ÷ 1 pinned | 2 workers ÷ 1 unpinned |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| 2 workers req/s | 2 workers ÷ 1 pinned | 2 workers ÷ 1 unpinned | connections per worker |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for s in b.scaling:
             out.append(
                 f"| {s['mode']} | {s['pinned']:,.0f} | {s['one']:,.0f} | {s['two']:,.0f} | "
-                f"{s['two'] / s['pinned']:.2f}× | {s['two'] / s['one']:.2f}× |"
+                f"{s['two'] / s['pinned']:.2f}× | {s['two'] / s['one']:.2f}× | {s['split']} |"
             )
     for other, title in (("LiteLLM", "LiteLLM proxy"), ("Portkey", "Portkey's gateway (Node; stores nothing)")):
         comp = _comparison(b, other)
@@ -1141,15 +1143,21 @@ def main() -> int:
             os.sched_setaffinity(0, {0, 1})
             pinned_rps = {r.mode: r.rps for r in b.rows if r.target.startswith("modelmeter (core") and r.conc == 64}
             found: dict[str, dict[str, float]] = collections.defaultdict(dict)
+            splits: dict[str, list[int]] = {}
             for workers in (1, 2):
                 t = start_modelmeter(b, nginx.port, workers, "0,1", f"modelmeter-w{workers}")
                 assert t.proc is not None
                 procs.append(t.proc)
                 t.name = f"modelmeter --workers {workers} (0,1)"
                 for mode in modes:
+                    # the connections' split over the workers, mid-run (after wrk's 1 s warm-up)
+                    timer, split = conn_split.sample_later(1.5 + args.duration / 2, t.port, t.proc.pids())
                     row = b.measure(t, mode, 64, wrk_cores="0,1")
+                    timer.join()
                     b.rows.append(row)
                     found[mode][f"w{workers}"] = row.rps
+                    if workers == 2 and split:
+                        splits[mode] = split[0]
                 t.proc.stop()
                 procs.remove(t.proc)
             for mode in modes:
@@ -1159,6 +1167,7 @@ def main() -> int:
                         "pinned": pinned_rps.get(mode, float("nan")),
                         "one": found[mode]["w1"],
                         "two": found[mode]["w2"],
+                        "split": "/".join(map(str, splits.get(mode, []))) or "–",
                     }
                 )
     finally:
