@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from modelmeter.storage import histogram
 
 _LOCK = (
@@ -28,7 +30,7 @@ def _merged(stored: Any, more: Mapping[int, int]) -> str | None:
     bins = histogram.decode(stored)
     if more:
         histogram.merge(bins, {str(k): n for k, n in more.items()})
-    return histogram.encode(bins) if bins else None
+    return orjson.dumps(bins).decode() if bins else None  # str keys already, as sqlite_bins_add
 
 
 def upsert(tx: Any, table: str, sum_columns: tuple[str, ...], insert_sql: str, buckets: list[dict[str, Any]]) -> None:
