@@ -777,18 +777,23 @@ database = "sqlite:///{db}"
     serve = (
         shlex.split(b.args.serve_cmd) if b.args.serve_cmd else [sys.executable, "-m", "modelmeter.cli.main", "serve"]
     )
-    cmd = [*serve, "--config", str(cfg), "--log-level", "warning", "--workers", str(workers)]
+    # info with several workers: their "Application startup complete." lines tell when all serve
+    level = "info" if workers > 1 else "warning"
+    cmd = [*serve, "--config", str(cfg), "--log-level", level, "--workers", str(workers)]
     proc = Proc(name, pinned(cores, cmd), b.tmp)
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/models", 60, proc.popen)
     except RuntimeError:
         print(proc.tail(), file=sys.stderr)
         raise
-    if workers > 1:  # every worker must be up, not just the first one to accept
-        deadline = time.monotonic() + 60
-        while len(proc.pids()) < workers + 1 and time.monotonic() < deadline:
+    if workers > 1:  # every worker must be serving, not just the first one to accept (wrk's
+        # connections stay open for the whole run: a worker that starts late would get none)
+        deadline = time.monotonic() + 120
+        while proc.log.read_bytes().count(b"Application startup complete.") < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: not all {workers} workers started:\n{proc.tail()}")
             time.sleep(0.2)
-        time.sleep(1.0)
+        time.sleep(0.5)
     b.log(
         f"started modelmeter {name}: pid {proc.pid}, {workers} worker(s), cores {cores or 'any'}, port {port}, db {db}"
     )
