@@ -1026,7 +1026,7 @@ def _comparison(b: Bench, other: str = "LiteLLM") -> list[str]:
     for k in keys:
         a, c = mm[k], ll[k]
         out.append(
-            f"| {k[0]} | {k[1]} | {a.rps:,.0f} | {c.rps:,.0f} | {a.rps / c.rps:.0f}× | "
+            f"| {k[0]} | {k[1]} | {a.rps:,.0f} | {c.rps:,.0f} | {f'{a.rps / c.rps:.1f}×' if c.rps else '–'} | "
             f"{fmt(a.cpu_ms)} | {fmt(c.cpu_ms)} |"
         )
     return out
