@@ -4,6 +4,7 @@
     python benchmarks/overhead.py                      # ~6 minutes, 10 s per wrk run
     python benchmarks/overhead.py --duration 5 --quick # concurrency 1 and 64 only, fewer samples
     python benchmarks/overhead.py --litellm-venv /tmp/litellm-venv   # LiteLLM's proxy in the same run
+    python benchmarks/overhead.py --quick --workers-only             # only the --workers 2 scaling
     python benchmarks/overhead.py --profile /tmp/prof  # also py-spy profiles of the gateway under load
 
 What runs where (2 cores): the gateway (``modelmeter serve``, one worker, recording on to a temp
@@ -23,8 +24,11 @@ Measured:
     straight to nginx and one through the gateway (p50 and p99 of each, and their difference), time
     to first body byte for streamed calls, and the gateway's own ``overhead_ms`` p50 from its records
     of those same requests, to compare with the latency added as seen from outside;
-  * ``--workers 2`` against one worker, unpinned;
-  * optionally LiteLLM's proxy (one worker, recording off) from a separate venv, the same figures.
+  * ``--workers 2`` against one worker, unpinned, and how the 64 connections are split over the
+    two workers mid-run (benchmarks/conn_split.py);
+  * optionally LiteLLM's proxy (one worker, recording off) from a separate venv, the same figures;
+  * Portkey's gateway (Node, stores nothing; benchmarks/portkey_gateway.py), the same figures, unless
+    ``--no-portkey`` or node/npm are missing (then a note says it was skipped).
 """
 
 from __future__ import annotations
