@@ -4,6 +4,7 @@
     python benchmarks/overhead.py                      # ~6 minutes, 10 s per wrk run
     python benchmarks/overhead.py --duration 5 --quick # concurrency 1 and 64 only, fewer samples
     python benchmarks/overhead.py --litellm-venv /tmp/litellm-venv   # LiteLLM's proxy in the same run
+    python benchmarks/overhead.py --quick --workers-only             # only the --workers 2 scaling
     python benchmarks/overhead.py --profile /tmp/prof  # also py-spy profiles of the gateway under load
 
 What runs where (2 cores): the gateway (``modelmeter serve``, one worker, recording on to a temp
@@ -23,8 +24,11 @@ Measured:
     straight to nginx and one through the gateway (p50 and p99 of each, and their difference), time
     to first body byte for streamed calls, and the gateway's own ``overhead_ms`` p50 from its records
     of those same requests, to compare with the latency added as seen from outside;
-  * ``--workers 2`` against one worker, unpinned;
-  * optionally LiteLLM's proxy (one worker, recording off) from a separate venv, the same figures.
+  * ``--workers 2`` against one worker, unpinned, and how the 64 connections are split over the
+    two workers mid-run (benchmarks/conn_split.py);
+  * optionally LiteLLM's proxy (one worker, recording off) from a separate venv, the same figures;
+  * Portkey's gateway (Node, stores nothing; benchmarks/portkey_gateway.py), the same figures, unless
+    ``--no-portkey`` or node/npm are missing (then a note says it was skipped).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import conn_split
 
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE / "overhead"
@@ -282,7 +288,15 @@ class WrkResult:
     status_errors: int
 
 
-def run_wrk(url: str, body_file: Path, conc: int, duration: float, cores: str | None, auth: str = "") -> WrkResult:
+def run_wrk(
+    url: str,
+    body_file: Path,
+    conc: int,
+    duration: float,
+    cores: str | None,
+    auth: str = "",
+    headers: dict[str, str] | None = None,
+) -> WrkResult:
     cmd = pinned(
         cores,
         [
@@ -297,7 +311,8 @@ def run_wrk(url: str, body_file: Path, conc: int, duration: float, cores: str | 
             url,
         ],
     )
-    env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_AUTH": auth}
+    extra = "\n".join(f"{k}: {v}" for k, v in (headers or {}).items())
+    env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_AUTH": auth, "BENCH_HEADERS": extra}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
     if line is None:
@@ -318,9 +333,12 @@ class RawClient:
 
     Returns (time to the first body byte, time to the end of the response) of each request."""
 
-    def __init__(self, port: int, path: str, body: bytes, auth: str = "") -> None:
+    def __init__(
+        self, port: int, path: str, body: bytes, auth: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         self.port = port
         extra = f"Authorization: Bearer {auth}\r\n" if auth else ""
+        extra += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self.request = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -439,6 +457,7 @@ class Target:
     records: Records | None = None
     cores: str = ""
     auth: str = ""  # a bearer token the target wants (LiteLLM's master key)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # mode -> more headers (Portkey's)
 
     def url(self, mode: str) -> str:
         return f"http://127.0.0.1:{self.port}{self.paths[mode]}"
@@ -482,7 +501,7 @@ class Bench:
         cores = wrk_cores if wrk_cores is not None else self.load_core
         url = target.url(mode)
         if target.proc is not None:  # warm up: connections, caches, the pricing lookup
-            run_wrk(url, self.bodies[mode], conc, 1, cores, target.auth)
+            run_wrk(url, self.bodies[mode], conc, 1, cores, target.auth, target.headers.get(mode))
             if target.records:
                 target.records.drain()
             else:
@@ -492,7 +511,7 @@ class Bench:
         cpu0 = cpu_seconds(pids)
         loop0 = main_thread_seconds(pids)
         busy0 = core_busy()
-        r = run_wrk(url, self.bodies[mode], conc, self.args.duration, cores, target.auth)
+        r = run_wrk(url, self.bodies[mode], conc, self.args.duration, cores, target.auth, target.headers.get(mode))
         busy1, cpu_run, wall = core_busy(), cpu_seconds(pids) - cpu0, time.time() - t0
         foreign = None
         if target.cores and "," not in target.cores and target.cores in busy1 and wall > 0:
@@ -544,7 +563,7 @@ class Bench:
     def latency_run(self, direct: Target, target: Target, mode: str, n: int, deployment: str | None) -> dict[str, Any]:
         body = self.bodies[mode].read_bytes()
         a = RawClient(direct.port, direct.paths[mode], body)
-        b = RawClient(target.port, target.paths[mode], body, target.auth)
+        b = RawClient(target.port, target.paths[mode], body, target.auth, target.headers.get(mode))
         for _ in range(min(200, n)):
             a.one()
             b.one()
@@ -762,18 +781,23 @@ database = "sqlite:///{db}"
     serve = (
         shlex.split(b.args.serve_cmd) if b.args.serve_cmd else [sys.executable, "-m", "modelmeter.cli.main", "serve"]
     )
-    cmd = [*serve, "--config", str(cfg), "--log-level", "warning", "--workers", str(workers)]
+    # info with several workers: their "Application startup complete." lines tell when all serve
+    level = "info" if workers > 1 else "warning"
+    cmd = [*serve, "--config", str(cfg), "--log-level", level, "--workers", str(workers)]
     proc = Proc(name, pinned(cores, cmd), b.tmp)
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/models", 60, proc.popen)
     except RuntimeError:
         print(proc.tail(), file=sys.stderr)
         raise
-    if workers > 1:  # every worker must be up, not just the first one to accept
-        deadline = time.monotonic() + 60
-        while len(proc.pids()) < workers + 1 and time.monotonic() < deadline:
+    if workers > 1:  # every worker must be serving, not just the first one to accept (wrk's
+        # connections stay open for the whole run: a worker that starts late would get none)
+        deadline = time.monotonic() + 120
+        while proc.log.read_bytes().count(b"Application startup complete.") < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: not all {workers} workers started:\n{proc.tail()}")
             time.sleep(0.2)
-        time.sleep(1.0)
+        time.sleep(0.5)
     b.log(
         f"started modelmeter {name}: pid {proc.pid}, {workers} worker(s), cores {cores or 'any'}, port {port}, db {db}"
     )
@@ -839,6 +863,49 @@ general_settings: {{}}
         b.gw_core,
         key,
     )
+
+
+def start_portkey(b: Bench, upstream_port: int) -> Target | str:
+    """Portkey's gateway (Node, one process) on the gateway's core; or why it was skipped."""
+    import portkey_gateway
+
+    port = free_port()
+    cmd = portkey_gateway.command(port)
+    if isinstance(cmd, str):
+        return cmd
+    proc = Proc("portkey", pinned(b.gw_core, cmd), b.tmp, cwd=b.tmp)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", 60, proc.popen)
+    except RuntimeError:
+        proc.stop()
+        return f"Portkey's gateway did not start:\n{proc.tail()}"
+    b.log(f"started Portkey's gateway: pid {proc.pid}, core {b.gw_core}, port {port}")
+    base = f"http://127.0.0.1:{upstream_port}"
+    return Target(
+        "Portkey gateway",
+        port,
+        {"json": "/v1/chat/completions", "sse": "/v1/chat/completions"},
+        proc,
+        None,
+        b.gw_core,
+        headers={m: portkey_gateway.headers(f"{base}/{m}/v1") for m in ("json", "sse")},
+    )
+
+
+def portkey_answers(b: Bench, pk: Target, mode: str) -> bool:
+    """One call in ``mode``; False (and a note) if Portkey does not answer it with a 200. (1.15.2
+    on Node 20 answers every stream with a 500: "TypeError: immutable" appending its headers.)"""
+    client = RawClient(pk.port, pk.paths[mode], b.bodies[mode].read_bytes(), pk.auth, pk.headers.get(mode))
+    try:
+        client.one()
+        return True
+    except (RuntimeError, OSError) as exc:
+        note = f"Portkey's gateway skipped for {mode}: {str(exc)[:200]}"
+        b.log(note)
+        b.notes.append(note)
+        return False
+    finally:
+        client.close()
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -929,17 +996,18 @@ def report(b: Bench, command: str, started: dt.datetime) -> str:
             "### `--workers 2` scaling (wrk concurrency 64; nginx and wrk unpinned on cores 0,1)",
             "",
             "| mode | 1 worker pinned (core 0) req/s | 1 worker unpinned req/s "
-            "| 2 workers req/s | 2 workers ÷ 1 pinned | 2 workers ÷ 1 unpinned |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| 2 workers req/s | 2 workers ÷ 1 pinned | 2 workers ÷ 1 unpinned | connections per worker |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for s in b.scaling:
             out.append(
                 f"| {s['mode']} | {s['pinned']:,.0f} | {s['one']:,.0f} | {s['two']:,.0f} | "
-                f"{s['two'] / s['pinned']:.2f}× | {s['two'] / s['one']:.2f}× |"
+                f"{s['two'] / s['pinned']:.2f}× | {s['two'] / s['one']:.2f}× | {s['split']} |"
             )
-    comp = _comparison(b)
-    if comp:
-        out += ["", "### modelmeter vs LiteLLM proxy (same run, same upstream, same core)", "", *comp]
+    for other, title in (("LiteLLM", "LiteLLM proxy"), ("Portkey", "Portkey's gateway (Node; stores nothing)")):
+        comp = _comparison(b, other)
+        if comp:
+            out += ["", f"### modelmeter vs {title} (same run, same upstream, same core)", "", *comp]
     if b.notes:
         out += ["", *[f"- {n}" for n in b.notes]]
     if b.profiles:
@@ -949,20 +1017,20 @@ def report(b: Bench, command: str, started: dt.datetime) -> str:
     return "\n".join(out)
 
 
-def _comparison(b: Bench) -> list[str]:
+def _comparison(b: Bench, other: str = "LiteLLM") -> list[str]:
     mm = {(r.mode, r.conc): r for r in b.rows if r.target.startswith("modelmeter (core")}
-    ll = {(r.mode, r.conc): r for r in b.rows if r.target.startswith("LiteLLM")}
+    ll = {(r.mode, r.conc): r for r in b.rows if r.target.startswith(other)}
     keys = sorted(set(mm) & set(ll))
     if not keys:
         return []
     out = [
-        "| mode | conc. | modelmeter req/s | LiteLLM req/s | ratio | modelmeter CPU ms/req | LiteLLM CPU ms/req |",
+        f"| mode | conc. | modelmeter req/s | {other} req/s | ratio | modelmeter CPU ms/req | {other} CPU ms/req |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for k in keys:
         a, c = mm[k], ll[k]
         out.append(
-            f"| {k[0]} | {k[1]} | {a.rps:,.0f} | {c.rps:,.0f} | {a.rps / c.rps:.0f}× | "
+            f"| {k[0]} | {k[1]} | {a.rps:,.0f} | {c.rps:,.0f} | {f'{a.rps / c.rps:.1f}×' if c.rps else '–'} | "
             f"{fmt(a.cpu_ms)} | {fmt(c.cpu_ms)} |"
         )
     return out
@@ -989,7 +1057,16 @@ def main() -> int:
     p.add_argument("--modes", default="json,sse", help="json, sse or both")
     p.add_argument("--no-direct", action="store_true", help="skip the wrk runs straight to nginx")
     p.add_argument("--no-workers", action="store_true", help="skip the --workers 2 scaling runs")
+    p.add_argument(
+        "--workers-only", action="store_true", help="only the --workers 2 scaling runs (and no LiteLLM or Portkey)"
+    )
     p.add_argument("--litellm-venv", type=Path, help="a venv with litellm[proxy] installed")
+    p.add_argument(
+        "--no-portkey",
+        dest="portkey",
+        action="store_false",
+        help="skip Portkey's gateway (npm ci in benchmarks/portkey on first use; skipped without node)",
+    )
     p.add_argument("--profile", metavar="DIR", help="also record py-spy profiles under load")
     p.add_argument("--gateway-core", default="0")
     p.add_argument("--load-core", default="1")
@@ -1032,27 +1109,28 @@ def main() -> int:
         assert nginx.proc is not None
         procs.append(nginx.proc)
         b.log(f"nginx pid {nginx.proc.pid} on core {load_core}, port {nginx.port}; temp dir {tmp}")
-        if not args.no_direct:
+        if not args.no_direct and not args.workers_only:
             for mode in modes:
                 for c in concs:
                     b.rows.append(b.measure(nginx, mode, c))
-        gw = start_modelmeter(b, nginx.port, 1, gw_core, "modelmeter")
-        assert gw.proc is not None
-        procs.append(gw.proc)
-        gw.name = f"modelmeter (core {gw_core})"
-        for mode in modes:
-            for c in concs:
-                b.rows.append(b.measure(gw, mode, c))
-        for mode in modes:
-            b.latency.append(b.latency_run(nginx, gw, mode, n_lat, f"mock-{mode}"))
-        if args.profile:
+        if not args.workers_only:
+            gw = start_modelmeter(b, nginx.port, 1, gw_core, "modelmeter")
+            assert gw.proc is not None
+            procs.append(gw.proc)
+            gw.name = f"modelmeter (core {gw_core})"
             for mode in modes:
-                b.profile(gw, mode, 64, f"modelmeter-{mode}-c64")
-            b.profile(gw, "json", 1, "modelmeter-json-c1")
-        gw.proc.stop()
-        procs.remove(gw.proc)
+                for c in concs:
+                    b.rows.append(b.measure(gw, mode, c))
+            for mode in modes:
+                b.latency.append(b.latency_run(nginx, gw, mode, n_lat, f"mock-{mode}"))
+            if args.profile:
+                for mode in modes:
+                    b.profile(gw, mode, 64, f"modelmeter-{mode}-c64")
+                b.profile(gw, "json", 1, "modelmeter-json-c1")
+            gw.proc.stop()
+            procs.remove(gw.proc)
 
-        if args.litellm_venv:
+        if args.litellm_venv and not args.workers_only:
             try:
                 ll = start_litellm(b, nginx.port, args.litellm_venv)
             except RuntimeError as exc:
@@ -1069,20 +1147,43 @@ def main() -> int:
                 ll.proc.stop()
                 procs.remove(ll.proc)
 
+        if args.portkey and not args.workers_only:
+            pk = start_portkey(b, nginx.port)
+            if isinstance(pk, str):
+                b.log(pk)
+                b.notes.append(pk)
+            else:
+                assert pk.proc is not None
+                procs.append(pk.proc)
+                pk_modes = [m for m in modes if portkey_answers(b, pk, m)]
+                for mode in pk_modes:
+                    for c in concs:
+                        b.rows.append(b.measure(pk, mode, c))
+                for mode in pk_modes:
+                    b.latency.append(b.latency_run(nginx, pk, mode, max(300, n_lat // 4), None))
+                pk.proc.stop()
+                procs.remove(pk.proc)
+
         if not args.no_workers and (os.cpu_count() or 1) >= 2:
             os.sched_setaffinity(nginx.proc.pid, {0, 1})
             os.sched_setaffinity(0, {0, 1})
             pinned_rps = {r.mode: r.rps for r in b.rows if r.target.startswith("modelmeter (core") and r.conc == 64}
             found: dict[str, dict[str, float]] = collections.defaultdict(dict)
+            splits: dict[str, list[int]] = {}
             for workers in (1, 2):
                 t = start_modelmeter(b, nginx.port, workers, "0,1", f"modelmeter-w{workers}")
                 assert t.proc is not None
                 procs.append(t.proc)
                 t.name = f"modelmeter --workers {workers} (0,1)"
                 for mode in modes:
+                    # the connections' split over the workers, mid-run (after wrk's 1 s warm-up)
+                    timer, split = conn_split.sample_later(1.5 + args.duration / 2, t.port, t.proc.pids())
                     row = b.measure(t, mode, 64, wrk_cores="0,1")
+                    timer.join()
                     b.rows.append(row)
                     found[mode][f"w{workers}"] = row.rps
+                    if workers == 2 and split:
+                        splits[mode] = split[0]
                 t.proc.stop()
                 procs.remove(t.proc)
             for mode in modes:
@@ -1092,6 +1193,7 @@ def main() -> int:
                         "pinned": pinned_rps.get(mode, float("nan")),
                         "one": found[mode]["w1"],
                         "two": found[mode]["w2"],
+                        "split": "/".join(map(str, splits.get(mode, []))) or "–",
                     }
                 )
     finally:

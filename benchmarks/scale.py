@@ -244,6 +244,22 @@ def ingest_through_recorder(db: Database, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def store_only(db: Database, n: int) -> float:
+    """The storage layer's own rate: rows finished beforehand, stored with insert_rows in the
+    server's batch size (what the writer thread does, without the finisher sharing the GIL)."""
+    rnd = random.Random(7)
+    pricer = Pricer()
+    rows = [
+        finish(r, pricer)
+        for r in sorted((synthetic(rnd, time.time() - 60, 60) for _ in range(n)), key=lambda r: r.start)
+    ]
+    batch = Settings.batch_size
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        insert_rows(db, rows[i : i + batch])
+    return n / (time.perf_counter() - t0)
+
+
 def median_ms(fn: Callable[[], Any], repeat: int = 7) -> float:
     fn()  # warm caches, as a page in use would be
     times = []
@@ -334,7 +350,9 @@ def main() -> None:
     ap.add_argument("--fleet-only", action="store_true", help="only the fleet usage (Models page) section")
     ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
     ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
-    ap.add_argument("--ingest-only", action="store_true", help="only the recorder ingest test")
+    ap.add_argument(
+        "--ingest-only", action="store_true", help="only the ingest rates (the recorder's, then insert_rows' alone)"
+    )
     ap.add_argument(
         "--no-fill", action="store_true", help="time an existing database (after the ingest test, unless --ingest 0)"
     )
@@ -354,6 +372,11 @@ def main() -> None:
         print(f"ingest through the batch writer (CallRecord -> priced, stored row + rollups): {rate:,.0f} records/s")
         existing += args.ingest
     if args.ingest_only:
+        rate = store_only(db, args.ingest or 200_000)
+        print(
+            f"insert_rows alone (finished rows, batches of {Settings.batch_size:,}; records + rollups): "
+            f"{rate:,.0f} records/s"
+        )
         return
     if not args.no_fill and existing < args.records:
         target_base = min(args.base, args.records)

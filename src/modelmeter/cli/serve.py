@@ -17,6 +17,7 @@ import orjson
 
 from modelmeter.config import ConfigError, Settings, load_settings
 from modelmeter.gateway.guards import is_loopback
+from modelmeter.server import reuseport
 
 if TYPE_CHECKING:
     from modelmeter.server.limits import Limits
@@ -171,6 +172,11 @@ def serve(
             }
         ).decode()
         conf = uvicorn.Config("modelmeter.cli.serve:app_from_env", factory=True, workers=workers, **common)
+        if reuseport.available():  # a listening socket per worker: see server.reuseport
+            try:
+                sock = reuseport.reserve(sock)
+            except OSError as exc:
+                raise ServeError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT once it has stopped
             Multiprocess(conf, sockets=[sock]).run()
         return

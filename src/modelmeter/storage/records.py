@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, request_ids, rollups, sanitise, upstream_rollups
+from modelmeter.storage import dim_rollups, pg_copy, request_ids, rollups, sanitise, upstream_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
@@ -95,7 +95,9 @@ def _insert(db: Database, tx: Any, rows: Sequence[RecordRow]) -> None:
     suffix = " ON CONFLICT DO NOTHING"
     if db.dialect == "sqlite":
         _insert_records_sqlite(tx, rows)
-    else:
+    elif pg_copy.copy_batch(tx, rows, bodies, tags):
+        return
+    else:  # a row was there already (see storage.pg_copy): the INSERTs skip it
         db.executemany(tx, _INSERT_RECORD + suffix, rows)
     if bodies:
         db.executemany(tx, _INSERT_BODY + suffix, bodies)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelmeter.storage import histogram, panel_sums
+from modelmeter.storage import histogram, panel_sums, pg_rollups
 from modelmeter.storage.database import Database
 
 MINUTE_US = 60_000_000
@@ -192,6 +192,9 @@ def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
 
 def upsert(db: Database, tx: Any, res: Resolution, buckets: list[dict[str, Any]]) -> None:
     """Add buckets (from ``aggregate`` / ``coarsen``) to ``res``'s table."""
+    if db.dialect == "postgresql":  # histograms merged in Python: see storage.pg_rollups
+        pg_rollups.upsert(tx, res.table, SUM_COLUMNS, db.sql(_upsert_sql(db, res)), buckets)
+        return
     for b in buckets:
         b["latency_bins"] = histogram.encode(b["bins"])
         b["ttft_bins"] = histogram.encode(b["ttft"]) if b["ttft"] else None
