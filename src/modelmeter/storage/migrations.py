@@ -374,6 +374,30 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     # Failed requests by class per rollup bucket (issue 14: errors by type over time).
     Migration("0015_insights", _error_counters_0015()),
+    # Breakdowns by API key, end user, tag and session (issue 14): per deployment, dimension and
+    # hour, the top values by spend (then requests) with a row each, and one "others" row
+    # (other = 1) holding the rest, so an hour's rows add up to it exactly; storage/top_rollups.py.
+    Migration(
+        "0017_topn_breakdowns",
+        (
+            """CREATE TABLE rollup_top_hour (
+            deployment TEXT NOT NULL,
+            dim TEXT NOT NULL,
+            bucket_us BIGINT NOT NULL,
+            other SMALLINT NOT NULL,
+            value TEXT NOT NULL,
+            requests BIGINT NOT NULL,
+            succeeded BIGINT NOT NULL,
+            prompt_tokens BIGINT NOT NULL,
+            completion_tokens BIGINT NOT NULL,
+            total_tokens BIGINT NOT NULL,
+            spend_pusd BIGINT NOT NULL,
+            latency_bins /*JSON*/,
+            PRIMARY KEY (deployment, dim, bucket_us, other, value)
+        )/*WITHOUT_ROWID*/""",
+        ),
+        backfill=migration_steps.backfill_top_0017,
+    ),
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, request_ids
+from modelmeter.storage import dim_rollups, request_ids, top_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import RESOLUTIONS
 
@@ -108,6 +108,7 @@ def _prune_rollups(db: Database, cut: int) -> int:
     deployments = [r[0] for r in db.fetchall("SELECT DISTINCT deployment FROM rollup_hour")]
     for dep in deployments:
         tables = [res.table for res in RESOLUTIONS] + [dim_rollups.table(res) for res in dim_rollups.DIM_RESOLUTIONS]
+        tables.append(top_rollups.TABLE)
         for name in tables:
             with db.transaction() as tx:
                 cur = tx.execute(
