@@ -26,7 +26,7 @@ from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.recording.recorder import Recorder
-from modelmeter.storage import request_ids
+from modelmeter.storage import migration_steps, request_ids, top_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.records import insert_rows
@@ -34,6 +34,7 @@ from modelmeter.usage import breakdowns as breakdowns_q
 from modelmeter.usage import insights as insights_q
 from modelmeter.usage import records as records_q
 from modelmeter.usage import summary as summary_q
+from modelmeter.usage import top_breakdowns as top_q
 from modelmeter.usage.rollup_reads import BinsCache, PercentileCache
 from modelmeter.usage.window import parse_window
 
@@ -60,6 +61,7 @@ DEPLOYMENTS = [  # name, share of traffic
     (Deployment(name="smollm2-135m-instruct", model="smollm2-135m-instruct", provider="local"), 0.05),
 ]
 DAYS = 7
+KEYS, USERS, SESSIONS = 10_000, 100_000, 50_000  # distinct API keys, end users, agent sessions
 
 
 def synthetic(rnd: random.Random, start: float, span: float) -> CallRecord:
@@ -92,8 +94,15 @@ def synthetic(rnd: random.Random, start: float, span: float) -> CallRecord:
     rec.usage = Usage(
         prompt, completion, prompt + completion, cached_tokens=prompt // 4 if rnd.random() < 0.3 else 0, reported=True
     )
-    rec.metadata = {"tags": ["bench:demo"]} if rnd.random() < 0.01 else None
-    rec.tags = rec.metadata["tags"] if rec.metadata else []
+    tagged = rnd.random() < 0.01
+    # Keys and users: a few heavy ones (a Zipf-like head) and a long tail over all of them.
+    head = rnd.random() < 0.3
+    rec.key_alias = f"key-{rnd.randint(0, 20) if head else rnd.randrange(KEYS)}"
+    rec.metadata = {"user": f"user-{rnd.randint(0, 50) if head else rnd.randrange(USERS)}"}
+    if tagged:
+        rec.metadata["tags"] = ["bench:demo"]
+    rec.tags = ["bench:demo"] if tagged else []
+    rec.session_id = f"sess-{rnd.randrange(SESSIONS)}" if rnd.random() < 0.3 else None
     return rec
 
 
@@ -206,6 +215,8 @@ def multiply(db: Database, base: int, n: int) -> float:
                     "SUM(completion_tokens), SUM(total_tokens), SUM(spend_pusd) FROM records GROUP BY 1, 2, 3, 4"
                 )
         reindex_request_ids(db, tx)
+        tx.execute(f"DELETE FROM {top_rollups.TABLE}")
+        migration_steps.backfill_top_0017(db, tx)  # the hourly top-N lists, exact, from the rows
     print("  rollups and the request-id index rebuilt from the raw rows", flush=True)
     return (n - have) / (time.perf_counter() - t0)
 
@@ -237,6 +248,31 @@ def ingest_through_recorder(db: Database, n: int) -> float:
             time.sleep(0.0005)
     recorder.stop(timeout=600)
     return n / (time.perf_counter() - t0)
+
+
+def ingest_with_and_without_top_n(n: int, rounds: int = 2) -> None:
+    """The same ingest into fresh SQLite files, alternately without the hourly top-N rollups (as
+    before 0017) and with them, so both rates are measured under the same machine load."""
+    import tempfile
+
+    from modelmeter.storage import records as records_mod
+
+    real = records_mod.top_rollups.add_rows
+    rates: dict[str, list[float]] = {"without top-N rollups": [], "with top-N rollups": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(rounds):
+            for label in rates:
+                records_mod.top_rollups.add_rows = real if label.startswith("with ") else (lambda *a: None)  # type: ignore[assignment]
+                try:
+                    fresh = Database(f"sqlite:///{tmp}/ingest-{i}-{label[:4]}.db")
+                    migrate(fresh)
+                    rates[label].append(ingest_through_recorder(fresh, n))
+                    fresh.close()
+                finally:
+                    records_mod.top_rollups.add_rows = real  # type: ignore[assignment]
+    print(f"\ningest, {n:,} records a run, {KEYS:,} keys, {USERS:,} users, {SESSIONS:,} sessions (SQLite)")
+    for label, got in rates.items():
+        print(f"  {label:<24}" + "  ".join(f"{r:>9,.0f}" for r in got) + f"   median {statistics.median(got):,.0f} records/s")
 
 
 def median_ms(fn: Callable[[], Any], repeat: int = 7) -> float:
@@ -273,6 +309,12 @@ def insights_section(db: Database, dep: str) -> None:
         ("errors by type, 24 h (15 min buckets)", lambda: insights_q.errors(db, dep, w("24h"))),
         ("breakdown by call type, 7 days", lambda: breakdowns_q.breakdown(db, dep, w("7d"), "call_type")),
     ]
+    top = top_q.TopCache()  # as the API keeps one per process
+    for by in top_rollups.TOP_DIMENSIONS:
+        for span in ("24h", "7d", "30d"):
+            queries.append(
+                (f"breakdown by {by}, {span}", lambda by=by, span=span: top_q.breakdown(db, dep, w(span), by, cache=top))
+            )
     print(f"\nusage insights, {dep}")
     print(f"{'query':<44}{'cold ms':>10}{'refresh ms':>12}")
     for name, fn in queries:
@@ -306,6 +348,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database", default="sqlite:////tmp/mm-scale.db")
     ap.add_argument("--insights-only", action="store_true", help="only the usage insights section")
+    ap.add_argument(
+        "--ingest-compare",
+        type=int,
+        default=0,
+        help="records per run: ingest into fresh SQLite files with and without the top-N rollups, then stop",
+    )
     ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
     ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
     ap.add_argument(
@@ -318,6 +366,9 @@ def main() -> None:
         help="records made one by one before the rest are time-shifted copies of them",
     )
     args = ap.parse_args()
+    if args.ingest_compare:
+        ingest_with_and_without_top_n(args.ingest_compare)
+        return
     db = Database(args.database)
     migrate(db)
     existing = db.fetchone("SELECT COUNT(*) FROM records")[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -20,13 +21,13 @@ import orjson
 from modelmeter.storage import histogram
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import HOUR
-from modelmeter.storage.top_values import N_SUMS, Acc, HourList, Plan, new_acc, plan_batch
+from modelmeter.storage.top_values import BINS, N_SUMS, Acc, HourList, new_acc, rebalance, take_rows
 
 TABLE = "rollup_top_hour"
 # Dimension name (as the API takes it) -> the log filter that shows its requests.
 TOP_DIMENSIONS = ("key", "user", "tag", "session")
 SUMS = ("requests", "succeeded", "prompt_tokens", "completion_tokens", "total_tokens", "spend_pusd")
-KEEP_HOURS = 4  # hour lists a process keeps in memory per (deployment, dimension)
+KEEP_HOURS = 3  # hours a process keeps lists of, per deployment
 
 
 def user_of(metadata: str | None) -> str:
@@ -46,70 +47,35 @@ def values_of(row: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     yield "key", row["key_alias"] or ""
     yield "user", user_of(row["metadata"])
     yield "session", row["session_id"] or ""
-    tags = row["tags"]
-    if tags and tags != "[]":
-        for tag in dict.fromkeys(orjson.loads(tags)):
-            yield "tag", str(tag)
-    else:
-        yield "tag", ""
+    for tag in tags_of(row["tags"]):
+        yield "tag", tag
 
 
-def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, int], dict[str, Acc]]:
-    """The batch per (deployment, dimension, hour) and value: sums and latency histogram."""
-    out: dict[tuple[str, str, int], dict[str, Acc]] = {}
-    size = HOUR.size_us
-    bin_of = histogram.bin_of
-    for r in rows:
-        t = r["start_us"]
-        bucket = t - t % size
-        dep = r["deployment"]
-        ok = 1 if r["status"] == "success" else 0
-        b = str(bin_of(r["latency_ms"]))
-        for dim, value in values_of(r):
-            group = out.get((dep, dim, bucket))
-            if group is None:
-                group = out[(dep, dim, bucket)] = {}
-            acc = group.get(value)
-            if acc is None:
-                group[value] = [
-                    1,
-                    ok,
-                    r["prompt_tokens"],
-                    r["completion_tokens"],
-                    r["total_tokens"],
-                    r["spend_pusd"],
-                    {b: 1},
-                ]
-                continue
-            acc[0] += 1
-            acc[1] += ok
-            acc[2] += r["prompt_tokens"]
-            acc[3] += r["completion_tokens"]
-            acc[4] += r["total_tokens"]
-            acc[5] += r["spend_pusd"]
-            bins = acc[6]
-            bins[b] = bins.get(b, 0) + 1
-    return out
+def tags_of(tags: str | None) -> list[str]:
+    if not tags or tags == "[]":
+        return [""]
+    return [str(t) for t in dict.fromkeys(orjson.loads(tags))] or [""]
 
 
 class TopLists:
     """A process's hour lists for one database (the writer's; guarded for retries from elsewhere)."""
 
     def __init__(self) -> None:
-        self.hours: dict[tuple[str, str, int], HourList] = {}
+        self.hours: dict[tuple[str, int], dict[str, HourList]] = {}  # (deployment, hour) -> by dimension
         self.lock = threading.Lock()
 
-    def hour(self, tx: Any, db: Database, key: tuple[str, str, int]) -> HourList:
-        got = self.hours.get(key)
+    def hour(self, tx: Any, db: Database, dep: str, bucket: int) -> dict[str, HourList]:
+        got = self.hours.get((dep, bucket))
         if got is None:
-            got = self.hours[key] = _load(tx, db, key)
-            self._prune(key)
+            got = self.hours[(dep, bucket)] = _load(tx, db, dep, bucket)
         return got
 
-    def _prune(self, key: tuple[str, str, int]) -> None:
-        mine = sorted(k[2] for k in self.hours if k[:2] == key[:2])
-        for bucket in mine[:-KEEP_HOURS]:
-            self.hours.pop((key[0], key[1], bucket), None)
+    def prune(self) -> None:
+        """Keep the newest KEEP_HOURS hours per deployment (a late record's hour is read again)."""
+        if len(self.hours) > KEEP_HOURS:
+            for dep in {d for d, _ in self.hours}:
+                for old in sorted(b for d, b in self.hours if d == dep)[:-KEEP_HOURS]:
+                    del self.hours[(dep, old)]
 
 
 _LISTS: weakref.WeakKeyDictionary[Database, TopLists] = weakref.WeakKeyDictionary()
@@ -128,15 +94,77 @@ def forget(db: Database) -> None:
     _LISTS.pop(db, None)
 
 
-def _load(tx: Any, db: Database, key: tuple[str, str, int]) -> HourList:
-    rows = tx.execute(
-        db.sql(
-            f"SELECT value, spend_pusd, requests FROM {TABLE} WHERE deployment = :d AND dim = :m "
-            "AND bucket_us = :b AND other = 0"
-        ),
-        {"d": key[0], "m": key[1], "b": key[2]},
-    ).fetchall()
-    return HourList(listed={r[0] for r in rows}, base={r[0]: (int(r[1]), int(r[2])) for r in rows})
+def _load(tx: Any, db: Database, dep: str, bucket: int) -> dict[str, HourList]:
+    out = {dim: HourList(listed={}) for dim in TOP_DIMENSIONS}
+    for dim, value, requests in tx.execute(
+        db.sql(f"SELECT dim, value, requests FROM {TABLE} WHERE deployment = :d AND bucket_us = :b AND other = 0"),
+        {"d": dep, "b": bucket},
+    ).fetchall():
+        if dim in out:  # listed, with the requests the table has for it so far
+            out[dim].listed[value] = new_acc()
+            out[dim].counts[value] = int(requests)
+    return out
+
+
+def _group(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], list[Mapping[str, Any]]]:
+    size = HOUR.size_us
+    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        t = r["start_us"]
+        key = (r["deployment"], t - t % size)
+        got = groups.get(key)
+        if got is None:
+            groups[key] = [r]
+        else:
+            got.append(r)
+    return groups
+
+
+def _count_hour(hours: dict[str, HourList], rows: list[Mapping[str, Any]]) -> tuple[list[int], list[int], dict[str, list[str]]]:
+    """One hour of a batch: counts and lists updated (values per dimension, one per record, in C
+    where it can be), then each record added to its listed values' rows; the hour's totals (for tags:
+    once per tag). Returns the totals, the tag totals and the values demoted per dimension."""
+    keys = [r["key_alias"] or "" for r in rows]
+    users = [user_of(r["metadata"]) for r in rows]
+    sessions = [r["session_id"] or "" for r in rows]
+    tags = [tags_of(r["tags"]) for r in rows]
+    demoted = {
+        "key": rebalance(hours["key"], keys),
+        "user": rebalance(hours["user"], users),
+        "session": rebalance(hours["session"], sessions),
+        "tag": rebalance(hours["tag"], [t for ts in tags for t in ts]),
+    }
+    cols = [list(map(itemgetter(c), rows)) for c in ("prompt_tokens", "completion_tokens", "total_tokens", "spend_pusd")]
+    ok = [1 if r["status"] == "success" else 0 for r in rows]
+    total = [len(rows), sum(ok), *map(sum, cols)]
+    pt, ct, tt, sp = cols
+    # (row accumulator, record) for each record and listed value it has: found in list comprehensions
+    hits: list[tuple[Acc, int]] = []
+    for dim, values in (("key", keys), ("user", users), ("session", sessions)):
+        listed = hours[dim].listed
+        hits += [(listed[v], i) for i, v in enumerate(values) if v in listed]
+    tag_listed = hours["tag"].listed
+    tag_extra = [0] * N_SUMS
+    for i, ts in enumerate(tags):
+        if len(ts) > 1:  # a record counts once per tag: the tag totals have it that many times
+            for j, v in enumerate((1, ok[i], pt[i], ct[i], tt[i], sp[i])):
+                tag_extra[j] += v * (len(ts) - 1)
+        hits += [(tag_listed[t], i) for t in ts if t in tag_listed]
+    bins_at: list[str | None] = [None] * len(rows)
+    bin_of = histogram.bin_of
+    for acc, i in hits:
+        acc[0] += 1
+        acc[1] += ok[i]
+        acc[2] += pt[i]
+        acc[3] += ct[i]
+        acc[4] += tt[i]
+        acc[5] += sp[i]
+        b = bins_at[i]
+        if b is None:
+            b = bins_at[i] = str(bin_of(rows[i]["latency_ms"]))
+        bins = acc[BINS]
+        bins[b] = bins.get(b, 0) + 1
+    return total, [x + y for x, y in zip(total, tag_extra, strict=True)], demoted
 
 
 _COLS = ("deployment", "dim", "bucket_us", "other", "value", *SUMS, "latency_bins")
@@ -160,52 +188,52 @@ def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     lists = lists_for(db)
     with lists.lock:
         writes: list[dict[str, Any]] = []
-        for key, groups in sorted(aggregate(rows).items()):
-            plan = plan_batch(lists.hour(tx, db, key), groups)
-            writes += _apply(db, tx, key, plan)
+        for (dep, bucket), group in sorted(_group(rows).items()):
+            hours = lists.hour(tx, db, dep, bucket)
+            total, tag_total, demoted = _count_hour(hours, group)
+            for dim in TOP_DIMENSIONS:
+                key = (dep, dim, bucket)
+                writes += _apply(db, tx, key, take_rows(hours[dim]), demoted[dim], tag_total if dim == "tag" else total)
         if writes:
             writes.sort(key=lambda w: (w["deployment"], w["dim"], w["bucket_us"], w["other"], w["value"]))
             db.executemany(tx, _upsert_sql(db), writes)
+        lists.prune()
 
 
-def _apply(db: Database, tx: Any, key: tuple[str, str, int], plan: Plan) -> list[dict[str, Any]]:
+def _apply(
+    db: Database, tx: Any, key: tuple[str, str, int], rows: dict[str, Acc], demoted: list[str], total: list[int]
+) -> list[dict[str, Any]]:
     dep, dim, bucket = key
-    others = plan.others
-    for value in plan.demoted:  # the whole stored row moves to "others"
+    others = list(total)
+    for acc in rows.values():
+        for i in range(N_SUMS):
+            others[i] -= acc[i]
+    for value in demoted:  # the whole stored row moves to "others"
         p = {"deployment": dep, "dim": dim, "bucket_us": bucket, "value": value}
-        row = tx.execute(
-            db.sql(f"SELECT {', '.join(SUMS)}, latency_bins FROM {TABLE} WHERE {_WHERE_ROW}"), p
-        ).fetchone()
-        if row is None:
-            continue
-        add_acc = [int(v) for v in row[:N_SUMS]] + [histogram.decode(row[N_SUMS])]
-        _add(others, add_acc)
-        tx.execute(db.sql(f"DELETE FROM {TABLE} WHERE {_WHERE_ROW}"), p)
-    out = [_write(dep, dim, bucket, 0, value, acc) for value, acc in plan.rows.items()]
-    if any(others[:N_SUMS]) or any(others[N_SUMS].values()):
-        out.append(_write(dep, dim, bucket, 1, "", others))
+        row = tx.execute(db.sql(f"SELECT {', '.join(SUMS)} FROM {TABLE} WHERE {_WHERE_ROW}"), p).fetchone()
+        if row is not None:
+            for i in range(N_SUMS):
+                others[i] += int(row[i])
+            tx.execute(db.sql(f"DELETE FROM {TABLE} WHERE {_WHERE_ROW}"), p)
+    out = [_write(dep, dim, bucket, 0, value, acc[:N_SUMS], acc[BINS]) for value, acc in rows.items()]
+    if any(others):
+        out.append(_write(dep, dim, bucket, 1, "", others, None))
     return out
 
 
-def _add(into: Acc, more: Acc) -> None:
-    for i in range(N_SUMS):
-        into[i] += more[i]
-    bins = into[N_SUMS]
-    for k, n in more[N_SUMS].items():
-        bins[k] = bins.get(k, 0) + n
-
-
-def _write(dep: str, dim: str, bucket: int, other: int, value: str, acc: Acc) -> dict[str, Any]:
-    bins = {k: n for k, n in acc[N_SUMS].items() if n}
+def _write(
+    dep: str, dim: str, bucket: int, other: int, value: str, sums: Sequence[int], bins: dict[str, int] | None
+) -> dict[str, Any]:
+    # "others" keeps no histogram: it has no p95 of its own (a row's is its own requests').
     return {
         "deployment": dep,
         "dim": dim,
         "bucket_us": bucket,
         "other": other,
         "value": value,
-        **dict(zip(SUMS, acc[:N_SUMS], strict=True)),
-        "latency_bins": orjson.dumps(bins).decode(),
+        **dict(zip(SUMS, sums, strict=True)),
+        "latency_bins": orjson.dumps(bins).decode() if bins else None,
     }
 
 
-__all__ = ["TABLE", "TOP_DIMENSIONS", "add_rows", "aggregate", "forget", "new_acc", "user_of", "values_of"]
+__all__ = ["TABLE", "TOP_DIMENSIONS", "add_rows", "forget", "tags_of", "user_of", "values_of"]

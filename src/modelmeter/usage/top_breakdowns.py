@@ -4,9 +4,11 @@
 The rollups are hourly, so these breakdowns cover the whole hours the window touches (UTC hours;
 ``start``/``end`` in the answer say which). Their rows plus "others" equal those hours' totals
 exactly (for tags: each record once per tag it has). A value's row counts its requests in the hours
-where it was listed; its requests in other hours are in "others". With one writer process, a value
-listed in every hour it had requests has exact figures, and the heaviest values of each hour are
-the listed ones. p95 latency per row comes from the rows' latency histograms (within 0.5%)."""
+where it was among the top values (TOP_N per hour, by spend then requests); its requests in other
+hours are in "others", with the values past ``limit``. With one writer process a listed hour is
+exact (``storage.top_values``), so a value listed in every hour it had requests has exact figures.
+p95 latency per row comes from the rows' latency histograms (within 0.5%); "others" and the total
+have none (the cards show the window's p95)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,6 @@ class _Hours:
     sums: dict[str, list[int]] = field(default_factory=dict)
     bins: dict[str, list[Any]] = field(default_factory=dict)
     others: list[int] = field(default_factory=lambda: [0] * len(SUMS))
-    others_bins: list[Any] = field(default_factory=list)
     merged: dict[str, histogram.Bins] = field(default_factory=dict)
     answers: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # by (sort, limit)
 
@@ -81,17 +82,17 @@ def _read(db: Database, deployment: str, dim: str, a: int, b: int) -> _Hours:
     n = len(SUMS)
     for other, value, *rest in rows:
         if other:
-            acc, bins = out.others, out.others_bins
-        else:
-            acc = out.sums.get(value)
-            if acc is None:
-                acc = out.sums[value] = [0] * n
-                out.bins[value] = []
-            bins = out.bins[value]
+            for i in range(n):
+                out.others[i] += int(rest[i])
+            continue
+        acc = out.sums.get(value)
+        if acc is None:
+            acc = out.sums[value] = [0] * n
+            out.bins[value] = []
         for i in range(n):
             acc[i] += int(rest[i])
         if rest[n] is not None:
-            bins.append(rest[n])
+            out.bins[value].append(rest[n])
     return out
 
 
@@ -162,20 +163,10 @@ def _answer(hours: _Hours, sort: str, limit: int) -> dict[str, Any]:
     for v in rest:
         for i, x in enumerate(hours.sums[v]):
             others[i] += x
-    total = [x + sum(hours.sums[v][i] for v in values) for i, x in enumerate(hours.others)]
-    all_bins: histogram.Bins = {}
-    for v in values:
-        histogram.merge(all_bins, hours.histogram(v))
-    others_bins: histogram.Bins = {}
-    for stored in hours.others_bins:
-        histogram.merge(others_bins, histogram.decode(stored))
-    histogram.merge(all_bins, others_bins)
-    for v in rest:
-        histogram.merge(others_bins, hours.histogram(v))
-    other_row = _row("", others, others_bins) if others[0] else None
-    if other_row is not None:
-        other_row["values"] = len(rest)  # shown values' remainder; plus the unlisted ones
-    total_row = _row("", total, all_bins)
+    total = [x + sum(hours.sums[v][i] for v in shown) for i, x in enumerate(others)]
+    # No p95 for "others" and the total (the cards have the window's): only rows keep histograms.
+    other_row = _row("", others, None) if others[0] else None
+    total_row = _row("", total, None)
     total_row.pop("value")
     return {"rows": rows, "others": other_row, "total": total_row}
 
