@@ -250,7 +250,7 @@ def ingest_through_recorder(db: Database, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def ingest_with_and_without_top_n(n: int, rounds: int = 2) -> None:
+def ingest_with_and_without_top_n(n: int, rounds: int = 3) -> None:
     """The same ingest into fresh SQLite files, alternately without the hourly top-N rollups (as
     before 0017) and with them, so both rates are measured under the same machine load."""
     import tempfile
@@ -272,7 +272,11 @@ def ingest_with_and_without_top_n(n: int, rounds: int = 2) -> None:
                     records_mod.top_rollups.add_rows = real  # type: ignore[assignment]
     print(f"\ningest, {n:,} records a run, {KEYS:,} keys, {USERS:,} users, {SESSIONS:,} sessions (SQLite)")
     for label, got in rates.items():
-        print(f"  {label:<24}" + "  ".join(f"{r:>9,.0f}" for r in got) + f"   median {statistics.median(got):,.0f} records/s")
+        print(
+            f"  {label:<24}"
+            + "  ".join(f"{r:>9,.0f}" for r in got)
+            + f"   median {statistics.median(got):,.0f} records/s"
+        )
 
 
 def median_ms(fn: Callable[[], Any], repeat: int = 7) -> float:
@@ -313,7 +317,10 @@ def insights_section(db: Database, dep: str) -> None:
     for by in top_rollups.TOP_DIMENSIONS:
         for span in ("24h", "7d", "30d"):
             queries.append(
-                (f"breakdown by {by}, {span}", lambda by=by, span=span: top_q.breakdown(db, dep, w(span), by, cache=top))
+                (
+                    f"breakdown by {by}, {span}",
+                    lambda by=by, span=span: top_q.breakdown(db, dep, w(span), by, cache=top),
+                )
             )
     print(f"\nusage insights, {dep}")
     print(f"{'query':<44}{'cold ms':>10}{'refresh ms':>12}")

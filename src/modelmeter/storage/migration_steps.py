@@ -280,7 +280,9 @@ def _flush_0017(db: Database, tx: Any, dep: str, bucket: int, hour: dict[tuple[s
     )
     out: list[dict[str, Any]] = []
     for dim in ("key", "session", "tag", "user"):
-        ranked = sorted(((k[1], a) for k, a in hour.items() if k[0] == dim), key=lambda va: (-va[1][5], -va[1][0], va[0]))
+        ranked = sorted(
+            ((k[1], a) for k, a in hour.items() if k[0] == dim), key=lambda va: (-va[1][5], -va[1][0], va[0])
+        )
         others: list[Any] = [0] * 6 + [Counter()]
         for i, (value, acc) in enumerate(ranked):
             if i < _TOP_N_0017:

@@ -120,7 +120,9 @@ def _group(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], list[Mapp
     return groups
 
 
-def _count_hour(hours: dict[str, HourList], rows: list[Mapping[str, Any]]) -> tuple[list[int], list[int], dict[str, list[str]]]:
+def _count_hour(
+    hours: dict[str, HourList], rows: list[Mapping[str, Any]]
+) -> tuple[list[int], list[int], dict[str, list[str]]]:
     """One hour of a batch: counts and lists updated (values per dimension, one per record, in C
     where it can be), then each record added to its listed values' rows; the hour's totals (for tags:
     once per tag). Returns the totals, the tag totals and the values demoted per dimension."""
@@ -134,7 +136,9 @@ def _count_hour(hours: dict[str, HourList], rows: list[Mapping[str, Any]]) -> tu
         "session": rebalance(hours["session"], sessions),
         "tag": rebalance(hours["tag"], [t for ts in tags for t in ts]),
     }
-    cols = [list(map(itemgetter(c), rows)) for c in ("prompt_tokens", "completion_tokens", "total_tokens", "spend_pusd")]
+    cols = [
+        list(map(itemgetter(c), rows)) for c in ("prompt_tokens", "completion_tokens", "total_tokens", "spend_pusd")
+    ]
     ok = [1 if r["status"] == "success" else 0 for r in rows]
     total = [len(rows), sum(ok), *map(sum, cols)]
     pt, ct, tt, sp = cols

@@ -99,16 +99,17 @@ def _read(db: Database, deployment: str, dim: str, a: int, b: int) -> _Hours:
 def _hours(db: Database, deployment: str, dim: str, a: int, b: int, cache: TopCache | None) -> _Hours:
     if cache is None:
         return _read(db, deployment, dim, a, b)
-    count = db.fetchone(
+    found = db.fetchone(
         f"SELECT COALESCE(SUM(requests), 0) FROM {TABLE} WHERE deployment = :dep AND dim = :dim "
         "AND bucket_us >= :a AND bucket_us < :b",
         {"dep": deployment, "dim": dim, "a": a, "b": b},
-    )[0]
+    )
+    count = int(found[0]) if found else 0
     key = (deployment, dim, a, b)
-    hit = cache.get(key, int(count))
+    hit = cache.get(key, count)
     if hit is None:
         hit = _read(db, deployment, dim, a, b)
-        cache.put(key, int(count), hit)
+        cache.put(key, count, hit)
     return hit
 
 
@@ -166,6 +167,8 @@ def _answer(hours: _Hours, sort: str, limit: int) -> dict[str, Any]:
     total = [x + sum(hours.sums[v][i] for v in shown) for i, x in enumerate(others)]
     # No p95 for "others" and the total (the cards have the window's): only rows keep histograms.
     other_row = _row("", others, None) if others[0] else None
+    if other_row is not None:
+        other_row["values"] = len(rest)  # values past the limit (each hour's unlisted ones uncounted)
     total_row = _row("", total, None)
     total_row.pop("value")
     return {"rows": rows, "others": other_row, "total": total_row}
