@@ -232,7 +232,7 @@ def reindex_request_ids(db: Database, tx: Any) -> None:
     tx.execute(db.sql(request_ids.COPY), {"a": 0, "b": until})
 
 
-def ingest_through_recorder(db: Database, n: int) -> float:
+def ingest_through_recorder(db: Database, n: int, cpu: list[float] | None = None) -> float:
     """Sustained ingest through the batch writer: CallRecords in, stored rows out (records/s).
     As a gateway's records do, they arrive in time order and soon after their calls started (here:
     over the last minute); their ids and times are appended to the indexes, and their request ids
@@ -242,11 +242,13 @@ def ingest_through_recorder(db: Database, n: int) -> float:
     recs = sorted((synthetic(rnd, time.time() - 60, 60) for _ in range(n)), key=lambda r: r.start)
     recorder = Recorder(db, maxsize=Settings.queue_size, batch_size=Settings.batch_size)  # the server's defaults
     recorder.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for rec in recs:
         while not recorder.submit_nowait(rec):
             time.sleep(0.0005)
     recorder.stop(timeout=600)
+    if cpu is not None:
+        cpu.append(time.process_time() - c0)  # this process's CPU seconds (the writer's among them)
     return n / (time.perf_counter() - t0)
 
 
@@ -259,6 +261,9 @@ def ingest_with_and_without_top_n(n: int, rounds: int = 3) -> None:
 
     real = records_mod.top_rollups.add_rows
     rates: dict[str, list[float]] = {"without top-N rollups": [], "with top-N rollups": []}
+    # Records per second of this process's CPU time too: other work on the machine slows the wall
+    # clock of both runs unevenly, the CPU each run needed much less.
+    cpu_rates: dict[str, list[float]] = {label: [] for label in rates}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(rounds):
             for label in rates:
@@ -266,7 +271,9 @@ def ingest_with_and_without_top_n(n: int, rounds: int = 3) -> None:
                 try:
                     fresh = Database(f"sqlite:///{tmp}/ingest-{i}-{label[:4]}.db")
                     migrate(fresh)
-                    rates[label].append(ingest_through_recorder(fresh, n))
+                    cpu: list[float] = []
+                    rates[label].append(ingest_through_recorder(fresh, n, cpu))
+                    cpu_rates[label].append(n / cpu[0])
                     fresh.close()
                 finally:
                     records_mod.top_rollups.add_rows = real  # type: ignore[assignment]
