@@ -213,12 +213,13 @@ def _apply(
         for i in range(N_SUMS):
             others[i] -= acc[i]
     for value in demoted:  # the whole stored row moves to "others"
+        # DELETE … RETURNING: what is folded is exactly what was removed, even if another writer
+        # added to the row meanwhile (PostgreSQL locks it; SQLite has one writer at a time).
         p = {"deployment": dep, "dim": dim, "bucket_us": bucket, "value": value}
-        row = tx.execute(db.sql(f"SELECT {', '.join(SUMS)} FROM {TABLE} WHERE {_WHERE_ROW}"), p).fetchone()
+        row = tx.execute(db.sql(f"DELETE FROM {TABLE} WHERE {_WHERE_ROW} RETURNING {', '.join(SUMS)}"), p).fetchone()
         if row is not None:
             for i in range(N_SUMS):
                 others[i] += int(row[i])
-            tx.execute(db.sql(f"DELETE FROM {TABLE} WHERE {_WHERE_ROW}"), p)
     out = [_write(dep, dim, bucket, 0, value, acc[:N_SUMS], acc[BINS]) for value, acc in rows.items()]
     if any(others):
         out.append(_write(dep, dim, bucket, 1, "", others, None))
