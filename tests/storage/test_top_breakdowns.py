@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from modelmeter.storage import migrations, top_rollups
+from modelmeter.storage import migrations, top_rollups, top_values
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import insert_rows
 from modelmeter.storage.top_values import TOP_N, HourList, rebalance, take_rows
@@ -22,6 +22,12 @@ from modelmeter.usage.window import Window
 from .test_storage import make_row
 
 HOUR_US = 3_600_000_000
+
+
+@pytest.fixture(autouse=True)
+def histograms_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows' histograms written with every batch (the server waits up to FLUSH_S): p95 checkable."""
+    monkeypatch.setattr(top_values, "FLUSH_S", 0.0)
 T0 = datetime(2026, 3, 5, 9, 0, tzinfo=UTC).timestamp()
 
 
@@ -188,3 +194,24 @@ def test_a_busier_newcomer_takes_the_smallest_place() -> None:
     assert rebalance(hour, ["c", "c"], top_n=2) == ["b"]  # c: 3 requests in all, b: 1
     assert set(hour.listed) == {"a", "c"}
     assert rebalance(hour, ["b"], top_n=2) == []  # b: 2, not more than a's 2
+
+
+def test_row_histograms_are_written_at_most_every_flush_interval(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(top_values, "FLUSH_S", 3600.0)
+    rows = traffic(600, 12, hours=0.5)
+    store(db, rows[:500])
+    window = Window(int(T0 * 1e6), int((T0 + 1800) * 1e6), UTC)
+    got = top_breakdowns.breakdown(db, "gpt", window, "key")
+    assert got["rows"] and all(r["p95_ms"] is None for r in got["rows"])  # sums now, histograms later
+    top_rollups.lists_for(db).flushed -= 3600  # an hour on
+    store(db, rows[500:])
+    got = top_breakdowns.breakdown(db, "gpt", window, "key")
+    heavy = [r for r in got["rows"] if r["value"] in HEAVY]
+    assert heavy and all(r["p95_ms"] is not None for r in heavy)
+    raw = raw_sums(rows, "key")
+    for r in heavy:
+        lat = [x for (h, v), s in raw.items() if v == r["value"] for x in s[4]]
+        assert r["requests"] == len(lat)
+        assert r["p95_ms"] == pytest.approx(nearest_rank(lat, 0.95), rel=0.006)

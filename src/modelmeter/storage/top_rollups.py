@@ -11,6 +11,7 @@ so a batch writes at most about TOP_N + 1 rows per dimension and hour however ma
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from operator import itemgetter
@@ -18,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import histogram
+from modelmeter.storage import histogram, top_values
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import HOUR
-from modelmeter.storage.top_values import BINS, N_SUMS, Acc, HourList, new_acc, rebalance, take_rows
+from modelmeter.storage.top_values import BINS, N_SUMS, Acc, HourList, new_acc, rebalance, take_bins, take_rows
 
 TABLE = "rollup_top_hour"
 # Dimension name (as the API takes it) -> the log filter that shows its requests.
@@ -63,6 +64,7 @@ class TopLists:
     def __init__(self) -> None:
         self.hours: dict[tuple[str, int], dict[str, HourList]] = {}  # (deployment, hour) -> by dimension
         self.lock = threading.Lock()
+        self.flushed = time.monotonic()  # when the waiting histograms were last written
 
     def hour(self, tx: Any, db: Database, dep: str, bucket: int) -> dict[str, HourList]:
         got = self.hours.get((dep, bucket))
@@ -70,12 +72,38 @@ class TopLists:
             got = self.hours[(dep, bucket)] = _load(tx, db, dep, bucket)
         return got
 
+    def due_histograms(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The rows' waiting histograms, every FLUSH_S seconds (and those of hours about to be
+        dropped), as upsert parameters."""
+        t = time.monotonic() if now is None else now
+        old = set(self._to_prune())
+        if t - self.flushed < top_values.FLUSH_S and not old:
+            return []
+        out: list[dict[str, Any]] = []
+        for (dep, bucket), hours in self.hours.items():
+            if t - self.flushed < top_values.FLUSH_S and (dep, bucket) not in old:
+                continue
+            for dim, hour in hours.items():
+                for value, bins in take_bins(hour).items():
+                    row = _write(dep, dim, bucket, 0, value, (0,) * N_SUMS)
+                    row["latency_bins"] = orjson.dumps(bins).decode()
+                    out.append(row)
+        if t - self.flushed >= top_values.FLUSH_S:
+            self.flushed = t
+        return out
+
+    def _to_prune(self) -> list[tuple[str, int]]:
+        if len(self.hours) <= KEEP_HOURS:
+            return []
+        out = []
+        for dep in {d for d, _ in self.hours}:
+            out += [(dep, b) for b in sorted(b for d, b in self.hours if d == dep)[:-KEEP_HOURS]]
+        return out
+
     def prune(self) -> None:
         """Keep the newest KEEP_HOURS hours per deployment (a late record's hour is read again)."""
-        if len(self.hours) > KEEP_HOURS:
-            for dep in {d for d, _ in self.hours}:
-                for old in sorted(b for d, b in self.hours if d == dep)[:-KEEP_HOURS]:
-                    del self.hours[(dep, old)]
+        for key in self._to_prune():
+            del self.hours[key]
 
 
 _LISTS: weakref.WeakKeyDictionary[Database, TopLists] = weakref.WeakKeyDictionary()
@@ -171,16 +199,21 @@ def _count_hour(
     return total, [x + y for x, y in zip(total, tag_extra, strict=True)], demoted
 
 
-_COLS = ("deployment", "dim", "bucket_us", "other", "value", *SUMS, "latency_bins")
+_COLS = ("deployment", "dim", "bucket_us", "other", "value", *SUMS)
+_ADD_SUMS = ", ".join(f"{c} = {TABLE}.{c} + excluded.{c}" for c in SUMS)
+_UPSERT = (
+    f"INSERT INTO {TABLE} ({', '.join(_COLS)}) VALUES ({', '.join(':' + c for c in _COLS)}) "
+    f"ON CONFLICT (deployment, dim, bucket_us, other, value) DO UPDATE SET {_ADD_SUMS}"
+)
 
 
-def _upsert_sql(db: Database) -> str:
-    values = ", ".join(db.json_param(c) if c == "latency_bins" else ":" + c for c in _COLS)
+def _bins_sql(db: Database) -> str:
+    # Zero sums: a row demoted meanwhile by another writer comes back empty (read as no requests).
     return (
-        f"INSERT INTO {TABLE} ({', '.join(_COLS)}) VALUES ({values}) "
+        f"INSERT INTO {TABLE} ({', '.join(_COLS)}, latency_bins) VALUES "
+        f"({', '.join(':' + c for c in _COLS)}, {db.json_param('latency_bins')}) "
         "ON CONFLICT (deployment, dim, bucket_us, other, value) DO UPDATE SET "
-        + ", ".join(f"{c} = {TABLE}.{c} + excluded.{c}" for c in SUMS)
-        + f", latency_bins = mm_bins_add({TABLE}.latency_bins, excluded.latency_bins)"
+        f"latency_bins = mm_bins_add({TABLE}.latency_bins, excluded.latency_bins)"
     )
 
 
@@ -198,9 +231,14 @@ def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
             for dim in TOP_DIMENSIONS:
                 key = (dep, dim, bucket)
                 writes += _apply(db, tx, key, take_rows(hours[dim]), demoted[dim], tag_total if dim == "tag" else total)
+        order = itemgetter("deployment", "dim", "bucket_us", "other", "value")
         if writes:
-            writes.sort(key=lambda w: (w["deployment"], w["dim"], w["bucket_us"], w["other"], w["value"]))
-            db.executemany(tx, _upsert_sql(db), writes)
+            writes.sort(key=order)
+            db.executemany(tx, _UPSERT, writes)
+        histograms = lists.due_histograms()
+        if histograms:
+            histograms.sort(key=order)
+            db.executemany(tx, _bins_sql(db), histograms)
         lists.prune()
 
 
@@ -220,16 +258,13 @@ def _apply(
         if row is not None:
             for i in range(N_SUMS):
                 others[i] += int(row[i])
-    out = [_write(dep, dim, bucket, 0, value, acc[:N_SUMS], acc[BINS]) for value, acc in rows.items()]
-    if any(others):
-        out.append(_write(dep, dim, bucket, 1, "", others, None))
+    out = [_write(dep, dim, bucket, 0, value, acc[:N_SUMS]) for value, acc in rows.items()]
+    if any(others):  # "others" keeps no histogram: it has no p95 of its own
+        out.append(_write(dep, dim, bucket, 1, "", others))
     return out
 
 
-def _write(
-    dep: str, dim: str, bucket: int, other: int, value: str, sums: Sequence[int], bins: dict[str, int] | None
-) -> dict[str, Any]:
-    # "others" keeps no histogram: it has no p95 of its own (a row's is its own requests').
+def _write(dep: str, dim: str, bucket: int, other: int, value: str, sums: Sequence[int]) -> dict[str, Any]:
     return {
         "deployment": dep,
         "dim": dim,
@@ -237,7 +272,6 @@ def _write(
         "other": other,
         "value": value,
         **dict(zip(SUMS, sums, strict=True)),
-        "latency_bins": orjson.dumps(bins).decode() if bins else None,
     }
 
 

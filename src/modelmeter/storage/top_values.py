@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOP_N = 50  # listed values per (deployment, dimension, hour), beside "others"
+# A listed row's latency histogram (its p95) is written at most this often (merging JSON
+# histograms on every batch was the writer's largest cost); sums are written with every batch.
+FLUSH_S = 60.0
 TRACK_CAP = 20_000  # values whose requests a process counts per (deployment, dimension, hour)
 N_SUMS = 6  # requests, succeeded, prompt, completion, total tokens, spend (pico-USD)
 BINS = 6
@@ -42,6 +45,7 @@ class HourList:
 
     listed: dict[str, Acc]
     counts: Counter[str] = field(default_factory=Counter)
+    bins: dict[str, dict[str, int]] = field(default_factory=dict)  # histograms not yet written
 
 
 def rebalance(hour: HourList, values: list[str], top_n: int = TOP_N) -> list[str]:
@@ -50,7 +54,11 @@ def rebalance(hour: HourList, values: list[str], top_n: int = TOP_N) -> list[str
     counts = hour.counts
     counts.update(values)
     listed = hour.listed
-    fresh = [v for v in set(values) if v not in listed]
+    if len(listed) >= top_n:  # only values above the smallest listed one can come in
+        floor = min(counts[v] for v in listed)
+        fresh = [v for v in set(values) if v not in listed and counts[v] > floor]
+    else:
+        fresh = [v for v in set(values) if v not in listed]
     demoted: list[str] = []
     if fresh:
         fresh.sort(key=lambda v: (-counts[v], v))
@@ -62,6 +70,7 @@ def rebalance(hour: HourList, values: list[str], top_n: int = TOP_N) -> list[str
                 if counts[value] <= smallest[0]:
                     break  # sorted: none after this one counts more either
                 del listed[smallest[1]]
+                hour.bins.pop(smallest[1], None)
                 demoted.append(smallest[1])
                 smallest = None
             listed[value] = new_acc()
@@ -75,10 +84,23 @@ def rebalance(hour: HourList, values: list[str], top_n: int = TOP_N) -> list[str
 
 
 def take_rows(hour: HourList) -> dict[str, Acc]:
-    """The listed values' parts of the batch (those with requests), reset for the next batch."""
+    """The listed values' parts of the batch (those with requests), reset for the next batch;
+    their histograms join the ones waiting to be written."""
     rows = {}
     for value, acc in hour.listed.items():
         if acc[0]:
             rows[value] = acc
             hour.listed[value] = new_acc()
+            waiting = hour.bins.get(value)
+            if waiting is None:
+                hour.bins[value] = acc[BINS]
+            else:
+                for k, n in acc[BINS].items():
+                    waiting[k] = waiting.get(k, 0) + n
     return rows
+
+
+def take_bins(hour: HourList) -> dict[str, dict[str, int]]:
+    """The histograms waiting to be written, handed over."""
+    out, hour.bins = hour.bins, {}
+    return out
