@@ -52,10 +52,13 @@ def values_of(row: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield "tag", tag
 
 
-def tags_of(tags: str | None) -> list[str]:
+_NO_TAG = ("",)
+
+
+def tags_of(tags: str | None) -> Sequence[str]:
     if not tags or tags == "[]":
-        return [""]
-    return [str(t) for t in dict.fromkeys(orjson.loads(tags))] or [""]
+        return _NO_TAG
+    return [str(t) for t in dict.fromkeys(orjson.loads(tags))] or _NO_TAG
 
 
 class TopLists:
@@ -170,32 +173,38 @@ def _count_hour(
     ok = [1 if r["status"] == "success" else 0 for r in rows]
     total = [len(rows), sum(ok), *map(sum, cols)]
     pt, ct, tt, sp = cols
-    # (row accumulator, record) for each record and listed value it has: found in list comprehensions
-    hits: list[tuple[Acc, int]] = []
+    bins_at: list[str | None] = [None] * len(rows)
+    bin_of = histogram.bin_of
+
+    def add(accs: list[Acc], hits: list[int]) -> None:
+        # Each (listed value's row, record) pair: the row's part of the batch.
+        for acc, i in zip(accs, hits, strict=True):
+            acc[0] += 1
+            acc[1] += ok[i]
+            acc[2] += pt[i]
+            acc[3] += ct[i]
+            acc[4] += tt[i]
+            acc[5] += sp[i]
+            b = bins_at[i]
+            if b is None:
+                b = bins_at[i] = str(bin_of(rows[i]["latency_ms"]))
+            bins = acc[BINS]
+            bins[b] = bins.get(b, 0) + 1
+
+    # The hits found in list comprehensions (no object made per record).
     for dim, values in (("key", keys), ("user", users), ("session", sessions)):
         listed = hours[dim].listed
-        hits += [(listed[v], i) for i, v in enumerate(values) if v in listed]
+        add([listed[v] for v in values if v in listed], [i for i, v in enumerate(values) if v in listed])
     tag_listed = hours["tag"].listed
+    add(
+        [tag_listed[t] for ts in tags for t in ts if t in tag_listed],
+        [i for i, ts in enumerate(tags) for t in ts if t in tag_listed],
+    )
     tag_extra = [0] * N_SUMS
     for i, ts in enumerate(tags):
         if len(ts) > 1:  # a record counts once per tag: the tag totals have it that many times
             for j, v in enumerate((1, ok[i], pt[i], ct[i], tt[i], sp[i])):
                 tag_extra[j] += v * (len(ts) - 1)
-        hits += [(tag_listed[t], i) for t in ts if t in tag_listed]
-    bins_at: list[str | None] = [None] * len(rows)
-    bin_of = histogram.bin_of
-    for acc, i in hits:
-        acc[0] += 1
-        acc[1] += ok[i]
-        acc[2] += pt[i]
-        acc[3] += ct[i]
-        acc[4] += tt[i]
-        acc[5] += sp[i]
-        b = bins_at[i]
-        if b is None:
-            b = bins_at[i] = str(bin_of(rows[i]["latency_ms"]))
-        bins = acc[BINS]
-        bins[b] = bins.get(b, 0) + 1
     return total, [x + y for x, y in zip(total, tag_extra, strict=True)], demoted
 
 
