@@ -28,6 +28,8 @@ HOUR_US = 3_600_000_000
 def histograms_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows' histograms written with every batch (the server waits up to FLUSH_S): p95 checkable."""
     monkeypatch.setattr(top_values, "FLUSH_S", 0.0)
+
+
 T0 = datetime(2026, 3, 5, 9, 0, tzinfo=UTC).timestamp()
 
 
@@ -132,7 +134,7 @@ def check(db: Database, rows: list[dict], window: Window, by: str, exact_rows: b
         if kept == mine:
             always += 1
             lat = [x for h in mine for x in raw[(h, row["value"])][4]]
-            assert row["p95_ms"] == pytest.approx(nearest_rank(lat, 0.95), rel=0.006)
+            assert row["p95_ms"] == pytest.approx(nearest_rank(lat, 0.95), rel=0.026)
     assert always > 0 or not exact_rows
     spends = [r["spend"] for r in got["rows"]]
     assert spends == sorted(spends, reverse=True)
@@ -196,9 +198,7 @@ def test_a_busier_newcomer_takes_the_smallest_place() -> None:
     assert rebalance(hour, ["b"], top_n=2) == []  # b: 2, not more than a's 2
 
 
-def test_row_histograms_are_written_at_most_every_flush_interval(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_row_histograms_are_written_at_most_every_flush_interval(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(top_values, "FLUSH_S", 3600.0)
     rows = traffic(600, 12, hours=0.5)
     store(db, rows[:500])
@@ -214,4 +214,4 @@ def test_row_histograms_are_written_at_most_every_flush_interval(
     for r in heavy:
         lat = [x for (h, v), s in raw.items() if v == r["value"] for x in s[4]]
         assert r["requests"] == len(lat)
-        assert r["p95_ms"] == pytest.approx(nearest_rank(lat, 0.95), rel=0.006)
+        assert r["p95_ms"] == pytest.approx(nearest_rank(lat, 0.95), rel=0.026)

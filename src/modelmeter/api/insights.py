@@ -105,7 +105,7 @@ def usage_breakdown(
     rollups that keep the top 50 values of each hour (by requests) and an "others" remainder, so
     they cover the whole UTC hours the window touches (`start`, `end` say which), and stay fast with
     any number of distinct values. The `limit` values first by `sort` (`spend`, `requests`,
-    `tokens`, `error_rate`, `p95`) are `rows`, each with `p95_ms` (latency, within 0.5%); `others`
+    `tokens`, `error_rate`, `p95`) are `rows`, each with `p95_ms` (latency, within 2.6%); `others`
     holds every other request (the values past the limit, and each hour's values outside its top
     50), with `values` (how many values past the limit it holds); rows plus `others` equal `total`
     exactly, which (but for tags) equals those hours' cards. A value's row counts its requests in

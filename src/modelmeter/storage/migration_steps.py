@@ -254,8 +254,8 @@ _SUMS_0017 = ("requests", "succeeded", "prompt_tokens", "completion_tokens", "to
 
 
 def _bin_0017(latency_ms: float) -> int:
-    # The bins of 0005 (ratio 1.01 from 0.01 ms).
-    return 0 if latency_ms <= 0.01 else int(math.log(latency_ms / 0.01) / math.log(1.01)) + 1
+    # Five of 0005's bins (ratio 1.01 from 0.01 ms) in one: ratio 1.01**5.
+    return 0 if latency_ms <= 0.01 else (int(math.log(latency_ms / 0.01) / math.log(1.01)) + 1) // 5
 
 
 def _values_0017(key: Any, metadata: Any, session: Any, tags: Any) -> list[tuple[str, str]]:

@@ -22,7 +22,7 @@ import orjson
 from modelmeter.storage import histogram, top_values
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import HOUR
-from modelmeter.storage.top_values import BINS, N_SUMS, Acc, HourList, new_acc, rebalance, take_bins, take_rows
+from modelmeter.storage.top_values import BINS, COARSE, N_SUMS, Acc, HourList, new_acc, rebalance, take_bins, take_rows
 
 TABLE = "rollup_top_hour"
 # Dimension name (as the API takes it) -> the log filter that shows its requests.
@@ -187,7 +187,7 @@ def _count_hour(
             acc[5] += sp[i]
             b = bins_at[i]
             if b is None:
-                b = bins_at[i] = str(bin_of(rows[i]["latency_ms"]))
+                b = bins_at[i] = str(bin_of(rows[i]["latency_ms"]) // COARSE)
             bins = acc[BINS]
             bins[b] = bins.get(b, 0) + 1
 

@@ -30,6 +30,24 @@ TRACK_CAP = 20_000  # values whose requests a process counts per (deployment, di
 N_SUMS = 6  # requests, succeeded, prompt, completion, total tokens, spend (pico-USD)
 BINS = 6
 
+# A row's latency histogram has coarser bins than the rollups' (five of theirs, ratio 1.01**5 ~ 1.051):
+# a week of a busy value is 168 histograms to read, and it reads ~5x fewer entries; p95 is the
+# geometric middle of its bin, within 2.6% of the exact value.
+COARSE = 5
+
+
+def coarse_bin(fine_bin: int) -> int:
+    return fine_bin // COARSE
+
+
+def coarse_value(index: int, floor_ms: float = 0.01, ratio: float = 1.01) -> float:
+    """The geometric middle of a coarse bin (fine bins COARSE*index .. COARSE*index+COARSE-1;
+    fine bin k >= 1 covers [floor * ratio**(k-1), floor * ratio**k))."""
+    if index <= 0:
+        return floor_ms * ratio ** (COARSE / 2 - 1) if COARSE > 1 else floor_ms
+    return floor_ms * ratio ** (COARSE * index - 1 + COARSE / 2)
+
+
 # A listed value's part of a batch: the six sums, then its latency histogram {bin: count}.
 Acc = list[Any]
 

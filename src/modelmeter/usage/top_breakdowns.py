@@ -7,11 +7,12 @@ exactly (for tags: each record once per tag it has). A value's row counts its re
 where it was among the top values (TOP_N per hour, by spend then requests); its requests in other
 hours are in "others", with the values past ``limit``. With one writer process a listed hour is
 exact (``storage.top_values``), so a value listed in every hour it had requests has exact figures.
-p95 latency per row comes from the rows' latency histograms (within 0.5%); "others" and the total
+p95 latency per row comes from the rows' latency histograms (coarse bins: within 2.6%); "others" and the total
 have none (the cards show the window's p95)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from modelmeter.storage import histogram
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import HOUR
 from modelmeter.storage.top_rollups import SUMS, TABLE
+from modelmeter.storage.top_values import coarse_value
 from modelmeter.units import PICO, iso
 from modelmeter.usage.window import Window
 
@@ -113,6 +115,20 @@ def _hours(db: Database, deployment: str, dim: str, a: int, b: int, cache: TopCa
     return hit
 
 
+def p95(bins: histogram.Bins) -> float | None:
+    """Nearest-rank p95 of a row's histogram (``top_values.coarse_bin`` bins: within 2.6%)."""
+    total = sum(bins.values())
+    if total <= 0:
+        return None
+    rank = max(math.ceil(0.95 * total), 1)
+    seen = 0
+    for index in sorted(bins, key=int):
+        seen += bins[index]
+        if seen >= rank:
+            return round(coarse_value(int(index), histogram.BIN_FLOOR_MS, histogram.BIN_RATIO), 3)
+    return None
+
+
 def _row(value: str, s: list[int], bins: histogram.Bins | None) -> dict[str, Any]:
     n = s[0]
     return {
@@ -124,13 +140,13 @@ def _row(value: str, s: list[int], bins: histogram.Bins | None) -> dict[str, Any
         "completion_tokens": s[3],
         "total_tokens": s[4],
         "spend": s[5] / PICO,
-        "p95_ms": histogram.percentile_from_bins(bins, 0.95) if bins else None,
+        "p95_ms": p95(bins) if bins else None,
     }
 
 
 def _sort_key(sort: str, hours: _Hours) -> Any:
     if sort == "p95":
-        return lambda v: (-(histogram.percentile_from_bins(hours.histogram(v), 0.95) or 0.0), v)
+        return lambda v: (-(p95(hours.histogram(v)) or 0.0), v)
     if sort == "error_rate":
         return lambda v: (-(hours.sums[v][0] - hours.sums[v][1]) / hours.sums[v][0], -hours.sums[v][0], v)
     col = {"spend": 5, "requests": 0, "tokens": 4}[sort]
