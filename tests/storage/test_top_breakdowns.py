@@ -215,3 +215,17 @@ def test_row_histograms_are_written_at_most_every_flush_interval(db: Database, m
         lat = [x for (h, v), s in raw.items() if v == r["value"] for x in s[4]]
         assert r["requests"] == len(lat)
         assert r["p95_ms"] == pytest.approx(nearest_rank(lat, 0.95), rel=0.026)
+
+
+def test_the_log_filters_by_end_user(db: Database) -> None:
+    """What a user row opens: the log of the requests whose body named that user."""
+    from modelmeter.usage import records as records_q
+
+    rows = traffic(400, 21, hours=1)
+    store(db, rows)
+    window = Window(int(T0 * 1e6), int((T0 + 3600) * 1e6), UTC)
+    for user in ("u0", "u1"):
+        want = sorted(r["id"] for r in rows if values(r, "user") == [user])
+        got = records_q.page(db, "gpt", window, limit=200, end_user=user)["data"]
+        assert want and sorted(r["id"] for r in got) == want
+        assert all(r["metadata"]["user"] == user for r in got)
