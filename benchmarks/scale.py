@@ -267,7 +267,7 @@ def ingest_through_recorder(db: Database, n: int, cpu: list[float] | None = None
     return n / (time.perf_counter() - t0)
 
 
-def ingest_with_and_without_top_n(n: int, rounds: int = 3) -> None:
+def ingest_with_and_without_top_n(n: int, rounds: int = 4) -> None:
     """The same ingest into fresh SQLite files, alternately without the hourly top-N rollups (as
     before 0017) and with them, so both rates are measured under the same machine load."""
     import tempfile
