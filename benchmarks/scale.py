@@ -301,44 +301,6 @@ def ingest_with_and_without_top_n(n: int, rounds: int = 4) -> None:
             print(f"    {label:<24}{runs}   median {statistics.median(got):,.0f}")
     ratio = statistics.median(cpu_rates["with top-N rollups"]) / statistics.median(cpu_rates["without top-N rollups"])
     print(f"  with / without, CPU: {ratio:.3f}")
-    writer_cpu(n, rounds)
-
-
-def writer_cpu(n: int, rounds: int) -> None:
-    """The batch writer alone (insert_rows, batches of 2,000, one thread): CPU seconds per record
-    with and without the top-N rollups, alternately; the ingest rate's bottleneck is this thread."""
-    import tempfile
-
-    from modelmeter.storage import records as records_mod
-
-    rnd = random.Random(7)
-    pricer = Pricer()
-    recs = sorted((synthetic(rnd, time.time() - 60, 60) for _ in range(n)), key=lambda r: r.start)
-    rows = [finish(r, pricer) for r in recs]
-    real = records_mod.top_rollups.add_rows
-    us: dict[str, list[float]] = {"without top-N rollups": [], "with top-N rollups": []}
-    labels = list(us)
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(rounds + 1):  # the first round warms up (not counted); then each order in turn
-            for label in labels if i % 2 else labels[::-1]:
-                records_mod.top_rollups.add_rows = real if label.startswith("with ") else (lambda *a: None)  # type: ignore[assignment]
-                try:
-                    fresh = Database(f"sqlite:///{tmp}/writer-{i}-{label[:4]}.db")
-                    migrate(fresh)
-                    c0 = time.process_time()
-                    for j in range(0, n, 2000):
-                        insert_rows(fresh, rows[j : j + 2000])
-                    if i:
-                        us[label].append((time.process_time() - c0) / n * 1e6)
-                    fresh.close()
-                finally:
-                    records_mod.top_rollups.add_rows = real  # type: ignore[assignment]
-    print(f"\nthe writer's CPU per record (insert_rows, {n:,} records, batches of 2,000)")
-    for label, got in us.items():
-        runs = "  ".join(f"{x:>7.1f}" for x in got)
-        print(f"    {label:<24}{runs}   median {statistics.median(got):.1f} µs")
-    with_, without = statistics.median(us["with top-N rollups"]), statistics.median(us["without top-N rollups"])
-    print(f"  with / without: {with_ / without:.3f}")
 
 
 def median_ms(fn: Callable[[], Any], repeat: int = 7) -> float:
