@@ -26,7 +26,7 @@ from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.recording.recorder import Recorder
-from modelmeter.storage import request_ids
+from modelmeter.storage import migration_steps, request_ids, top_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.records import insert_rows
@@ -35,6 +35,7 @@ from modelmeter.usage import fleet as fleet_q
 from modelmeter.usage import insights as insights_q
 from modelmeter.usage import records as records_q
 from modelmeter.usage import summary as summary_q
+from modelmeter.usage import top_breakdowns as top_q
 from modelmeter.usage.rollup_reads import BinsCache, PercentileCache
 from modelmeter.usage.window import parse_window
 
@@ -61,6 +62,7 @@ DEPLOYMENTS = [  # name, share of traffic
     (Deployment(name="smollm2-135m-instruct", model="smollm2-135m-instruct", provider="local"), 0.05),
 ]
 DAYS = 7
+KEYS, USERS, SESSIONS = 10_000, 100_000, 50_000  # distinct API keys, end users, agent sessions
 
 
 def synthetic(rnd: random.Random, start: float, span: float) -> CallRecord:
@@ -93,8 +95,15 @@ def synthetic(rnd: random.Random, start: float, span: float) -> CallRecord:
     rec.usage = Usage(
         prompt, completion, prompt + completion, cached_tokens=prompt // 4 if rnd.random() < 0.3 else 0, reported=True
     )
-    rec.metadata = {"tags": ["bench:demo"]} if rnd.random() < 0.01 else None
-    rec.tags = rec.metadata["tags"] if rec.metadata else []
+    tagged = rnd.random() < 0.01
+    # Keys and users: a few heavy ones (a Zipf-like head) and a long tail over all of them.
+    head = rnd.random() < 0.3
+    rec.key_alias = f"key-{rnd.randint(0, 20) if head else rnd.randrange(KEYS)}"
+    rec.metadata = {"user": f"user-{rnd.randint(0, 50) if head else rnd.randrange(USERS)}"}
+    if tagged:
+        rec.metadata["tags"] = ["bench:demo"]
+    rec.tags = ["bench:demo"] if tagged else []
+    rec.session_id = f"sess-{rnd.randrange(SESSIONS)}" if rnd.random() < 0.3 else None
     return rec
 
 
@@ -106,13 +115,27 @@ def fill(db: Database, n: int, seed: int = 1, batch: int = 2000) -> float:
     start = now - DAYS * 86400
     t0 = time.perf_counter()
     done = 0
-    while done < n:
-        k = min(batch, n - done)
-        insert_rows(db, [finish(synthetic(rnd, start, DAYS * 86400), pricer) for _ in range(k)])
-        done += k
-        if done % 200_000 < batch:
-            rate = done / (time.perf_counter() - t0)
-            print(f"  filled {done:,} ({rate:,.0f} rows/s)", flush=True)
+    # Records in random order over 7 days: each batch touches most hours, which the top-N writer
+    # (made for records in time order) would read and write hour by hour; its rollups are built
+    # from the rows at the end instead, as migration 0017 does.
+    from modelmeter.storage import records as records_mod
+
+    real = records_mod.top_rollups.add_rows
+    records_mod.top_rollups.add_rows = lambda *a: None  # type: ignore[assignment]
+    try:
+        while done < n:
+            k = min(batch, n - done)
+            insert_rows(db, [finish(synthetic(rnd, start, DAYS * 86400), pricer) for _ in range(k)])
+            done += k
+            if done % 200_000 < batch:
+                rate = done / (time.perf_counter() - t0)
+                print(f"  filled {done:,} ({rate:,.0f} rows/s)", flush=True)
+    finally:
+        records_mod.top_rollups.add_rows = real  # type: ignore[assignment]
+    with db.transaction() as tx:
+        tx.execute(f"DELETE FROM {top_rollups.TABLE}")
+        migration_steps.backfill_top_0017(db, tx)
+    top_rollups.forget(db)
     return n / (time.perf_counter() - t0)
 
 
@@ -211,6 +234,9 @@ def multiply(db: Database, base: int, n: int) -> float:
                     "SUM(completion_tokens), SUM(total_tokens), SUM(spend_pusd) FROM records GROUP BY 1, 2, 3, 4"
                 )
         reindex_request_ids(db, tx)
+        tx.execute(f"DELETE FROM {top_rollups.TABLE}")
+        migration_steps.backfill_top_0017(db, tx)  # the hourly top-N lists, exact, from the rows
+    top_rollups.forget(db)
     print("  rollups and the request-id index rebuilt from the raw rows", flush=True)
     return (n - have) / (time.perf_counter() - t0)
 
@@ -226,7 +252,7 @@ def reindex_request_ids(db: Database, tx: Any) -> None:
     tx.execute(db.sql(request_ids.COPY), {"a": 0, "b": until})
 
 
-def ingest_through_recorder(db: Database, n: int) -> float:
+def ingest_through_recorder(db: Database, n: int, cpu: list[float] | None = None) -> float:
     """Sustained ingest through the batch writer: CallRecords in, stored rows out (records/s).
     As a gateway's records do, they arrive in time order and soon after their calls started (here:
     over the last minute); their ids and times are appended to the indexes, and their request ids
@@ -236,11 +262,13 @@ def ingest_through_recorder(db: Database, n: int) -> float:
     recs = sorted((synthetic(rnd, time.time() - 60, 60) for _ in range(n)), key=lambda r: r.start)
     recorder = Recorder(db, maxsize=Settings.queue_size, batch_size=Settings.batch_size)  # the server's defaults
     recorder.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for rec in recs:
         while not recorder.submit_nowait(rec):
             time.sleep(0.0005)
     recorder.stop(timeout=600)
+    if cpu is not None:
+        cpu.append(time.process_time() - c0)  # this process's CPU seconds (the writer's among them)
     return n / (time.perf_counter() - t0)
 
 
@@ -258,6 +286,42 @@ def store_only(db: Database, n: int) -> float:
     for i in range(0, n, batch):
         insert_rows(db, rows[i : i + batch])
     return n / (time.perf_counter() - t0)
+
+
+def ingest_with_and_without_top_n(n: int, rounds: int = 4) -> None:
+    """The same ingest into fresh SQLite files, alternately without the hourly top-N rollups (as
+    before 0017) and with them, so both rates are measured under the same machine load."""
+    import tempfile
+
+    from modelmeter.storage import records as records_mod
+
+    real = records_mod.top_rollups.add_rows
+    rates: dict[str, list[float]] = {"without top-N rollups": [], "with top-N rollups": []}
+    # Records per second of this process's CPU time too: other work on the machine slows the wall
+    # clock of both runs unevenly, the CPU each run needed much less.
+    cpu_rates: dict[str, list[float]] = {label: [] for label in rates}
+    labels = list(rates)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(rounds):
+            for label in labels if i % 2 == 0 else labels[::-1]:  # each order in turn
+                records_mod.top_rollups.add_rows = real if label.startswith("with ") else (lambda *a: None)  # type: ignore[assignment]
+                try:
+                    fresh = Database(f"sqlite:///{tmp}/ingest-{i}-{label[:4]}.db")
+                    migrate(fresh)
+                    cpu: list[float] = []
+                    rates[label].append(ingest_through_recorder(fresh, n, cpu))
+                    cpu_rates[label].append(n / cpu[0])
+                    fresh.close()
+                finally:
+                    records_mod.top_rollups.add_rows = real  # type: ignore[assignment]
+    print(f"\ningest, {n:,} records a run, {KEYS:,} keys, {USERS:,} users, {SESSIONS:,} sessions (SQLite)")
+    for title, table in (("records/s (wall clock)", rates), ("records per CPU second", cpu_rates)):
+        print(f"  {title}")
+        for label, got in table.items():
+            runs = "  ".join(f"{r:>9,.0f}" for r in got)
+            print(f"    {label:<24}{runs}   median {statistics.median(got):,.0f}")
+    ratio = statistics.median(cpu_rates["with top-N rollups"]) / statistics.median(cpu_rates["without top-N rollups"])
+    print(f"  with / without, CPU: {ratio:.3f}")
 
 
 def median_ms(fn: Callable[[], Any], repeat: int = 7) -> float:
@@ -298,6 +362,15 @@ def insights_section(db: Database, dep: str) -> None:
         ("cost by component, 7 days (1 h buckets)", lambda: panels_q.panel(db, dep, w("7d"), "costs")),
         ("caching, 24 h (15 min buckets)", lambda: panels_q.panel(db, dep, w("24h"), "cache")),
     ]
+    top = top_q.TopCache()  # as the API keeps one per process
+    for by in top_rollups.TOP_DIMENSIONS:
+        for span in ("24h", "7d", "30d"):
+            queries.append(
+                (
+                    f"breakdown by {by}, {span}",
+                    lambda by=by, span=span: top_q.breakdown(db, dep, w(span), by, cache=top),
+                )
+            )
     print(f"\nusage insights, {dep}")
     print(f"{'query':<44}{'cold ms':>10}{'refresh ms':>12}")
     for name, fn in queries:
@@ -348,6 +421,12 @@ def main() -> None:
     ap.add_argument("--database", default="sqlite:////tmp/mm-scale.db")
     ap.add_argument("--insights-only", action="store_true", help="only the usage insights section")
     ap.add_argument("--fleet-only", action="store_true", help="only the fleet usage (Models page) section")
+    ap.add_argument(
+        "--ingest-compare",
+        type=int,
+        default=0,
+        help="records per run: ingest into fresh SQLite files with and without the top-N rollups, then stop",
+    )
     ap.add_argument("--records", type=int, default=1_000_000, help="total records in the database")
     ap.add_argument("--ingest", type=int, default=200_000, help="records for the recorder ingest test (0: skip)")
     ap.add_argument(
@@ -363,6 +442,9 @@ def main() -> None:
         help="records made one by one before the rest are time-shifted copies of them",
     )
     args = ap.parse_args()
+    if args.ingest_compare:
+        ingest_with_and_without_top_n(args.ingest_compare)
+        return
     db = Database(args.database)
     migrate(db)
     existing = db.fetchone("SELECT COUNT(*) FROM records")[0]

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from modelmeter.api.routes import EndQ, StartQ, TagQ, TzQ, WindowQ, _csv_cell, _known, _state, _window
-from modelmeter.usage import breakdowns, insights
+from modelmeter.usage import breakdowns, insights, top_breakdowns
 
 router = APIRouter(prefix="/api", tags=["usage insights"])
 
@@ -73,31 +73,63 @@ def usage_errors(
     return insights.errors(state.db, name, _window(window, start, end, tz, chart=True), tag)
 
 
-@router.get("/deployments/{name:path}/usage/breakdown", summary="A window's requests by call type")
+By = Literal["call_type", "key", "user", "tag", "session"]
+Sort = Literal["spend", "requests", "tokens", "error_rate", "p95"]
+
+
+@router.get(
+    "/deployments/{name:path}/usage/breakdown",
+    summary="A window's requests by call type, API key, end user, tag or session",
+)
 def usage_breakdown(
     request: Request,
     name: str,
-    by: Annotated[Literal["call_type"], Query(description="the dimension: call_type")] = "call_type",
+    by: Annotated[By, Query(description="the dimension: call_type, key, user, tag or session")] = "call_type",
+    sort: Annotated[Sort, Query(description="key, user, tag, session: which values come first")] = "spend",
+    limit: Annotated[int, Query(ge=1, le=top_breakdowns.MAX_LIMIT, description="key, user, tag, session: rows")] = 50,
     format: Literal["json", "csv"] = "json",
     window: WindowQ = None,
     start: StartQ = None,
     end: EndQ = None,
     tz: TzQ = None,
 ) -> Any:
-    """One row per call type (e.g. chat, messages, embeddings) with requests in the window:
-    `requests`, `failed`, `error_rate`, `prompt_tokens`, `completion_tokens`, `total_tokens`,
-    `spend` (USD), by spend then requests; `total` is their sum, which equals the
-    window's cards. `format=csv` gives the same rows as CSV."""
+    """One row per value with requests: `requests`, `failed`, `error_rate`, `prompt_tokens`,
+    `completion_tokens`, `total_tokens`, `spend` (USD); `total` is the sum of the rows (and of
+    `others`). `format=csv` gives the rows (and `others`) as CSV.
+
+    `by=call_type` (e.g. chat, messages, embeddings): every value, exact, for exactly the window,
+    by spend then requests; `total` equals the window's cards.
+
+    `by=key` (the virtual key's alias, never the key), `user` (the request's `user` field), `tag`
+    (a request with several tags counts under each) and `session` (the agent session): from hourly
+    rollups that keep the top 50 values of each hour (by requests) and an "others" remainder, so
+    they cover the whole UTC hours the window touches (`start`, `end` say which), and stay fast with
+    any number of distinct values. The `limit` values first by `sort` (`spend`, `requests`,
+    `tokens`, `error_rate`, `p95`) are `rows`, each with `p95_ms` (latency, within 2.6%); `others`
+    holds every other request (the values past the limit, and each hour's values outside its top
+    50), with `values` (how many values past the limit it holds); rows plus `others` equal `total`
+    exactly, which (but for tags) equals those hours' cards. A value's row counts its requests in
+    the hours it was listed, from the batch that listed it: never more than its true figures, and
+    exact for a value listed from its first request of each hour (the busiest values are)."""
     state = _state(request)
     _known(state, name)
-    result = breakdowns.breakdown(state.db, name, _window(window, start, end, tz), by)
+    win = _window(window, start, end, tz)
+    if by == "call_type":
+        result = breakdowns.breakdown(state.db, name, win, by)
+        columns: tuple[str, ...] = breakdowns.CSV_COLUMNS
+    else:
+        result = top_breakdowns.breakdown(state.db, name, win, by, sort=sort, limit=limit, cache=state.top_values)
+        columns = top_breakdowns.CSV_COLUMNS
     if format == "json":
         return result
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(breakdowns.CSV_COLUMNS)
+    writer.writerow(columns if by == "call_type" else ("others", *columns))
     for row in result["rows"]:
-        writer.writerow([_csv_cell(row[c]) for c in breakdowns.CSV_COLUMNS])
+        cells = [_csv_cell(row[c]) for c in columns]
+        writer.writerow(cells if by == "call_type" else ["", *cells])
+    if result.get("others"):
+        writer.writerow(["yes", *(_csv_cell(result["others"][c]) for c in columns)])
     filename = f"{name.replace('/', '_')}-by-{by}.csv"
     return Response(
         buf.getvalue(), media_type="text/csv", headers={"content-disposition": f'attachment; filename="{filename}"'}

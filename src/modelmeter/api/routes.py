@@ -32,6 +32,9 @@ TagQ = Annotated[str | None, Query(description="Only requests carrying this tag,
 StatusQ = Annotated[Literal["success", "error"] | None, Query()]
 KeyQ = Annotated[str | None, Query(description="Only requests made with this virtual key (its alias)")]
 SessionQ = Annotated[str | None, Query(max_length=512, description="Only calls of this agent session (session_id)")]
+UserQ = Annotated[
+    str | None, Query(max_length=512, description="Only requests whose body named this end user (its `user` field)")
+]
 CallTypeQ = Annotated[str | None, Query(max_length=64, description="Only calls of this type, e.g. chat, messages")]
 CSV_COLUMNS = (
     "start_time",
@@ -175,6 +178,7 @@ def export_requests(
     key_alias: KeyQ = None,
     session: SessionQ = None,
     call_type: CallTypeQ = None,
+    user: UserQ = None,
 ) -> StreamingResponse:
     state = _state(request)
     _known(state, name)
@@ -187,6 +191,7 @@ def export_requests(
         key_alias=key_alias,
         session=session,
         call_type=call_type,
+        end_user=user,
     )
     filename = f"{name.replace('/', '_')}-requests.{format}"
     media = "text/csv" if format == "csv" else "application/x-ndjson"
@@ -233,11 +238,19 @@ def list_requests(
     key_alias: KeyQ = None,
     session: SessionQ = None,
     call_type: CallTypeQ = None,
+    user: UserQ = None,
 ) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
     win = _window(window, start, end, tz)
-    filters = {"status": status, "tag": tag, "key_alias": key_alias, "session": session, "call_type": call_type}
+    filters = {
+        "status": status,
+        "tag": tag,
+        "key_alias": key_alias,
+        "session": session,
+        "call_type": call_type,
+        "end_user": user,
+    }
     try:
         if after:
             rows = records_q.newer(state.db, name, win, after, limit=limit, **filters)

@@ -18,6 +18,7 @@ from modelmeter.storage.database import Database
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
 from modelmeter.usage.rollup_reads import BinsCache, PercentileCache
+from modelmeter.usage.top_breakdowns import TopCache
 
 
 @dataclass
@@ -36,6 +37,7 @@ class AppState:
     router: Router = field(default_factory=Router)  # routed deployments' upstreams and breakers
     percentiles: PercentileCache = field(default_factory=PercentileCache)  # of past chart buckets
     histograms: BinsCache = field(default_factory=BinsCache)  # merged histograms of past rollup ranges
+    top_values: TopCache = field(default_factory=TopCache)  # summed hours of the top-N breakdowns
     admin_hash: str | None = None  # set at start-up; None until then (auth answers 503)
     session_secret: str | None = None  # signs session cookies (auth.sessions); set at start-up
     run_manager: RunManager | None = None  # server-side runs (api.runs), made at the first one

@@ -4,7 +4,7 @@ as the records (upserts that add, like ``storage.rollups``).
 
 Only low-cardinality dimensions belong here: with 10,000 API keys nearly every record is a row of
 its own (an upsert per record and resolution), which took ingest from ~20,000 to ~13,000 records/s;
-per-key breakdowns need a bounded top-N per bucket instead."""
+keys, end users, tags and sessions have bounded hourly top-N rollups instead (``top_rollups``)."""
 
 from __future__ import annotations
 

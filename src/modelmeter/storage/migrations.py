@@ -395,6 +395,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         backfill=_fill_upstream_rollups,
     ),
+    # Breakdowns by API key, end user, tag and session (issue 14): per deployment, dimension and
+    # hour, the top values by spend (then requests) with a row each, and one "others" row
+    # (other = 1) holding the rest, so an hour's rows add up to it exactly; storage/top_rollups.py.
+    Migration(
+        "0017_topn_breakdowns",
+        (
+            """CREATE TABLE rollup_top_hour (
+            deployment TEXT NOT NULL,
+            dim TEXT NOT NULL,
+            bucket_us BIGINT NOT NULL,
+            other SMALLINT NOT NULL,
+            value TEXT NOT NULL,
+            requests BIGINT NOT NULL,
+            succeeded BIGINT NOT NULL,
+            prompt_tokens BIGINT NOT NULL,
+            completion_tokens BIGINT NOT NULL,
+            total_tokens BIGINT NOT NULL,
+            spend_pusd BIGINT NOT NULL,
+            latency_bins /*JSON*/,
+            PRIMARY KEY (deployment, dim, bucket_us, other, value)
+        )/*WITHOUT_ROWID*/""",
+        ),
+        backfill=migration_steps.backfill_top_0017,
+    ),
     # Spend per cost component, cache writes and savings, retries per rollup bucket (issue 14: the
     # cost, cache, retries and reasoning panels), filled from the records (migration_0018.py).
     Migration("0018_panel_sums", migration_0018.statements_0018(), backfill=migration_0018.backfill_0018),

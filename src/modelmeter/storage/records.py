@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, pg_copy, request_ids, rollups, sanitise, upstream_rollups
+from modelmeter.storage import dim_rollups, pg_copy, request_ids, rollups, sanitise, top_rollups, upstream_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
@@ -31,16 +31,21 @@ def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False)
     # rows spooled by a version before 0014 have no served_by/attempts: NULL
     rows = [r if "attempts" in r else {**r, "served_by": None, "attempts": None} for r in rows]
     rows = sanitise.for_database(rows, db.dialect)
-    with db.transaction() as tx:
-        if retry:
-            rows = _not_stored(db, tx, rows)
-            if not rows:
-                return
-        _insert(db, tx, rows)
-        rollups.add_rows(db, tx, rows)
-        dim_rollups.add_rows(db, tx, rows)
-        upstream_rollups.add_rows(db, tx, rows)  # routed rows only
-        request_ids.add_late(db, tx, rows)
+    try:
+        with db.transaction() as tx:
+            if retry:
+                rows = _not_stored(db, tx, rows)
+                if not rows:
+                    return
+            _insert(db, tx, rows)
+            rollups.add_rows(db, tx, rows)
+            dim_rollups.add_rows(db, tx, rows)
+            top_rollups.add_rows(db, tx, rows)
+            upstream_rollups.add_rows(db, tx, rows)  # routed rows only
+            request_ids.add_late(db, tx, rows)
+    except BaseException:
+        top_rollups.forget(db)  # its in-memory lists may count what was rolled back
+        raise
 
 
 def _not_stored(db: Database, tx: Any, rows: Sequence[RecordRow]) -> list[RecordRow]:

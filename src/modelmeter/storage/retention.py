@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, request_ids, upstream_rollups
+from modelmeter.storage import dim_rollups, request_ids, top_rollups, upstream_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import RESOLUTIONS
 
@@ -110,6 +110,7 @@ def _prune_rollups(db: Database, cut: int) -> int:
         *(res.table for res in RESOLUTIONS),
         *(dim_rollups.table(res) for res in dim_rollups.DIM_RESOLUTIONS),
         *(upstream_rollups.table(res) for res in upstream_rollups.UPSTREAM_RESOLUTIONS),
+        top_rollups.TABLE,
     ]
     for dep in deployments:
         for name in tables:

@@ -69,6 +69,7 @@ def _filters(
     key_alias: str | None = None,
     session: str | None = None,
     call_type: str | None = None,
+    end_user: str | None = None,
 ) -> tuple[str, str, dict[str, Any], str]:
     """FROM, WHERE, parameters, and the alias whose (start_us, id) the keyset uses.
 
@@ -104,6 +105,12 @@ def _filters(
     if call_type:  # pages on records_page_call_type (deployment, call_type, start_us, id)
         where.append("r.call_type = :call_type")
         params["call_type"] = call_type
+    if end_user:  # the request's "user", in the metadata: no index, the page reads rows until it has its own
+        user = (
+            "json_extract(r.metadata, '$.user')" if db.dialect == "sqlite" else "(CAST(r.metadata AS jsonb) ->> 'user')"
+        )
+        where.append(f"r.metadata LIKE '%\"user\"%' AND {user} = :end_user")
+        params["end_user"] = end_user
     return source, " AND ".join(where), params, key
 
 
@@ -120,9 +127,12 @@ def page(
     key_alias: str | None = None,
     session: str | None = None,
     call_type: str | None = None,
+    end_user: str | None = None,
 ) -> dict[str, Any]:
     """Newest first by (start_time, id), one index range scan; never counts the window."""
-    source, where, params, key = _filters(db, deployment, window, status, tag, search, key_alias, session, call_type)
+    source, where, params, key = _filters(
+        db, deployment, window, status, tag, search, key_alias, session, call_type, end_user
+    )
     if cursor:
         c_start, c_id = decode_cursor(cursor)
         where += f" AND ({key}.start_us < :cs OR ({key}.start_us = :cs AND {key}.id < :cid))"
@@ -148,9 +158,12 @@ def newer(
     key_alias: str | None = None,
     session: str | None = None,
     call_type: str | None = None,
+    end_user: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows newer than a cursor (what Live fetches), newest first."""
-    source, where, params, key = _filters(db, deployment, window, status, tag, None, key_alias, session, call_type)
+    source, where, params, key = _filters(
+        db, deployment, window, status, tag, None, key_alias, session, call_type, end_user
+    )
     a_start, a_id = decode_cursor(after)
     where += f" AND ({key}.start_us > :as_ OR ({key}.start_us = :as_ AND {key}.id > :aid))"
     params |= {"as_": a_start, "aid": a_id, "lim": limit}
@@ -169,11 +182,19 @@ def export(
     key_alias: str | None = None,
     session: str | None = None,
     call_type: str | None = None,
+    end_user: str | None = None,
     batch: int = 1000,
 ) -> Iterator[dict[str, Any]]:
     """Every row of the filtered log, newest first, read a keyset page at a time."""
     cursor = None
-    filters = {"status": status, "tag": tag, "key_alias": key_alias, "session": session, "call_type": call_type}
+    filters = {
+        "status": status,
+        "tag": tag,
+        "key_alias": key_alias,
+        "session": session,
+        "call_type": call_type,
+        "end_user": end_user,
+    }
     while True:
         result = page(db, deployment, window, limit=batch, cursor=cursor, **filters)
         yield from result["data"]

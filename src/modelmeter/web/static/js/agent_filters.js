@@ -1,5 +1,5 @@
-// The log's agent filters: call type and session (GET .../requests?call_type=&session=).
-// Their state lives in the Usage tab's URL as `type` and `session`.
+// The log's agent filters: call type, session and end user (GET .../requests?call_type=&session=&user=).
+// Their state lives in the Usage tab's URL as `type`, `session` and `user`.
 
 import { h, icon } from "./dom.js";
 
@@ -10,7 +10,7 @@ const CALL_TYPES = [["", "All call types"], ["chat", "Chat"], ["completion", "Co
   ["responses_input_items", "Responses: input items"], ["responses_cancel", "Responses: cancel"]];
 
 export class AgentFilters {
-  /** `onSet(changes)` is called with { type } or { session } when the user changes one. */
+  /** `onSet(changes)` is called with { type }, { session } or { user } when the user changes one. */
   constructor(onSet) {
     this.typeSel = h("select", { class: "select select-sm", name: "call_type", "aria-label": "Filter by call type",
       onchange: () => onSet({ type: this.typeSel.value }) }, CALL_TYPES.map(([v, label]) => h("option", { value: v }, label)));
@@ -19,9 +19,17 @@ export class AgentFilters {
     this.sessionIn.addEventListener("search", () => { // the clear (×) of a search field
       if (!this.sessionIn.value) onSet({ session: "" });
     });
+    // The request's `user` field (an end user of the app calling the model; breakdowns link here).
+    this.userIn = h("input", { class: "input input-sm", name: "user", type: "search", placeholder: "End user",
+      "aria-label": "Filter by end user", spellcheck: "false" });
+    this.userIn.addEventListener("search", () => {
+      if (!this.userIn.value) onSet({ user: "" });
+    });
     this.els = [this.typeSel,
       h("form", { class: "input-icon", onsubmit: (e) => { e.preventDefault(); onSet({ session: this.sessionIn.value.trim() }); } },
-        icon("search"), this.sessionIn)];
+        icon("search"), this.sessionIn),
+      h("form", { class: "input-icon", onsubmit: (e) => { e.preventDefault(); onSet({ user: this.userIn.value.trim() }); } },
+        icon("search"), this.userIn)];
   }
 
   sync(state) {
@@ -31,15 +39,17 @@ export class AgentFilters {
     }
     this.typeSel.value = state.type;
     this.sessionIn.value = state.session;
+    this.userIn.value = state.user;
   }
 
   /** The API's query parameters for these filters. */
   static params(state) {
-    return { session: state.session, call_type: state.type };
+    return { session: state.session, call_type: state.type, user: state.user };
   }
 
   /** Whether a row Live received belongs in the filtered log. */
   static matches(state, row) {
-    return (!state.session || row.session_id === state.session) && (!state.type || row.call_type === state.type);
+    return (!state.session || row.session_id === state.session) && (!state.type || row.call_type === state.type)
+      && (!state.user || (row.metadata || {}).user === state.user);
   }
 }

@@ -25,7 +25,7 @@ export function readState(params) {
     ...readWindow(params),
     status: ["success", "error"].includes(params.get("status")) ? params.get("status") : "",
     tag: params.get("tag") || "", q: params.get("q") || "", key: params.get("key") || "",
-    session: params.get("session") || "", type: params.get("type") || "",
+    session: params.get("session") || "", type: params.get("type") || "", user: params.get("user") || "",
     size: PAGE_SIZES.includes(size) ? size : 50, live: params.get("live") === "1",
     insights: params.get("insights") === "1",
   };
@@ -136,7 +136,8 @@ export class UsageTab {
 
   /** "View these requests" (a card, a chart bucket): the log with these filters, scrolled to. */
   openLog(changes) {
-    this.set(changes, "log");
+    // A tag filters the cards and charts too (a breakdown's tag row); the others only the log.
+    this.set(changes, "tag" in changes && changes.tag !== this.state.tag ? "all" : "log");
     this.log.scrollIntoView({ block: "start" });
   }
 
@@ -167,7 +168,7 @@ export class UsageTab {
     const s = this.state;
     const q = new URLSearchParams();
     writeWindow(q, s);
-    for (const key of ["status", "tag", "key", "q", "session", "type"]) if (s[key]) q.set(key, s[key]);
+    for (const key of ["status", "tag", "key", "q", "session", "type", "user"]) if (s[key]) q.set(key, s[key]);
     if (s.size !== 50) q.set("size", String(s.size));
     if (s.insights) q.set("insights", "1");
     if (this.live.on) q.set("live", "1");
@@ -198,7 +199,7 @@ export class UsageTab {
     const s = this.state;
     const all = ["window", "start", "end", "tag"].some((k) => next[k] !== s[k]);
     if (!all && next.live && !this.live.on) this.live.start({ now: true });
-    const log = ["status", "q", "size", "session", "type"].some((k) => next[k] !== s[k]);
+    const log = ["status", "q", "size", "session", "type", "user", "key"].some((k) => next[k] !== s[k]);
     const page = this.paging.differs(params);
     if (next.insights !== s.insights) {
       s.insights = next.insights;
@@ -275,10 +276,10 @@ export class UsageTab {
     this.nextCursor = res.next_cursor;
     if (this.pageIndex === 0) this.newestCursor = res.newest_cursor || null;
     const s = this.state;
-    this.setEmpty(this.pageIndex === 0 && !res.data.length && !s.status && !s.tag && !s.key && !s.q && !s.session && !s.type);
+    this.setEmpty(this.pageIndex === 0 && !res.data.length && !s.status && !s.tag && !s.key && !s.q && !s.session && !s.type && !s.user);
     let message = "No requests in this window.";
     if (s.q) message = `No request with ID “${s.q}” in this window.`;
-    else if (s.status || s.tag || s.key || s.session || s.type) message = "No requests match these filters.";
+    else if (s.status || s.tag || s.key || s.session || s.type || s.user) message = "No requests match these filters.";
     this.table.render(res.data, { pageIndex: this.pageIndex, hasNext: Boolean(res.next_cursor), size: s.size, message });
   }
 

@@ -1,0 +1,231 @@
+"""Breakdowns by API key, end user, tag and session (hourly top-N rollups with "others"): rows plus
+others equal the window's totals exactly; listed rows equal the raw rows; the 0017 backfill."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from modelmeter.storage import migrations, top_rollups, top_values
+from modelmeter.storage.database import Database
+from modelmeter.storage.records import insert_rows
+from modelmeter.storage.top_values import TOP_N, HourList, rebalance, take_rows
+from modelmeter.usage import summary as summary_q
+from modelmeter.usage import top_breakdowns
+from modelmeter.usage.window import Window
+
+from .test_storage import make_row
+
+HOUR_US = 3_600_000_000
+
+
+@pytest.fixture(autouse=True)
+def histograms_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows' histograms written with every batch (the server waits up to FLUSH_S): p95 checkable."""
+    monkeypatch.setattr(top_values, "FLUSH_S", 0.0)
+
+
+T0 = datetime(2026, 3, 5, 9, 0, tzinfo=UTC).timestamp()
+
+
+def traffic(n: int, seed: int, hours: float = 6) -> list[dict]:
+    """Skewed traffic: a few heavy keys/users/sessions and a long tail, more values than TOP_N."""
+    rnd = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        r = make_row(
+            T0 + rnd.uniform(0, hours * 3600),
+            latency=rnd.lognormvariate(5, 1),
+            status="error" if rnd.random() < 0.1 else "success",
+            prompt=rnd.randint(1, 800),
+            completion=rnd.randint(0, 300),
+            tags=rnd.choice([[], ["a"], ["b", "a"], [f"t{rnd.randint(0, 90)}"]]),
+        )
+        heavy = rnd.random() < 0.5
+        r["key_alias"] = f"k{rnd.randint(0, 5) if heavy else rnd.randint(6, 400)}" if rnd.random() < 0.9 else None
+        user = f"u{rnd.randint(0, 3) if heavy else rnd.randint(4, 3000)}"
+        meta = orjson.loads(r["metadata"]) if r["metadata"] else {}
+        if rnd.random() < 0.8:
+            meta["user"] = user
+        r["metadata"] = orjson.dumps(meta).decode() if meta else None
+        r["session_id"] = f"s{rnd.randint(0, 3) if heavy else rnd.randint(4, 2000)}" if rnd.random() < 0.7 else None
+        rows.append(r)
+    rows.sort(key=lambda r: r["start_us"])  # as a gateway's records arrive
+    return rows
+
+
+def store(db: Database, rows: list[dict], batch: int = 250) -> None:
+    for i in range(0, len(rows), batch):
+        insert_rows(db, rows[i : i + batch])
+
+
+def values(r: dict, dim: str) -> list[str]:
+    return [v for d, v in top_rollups.values_of(r) if d == dim]
+
+
+def raw_sums(rows: list[dict], dim: str) -> dict[tuple[int, str], list]:
+    """(hour, value) -> [requests, failed, total_tokens, spend_pusd, latencies] from the raw rows."""
+    out: dict[tuple[int, str], list] = defaultdict(lambda: [0, 0, 0, 0, []])
+    for r in rows:
+        for v in values(r, dim):
+            s = out[(r["start_us"] - r["start_us"] % HOUR_US, v)]
+            s[0] += 1
+            s[1] += r["status"] != "success"
+            s[2] += r["total_tokens"]
+            s[3] += r["spend_pusd"]
+            s[4].append(r["latency_ms"])
+    return out
+
+
+def listed_hours(db: Database, dim: str) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = defaultdict(set)
+    for value, bucket in db.fetchall(
+        "SELECT value, bucket_us FROM rollup_top_hour WHERE dim = :d AND other = 0", {"d": dim}
+    ):
+        out[value].add(int(bucket))
+    return out
+
+
+def nearest_rank(xs: list[float], q: float) -> float:
+    return sorted(xs)[max(math.ceil(q * len(xs)), 1) - 1]
+
+
+# The values busy from the start of every hour (half the traffic, see ``traffic``): listed from their
+# first request of each hour, so their rows are exact.
+HEAVY = {f"k{i}" for i in range(6)} | {f"u{i}" for i in range(4)} | {f"s{i}" for i in range(4)} | {"a", "b", ""}
+
+
+def check(db: Database, rows: list[dict], window: Window, by: str, exact_rows: bool = True) -> None:
+    got = top_breakdowns.breakdown(db, "gpt", window, by, limit=20)
+    a, b = top_breakdowns.hour_span(window)
+    inside = [r for r in rows if a <= r["start_us"] < b]
+    raw = raw_sums(inside, by)
+    # Totals: rows + others, exactly; equal to the raw pairs (and, but for tags, to the cards).
+    parts = [*got["rows"], got["others"]] if got["others"] else got["rows"]
+    for col in ("requests", "failed", "total_tokens", "prompt_tokens", "completion_tokens"):
+        assert sum(p[col] for p in parts) == got["total"][col]
+    assert sum(round(p["spend"] * 1e12) for p in parts) == round(got["total"]["spend"] * 1e12)
+    assert got["total"]["requests"] == sum(s[0] for s in raw.values()) > 0
+    assert got["total"]["failed"] == sum(s[1] for s in raw.values())
+    assert round(got["total"]["spend"] * 1e12) == sum(s[3] for s in raw.values())
+    if by != "tag":
+        cards = summary_q.summary(db, "gpt", Window(a, b, window.tz))
+        assert got["total"]["requests"] == cards["requests"] == len(inside)
+        assert got["total"]["total_tokens"] == cards["total_tokens"]
+    assert got["others"] is not None  # more values than the list holds: the test means something
+    # Each shown value: the raw figures of the hours it was listed in; exact if always listed.
+    hours = listed_hours(db, by)
+    always = 0
+    for row in got["rows"]:
+        mine = {h for (h, v) in raw if v == row["value"]}
+        kept = hours[row["value"]] & mine
+        want = [sum(raw[(h, row["value"])][i] for h in kept) for i in range(4)]
+        have = [row["requests"], row["failed"], row["total_tokens"], round(row["spend"] * 1e12)]
+        # A row never counts more than the value's requests in the hours it was listed.
+        assert all(x <= y for x, y in zip(have, want, strict=True)) and have[0] > 0
+        if not exact_rows or row["value"] not in HEAVY:
+            continue
+        assert have == want
+        if kept == mine:
+            always += 1
+            lat = [x for h in mine for x in raw[(h, row["value"])][4]]
+            assert row["p95_ms"] == pytest.approx(nearest_rank(lat, 0.95), rel=0.026)
+    assert always > 0 or not exact_rows
+    spends = [r["spend"] for r in got["rows"]]
+    assert spends == sorted(spends, reverse=True)
+
+
+@pytest.mark.parametrize("by", top_rollups.TOP_DIMENSIONS)
+def test_breakdowns_add_up_and_listed_rows_equal_the_raw_rows(db: Database, by: str) -> None:
+    rows = traffic(4000, 3)
+    store(db, rows)
+    for window in (
+        Window(int(T0 * 1e6), int((T0 + 6 * 3600) * 1e6), UTC),
+        Window(int((T0 + 1234) * 1e6), int((T0 + 4 * 3600 + 17) * 1e6), UTC),  # partial hours: whole ones
+    ):
+        check(db, rows, window, by)
+        # Every hour has more values than its list: "others" holds the rest of that hour.
+    n = db.fetchone(
+        "SELECT MAX(c) FROM (SELECT COUNT(*) AS c FROM rollup_top_hour WHERE dim = :d AND other = 0 "
+        "GROUP BY bucket_us) AS x",
+        {"d": by},
+    )[0]
+    assert n <= TOP_N
+
+
+def test_totals_stay_exact_when_lists_are_forgotten(db: Database) -> None:
+    """As after a restart or with several writers: lists reloaded from the database mid-hour."""
+    rows = traffic(3000, 8, hours=3)
+    for i in range(0, len(rows), 200):
+        insert_rows(db, rows[i : i + 200])
+        if i % 600 == 0:
+            top_rollups.forget(db)
+    window = Window(int(T0 * 1e6), int((T0 + 3 * 3600) * 1e6), UTC)
+    for by in top_rollups.TOP_DIMENSIONS:
+        check(db, rows, window, by, exact_rows=False)
+
+
+def test_upgrade_to_0017_fills_the_rollups_from_the_records(db: Database) -> None:
+    rows = traffic(2500, 5, hours=4)
+    store(db, rows)
+    with db.transaction() as tx:
+        tx.execute("DROP TABLE rollup_top_hour")
+        tx.execute("DELETE FROM schema_migrations WHERE name = '0017_topn_breakdowns'")
+    top_rollups.forget(db)
+    assert migrations.migrate(db) == ["0017_topn_breakdowns"]
+    window = Window(int(T0 * 1e6), int((T0 + 4 * 3600) * 1e6), UTC)
+    for by in top_rollups.TOP_DIMENSIONS:
+        check(db, rows, window, by)
+    more = traffic(500, 6, hours=4)  # the writer carries on from the backfilled lists
+    store(db, more)
+    for by in top_rollups.TOP_DIMENSIONS:
+        check(db, rows + more, window, by, exact_rows=False)
+
+
+def test_a_busier_newcomer_takes_the_smallest_place() -> None:
+    hour = HourList(listed={})
+    assert rebalance(hour, ["a", "b", "a", "c"], top_n=2) == []
+    assert set(hour.listed) == {"a", "b"}  # a: 2, then b and c tie at 1 (b first by name)
+    hour.listed["b"][0] = 1  # b's part of the batch
+    assert set(take_rows(hour)) == {"b"} and hour.listed["b"][0] == 0
+    assert rebalance(hour, ["c", "c"], top_n=2) == ["b"]  # c: 3 requests in all, b: 1
+    assert set(hour.listed) == {"a", "c"}
+    assert rebalance(hour, ["b"], top_n=2) == []  # b: 2, not more than a's 2
+
+
+def test_row_histograms_are_written_at_most_every_flush_interval(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(top_values, "FLUSH_S", 3600.0)
+    rows = traffic(600, 12, hours=0.5)
+    store(db, rows[:500])
+    window = Window(int(T0 * 1e6), int((T0 + 1800) * 1e6), UTC)
+    got = top_breakdowns.breakdown(db, "gpt", window, "key")
+    assert got["rows"] and all(r["p95_ms"] is None for r in got["rows"])  # sums now, histograms later
+    top_rollups.lists_for(db).flushed -= 3600  # an hour on
+    store(db, rows[500:])
+    got = top_breakdowns.breakdown(db, "gpt", window, "key")
+    heavy = [r for r in got["rows"] if r["value"] in HEAVY]
+    assert heavy and all(r["p95_ms"] is not None for r in heavy)
+    raw = raw_sums(rows, "key")
+    for r in heavy:
+        lat = [x for (h, v), s in raw.items() if v == r["value"] for x in s[4]]
+        assert r["requests"] == len(lat)
+        assert r["p95_ms"] == pytest.approx(nearest_rank(lat, 0.95), rel=0.026)
+
+
+def test_the_log_filters_by_end_user(db: Database) -> None:
+    """What a user row opens: the log of the requests whose body named that user."""
+    from modelmeter.usage import records as records_q
+
+    rows = traffic(400, 21, hours=1)
+    store(db, rows)
+    window = Window(int(T0 * 1e6), int((T0 + 3600) * 1e6), UTC)
+    for user in ("u0", "u1"):
+        want = sorted(r["id"] for r in rows if values(r, "user") == [user])
+        got = records_q.page(db, "gpt", window, limit=200, end_user=user)["data"]
+        assert want and sorted(r["id"] for r in got) == want
+        assert all(r["metadata"]["user"] == user for r in got)
