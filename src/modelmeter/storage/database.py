@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import lru_cache
@@ -53,7 +54,7 @@ class Database:
             if self.path != ":memory:" and not self.path.startswith("file:"):
                 _create_private(Path(self.path).expanduser())
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn, deadline=time.monotonic() + 30.0)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA cache_size=-65536")
@@ -158,6 +159,23 @@ class Database:
 
     def executemany(self, executor: Any, text: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
         executor.executemany(self.sql(text), rows)
+
+
+def _use_wal(conn: sqlite3.Connection, deadline: float) -> None:
+    """Switch the file to write-ahead logging. Two connections switching a new file at once each
+    hold a shared lock and want the exclusive one: SQLite breaks that deadlock by failing one of
+    them at once, without its busy handler, so the loser waits a little and tries again (the file
+    is usually in WAL mode by then, which makes the pragma a no-op)."""
+    pause = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _create_private(path: Path) -> None:
