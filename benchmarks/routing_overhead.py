@@ -1,6 +1,7 @@
 """What routing adds to a call, in process: the same chat call through the gateway's ASGI handler to
-an in-memory upstream, for a one-upstream deployment and a two-upstream one, alternating in blocks
-so machine load falls on both alike. Prints each one's p50 / mean per call and the difference.
+an in-memory upstream, for a one-upstream deployment and a two-upstream one (weights 3:1), alternating
+in blocks so machine load falls on both alike. Prints each one's p50 / mean per call, the difference,
+and how the recorded calls split between the two upstreams (``served_by``, from the database).
 
     PYTHONPATH=src python benchmarks/routing_overhead.py [--calls 20000]
 
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -26,10 +28,17 @@ BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
 
 async def main(calls: int, block: int, one_only: bool) -> None:
-    deployments = [{"name": "one", "model": "m", "api_base": "http://u1/v1"}]
+    deployments: list[dict[str, Any]] = [{"name": "one", "model": "m", "api_base": "http://u1/v1"}]
     if not one_only:
         deployments.append(
-            {"name": "two", "model": "m", "upstreams": [{"api_base": "http://u1/v1"}, {"api_base": "http://u2/v1"}]}
+            {
+                "name": "two",
+                "model": "m",
+                "upstreams": [
+                    {"name": "u1", "api_base": "http://u1/v1", "weight": 3},
+                    {"name": "u2", "api_base": "http://u2/v1", "weight": 1},
+                ],
+            }
         )
     names = [d["name"] for d in deployments]
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,6 +55,15 @@ async def main(calls: int, block: int, one_only: bool) -> None:
                         res = await asgi_request(harness.app, "POST", "/v1/chat/completions", body)
                         times[name].append(time.perf_counter() - t)
                         assert res.status == 200, res.body
+            if not one_only:
+                total = calls + 200  # with the warm-up
+                while harness.app.state.recorder.written < total * len(names):
+                    await asyncio.sleep(0.01)
+                split = harness.db.fetchall(
+                    "SELECT served_by, COUNT(*) FROM records WHERE deployment = 'two' GROUP BY served_by ORDER BY 1"
+                )
+                shares = ", ".join(f"{name} {n} ({100 * n / total:.1f}%)" for name, n in split)
+                print(f"two upstreams, weights 3:1: {shares}")
     p50 = {k: statistics.median(v) * 1e6 for k, v in times.items()}
     mean = {k: statistics.fmean(v) * 1e6 for k, v in times.items()}
     for k in times:
