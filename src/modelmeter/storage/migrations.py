@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelmeter.storage import migration_0018, migration_steps
+from modelmeter.storage import (
+    migration_0003,
+    migration_0015,
+    migration_0016_0017,
+    migration_0018,
+    migration_steps,
+)
 from modelmeter.storage.database import Database
 
 
@@ -27,101 +33,12 @@ class Migration:
     postgresql: tuple[str, ...] = ()
 
 
-def _rollup_tables_0003() -> tuple[str, ...]:
-    out: list[str] = []
-    for name in ("minute", "hour"):
-        out.append(
-            f"""CREATE TABLE rollup_{name} (
-                deployment TEXT NOT NULL,
-                bucket_us BIGINT NOT NULL,
-                requests BIGINT NOT NULL,
-                succeeded BIGINT NOT NULL,
-                prompt_tokens BIGINT NOT NULL,
-                completion_tokens BIGINT NOT NULL,
-                total_tokens BIGINT NOT NULL,
-                cached_tokens BIGINT NOT NULL,
-                reasoning_tokens BIGINT NOT NULL,
-                spend_pusd BIGINT NOT NULL,
-                latency_sum DOUBLE PRECISION NOT NULL,
-                ttft_sum DOUBLE PRECISION NOT NULL,
-                ttft_count BIGINT NOT NULL,
-                PRIMARY KEY (deployment, bucket_us)
-            )/*WITHOUT_ROWID*/"""
-        )
-        # One row per latency bin (0005 folds these into the bucket's row; 0006 drops them).
-        out.append(
-            f"""CREATE TABLE rollup_hist_{name} (
-                deployment TEXT NOT NULL,
-                bucket_us BIGINT NOT NULL,
-                bin SMALLINT NOT NULL,
-                n BIGINT NOT NULL,
-                PRIMARY KEY (deployment, bucket_us, bin)
-            )/*WITHOUT_ROWID*/"""
-        )
-    return tuple(out)
-
-
 # The data steps of shipped migrations, frozen in their own module (they never call today's code).
 _backfill_rollups = migration_steps.backfill_rollups_0003
 _fold_histograms = migration_steps.fold_histograms_0005
 _index_past_request_ids = migration_steps.index_past_request_ids_0007
 _fill_quarters = migration_steps.fill_quarters_0008
 _fill_upstream_rollups = migration_steps.fill_upstream_rollups_0016
-
-
-# 0015_insights: failed requests counted by class in every rollup bucket (errors by type over time),
-# and rollups per call type (breakdowns).
-_ERROR_CLASSES_0015 = {
-    "err_rate_limited": "http_status = 429",
-    "err_hangup": "http_status = 499",
-    "err_timeout": "http_status IN (408, 504)",
-    "err_client": "http_status BETWEEN 400 AND 499 AND http_status NOT IN (408, 429, 499)",
-    "err_upstream": "http_status BETWEEN 500 AND 599 AND http_status <> 504",
-    "err_other": "(http_status < 400 OR http_status > 599)",
-}
-
-
-def _error_counters_0015() -> tuple[str, ...]:
-    out: list[str] = []
-    for name, size in (("minute", 60_000_000), ("quarter", 900_000_000), ("hour", 3_600_000_000)):
-        for col in _ERROR_CLASSES_0015:
-            out.append(f"ALTER TABLE rollup_{name} ADD COLUMN {col} BIGINT NOT NULL DEFAULT 0")
-        # Buckets of the records stored before: counted from them.
-        sums = ", ".join(
-            f"SUM(CASE WHEN status <> 'success' AND {cond} THEN 1 ELSE 0 END) AS {col}"
-            for col, cond in _ERROR_CLASSES_0015.items()
-        )
-        sets = ", ".join(f"{col} = e.{col}" for col in _ERROR_CLASSES_0015)
-        out.append(
-            f"UPDATE rollup_{name} SET {sets} FROM (SELECT deployment, start_us - start_us % {size} AS bucket_us, "
-            f"{sums} FROM records WHERE status <> 'success' GROUP BY 1, 2) AS e "
-            f"WHERE rollup_{name}.deployment = e.deployment AND rollup_{name}.bucket_us = e.bucket_us"
-        )
-    # Per call type (issue 14 breakdowns), per minute and hour, filled from the records.
-    for name, size in (("minute", 60_000_000), ("hour", 3_600_000_000)):
-        out.append(
-            f"""CREATE TABLE rollup_dim_{name} (
-            deployment TEXT NOT NULL,
-            dim TEXT NOT NULL,
-            value TEXT NOT NULL,
-            bucket_us BIGINT NOT NULL,
-            requests BIGINT NOT NULL,
-            succeeded BIGINT NOT NULL,
-            prompt_tokens BIGINT NOT NULL,
-            completion_tokens BIGINT NOT NULL,
-            total_tokens BIGINT NOT NULL,
-            spend_pusd BIGINT NOT NULL,
-            PRIMARY KEY (deployment, dim, value, bucket_us)
-        )/*WITHOUT_ROWID*/"""
-        )
-        for dim, col in (("call_type", "call_type"),):
-            out.append(
-                f"INSERT INTO rollup_dim_{name} SELECT deployment, '{dim}', COALESCE({col}, ''), "
-                f"start_us - start_us % {size}, COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), "
-                "SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), SUM(spend_pusd) "
-                "FROM records GROUP BY 1, 2, 3, 4"
-            )
-    return tuple(out)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -205,7 +122,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX runs_created ON runs (created_us)",
         ),
     ),
-    Migration("0003_rollups", _rollup_tables_0003(), backfill=_backfill_rollups),
+    Migration("0003_rollups", migration_0003.statements_0003(), backfill=_backfill_rollups),
     Migration(
         "0004_keys",
         (
@@ -374,25 +291,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     # Failed requests by class per rollup bucket (issue 14: errors by type over time).
-    Migration("0015_insights", _error_counters_0015()),
+    Migration("0015_insights", migration_0015.statements_0015()),
     # The Usage tab's split by upstream from rollups per (deployment, upstream, minute / hour) of
     # routed calls, filled from the records (a 7-day split read every routed record of the week).
     Migration(
         "0016_upstream_rollups",
-        tuple(
-            f"""CREATE TABLE rollup_upstream_{name} (
-            deployment TEXT NOT NULL,
-            upstream TEXT NOT NULL,
-            bucket_us BIGINT NOT NULL,
-            requests BIGINT NOT NULL,
-            succeeded BIGINT NOT NULL,
-            rescued BIGINT NOT NULL,
-            latency_us BIGINT NOT NULL,
-            spend_pusd BIGINT NOT NULL,
-            PRIMARY KEY (deployment, bucket_us, upstream)
-        )/*WITHOUT_ROWID*/"""
-            for name in ("minute", "hour")
-        ),
+        migration_0016_0017.statements_0016(),
         backfill=_fill_upstream_rollups,
     ),
     # Breakdowns by API key, end user, tag and session (issue 14): per deployment, dimension and
@@ -400,23 +304,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # (other = 1) holding the rest, so an hour's rows add up to it exactly; storage/top_rollups.py.
     Migration(
         "0017_topn_breakdowns",
-        (
-            """CREATE TABLE rollup_top_hour (
-            deployment TEXT NOT NULL,
-            dim TEXT NOT NULL,
-            bucket_us BIGINT NOT NULL,
-            other SMALLINT NOT NULL,
-            value TEXT NOT NULL,
-            requests BIGINT NOT NULL,
-            succeeded BIGINT NOT NULL,
-            prompt_tokens BIGINT NOT NULL,
-            completion_tokens BIGINT NOT NULL,
-            total_tokens BIGINT NOT NULL,
-            spend_pusd BIGINT NOT NULL,
-            latency_bins /*JSON*/,
-            PRIMARY KEY (deployment, dim, bucket_us, other, value)
-        )/*WITHOUT_ROWID*/""",
-        ),
+        migration_0016_0017.statements_0017(),
         backfill=migration_steps.backfill_top_0017,
     ),
     # Spend per cost component, cache writes and savings, retries per rollup bucket (issue 14: the
