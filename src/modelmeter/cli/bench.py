@@ -9,57 +9,20 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import Any, NoReturn, TypeVar
-from urllib.parse import quote
+from typing import Any, TypeVar
 
 import click
-import orjson
 from rich.console import Console
 from rich.table import Table
 
-from modelmeter.bench import compare as compare_runs
 from modelmeter.bench import load, metrics, prompts, report, runs, server
 from modelmeter.bench.runner import BenchConfig, BenchError, run_bench
-from modelmeter.cli.client import admin_key_option, call, url_option
+from modelmeter.cli.client import admin_key_option, call
+from modelmeter.cli.run_list import compare_cmd, list_cmd
+from modelmeter.cli.usage_errors import OneLineGroup, above_zero, at_least, fail
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 T = TypeVar("T")
-
-
-class OneLineError(click.UsageError):
-    """A usage error shown as one line (``modelmeter bench: …``), exit status 2."""
-
-    def show(self, file: Any = None) -> None:
-        names: list[str] = []
-        ctx = self.ctx
-        while ctx is not None and ctx.parent is not None:  # the root is "modelmeter" however it ran
-            names.insert(0, ctx.info_name or "")
-            ctx = ctx.parent
-        click.echo(" ".join(["modelmeter", *names]) + f": {self.format_message()}", err=True)
-
-
-def fail(message: str, ctx: click.Context | None = None) -> NoReturn:
-    raise OneLineError(message, ctx or click.get_current_context(silent=True))
-
-
-class _OneLine:
-    """Click's own parse errors (unknown option, not a number…) as one line too."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)  # type: ignore[misc]
-        except OneLineError:
-            raise
-        except click.UsageError as exc:
-            raise OneLineError(exc.format_message(), ctx) from None
-
-
-class OneLineGroup(_OneLine, click.Group):
-    pass
-
-
-class OneLineCommand(_OneLine, click.Command):
-    pass
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -70,16 +33,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
-
-
-def at_least(name: str, value: int | None, minimum: int) -> None:
-    if value is not None and value < minimum:
-        fail(f"{name} must be at least {minimum} (got {value})")
-
-
-def above_zero(name: str, value: float | None) -> None:
-    if value is not None and not value > 0:
-        fail(f"{name} must be more than 0 (got {value:g})")
 
 
 def save_run(run: dict[str, Any], json_path: str | None, console: Console, admin_key: str | None = None) -> None:
@@ -309,104 +262,5 @@ def run_sweep(
         report.write_json({"sweep": [f"{v:g}" for v in points], "runs": reports}, json_path)
 
 
-_told: set[str] = set()
-
-
-def _say_if_locked(exc: click.ClickException, url: str, admin_key: str | None) -> None:
-    """A 401 is worth one line, once (the local files answer instead); other failures are not."""
-    if exc.format_message().startswith("401") and url not in _told:
-        _told.add(url)
-        note = server.locked_note(url, admin_key, "showing the runs saved on this machine instead")
-        click.echo(f"modelmeter bench: {note}", err=True)
-
-
-def fetch_runs(
-    url: str, kind: str | None, limit: int, admin_key: str | None = None
-) -> tuple[list[dict[str, Any]], str]:
-    query = f"/api/runs?limit={limit}" + (f"&kind={kind}" if kind else "")
-    try:
-        body = call(url, "GET", query, admin_key=admin_key)
-        return list(body["data"]), url
-    except click.ClickException as exc:
-        _say_if_locked(exc, url, admin_key)
-    except (KeyError, TypeError):
-        pass
-    return runs.list_local(kind, limit), str(runs.runs_dir())
-
-
-def fetch_run(url: str, run_id: str, admin_key: str | None = None) -> dict[str, Any]:
-    try:
-        run = call(url, "GET", f"/api/runs/{quote(run_id, safe='')}", admin_key=admin_key)
-        if isinstance(run, dict):
-            return run
-    except click.ClickException as exc:
-        _say_if_locked(exc, url, admin_key)
-    local = runs.load_local(run_id)
-    if local is None:
-        fail(f"no run {run_id!r} on {url} or in {runs.runs_dir()}")
-    return local
-
-
-def _headline(run: dict[str, Any]) -> list[str]:
-    r = run.get("report") or {}
-    if run.get("kind") == "sweep":
-        done = sum(1 for p in r.get("points") or [] if p.get("status") == "done")
-        return ["-", "-", "-", f"{done} levels measured"]
-    if run.get("kind") == "eval":
-        acc = r.get("accuracy")
-        return ["-", "-", report.fmt((r.get("e2e_ms") or {}).get("p50")), "-" if acc is None else f"{acc:.1%} accuracy"]
-    rate = r.get("success_rate")
-    return [
-        report.fmt(r.get("request_throughput")),
-        report.fmt(r.get("output_token_throughput")),
-        report.fmt((r.get("ttft_ms") or {}).get("p50")),
-        "-" if rate is None else f"{rate:.1%} ok",
-    ]
-
-
-@bench.command("list", cls=OneLineCommand)
-@url_option()
-@admin_key_option()
-@click.option("--kind", type=click.Choice(["bench", "eval", "sweep"]), help="Only this kind of run.")
-@click.option("--limit", type=click.IntRange(1, 200), default=30, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
-def list_cmd(url: str, admin_key: str | None, kind: str | None, limit: int, as_json: bool) -> None:
-    """List remembered runs, newest first (from the server if reachable, else local files)."""
-    found, source = fetch_runs(url, kind, limit, admin_key)
-    if as_json:
-        click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
-        return
-    table = Table(title=f"Runs ({source}); p50 ms: TTFT of a bench, latency of an eval", title_justify="left")
-    for col in ("run", "kind", "model", "created (UTC)", "load", "req/s", "out tok/s", "p50 ms", "result"):
-        table.add_column(col, no_wrap=col != "load")
-    for run in found:
-        params = run.get("params") or {}
-        created = str(run.get("created", "-"))[:19].replace("T", " ")
-        table.add_row(
-            run.get("id", "?"),
-            run.get("kind", "?"),
-            str(run.get("deployment") or "-"),
-            created,
-            str(params.get("load") or params.get("dataset") or "-"),
-            *_headline(run),
-        )
-    report.console().print(table)
-
-
-@bench.command("compare", cls=OneLineCommand)
-@click.argument("run_a")
-@click.argument("run_b")
-@url_option()
-@admin_key_option()
-@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def compare_cmd(run_a: str, run_b: str, url: str, admin_key: str | None, as_json: bool) -> None:
-    """Show runs RUN_A and RUN_B side by side, with the change from A to B."""
-    a, b = fetch_run(url, run_a, admin_key), fetch_run(url, run_b, admin_key)
-    if as_json:
-        click.echo(
-            orjson.dumps(
-                {"a": a["id"], "b": b["id"], "rows": compare_runs.rows(a, b)}, option=orjson.OPT_INDENT_2
-            ).decode()
-        )
-        return
-    report.console().print(compare_runs.table(a, b))
+bench.add_command(list_cmd, "list")
+bench.add_command(compare_cmd, "compare")

@@ -13,16 +13,9 @@ from modelmeter.bench import report, runs
 from modelmeter.bench.eval import EvalConfig, run_eval
 from modelmeter.bench.grading import MATCHES
 from modelmeter.bench.runner import BenchError
-from modelmeter.cli.bench import (
-    DEFAULT_BASE_URL,
-    OneLineCommand,
-    above_zero,
-    at_least,
-    fail,
-    run_async,
-    save_run,
-)
+from modelmeter.cli.bench import DEFAULT_BASE_URL, run_async, save_run
 from modelmeter.cli.client import admin_key_option
+from modelmeter.cli.usage_errors import OneLineCommand, above_zero, at_least, fail
 
 
 def summary_table(r: dict[str, Any]) -> Table:

@@ -11,10 +11,11 @@ import orjson
 from rich.table import Table
 
 from modelmeter.bench import report
-from modelmeter.cli.bench import OneLineCommand, OneLineGroup, compare_cmd, fail, fetch_run, list_cmd
 from modelmeter.cli.client import admin_key_option, call, url_option
 from modelmeter.cli.eval import items_table
 from modelmeter.cli.eval import summary_table as eval_summary
+from modelmeter.cli.run_list import compare_cmd, fetch_run, list_cmd
+from modelmeter.cli.usage_errors import OneLineCommand, OneLineGroup, fail
 from modelmeter.runs import runfile
 
 
