@@ -23,12 +23,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish
+from modelmeter.recording.backlog import Backlog
 from modelmeter.recording.checkpointer import Checkpointer
 from modelmeter.recording.fallback import MAX_HELD_BYTES, Fallback
 from modelmeter.recording.refused import store_refused
@@ -77,7 +78,6 @@ class Recorder:
         self._handed_rows = 0
         self._done_rows = 0
         self._finishing = 0  # records the finisher has taken off the queue and not handed over yet
-        self._draining: Iterator[bool] | None = None  # the spool being stored, a batch at a time
         self._threads: list[threading.Thread] = []
         self._listeners: list[Listener] = []
         self._finish_hook: FinishHook | None = None
@@ -91,6 +91,7 @@ class Recorder:
         self.spool = self._fallback.spool
         self.held = self._fallback.held  # batches neither the database nor the spool took
         self._checkpointer: Checkpointer | None = None
+        self._backlog = Backlog(self._fallback, self._write)  # held batches and the spool, caught up
         self._failing = threading.Event()  # set while the database refuses writes
         self._aborting = threading.Event()  # stop() gave up waiting for the database
 
@@ -276,7 +277,7 @@ class Recorder:
         if self._db.dialect == "sqlite":
             with contextlib.suppress(Exception):  # (the database may be away at start)
                 self._db.defer_checkpoints()  # the checkpointer thread does most of them
-        step: Callable[[], bool] = self._drain_spool  # first the spool left by processes that died
+        step: Callable[[], bool] = self._backlog.drain_spool  # first the spool left by processes that died
         while True:
             try:
                 if not step():
@@ -284,7 +285,7 @@ class Recorder:
                 step = self._store_next
             except Exception:  # a bug or a storage error nobody expected: the writer must go on
                 log.exception("the record writer failed; going on in a second")
-                self._draining = None
+                self._backlog.forget_drain()
                 time.sleep(1.0)
 
     def _store_next(self) -> bool:
@@ -292,10 +293,10 @@ class Recorder:
         try:
             item = self._finished.get(timeout=1.0)
         except queue.Empty:
-            return self._catch_up()
+            return self._backlog.catch_up()
         if item is _STOP:
             if not self._aborting.is_set():
-                self._catch_up()
+                self._backlog.catch_up()
             self._fallback.spool_held()
             return False
         rows, newest_end = item
@@ -305,55 +306,7 @@ class Recorder:
             return False
         # Under steady traffic the writer is never idle for a second: store the spool and what is
         # held a batch at a time between live batches, rather than waiting for a lull that may never come.
-        return self._failing.is_set() or self._catch_up(batches=1)
-
-    def _catch_up(self, batches: int | None = None) -> bool:
-        """Store held batches, then the spool (all, or ``batches`` of each); False if stop() gave up."""
-        done = 0
-        while self.held and (batches is None or done < batches):
-            rows = self.held.pop()
-            if rows is None:
-                break
-            if not self._write(rows, time.time(), held=True):
-                return False
-            done += 1
-        if self._draining is not None or self.spool.rows:
-            return self._drain_spool(batches)
-        return True
-
-    def _spool_batches(self) -> Iterator[bool]:
-        """Store the spool (ours, and files left by processes that died), yielding after each
-        batch: True once it is stored, False if stop() gave up (the file stays for the next start)."""
-        for path in self.spool.claim():
-            for rows in Spool.read(path):
-                stored = self._write(rows, time.time(), from_spool=True)
-                yield stored
-                if not stored:
-                    return
-            path.unlink(missing_ok=True)
-            log.info("stored the records spooled in %s", path.name)
-
-    def _drain_spool(self, batches: int | None = None) -> bool:
-        """Store the spool: all of it, or ``batches`` batches, resuming where the last call stopped.
-        False if stop() gave up meanwhile."""
-        if self._draining is None:
-            if not self.spool.pending():
-                return True
-            self._draining = self._spool_batches()
-        done = 0
-        while batches is None or done < batches:
-            stored = next(self._draining, None)
-            if stored is None:  # everything claimed is stored
-                self._draining = None
-                if batches is None and self.spool.rows:  # spooled meanwhile: claim that too
-                    self._draining = self._spool_batches()
-                    continue
-                return True
-            if not stored:
-                self._draining = None
-                return False
-            done += 1
-        return True
+        return self._failing.is_set() or self._backlog.catch_up(batches=1)
 
     def _write(self, rows: list[RecordRow], newest_end: float, from_spool: bool = False, held: bool = False) -> bool:
         """Store one batch, retrying until it lands; False if stop() gave up (rows spooled)."""
