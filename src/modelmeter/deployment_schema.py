@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from modelmeter.metering.pricing import PriceOverride
-from modelmeter.routing.spec import UpstreamSpec, check_fallback_on, check_upstreams
+from modelmeter.routing.spec import UpstreamSpec, check_fallback_on, check_key_env, check_price, check_upstreams
 from modelmeter.upstreams.scrub import redact_url
 
 NAME_MAX = 128
@@ -139,18 +139,12 @@ class DeploymentSpec(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _key_env(cls, value: str | None) -> str | None:
-        if value is not None and not value.isidentifier():
-            raise ValueError("not a variable name")
-        return value
+        return check_key_env(value)
 
     @field_validator("price", mode="plain")
     @classmethod
     def _price(cls, value: Any) -> PriceOverride | None:
-        if value is None or isinstance(value, PriceOverride):
-            return value
-        if not isinstance(value, dict):
-            raise ValueError("not a table")
-        return PriceOverride.from_mapping(value)
+        return check_price(value)
 
     @field_validator("cache_ttl", mode="before")
     @classmethod

@@ -46,9 +46,7 @@ class UpstreamSpec(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _key_env(cls, value: str | None) -> str | None:
-        if value is not None and not value.isidentifier():
-            raise ValueError("not a variable name")
-        return value
+        return check_key_env(value)
 
     @field_validator("weight", mode="before")
     @classmethod
@@ -58,11 +56,23 @@ class UpstreamSpec(BaseModel):
     @field_validator("price", mode="plain")
     @classmethod
     def _price(cls, value: Any) -> PriceOverride | None:
-        if value is None or isinstance(value, PriceOverride):
-            return value
-        if not isinstance(value, dict):
-            raise ValueError("not a table")
-        return PriceOverride.from_mapping(value)
+        return check_price(value)
+
+
+def check_key_env(value: str | None) -> str | None:
+    """``api_key_env`` (a deployment's or an upstream's): the name of an environment variable."""
+    if value is not None and not value.isidentifier():
+        raise ValueError("not a variable name")
+    return value
+
+
+def check_price(value: Any) -> PriceOverride | None:
+    """``price`` (a deployment's or an upstream's): a table of per-million-token rates."""
+    if value is None or isinstance(value, PriceOverride):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("not a table")
+    return PriceOverride.from_mapping(value)
 
 
 def check_fallback_on(value: Any) -> tuple[str, ...] | None:
