@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from modelmeter.api.routes import EndQ, StartQ, TagQ, TzQ, WindowQ, _csv_cell, _known, _state, _window
+from modelmeter.api.routes import EndQ, StartQ, TzQ, UsageQ, WindowQ, _csv_cell, _known, _state, _window
 from modelmeter.usage import breakdowns, insights, top_breakdowns
 
 router = APIRouter(prefix="/api", tags=["usage insights"])
@@ -19,11 +19,7 @@ router = APIRouter(prefix="/api", tags=["usage insights"])
 def usage_distribution(
     request: Request,
     name: str,
-    window: WindowQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-    tz: TzQ = None,
-    tag: TagQ = None,
+    q: UsageQ,
 ) -> dict[str, Any]:
     """Two histograms: `latency` (every request's duration) and `ttft` (time to first token, for the
     requests that have one). Each has `count`, `p50_ms`, `p95_ms`, `p99_ms` (nearest rank, within
@@ -31,18 +27,14 @@ def usage_distribution(
     decade, only those with requests. A request is in the bar where `low_ms <= value < high_ms`."""
     state = _state(request)
     _known(state, name)
-    return insights.distributions(state.db, name, _window(window, start, end, tz), tag, state.histograms)
+    return insights.distributions(state.db, name, q.span(), q.tag, state.histograms)
 
 
 @router.get("/deployments/{name:path}/usage/throughput", summary="Output speed per time bucket of a window")
 def usage_throughput(
     request: Request,
     name: str,
-    window: WindowQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-    tz: TzQ = None,
-    tag: TagQ = None,
+    q: UsageQ,
 ) -> dict[str, Any]:
     """The timeseries' buckets (same `bucket_seconds` and alignment), each with `requests`,
     `completion_tokens`, `request_seconds` (the sum of the requests' durations),
@@ -50,18 +42,14 @@ def usage_throughput(
     1000 × request_seconds / completion_tokens (None without tokens or time)."""
     state = _state(request)
     _known(state, name)
-    return insights.throughput(state.db, name, _window(window, start, end, tz, chart=True), tag)
+    return insights.throughput(state.db, name, q.span(chart=True), q.tag)
 
 
 @router.get("/deployments/{name:path}/usage/errors", summary="Failed requests by type per time bucket of a window")
 def usage_errors(
     request: Request,
     name: str,
-    window: WindowQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-    tz: TzQ = None,
-    tag: TagQ = None,
+    q: UsageQ,
 ) -> dict[str, Any]:
     """The timeseries' buckets, each with `requests`, `errors` and the failed requests by type
     (they add up to `errors`), from the HTTP status the client got: `rate_limited` (429), `hangup`
@@ -70,7 +58,7 @@ def usage_errors(
     200); `totals` by type for the window (its buckets aligned to the clock, as the charts')."""
     state = _state(request)
     _known(state, name)
-    return insights.errors(state.db, name, _window(window, start, end, tz, chart=True), tag)
+    return insights.errors(state.db, name, q.span(chart=True), q.tag)
 
 
 By = Literal["call_type", "key", "user", "tag", "session"]

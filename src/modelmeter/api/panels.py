@@ -9,28 +9,23 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from modelmeter.api.routes import EndQ, StartQ, TagQ, TzQ, WindowQ, _known, _state, _window
+from modelmeter.api.routes import UsageArgs, UsageQ, _known, _state
 from modelmeter.usage import panels
 
 router = APIRouter(prefix="/api", tags=["usage insights"])
 
 
-def _panel(request: Request, name: str, which: str, *query: Any) -> dict[str, Any]:
-    window, start, end, tz, tag = query
+def _panel(request: Request, name: str, which: str, q: UsageArgs) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
-    return panels.panel(state.db, name, _window(window, start, end, tz, chart=True), which, tag)
+    return panels.panel(state.db, name, q.span(chart=True), which, q.tag)
 
 
 @router.get("/deployments/{name:path}/usage/costs", summary="Spend by cost component per time bucket")
 def usage_costs(
     request: Request,
     name: str,
-    window: WindowQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-    tz: TzQ = None,
-    tag: TagQ = None,
+    q: UsageQ,
 ) -> dict[str, Any]:
     """Each bucket's `requests`, `spend` (USD) and the spend of each cost component (USD, listed in
     `components`; they add up to `spend`): `input` (uncached input tokens), `cached_input`
@@ -38,18 +33,14 @@ def usage_costs(
     provider's cache, 5-minute and 1-hour writes), `output` (output tokens, reasoning included when
     the model has no reasoning price) and `reasoning` (reasoning tokens priced on their own). Each
     is the sum of the records' cost breakdowns, to the pico-dollar."""
-    return _panel(request, name, "costs", window, start, end, tz, tag)
+    return _panel(request, name, "costs", q)
 
 
 @router.get("/deployments/{name:path}/usage/cache", summary="Provider caching and response-cache hits per time bucket")
 def usage_cache(
     request: Request,
     name: str,
-    window: WindowQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-    tz: TzQ = None,
-    tag: TagQ = None,
+    q: UsageQ,
 ) -> dict[str, Any]:
     """Two caches. The provider's prompt cache, over the calls sent upstream (a response-cache hit
     repeats the usage of the call it copies, so it is left out): `prompt_tokens` (their input
@@ -64,38 +55,30 @@ def usage_cache(
     requests would have cost, each at its own tokens and rates. `saved` = cached_saved +
     cache_hit_saved. Shares are None without a denominator. Amounts are rounded to the
     pico-dollar per request, then summed."""
-    return _panel(request, name, "cache", window, start, end, tz, tag)
+    return _panel(request, name, "cache", q)
 
 
 @router.get("/deployments/{name:path}/usage/retries", summary="Retried requests and those retries rescued")
 def usage_retries(
     request: Request,
     name: str,
-    window: WindowQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-    tz: TzQ = None,
-    tag: TagQ = None,
+    q: UsageQ,
 ) -> dict[str, Any]:
     """Each bucket's `requests`, `retried` (requests the gateway sent upstream more than once: after
     a connect error, a 429 or a 5xx, or to the next upstream of a routed deployment), `rescued`
     (retried requests that then succeeded), `failed_after_retries` = retried − rescued,
     `retry_attempts` (the extra attempts), `retried_share` = retried / requests and
     `rescued_share` = rescued / retried (None without a denominator)."""
-    return _panel(request, name, "retries", window, start, end, tz, tag)
+    return _panel(request, name, "retries", q)
 
 
 @router.get("/deployments/{name:path}/usage/reasoning", summary="Reasoning tokens' share of output per time bucket")
 def usage_reasoning(
     request: Request,
     name: str,
-    window: WindowQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-    tz: TzQ = None,
-    tag: TagQ = None,
+    q: UsageQ,
 ) -> dict[str, Any]:
     """Each bucket's `requests`, `completion_tokens` (all output tokens, reasoning included, as the
     upstream reported them), `reasoning_tokens` and `reasoning_share` = reasoning_tokens /
     completion_tokens (None without output)."""
-    return _panel(request, name, "reasoning", window, start, end, tz, tag)
+    return _panel(request, name, "reasoning", q)

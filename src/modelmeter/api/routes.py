@@ -10,10 +10,11 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from modelmeter.api.errors import api_error
@@ -79,6 +80,31 @@ def _window(window: str | None, start: str | None, end: str | None, tz: str | No
         raise api_error(400, str(exc), exc.param) from None
 
 
+@dataclass(frozen=True)
+class UsageArgs:
+    """The query the summary, the timeseries and every usage panel take: a window (named, or start
+    and end), the viewer's time zone, a tag."""
+
+    window: str | None
+    start: str | None
+    end: str | None
+    tz: str | None
+    tag: str | None
+
+    def span(self, chart: bool = False) -> Window:
+        """The window (400 if it is malformed; with ``chart``, also if it has too many buckets)."""
+        return _window(self.window, self.start, self.end, self.tz, chart)
+
+
+def _usage_args(
+    window: WindowQ = None, start: StartQ = None, end: EndQ = None, tz: TzQ = None, tag: TagQ = None
+) -> UsageArgs:
+    return UsageArgs(window, start, end, tz, tag)
+
+
+UsageQ = Annotated[UsageArgs, Depends(_usage_args)]
+
+
 def _known(state: AppState, name: str) -> None:
     # Memory only: the registry reloads every second in the background (deployments other
     # processes added at run time).
@@ -126,15 +152,11 @@ async def add_deployment(request: Request, definition: Annotated[dict[str, Any],
 def usage_timeseries(
     request: Request,
     name: str,
-    window: WindowQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-    tz: TzQ = None,
-    tag: TagQ = None,
+    q: UsageQ,
 ) -> dict[str, Any]:
     state = _state(request)
     _known(state, name)
-    return summary_q.timeseries(state.db, name, _window(window, start, end, tz, chart=True), tag, state.percentiles)
+    return summary_q.timeseries(state.db, name, q.span(chart=True), q.tag, state.percentiles)
 
 
 @router.get(
@@ -144,11 +166,7 @@ def usage_timeseries(
 def usage(
     request: Request,
     name: str,
-    window: WindowQ = None,
-    start: StartQ = None,
-    end: EndQ = None,
-    tz: TzQ = None,
-    tag: TagQ = None,
+    q: UsageQ,
 ) -> dict[str, Any]:
     """The four cards' figures (requests, tokens, spend, latency), plus `previous`: the same figures
     for the window of the same length just before, and `change`: each card's relative change
@@ -156,11 +174,11 @@ def usage(
     figure is 0 or missing)."""
     state = _state(request)
     _known(state, name)
-    win = _window(window, start, end, tz)
-    result = summary_q.summary_with_previous(state.db, name, win, tag, state.histograms)
+    win = q.span()
+    result = summary_q.summary_with_previous(state.db, name, win, q.tag, state.histograms)
     dep = state.registry.get(name)
     if dep is not None and dep.upstreams:  # the split by upstream that answered (routing/)
-        result["upstreams"] = upstream_split(state.db, name, win, tag)
+        result["upstreams"] = upstream_split(state.db, name, win, q.tag)
     return result
 
 
