@@ -155,7 +155,7 @@ def test_breakdowns_add_up_and_listed_rows_equal_the_raw_rows(db: Database, by: 
         "GROUP BY bucket_us) AS x",
         {"d": by},
     )[0]
-    assert n <= TOP_N
+    assert n <= 2 * TOP_N  # the top N by requests and the top N by spend
 
 
 def test_totals_stay_exact_when_lists_are_forgotten(db: Database) -> None:
@@ -196,6 +196,53 @@ def test_a_busier_newcomer_takes_the_smallest_place() -> None:
     assert rebalance(hour, ["c", "c"], top_n=2) == ["b"]  # c: 3 requests in all, b: 1
     assert set(hour.listed) == {"a", "c"}
     assert rebalance(hour, ["b"], top_n=2) == []  # b: 2, not more than a's 2
+
+
+def test_a_costlier_newcomer_takes_the_smallest_place_by_spend() -> None:
+    hour = HourList(listed={})
+    assert rebalance(hour, ["a", "a", "b"], [1, 1, 1], top_n=1) == []
+    assert hour.by_requests == {"a"} and hour.by_spend == {"a"} and set(hour.listed) == {"a"}
+    assert rebalance(hour, ["c"], [50], top_n=1) == []  # c: 1 request, the most spend
+    assert hour.by_requests == {"a"} and hour.by_spend == {"c"} and set(hour.listed) == {"a", "c"}
+    assert rebalance(hour, ["d", "d", "d"], [0, 0, 0], top_n=1) == ["a"]  # d outranks a by requests
+    assert set(hour.listed) == {"c", "d"}
+    assert rebalance(hour, ["e"], [0], top_n=1) == []  # free calls never enter the spend list
+    assert hour.by_spend == {"c"}
+
+
+def big_spender_traffic(n: int, seed: int) -> list[dict]:
+    """Thousands of cheap, busy users (8 requests each on average) and one who sends a few very
+    long prompts: by requests they rank last, by spend first."""
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(n):
+        big = i % 400 == 7
+        r = make_row(T0 + rnd.uniform(0, 3600), prompt=200_000 if big else rnd.randint(1, 20), completion=5)
+        r["metadata"] = orjson.dumps({"user": "whale" if big else f"u{rnd.randint(0, n // 8)}"}).decode()
+        r["key_alias"] = "whale-key" if big else f"k{rnd.randint(0, n // 8)}"
+        rows.append(r)
+    rows.sort(key=lambda r: r["start_us"])
+    return rows
+
+
+@pytest.mark.parametrize("by", ["user", "key"])
+def test_a_user_with_few_costly_requests_tops_the_spend_breakdown(db: Database, by: str) -> None:
+    rows = big_spender_traffic(8000, 21)
+    store(db, rows)
+    whale = "whale" if by == "user" else "whale-key"
+    window = Window(int(T0 * 1e6), int((T0 + 3600) * 1e6), UTC)
+    got = top_breakdowns.breakdown(db, "gpt", window, by, limit=20)
+    mine = [r for r in rows if whale in values(r, by)]
+    assert 0 < len(mine) < 30  # fewer requests than many cheap users: by requests alone, "others"
+    top = got["rows"][0]
+    assert top["value"] == whale
+    assert top["requests"] == len(mine)  # exact: listed from its first (costly) request on
+    assert round(top["spend"] * 1e12) == sum(r["spend_pusd"] for r in mine)
+    assert top["total_tokens"] == sum(r["total_tokens"] for r in mine)
+    # Rows plus others still equal the hour's totals exactly.
+    parts = [*got["rows"], got["others"]]
+    assert sum(p["requests"] for p in parts) == got["total"]["requests"] == len(rows)
+    assert sum(round(p["spend"] * 1e12) for p in parts) == sum(r["spend_pusd"] for r in rows)
 
 
 def test_row_histograms_are_written_at_most_every_flush_interval(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -90,12 +90,12 @@ def usage_breakdown(
 
     `by=key` (the virtual key's alias, never the key), `user` (the request's `user` field), `tag`
     (a request with several tags counts under each) and `session` (the agent session): from hourly
-    rollups that keep the top 50 values of each hour (by requests) and an "others" remainder, so
+    rollups that keep each hour's top 50 values by requests and top 50 by spend, and an "others" remainder, so
     they cover the whole UTC hours the window touches (`start`, `end` say which), and stay fast with
     any number of distinct values. The `limit` values first by `sort` (`spend`, `requests`,
     `tokens`, `error_rate`, `p95`) are `rows`, each with `p95_ms` (latency, within 2.6%); `others`
-    holds every other request (the values past the limit, and each hour's values outside its top
-    50), with `values` (how many values past the limit it holds); rows plus `others` equal `total`
+    holds every other request (the values past the limit, and each hour's values outside its
+    lists), with `values` (how many values past the limit it holds); rows plus `others` equal `total`
     exactly, which (but for tags) equals those hours' cards. A value's row counts its requests in
     the hours it was listed, from the batch that listed it: never more than its true figures, and
     exact for a value listed from its first request of each hour (the busiest values are)."""

@@ -1,28 +1,33 @@
 """Which values of a high-cardinality dimension (API key, end user, tag, session) keep a row of
-their own in an hour's rollup: the writer's in-memory view of each hour's top N by requests.
+their own in an hour's rollup: the writer's in-memory view of each hour's top N by requests and top
+N by spend (the union: at most 2 × TOP_N rows). By requests alone, a user with a few long-context
+calls (the one people ask about: "who spends the money?") fell into "others".
 
 Every request of an hour is counted exactly once in that hour's table: in its value's row if the
 value is listed when its batch is written, else in the hour's "others" row (a batch adds to
-"others" its total less what it adds to rows). A value that drops out of the list has its whole
+"others" its total less what it adds to rows). A value that drops out of both lists has its whole
 stored row folded into "others" (read and added in the same transaction). So the rows plus
 "others" always add up to the hour's totals exactly, whatever the lists hold (several writers,
 restarts and rolled-back batches included).
 
-The list is a heavy-hitters list: each process counts every value's requests in the hour (a
-``Counter``, updated in C: this is the hot path), forgetting the least frequent past ``TRACK_CAP``;
-when an unlisted value counts more requests than the smallest listed one, they swap. A promoted
-value's row starts with the batch that promoted it: its earlier requests of the hour stay in
-"others". So a row is never more than the value's true figures, and it is exact for its hour when
+Each list is a heavy-hitters list: each process counts every value's requests and spend in the hour
+(``Counter``s; requests updated in C: this is the hot path), forgetting the least busy past
+``TRACK_CAP``; when an unlisted value counts more than the smallest member of a list, they swap. A
+promoted value's row starts with the batch that promoted it: its earlier requests of the hour stay
+in "others". So a row is never more than the value's true figures, and it is exact for its hour when
 the value was listed from its first request of the hour on (the first values of each hour, and
-any value that was busy from the start)."""
+any value that was busy or costly from the start)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-TOP_N = 50  # listed values per (deployment, dimension, hour), beside "others"
+# Values per (deployment, dimension, hour) in each list (by requests, by spend), beside "others".
+# The same N for both: a breakdown shows 50 rows a page either way, sorted by spend or requests.
+TOP_N = 50
 # A listed row's latency histogram (its p95) is written at most this often (merging JSON
 # histograms on every batch was the writer's largest cost); sums are written with every batch.
 FLUSH_S = 60.0
@@ -62,43 +67,72 @@ class HourList:
     what the current batch adds to its row) and every value's requests counted so far."""
 
     listed: dict[str, Acc]
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[str] = field(default_factory=Counter)  # requests
+    spend: dict[str, int] = field(default_factory=dict)  # pico-dollars (a dict: no __missing__ call)
+    by_requests: set[str] = field(default_factory=set)  # the two lists; listed = their union
+    by_spend: set[str] = field(default_factory=set)
     bins: dict[str, dict[str, int]] = field(default_factory=dict)  # histograms not yet written
 
 
-def rebalance(hour: HourList, values: list[str], top_n: int = TOP_N) -> list[str]:
-    """Count a batch's values (one per record) and update the list; returns the values demoted
-    (their stored rows are to be folded into "others")."""
-    counts = hour.counts
-    counts.update(values)
-    listed = hour.listed
-    if len(listed) >= top_n:  # only values above the smallest listed one can come in
-        floor = min(counts[v] for v in listed)
-        fresh = [v for v in set(values) if v not in listed and counts[v] > floor]
+def rebalance(hour: HourList, values: list[str], spends: list[int] | None = None, top_n: int = TOP_N) -> list[str]:
+    """Count a batch's values (one per record) and their spend (pico-dollars, one per record), and
+    update both lists; returns the values demoted from both (their stored rows are to be folded
+    into "others")."""
+    hour.counts.update(values)
+    seen = set(values)
+    left = _rank(hour.counts, hour.by_requests, seen, top_n, hour.listed)
+    if spends is not None:
+        spend = hour.spend
+        get = spend.get
+        for value, pusd in zip(values, spends, strict=True):
+            if pusd:
+                spend[value] = get(value, 0) + pusd
+        left += _rank(spend, hour.by_spend, {v for v in seen if v in spend}, top_n, hour.listed)
+    demoted = [v for v in dict.fromkeys(left) if v not in hour.by_requests and v not in hour.by_spend]
+    for value in demoted:
+        del hour.listed[value]
+        hour.bins.pop(value, None)
+    if len(hour.counts) > TRACK_CAP:
+        # Bounded memory: the rarest values are forgotten (listed ones are kept).
+        hour.counts = _trimmed(hour.counts, hour.listed)
+        hour.spend = dict(_trimmed(Counter(hour.spend), hour.listed))
+    return demoted
+
+
+def _rank(
+    counter: Mapping[str, int], members: set[str], seen: set[str], top_n: int, listed: dict[str, Acc]
+) -> list[str]:
+    """One list's turn: values of the batch that count more than the list's smallest member take
+    its place (new members get a row in ``listed``); returns the members that left."""
+    if len(members) >= top_n:  # only values above the smallest member can come in
+        floor = min(counter[v] for v in members)
+        fresh = [v for v in seen if v not in members and counter[v] > floor]
     else:
-        fresh = [v for v in set(values) if v not in listed]
-    demoted: list[str] = []
+        fresh = [v for v in seen if v not in members]
+    left: list[str] = []
     if fresh:
-        fresh.sort(key=lambda v: (-counts[v], v))
+        fresh.sort(key=lambda v: (-counter[v], v))
         smallest: tuple[int, str] | None = None
         for value in fresh:
-            if len(listed) >= top_n:
+            if len(members) >= top_n:
                 if smallest is None:
-                    smallest = min((counts[v], v) for v in listed)
-                if counts[value] <= smallest[0]:
+                    smallest = min((counter[v], v) for v in members)
+                if counter[value] <= smallest[0]:
                     break  # sorted: none after this one counts more either
-                del listed[smallest[1]]
-                hour.bins.pop(smallest[1], None)
-                demoted.append(smallest[1])
+                members.discard(smallest[1])
+                left.append(smallest[1])
                 smallest = None
-            listed[value] = new_acc()
-    if len(counts) > TRACK_CAP:
-        # Bounded memory: the rarest values are forgotten (listed ones are kept).
-        keep = dict(counts.most_common(TRACK_CAP // 2))
-        for value in listed:
-            keep.setdefault(value, counts[value])
-        hour.counts = Counter(keep)
-    return demoted
+            members.add(value)
+            if value not in listed:
+                listed[value] = new_acc()
+    return left
+
+
+def _trimmed(counter: Counter[str], listed: dict[str, Acc]) -> Counter[str]:
+    keep = dict(counter.most_common(TRACK_CAP // 2))
+    for value in listed:
+        keep.setdefault(value, counter[value])
+    return Counter(keep)
 
 
 def take_rows(hour: HourList) -> dict[str, Acc]:

@@ -4,7 +4,7 @@
 The rollups are hourly, so these breakdowns cover the whole hours the window touches (UTC hours;
 ``start``/``end`` in the answer say which). Their rows plus "others" equal those hours' totals
 exactly (for tags: each record once per tag it has). A value's row counts its requests in the hours
-where it was among the top values (TOP_N per hour, by spend then requests); its requests in other
+where it was among the top values (per hour, the TOP_N by requests and the TOP_N by spend); its requests in other
 hours are in "others", with the values past ``limit``. With one writer process a listed hour is
 exact (``storage.top_values``), so a value listed in every hour it had requests has exact figures.
 p95 latency per row comes from the rows' latency histograms (coarse bins: within 2.6%); "others" and the total
@@ -22,6 +22,7 @@ from modelmeter.storage.rollups import HOUR
 from modelmeter.storage.top_rollups import SUMS, TABLE
 from modelmeter.storage.top_values import coarse_value
 from modelmeter.units import PICO, iso
+from modelmeter.usage import breakdowns
 from modelmeter.usage.window import Window
 
 SORTS = ("spend", "requests", "tokens", "error_rate", "p95")
@@ -190,14 +191,4 @@ def _answer(hours: _Hours, sort: str, limit: int) -> dict[str, Any]:
     return {"rows": rows, "others": other_row, "total": total_row}
 
 
-CSV_COLUMNS = (
-    "value",
-    "requests",
-    "failed",
-    "error_rate",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "spend",
-    "p95_ms",
-)
+CSV_COLUMNS = (*breakdowns.CSV_COLUMNS, "p95_ms")  # the call-type breakdown's, and each row's p95
