@@ -5,9 +5,10 @@ sums; sorting works from the keyboard; the compare view shows both sides; no "nu
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import openai
 import pytest
@@ -205,8 +206,8 @@ def test_the_compare_view_shows_both(page: Page, server: ServerProcess, traffic:
     page.locator("#compare-open").click()
     expect(page).to_have_url(re.compile(r"/compare\?"))
     expect(page.locator("h1")).to_have_text("Compare")
-    assert page.locator("#compare-a").input_value() == first_two[0]
-    assert page.locator("#compare-b").input_value() == first_two[1]
+    expect(page.locator("#compare-a")).to_have_value(first_two[0])  # once the deployments are listed
+    expect(page.locator("#compare-b")).to_have_value(first_two[1])
     page.goto("/compare?a=fleet-model&b=cards-model&window=24h")
     for side, name in (("a", "fleet-model"), ("b", "cards-model")):
         root = page.locator(f'.compare-side[data-side="{side}"]')
@@ -282,3 +283,85 @@ def test_the_fleet_api_is_documented_and_answers_bad_windows_with_400(server: Se
     assert status == 200
     served = [d["name"] for d in api(server, "/api/deployments")["data"]]
     assert [d["deployment"] for d in body["deployments"]] == served
+
+
+def b_period(page: Page) -> tuple[float, float]:
+    times = page.locator('.compare-side[data-side="b"] [data-role=period] time').evaluate_all(T)
+    return instant(times[0]), instant(times[1])
+
+
+@pytest.mark.parametrize(("width", "scheme"), LAYOUTS)
+def test_the_compare_view_takes_other_periods(
+    page: Page, server: ServerProcess, traffic: None, width: int, scheme: str
+) -> None:
+    layout(page, width, scheme)
+    page.goto("/compare?a=fleet-model&b=fleet-model&window=24h")
+    side_a = page.locator('.compare-side[data-side="a"]')
+    side_b = page.locator('.compare-side[data-side="b"]')
+    expect(side_a.locator(".metric")).to_have_count(4)
+
+    # The same window a week earlier: side a's bounds, 7 calendar days back in the viewer's zone
+    page.select_option("#compare-period", "week")
+    expect(page).to_have_url(re.compile(r"b_period=week"))
+    expect(side_b.locator(".compare-name")).to_contain_text("1 week earlier")
+    expect(side_b.locator("[data-role=period] time")).to_have_count(2)
+    a_start, a_end = (instant(t) for t in side_a.locator("[data-role=period] time").evaluate_all(T))
+    b_start, b_end = b_period(page)
+    assert abs((a_start - b_start) - 7 * 86400) <= 3600 and abs((a_end - b_end) - 7 * 86400) <= 3600
+    q = f"start={quote(side_b.locator('[data-role=period] time').first.get_attribute('datetime') or '')}"
+    q += f"&end={quote(side_b.locator('[data-role=period] time').last.get_attribute('datetime') or '')}"
+    week = api(server, f"/api/deployments/fleet-model/usage?{q}&tz={quote(TZ)}")
+    expect(side_b.locator('[data-card="requests"] [data-role="value"]')).to_have_text(
+        fmt(page, "int", week["requests"])
+    )
+
+    # A chosen range around the traffic, typed in the viewer's time (Europe/Paris)
+    page.select_option("#compare-period", "custom")
+    expect(page.locator("#compare-b-range")).to_be_visible()
+    zone = ZoneInfo(TZ)
+    start = datetime.now(zone) - timedelta(hours=2)
+    end = datetime.now(zone) + timedelta(hours=1)
+    page.fill("#compare-b-start", start.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#compare-b-end", end.strftime("%Y-%m-%dT%H:%M"))
+    page.locator("#compare-b-range button[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"b_period=custom&b_start=[^&]+Z&b_end=[^&]+Z"))
+    expect(side_b.locator(".compare-name")).to_contain_text("chosen range")
+    b_start, b_end = b_period(page)
+    assert abs(b_start - start.replace(second=0, microsecond=0).timestamp()) < 1
+    assert abs(b_end - end.replace(second=0, microsecond=0).timestamp()) < 1
+    # the cards equal the request log's own rows for that range (the raw records, not the rollups)
+    iso = lambda t: datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
+    rows = api(
+        server, f"/api/deployments/fleet-model/requests?start={quote(iso(b_start))}&end={quote(iso(b_end))}&limit=200"
+    )
+    n = len(rows["data"])
+    assert n >= 4
+    expect(side_b.locator('[data-card="requests"] [data-role="value"]')).to_have_text(fmt(page, "int", n))
+    expect(side_b.locator(".js-plotly-plot")).to_have_count(2, timeout=20_000)
+    fits(page, width)
+    no_bad_words(page)
+    shot(page, f"compare-range-{width}-{scheme}", full_page=True)
+
+    # The link round-trips: a reload shows the same range and figures
+    url = page.url
+    page.reload()
+    expect(page.locator("#compare-period")).to_have_value("custom")
+    expect(page.locator("#compare-b-start")).to_have_value(start.strftime("%Y-%m-%dT%H:%M"))
+    expect(side_b.locator('[data-card="requests"] [data-role="value"]')).to_have_text(fmt(page, "int", n))
+    assert page.url == url
+
+    # A range that ends before it starts: a message, and the URL is left as it was
+    page.fill("#compare-b-end", (start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    page.locator("#compare-b-range button[type=submit]").click()
+    expect(page.locator(".page-head ~ .callout-error, #app > .callout-error").first).to_contain_text(
+        "must end after it starts"
+    )
+    assert page.url == url
+
+    # A link with a range that is not one: the message, and side a still shown
+    page.goto("/compare?a=fleet-model&b=fleet-model&window=24h&b_period=custom&b_start=soon&b_end=later")
+    expect(side_b.locator(".callout-error")).to_contain_text("needs a start and an end")
+    expect(side_a.locator(".metric")).to_have_count(4)
+    expect(side_a.locator('[data-card="requests"] [data-role="value"]')).not_to_have_text("")
+    no_bad_words(page)
+    fits(page, width)

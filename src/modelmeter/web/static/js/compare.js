@@ -1,10 +1,12 @@
-// The compare view (/compare?a=<name>&b=<name>[&b_period=previous][&window=…]): two models' four
-// cards and their requests and latency charts side by side, for the same window; or one model's
-// window beside the window of the same length just before it (b_period=previous).
+// The compare view (/compare?a=<name>&b=<name>[&b_period=…][&window=…]): two models' four cards and
+// their requests and latency charts side by side, for the same window; or side b over another
+// period: the window just before, the same window 1 or 4 weeks earlier, or a chosen range
+// (compare_period.js). Each side's charts keep their own time axis, labelled with their period.
 
 import { api } from "./api.js";
 import { Cards } from "./cards.js";
 import { Charts, preloadPlotly } from "./charts.js";
+import { PeriodControl, periodParams, periodPill, rangeProblem, readPeriod, writePeriod } from "./compare_period.js";
 import { clear, h, pill, replace } from "./dom.js";
 import { periodLabel } from "./fleet_strip.js";
 import * as fmt from "./format.js";
@@ -12,8 +14,7 @@ import { modelPath, navigate, setQuery } from "./router.js";
 import { readWindow, WindowControl, windowParams, writeWindow } from "./window_control.js";
 
 function readState(params) {
-  return { ...readWindow(params), a: params.get("a") || "", b: params.get("b") || "",
-    bPeriod: params.get("b_period") === "previous" ? "previous" : "current" };
+  return { ...readWindow(params), ...readPeriod(params), a: params.get("a") || "", b: params.get("b") || "" };
 }
 
 /** One side of the comparison: a model and a period, its cards and charts. */
@@ -34,8 +35,9 @@ class Side {
       this.error, this.cards.el, this.charts.el);
   }
 
-  /** Load `name` for the window `params`; the previous window of the same length if `previous`. */
-  async load(name, params, previous) {
+  /** Load `name` for the window `params`, or for another period of it (`kind`: compare_period.js;
+   *  `state` holds a chosen range). */
+  async load(name, params, kind = "current", state = {}) {
     const seq = ++this.seq;
     this.name = name;
     this.series = null;
@@ -43,13 +45,15 @@ class Side {
     this.error.hidden = true;
     this.cards.loading();
     this.charts.loading();
+    const label = periodPill(kind);
     replace(this.title, h("a", { href: modelPath(name), "data-link": true }, name),
-      previous ? pill("previous window", "neutral") : null); // dom.replace skips the null
+      label ? pill(label, "neutral") : null); // dom.replace skips the null
     try {
-      let p = params;
+      let p = kind === "custom" ? periodParams(kind, state, null, params.tz) : params;
       let summary = await api.usage(name, p);
-      if (previous) { // the same figures for the window just before (the API names it)
-        p = { tz: params.tz, start: summary.previous.start, end: summary.previous.end };
+      const other = kind === "custom" ? null : periodParams(kind, state, summary, params.tz);
+      if (other) { // the window's exact bounds (the API's) moved to the other period
+        p = other;
         summary = await api.usage(name, p);
       }
       if (seq !== this.seq) return;
@@ -66,6 +70,15 @@ class Side {
       this.error.textContent = `Could not load ${name}: ${err.message}`;
       this.error.hidden = false;
     }
+  }
+
+  /** Show why this side has nothing to show. */
+  fail(message) {
+    this.seq += 1;
+    this.period = null;
+    this.series = null;
+    this.error.textContent = message;
+    this.error.hidden = false;
   }
 
   /** The highest request count and latency of a bucket (for one scale on both sides). */
@@ -107,9 +120,7 @@ export class ComparePage {
     const select = (id, label) => h("select", { class: "select", id, "aria-label": label, onchange: () => this.picked() });
     this.aSel = select("compare-a", "First model");
     this.bSel = select("compare-b", "Second model");
-    this.periodSel = h("select", { class: "select", id: "compare-period", "aria-label": "Period of the second",
-      onchange: () => this.picked() },
-    h("option", { value: "current" }, "same window"), h("option", { value: "previous" }, "the window before"));
+    this.periodCtl = new PeriodControl((changes) => this.go(changes), (message) => this.showError(message));
     this.windowCtl = new WindowControl((w) => this.go(w), (message) => this.showError(message));
     this.error = h("div", { class: "callout callout-error", role: "alert", hidden: true });
     this.sides = { a: new Side("a"), b: new Side("b") };
@@ -117,11 +128,11 @@ export class ComparePage {
       h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
         h("a", { href: "/", "data-link": true }, "Models"), h("span", { "aria-hidden": "true" }, "/"), h("span", {}, "Compare")),
       h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Compare"),
-        h("p", { class: "subtle" }, "Two models side by side, or one model's window beside the one before it. ",
+        h("p", { class: "subtle" }, "Two models side by side, or one model's window beside another period of it. ",
           `Times in your time zone (${fmt.timeZone()}).`))),
       h("div", { class: "toolbar compare-toolbar" },
         h("div", { class: "toolbar-left" }, this.aSel, h("span", { class: "subtle" }, "with"), this.bSel,
-          h("span", { class: "subtle" }, "over"), this.periodSel),
+          h("span", { class: "subtle" }, "over"), this.periodCtl.select, this.periodCtl.range),
         h("div", { class: "toolbar-right" }, this.windowCtl.els)),
       this.error,
       h("div", { class: "compare-grid" }, this.sides.a.el, this.sides.b.el));
@@ -155,12 +166,17 @@ export class ComparePage {
       if (!this.names.includes(name)) sel.append(h("option", { value: name }, name)); // an unknown one says so below
       sel.value = name;
     }
-    this.periodSel.value = s.bPeriod;
+    this.periodCtl.sync(s);
     this.windowCtl.sync(s);
     this.error.hidden = true;
     const params = windowParams(s);
     const seq = ++this.seq;
-    Promise.all([this.sides.a.load(s.a, params, false), this.sides.b.load(s.b, params, s.bPeriod === "previous")])
+    const problem = rangeProblem(s);
+    if (problem) {
+      this.showError(problem);
+      this.sides.b.fail(problem);
+    }
+    Promise.all([this.sides.a.load(s.a, params), problem ? null : this.sides.b.load(s.b, params, s.bPeriod, s)])
       .then(() => { // both sides' charts on one scale, so that taller means more
         if (seq !== this.seq || !this.alive) return;
         const [a, b] = [this.sides.a.tops(), this.sides.b.tops()];
@@ -171,14 +187,14 @@ export class ComparePage {
   }
 
   picked() {
-    this.go({ a: this.aSel.value, b: this.bSel.value, bPeriod: this.periodSel.value });
+    this.go({ a: this.aSel.value, b: this.bSel.value });
   }
 
   go(changes) {
     Object.assign(this.state, changes);
     const s = this.state;
     const q = new URLSearchParams({ a: s.a, b: s.b });
-    if (s.bPeriod === "previous") q.set("b_period", "previous");
+    writePeriod(q, s);
     writeWindow(q, s);
     setQuery(q);
     this.update({ params: q });
