@@ -72,7 +72,7 @@ export class Breakdown {
     // Top-N breakdowns read whole hours: say which, in the viewer's zone.
     this.span.hidden = !top;
     this.span.textContent = top ? `Whole hours ${fmt.dateTime(res.start)} – ${fmt.dateTime(res.end)} (${fmt.timeZone()}); `
-      + "each hour keeps its 50 busiest values, the rest are in “Others”." : "";
+      + "each hour keeps its 50 busiest and 50 costliest values, the rest are in “Others”." : "";
     const cells = (r) => [
       h("td", { class: "num" }, fmt.int(r.requests)),
       h("td", { class: "num" }, r.error_rate == null ? fmt.DASH : fmt.pct(r.error_rate)),
@@ -91,7 +91,7 @@ export class Breakdown {
     if (res.others) {
       rows.push(h("tr", { dataset: { role: "others", requests: res.others.requests } },
         h("th", { scope: "row" }, h("span", { class: "subtle",
-          title: "Values past these rows, and each hour's values outside its 50 busiest" }, "Others")),
+          title: "Values past these rows, and each hour's values outside its 50 busiest and 50 costliest" }, "Others")),
         cells(res.others)));
     }
     replace(this.table, h("caption", { class: "sr-only" }, `Requests by ${label.toLowerCase()}`),
