@@ -7,11 +7,12 @@ import math
 import random
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
 
-from modelmeter.storage import migrations, top_rollups, top_values
+from modelmeter.storage import migrations, top_rollups, top_values, upstream_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import insert_rows
 from modelmeter.storage.top_values import TOP_N, HourList, rebalance, take_rows
@@ -276,3 +277,84 @@ def test_the_log_filters_by_end_user(db: Database) -> None:
         got = records_q.page(db, "gpt", window, limit=200, end_user=user)["data"]
         assert want and sorted(r["id"] for r in got) == want
         assert all(r["metadata"]["user"] == user for r in got)
+
+
+def whale_among_busy_users(seed: int) -> list[dict]:
+    """Two hours: 10,000 cheap users (1-4 requests), 2 x TOP_N busy ones (12 requests an hour: more
+    than the whale, so by requests alone it would be in "others") and a whale (3 calls an hour,
+    each of 120,000 prompt tokens)."""
+    rnd = random.Random(seed)
+    rows = []
+
+    def add(t: float, user: str, **kw: Any) -> None:
+        r = make_row(t, **kw)
+        r["metadata"] = orjson.dumps({"user": user}).decode()
+        rows.append(r)
+
+    for i in range(10_000):
+        for _ in range(rnd.randint(1, 4)):
+            add(T0 + rnd.uniform(0, 2 * 3600), f"u{i}", prompt=rnd.randint(1, 50), completion=rnd.randint(0, 20))
+    for i in range(2 * TOP_N):
+        for k in range(24):
+            add(T0 + k * 300 + i, f"busy{i}", prompt=rnd.randint(1, 50), completion=rnd.randint(0, 20))
+    for h in range(2):
+        for k in range(3):
+            add(T0 + h * 3600 + 600 + k * 900, "whale", prompt=120_000, completion=2_000, latency=9000.0)
+    rows.sort(key=lambda r: r["start_us"])
+    return rows
+
+
+def test_few_very_expensive_requests_among_busy_users_get_an_exact_row(db: Database) -> None:
+    rows = whale_among_busy_users(31)
+    whale = [r for r in rows if values(r, "user") == ["whale"]]
+    busier: dict[tuple[int, str], int] = defaultdict(int)
+    for r in rows:
+        busier[(r["start_us"] // HOUR_US, values(r, "user")[0])] += 1
+    for h in {r["start_us"] // HOUR_US for r in whale}:  # the premise: not in any hour's top N by requests
+        assert sum(n > busier[(h, "whale")] for (hh, _), n in busier.items() if hh == h) >= TOP_N
+    store(db, rows, batch=500)
+    window = Window(int(T0 * 1e6), int((T0 + 2 * 3600) * 1e6), UTC)
+    got = top_breakdowns.breakdown(db, "gpt", window, "user", sort="spend", limit=10)
+    top = got["rows"][0]
+    assert top["value"] == "whale" and top["requests"] == len(whale) == 6
+    assert round(top["spend"] * 1e12) == sum(r["spend_pusd"] for r in whale)
+    assert top["prompt_tokens"] == sum(r["prompt_tokens"] for r in whale)
+    assert top["total_tokens"] == sum(r["total_tokens"] for r in whale)
+    assert top["p95_ms"] == pytest.approx(9000.0, rel=0.026)
+    assert round(got["total"]["spend"] * 1e12) == sum(r["spend_pusd"] for r in rows)
+    check(db, rows, window, "user", exact_rows=False)
+
+
+def test_two_writers_and_a_rolled_back_batch_keep_totals_exact(
+    db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writer processes (each its own lists) take turns, one batch fails after the top-N step
+    and is retried: rows plus "others" are the totals exactly, no row counts more than it should."""
+    rows = whale_among_busy_users(32)
+    other = Database(db_url)  # its own lists: another writer process
+    real = upstream_rollups.add_rows
+    failed = []
+
+    def fail_once(*a: Any) -> None:
+        if not failed:
+            failed.append(1)
+            raise RuntimeError("connection lost")
+        real(*a)
+
+    try:
+        for n, i in enumerate(range(0, len(rows), 700)):
+            writer = (db, other)[n % 2]
+            if n == 7:
+                monkeypatch.setattr(upstream_rollups, "add_rows", fail_once)
+                with pytest.raises(RuntimeError):
+                    insert_rows(writer, rows[i : i + 700])
+                monkeypatch.setattr(upstream_rollups, "add_rows", real)
+            insert_rows(writer, rows[i : i + 700])
+        assert failed
+        window = Window(int(T0 * 1e6), int((T0 + 2 * 3600) * 1e6), UTC)
+        check(db, rows, window, "user", exact_rows=False)
+        got = top_breakdowns.breakdown(db, "gpt", window, "user", sort="spend", limit=10)
+        # Listed by each writer from the first call it saw: exact whichever wrote which.
+        assert got["rows"][0]["value"] == "whale" and got["rows"][0]["requests"] == 6
+    finally:
+        other.close()
