@@ -358,3 +358,30 @@ def test_two_writers_and_a_rolled_back_batch_keep_totals_exact(
         assert got["rows"][0]["value"] == "whale" and got["rows"][0]["requests"] == 6
     finally:
         other.close()
+
+
+def test_reloaded_lists_stay_bounded_with_two_writers(db: Database, db_url: str) -> None:
+    """A writer that reloads its lists (restart, rolled-back batch) while another writes: rows in
+    neither of its lists are folded, so an hour keeps at most 2 x TOP_N rows per writer."""
+    rows = traffic(9000, 3, hours=1)
+    other = Database(db_url)
+    try:
+        for n, i in enumerate(range(0, len(rows), 200)):
+            insert_rows((db, other, db)[n % 3], rows[i : i + 200])
+            if n % 3 == 0:  # db reloads its lists for its next batch (the last one included)
+                top_rollups.forget(db)
+        # Each writer's lists hold at most 2 x TOP_N values (the reloading one's too) ...
+        for writer in (db, other):
+            hours = top_rollups.lists_for(writer).hours.values()
+            assert max(len(h.listed) for dims in hours for h in dims.values()) <= 2 * TOP_N
+        # ... and the table at most what the two writers list between them.
+        most = db.fetchone(
+            "SELECT MAX(c) FROM (SELECT COUNT(*) AS c FROM rollup_top_hour WHERE other = 0 "
+            "GROUP BY dim, bucket_us) AS x"
+        )[0]
+        assert TOP_N < most <= 2 * 2 * TOP_N
+        window = Window(int(T0 * 1e6), int((T0 + 3600) * 1e6), UTC)
+        for by in top_rollups.TOP_DIMENSIONS:
+            check(db, rows, window, by, exact_rows=False)
+    finally:
+        other.close()

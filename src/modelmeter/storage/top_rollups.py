@@ -152,10 +152,10 @@ def _load(tx: Any, db: Database, dep: str, bucket: int) -> dict[str, HourList]:
                 out[dim].spend[value] = int(spend)
     for hour in out.values():
         hour.by_spend.update(sorted(hour.spend, key=lambda v: (-hour.spend[v], v))[:TOP_N])
-        # The rest by requests (all of them: rows stored by other writers stay listed until they
-        # are outranked, so nothing listed is left without a list).
-        hour.by_requests.update(v for v in hour.listed if v not in hour.by_spend)
         hour.by_requests.update(sorted(hour.listed, key=lambda v: (-hour.counts[v], v))[:TOP_N])
+        # Rows in neither list (several writers list more between them) are folded into "others"
+        # by this batch: kept listed, each reload would add the other writers' rows for good.
+        hour.surplus = [v for v in hour.listed if v not in hour.by_requests and v not in hour.by_spend]
     return out
 
 

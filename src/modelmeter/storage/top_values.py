@@ -8,10 +8,12 @@ value is listed when its batch is written, else in the hour's "others" row (a ba
 "others" its total less what it adds to rows). A value that drops out of both lists has its whole
 stored row folded into "others" (read and added in the same transaction). So the rows plus
 "others" always add up to the hour's totals exactly, whatever the lists hold (several writers,
-restarts and rolled-back batches included).
+restarts and rolled-back batches included). Lists reloaded from the table (restart, rolled-back
+batch) take the stored rows' top N by requests and top N by spend, and fold the rest: with several
+writers an hour holds at most 2 × TOP_N rows per writer.
 
 Each list is a heavy-hitters list: each process counts every value's requests and spend in the hour
-(``Counter``s; requests updated in C: this is the hot path), forgetting the least busy past
+(requests in a ``Counter``, updated in C, spend in a dict: this is the hot path), forgetting the least busy past
 ``TRACK_CAP``; when an unlisted value counts more than the smallest member of a list, they swap. A
 promoted value's row starts with the batch that promoted it: its earlier requests of the hour stay
 in "others". So a row is never more than the value's true figures, and it is exact for its hour when
@@ -72,6 +74,7 @@ class HourList:
     by_requests: set[str] = field(default_factory=set)  # the two lists; listed = their union
     by_spend: set[str] = field(default_factory=set)
     bins: dict[str, dict[str, int]] = field(default_factory=dict)  # histograms not yet written
+    surplus: list[str] = field(default_factory=list)  # loaded rows in neither list: to be folded
 
 
 def rebalance(hour: HourList, values: list[str], spends: list[int] | None = None, top_n: int = TOP_N) -> list[str]:
@@ -88,6 +91,9 @@ def rebalance(hour: HourList, values: list[str], spends: list[int] | None = None
             if pusd:
                 spend[value] = get(value, 0) + pusd
         left += _rank(spend, hour.by_spend, {v for v in seen if v in spend}, top_n, hour.listed)
+    if hour.surplus:
+        left += hour.surplus
+        hour.surplus = []
     demoted = [v for v in dict.fromkeys(left) if v not in hour.by_requests and v not in hour.by_spend]
     for value in demoted:
         del hour.listed[value]
