@@ -8,7 +8,9 @@ ones blended on the way, as a user's eye composes them. Disabled controls are ex
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import openai
 import pytest
@@ -122,6 +124,17 @@ def test_every_text_meets_wcag_aa_contrast(page: Page, server: ServerProcess, tr
         page.goto(path)
         page.wait_for_selector(ready)
         seen[path] = failures(page, 5)
+
+    # The compare view with its chosen-range inputs open (side b over a range around the traffic)
+    now = datetime.now(UTC)
+    iso = lambda t: quote(t.isoformat(timespec="seconds").replace("+00:00", "Z"))  # noqa: E731
+    page.goto(
+        f"/compare?a={MODEL}&b={MODEL}&window=24h&b_period=custom"
+        f"&b_start={iso(now - timedelta(hours=2))}&b_end={iso(now + timedelta(hours=1))}"
+    )
+    page.wait_for_selector('.compare-side[data-side="b"] .js-plotly-plot .xtick text')
+    page.wait_for_selector("#compare-b-range:not([hidden])")
+    seen["compare view"] = failures(page, 20)
 
     bad = [
         f"{where}: {f['where']} {f['text']!r} {f['fg']} on {f['bg']} = {f['ratio']} < {f['need']}"
