@@ -47,6 +47,13 @@ SHOWN = {
     **{f"insight {k}": f'[data-panel="{k}"] .plot .main-svg' for k in INSIGHTS},
     "breakdown": '[data-panel="breakdown"] table tbody tr',
 }
+# Server or client? When each API answer and plotly (4.8 MB, parsed before any chart) arrived.
+RESOURCES = """
+() => performance.getEntriesByType("resource")
+  .filter((e) => e.name.includes("/api/") || e.name.includes("plotly"))
+  .map((e) => ({ path: new URL(e.name).pathname.replace(/^.*\\/(usage|requests)/, "$1").replace(/^.*vendor\\//, ""),
+                 start: Math.round(e.startTime), end: Math.round(e.responseEnd) }))
+"""
 OBSERVE = """
 (shown) => {
   window.__t = {};
@@ -78,7 +85,10 @@ def busiest(url: str) -> tuple[str, list[str], int]:
     return rows[0][0], [r[0] for r in rows], sum(r[1] for r in rows)
 
 
-def measure(ctx: BrowserContext, url: str, reload: bool, timeout_ms: int) -> dict[str, int | None]:
+Times = dict[str, int | None]
+
+
+def measure(ctx: BrowserContext, url: str, reload: bool, timeout_ms: int) -> tuple[Times, list[dict[str, Any]]]:
     page = ctx.pages[0] if ctx.pages else ctx.new_page()
     if reload:
         page.reload()
@@ -89,10 +99,10 @@ def measure(ctx: BrowserContext, url: str, reload: bool, timeout_ms: int) -> dic
             "names => names.every((n) => n in (window.__t || {}))", arg=list(SHOWN), timeout=timeout_ms
         )
     t: dict[str, Any] = page.evaluate("window.__t || {}")
-    return {name: t.get(name) for name in SHOWN}
+    return {name: t.get(name) for name in SHOWN}, page.evaluate(RESOURCES)
 
 
-def run(database: str, reloads: int, timeout_ms: int) -> list[tuple[str, str, str, dict[str, int | None]]]:
+def run(database: str, reloads: int, timeout_ms: int) -> list[tuple[str, str, str, Times]]:
     dep, names, total = busiest(database)
     print(f"{total:,} records; busiest deployment {dep!r}")
     print(f"targets: cards <= {CARDS_MS} ms, every panel <= {PANEL_MS} ms (ms from navigation start, in the page)")
@@ -129,14 +139,30 @@ def run(database: str, reloads: int, timeout_ms: int) -> list[tuple[str, str, st
                         for i in range(1 + reloads):
                             label = "cold" if first else ("first" if i == 0 else "reload")
                             first = False
-                            results.append((view, window, label, measure(ctx, url, i > 0, timeout_ms)))
-                            print_row(*results[-1], flush=True)
+                            times, resources = measure(ctx, url, i > 0, timeout_ms)
+                            results.append((view, window, label, times))
+                            print_row(*results[-1])
+                            print(f"{'':<20}{slowest(resources)}", flush=True)
                 finally:
                     ctx.close()
     return results
 
 
-def print_row(view: str, window: str, label: str, t: dict[str, int | None], flush: bool = False) -> None:
+def slowest(resources: list[dict[str, Any]]) -> str:
+    """The API call answered last (and its own duration), and when plotly had arrived."""
+    api = [r for r in resources if "plotly" not in r["path"]]
+    plotly = [r for r in resources if "plotly" in r["path"]]
+    parts = []
+    if api:
+        last = max(api, key=lambda r: r["end"])
+        longest = max(api, key=lambda r: r["end"] - r["start"])
+        parts.append(f"{len(api)} API calls, last answered {last['end']} ms ({last['path']})")
+        parts.append(f"longest {longest['end'] - longest['start']} ms ({longest['path']})")
+    parts.append(f"plotly arrived {plotly[0]['end']} ms" if plotly else "plotly from memory cache")
+    return "; ".join(parts)
+
+
+def print_row(view: str, window: str, label: str, t: Times) -> None:
     cards = t["cards"]
     panels = {k: v for k, v in t.items() if k != "cards"}
     worst_name, worst = max(panels.items(), key=lambda kv: float("inf") if kv[1] is None else kv[1])
@@ -144,8 +170,7 @@ def print_row(view: str, window: str, label: str, t: dict[str, int | None], flus
     print(
         f"{view:<8}{window:<5}{label:<7}{fmt(cards):>7}{fmt(t['log rows']):>7}"
         f"{fmt(max_of(t, 'chart ')):>8}{fmt(max_of(t, 'insight ')):>9}{fmt(t['breakdown']):>7}"
-        f"  {worst_name:<18}{fmt(worst):>7}  {'yes' if ok else 'NO'}",
-        flush=flush,
+        f"  {worst_name:<18}{fmt(worst):>7}  {'yes' if ok else 'NO'}"
     )
 
 
