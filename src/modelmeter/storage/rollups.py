@@ -193,7 +193,7 @@ def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
 def upsert(db: Database, tx: Any, res: Resolution, buckets: list[dict[str, Any]]) -> None:
     """Add buckets (from ``aggregate`` / ``coarsen``) to ``res``'s table."""
     if db.dialect == "postgresql":  # histograms merged in Python: see storage.pg_rollups
-        pg_rollups.upsert(tx, res.table, SUM_COLUMNS, db.sql(_upsert_sql(db, res)), buckets)
+        pg_rollups.upsert(tx, res.table, SUM_COLUMNS, buckets)
         return
     for b in buckets:
         b["latency_bins"] = histogram.encode(b["bins"])
