@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from modelmeter.storage import migrations, top_rollups, top_values, upstream_rollups
+from modelmeter.storage import histogram, migrations, top_rollups, top_values, upstream_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import insert_rows
 from modelmeter.storage.top_values import TOP_N, HourList, rebalance, take_rows
@@ -385,3 +385,45 @@ def test_reloaded_lists_stay_bounded_with_two_writers(db: Database, db_url: str)
             check(db, rows, window, by, exact_rows=False)
     finally:
         other.close()
+
+
+def per_row_hours(db: Database, by: str, a: int, b: int) -> top_breakdowns._Hours:
+    """The window's hours summed in Python row by row, every histogram merged (as before the
+    breakdowns summed by value in SQL): the reference the SQL sums must equal."""
+    out = top_breakdowns._Hours()
+    n = len(top_rollups.SUMS)
+    for other, value, *rest in db.fetchall(
+        f"SELECT other, value, {', '.join(top_rollups.SUMS)}, latency_bins FROM rollup_top_hour "
+        "WHERE deployment = 'gpt' AND dim = :d AND bucket_us >= :a AND bucket_us < :b",
+        {"d": by, "a": a, "b": b},
+    ):
+        acc = out.others if other else out.sums.setdefault(value, [0] * n)
+        for i in range(n):
+            acc[i] += int(rest[i])
+        if not other:
+            histogram.merge(out.merged.setdefault(value, {}), histogram.decode(rest[n]))
+    return out
+
+
+@pytest.mark.parametrize("by", top_rollups.TOP_DIMENSIONS)
+def test_sums_by_value_in_sql_equal_the_per_row_sums(db: Database, by: str) -> None:
+    rows = traffic(3000, 17, hours=4)
+    for i in range(0, len(rows), 300):  # reloaded lists now and then: demoted rows, empty rows with bins
+        insert_rows(db, rows[i : i + 300])
+        if i % 900 == 0:
+            top_rollups.forget(db)
+    cache = top_breakdowns.TopCache()
+    for window in (
+        Window(int(T0 * 1e6), int((T0 + 4 * 3600) * 1e6), UTC),
+        Window(int((T0 + 4000) * 1e6), int((T0 + 2 * 3600) * 1e6), UTC),
+    ):
+        a, b = top_breakdowns.hour_span(window)
+        want_hours = per_row_hours(db, by, a, b)
+        assert len(want_hours.sums) > 20 and any(want_hours.others)  # more values than the limits below
+        for sort in top_breakdowns.SORTS:
+            for limit in (1, 7, 20, 500):
+                want = top_breakdowns._answer(want_hours, sort, limit)
+                for c in (None, cache, cache):  # uncached, then read into the cache, then from it
+                    got = top_breakdowns.breakdown(db, "gpt", window, by, sort=sort, limit=limit, cache=c)
+                    assert {k: got[k] for k in ("rows", "others", "total")} == want, (sort, limit)
+                    assert sum(r["p95_ms"] is not None for r in got["rows"]) > 0
