@@ -125,16 +125,24 @@ def test_every_text_meets_wcag_aa_contrast(page: Page, server: ServerProcess, tr
         page.wait_for_selector(ready)
         seen[path] = failures(page, 5)
 
-    # The compare view with its chosen-range inputs open (side b over a range around the traffic)
+    # The compare view with both sides' chosen-range inputs open (side a over a range around the
+    # traffic, side b over the hour after it) and their "chosen range" pills
     now = datetime.now(UTC)
     iso = lambda t: quote(t.isoformat(timespec="seconds").replace("+00:00", "Z"))  # noqa: E731
     page.goto(
-        f"/compare?a={MODEL}&b={MODEL}&window=24h&b_period=custom"
-        f"&b_start={iso(now - timedelta(hours=2))}&b_end={iso(now + timedelta(hours=1))}"
+        f"/compare?a={MODEL}&b={MODEL}&window=24h"
+        f"&a_period=custom&a_start={iso(now - timedelta(hours=2))}&a_end={iso(now + timedelta(hours=1))}"
+        f"&b_period=custom&b_start={iso(now + timedelta(hours=1))}&b_end={iso(now + timedelta(hours=2))}"
     )
+    for side in ("a", "b"):
+        page.wait_for_selector(f'.compare-side[data-side="{side}"] .js-plotly-plot .xtick text')
+        page.wait_for_selector(f"#compare-{side}-range:not([hidden])")
+    seen["compare view"] = failures(page, 30)
+    # ...and a side whose range is not one: its message (the page's and the side's)
+    page.goto(f"/compare?a={MODEL}&b={MODEL}&window=24h&a_period=custom&a_start=soon&a_end=later")
+    page.wait_for_selector('.compare-side[data-side="a"] .callout-error:not([hidden])')
     page.wait_for_selector('.compare-side[data-side="b"] .js-plotly-plot .xtick text')
-    page.wait_for_selector("#compare-b-range:not([hidden])")
-    seen["compare view"] = failures(page, 20)
+    seen["compare view, a bad range"] = failures(page, 20)
 
     bad = [
         f"{where}: {f['where']} {f['text']!r} {f['fg']} on {f['bg']} = {f['ratio']} < {f['need']}"

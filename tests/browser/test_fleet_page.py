@@ -198,6 +198,14 @@ def side_value(page: Page, side: str, card: str) -> str:
     return page.locator(f'.compare-side[data-side="{side}"] [data-card="{card}"] [data-role="value"]').inner_text()
 
 
+def side_times(page: Page, side: str) -> tuple[str, str]:
+    """A side's period as the page shows it: its two <time datetime> instants (UTC, with a Z)."""
+    loc = page.locator(f'.compare-side[data-side="{side}"] [data-role=period] time')
+    expect(loc).to_have_count(2)
+    start, end = loc.evaluate_all(T)
+    return start, end
+
+
 @pytest.mark.parametrize(("width", "scheme"), LAYOUTS)
 def test_the_compare_view_shows_both(page: Page, server: ServerProcess, traffic: None, width: int, scheme: str) -> None:
     layout(page, width, scheme)
@@ -252,7 +260,7 @@ def test_the_compare_view_shows_both(page: Page, server: ServerProcess, traffic:
 
     # One model, its window beside the one before (picked with the form, as a user does)
     page.select_option("#compare-b", "fleet-model")
-    page.select_option("#compare-period", "previous")
+    page.select_option("#compare-b-period", "previous")
     expect(page).to_have_url(re.compile(r"a=fleet-model&b=fleet-model&b_period=previous"))
     before = api(server, f"/api/deployments/fleet-model/usage?window=24h&tz={quote(TZ)}")["previous"]
     side_b = page.locator('.compare-side[data-side="b"]')
@@ -262,7 +270,7 @@ def test_the_compare_view_shows_both(page: Page, server: ServerProcess, traffic:
     )
     # its period: the 24 hours that end where side a's start (the named window moves with the clock)
     expect(side_b.locator("[data-role=period] time").first).to_have_attribute("datetime", re.compile(r"Z$"))
-    b_start, b_end = (instant(t) for t in side_b.locator("[data-role=period] time").evaluate_all(T))
+    b_start, b_end = (instant(t) for t in side_times(page, "b"))
     a_period = page.locator('.compare-side[data-side="a"] [data-role=period] time')
     a_start = instant(a_period.first.get_attribute("datetime"))
     assert abs(b_end - b_start - 86400) < 0.001 and abs(b_end - a_start) < 60
@@ -286,8 +294,8 @@ def test_the_fleet_api_is_documented_and_answers_bad_windows_with_400(server: Se
 
 
 def b_period(page: Page) -> tuple[float, float]:
-    times = page.locator('.compare-side[data-side="b"] [data-role=period] time').evaluate_all(T)
-    return instant(times[0]), instant(times[1])
+    start, end = side_times(page, "b")  # once loaded: a side shows no period while it loads
+    return instant(start), instant(end)
 
 
 @pytest.mark.parametrize(("width", "scheme"), LAYOUTS)
@@ -301,11 +309,11 @@ def test_the_compare_view_takes_other_periods(
     expect(side_a.locator(".metric")).to_have_count(4)
 
     # The same window a week earlier: side a's bounds, 7 calendar days back in the viewer's zone
-    page.select_option("#compare-period", "week")
+    page.select_option("#compare-b-period", "week")
     expect(page).to_have_url(re.compile(r"b_period=week"))
     expect(side_b.locator(".compare-name")).to_contain_text("1 week earlier")
     expect(side_b.locator("[data-role=period] time")).to_have_count(2)
-    a_start, a_end = (instant(t) for t in side_a.locator("[data-role=period] time").evaluate_all(T))
+    a_start, a_end = (instant(t) for t in side_times(page, "a"))
     b_start, b_end = b_period(page)
     assert abs((a_start - b_start) - 7 * 86400) <= 3600 and abs((a_end - b_end) - 7 * 86400) <= 3600
     q = f"start={quote(side_b.locator('[data-role=period] time').first.get_attribute('datetime') or '')}"
@@ -316,7 +324,7 @@ def test_the_compare_view_takes_other_periods(
     )
 
     # A chosen range around the traffic, typed in the viewer's time (Europe/Paris)
-    page.select_option("#compare-period", "custom")
+    page.select_option("#compare-b-period", "custom")
     expect(page.locator("#compare-b-range")).to_be_visible()
     zone = ZoneInfo(TZ)
     start = datetime.now(zone) - timedelta(hours=2)
@@ -345,7 +353,7 @@ def test_the_compare_view_takes_other_periods(
     # The link round-trips: a reload shows the same range and figures
     url = page.url
     page.reload()
-    expect(page.locator("#compare-period")).to_have_value("custom")
+    expect(page.locator("#compare-b-period")).to_have_value("custom")
     expect(page.locator("#compare-b-start")).to_have_value(start.strftime("%Y-%m-%dT%H:%M"))
     expect(side_b.locator('[data-card="requests"] [data-role="value"]')).to_have_text(fmt(page, "int", n))
     assert page.url == url
@@ -363,5 +371,115 @@ def test_the_compare_view_takes_other_periods(
     expect(side_b.locator(".callout-error")).to_contain_text("needs a start and an end")
     expect(side_a.locator(".metric")).to_have_count(4)
     expect(side_a.locator('[data-card="requests"] [data-role="value"]')).not_to_have_text("")
+    no_bad_words(page)
+    fits(page, width)
+
+
+def expect_figures(page: Page, server: ServerProcess, side: str, start: str, end: str) -> dict[str, Any]:
+    """The side's cards show the usage API's figures for exactly [start, end)."""
+    want = api(server, f"/api/deployments/fleet-model/usage?start={quote(start)}&end={quote(end)}&tz={quote(TZ)}")
+    root = page.locator(f'.compare-side[data-side="{side}"]')
+    expect(root.locator('[data-card="requests"] [data-role="value"]')).to_have_text(fmt(page, "int", want["requests"]))
+    expect(root.locator('[data-card="spend"] [data-role="value"]')).to_have_text(fmt(page, "usd", want["spend"]))
+    return dict(want)
+
+
+def utc_iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(("width", "scheme"), LAYOUTS)
+def test_the_first_side_takes_other_periods_too(
+    page: Page, server: ServerProcess, traffic: None, width: int, scheme: str
+) -> None:
+    layout(page, width, scheme)
+    # The page's window: the next 3 hours (nothing in it yet); the window before it holds the traffic
+    now = datetime.now(UTC).replace(microsecond=0)
+    w_start, w_end = now + timedelta(minutes=5), now + timedelta(hours=3, minutes=5)
+    window = f"start={quote(utc_iso(w_start))}&end={quote(utc_iso(w_end))}"
+    page.goto(f"/compare?a=fleet-model&b=fleet-model&{window}")
+    side_a = page.locator('.compare-side[data-side="a"]')
+    side_b = page.locator('.compare-side[data-side="b"]')
+    expect(side_a.locator(".metric")).to_have_count(4)
+    expect(page.locator("#compare-a-period")).to_have_value("current")
+    assert expect_figures(page, server, "a", *side_times(page, "a"))["requests"] == 0
+
+    # A preset, picked with the form: side a shows the window before, side b stays on the window
+    page.get_by_label("Period of the first model").select_option("previous")
+    expect(page).to_have_url(re.compile(r"a=fleet-model&b=fleet-model&a_period=previous&start="))
+    expect(side_a.locator(".compare-name")).to_contain_text("previous window")
+    expect(side_b.locator(".compare-name .pill")).to_have_count(0)
+    a_start, a_end = side_times(page, "a")
+    b_start, b_end = side_times(page, "b")
+    assert instant(b_start) == w_start.timestamp() and instant(b_end) == w_end.timestamp()
+    assert instant(a_end) == instant(b_start) and instant(a_start) == (w_start - (w_end - w_start)).timestamp()
+    before = expect_figures(page, server, "a", a_start, a_end)
+    assert before["requests"] >= 4  # the traffic: the figures are not those of an empty period
+    assert expect_figures(page, server, "b", b_start, b_end)["requests"] == 0
+    expect(side_a.locator(".js-plotly-plot")).to_have_count(2, timeout=20_000)
+
+    # Side b's own period is kept beside it: both in the URL
+    page.select_option("#compare-b-period", "week")
+    expect(page).to_have_url(re.compile(r"a_period=previous&b_period=week&start="))
+    expect(side_b.locator(".compare-name")).to_contain_text("1 week earlier")
+    expect(side_a.locator(".compare-name")).to_contain_text("previous window")
+
+    # A chosen range around the traffic, typed in the viewer's time (Europe/Paris) and applied
+    # from the keyboard (Enter in the second input submits its form)
+    page.get_by_label("Period of the first model").select_option("custom")
+    expect(page.locator("#compare-a-range")).to_be_visible()
+    expect(page.locator("#compare-a-start")).to_be_focused()
+    zone = ZoneInfo(TZ)
+    start = (datetime.now(zone) - timedelta(hours=3)).replace(second=0, microsecond=0)
+    end = (datetime.now(zone) + timedelta(hours=1)).replace(second=0, microsecond=0)
+    page.get_by_label(f"First period from ({TZ})").fill(start.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label(f"First period to ({TZ})").fill(end.strftime("%Y-%m-%dT%H:%M"))
+    page.locator("#compare-a-end").press("Enter")
+    expect(page).to_have_url(re.compile(r"a_period=custom&a_start=[^&]+Z&a_end=[^&]+Z&b_period=week&start="))
+    expect(side_a.locator(".compare-name")).to_contain_text("chosen range")
+    a_start, a_end = side_times(page, "a")
+    assert instant(a_start) == start.timestamp() and instant(a_end) == end.timestamp()
+    chosen = expect_figures(page, server, "a", a_start, a_end)
+    rows = api(server, f"/api/deployments/fleet-model/requests?start={quote(a_start)}&end={quote(a_end)}&limit=200")
+    assert chosen["requests"] == len(rows["data"]) >= 4  # the raw records agree with the figures shown
+    expect(side_b.locator(".compare-name")).to_contain_text("1 week earlier")  # side b untouched
+    expect(side_a.locator(".js-plotly-plot")).to_have_count(2, timeout=20_000)
+    fits(page, width)
+    no_bad_words(page)
+    shot(page, f"compare-a-range-{width}-{scheme}", full_page=True)
+
+    # The link round-trips: a reload (or another viewer) shows the same range and figures
+    url = page.url
+    page.reload()
+    expect(page.locator("#compare-a-period")).to_have_value("custom")
+    expect(page.locator("#compare-a-start")).to_have_value(start.strftime("%Y-%m-%dT%H:%M"))
+    expect(page.locator("#compare-a-end")).to_have_value(end.strftime("%Y-%m-%dT%H:%M"))
+    expect(page.locator("#compare-b-period")).to_have_value("week")
+    expect_figures(page, server, "a", a_start, a_end)
+    assert page.url == url
+
+    # Both ranges open at once still fit the phone
+    page.select_option("#compare-b-period", "custom")
+    expect(page.locator("#compare-b-range")).to_be_visible()
+    fits(page, width)
+    for sel in ("#compare-a-end", "#compare-b-end", "#compare-a-range button[type=submit]"):
+        box = page.locator(sel).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (sel, box)
+
+    # A range that ends before it starts: the message, and the URL is left as it was
+    page.fill("#compare-a-end", (start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    page.locator("#compare-a-range button[type=submit]").click()
+    expect(page.locator("#app > .callout-error, .page-head ~ .callout-error").first).to_contain_text(
+        "The first period must end after it starts"
+    )
+    assert page.url == url
+
+    # A link with a range that is not one: side a says why, side b is still shown
+    page.goto(f"/compare?a=fleet-model&b=fleet-model&a_period=custom&a_start=soon&a_end=later&{window}")
+    expect(side_a.locator(".callout-error")).to_contain_text("The first period needs a start and an end")
+    expect(side_a.locator(".compare-name a")).to_have_text("fleet-model")
+    expect(side_a.locator(".cards")).to_be_hidden()
+    expect(side_b.locator(".metric")).to_have_count(4)
+    expect_figures(page, server, "b", *side_times(page, "b"))
     no_bad_words(page)
     fits(page, width)

@@ -1,7 +1,8 @@
-// The compare view (/compare?a=<name>&b=<name>[&b_period=…][&window=…]): two models' four cards and
-// their requests and latency charts side by side, for the same window; or side b over another
-// period: the window just before, the same window 1 or 4 weeks earlier, or a chosen range
-// (compare_period.js). Each side's charts keep their own time axis, labelled with their period.
+// The compare view (/compare?a=<name>&b=<name>[&a_period=…][&b_period=…][&window=…]): two models'
+// four cards and their requests and latency charts side by side, for the same window; or either
+// side over another period: the window just before, the same window 1 or 4 weeks earlier, or a
+// chosen range (compare_period.js: one control, made once per side). Each side's charts keep their
+// own time axis, labelled with their period.
 
 import { api } from "./api.js";
 import { Cards } from "./cards.js";
@@ -13,8 +14,11 @@ import * as fmt from "./format.js";
 import { modelPath, navigate, setQuery } from "./router.js";
 import { readWindow, WindowControl, windowParams, writeWindow } from "./window_control.js";
 
+const SIDES = ["a", "b"];
+
 function readState(params) {
-  return { ...readWindow(params), ...readPeriod(params), a: params.get("a") || "", b: params.get("b") || "" };
+  return { ...readWindow(params), a: params.get("a") || "", b: params.get("b") || "",
+    periods: { a: readPeriod(params, "a"), b: readPeriod(params, "b") } };
 }
 
 /** One side of the comparison: a model and a period, its cards and charts. */
@@ -35,23 +39,24 @@ class Side {
       this.error, this.cards.el, this.charts.el);
   }
 
-  /** Load `name` for the window `params`, or for another period of it (`kind`: compare_period.js;
-   *  `state` holds a chosen range). */
-  async load(name, params, kind = "current", state = {}) {
+  /** Load `name` for the window `params`, or for another period of it (compare_period.js). */
+  async load(name, params, period) {
     const seq = ++this.seq;
     this.name = name;
     this.series = null;
     this.charts.floor = {};
     this.error.hidden = true;
+    this.cards.el.hidden = false;
+    this.charts.el.hidden = false;
+    this.when.replaceChildren(); // no period of before while this one loads (and tests wait for it)
     this.cards.loading();
     this.charts.loading();
-    const label = periodPill(kind);
-    replace(this.title, h("a", { href: modelPath(name), "data-link": true }, name),
-      label ? pill(label, "neutral") : null); // dom.replace skips the null
+    this.head(name, period);
     try {
-      let p = kind === "custom" ? periodParams(kind, state, null, params.tz) : params;
+      const custom = period.kind === "custom";
+      let p = custom ? periodParams(period, null, params.tz) : params;
       let summary = await api.usage(name, p);
-      const other = kind === "custom" ? null : periodParams(kind, state, summary, params.tz);
+      const other = custom ? null : periodParams(period, summary, params.tz);
       if (other) { // the window's exact bounds (the API's) moved to the other period
         p = other;
         summary = await api.usage(name, p);
@@ -72,13 +77,25 @@ class Side {
     }
   }
 
-  /** Show why this side has nothing to show. */
-  fail(message) {
+  /** Show why this side (model `name`, over `period`) has nothing to show: no figures of before. */
+  fail(name, period, message) {
     this.seq += 1;
+    this.name = name;
     this.period = null;
     this.series = null;
+    this.head(name, period);
+    this.when.replaceChildren();
+    this.cards.el.hidden = true;
+    this.charts.el.hidden = true;
     this.error.textContent = message;
     this.error.hidden = false;
+  }
+
+  /** The side's heading: the model's name (a link to it) and, for another period, which. */
+  head(name, period) {
+    const label = periodPill(period.kind);
+    replace(this.title, h("a", { href: modelPath(name), "data-link": true }, name),
+      label ? pill(label, "neutral") : null); // dom.replace skips the null
   }
 
   /** The highest request count and latency of a bucket (for one scale on both sides). */
@@ -120,7 +137,8 @@ export class ComparePage {
     const select = (id, label) => h("select", { class: "select", id, "aria-label": label, onchange: () => this.picked() });
     this.aSel = select("compare-a", "First model");
     this.bSel = select("compare-b", "Second model");
-    this.periodCtl = new PeriodControl((changes) => this.go(changes), (message) => this.showError(message));
+    this.periodCtls = Object.fromEntries(SIDES.map((side) => [side, new PeriodControl(side,
+      (period) => this.go({ periods: { ...this.state.periods, [side]: period } }), (message) => this.showError(message))]));
     this.windowCtl = new WindowControl((w) => this.go(w), (message) => this.showError(message));
     this.error = h("div", { class: "callout callout-error", role: "alert", hidden: true });
     this.sides = { a: new Side("a"), b: new Side("b") };
@@ -131,8 +149,7 @@ export class ComparePage {
         h("p", { class: "subtle" }, "Two models side by side, or one model's window beside another period of it. ",
           `Times in your time zone (${fmt.timeZone()}).`))),
       h("div", { class: "toolbar compare-toolbar" },
-        h("div", { class: "toolbar-left" }, this.aSel, h("span", { class: "subtle" }, "with"), this.bSel,
-          h("span", { class: "subtle" }, "over"), this.periodCtl.select, this.periodCtl.range),
+        h("div", { class: "toolbar-left" }, this.pick("a", this.aSel), this.pick("b", this.bSel, "with")),
         h("div", { class: "toolbar-right" }, this.windowCtl.els)),
       this.error,
       h("div", { class: "compare-grid" }, this.sides.a.el, this.sides.b.el));
@@ -160,23 +177,27 @@ export class ComparePage {
     const s = this.state;
     if (!this.names.length) return;
     s.a = s.a || this.names[0];
-    s.b = s.b || (s.bPeriod === "previous" ? s.a : this.names[1] || s.a);
-    if (s.a === s.b && s.bPeriod === "current" && !route.params.get("b")) s.bPeriod = "previous";
+    const { a: pa, b: pb } = s.periods;
+    s.b = s.b || (pb.kind === "previous" ? s.a : this.names[1] || s.a);
+    // one model and no second name or periods: its window beside the one before, not twice the same
+    if (s.a === s.b && pa.kind === "current" && pb.kind === "current" && !route.params.get("b")) {
+      s.periods.b = { ...pb, kind: "previous" };
+    }
     for (const [sel, name] of [[this.aSel, s.a], [this.bSel, s.b]]) {
       if (!this.names.includes(name)) sel.append(h("option", { value: name }, name)); // an unknown one says so below
       sel.value = name;
     }
-    this.periodCtl.sync(s);
+    for (const side of SIDES) this.periodCtls[side].sync(s.periods[side]);
     this.windowCtl.sync(s);
     this.error.hidden = true;
     const params = windowParams(s);
     const seq = ++this.seq;
-    const problem = rangeProblem(s);
-    if (problem) {
-      this.showError(problem);
-      this.sides.b.fail(problem);
-    }
-    Promise.all([this.sides.a.load(s.a, params), problem ? null : this.sides.b.load(s.b, params, s.bPeriod, s)])
+    // a side whose chosen range is not one says why; the other side is still shown
+    const problems = SIDES.map((side) => rangeProblem(side, s.periods[side]));
+    if (problems.some(Boolean)) this.showError(problems.filter(Boolean).join(" "));
+    Promise.all(SIDES.map((side, i) => (problems[i]
+      ? this.sides[side].fail(s[side], s.periods[side], problems[i])
+      : this.sides[side].load(s[side], params, s.periods[side]))))
       .then(() => { // both sides' charts on one scale, so that taller means more
         if (seq !== this.seq || !this.alive) return;
         const [a, b] = [this.sides.a.tops(), this.sides.b.tops()];
@@ -184,6 +205,13 @@ export class ComparePage {
         this.sides.a.scale(floor);
         this.sides.b.scale(floor);
       });
+  }
+
+  /** A side's choices, kept together when the toolbar wraps: ["with"] its model "over" its period. */
+  pick(side, select, lead = null) {
+    const word = (text) => h("span", { class: "subtle" }, text);
+    return h("div", { class: "compare-pick", dataset: { side } },
+      lead && word(lead), select, word("over"), this.periodCtls[side].els);
   }
 
   picked() {
@@ -194,7 +222,7 @@ export class ComparePage {
     Object.assign(this.state, changes);
     const s = this.state;
     const q = new URLSearchParams({ a: s.a, b: s.b });
-    writePeriod(q, s);
+    for (const side of SIDES) writePeriod(q, side, s.periods[side]);
     writeWindow(q, s);
     setQuery(q);
     this.update({ params: q });
