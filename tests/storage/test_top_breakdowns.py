@@ -3,6 +3,7 @@ others equal the window's totals exactly; listed rows equal the raw rows; the 00
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections import defaultdict
@@ -20,7 +21,7 @@ from modelmeter.usage import summary as summary_q
 from modelmeter.usage import top_breakdowns
 from modelmeter.usage.window import Window
 
-from .test_storage import make_row
+from .test_storage import DEP, make_row
 
 HOUR_US = 3_600_000_000
 
@@ -186,6 +187,26 @@ def test_upgrade_to_0017_fills_the_rollups_from_the_records(db: Database) -> Non
     store(db, more)
     for by in top_rollups.TOP_DIMENSIONS:
         check(db, rows + more, window, by, exact_rows=False)
+
+
+def test_the_0017_backfill_pages_across_deployments(db: Database) -> None:
+    """The backfill reads the records 20,000 at a time in (deployment, start_us, id) order: a page
+    that ends with a deployment's last record goes on with the next deployment, none skipped or
+    read twice (every key-dimension row, "others" included, adds up to the records)."""
+    other = dataclasses.replace(DEP, name="zz-other")
+    rows = [make_row(T0 + i * 0.5) for i in range(20_000)] + [make_row(T0 + i, dep=other) for i in range(300)]
+    for i, r in enumerate(rows):
+        r["key_alias"] = f"k{i % 120}"  # more keys than TOP_N: some go to "others"
+    store(db, rows, batch=2000)
+    with db.transaction() as tx:
+        tx.execute("DROP TABLE rollup_top_hour")
+        tx.execute("DELETE FROM schema_migrations WHERE name = '0017_topn_breakdowns'")
+    top_rollups.forget(db)
+    assert migrations.migrate(db) == ["0017_topn_breakdowns"]
+    got = dict(
+        db.fetchall(f"SELECT deployment, SUM(requests) FROM {top_rollups.TABLE} WHERE dim = 'key' GROUP BY deployment")
+    )
+    assert {d: int(n) for d, n in got.items()} == {DEP.name: 20_000, "zz-other": 300}
 
 
 def test_a_busier_newcomer_takes_the_smallest_place() -> None:
