@@ -51,7 +51,7 @@ from modelmeter.recording.recorder import Recorder
 from modelmeter.registry import Registry
 from modelmeter.routing.health import UpstreamCollector
 from modelmeter.server import sign_in
-from modelmeter.storage import request_ids
+from modelmeter.storage import slots
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.retention import prune
@@ -65,14 +65,14 @@ log = logging.getLogger("modelmeter")
 
 
 async def _maintain_forever(db: Database, settings: Settings, index_interval_s: float = 60.0) -> None:
-    """Off the event loop, now and then: index the request ids of quarter hours that are over, and apply
-    the retention policy (if any) in small batches."""
+    """Off the event loop, now and then: index the request ids and log filters of quarter hours that
+    are over, and apply the retention policy (if any) in small batches."""
     last_prune = -math.inf
     while True:
         try:
-            await asyncio.to_thread(request_ids.index_slots, db)
+            await asyncio.to_thread(slots.index_slots, db)
         except Exception:  # the database may be briefly away; try again next time
-            log.exception("indexing request ids failed")
+            log.exception("indexing quarter hours failed")
         if settings.retention.enabled and time.monotonic() - last_prune >= settings.prune_interval_s:
             last_prune = time.monotonic()
             try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from modelmeter.config import Deployment
-from modelmeter.storage import request_ids
+from modelmeter.storage import request_ids, slots
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import insert_rows
 from modelmeter.storage.retention import Retention, prune
@@ -51,8 +51,8 @@ def test_found_in_indexed_hours_the_newest_hours_and_late_rows(db: Database) -> 
 
     # An hour on, the indexer has copied those slots; every search gives the same answer once.
     later_us = int((now + 3600) * 1e6)
-    assert request_ids.index_slots(db, later_us) >= 4
-    assert request_ids.index_slots(db, later_us) == 0  # nothing left to do
+    assert slots.index_slots(db, later_us) >= 1
+    assert slots.index_slots(db, later_us) == 0  # nothing left to do
     assert (recent["request_id"], recent["id"]) in indexed(db)
     assert found(db, "chatcmpl-recent") == [recent["id"]]
     assert found(db, "chatcmpl-recent", "other") == [twin["id"]]
@@ -73,12 +73,13 @@ def test_retention_drops_the_index_of_pruned_hours(db: Database) -> None:
 def test_indexer_starts_at_the_oldest_record_when_it_has_no_mark(db: Database) -> None:
     now = time.time()
     old = row(now - 3 * 3600, "chatcmpl-x")
-    db.execute("DELETE FROM server_settings WHERE name = :n", {"n": request_ids.SETTING})
+    db.execute("DELETE FROM server_settings WHERE name = :n", {"n": slots.SETTING})
     insert_rows(db, [old])  # no mark: nothing counts as indexed, the writer indexes nothing
     assert indexed(db) == set()
     assert found(db, "chatcmpl-x") == [old["id"]]  # found in the raw rows meanwhile
     first_slot = old["start_us"] - old["start_us"] % request_ids.SLOT_US  # not 1970
-    slots = (request_ids.initial_until() - first_slot) // request_ids.SLOT_US
-    assert request_ids.index_slots(db) == slots >= 11
+    assert slots.initial_until() - first_slot >= 11 * request_ids.SLOT_US
+    assert slots.index_slots(db) == 2  # the record's ten seconds, then the rest at once
+    assert slots.read_until(db) == slots.initial_until()
     assert indexed(db) == {("chatcmpl-x", old["id"])}
     assert found(db, "chatcmpl-x") == [old["id"]]

@@ -18,6 +18,7 @@ from modelmeter.storage import (
     migration_0015,
     migration_0016_0017,
     migration_0018,
+    migration_0019,
     migration_steps,
 )
 from modelmeter.storage.database import Database
@@ -310,6 +311,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Spend per cost component, cache writes and savings, retries per rollup bucket (issue 14: the
     # cost, cache, retries and reasoning panels), filled from the records (migration_0018.py).
     Migration("0018_panel_sums", migration_0018.statements_0018(), backfill=migration_0018.backfill_0018),
+    # The log's key, session and end-user filters indexed a quarter hour at a time in
+    # record_filters, not record by record at random places (ingest: storage/record_filters.py).
+    Migration("0019_record_filters", migration_0019.statements_0019(), backfill=migration_0019.backfill_0019),
 )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, pg_copy, request_ids, rollups, sanitise, top_rollups, upstream_rollups
+from modelmeter.storage import dim_rollups, pg_copy, rollups, sanitise, slots, top_rollups, upstream_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
@@ -42,7 +42,7 @@ def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False)
             dim_rollups.add_rows(db, tx, rows)
             top_rollups.add_rows(db, tx, rows)
             upstream_rollups.add_rows(db, tx, rows)  # routed rows only
-            request_ids.add_late(db, tx, rows)
+            slots.add_late(db, tx, rows)  # rows of slots indexed already: request ids, filters
     except BaseException:
         top_rollups.forget(db)  # its in-memory lists may count what was rolled back
         raise

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, request_ids, top_rollups, upstream_rollups
+from modelmeter.storage import dim_rollups, record_filters, request_ids, top_rollups, upstream_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import RESOLUTIONS
 
@@ -78,19 +78,24 @@ def _prune_bodies(db: Database, cut: int, batch: int) -> int:
     return len(ids)
 
 
+_PRUNED_COLUMNS = ("id", "deployment", "start_us", "tags", "key_alias", "session_id", "metadata")
+
+
 def _prune_records(db: Database, cut: int, batch: int) -> int:
     with db.transaction() as tx:
         rows = tx.execute(
             db.sql(
-                "SELECT id, deployment, start_us, tags FROM records WHERE start_us < :cut ORDER BY start_us LIMIT :n"
+                "SELECT id, deployment, start_us, tags, key_alias, session_id, metadata FROM records "
+                "WHERE start_us < :cut ORDER BY start_us LIMIT :n"
             ),
             {"cut": cut, "n": batch},
         ).fetchall()
         if rows:
             marks, params = _ids_params([r[0] for r in rows])
+            record_filters.remove(db, tx, [dict(zip(_PRUNED_COLUMNS, r, strict=True)) for r in rows])
             tags = [
                 {"d": dep, "t": tag, "s": start, "i": rid}
-                for rid, dep, start, tag_json in rows
+                for rid, dep, start, tag_json, *_ in rows
                 if tag_json
                 for tag in orjson.loads(tag_json)
             ]

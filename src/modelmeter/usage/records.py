@@ -8,11 +8,11 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import request_ids
 from modelmeter.storage.database import Database
 from modelmeter.storage.retention import BODIES_PRUNED
 from modelmeter.storage.row import RECORD_COLUMNS
 from modelmeter.units import PICO, iso
+from modelmeter.usage.log_filters import Filters, parts
 from modelmeter.usage.window import Window
 
 MAX_LIMIT = 200
@@ -59,61 +59,6 @@ def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _filters(
-    db: Database,
-    deployment: str,
-    window: Window,
-    status: str | None,
-    tag: str | None,
-    search: str | None,
-    key_alias: str | None = None,
-    session: str | None = None,
-    call_type: str | None = None,
-    end_user: str | None = None,
-) -> tuple[str, str, dict[str, Any], str]:
-    """FROM, WHERE, parameters, and the alias whose (start_us, id) the keyset uses.
-
-    A tag filter pages on ``record_tags``' own (deployment, tag, start_us, id) key."""
-    params: dict[str, Any] = {"dep": deployment, "ws": window.start_us, "we": window.end_us}
-    source, key, start = "records r", "r", "r.start_us"
-    if tag:
-        source, key, start = "record_tags t JOIN records r ON r.id = t.id", "t", "t.start_us"
-        where = ["t.deployment = :dep", "t.tag = :tag"]
-        params["tag"] = tag
-    elif search:
-        # The few ids found drive the query by primary key. Written as expressions, deployment and
-        # time cannot pull the planner onto the page index instead, which scans the whole window to
-        # find them (SQLite did: 57 ms at 1 M records, 0.4 ms this way).
-        where = ["r.deployment || '' = :dep"]
-        start = "r.start_us + 0"
-    else:
-        where = ["r.deployment = :dep"]
-    where += [f"{start} >= :ws", f"{start} < :we"]
-    if status:
-        where.append("r.status = :status")
-        params["status"] = status
-    if search:  # a record id, or an upstream request id (looked up hour by hour, not by a scan)
-        ids = [search, *request_ids.find(db, deployment, search, window.start_us, window.end_us)]
-        where.append(f"r.id IN ({', '.join(f':s{i}' for i in range(len(ids)))})")
-        params |= {f"s{i}": v for i, v in enumerate(ids)}
-    if key_alias:  # pages on records_page_key (deployment, key_alias, start_us, id)
-        where.append("r.key_alias = :key_alias")
-        params["key_alias"] = key_alias
-    if session:  # pages on records_page_session (deployment, session_id, start_us, id)
-        where.append("r.session_id = :session")
-        params["session"] = session
-    if call_type:  # pages on records_page_call_type (deployment, call_type, start_us, id)
-        where.append("r.call_type = :call_type")
-        params["call_type"] = call_type
-    if end_user:  # the request's "user", in the metadata: no index, the page reads rows until it has its own
-        user = (
-            "json_extract(r.metadata, '$.user')" if db.dialect == "sqlite" else "(CAST(r.metadata AS jsonb) ->> 'user')"
-        )
-        where.append(f"r.metadata LIKE '%\"user\"%' AND {user} = :end_user")
-        params["end_user"] = end_user
-    return source, " AND ".join(where), params, key
-
-
 def page(
     db: Database,
     deployment: str,
@@ -129,17 +74,21 @@ def page(
     call_type: str | None = None,
     end_user: str | None = None,
 ) -> dict[str, Any]:
-    """Newest first by (start_time, id), one index range scan; never counts the window."""
-    source, where, params, key = _filters(
-        db, deployment, window, status, tag, search, key_alias, session, call_type, end_user
-    )
-    if cursor:
-        c_start, c_id = decode_cursor(cursor)
-        where += f" AND ({key}.start_us < :cs OR ({key}.start_us = :cs AND {key}.id < :cid))"
-        params |= {"cs": c_start, "cid": c_id}
-    params["lim"] = limit + 1
-    sql = f"SELECT {_COLS} FROM {source} WHERE {where} ORDER BY {key}.start_us DESC, {key}.id DESC LIMIT :lim"
-    rows = [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in db.fetchall(sql, params)]
+    """Newest first by (start_time, id), index range scans (one per part); never counts the window."""
+    filters = Filters(status, tag, search, key_alias, session, call_type, end_user)
+    keyset: tuple[int, str] | None = decode_cursor(cursor) if cursor else None
+    rows: list[dict[str, Any]] = []
+    for part in parts(db, deployment, window, filters):
+        where, params = part.where, dict(part.params)
+        if keyset:
+            where += f" AND ({part.key}.start_us < :cs OR ({part.key}.start_us = :cs AND {part.key}.id < :cid))"
+            params |= {"cs": keyset[0], "cid": keyset[1]}
+        params["lim"] = limit + 1 - len(rows)
+        order = f"{part.key}.start_us DESC, {part.key}.id DESC"
+        sql = f"SELECT {_COLS} FROM {part.source} WHERE {where} ORDER BY {order} LIMIT :lim"
+        rows += [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in db.fetchall(sql, params)]
+        if len(rows) > limit:
+            break
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["start_us"], rows[-1]["id"]) if more and rows else None
@@ -161,14 +110,17 @@ def newer(
     end_user: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows newer than a cursor (what Live fetches), newest first."""
-    source, where, params, key = _filters(
-        db, deployment, window, status, tag, None, key_alias, session, call_type, end_user
-    )
+    filters = Filters(status, tag, None, key_alias, session, call_type, end_user)
     a_start, a_id = decode_cursor(after)
-    where += f" AND ({key}.start_us > :as_ OR ({key}.start_us = :as_ AND {key}.id > :aid))"
-    params |= {"as_": a_start, "aid": a_id, "lim": limit}
-    sql = f"SELECT {_COLS} FROM {source} WHERE {where} ORDER BY {key}.start_us ASC, {key}.id ASC LIMIT :lim"
-    rows = [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in db.fetchall(sql, params)]
+    rows: list[dict[str, Any]] = []
+    for part in reversed(parts(db, deployment, window, filters)):  # oldest part first
+        k = part.key
+        where = part.where + f" AND ({k}.start_us > :as_ OR ({k}.start_us = :as_ AND {k}.id > :aid))"
+        params = part.params | {"as_": a_start, "aid": a_id, "lim": limit - len(rows)}
+        sql = f"SELECT {_COLS} FROM {part.source} WHERE {where} ORDER BY {k}.start_us ASC, {k}.id ASC LIMIT :lim"
+        rows += [dict(zip(RECORD_COLUMNS, r, strict=True)) for r in db.fetchall(sql, params)]
+        if len(rows) >= limit:
+            break
     return [row_to_api(r) for r in reversed(rows)]
 
 
