@@ -22,6 +22,12 @@ from modelmeter.storage.histogram import sqlite_bins_add
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
+def in_list(prefix: str, values: Iterable[Any]) -> tuple[str, dict[str, Any]]:
+    """``:p0, :p1, …`` and their parameters, for ``x IN (…)`` (the same SQL on both databases)."""
+    params = {f"{prefix}{i}": v for i, v in enumerate(values)}
+    return ", ".join(f":{name}" for name in params), params
+
+
 @lru_cache(maxsize=512)
 def _to_pyformat(sql: str) -> str:
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from modelmeter.storage import dim_rollups, pg_copy, rollups, sanitise, slots, top_rollups, upstream_rollups
-from modelmeter.storage.database import Database
+from modelmeter.storage.database import Database, in_list
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
 __all__ = ["insert_rows"]
@@ -53,10 +53,8 @@ def _not_stored(db: Database, tx: Any, rows: Sequence[RecordRow]) -> list[Record
     ids = [r["id"] for r in rows]
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
-        marks = ", ".join(f":i{n}" for n in range(len(chunk)))
-        found = tx.execute(
-            db.sql(f"SELECT id FROM records WHERE id IN ({marks})"), {f"i{n}": v for n, v in enumerate(chunk)}
-        ).fetchall()
+        marks, params = in_list("i", chunk)
+        found = tx.execute(db.sql(f"SELECT id FROM records WHERE id IN ({marks})"), params).fetchall()
         stored.update(r[0] for r in found)
     return [r for r in rows if r["id"] not in stored]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from modelmeter.storage.database import Database
+from modelmeter.storage.database import Database, in_list
 
 SLOT_US = 900_000_000  # a quarter hour
 _MAX_PROBES = 5_000  # slots probed one by one (52 days); a longer window scans its range of the table
@@ -48,8 +48,7 @@ def find(db: Database, deployment: str, request_id: str, start_us: int, end_us: 
     if first < last:
         slots = range(first, last, SLOT_US)
         if len(slots) <= _MAX_PROBES:
-            marks = ", ".join(f":s{i}" for i in range(len(slots)))
-            params: dict[str, Any] = {f"s{i}": h for i, h in enumerate(slots)}
+            marks, params = in_list("s", slots)
             found = db.fetchall(
                 f"SELECT id FROM request_ids WHERE slot_us IN ({marks}) AND request_id = :r", params | {"r": request_id}
             )

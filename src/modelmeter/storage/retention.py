@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from modelmeter.storage import dim_rollups, record_filters, request_ids, top_rollups, upstream_rollups
-from modelmeter.storage.database import Database
+from modelmeter.storage.database import Database, in_list
 from modelmeter.storage.rollups import RESOLUTIONS
 
 DAY_US = 86_400_000_000
@@ -58,10 +57,6 @@ def prune(
     return done
 
 
-def _ids_params(ids: list[str]) -> tuple[str, dict[str, Any]]:
-    return ", ".join(f":i{n}" for n in range(len(ids))), {f"i{n}": v for n, v in enumerate(ids)}
-
-
 def _prune_bodies(db: Database, cut: int, batch: int) -> int:
     with db.transaction() as tx:
         ids = [
@@ -72,7 +67,7 @@ def _prune_bodies(db: Database, cut: int, batch: int) -> int:
             ).fetchall()
         ]
         if ids:
-            marks, params = _ids_params(ids)
+            marks, params = in_list("i", ids)
             tx.execute(db.sql(f"DELETE FROM record_bodies WHERE id IN ({marks})"), params)
             tx.execute(db.sql(f"UPDATE records SET bodies = {BODIES_PRUNED} WHERE id IN ({marks})"), params)
     return len(ids)
@@ -91,7 +86,7 @@ def _prune_records(db: Database, cut: int, batch: int) -> int:
             {"cut": cut, "n": batch},
         ).fetchall()
         if rows:
-            marks, params = _ids_params([r[0] for r in rows])
+            marks, params = in_list("i", [r[0] for r in rows])
             record_filters.remove(db, tx, [dict(zip(_PRUNED_COLUMNS, r, strict=True)) for r in rows])
             tags = [
                 {"d": dep, "t": tag, "s": start, "i": rid}

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from modelmeter.storage.database import Database
+from modelmeter.storage.database import Database, in_list
 from modelmeter.storage.rollups import HOUR, MINUTE, SUM_COLUMNS
 from modelmeter.units import PICO, iso
 from modelmeter.usage.rollup_reads import _RAW_SQL, _SUMS_SQL, _floor, _resolution_for, normalise, segments
@@ -39,11 +39,6 @@ class Figures(TypedDict):
 CHANGE_FIGURES = ("requests", "total_tokens", "spend", "error_rate")
 
 
-def _in_list(names: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    params = {f"d{i}": name for i, name in enumerate(names)}
-    return ", ".join(f":{p}" for p in params), params
-
-
 def _empty() -> Sums:
     return dict.fromkeys(SUM_COLUMNS, 0)
 
@@ -58,7 +53,7 @@ def grouped_totals(db: Database, names: Sequence[str], start_us: int, end_us: in
     out = {name: _empty() for name in names}
     if not names:
         return out
-    in_sql, params = _in_list(names)
+    in_sql, params = in_list("d", names)
     parts = segments(start_us, end_us)
     for res in (HOUR, MINUTE):
         for a, b in parts[res.name]:
@@ -91,7 +86,7 @@ def grouped_buckets(
     out: dict[str, dict[int, Sums]] = {name: {} for name in names}
     if not names:
         return out
-    in_sql, params = _in_list(names)
+    in_sql, params = in_list("d", names)
     res = _resolution_for(origin_us, size_us)
     full_end = _floor(end_us, res.size_us)
     for dep, k, *row in db.fetchall(

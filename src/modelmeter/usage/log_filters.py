@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmeter.storage import record_filters, request_ids, slots
-from modelmeter.storage.database import Database
+from modelmeter.storage.database import Database, in_list
 from modelmeter.usage.window import Window
 
 
@@ -127,6 +127,7 @@ def _plain(
     if f.search:  # a record id, or an upstream request id (looked up slot by slot, not by a scan)
         found = request_ids.find(db, deployment, f.search, window.start_us, window.end_us, slots.read_until(db))
         ids = [f.search, *found]
-        where.append(f"r.id IN ({', '.join(f':s{i}' for i in range(len(ids)))})")
-        params |= {f"s{i}": v for i, v in enumerate(ids)}
+        marks, listed = in_list("s", ids)
+        where.append(f"r.id IN ({marks})")
+        params |= listed
     return Part(source, " AND ".join(where), params, key)
