@@ -121,8 +121,10 @@ export class InsightPanels {
     const { dist, speed, errors } = this.data;
     if (!dist) return;
     const c = colors();
+    // The margins automargin settles on for these axes (the top tick label's overhang, the date
+    // labels): asked for less, plotly draws each plot a second time with the grown margins.
     const base = (plot) => ({
-      height: 190, margin: { l: 52, r: 8, t: 6, b: 34 }, bargap: 0.08, showlegend: false,
+      height: 190, margin: { l: 52, r: 8, t: 14, b: 40 }, bargap: 0.08, showlegend: false,
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { family: c.font, size: 11, color: c.text },
       hoverlabel: { bgcolor: c.hover, bordercolor: c.line, font: { color: c.fg, family: c.font, size: 12 } },
       xaxis: { showgrid: false, linecolor: c.line, fixedrange: true, automargin: true,

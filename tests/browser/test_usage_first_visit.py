@@ -1,0 +1,46 @@
+"""The Usage tab's plots on a first visit: each of the twelve plots is drawn once."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.support import chat, failing, open_usage, records
+from tests.helpers import ServerProcess
+
+pytestmark = pytest.mark.browser
+MODEL = "firstvisit-model"
+
+
+@pytest.fixture(scope="module")
+def traffic(server: ServerProcess, client: openai.OpenAI) -> None:
+    for i in range(4):
+        chat(client, MODEL, "word " * (i + 1), max_tokens=6 + i, stream=i % 2 == 0)
+    failing(client, MODEL)
+    records(server, MODEL, 5)
+
+
+# Each plot's margins as drawn (plotly's _fullLayout._size) against those its layout asked for.
+# When axis labels need more room than asked (automargin), plotly draws the whole plot again with
+# the grown margins: that second draw doubled the cost of every plot on a cold visit.
+MARGINS = """
+() => [...document.querySelectorAll('.usage .js-plotly-plot')].map((el) => {
+  const fl = el._fullLayout;
+  return { plot: el.dataset.chart || el.dataset.insight,
+           grown: ['l', 'r', 't', 'b'].filter((side) => Math.abs(fl._size[side] - fl.margin[side]) > 1) };
+})
+"""
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_every_plot_is_drawn_once_with_the_margins_it_asked_for(page: Page, width: int, traffic: None) -> None:
+    page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
+    open_usage(page, MODEL, "?insights=1")
+    expect(page.locator(".usage .js-plotly-plot .main-svg >> nth=0")).to_be_visible()
+    expect(page.locator(".usage .js-plotly-plot")).to_have_count(12)  # 4 charts, 8 insight panels
+    page.wait_for_function("() => document.querySelectorAll('.usage .js-plotly-plot .main-svg').length >= 12")
+    drawn = page.evaluate(MARGINS)
+    assert len(drawn) == 12
+    assert [d for d in drawn if d["grown"]] == []
+
