@@ -23,10 +23,12 @@ const ERROR_LABELS = { client: "Client 4xx", rate_limited: "Rate-limited 429", h
 
 export class InsightPanels {
   /** `onToggle(open)`: the disclosure was opened or closed (the tab keeps it in the URL);
-   * `onOpen(filters)`: a breakdown row was chosen (the log, filtered to it). */
-  constructor(name, onToggle, onOpen) {
+   * `onOpen(filters)`: a breakdown row was chosen (the log, filtered to it); `ready`: the cards and
+   * log have painted (plotly's first run is a long task: it must not hold them back, see Charts). */
+  constructor(name, onToggle, onOpen, ready = Promise.resolve()) {
     this.breakdown = new Breakdown(name, onOpen);
-    this.costs = new CostPanels(name);
+    this.costs = new CostPanels(name, ready);
+    this.ready = ready;
     this.name = name;
     this.seq = 0;
     this.data = {};
@@ -68,6 +70,7 @@ export class InsightPanels {
     if (seq !== this.seq) return;
     this.data = { dist, speed, errors };
     this.tables();
+    await this.ready;
     const Plotly = await loadPlotly();
     if (seq === this.seq) this.draw(Plotly);
   }

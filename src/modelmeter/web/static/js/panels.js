@@ -24,8 +24,10 @@ const td = (col, text) => h("td", { class: "num", dataset: { col } }, text);
 const timeCell = (b) => h("td", {}, fmt.dateTime(b.start));
 
 export class CostPanels {
-  constructor(name) {
+  /** `ready`: the cards and log have painted (InsightPanels). */
+  constructor(name, ready = Promise.resolve()) {
     this.name = name;
+    this.ready = ready;
     this.seq = 0;
     this.data = null;
     this.parts = {};
@@ -52,6 +54,7 @@ export class CostPanels {
     if (seq !== this.seq) return;
     this.data = { costs, cache, retries, reasoning };
     this.tables();
+    await this.ready;
     const Plotly = await loadPlotly();
     if (seq === this.seq) this.draw(Plotly);
   }
