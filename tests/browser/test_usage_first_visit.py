@@ -1,5 +1,5 @@
 """The Usage tab's plots on a first visit: plotly's first run (a long task) waits for the cards,
-and each of the twelve plots is drawn once."""
+each of the twelve plots is drawn once, and without the invisible bars of what did not happen."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import openai
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import chat, failing, open_usage, records
+from tests.browser.support import api, chat, failing, open_usage, records
 from tests.helpers import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -76,3 +76,17 @@ def test_plotly_runs_after_the_cards_even_when_the_panels_answer_first(page: Pag
     cards, plotly = page.evaluate("[window.__cardsAt, window.__plotlyAt]")
     assert cards >= 1500  # the hold-back worked
     assert plotly > cards
+
+
+def test_a_stacked_panel_leaves_out_what_did_not_happen(page: Page, server: ServerProcess, traffic: None) -> None:
+    errors = api(server, f"/api/deployments/{MODEL}/usage/errors?window=7d")
+    happened = [c for c in errors["classes"] if errors["totals"][c]]
+    assert happened == ["client"] and len(errors["classes"]) == 6  # the one failure: a 400
+    open_usage(page, MODEL, "?insights=1")
+    plot = page.locator('.plot[data-insight="errors"]')
+    expect(plot.locator(".main-svg").first).to_be_visible()
+    expect(plot.locator("g.trace")).to_have_count(1)  # not six, five of them zero-height bars
+    # No retries at all: the axes and grid, no bars. The table keeps every class's column.
+    expect(page.locator('.plot[data-insight="retries"] .main-svg').first).to_be_visible()
+    expect(page.locator('.plot[data-insight="retries"] g.trace')).to_have_count(0)
+    expect(page.locator('[data-panel="errors"] tfoot td')).to_have_count(6)

@@ -41,6 +41,14 @@ const CHARTS = [
   { key: "latency", title: "Latency", legend: [["c1", "Average"], ["c4", "p95"]] },
 ];
 
+/** The stacked bar traces that have a value in the window. One that is zero throughout (a class of
+ *  error that did not happen, a cost component the model does not bill) would draw a zero-height bar
+ *  per bucket, hundreds of invisible paths, and a "0" line in every hover: left out of the plot (the
+ *  panel's table keeps its column). */
+export function withValues(traces) {
+  return traces.filter((t) => t.y.some((v) => v));
+}
+
 export function colors() {
   const css = getComputedStyle(document.documentElement);
   const v = (name) => css.getPropertyValue(name).trim();

@@ -6,7 +6,7 @@
 
 import { api } from "./api.js";
 import { Breakdown } from "./breakdown.js";
-import { colors, loadPlotly } from "./charts.js";
+import { colors, loadPlotly, withValues } from "./charts.js";
 import { h, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
 import { CostPanels } from "./panels.js";
@@ -173,7 +173,7 @@ export class InsightPanels {
     Object.assign(layout.xaxis, { type: "date", range: [fmt.wallClock(errors.start), fmt.wallClock(errors.end)] });
     layout.yaxis = { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
       autorange: false, ...axisTicks(Math.max(0, ...errors.buckets.map((b) => b.errors)), "count") };
-    this.plot(Plotly, plot, traces, layout);
+    this.plot(Plotly, plot, withValues(traces), layout);
   }
 
   plot(Plotly, el, traces, layout) {

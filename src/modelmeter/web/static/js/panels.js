@@ -3,7 +3,7 @@
 // alternative: the chart is aria-hidden).
 
 import { api } from "./api.js";
-import { colors, loadPlotly } from "./charts.js";
+import { colors, loadPlotly, withValues } from "./charts.js";
 import { h, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
 import { axisTicks } from "./ticks.js";
@@ -122,7 +122,7 @@ export class CostPanels {
       const tops = d.buckets.map((_, i) => traces.reduce((a, t) => a + (t.y[i] || 0), 0));
       const layout = this.layout(c, key, d, Math.max(0, ...tops), kind);
       Object.assign(layout, { barmode: "stack", hovermode: "x unified" });
-      this.plot(Plotly, this.parts[key].plot, traces, layout);
+      this.plot(Plotly, this.parts[key].plot, withValues(traces), layout);
     };
     stacked("costs", costs, costs.components.map((k) =>
       bars(costs, COMPONENT_LABELS[k] || k, palette[k], costs.buckets.map((b) => b[k]), "usd")), "usd");
