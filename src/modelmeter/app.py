@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -59,7 +60,7 @@ from modelmeter.upstreams.client import HTTPUpstream, UpstreamClient
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
 from modelmeter.web.docs import install_docs
-from modelmeter.web.routes import install_web
+from modelmeter.web.routes import install_web, warm_plotly
 
 log = logging.getLogger("modelmeter")
 
@@ -163,6 +164,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # In the background: the first visit to a model page must not wait for it (nor startup).
+        threading.Thread(target=warm_plotly, name="plotly-gzip", daemon=True).start()
         await asyncio.to_thread(migrate, db)
         await asyncio.to_thread(registry.load)
         if settings.auth:

@@ -45,6 +45,8 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "byid-model": {"api": "responses", "model": "resp-byid-reasoning", "price": {"input": 3.0, "output": 15.0}},
     "insights-model": {"price": {"input": 2.0, "output": 8.0}},
     "breakdown-model": {"price": {"input": 2.0, "output": 8.0}},
+    # test_usage_first_visit: dollars per request, so the spend axes read "$1.50" (not "$0.000012")
+    "firstvisit-model": {"price": {"input": 20000.0, "output": 80000.0}},
     "alerts-model": {},  # no traffic: test_alerts_page's "no_traffic" rule fires on it
     # Two upstreams on the fake (routing/): the first always answers 500, so each call is answered
     # by the second after one failed attempt (never cooled: cooldown_after is high).

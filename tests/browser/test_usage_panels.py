@@ -110,7 +110,14 @@ def check_page(page: Page, server: ServerProcess, query: str) -> dict[str, dict[
     got = {
         w: api(server, f"/api/deployments/{MODEL}/usage/{w}{query}") for w in ("costs", "cache", "retries", "reasoning")
     }
-    for key, traces in (("costs", 5), ("cache", 2), ("retries", 2), ("reasoning", 1)):
+    # A stacked trace per component with a value in the window (charts.js withValues); reasoning's line.
+    stacked = {
+        "costs": [[b[c] for b in got["costs"]["buckets"]] for c in got["costs"]["components"]],
+        "cache": [[b[c] for b in got["cache"]["buckets"]] for c in ("cached_saved", "cache_hit_saved")],
+        "retries": [[b[c] for b in got["retries"]["buckets"]] for c in ("rescued", "failed_after_retries")],
+    }
+    counts = {key: sum(1 for ys in series if any(ys)) for key, series in stacked.items()}
+    for key, traces in (*counts.items(), ("reasoning", 1)):
         plot = page.locator(f'.plot[data-insight="{key}"]')
         expect(plot.locator(".main-svg").first).to_be_visible(timeout=15_000)  # (plotly's first load)
         expect(plot.locator("g.trace")).to_have_count(traces)

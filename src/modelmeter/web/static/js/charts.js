@@ -41,6 +41,14 @@ const CHARTS = [
   { key: "latency", title: "Latency", legend: [["c1", "Average"], ["c4", "p95"]] },
 ];
 
+/** The stacked bar traces that have a value in the window. One that is zero throughout (a class of
+ *  error that did not happen, a cost component the model does not bill) would draw a zero-height bar
+ *  per bucket, hundreds of invisible paths, and a "0" line in every hover: left out of the plot (the
+ *  panel's table keeps its column). */
+export function withValues(traces) {
+  return traces.filter((t) => t.y.some((v) => v));
+}
+
 export function colors() {
   const css = getComputedStyle(document.documentElement);
   const v = (name) => css.getPropertyValue(name).trim();
@@ -171,8 +179,10 @@ export class Charts {
     };
     const marks = alertMarks(this.events, s, c);
     for (const [key, plot] of Object.entries(this.plots)) {
+      // The margins automargin settles on for these axes (the top tick label's overhang, the date
+      // labels): asked for less, plotly draws each plot a second time with the grown margins.
       const layout = {
-        height: 190, margin: { l: 52, r: 8, t: 6, b: 28 }, barmode: "stack", bargap: 0.2,
+        height: 190, margin: { l: 52, r: 8, t: 14, b: 28 }, barmode: "stack", bargap: 0.2,
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", showlegend: false,
         font: { family: c.font, size: 11, color: c.text }, hovermode: "x unified",
         hoverlabel: { bgcolor: c.hover, bordercolor: c.line, font: { color: c.fg, family: c.font, size: 12 } },

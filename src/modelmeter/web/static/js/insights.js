@@ -6,7 +6,7 @@
 
 import { api } from "./api.js";
 import { Breakdown } from "./breakdown.js";
-import { colors, loadPlotly } from "./charts.js";
+import { colors, loadPlotly, withValues } from "./charts.js";
 import { h, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
 import { CostPanels } from "./panels.js";
@@ -23,10 +23,12 @@ const ERROR_LABELS = { client: "Client 4xx", rate_limited: "Rate-limited 429", h
 
 export class InsightPanels {
   /** `onToggle(open)`: the disclosure was opened or closed (the tab keeps it in the URL);
-   * `onOpen(filters)`: a breakdown row was chosen (the log, filtered to it). */
-  constructor(name, onToggle, onOpen) {
+   * `onOpen(filters)`: a breakdown row was chosen (the log, filtered to it); `ready`: the cards and
+   * log have painted (plotly's first run is a long task: it must not hold them back, see Charts). */
+  constructor(name, onToggle, onOpen, ready = Promise.resolve()) {
     this.breakdown = new Breakdown(name, onOpen);
-    this.costs = new CostPanels(name);
+    this.costs = new CostPanels(name, ready);
+    this.ready = ready;
     this.name = name;
     this.seq = 0;
     this.data = {};
@@ -68,6 +70,7 @@ export class InsightPanels {
     if (seq !== this.seq) return;
     this.data = { dist, speed, errors };
     this.tables();
+    await this.ready;
     const Plotly = await loadPlotly();
     if (seq === this.seq) this.draw(Plotly);
   }
@@ -121,8 +124,10 @@ export class InsightPanels {
     const { dist, speed, errors } = this.data;
     if (!dist) return;
     const c = colors();
+    // The margins automargin settles on for these axes (the top tick label's overhang, the date
+    // labels): asked for less, plotly draws each plot a second time with the grown margins.
     const base = (plot) => ({
-      height: 190, margin: { l: 52, r: 8, t: 6, b: 34 }, bargap: 0.08, showlegend: false,
+      height: 190, margin: { l: 52, r: 8, t: 14, b: 40 }, bargap: 0.08, showlegend: false,
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { family: c.font, size: 11, color: c.text },
       hoverlabel: { bgcolor: c.hover, bordercolor: c.line, font: { color: c.fg, family: c.font, size: 12 } },
       xaxis: { showgrid: false, linecolor: c.line, fixedrange: true, automargin: true,
@@ -168,7 +173,7 @@ export class InsightPanels {
     Object.assign(layout.xaxis, { type: "date", range: [fmt.wallClock(errors.start), fmt.wallClock(errors.end)] });
     layout.yaxis = { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
       autorange: false, ...axisTicks(Math.max(0, ...errors.buckets.map((b) => b.errors)), "count") };
-    this.plot(Plotly, plot, traces, layout);
+    this.plot(Plotly, plot, withValues(traces), layout);
   }
 
   plot(Plotly, el, traces, layout) {

@@ -3,7 +3,7 @@
 // alternative: the chart is aria-hidden).
 
 import { api } from "./api.js";
-import { colors, loadPlotly } from "./charts.js";
+import { colors, loadPlotly, withValues } from "./charts.js";
 import { h, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
 import { axisTicks } from "./ticks.js";
@@ -24,8 +24,10 @@ const td = (col, text) => h("td", { class: "num", dataset: { col } }, text);
 const timeCell = (b) => h("td", {}, fmt.dateTime(b.start));
 
 export class CostPanels {
-  constructor(name) {
+  /** `ready`: the cards and log have painted (InsightPanels). */
+  constructor(name, ready = Promise.resolve()) {
     this.name = name;
+    this.ready = ready;
     this.seq = 0;
     this.data = null;
     this.parts = {};
@@ -52,6 +54,7 @@ export class CostPanels {
     if (seq !== this.seq) return;
     this.data = { costs, cache, retries, reasoning };
     this.tables();
+    await this.ready;
     const Plotly = await loadPlotly();
     if (seq === this.seq) this.draw(Plotly);
   }
@@ -119,7 +122,7 @@ export class CostPanels {
       const tops = d.buckets.map((_, i) => traces.reduce((a, t) => a + (t.y[i] || 0), 0));
       const layout = this.layout(c, key, d, Math.max(0, ...tops), kind);
       Object.assign(layout, { barmode: "stack", hovermode: "x unified" });
-      this.plot(Plotly, this.parts[key].plot, traces, layout);
+      this.plot(Plotly, this.parts[key].plot, withValues(traces), layout);
     };
     stacked("costs", costs, costs.components.map((k) =>
       bars(costs, COMPONENT_LABELS[k] || k, palette[k], costs.buckets.map((b) => b[k]), "usd")), "usd");
@@ -140,8 +143,10 @@ export class CostPanels {
 
   layout(c, key, d, max, kind) {
     const plot = this.parts[key].plot;
+    // The margins automargin settles on for these axes (the top tick label's overhang, the date
+    // labels): asked for less, plotly draws each plot a second time with the grown margins.
     return {
-      height: 190, margin: { l: 52, r: 8, t: 6, b: 34 }, bargap: 0.08, showlegend: false,
+      height: 190, margin: { l: 52, r: 8, t: 14, b: 40 }, bargap: 0.08, showlegend: false,
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { family: c.font, size: 11, color: c.text },
       hoverlabel: { bgcolor: c.hover, bordercolor: c.line, font: { color: c.fg, family: c.font, size: 12 } },
       xaxis: { showgrid: false, linecolor: c.line, fixedrange: true, automargin: true, type: "date",

@@ -45,7 +45,7 @@ export class UsageTab {
     this.isEmpty = false;
     this.cards = new Cards((key, filters) => this.openLog(filters));
     this.split = new UpstreamSplit();
-    // The charts start once the cards and the first page of the log are on screen.
+    // The charts and insight panels start once the cards and the first page of the log are on screen.
     const painted = new Promise((resolve) => { this.painted = resolve; });
     this.charts = new Charts(painted);
     this.table = new RequestTable({
@@ -54,7 +54,7 @@ export class UsageTab {
     });
     this.live = new Live(this, () => this.liveChanged());
     this.insights = new InsightPanels(this.name, (open) => this.insightsToggled(open),
-      (filters) => this.openLog({ status: "", ...filters }));
+      (filters) => this.openLog({ status: "", ...filters }), painted);
     this.insights.setOpen(this.state.insights);
     this.el = h("div", { class: "usage" }, this.toolbar(), this.banners(), this.cards.el, this.split.el, this.charts.el,
       this.insights.el,
