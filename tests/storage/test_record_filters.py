@@ -29,6 +29,7 @@ def _rows(now: float) -> list[dict[str, Any]]:
         row = make_row(now - 3 * 3600 + i * 30, status="error" if i % 9 == 0 else "success")
         row["key_alias"] = f"key-{i % 4}" if i % 5 else None
         row["session_id"] = f"sess-{i % 7}" if i % 3 else None
+        row["call_type"] = ("chat", "messages", "responses")[i % 3]
         if i % 2:
             row["metadata"] = orjson.dumps({"user": f"user-{i % 6}"}).decode()
         elif i % 10 == 4:
@@ -52,6 +53,7 @@ def _expected(rows: list[dict[str, Any]], **f: str) -> list[str]:
         "session": lambda r: r["session_id"],
         "end_user": _user,
         "status": lambda r: r["status"],
+        "call_type": lambda r: r["call_type"],
     }
     kept = [r for r in rows if all(got[name](r) == value for name, value in f.items())]
     return [r["id"] for r in sorted(kept, key=lambda r: (r["start_us"], r["id"]), reverse=True)]
@@ -74,6 +76,8 @@ CASES = [
     {"key_alias": "key-2", "session": "sess-2"},
     {"session": "sess-4", "end_user": "user-1"},
     {"key_alias": "key-3", "status": "error"},
+    {"end_user": "user-3", "call_type": "responses"},
+    {"session": "sess-1", "status": "success", "call_type": "messages"},
     {"end_user": "7"},
     {"key_alias": "no-such-key"},
 ]

@@ -20,7 +20,9 @@ def statements_0019() -> tuple[str, ...]:
             value TEXT NOT NULL,
             start_us BIGINT NOT NULL,
             id TEXT NOT NULL,
-            PRIMARY KEY (deployment, dim, value, start_us, id)
+            status TEXT NOT NULL,
+            call_type TEXT NOT NULL,
+            PRIMARY KEY (deployment, dim, value, start_us, id)/*INCLUDE(status, call_type)*/
         )/*WITHOUT_ROWID*/""",
         "DROP INDEX records_page_key",
         "DROP INDEX records_page_session",
@@ -48,14 +50,15 @@ def backfill_0019(db: Database, tx: Any) -> None:
         )
     tx.execute(
         db.sql(
-            "INSERT INTO record_filters (deployment, dim, value, start_us, id) "
-            "SELECT deployment, 'key', key_alias, start_us, id FROM records "
+            "INSERT INTO record_filters (deployment, dim, value, start_us, id, status, call_type) "
+            "SELECT deployment, 'key', key_alias, start_us, id, status, call_type FROM records "
             "WHERE start_us < :b AND key_alias IS NOT NULL "
             "UNION ALL "
-            "SELECT deployment, 'session', session_id, start_us, id FROM records "
+            "SELECT deployment, 'session', session_id, start_us, id, status, call_type FROM records "
             "WHERE start_us < :b AND session_id IS NOT NULL "
             "UNION ALL "
-            f"SELECT deployment, 'user', u, start_us, id FROM (SELECT deployment, {user} AS u, start_us, id "
+            "SELECT deployment, 'user', u, start_us, id, status, call_type FROM "
+            f"(SELECT deployment, {user} AS u, start_us, id, status, call_type "
             "FROM records WHERE start_us < :b AND metadata LIKE '%\"user\"%') AS m WHERE u IS NOT NULL "
             "ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING"
         ),

@@ -8,6 +8,7 @@ its own SQL and code (data steps in ``migration_steps``) and never calls today's
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -356,7 +357,10 @@ def _for_dialect(statement: str, dialect: str) -> str:
     # SQLite stores a WITHOUT ROWID table in its primary key's order: range scans of rollups read
     # contiguous pages. PostgreSQL has no such clause (and needs none).
     # A JSON value is TEXT in SQLite and jsonb (parsed once, merged in SQL) in PostgreSQL.
+    # /*INCLUDE(…)*/: columns PostgreSQL keeps in the primary key's index too (index-only scans);
+    # SQLite's WITHOUT ROWID table is its primary key's B-tree, so it has them there already.
     sqlite = dialect == "sqlite"
+    statement = re.sub(r"/\*INCLUDE(\(.*?\))\*/", "" if sqlite else r" INCLUDE \1", statement)
     return statement.replace("/*WITHOUT_ROWID*/", " WITHOUT ROWID" if sqlite else "").replace(
         "/*JSON*/", "TEXT" if sqlite else "JSONB"
     )

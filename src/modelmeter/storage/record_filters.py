@@ -22,8 +22,11 @@ from typing import Any
 from modelmeter.storage.database import Database
 from modelmeter.storage.top_rollups import user_of
 
-# The log filter's name -> the dimension stored in record_filters.dim.
 DIMS = ("key", "session", "user")
+# Beside the key: the record's status and call type, so a key's errors (say) are found in the index
+# alone. Reading each record to test its status was 84 ms for a page of a heavy key's errors at 1 M
+# records on PostgreSQL (1,954 records read for 50 shown).
+_COLUMNS = "start_us, id, status, call_type"
 
 
 _NUL = "\\u0000"  # a NUL in JSON text, as the metadata column keeps it (storage.sanitise)
@@ -48,12 +51,12 @@ def copy_sql(dialect: str) -> str:
     """Every filter value of the records in [:a, :b), in the table's key order (appends per key)."""
     span = "start_us >= :a AND start_us < :b"
     return (
-        "INSERT INTO record_filters (deployment, dim, value, start_us, id) "
-        f"SELECT deployment, 'key', key_alias, start_us, id FROM records WHERE {span} AND key_alias IS NOT NULL "
+        f"INSERT INTO record_filters (deployment, dim, value, {_COLUMNS}) "
+        f"SELECT deployment, 'key', key_alias, {_COLUMNS} FROM records WHERE {span} AND key_alias IS NOT NULL "
         "UNION ALL "
-        f"SELECT deployment, 'session', session_id, start_us, id FROM records WHERE {span} AND session_id IS NOT NULL "
+        f"SELECT deployment, 'session', session_id, {_COLUMNS} FROM records WHERE {span} AND session_id IS NOT NULL "
         "UNION ALL "
-        f"SELECT deployment, 'user', u, start_us, id FROM (SELECT deployment, {user_sql(dialect)} AS u, start_us, id "
+        f"SELECT deployment, 'user', u, {_COLUMNS} FROM (SELECT deployment, {user_sql(dialect)} AS u, {_COLUMNS} "
         f"FROM records WHERE {span} AND metadata LIKE '%\"user\"%') AS m WHERE u IS NOT NULL "
         "ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING"
     )
@@ -73,7 +76,15 @@ def values(row: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def entries(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [
-        {"d": r["deployment"], "m": dim, "v": value, "s": r["start_us"], "i": r["id"]}
+        {
+            "d": r["deployment"],
+            "m": dim,
+            "v": value,
+            "s": r["start_us"],
+            "i": r["id"],
+            "st": r["status"],
+            "c": r["call_type"],
+        }
         for r in rows
         for dim, value in values(r)
     ]
@@ -84,8 +95,8 @@ def add(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     if found := entries(rows):
         db.executemany(
             tx,
-            "INSERT INTO record_filters (deployment, dim, value, start_us, id) "
-            "VALUES (:d, :m, :v, :s, :i) ON CONFLICT DO NOTHING",
+            f"INSERT INTO record_filters (deployment, dim, value, {_COLUMNS}) "
+            "VALUES (:d, :m, :v, :s, :i, :st, :c) ON CONFLICT DO NOTHING",
             found,
         )
 

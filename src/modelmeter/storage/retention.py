@@ -73,15 +73,14 @@ def _prune_bodies(db: Database, cut: int, batch: int) -> int:
     return len(ids)
 
 
-_PRUNED_COLUMNS = ("id", "deployment", "start_us", "tags", "key_alias", "session_id", "metadata")
+_PRUNED_COLUMNS = ("id", "deployment", "start_us", "tags", "key_alias", "session_id", "metadata", "status", "call_type")
 
 
 def _prune_records(db: Database, cut: int, batch: int) -> int:
     with db.transaction() as tx:
         rows = tx.execute(
             db.sql(
-                "SELECT id, deployment, start_us, tags, key_alias, session_id, metadata FROM records "
-                "WHERE start_us < :cut ORDER BY start_us LIMIT :n"
+                f"SELECT {', '.join(_PRUNED_COLUMNS)} FROM records WHERE start_us < :cut ORDER BY start_us LIMIT :n"
             ),
             {"cut": cut, "n": batch},
         ).fetchall()

@@ -75,12 +75,17 @@ def parts(db: Database, deployment: str, window: Window, f: Filters) -> list[Par
         out.append(
             Part(
                 "record_filters f CROSS JOIN records r",
-                " AND ".join([*indexed, "r.id = f.id", *(c for d, c in conditions.items() if d != dim)]),
+                " AND ".join([*indexed, "r.id = f.id", *(_on_f(d, c) for d, c in conditions.items() if d != dim)]),
                 params | {"dim": dim, "fv": value, "ws": window.start_us, "we": min(window.end_us, until)},
                 "f",
             )
         )
     return out
+
+
+def _on_f(name: str, condition: str) -> str:
+    """Status and call type are in record_filters too: tested there, before reading the record."""
+    return condition.replace("r.", "f.", 1) if name in ("status", "call_type") else condition
 
 
 def _conditions(db: Database, f: Filters, params: dict[str, Any]) -> dict[str, str]:
