@@ -53,7 +53,7 @@ def main() -> None:
         first, page = _ms(call)
         median = statistics.median(_ms(call)[0] for _ in range(5))
         nxt = page["next_cursor"]
-        deep = f"{_ms(lambda: call(nxt))[0]:>11.1f}" if nxt else f"{'-':>11}"
+        deep = f"{_ms(lambda nxt=nxt: call(nxt))[0]:>11.1f}" if nxt else f"{'-':>11}"
         print(f"{name:<32}{len(page['data']):>5}{first:>10.1f}{median:>11.1f}{deep}", flush=True)
 
 
