@@ -1,15 +1,15 @@
-"""The log's filters by API key, agent session and end user, indexed a quarter hour at a time.
+"""The log's filters by API key, agent session and end user, indexed ten seconds at a time.
 
 An index on ``records (deployment, key_alias, start_us, id)`` puts each new record at its key's
 place: with thousands of keys and sessions nearly every record of a batch dirties a page of its own
 in each such index, which the commit then writes (measured through the recorder, 200,000 records on
 a quiet machine: 17,400-19,700 records/s with the key and session indexes, 25,300-25,500 without).
-So, like request ids (``storage.request_ids``), the quarter-hour indexer copies each slot that is
-over into ``record_filters`` in one sorted statement, a page per key per quarter hour instead of per
-batch; a record stored after its slot was indexed is added by the writer that stores it.
+So, like request ids (``storage.request_ids``), the slot indexer (``storage.slots``) copies ten
+seconds of records at a time into ``record_filters`` in one sorted statement; a record stored after
+its time was indexed is added by the writer that stores it.
 
-A filtered page reads ``record_filters`` (joined to the records) for the indexed slots, and the
-newest records (at most ~20 minutes, not indexed yet) through the time index, filtered: ``parts``.
+A filtered page reads ``record_filters`` (joined to the records) for the indexed time, and the
+newest records (about three minutes, not indexed yet) through the time index, filtered: ``parts``.
 The end user (the request's ``user`` field, in the metadata) had no index at all before: its pages
 read the window's rows until they had enough.
 """

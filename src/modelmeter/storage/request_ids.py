@@ -2,11 +2,12 @@
 
 Request ids (``chatcmpl-…``) are random. An index on them makes almost every stored record write
 a page of its own: measured, 30% of the batch writer's time at 300,000 records, and it grows with
-the table. Instead, a background task copies the request ids of each quarter hour that is over into
-``request_ids`` in one statement, keyed by (quarter hour, request id): that only appends. A search
-probes each indexed quarter hour of its window and scans the raw rows of the newest ones (at most
-~20 minutes). A record stored after its quarter hour was indexed (a long call, or rows from the
-spool after an outage) is indexed by the writer that stores it (``storage.slots`` runs both).
+the table. Instead, a background task (``storage.slots``) copies the request ids of the records in
+one statement a few seconds' worth at a time into ``request_ids``, keyed by (quarter hour, request
+id): that only appends. A search probes each quarter hour of its window that is indexed (wholly or
+in part) and scans the raw rows after the indexer's mark (about three minutes). A record stored
+after its time was indexed (a long call, or rows from the spool after an outage) is indexed by the
+writer that stores it.
 """
 
 from __future__ import annotations

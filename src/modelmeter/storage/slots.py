@@ -1,12 +1,13 @@
-"""The quarter-hour indexer: indexes of the log built a slot at a time, not record by record.
+"""The slot indexer: indexes of the log built ten seconds of records at a time, not record by record.
 
 An index on a random or high-cardinality value (request ids, API keys, sessions, end users) makes
-nearly every stored record dirty a page of its own. Instead, a background task copies each quarter
-hour that is over into the index tables in one sorted statement each (``storage.request_ids``,
-``storage.record_filters``) and moves a mark, ``request_ids_until`` (its name from when it indexed
-request ids only). Reads use the index tables before the mark and the raw rows after it (at most
-~20 minutes). A record stored after its slot was indexed (a long call, or rows from the spool after
-an outage) is indexed by the writer that stores it, so nothing depends on timing.
+nearly every stored record dirty a page of its own. Instead, a background task (every minute)
+copies the records of each ten seconds that ended over two minutes ago into the index tables, in
+one sorted statement each (``storage.request_ids``, keyed by quarter hour; ``storage.record_filters``),
+and moves a mark, ``request_ids_until`` (its name from when it indexed request ids only). Reads use
+the index tables before the mark and the raw rows after it (about the last three minutes). A record
+stored after its time was indexed (a call longer than the grace, or rows from the spool after an
+outage) is indexed by the writer that stores it, so nothing depends on timing.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from modelmeter.storage import record_filters, request_ids
 from modelmeter.storage.database import Database
 
 SLOT_US = request_ids.SLOT_US
-# A slot is indexed this long after it ends: most calls that started in it have been stored by then
+# Records are indexed this long after they started: most calls that started then have been stored
 # (later ones go through the writer's late path, which costs a random-order write each).
 GRACE_US = 2 * 60 * 1_000_000
 SETTING = "request_ids_until"  # server_settings: records before this (UTC µs) are indexed
+# Indexed in steps of this (a transaction each: the writer waits for one at a time). It was a quarter
+# hour: the newest ~20 minutes were then read from the raw rows, a scan of a busy deployment's
+# records for every page of a rare key's log.
 STEP_US = 10 * 1_000_000
 
 
@@ -31,12 +35,13 @@ def floor_slot(us: int) -> int:
 
 
 def initial_until(now_us: int | None = None) -> int:
+    """Where the mark may go now: the last step that ended ``GRACE_US`` ago."""
     now_us = now_us if now_us is not None else int(time.time() * 1e6)
-    return floor_slot(now_us - GRACE_US)
+    return (now_us - GRACE_US) // STEP_US * STEP_US
 
 
 def until(db: Database, tx: Any, *, lock: str = "") -> int:
-    """The first slot not indexed yet. ``lock``: PostgreSQL row lock (FOR SHARE / FOR UPDATE), so a
+    """The mark: records before it are indexed. ``lock``: PostgreSQL row lock (FOR SHARE / FOR UPDATE), so a
     writer and the indexer agree on it; SQLite's write transactions are serialised anyway."""
     suffix = f" {lock}" if lock and db.dialect == "postgresql" else ""
     row = tx.execute(db.sql(f"SELECT value FROM server_settings WHERE name = :n{suffix}"), {"n": SETTING}).fetchone()
@@ -67,7 +72,7 @@ def index_range(db: Database, tx: Any, start_us: int, end_us: int) -> None:
 
 
 def index_slots(db: Database, now_us: int | None = None) -> int:
-    """Index every slot that is over, ``STEP_US`` of records a transaction (the writer waits for
+    """Index every step that is over, ``STEP_US`` of records a transaction (the writer waits for
     each: ~10 µs a record, so 1.5 s at a sustained 15,000 records/s); a stretch with no records is
     passed in one step. Returns the transactions that moved the mark."""
     target = initial_until(now_us)

@@ -5,7 +5,7 @@ Every part pages on an index whose last columns are (start_us, id), so the log i
 - a tag: ``record_tags`` (deployment, tag, start_us, id);
 - a search: the few ids found, by primary key;
 - an API key, session or end user: ``record_filters`` (deployment, dim, value, start_us, id) for
-  the quarter hours indexed so far, and the newest records (not indexed yet, at most ~20 minutes)
+  the time indexed so far, and the newest records (not indexed yet, about three minutes)
   through the time index with the value as a condition (``storage.record_filters``).
 A query reads the parts newest first (or oldest first, for rows newer than a cursor) until it has
 its page, each part with the same cursor condition.
