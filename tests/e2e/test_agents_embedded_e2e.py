@@ -75,7 +75,10 @@ def test_claude_code_without_tools_answers(server: ServerProcess, tmp_path: Path
         session_id=session,
         args=NO_TOOLS,
         env_extra=SHORT,
-        timeout=240,
+        # A turn that rambles to MAX_OUT is followed by a "resume" turn: two of 3,000 tokens at ~67
+        # tokens/s on one quiet thread, less on a busy CI machine (the likely cause of one CI run's
+        # timeout at 240 s).
+        timeout=600,
     )
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert done.stdout.strip()  # the model's answer (its wording is its own)
