@@ -479,7 +479,7 @@ def main() -> None:
         print(f"ingest through the batch writer (CallRecord -> priced, stored row + rollups): {rate:,.0f} records/s")
         index_s = index_after_ingest(db, since_us)
         print(
-            f"  then the quarter-hour indexer's copy of them (request ids, key/session/user filters): "
+            f"  then the slot indexer's copy of them (request ids, key/session/user filters): "
             f"{index_s:.2f} s, {index_s / args.ingest * 1e6:.1f} µs a record; "
             f"both together {args.ingest / (args.ingest / rate + index_s):,.0f} records/s"
         )
