@@ -65,21 +65,29 @@ def test_claude_code_default_prompt_does_not_fit(server: ServerProcess, tmp_path
 
 
 def test_claude_code_without_tools_answers(server: ServerProcess, tmp_path: Path) -> None:
-    session = "0b7f43c2-5a7e-4c36-9d5e-000000000002"
-    done = clients.run_claude(
-        server.url,
-        "say hi",
-        model=MODEL,
-        home=tmp_path,
-        auth_token="none",
-        session_id=session,
-        args=NO_TOOLS,
-        env_extra=SHORT,
-        # A turn that rambles to MAX_OUT is followed by a "resume" turn: two of 3,000 tokens at ~67
-        # tokens/s on one quiet thread, less on a busy CI machine (the likely cause of one CI run's
-        # timeout at 240 s).
-        timeout=600,
-    )
+    # A 135M model sampled at Claude Code's temperature sometimes rambles to MAX_OUT; Claude Code
+    # then resumes and compacts until the 4,096-token context overflows ("Prompt is too long"): seen
+    # in two of three CI runs (the calls recorded: 3,000 tokens, a resume, then 400s). That is the
+    # model's sampling, not the gateway: such a run is tried again in a session of its own (every
+    # call of it is still recorded, checked below); any other failure fails at once.
+    for attempt in range(3):
+        session = f"0b7f43c2-5a7e-4c36-9d5e-00000000000{2 + attempt}"
+        home = tmp_path / str(attempt)  # run_claude makes it
+        done = clients.run_claude(
+            server.url,
+            "say hi",
+            model=MODEL,
+            home=home,
+            auth_token="none",
+            session_id=session,
+            args=NO_TOOLS,
+            env_extra=SHORT,
+            timeout=600,  # a ramble and its resume: 3,000+ tokens at ~67 tokens/s quiet, slower in CI
+        )
+        if done.returncode == 0 or "Prompt is too long" not in done.stdout + done.stderr:
+            break
+        rambled = session_records(server, session, 1)
+        assert any(r["completion_tokens"] == MAX_OUT for r in rambled), rambled  # it was the ramble
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert done.stdout.strip()  # the model's answer (its wording is its own)
     session_records(server, session, 1)  # the answer's call is written
