@@ -10,6 +10,7 @@ and answers. Every call is recorded with llama.cpp's own token counts.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,42 +66,44 @@ def test_claude_code_default_prompt_does_not_fit(server: ServerProcess, tmp_path
 
 
 def test_claude_code_without_tools_answers(server: ServerProcess, tmp_path: Path) -> None:
-    # A 135M model sampled at Claude Code's temperature sometimes rambles to MAX_OUT; Claude Code
-    # then resumes and compacts until the 4,096-token context overflows ("Prompt is too long"): seen
-    # in two of three CI runs (the calls recorded: 3,000 tokens, a resume, then 400s). That is the
-    # model's sampling, not the gateway: such a run is tried again in a session of its own (every
-    # call of it is still recorded, checked below); any other failure fails at once.
-    for attempt in range(3):
-        session = f"0b7f43c2-5a7e-4c36-9d5e-00000000000{2 + attempt}"
-        home = tmp_path / str(attempt)  # run_claude makes it
-        done = clients.run_claude(
-            server.url,
-            "say hi",
-            model=MODEL,
-            home=home,
-            auth_token="none",
-            session_id=session,
-            args=NO_TOOLS,
-            env_extra=SHORT,
-            timeout=600,  # a ramble and its resume: 3,000+ tokens at ~67 tokens/s quiet, slower in CI
-        )
-        if done.returncode == 0 or "Prompt is too long" not in done.stdout + done.stderr:
-            break
-        rambled = session_records(server, session, 1)
-        assert any(r["completion_tokens"] == MAX_OUT for r in rambled), rambled  # it was the ramble
-    assert done.returncode == 0, (done.stdout, done.stderr)
-    assert done.stdout.strip()  # the model's answer (its wording is its own)
-    session_records(server, session, 1)  # the answer's call is written
-    # Every call of the session (a turn that reaches max_tokens is followed by a "resume" turn).
+    session = "0b7f43c2-5a7e-4c36-9d5e-000000000002"
+    done = clients.run_claude(
+        server.url,
+        "say hi",
+        model=MODEL,
+        home=tmp_path,
+        auth_token="none",
+        session_id=session,
+        args=NO_TOOLS,
+        env_extra=SHORT,
+        timeout=600,  # a ramble and Claude Code's resume and retries: ~270 s on a quiet machine
+    )
+    session_records(server, session, 1)
+    time.sleep(1)  # the last calls' records (the recorder writes in batches)
     recs = [server.record(r["id"]) for r in reversed(server.records(MODEL, session=session))]
-    for rec in recs:
-        assert rec["call_type"] == "messages" and rec["status"] == "success" and rec["stream"]
+    answers = [r for r in recs if r["status"] == "success"]
+    assert answers, recs
+    for rec in answers:  # every answer streamed, usage as the upstream reported it
+        assert rec["call_type"] == "messages" and rec["stream"]
         usage = rec["upstream_response"]["usage"]
         assert (rec["prompt_tokens"], rec["completion_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
         assert 0 < rec["prompt_tokens"] < 4096 and 0 < rec["completion_tokens"] <= MAX_OUT
         assert rec["upstream_request"]["max_tokens"] == MAX_OUT and "tools" not in rec["upstream_request"]
         assert "Answer in one short sentence." in rec["upstream_request"]["messages"][0]["content"]
-    assert recs[-1]["response"]["content"][0]["text"].strip() == done.stdout.strip()
+    if done.returncode == 0:
+        assert done.stdout.strip() and all(r["status"] == "success" for r in recs)
+        assert recs[-1]["response"]["content"][0]["text"].strip() == done.stdout.strip()
+        return
+    # The 135M model, sampled at Claude Code's temperature, sometimes rambles to MAX_OUT (two of three
+    # CI runs one day); Claude Code then resumes and compacts until the 4,096-token context is full.
+    # That is the model, not the gateway: the ramble is recorded, and every call that no longer fit
+    # is a recorded 400 with the model's context error, in the order Claude Code made them.
+    assert answers[0]["completion_tokens"] == MAX_OUT, (done.stdout, done.stderr, recs)
+    refused = [r for r in recs if r["status"] != "success"]
+    assert refused, (done.stdout, done.stderr, recs)
+    for rec in refused:
+        assert rec["call_type"] == "messages" and rec["http_status"] == 400 and TOO_LONG.search(rec["error"]), rec
+        assert rec["prompt_tokens"] == 0 and rec["completion_tokens"] == 0
 
 
 def test_codex_default_prompt_does_not_fit(server: ServerProcess, tmp_path: Path) -> None:
