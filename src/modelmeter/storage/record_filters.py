@@ -22,7 +22,6 @@ from typing import Any
 from modelmeter.storage.database import Database
 from modelmeter.storage.top_rollups import user_of
 
-DIMS = ("key", "session", "user")
 # Beside the key: the record's status and call type, so a key's errors (say) are found in the index
 # alone. Reading each record to test its status was 84 ms for a page of a heavy key's errors at 1 M
 # records on PostgreSQL (1,954 records read for 50 shown).

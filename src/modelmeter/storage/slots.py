@@ -28,6 +28,7 @@ SETTING = "request_ids_until"  # server_settings: records before this (UTC µs) 
 # hour: the newest ~20 minutes were then read from the raw rows, a scan of a busy deployment's
 # records for every page of a rare key's log.
 STEP_US = 10 * 1_000_000
+_READ = "SELECT value FROM server_settings WHERE name = :n"
 
 
 def floor_slot(us: int) -> int:
@@ -44,13 +45,13 @@ def until(db: Database, tx: Any, *, lock: str = "") -> int:
     """The mark: records before it are indexed. ``lock``: PostgreSQL row lock (FOR SHARE / FOR UPDATE), so a
     writer and the indexer agree on it; SQLite's write transactions are serialised anyway."""
     suffix = f" {lock}" if lock and db.dialect == "postgresql" else ""
-    row = tx.execute(db.sql(f"SELECT value FROM server_settings WHERE name = :n{suffix}"), {"n": SETTING}).fetchone()
+    row = tx.execute(db.sql(_READ + suffix), {"n": SETTING}).fetchone()
     return int(row[0]) if row else 0
 
 
 def read_until(db: Database) -> int:
     """The mark, outside a transaction (readers)."""
-    row = db.fetchone("SELECT value FROM server_settings WHERE name = :n", {"n": SETTING})
+    row = db.fetchone(_READ, {"n": SETTING})
     return int(row[0]) if row else 0
 
 
