@@ -16,7 +16,8 @@ Measured:
     non-streamed (JSON) and streamed (SSE: 7 content chunks, a usage chunk and [DONE]), directly
     against nginx and through the gateway; wrk's own latency percentiles;
   * the gateway's CPU time per request: utime+stime of its whole process tree (/proc/PID/stat),
-    including the recorder's writer thread, divided by the requests it served;
+    including the recorder (its process, or its threads with ``--recorder thread``), divided by the
+    requests it served; "event loop" is the main threads of the gateway's processes only;
   * that every request was recorded: records in the SQLite file against the requests wrk completed
     (wrk closes its connections mid-request when the time is up: those few are recorded too, as
     client disconnects, so records = completed + at most the concurrency);
@@ -203,10 +204,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLK_TCK
 
 
+def is_recorder(pid: int) -> bool:
+    """A recorder process (modelmeter.recording.child): its CPU counts, its main thread is no event loop."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"modelmeter.recording.child" in f.read()
+    except OSError:
+        return False
+
+
 def main_thread_seconds(pids: list[int]) -> float:
-    """utime+stime of the main threads (the event loops) only: the rest is the recorder's threads."""
+    """utime+stime of the main threads (the event loops) only: the rest is the recorder's threads
+    (or recorder processes)."""
     total = 0
     for pid in pids:
+        if is_recorder(pid):
+            continue
         try:
             with open(f"/proc/{pid}/task/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
@@ -217,9 +230,11 @@ def main_thread_seconds(pids: list[int]) -> float:
 
 
 def _runqueue_wait(pids: list[int]) -> float:
-    """Seconds the main threads spent runnable but waiting for a CPU (/proc/PID/schedstat)."""
+    """Seconds the event loops spent runnable but waiting for a CPU (/proc/PID/schedstat)."""
     total = 0
     for pid in pids:
+        if is_recorder(pid):
+            continue
         try:
             with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
                 total += int(f.read().split()[1])

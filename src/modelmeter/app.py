@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 from fastapi import FastAPI
 
@@ -48,7 +49,10 @@ from modelmeter.gateway.cors import with_cors
 from modelmeter.gateway.guards import foreign_host, is_loopback, refuse_host
 from modelmeter.gateway.handler import Gateway
 from modelmeter.ops import router as ops_router
+from modelmeter.recording.child import ChildConfig
 from modelmeter.recording.recorder import Recorder
+from modelmeter.recording.remote import RemoteRecorder
+from modelmeter.recording.sink import RecordSink
 from modelmeter.registry import Registry
 from modelmeter.routing.health import UpstreamCollector
 from modelmeter.server import sign_in
@@ -116,6 +120,22 @@ class ModelMeterApp:
             await self.rest(scope, receive, send)
 
 
+def _recorder(settings: Settings, db: Database) -> RecordSink:
+    """In a process of its own (``recorder = "process"``, what ``serve`` uses) or in threads of this one."""
+    in_memory = db.dialect == "sqlite" and (db.path == ":memory:" or db.path.startswith("file:"))
+    if settings.recorder == "process" and not in_memory:
+        config = ChildConfig(
+            database=db.url,
+            queue_size=settings.queue_size,
+            batch_size=settings.batch_size,
+            store_bodies=settings.store_bodies,
+            log_level=logging.getLogger().getEffectiveLevel(),
+            otel=settings.otel,
+        )
+        return RemoteRecorder(config)
+    return Recorder(db, maxsize=settings.queue_size, batch_size=settings.batch_size, store_bodies=settings.store_bodies)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -125,9 +145,8 @@ def create_app(
 ) -> ModelMeterApp:
     db = db or Database(settings.database)
     registry = Registry(db, settings.deployments)
-    recorder = Recorder(
-        db, maxsize=settings.queue_size, batch_size=settings.batch_size, store_bodies=settings.store_bodies
-    )
+    recorder = _recorder(settings, db)
+    remote = isinstance(recorder, RemoteRecorder)
     client = upstream or HTTPUpstream()
     live = LiveHub()
     state = AppState(
@@ -147,11 +166,11 @@ def create_app(
     gateway.router = state.router  # one set of breakers: the gateway's, shown and reset through the API
     state.metrics.registry.register(UpstreamCollector(state.router))
     otel = None
-    if settings.otel.enabled:  # imported only then: with export off, the SDK is not even loaded
-        from modelmeter.otel.export import OtelExport
+    if settings.otel.enabled and not remote:  # (else the recorder process exports; with export off,
+        from modelmeter.otel.export import OtelExport  # the SDK is not even loaded)
 
         otel = OtelExport(settings.otel)
-        recorder.on_finish(otel.observe)
+        cast(Recorder, recorder).on_finish(otel.observe)
     notifier = Notifier(db)
     alerts = state.alerts = AlertEngine(
         db,
@@ -188,7 +207,9 @@ def create_app(
                     flush=True,
                 )
         live.bind(asyncio.get_running_loop())
-        recorder.add_listener(live.publish)
+        recorder.add_listener(live.publish, whole=True)
+        if remote:
+            live.on_change = cast(RemoteRecorder, recorder).watch
         recorder.add_listener(state.metrics.observe)
         recorder.add_listener(keys.observe)
         recorder.add_listener(user_budgets.observe)

@@ -243,6 +243,9 @@ class Settings:
     public_url: str | None = None  # the dashboard's address in alert links (default http://host:port)
     otel: OtelSettings = field(default_factory=OtelSettings)  # OpenTelemetry export ([otel]; off by default)
     redis: str | None = None  # redis://host:port: upstream cooldowns shared between processes (routing/shared.py)
+    # "process": records are priced and stored by a process of its own (recording/remote.py), what
+    # ``serve`` uses unless told otherwise; "thread": by threads of the gateway's process.
+    recorder: str | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -294,6 +297,7 @@ def _from_toml(data: dict[str, Any]) -> Settings:
         "alert_interval",
         "public_url",
         "redis",
+        "recorder",
     }
     unknown = set(server) - known
     if unknown:
@@ -301,6 +305,8 @@ def _from_toml(data: dict[str, Any]) -> Settings:
     _check_server(server)
     if "redis" in server and not re.fullmatch(r"(rediss?|unix)://\S+", server["redis"]):
         raise ConfigError('[server] redis must be a URL such as "redis://127.0.0.1:6379"')
+    if server.get("recorder", "process") not in ("process", "thread"):
+        raise ConfigError('[server] recorder must be "process" or "thread"')
     retention = data.get("retention", {})
     if not isinstance(retention, dict) or set(retention) - {"bodies_days", "records_days", "rollups_days"}:
         raise ConfigError("[retention] takes bodies_days, records_days and rollups_days (numbers of days)")

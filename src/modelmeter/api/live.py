@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from modelmeter.storage.row import RecordRow
@@ -15,6 +16,8 @@ class LiveHub:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribers: dict[asyncio.Queue[dict[str, Any]], str] = {}
+        # Told the watched deployments when they change (a recorder process sends only their rows whole).
+        self.on_change: Callable[[list[str]], None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -36,7 +39,13 @@ class LiveHub:
     def subscribe(self, deployment: str) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers[queue] = deployment
+        self._changed()
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self._subscribers.pop(queue, None)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(sorted(set(self._subscribers.values())))

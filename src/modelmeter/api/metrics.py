@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from modelmeter.recording.recorder import Recorder
+from modelmeter.recording.sink import RecordSink
 from modelmeter.storage.row import RecordRow
 from modelmeter.units import PICO
 
@@ -23,11 +23,12 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 
 
 class _RecorderCollector(Collector):
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: RecordSink) -> None:
         self._recorder = recorder
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         r = self._recorder
+        backlog = r.backlog
         yield GaugeMetricFamily("modelmeter_recorder_queue_depth", "Records waiting to be stored", value=r.depth)
         yield GaugeMetricFamily(
             "modelmeter_recorder_write_lag_seconds",
@@ -43,12 +44,12 @@ class _RecorderCollector(Collector):
         yield GaugeMetricFamily(
             "modelmeter_recorder_spooled_records",
             "Records in the local spool file, waiting for the database",
-            value=r.spool.rows,
+            value=backlog["spooled"],
         )
         yield GaugeMetricFamily(
             "modelmeter_recorder_held_records",
             "Records held in memory because neither the database nor the spool takes them",
-            value=r.held.rows,
+            value=backlog["held_in_memory"],
         )
         yield GaugeMetricFamily(
             "modelmeter_recorder_storage_failing",
@@ -63,7 +64,7 @@ class _RecorderCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: RecordSink) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["deployment"]
         self.requests = Counter("modelmeter_requests", "Requests recorded", [*labels, "status"], registry=self.registry)

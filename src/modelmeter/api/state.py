@@ -10,7 +10,7 @@ from modelmeter.api.metrics import Metrics
 from modelmeter.auth.keys import KeyStore
 from modelmeter.budgets.users import UserBudgets
 from modelmeter.config import Deployment, Settings
-from modelmeter.recording.recorder import Recorder
+from modelmeter.recording.sink import RecordSink
 from modelmeter.registry import Registry
 from modelmeter.routing.pool import Router
 from modelmeter.runs.manager import RunManager
@@ -26,7 +26,7 @@ class AppState:
     settings: Settings
     db: Database
     registry: Registry
-    recorder: Recorder
+    recorder: RecordSink
     live: LiveHub
     probe: Probe
     embedded: EmbeddedModels

@@ -38,12 +38,14 @@ def _settings(
     database: str | None,
     threads: int | None,
     no_auth: bool = False,
+    recorder: str | None = None,
 ) -> Settings:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         raise ServeError(str(exc)) from None
     settings = settings.with_overrides(host=host, port=port, database=database, local_threads=threads)
+    settings = settings.with_overrides(recorder=recorder or settings.recorder or "process")
     if no_auth:
         if not is_loopback(settings.host):
             raise ServeError(
@@ -60,7 +62,9 @@ def app_from_env() -> object:
     from modelmeter.server.limits import LimitedHttpTools
 
     opts = orjson.loads(os.environ[_ENV])
-    settings = _settings(opts["config"], opts["host"], opts["port"], opts["database"], opts["threads"], opts["no_auth"])
+    settings = _settings(
+        opts["config"], opts["host"], opts["port"], opts["database"], opts["threads"], opts["no_auth"], opts["recorder"]
+    )
     app = create_app(settings)
     LimitedHttpTools.configure(limits_of(settings))
     if not any(d.is_local for d in settings.deployments):  # embedded models want every core
@@ -115,6 +119,11 @@ def tune_gc() -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the embedded models.")
 @click.option("--no-auth", is_flag=True, help="No admin key (local development; loopback addresses only).")
 @click.option(
+    "--recorder",
+    type=click.Choice(["process", "thread"]),
+    help="Price and store records in a process of their own (default) or in threads of the gateway's.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -128,6 +137,7 @@ def serve(
     workers: int,
     threads: int | None,
     no_auth: bool,
+    recorder: str | None,
     log_level: str,
 ) -> None:
     """Start the gateway (/v1), the usage API (/api, /docs) and the dashboard (/)."""
@@ -138,7 +148,7 @@ def serve(
 
     if port is not None and not 0 <= port <= 65535:
         raise ServeError(f"--port must be from 0 (any free port) to 65535, not {port}")
-    settings = _settings(config, host, port, database, threads, no_auth)
+    settings = _settings(config, host, port, database, threads, no_auth, recorder)
     # Bind before anything starts: a bad or busy port fails here, before a model loads or a link prints.
     sock = listen(settings.host, settings.port)
     raise_fd_limit()
@@ -168,6 +178,7 @@ def serve(
                 "database": database,
                 "threads": threads,
                 "no_auth": no_auth,
+                "recorder": recorder,
                 "workers": workers,
             }
         ).decode()

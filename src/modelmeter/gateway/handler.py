@@ -37,7 +37,7 @@ from modelmeter.gateway.translated import pair_for, relay_translated
 from modelmeter.gateway.validate import check_fields, check_stream, parse_body
 from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.otel.context import start_trace
-from modelmeter.recording.recorder import Recorder
+from modelmeter.recording.sink import RecordSink
 from modelmeter.registry import Registry
 from modelmeter.routing.pool import Router
 from modelmeter.routing.serve import serve_routed
@@ -67,7 +67,7 @@ class Gateway:
         settings: Settings,
         registry: Registry,
         upstream: UpstreamClient,
-        recorder: Recorder,
+        recorder: RecordSink,
         keys: KeyStore | None = None,
         user_budgets: UserBudgets | None = None,
     ) -> None:

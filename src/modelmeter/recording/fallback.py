@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from modelmeter.recording.spool import Spool
 from modelmeter.storage.row import RecordRow
@@ -77,11 +78,21 @@ class Fallback:
         self.lost = 0  # rows lost because nothing could take them
         self.spool_error: str | None = None  # the spool's last write error, until a write succeeds
         self._last_loss_log = 0.0
+        # Told the ids of every batch kept here (spooled, held or lost): the recorder process
+        # (recording/child.py) settles them with the gateway, which then lets go of its copies.
+        self.on_keep: Callable[[list[str]], None] | None = None
 
     def keep(self, rows: list[RecordRow]) -> None:
         """To the spool; if it fails, held in memory; if that is full, lost. Never raises."""
         if not rows:
             return
+        try:
+            self._keep(rows)
+        finally:
+            if self.on_keep is not None:
+                self.on_keep([r["id"] for r in rows])
+
+    def _keep(self, rows: list[RecordRow]) -> None:
         try:
             self.spool.append(rows)
         except Exception as exc:

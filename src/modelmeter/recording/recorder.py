@@ -81,6 +81,7 @@ class Recorder:
         self._threads: list[threading.Thread] = []
         self._listeners: list[Listener] = []
         self._finish_hook: FinishHook | None = None
+        self._settled_hook: Callable[[list[str]], None] | None = None
         self.written = 0
         self.failed_batches = 0
         self.dropped = 0  # records the database refused even stripped to their numbers (a bug if ever > 0)
@@ -109,6 +110,15 @@ class Recorder:
         while not self.submit_nowait(rec):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def put(self, rec: CallRecord) -> None:
+        """Queue a record, blocking while the queue is full (the recorder process's reader)."""
+        self._queue.put(rec)
+
+    def replay(self, records: list[CallRecord]) -> None:
+        """Records another recorder may have stored before it died: finished and spooled, so the
+        writer stores them the way it stores a spool (skipping any already stored)."""
+        self._fallback.keep([r for r in map(self._finish, records) if r is not None])
 
     @property
     def depth(self) -> int:
@@ -150,9 +160,16 @@ class Recorder:
             "last_error": self.last_error,
         }
 
-    def add_listener(self, listener: Listener) -> None:
-        """Called from the writer thread with each batch of finished rows, after they are stored."""
+    def add_listener(self, listener: Listener, *, whole: bool = False) -> None:
+        """Called from the writer thread with each batch of finished rows, after they are stored.
+        (``whole`` matters to the recorder process's stand-in, RemoteRecorder: rows are whole here.)"""
         self._listeners.append(listener)
+
+    def on_settled(self, hook: Callable[[list[str]], None]) -> None:
+        """Called with the ids of records that went to the spool, to memory, or were lost or
+        dropped rather than stored (stored ones reach the listeners)."""
+        self._fallback.on_keep = hook
+        self._settled_hook = hook
 
     def on_finish(self, hook: FinishHook) -> None:
         """Called in the finisher thread with each record and its finished row, before it is stored:
@@ -257,6 +274,8 @@ class Recorder:
             except Exception:
                 log.exception("record %s lost: it cannot be finished", rec.id)
                 self.dropped += 1
+                if self._settled_hook is not None:
+                    self._settled_hook([rec.id])
                 return None
 
     def _hand_over(self, rows: list[RecordRow], newest_end: float) -> None:

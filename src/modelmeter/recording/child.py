@@ -1,0 +1,184 @@
+"""The recorder process: the gateway's records priced and stored beside it, not in it.
+
+``python -m modelmeter.recording.child IN_FD OUT_FD``, started by ``RemoteRecorder``. It reads
+frames (recording/wire.py) from IN_FD, runs the same ``Recorder`` the gateway runs in-process
+(finisher and writer threads, spool, fallback), and tells the gateway on OUT_FD which records are
+settled: stored (with the few columns the gateway's listeners need), or spooled, or lost. Until
+then the gateway keeps each record's bytes, and replays them to a new recorder process if this
+one dies.
+
+It ignores SIGINT and SIGTERM: it ends when the gateway says STOP or goes away (end of stream),
+after storing everything it was given, so a Ctrl-C or a SIGTERM to the process group never cuts
+a batch in half.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import IO, Any, cast
+
+from modelmeter.config import Deployment
+from modelmeter.metering.record import CallRecord
+from modelmeter.otel.settings import OtelSettings
+from modelmeter.recording import priority, wire
+from modelmeter.recording.recorder import Recorder
+from modelmeter.storage.database import Database
+from modelmeter.storage.row import RecordRow
+
+log = logging.getLogger("modelmeter.recorder")
+
+# What the gateway's listeners read of a stored row (api/metrics.py, auth/keys.py, budgets/users.py).
+SLIM_KEYS = (
+    "id",
+    "deployment",
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "spend_pusd",
+    "latency_ms",
+    "ttft_ms",
+    "key_alias",
+    "metadata",
+)
+_BODIES = ("request", "response", "upstream_request", "upstream_response")
+
+
+@dataclass(frozen=True)
+class ChildConfig:
+    database: str
+    queue_size: int = 20_000
+    batch_size: int = 2000
+    store_bodies: bool = True
+    log_level: int = logging.INFO
+    idle: bool = False  # start in the idle CPU class (recording/priority.py)
+    otel: OtelSettings = field(default_factory=OtelSettings)
+
+
+class _Outbox:
+    """Frames to the gateway, from the writer, finisher and status threads (one at a time)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        self.gone = False
+
+    def send(self, kind: bytes, payload: Any) -> None:
+        data = wire.frame(kind, payload)
+        with self._lock:
+            if self.gone:
+                return
+            try:
+                self._sock.sendall(data)
+            except OSError:  # the gateway is gone: keep storing what we have, tell nobody
+                self.gone = True
+
+
+class _Child:
+    def __init__(self, config: ChildConfig, outbox: _Outbox) -> None:
+        self.recorder = Recorder(
+            Database(config.database),
+            maxsize=config.queue_size,
+            batch_size=config.batch_size,
+            store_bodies=config.store_bodies,
+        )
+        self.otel = None
+        if config.otel.enabled:
+            from modelmeter.otel.export import OtelExport
+
+            self.otel = OtelExport(config.otel)
+            self.recorder.on_finish(self.otel.observe)
+        self._outbox = outbox
+        self._live: frozenset[str] = frozenset()
+        self.deployments: dict[int, Deployment] = {}
+        self.recorder.add_listener(self._stored)
+        self.recorder.on_settled(lambda ids: outbox.send(wire.SETTLED, (ids, [], [])))
+        self._status_stop = threading.Event()
+
+    def _stored(self, rows: list[RecordRow]) -> None:
+        slim = [tuple(r.get(k) for k in SLIM_KEYS) for r in rows]
+        live = self._live
+        whole = [{k: v for k, v in r.items() if k not in _BODIES} for r in rows if r["deployment"] in live]
+        self._outbox.send(wire.SETTLED, ([r["id"] for r in rows], slim, whole))
+        self._send_status()
+
+    def _send_status(self) -> None:
+        r = self.recorder
+        self._outbox.send(
+            wire.STATUS,
+            {
+                "backlog": r.backlog,
+                "written": r.written,
+                "failed_batches": r.failed_batches,
+                "last_lag_s": r.last_lag_s,
+                "problem": r.problem,
+            },
+        )
+
+    def _report(self) -> None:
+        while not self._status_stop.wait(0.5):
+            self._send_status()
+
+    def run(self, inbox: IO[bytes]) -> None:
+        self.recorder.start()
+        threading.Thread(target=self._report, name="modelmeter-status", daemon=True).start()
+        replays: list[CallRecord] = []
+        stop_timeout = 30.0
+        while (item := wire.read_frame(inbox)) is not None:
+            kind, payload = item
+            if kind == wire.RECORD:
+                if replays:
+                    self.recorder.replay(replays)
+                    replays = []
+                self.recorder.put(wire.decode_record(payload, self.deployments))
+            elif kind == wire.REPLAY:
+                replays.append(wire.decode_record(payload, self.deployments))
+                if len(replays) >= 1000:
+                    self.recorder.replay(replays)
+                    replays = []
+            elif kind == wire.DEPLOYMENT:
+                self.deployments[payload[0]] = payload[1]
+            elif kind == wire.LIVE:
+                self._live = frozenset(payload)
+            elif kind == wire.STOP:
+                stop_timeout = payload
+                break
+        if replays:
+            self.recorder.replay(replays)
+        self.recorder.stop(stop_timeout)
+        if self.otel is not None:
+            self.otel.shutdown()  # after the recorder: every record's span is out
+        self._status_stop.set()
+        self._send_status()
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    inbound = socket.socket(fileno=int(argv[0]))
+    outbound = socket.socket(fileno=int(argv[1]))
+    inbox = cast(IO[bytes], inbound.makefile("rb", buffering=1 << 20))
+    first = wire.read_frame(inbox)
+    if first is None or first[0] != wire.CONFIG:
+        return 2
+    config: ChildConfig = first[1]
+    if config.idle:  # before any thread starts: they inherit it
+        priority.idle_now()
+    logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s[recorder]: %(message)s")
+    outbox = _Outbox(outbound)
+    _Child(config, outbox).run(inbox)
+    outbound.close()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main(sys.argv[1:]))

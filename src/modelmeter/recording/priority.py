@@ -1,0 +1,64 @@
+"""The recorder process's CPU priority: idle class while it keeps up, normal when it falls behind.
+
+On a core shared with the gateway's event loop, a recorder batch of a few milliseconds delays any
+request that arrives meanwhile: the kernel does not preempt a running task for a waking one of the
+same class. Under ``SCHED_IDLE`` it does, at once, so the loop never waits for recording. An
+idle-class task gets almost no CPU while others want it, though, so when the records the gateway
+still holds pass a high mark the recorder is switched back to the normal class until it has caught
+up. Leaving ``SCHED_IDLE`` needs CAP_SYS_NICE (or an RLIMIT_NICE of 20): without it the recorder
+simply stays in the normal class. Linux only; elsewhere nothing changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+
+log = logging.getLogger("modelmeter.recorder")
+
+
+def can_switch() -> bool:
+    """Whether this process may move a task out of SCHED_IDLE again (tried on a throwaway thread)."""
+    if not hasattr(os, "sched_setscheduler") or not hasattr(os, "SCHED_IDLE"):
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, name="modelmeter-sched-probe")
+    thread.start()
+    thread.join()
+    return bool(result and result[0])
+
+
+def set_idle(pid: int, idle: bool) -> bool:
+    """Every thread of process ``pid`` to the idle class (or back); False if it could not be done."""
+    policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return False
+    done = True
+    for tid in tids:
+        try:
+            os.sched_setscheduler(tid, policy, os.sched_param(0))
+        except ProcessLookupError:
+            continue  # a thread that just ended
+        except OSError as exc:
+            log.warning("could not change the recorder's CPU class (%s)", exc)
+            done = False
+    return done
+
+
+def idle_now() -> None:
+    """This thread (and the threads it starts from now on) to the idle class, if allowed."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))

@@ -1,0 +1,104 @@
+"""The recorder process's wire: length-prefixed frames over a socket, and a CallRecord as bytes.
+
+A frame is a 4-byte big-endian length, one byte of kind, then a pickle. A record is encoded once
+on the request path, so the encoding is the cheap one: the dataclass's fields as a flat list, its
+``Usage`` as a tuple and its ``Deployment`` as a small integer (the deployment itself goes once, in
+a frame of its own). Pickling the dataclass whole took 15-28 µs a record here, most of it the
+deployment's config; this takes ~4 µs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import pickle
+import struct
+from collections.abc import Callable
+from typing import IO, Any
+
+from modelmeter.config import Deployment
+from modelmeter.metering.record import CallRecord
+from modelmeter.metering.usage import Usage
+
+# Parent to child
+CONFIG = b"C"  # the child's configuration (first frame)
+DEPLOYMENT = b"D"  # (index, Deployment): what later records' index stands for
+RECORD = b"R"  # a record, new
+REPLAY = b"P"  # a record a dead recorder process had not settled: stored as if from the spool
+LIVE = b"L"  # the deployments someone watches live (their stored rows come back whole)
+STOP = b"S"  # store everything, then exit
+# Child to parent
+SETTLED = b"A"  # (ids, slim rows, live rows): records stored, spooled or dropped
+STATUS = b"T"  # the child recorder's backlog and counters
+
+_HEADER = struct.Struct(">IB")
+_FIELDS = [f.name for f in dataclasses.fields(CallRecord)]
+_get_fields = operator.attrgetter(*_FIELDS)
+_DEP = _FIELDS.index("deployment")
+_USAGE = _FIELDS.index("usage")
+_get_usage = operator.attrgetter(*(f.name for f in dataclasses.fields(Usage)))
+_dumps = pickle.dumps
+
+
+def frame(kind: bytes, payload: Any) -> bytes:
+    data = _dumps(payload, 5)
+    return _HEADER.pack(len(data), kind[0]) + data
+
+
+def encode_record(rec: CallRecord, deployment_index: int, kind: bytes = RECORD) -> bytes:
+    values = list(_get_fields(rec))
+    values[_DEP] = deployment_index
+    values[_USAGE] = _get_usage(rec.usage)
+    data = _dumps(values, 5)
+    return _HEADER.pack(len(data), kind[0]) + data
+
+
+def decode_record(values: list[Any], deployments: dict[int, Deployment]) -> CallRecord:
+    values[_DEP] = deployments[values[_DEP]]
+    values[_USAGE] = Usage(*values[_USAGE])
+    return CallRecord(*values)
+
+
+def read_frame(stream: IO[bytes]) -> tuple[bytes, Any] | None:
+    """The next frame as (kind, payload), or None at the end of the stream (the peer is gone)."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    size, kind = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return bytes((kind,)), pickle.loads(data)
+
+
+def payload(frame_bytes: bytes) -> Any:
+    return pickle.loads(frame_bytes[_HEADER.size :])
+
+
+def replayed(frame_bytes: bytes) -> bytes:
+    """The same record frame, marked as a replay."""
+    return frame_bytes[:4] + REPLAY + frame_bytes[5:]
+
+
+class DeploymentTable:
+    """Deployments by the small integer records carry. A deployment object is kept for as long as
+    the table lives, so its ``id()`` is never reused by another (config changes make new ones)."""
+
+    def __init__(self) -> None:
+        self._index: dict[int, tuple[int, Deployment]] = {}
+
+    def index(self, dep: Deployment, announce: Callable[[bytes], None]) -> int:
+        known = self._index.get(id(dep))
+        if known is not None:
+            return known[0]
+        n = len(self._index)
+        self._index[id(dep)] = (n, dep)
+        announce(frame(DEPLOYMENT, (n, dep)))
+        return n
+
+    def by_index(self) -> dict[int, Deployment]:
+        return dict(self._index.values())
+
+    def frames(self) -> list[bytes]:
+        """Every deployment's frame, for a new recorder process."""
+        return [frame(DEPLOYMENT, (n, dep)) for n, dep in self._index.values()]

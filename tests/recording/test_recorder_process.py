@@ -1,0 +1,219 @@
+"""The recorder in a process of its own (recording/remote.py, recording/child.py): every record
+stored once, exactly, whether the process lives, dies mid-stream, or hangs at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelmeter.config import Deployment
+from modelmeter.metering.record import CallRecord, new_record_id
+from modelmeter.metering.usage import Usage
+from modelmeter.recording import priority, remote, wire
+from modelmeter.recording.child import ChildConfig
+from modelmeter.recording.remote import RemoteRecorder
+from modelmeter.storage.database import Database
+from modelmeter.storage.migrations import migrate
+
+DEPS = [Deployment(name=f"d{i}", model="gpt-4o-mini", provider="openai", api_base="http://x/v1") for i in range(2)]
+
+
+def rec(i: int) -> CallRecord:
+    now = time.time()
+    r = CallRecord(id=new_record_id(now), deployment=DEPS[i % 2], model=f"d{i % 2}", call_type="chat", start=now)
+    r.end = now + 0.01
+    r.latency_ms = 10.0 + i
+    r.usage = Usage(100 + i, 7, 107 + i, cached_tokens=i % 5, reported=True)
+    r.request_body = {"model": r.model, "messages": [{"role": "user", "content": f"call {i}"}]}
+    r.response_body = {"choices": [{"message": {"content": "ok"}}]}
+    r.key_alias = "team-a" if i % 3 == 0 else None
+    return r
+
+
+def ledger(db: Database) -> tuple[int, int, int, int, int]:
+    """Records, distinct ids, prompt tokens, cached tokens, spend: from the raw rows."""
+    row = db.fetchone(
+        "SELECT COUNT(*), COUNT(DISTINCT id), SUM(prompt_tokens), SUM(cached_tokens), SUM(spend_pusd) FROM records"
+    )
+    return tuple(int(v or 0) for v in row)  # type: ignore[return-value]
+
+
+def expected(n: int) -> tuple[int, int, int, int]:
+    return n, n, sum(100 + i for i in range(n)), sum(i % 5 for i in range(n))
+
+
+def run(db_url: str, body: Any, queue_size: int = 20_000, **kw: Any) -> RemoteRecorder:
+    recorder = RemoteRecorder(ChildConfig(database=db_url, queue_size=queue_size, batch_size=200), **kw)
+
+    async def main() -> None:
+        recorder.start()
+        await body(recorder)
+        await asyncio.to_thread(recorder.stop, 20.0)
+
+    asyncio.run(main())
+    return recorder
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path}/r.db")
+    migrate(database)
+    return database
+
+
+async def wait_for(cond: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_records_are_stored_exactly_and_listeners_see_them(db: Database) -> None:
+    seen: list[dict[str, Any]] = []
+    whole: list[dict[str, Any]] = []
+
+    async def body(r: RemoteRecorder) -> None:
+        r.add_listener(lambda rows: seen.extend(rows))
+        r.add_listener(lambda rows: whole.extend(rows), whole=True)
+        r.watch(["d1"])
+        for i in range(3000):
+            await r.submit(rec(i))
+            if i % 100 == 0:
+                await asyncio.sleep(0)
+        await wait_for(lambda: r.depth == 0 and len(seen) == 3000)
+        assert r.written == 3000 and r.problem is None
+
+    recorder = run(db.url, body)
+    count, ids, prompt, cached, spend = ledger(db)
+    assert (count, ids, prompt, cached) == expected(3000)
+    assert spend > 0
+    # What the listeners got equals what was stored, column for column.
+    assert sum(r["prompt_tokens"] for r in seen) == prompt
+    assert sum(r["spend_pusd"] for r in seen) == spend
+    assert {r["key_alias"] for r in seen} == {"team-a", None}
+    assert sum(1 for r in seen if r["key_alias"]) == 1000
+    # Whole rows only for the watched deployment, without bodies.
+    assert len(whole) == 1500 and {r["deployment"] for r in whole} == {"d1"}
+    assert "request" not in whole[0] and whole[0]["cost_breakdown"]
+    assert recorder.depth == 0
+
+
+def test_a_killed_recorder_process_is_replaced_and_nothing_is_lost_or_doubled(db: Database) -> None:
+    async def body(r: RemoteRecorder) -> None:
+        for i in range(4000):
+            await r.submit(rec(i))
+            if i % 50 == 0:
+                await asyncio.sleep(0.001)
+            if i in (1000, 2500):  # mid-stream, with records in flight and unsettled
+                assert r._proc is not None
+                os.kill(r._proc.pid, signal.SIGKILL)
+        await wait_for(lambda: r.restarted == 2 and r.depth == 0)
+
+    recorder = run(db.url, body)
+    assert recorder.restarted == 2
+    count, ids, prompt, cached, _ = ledger(db)
+    assert (count, ids, prompt, cached) == expected(4000)
+
+
+def test_a_hung_recorder_process_at_shutdown_leaves_its_records_to_the_gateway(db: Database) -> None:
+    async def body(r: RemoteRecorder) -> None:
+        for i in range(500):
+            await r.submit(rec(i))
+        await wait_for(lambda: r.depth == 0)
+        assert r._proc is not None
+        os.kill(r._proc.pid, signal.SIGSTOP)  # alive, but settles nothing more
+        for i in range(500, 800):
+            await r.submit(rec(i))
+        await asyncio.sleep(0.2)
+        assert r.depth == 300
+
+    recorder = RemoteRecorder(ChildConfig(database=db.url))
+
+    async def main() -> None:
+        recorder.start()
+        await body(recorder)
+        await asyncio.to_thread(recorder.stop, 2.0)
+
+    asyncio.run(main())
+    count, ids, prompt, cached, _ = ledger(db)
+    assert (count, ids, prompt, cached) == expected(800)
+    assert recorder.depth == 0
+
+
+def test_back_pressure_past_the_recorders_capacity(db: Database) -> None:
+    async def body(r: RemoteRecorder) -> None:
+        assert r._proc is not None
+        os.kill(r._proc.pid, signal.SIGSTOP)
+        # The in-process recorder's capacity: its queue, and six batches in its pipeline.
+        accepted = [r.submit_nowait(rec(i)) for i in range(1500)]
+        assert accepted.count(True) == 100 + 6 * 200 and r.depth == 1300
+        os.kill(r._proc.pid, signal.SIGCONT)
+        await wait_for(lambda: r.depth == 0)
+
+    run(db.url, body, queue_size=100)
+    assert ledger(db)[0] == 1300
+
+
+@pytest.mark.skipif(not priority.can_switch(), reason="needs CAP_SYS_NICE to leave SCHED_IDLE")
+def test_idle_class_while_it_keeps_up_normal_when_it_falls_behind(db: Database, monkeypatch: Any) -> None:
+    monkeypatch.setattr(remote, "BOOST_ABOVE", 50)
+    monkeypatch.setattr(remote, "IDLE_BELOW", 10)
+
+    def policies(pid: int) -> set[int]:
+        return {os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task")}
+
+    async def body(r: RemoteRecorder) -> None:
+        assert r._proc is not None
+        pid = r._proc.pid
+        await wait_for(lambda: len(os.listdir(f"/proc/{pid}/task")) >= 4)  # its threads are up
+        assert policies(pid) == {os.SCHED_IDLE}
+        os.kill(pid, signal.SIGSTOP)
+        for i in range(60):
+            await r.submit(rec(i))
+        assert policies(pid) == {os.SCHED_OTHER}  # behind: boosted
+        os.kill(pid, signal.SIGCONT)
+        await wait_for(lambda: r.depth == 0)
+        await wait_for(lambda: policies(pid) == {os.SCHED_IDLE})  # caught up: idle again
+        # A few records, far below the mark, but nothing settles (a busy machine starves it).
+        os.kill(pid, signal.SIGSTOP)
+        for i in range(60, 65):
+            await r.submit(rec(i))
+        await asyncio.sleep(remote.STALLED_S / 2)
+        assert policies(pid) == {os.SCHED_IDLE}
+        await wait_for(lambda: policies(pid) == {os.SCHED_OTHER}, timeout=4 * remote.STALLED_S)
+        os.kill(pid, signal.SIGCONT)
+        await wait_for(lambda: r.depth == 0)
+
+    run(db.url, body, idle=True)
+    assert ledger(db)[0] == 65
+
+
+def test_every_field_of_a_record_crosses_the_wire() -> None:
+    """A new CallRecord field must survive the encoding (it is positional)."""
+    r = rec(3)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(CallRecord):
+        v = getattr(r, f.name)
+        if f.name not in ("deployment", "usage", "id"):
+            v = {bool: True, int: 42, float: 1.5, str: "x"}.get(type(v), v)
+            if v is None:
+                v = "set"
+        values[f.name] = v
+    values["trace"] = None  # (an OpenTelemetry span's ids: a dataclass of its own, pickled as is)
+    values["attempts"] = None
+    r2 = CallRecord(**values)
+    sent: list[bytes] = []
+    table = wire.DeploymentTable()
+    data = wire.encode_record(r2, table.index(r2.deployment, sent.append))
+    assert len(sent) == 1 and table.index(r2.deployment, sent.append) == 0 and len(sent) == 1
+    decoded = wire.decode_record(wire.payload(data), {0: wire.payload(sent[0])[1]})
+    assert decoded == r2
+    assert wire.payload(wire.replayed(data)) == wire.payload(data)
+    assert wire.replayed(data)[4:5] == wire.REPLAY
