@@ -314,7 +314,7 @@ def measure(b: Bench, t: Target, nginx: Target, mode: str, rate: float) -> Resul
     ).encode() + body
     gw = t.proc.pids() if t.proc and t.records else []
     ng = nginx.proc.pids() if nginx.proc else []
-    cores = (b.gw_core if t.records else None, b.load_core if "," not in b.load_core else None)
+    cores = tuple(c if "," not in c else None for c in (b.gw_core if t.records else ",", b.load_core))
     m: dict[str, float] = {}
 
     def mark(sign: int) -> None:  # wall, CPU of the gateway, of this client, of nginx; busy cores
@@ -371,7 +371,7 @@ def measure(b: Bench, t: Target, nginx: Target, mode: str, rate: float) -> Resul
         if total != stored.get("success 200", 0):
             r.records += f" {stored}"
         r.cpu_ms = (overhead.cpu_seconds(gw) - m["gw0"]) * 1000 / max(n, 1)
-        r.foreign = max(m["gwcore"] - m["gw"], 0.0) / wall
+        r.foreign = max(m["gwcore"] - m["gw"], 0.0) / wall if cores[0] else None
     b.log(
         f"{t.name:<34} {mode:<4} {rate:5g}/s: achieved {r.achieved:5.0f}/s "
         + " ".join(f"{k} {v:.3f}" for k, v in ms.items())
