@@ -70,6 +70,16 @@ def records(server: ServerProcess, deployment: str, n: int, **query: Any) -> lis
     )
 
 
+def record_where(server: ServerProcess, deployment: str, match: Any, **query: Any) -> dict[str, Any]:
+    """Wait until one of the deployment's newest records matches (a count is not enough when
+    earlier tests left records of the same deployment: the new ones may not be stored yet)."""
+    return wait_for(  # type: ignore[no-any-return]
+        lambda: next((r for r in server.records(deployment, **query) if match(r)), None),
+        10,
+        message=f"a matching record of {deployment}",
+    )
+
+
 def api(server: ServerProcess, path: str) -> Any:
     status, body = server.api("GET", path)
     assert status == 200, body

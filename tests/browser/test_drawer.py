@@ -8,7 +8,7 @@ import openai
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import SYSTEM, api, chat, fmt, open_usage, records, shot
+from tests.browser.support import SYSTEM, api, chat, fmt, open_usage, record_where, records, shot
 from tests.helpers import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -26,7 +26,7 @@ def test_drawer_sections_toggle_url_reload_and_esc(page: Page, server: ServerPro
         stream=True,
     )
     chat(client, "drawer-model", "a later request", max_tokens=3)
-    row = next(r for r in records(server, "drawer-model", 2) if r["request_id"] == rid)
+    row = record_where(server, "drawer-model", lambda r: r["request_id"] == rid)
     open_usage(page, "drawer-model")
     page.locator(f'tr.row[data-id="{row["id"]}"] td').nth(3).click()  # anywhere on the row
     drawer = page.get_by_role("dialog")
@@ -113,9 +113,8 @@ def test_drawer_says_why_bodies_are_missing(page: Page, server: ServerProcess, c
 def test_completion_and_embedding_bodies(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
     client.completions.create(model="drawer-model", prompt="Once upon a time", max_tokens=4)
     client.embeddings.create(model="drawer-model", input=["first text", "second text"])
-    rows = records(server, "drawer-model", 2)
-    emb = next(r for r in rows if r["call_type"] == "embedding")
-    cmpl = next(r for r in rows if r["call_type"] == "completion")
+    emb = record_where(server, "drawer-model", lambda r: r["call_type"] == "embedding")
+    cmpl = record_where(server, "drawer-model", lambda r: r["call_type"] == "completion")
     page.goto(f"/models/drawer-model/requests/{cmpl['id']}")
     bodies = page.get_by_role("dialog").locator('[data-section="bodies"]')
     bodies.get_by_role("tab", name="Pretty").click()

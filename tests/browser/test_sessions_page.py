@@ -24,7 +24,7 @@ from modelmeter.metering.record import CallRecord, finish, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import insert_rows
-from tests.browser.support import log_ids, open_usage, records
+from tests.browser.support import log_ids, open_usage, record_where
 from tests.helpers import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -125,7 +125,7 @@ def seeded(server: ServerProcess, client: openai.OpenAI) -> dict[str, str]:
         model=DEP, messages=[{"role": "user", "content": "hi"}], extra_headers={"x-modelmeter-session": session}
     )
     client.chat.completions.create(model=DEP, messages=[{"role": "user", "content": "no session"}])
-    chat_id = next(r["id"] for r in records(server, DEP, 2) if r["session_id"] == session)
+    chat_id = record_where(server, DEP, lambda r: r["session_id"] == session)["id"]
     return {
         "session": session,
         "chat": chat_id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import openai
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import chat, open_usage, records, shot
+from tests.browser.support import chat, open_usage, record_where, shot
 from tests.helpers import ServerProcess
 
 HOSTILE = "<img src=x onerror=alert(1)> Say hello."
@@ -15,7 +15,7 @@ HOSTILE = "<img src=x onerror=alert(1)> Say hello."
 def test_json_view_shows_what_went_upstream(page: Page, server: ServerProcess, client: openai.OpenAI) -> None:
     rid = chat(client, "translated-model", HOSTILE, max_tokens=4)
     chat(client, "translated-model", "another call, not the one opened", max_tokens=2)
-    row = next(r for r in records(server, "translated-model", 2) if r["request_id"] == rid)
+    row = record_where(server, "translated-model", lambda r: r["request_id"] == rid)
     open_usage(page, "translated-model")
     page.locator(f'tr.row[data-id="{row["id"]}"] td').nth(3).click()
     drawer = page.get_by_role("dialog")

@@ -37,11 +37,12 @@ log = logging.getLogger("modelmeter.recorder")
 
 # Unsettled records past which an idle-class recorder is moved to the normal class, and below which
 # it goes back (~0.8 s and ~0.1 s of calls at 2,500/s; a batch is whatever arrived in 20 ms). It is
-# also moved when records wait and nothing was settled for STALLED_S: at a few calls a second, next
-# to an embedded model that keeps every core busy, the count alone would take minutes to rise.
+# also moved when records wait and nothing was settled for STALLED_S: any busy process starves an
+# idle-class task, and at a few calls a second next to an embedded model that keeps every core
+# busy, or a browser, the count alone would take minutes to rise.
 BOOST_ABOVE = 2000
 IDLE_BELOW = 200
-STALLED_S = 0.5
+STALLED_S = 0.25
 _SOCKET_BUFFER = 4 << 20
 
 
