@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -56,10 +54,9 @@ from modelmeter.recording.sink import RecordSink
 from modelmeter.registry import Registry
 from modelmeter.routing.health import UpstreamCollector
 from modelmeter.server import sign_in
-from modelmeter.storage import slots
+from modelmeter.storage import maintenance
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
-from modelmeter.storage.retention import prune
 from modelmeter.upstreams.client import HTTPUpstream, UpstreamClient
 from modelmeter.upstreams.embedded import EmbeddedModels
 from modelmeter.upstreams.probe import Probe
@@ -67,26 +64,6 @@ from modelmeter.web.docs import install_docs
 from modelmeter.web.routes import install_web, warm_plotly
 
 log = logging.getLogger("modelmeter")
-
-
-async def _maintain_forever(db: Database, settings: Settings, index_interval_s: float = 60.0) -> None:
-    """Off the event loop, now and then: index the request ids and log filters of quarter hours that
-    are over, and apply the retention policy (if any) in small batches."""
-    last_prune = -math.inf
-    while True:
-        try:
-            await asyncio.to_thread(slots.index_slots, db)
-        except Exception:  # the database may be briefly away; try again next time
-            log.exception("indexing quarter hours failed")
-        if settings.retention.enabled and time.monotonic() - last_prune >= settings.prune_interval_s:
-            last_prune = time.monotonic()
-            try:
-                removed = await asyncio.to_thread(prune, db, settings.retention, pause=0.01)
-                if any(removed.values()):
-                    log.info("retention removed %s", removed)
-            except Exception:
-                log.exception("retention pass failed")
-        await asyncio.sleep(min(index_interval_s, settings.prune_interval_s))
 
 
 def _shown(host: str) -> str:
@@ -131,6 +108,8 @@ def _recorder(settings: Settings, db: Database) -> RecordSink:
             store_bodies=settings.store_bodies,
             log_level=logging.getLogger().getEffectiveLevel(),
             otel=settings.otel,
+            retention=settings.retention,
+            prune_interval_s=settings.prune_interval_s,
         )
         return RemoteRecorder(config)
     return Recorder(db, maxsize=settings.queue_size, batch_size=settings.batch_size, store_bodies=settings.store_bodies)
@@ -220,7 +199,8 @@ def create_app(
             for dep in registry.all():
                 if dep.is_local:
                     await state.ensure_local(dep)
-        maintainer = asyncio.create_task(_maintain_forever(db, settings))
+        # (The recorder process does the storage upkeep itself: off this process's core.)
+        upkeep = None if remote else maintenance.start(db, settings.retention, settings.prune_interval_s)
         refresher = asyncio.create_task(registry.refresh_forever())
         alerting = asyncio.create_task(alerts.run_forever())  # webhooks go out in their own tasks
         shared = None
@@ -232,7 +212,8 @@ def create_app(
         try:
             yield
         finally:
-            maintainer.cancel()
+            if upkeep is not None:
+                upkeep.set()
             refresher.cancel()
             alerting.cancel()
             if shared is not None:

@@ -18,9 +18,12 @@ from modelmeter.metering.record import CallRecord, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.recording import priority, remote, wire
 from modelmeter.recording.child import ChildConfig
+from modelmeter.recording.recorder import Recorder
 from modelmeter.recording.remote import RemoteRecorder
+from modelmeter.storage import slots
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
+from modelmeter.storage.retention import Retention
 
 DEPS = [Deployment(name=f"d{i}", model="gpt-4o-mini", provider="openai", api_base="http://x/v1") for i in range(2)]
 
@@ -35,6 +38,10 @@ def rec(i: int) -> CallRecord:
     r.response_body = {"choices": [{"message": {"content": "ok"}}]}
     r.key_alias = "team-a" if i % 3 == 0 else None
     return r
+
+
+def db_dir(db: Database) -> Path:
+    return Path(db.path).parent
 
 
 def ledger(db: Database) -> tuple[int, int, int, int, int]:
@@ -193,6 +200,45 @@ def test_idle_class_while_it_keeps_up_normal_when_it_falls_behind(db: Database, 
 
     run(db.url, body, idle=True)
     assert ledger(db)[0] == 65
+
+
+def test_the_recorder_process_does_the_storage_upkeep(db: Database) -> None:
+    """Indexing the settled time and retention run in the recorder process (its first pass at start)."""
+    now = time.time()
+
+    def old(i: int, age_s: float) -> CallRecord:
+        r = rec(i)
+        r.start, r.end = now - age_s, now - age_s + 0.01
+        r.id = new_record_id(r.start)
+        return r
+
+    with db.transaction() as tx:  # as if the indexer last ran an hour ago
+        slots.set_until(db, tx, slots.floor_slot(int((now - 3600) * 1e6)))
+    plain = Recorder(db, spool_dir=db_dir(db) / "spool")  # (in-process: no upkeep of its own)
+    plain.start()
+    for i in range(60):
+        plain.put(old(i, 3 * 86400))  # past a one-day retention
+        plain.put(old(i, 600))  # settled, not indexed yet
+    plain.stop()
+    recent = int((now - 3600) * 1e6)
+    filters = "SELECT COUNT(*) FROM record_filters WHERE dim = 'key' AND value = 'team-a' AND start_us "
+    assert ledger(db)[0] == 120
+    assert db.fetchone(filters + "> :t", {"t": recent})[0] == 0  # (the old ones: by the writer, late)
+
+    async def idle(r: RemoteRecorder) -> None:
+        await wait_for(lambda: ledger(db)[0] == 60 and db.fetchone(filters + "> :t", {"t": recent})[0] > 0)
+
+    config = ChildConfig(database=db.url, retention=Retention(records_days=1))
+    recorder = RemoteRecorder(config)
+
+    async def main() -> None:
+        recorder.start()
+        await idle(recorder)
+        await asyncio.to_thread(recorder.stop, 20.0)
+
+    asyncio.run(main())
+    assert db.fetchone(filters + "> :t", {"t": recent})[0] == 20  # every third of the 60 kept
+    assert db.fetchone(filters + "<= :t", {"t": recent})[0] == 0  # pruned with their records
 
 
 def test_every_field_of_a_record_crosses_the_wire() -> None:

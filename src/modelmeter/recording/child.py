@@ -28,7 +28,9 @@ from modelmeter.metering.record import CallRecord
 from modelmeter.otel.settings import OtelSettings
 from modelmeter.recording import priority, wire
 from modelmeter.recording.recorder import Recorder
+from modelmeter.storage import maintenance
 from modelmeter.storage.database import Database
+from modelmeter.storage.retention import Retention
 from modelmeter.storage.row import RecordRow
 
 log = logging.getLogger("modelmeter.recorder")
@@ -61,6 +63,8 @@ class ChildConfig:
     log_level: int = logging.INFO
     idle: bool = False  # start in the idle CPU class (recording/priority.py)
     otel: OtelSettings = field(default_factory=OtelSettings)
+    retention: Retention = field(default_factory=Retention)
+    prune_interval_s: float = 300.0
 
 
 class _Outbox:
@@ -84,8 +88,10 @@ class _Outbox:
 
 class _Child:
     def __init__(self, config: ChildConfig, outbox: _Outbox) -> None:
+        self.config = config
+        self.db = Database(config.database)
         self.recorder = Recorder(
-            Database(config.database),
+            self.db,
             maxsize=config.queue_size,
             batch_size=config.batch_size,
             store_bodies=config.store_bodies,
@@ -129,6 +135,7 @@ class _Child:
 
     def run(self, inbox: IO[bytes]) -> None:
         self.recorder.start()
+        upkeep = maintenance.start(self.db, self.config.retention, self.config.prune_interval_s)
         threading.Thread(target=self._report, name="modelmeter-status", daemon=True).start()
         replays: list[CallRecord] = []
         stop_timeout = 30.0
@@ -153,6 +160,7 @@ class _Child:
                 break
         if replays:
             self.recorder.replay(replays)
+        upkeep.set()
         self.recorder.stop(stop_timeout)
         if self.otel is not None:
             self.otel.shutdown()  # after the recorder: every record's span is out
