@@ -26,7 +26,7 @@ from typing import IO, Any, cast
 from modelmeter.config import Deployment
 from modelmeter.metering.record import CallRecord
 from modelmeter.otel.settings import OtelSettings
-from modelmeter.recording import priority, wire
+from modelmeter.recording import wire
 from modelmeter.recording.recorder import Recorder
 from modelmeter.storage import maintenance
 from modelmeter.storage.database import Database
@@ -61,7 +61,6 @@ class ChildConfig:
     batch_size: int = 2000
     store_bodies: bool = True
     log_level: int = logging.INFO
-    idle: bool = False  # start in the idle CPU class (recording/priority.py)
     otel: OtelSettings = field(default_factory=OtelSettings)
     retention: Retention = field(default_factory=Retention)
     prune_interval_s: float = 300.0
@@ -178,8 +177,6 @@ def main(argv: list[str]) -> int:
     if first is None or first[0] != wire.CONFIG:
         return 2
     config: ChildConfig = first[1]
-    if config.idle:  # before any thread starts: they inherit it
-        priority.idle_now()
     logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s[recorder]: %(message)s")
     outbox = _Outbox(outbound)
     _Child(config, outbox).run(inbox)

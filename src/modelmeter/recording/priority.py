@@ -11,7 +11,6 @@ simply stays in the normal class. Linux only; elsewhere nothing changes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -56,9 +55,3 @@ def set_idle(pid: int, idle: bool) -> bool:
             log.warning("could not change the recorder's CPU class (%s)", exc)
             done = False
     return done
-
-
-def idle_now() -> None:
-    """This thread (and the threads it starts from now on) to the idle class, if allowed."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))

@@ -37,9 +37,9 @@ log = logging.getLogger("modelmeter.recorder")
 
 # Unsettled records past which an idle-class recorder is moved to the normal class, and below which
 # it goes back (~0.8 s and ~0.1 s of calls at 2,500/s; a batch is whatever arrived in 20 ms). It is
-# also moved when records wait and nothing was settled for STALLED_S: any busy process starves an
-# idle-class task, and at a few calls a second next to an embedded model that keeps every core
-# busy, or a browser, the count alone would take minutes to rise.
+# also moved when a record has waited STALLED_S: any busy process starves an idle-class task, and
+# at a few calls a second next to an embedded model that keeps every core busy, or a browser, the
+# count alone would take minutes to rise.
 BOOST_ABOVE = 2000
 IDLE_BELOW = 200
 STALLED_S = 0.25
@@ -66,7 +66,8 @@ class RemoteRecorder:
         self._written_before = 0  # by recorder processes that have exited
         self._boosted = False
         self._boost_lock = threading.Lock()
-        self._progress_at = 0.0  # when records last settled, or began to wait (monotonic)
+        self._oldest: str | None = None  # the oldest unsettled record at the stall watch's last look
+        self._oldest_since = 0.0  # since when it has been the oldest (monotonic)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
@@ -79,8 +80,6 @@ class RemoteRecorder:
     def submit_nowait(self, rec: CallRecord) -> bool:
         if len(self._unsettled) >= self._maxsize:
             return False
-        if not self._unsettled:
-            self._progress_at = time.monotonic()
         data = wire.encode_record(rec, self._deployments.index(rec.deployment, self._pending.append))
         self._unsettled[rec.id] = data
         self._pending.append(data)
@@ -191,10 +190,13 @@ class RemoteRecorder:
             self._loop.call_later(STALLED_S / 4, self._watch_stall)
 
     def _watch_stall(self) -> None:
-        """Boost a recorder that settled nothing for STALLED_S while records wait (loop only)."""
+        """Boost the recorder when one record has waited STALLED_S (loop only)."""
         if self._stopping:
             return
-        if self._unsettled and not self._boosted and time.monotonic() - self._progress_at > STALLED_S:
+        oldest, now = next(iter(self._unsettled), None), time.monotonic()
+        if oldest is None or oldest != self._oldest:
+            self._oldest, self._oldest_since = oldest, now
+        elif not self._boosted and now - self._oldest_since > STALLED_S:
             self._set_boost(True)
         cast(asyncio.AbstractEventLoop, self._loop).call_later(STALLED_S / 4, self._watch_stall)
 
@@ -213,12 +215,13 @@ class RemoteRecorder:
         settled_theirs.close()
         ours.setblocking(False)
         self._proc, self._sock, self._writing = proc, ours, False
-        config = ChildConfig(**{**self._config.__dict__, "idle": self._idle})
-        self._out = bytearray(wire.frame(wire.CONFIG, config))
+        self._boosted = False
+        if self._idle:  # now, while it has one thread: those it starts inherit the class
+            priority.set_idle(proc.pid, True)
+        self._out = bytearray(wire.frame(wire.CONFIG, self._config))
         self._out += b"".join(self._deployments.frames())
         if self._live:
             self._out += wire.frame(wire.LIVE, self._live)
-        self._boosted = False
         stream = settled_ours.makefile("rb", buffering=1 << 20)
         self._reader = threading.Thread(
             target=self._read, args=(stream, settled_ours, proc), name="modelmeter-settled", daemon=True
@@ -240,7 +243,6 @@ class RemoteRecorder:
                 self._loop.call_soon_threadsafe(self._restart, proc, code)
 
     def _settled(self, ids: list[str], slim: list[tuple[Any, ...]], whole: list[RecordRow]) -> None:
-        self._progress_at = time.monotonic()
         pop = self._unsettled.pop
         for record_id in ids:
             pop(record_id, None)
