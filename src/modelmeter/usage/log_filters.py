@@ -70,12 +70,14 @@ def parts(db: Database, deployment: str, window: Window, f: Filters) -> list[Par
         )
     if window.start_us < until:
         dim, value = driver
+        # Status and call type are in record_filters too: tested there, before reading the record.
+        on_f = _conditions(db, f, params, flags="f")
         indexed = ["f.deployment = :dep", "f.dim = :dim", "f.value = :fv", "f.start_us >= :ws", "f.start_us < :we"]
         # CROSS JOIN: SQLite keeps record_filters the outer loop (not a status or time index).
         out.append(
             Part(
                 "record_filters f CROSS JOIN records r",
-                " AND ".join([*indexed, "r.id = f.id", *(_on_f(d, c) for d, c in conditions.items() if d != dim)]),
+                " AND ".join([*indexed, "r.id = f.id", *(c for d, c in on_f.items() if d != dim)]),
                 params | {"dim": dim, "fv": value, "ws": window.start_us, "we": min(window.end_us, until)},
                 "f",
             )
@@ -83,16 +85,12 @@ def parts(db: Database, deployment: str, window: Window, f: Filters) -> list[Par
     return out
 
 
-def _on_f(name: str, condition: str) -> str:
-    """Status and call type are in record_filters too: tested there, before reading the record."""
-    return condition.replace("r.", "f.", 1) if name in ("status", "call_type") else condition
-
-
-def _conditions(db: Database, f: Filters, params: dict[str, Any]) -> dict[str, str]:
-    """Conditions on the record itself (``r``) for every filter but tag and search, by filter."""
+def _conditions(db: Database, f: Filters, params: dict[str, Any], flags: str = "r") -> dict[str, str]:
+    """Conditions on the record itself (``r``) for every filter but tag and search, by filter;
+    status and call type on the table ``flags`` (record_filters holds them too)."""
     where = {}
     if f.status:
-        where["status"] = "r.status = :status"
+        where["status"] = f"{flags}.status = :status"
         params["status"] = f.status
     if f.key_alias:
         where["key"] = "r.key_alias = :key_alias"
@@ -101,7 +99,7 @@ def _conditions(db: Database, f: Filters, params: dict[str, Any]) -> dict[str, s
         where["session"] = "r.session_id = :session"
         params["session"] = f.session
     if f.call_type:  # pages on records_page_call_type (deployment, call_type, start_us, id) when alone
-        where["call_type"] = "r.call_type = :call_type"
+        where["call_type"] = f"{flags}.call_type = :call_type"
         params["call_type"] = f.call_type
     if f.end_user:  # the request's "user", in the metadata
         where["user"] = (
