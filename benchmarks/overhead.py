@@ -654,6 +654,7 @@ class Bench:
                     "record",
                     "--nonblocking",
                     "--threads",
+                    "--subprocesses",  # the recorder process too
                     "-r",
                     "200",
                     "-d",
