@@ -241,6 +241,24 @@ def test_the_recorder_process_does_the_storage_upkeep(db: Database) -> None:
     assert db.fetchone(filters + "<= :t", {"t": recent})[0] == 0  # pruned with their records
 
 
+def test_a_body_too_deep_to_encode_is_dropped_not_the_record(db: Database) -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(5000):  # (the /v1 fuzzer sent one: pickling it raised RecursionError)
+        node["a"] = {}
+        node = node["a"]
+
+    async def body(r: RemoteRecorder) -> None:
+        bad = rec(0)
+        bad.request_body = deep
+        await r.submit(bad)
+        await r.submit(rec(1))
+        await wait_for(lambda: r.depth == 0)
+
+    run(db.url, body)
+    assert ledger(db)[:4] == expected(2)
+
+
 def test_every_field_of_a_record_crosses_the_wire() -> None:
     """A new CallRecord field must survive the encoding (it is positional)."""
     r = rec(3)

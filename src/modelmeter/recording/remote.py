@@ -80,7 +80,11 @@ class RemoteRecorder:
     def submit_nowait(self, rec: CallRecord) -> bool:
         if len(self._unsettled) >= self._maxsize:
             return False
-        data = wire.encode_record(rec, self._deployments.index(rec.deployment, self._pending.append))
+        index = self._deployments.index(rec.deployment, self._pending.append)
+        try:
+            data = wire.encode_record(rec, index)
+        except Exception:  # e.g. a body nested too deep to pickle (RecursionError): keep the call
+            data = wire.encode_record(_without_bodies(rec), index)
         self._unsettled[rec.id] = data
         self._pending.append(data)
         if not self._flush_soon:
@@ -345,3 +349,17 @@ class RemoteRecorder:
         recorder.replay(records)  # as a spool: any the process stored after all are skipped
         recorder.stop(timeout=5.0)  # (the process has waited for the database already)
         self._unsettled.clear()
+
+
+def _without_bodies(rec: CallRecord) -> CallRecord:
+    """The record with what failed to encode dropped, as the in-process finisher does with what
+    fails to serialise: the bodies first, then the metadata (the call's facts are always kept)."""
+    log.warning("record %s: its bodies cannot be encoded (nested too deep?); stored without them", rec.id)
+    rec.request_body = rec.response_body = rec.upstream_request = rec.upstream_response = None
+    rec.response_text = None
+    try:
+        wire.encode_record(rec, 0)
+    except Exception:
+        rec.metadata = None
+        rec.attempts = None
+    return rec
