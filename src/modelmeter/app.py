@@ -99,8 +99,8 @@ class ModelMeterApp:
 
 def _recorder(settings: Settings, db: Database) -> RecordSink:
     """In a process of its own (``recorder = "process"``, what ``serve`` uses) or in threads of this one."""
-    in_memory = db.dialect == "sqlite" and (db.path == ":memory:" or db.path.startswith("file:"))
-    if settings.recorder == "process" and not in_memory:
+    # (Another process opens the database by its URL: not an in-memory or URI-named SQLite one.)
+    if settings.recorder == "process" and (db.dialect == "postgresql" or db.plain_file):
         config = ChildConfig(
             database=db.url,
             queue_size=settings.queue_size,

@@ -45,6 +45,15 @@ Listener = Callable[[list[RecordRow]], None]
 FinishHook = Callable[[CallRecord, RecordRow], None]  # must not raise; runs in the finisher thread
 
 
+async def submit_when_room(submit_nowait: Callable[[CallRecord], bool], rec: CallRecord) -> None:
+    """Queue a record; while there is no room, wait for it (back-pressure, no loss). Shared with
+    the recorder process's stand-in (recording/remote.py)."""
+    delay = 0.001
+    while not submit_nowait(rec):
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 class Recorder:
     def __init__(
         self,
@@ -81,7 +90,6 @@ class Recorder:
         self._threads: list[threading.Thread] = []
         self._listeners: list[Listener] = []
         self._finish_hook: FinishHook | None = None
-        self._settled_hook: Callable[[list[str]], None] | None = None
         self.written = 0
         self.failed_batches = 0
         self.dropped = 0  # records the database refused even stripped to their numbers (a bug if ever > 0)
@@ -106,10 +114,7 @@ class Recorder:
 
     async def submit(self, rec: CallRecord) -> None:
         """Queue a record; when the queue is full, wait for room (back-pressure, no loss)."""
-        delay = 0.001
-        while not self.submit_nowait(rec):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        await submit_when_room(self.submit_nowait, rec)
 
     def put(self, rec: CallRecord) -> None:
         """Queue a record, blocking while the queue is full (the recorder process's reader)."""
@@ -169,7 +174,6 @@ class Recorder:
         """Called with the ids of records that went to the spool, to memory, or were lost or
         dropped rather than stored (stored ones reach the listeners)."""
         self._fallback.on_keep = hook
-        self._settled_hook = hook
 
     def on_finish(self, hook: FinishHook) -> None:
         """Called in the finisher thread with each record and its finished row, before it is stored:
@@ -274,8 +278,8 @@ class Recorder:
             except Exception:
                 log.exception("record %s lost: it cannot be finished", rec.id)
                 self.dropped += 1
-                if self._settled_hook is not None:
-                    self._settled_hook([rec.id])
+                if self._fallback.on_keep is not None:
+                    self._fallback.on_keep([rec.id])
                 return None
 
     def _hand_over(self, rows: list[RecordRow], newest_end: float) -> None:

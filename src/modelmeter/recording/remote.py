@@ -29,7 +29,7 @@ from typing import IO, Any, cast
 from modelmeter.metering.record import CallRecord
 from modelmeter.recording import priority, wire
 from modelmeter.recording.child import SLIM_KEYS, ChildConfig
-from modelmeter.recording.recorder import Listener, Recorder
+from modelmeter.recording.recorder import Listener, Recorder, submit_when_room
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RecordRow
 
@@ -84,22 +84,23 @@ class RemoteRecorder:
         try:
             data = wire.encode_record(rec, index)
         except Exception:  # e.g. a body nested too deep to pickle (RecursionError): keep the call
-            data = wire.encode_record(_without_bodies(rec), index)
+            data = _encode_stripped(rec, index)
         self._unsettled[rec.id] = data
-        self._pending.append(data)
-        if not self._flush_soon:
-            self._flush_soon = True
-            cast(asyncio.AbstractEventLoop, self._loop).call_soon(self._flush)
+        self._queue(data)
         if self._idle and not self._boosted and len(self._unsettled) > BOOST_ABOVE:
             self._set_boost(True)
         return True
 
     async def submit(self, rec: CallRecord) -> None:
         """Queue a record; when too many wait, wait for room (back-pressure, no loss)."""
-        delay = 0.001
-        while not self.submit_nowait(rec):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        await submit_when_room(self.submit_nowait, rec)
+
+    def _queue(self, frame: bytes) -> None:
+        """Out with this loop turn's other frames, in one write at the end of the turn."""
+        self._pending.append(frame)
+        if not self._flush_soon:
+            self._flush_soon = True
+            cast(asyncio.AbstractEventLoop, self._loop).call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_soon = False
@@ -179,10 +180,7 @@ class RemoteRecorder:
     def watch(self, deployments: list[str]) -> None:
         """The deployments whose stored rows come back whole (Live mode's subscribers). Loop only."""
         self._live = sorted(deployments)
-        self._pending.append(wire.frame(wire.LIVE, self._live))
-        if self._loop is not None and not self._flush_soon:
-            self._flush_soon = True
-            self._loop.call_soon(self._flush)
+        self._queue(wire.frame(wire.LIVE, self._live))
 
     # -- the process -----------------------------------------------------------------------
     def start(self) -> None:
@@ -351,15 +349,15 @@ class RemoteRecorder:
         self._unsettled.clear()
 
 
-def _without_bodies(rec: CallRecord) -> CallRecord:
+def _encode_stripped(rec: CallRecord, index: int) -> bytes:
     """The record with what failed to encode dropped, as the in-process finisher does with what
     fails to serialise: the bodies first, then the metadata (the call's facts are always kept)."""
     log.warning("record %s: its bodies cannot be encoded (nested too deep?); stored without them", rec.id)
     rec.request_body = rec.response_body = rec.upstream_request = rec.upstream_response = None
     rec.response_text = None
     try:
-        wire.encode_record(rec, 0)
+        return wire.encode_record(rec, index)
     except Exception:
         rec.metadata = None
         rec.attempts = None
-    return rec
+        return wire.encode_record(rec, index)

@@ -54,10 +54,15 @@ class Database:
         self._all: list[Any] = []
         self._lock = threading.Lock()
 
+    @property
+    def plain_file(self) -> bool:
+        """A SQLite database in a file named by its path (not in memory, not a ``file:`` URI)."""
+        return self.dialect == "sqlite" and self.path != ":memory:" and not self.path.startswith("file:")
+
     # -- connections -------------------------------------------------------------------------
     def _open(self) -> Any:
         if self.dialect == "sqlite":
-            if self.path != ":memory:" and not self.path.startswith("file:"):
+            if self.plain_file:
                 _create_private(Path(self.path).expanduser())
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             _use_wal(conn, deadline=time.monotonic() + 30.0)
