@@ -26,7 +26,7 @@ from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.recording.recorder import Recorder
-from modelmeter.storage import migration_steps, slots, top_rollups
+from modelmeter.storage import migration_steps, partitions, slots, top_rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.storage.records import insert_rows
@@ -471,6 +471,8 @@ def main() -> None:
         return
     db = Database(args.database)
     migrate(db)
+    # PostgreSQL: each day of the filled window gets its partitions (else its rows go to DEFAULT)
+    partitions.ensure(db, int((time.time() - (DAYS + 1) * 86400) * 1e6), int(time.time() * 1e6))
     existing = db.fetchone("SELECT COUNT(*) FROM records")[0]
     print(f"database {args.database}: {existing:,} records")
     if args.ingest:

@@ -54,7 +54,7 @@ from modelmeter.recording.sink import RecordSink
 from modelmeter.registry import Registry
 from modelmeter.routing.health import UpstreamCollector
 from modelmeter.server import sign_in
-from modelmeter.storage import maintenance
+from modelmeter.storage import maintenance, partitions
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.upstreams.client import HTTPUpstream, UpstreamClient
@@ -165,6 +165,7 @@ def create_app(
         # In the background: the first visit to a model page must not wait for it (nor startup).
         threading.Thread(target=warm_plotly, name="plotly-gzip", daemon=True).start()
         await asyncio.to_thread(migrate, db)
+        await asyncio.to_thread(partitions.ensure_ahead, db)  # before the first record (PostgreSQL)
         await asyncio.to_thread(registry.load)
         if settings.auth:
             admin = await asyncio.to_thread(resolve_admin_key, db, settings.admin_key)

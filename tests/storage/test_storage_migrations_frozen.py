@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from modelmeter.storage import histogram, panel_sums, record_filters, request_ids, rollups, slots
+from modelmeter.storage import histogram, panel_sums, partitions, record_filters, request_ids, rollups, slots
 from modelmeter.storage.database import Database
 from modelmeter.usage.window import Window
 
@@ -85,6 +85,7 @@ def test_upgrade_from_0002_does_not_run_todays_code(db_url: str, monkeypatch: py
                 (slots, ("initial_until", "set_until", "index_slots", "index_range")),
                 (request_ids, ("add", "find")),
                 (record_filters, ("copy_sql", "add", "values")),
+                (partitions, ("name", "days", "ensure", "ensure_ahead")),
             ):
                 for name in names:
                     m.setattr(module, name, trap)

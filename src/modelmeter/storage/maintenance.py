@@ -1,4 +1,5 @@
-"""Storage upkeep in the background: index the request ids and log filters of the time that is
+"""Storage upkeep in the background: on PostgreSQL create the coming days' partitions
+(storage/partitions.py), index the request ids and log filters of the time that is
 settled (storage/slots.py), and apply the retention policy (storage/retention.py) in small batches.
 
 It runs where the records are written: in the recorder process under ``serve`` (an idle-class
@@ -13,7 +14,7 @@ import math
 import threading
 import time
 
-from modelmeter.storage import slots
+from modelmeter.storage import partitions, slots
 from modelmeter.storage.database import Database
 from modelmeter.storage.retention import Retention, prune
 
@@ -27,6 +28,7 @@ def maintain(db: Database, retention: Retention, prune_interval_s: float, stop: 
     last_prune = -math.inf
     while not stop.is_set():
         try:
+            partitions.ensure_ahead(db)
             slots.index_slots(db)
         except Exception:  # the database may be briefly away; try again next time
             log.exception("indexing the settled time failed")

@@ -20,6 +20,7 @@ from modelmeter.storage import (
     migration_0016_0017,
     migration_0018,
     migration_0019,
+    migration_0020,
     migration_steps,
 )
 from modelmeter.storage.database import Database
@@ -315,6 +316,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # The log's key, session and end-user filters indexed a quarter hour at a time in
     # record_filters, not record by record at random places (ingest: storage/record_filters.py).
     Migration("0019_record_filters", migration_0019.statements_0019(), backfill=migration_0019.backfill_0019),
+    # PostgreSQL: the per-record tables partitioned by day (retention drops a day whole).
+    Migration("0020_partitions", (), backfill=migration_0020.upgrade_0020),
 )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from modelmeter.storage.row import RECORD_COLUMNS
 
-_BODY_COLUMNS = ("id", "request", "response", "upstream_request", "upstream_response")
+_BODY_COLUMNS = ("id", "start_us", "request", "response", "upstream_request", "upstream_response")
 _TAG_COLUMNS = ("deployment", "tag", "start_us", "id")
 _record_values = itemgetter(*RECORD_COLUMNS)
 _body_values = itemgetter(*_BODY_COLUMNS)

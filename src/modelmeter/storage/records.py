@@ -16,8 +16,8 @@ _INSERT_RECORD = (
     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join(':' + c for c in RECORD_COLUMNS)})"
 )
 _INSERT_BODY = (
-    "INSERT INTO record_bodies (id, request, response, upstream_request, upstream_response) "
-    "VALUES (:id, :request, :response, :upstream_request, :upstream_response)"
+    "INSERT INTO record_bodies (id, start_us, request, response, upstream_request, upstream_response) "
+    "VALUES (:id, :start_us, :request, :response, :upstream_request, :upstream_response)"
 )
 _INSERT_TAG = "INSERT INTO record_tags (deployment, tag, start_us, id) VALUES (:deployment, :tag, :start_us, :id)"
 
@@ -50,11 +50,14 @@ def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False)
 
 def _not_stored(db: Database, tx: Any, rows: Sequence[RecordRow]) -> list[RecordRow]:
     stored: set[str] = set()
-    ids = [r["id"] for r in rows]
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        marks, params = in_list("i", chunk)
-        found = tx.execute(db.sql(f"SELECT id FROM records WHERE id IN ({marks})"), params).fetchall()
+    for i in range(0, len(rows), 500):
+        chunk = rows[i : i + 500]
+        marks, params = in_list("i", [r["id"] for r in chunk])
+        # the time span: PostgreSQL looks in the chunk's days' partitions only
+        params |= {"lo": min(r["start_us"] for r in chunk), "hi": max(r["start_us"] for r in chunk)}
+        found = tx.execute(
+            db.sql(f"SELECT id FROM records WHERE id IN ({marks}) AND start_us >= :lo AND start_us <= :hi"), params
+        ).fetchall()
         stored.update(r[0] for r in found)
     return [r for r in rows if r["id"] not in stored]
 
@@ -81,6 +84,7 @@ def _insert(db: Database, tx: Any, rows: Sequence[RecordRow]) -> None:
     bodies = [
         {
             "id": r["id"],
+            "start_us": r["start_us"],  # PostgreSQL: the day's partition (storage.partitions)
             "request": r["request"],
             "response": r["response"],
             "upstream_request": r.get("upstream_request"),

@@ -2,16 +2,19 @@
 
 Each batch is its own short transaction, so the batch writer is never blocked for long. Rollups are
 kept apart from raw records: after raw records are pruned, summaries of old windows stay right.
+On PostgreSQL whole days of records go first, as partitions dropped (``storage.partitions``); the
+rest (part of a day, the DEFAULT partition) is deleted row by row.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, record_filters, request_ids, top_rollups, upstream_rollups
+from modelmeter.storage import dim_rollups, partitions, record_filters, request_ids, top_rollups, upstream_rollups
 from modelmeter.storage.database import Database, in_list
 from modelmeter.storage.rollups import RESOLUTIONS
 
@@ -40,17 +43,19 @@ def prune(
     """Apply the policy; returns how many bodies, records and rollup rows were removed."""
     now_us = int((now if now is not None else time.time()) * 1e6)
     done = {"bodies": 0, "records": 0, "rollups": 0}  # (and the request-id index of pruned slots)
+    records_cut = _cut(retention.records_days, now_us)
+    if records_cut is not None:  # first: the bodies of those days need no deleting one by one
+        done["records"] = partitions.drop_before(db, records_cut)
     cut = _cut(retention.bodies_days, now_us)
     if cut is not None:
         while n := _prune_bodies(db, cut, batch):
             done["bodies"] += n
             time.sleep(pause)
-    cut = _cut(retention.records_days, now_us)
-    if cut is not None:
-        while n := _prune_records(db, cut, batch):
+    if records_cut is not None:
+        while n := _prune_records(db, records_cut, batch):
             done["records"] += n
             time.sleep(pause)
-        request_ids.prune(db, cut)
+        request_ids.prune(db, records_cut)
     cut = _cut(retention.rollups_days, now_us)
     if cut is not None:
         done["rollups"] = _prune_rollups(db, cut)
@@ -59,18 +64,30 @@ def prune(
 
 def _prune_bodies(db: Database, cut: int, batch: int) -> int:
     with db.transaction() as tx:
-        ids = [
-            r[0]
-            for r in tx.execute(
-                db.sql("SELECT id FROM records WHERE start_us < :cut AND bodies = 1 ORDER BY start_us LIMIT :n"),
-                {"cut": cut, "n": batch},
-            ).fetchall()
-        ]
-        if ids:
-            marks, params = in_list("i", ids)
-            tx.execute(db.sql(f"DELETE FROM record_bodies WHERE id IN ({marks})"), params)
-            tx.execute(db.sql(f"UPDATE records SET bodies = {BODIES_PRUNED} WHERE id IN ({marks})"), params)
-    return len(ids)
+        rows = tx.execute(
+            db.sql("SELECT id, start_us FROM records WHERE start_us < :cut AND bodies = 1 ORDER BY start_us LIMIT :n"),
+            {"cut": cut, "n": batch},
+        ).fetchall()
+        if rows:
+            marks, params = _ids(rows)
+            tx.execute(db.sql(f"DELETE FROM record_bodies WHERE id IN ({marks}){_bodies_span(db)}"), params)
+            tx.execute(db.sql(f"UPDATE records SET bodies = {BODIES_PRUNED} WHERE id IN ({marks}){_SPAN}"), params)
+    return len(rows)
+
+
+def _ids(rows: list[Any]) -> tuple[str, dict[str, Any]]:
+    """The rows' ids as a parameter list, and their time span (parameters lo and hi)."""
+    marks, params = in_list("i", [r[0] for r in rows])
+    return marks, params | {"lo": min(r[1] for r in rows), "hi": max(r[1] for r in rows)}
+
+
+# The time span lets PostgreSQL look for the ids in a day's partition or two, not in each.
+_SPAN = " AND start_us >= :lo AND start_us <= :hi"
+
+
+def _bodies_span(db: Database) -> str:
+    # SQLite's bodies stored before migration 0020 have no start_us (and SQLite no partitions).
+    return _SPAN if db.dialect == "postgresql" else ""
 
 
 _PRUNED_COLUMNS = ("id", "deployment", "start_us", "tags", "key_alias", "session_id", "metadata", "status", "call_type")
@@ -85,7 +102,7 @@ def _prune_records(db: Database, cut: int, batch: int) -> int:
             {"cut": cut, "n": batch},
         ).fetchall()
         if rows:
-            marks, params = in_list("i", [r[0] for r in rows])
+            marks, params = _ids([(r[0], r[2]) for r in rows])
             record_filters.remove(db, tx, [dict(zip(_PRUNED_COLUMNS, r, strict=True)) for r in rows])
             tags = [
                 {"d": dep, "t": tag, "s": start, "i": rid}
@@ -97,8 +114,8 @@ def _prune_records(db: Database, cut: int, batch: int) -> int:
                 db.executemany(
                     tx, "DELETE FROM record_tags WHERE deployment = :d AND tag = :t AND start_us = :s AND id = :i", tags
                 )
-            tx.execute(db.sql(f"DELETE FROM record_bodies WHERE id IN ({marks})"), params)
-            tx.execute(db.sql(f"DELETE FROM records WHERE id IN ({marks})"), params)
+            tx.execute(db.sql(f"DELETE FROM record_bodies WHERE id IN ({marks}){_bodies_span(db)}"), params)
+            tx.execute(db.sql(f"DELETE FROM records WHERE id IN ({marks}){_SPAN}"), params)
     return len(rows)
 
 

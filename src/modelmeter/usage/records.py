@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from modelmeter.storage import partitions
 from modelmeter.storage.database import Database
 from modelmeter.storage.retention import BODIES_PRUNED
 from modelmeter.storage.row import RECORD_COLUMNS
@@ -158,7 +159,7 @@ def export(
 def one(db: Database, rid: str) -> dict[str, Any] | None:
     row = db.fetchone(
         f"SELECT {_COLS}, b.request, b.response, b.upstream_request, b.upstream_response FROM records r "
-        "LEFT JOIN record_bodies b ON b.id = r.id WHERE r.id = :id",
+        f"LEFT JOIN record_bodies b ON b.id = r.id{partitions.same_day(db, 'r', 'b')} WHERE r.id = :id",
         {"id": rid},
     )
     if row is None:

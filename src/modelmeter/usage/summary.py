@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from modelmeter.storage import partitions
 from modelmeter.storage.database import Database
 from modelmeter.storage.histogram import bin_of, percentile_from_bins
 from modelmeter.storage.rollups import HOUR, MINUTE, ROW_COLUMNS, SUM_COLUMNS, accumulate, empty_sums
@@ -81,16 +82,19 @@ def _change(now: float | None, before: float | None) -> float | None:
 
 
 _TAGGED_COLS = ", ".join(f"r.{c}" for c in ROW_COLUMNS)
-_TAGGED_FROM = (
-    "FROM record_tags t JOIN records r ON r.id = t.id "
-    "WHERE t.deployment = :dep AND t.tag = :tag AND t.start_us >= :ws AND t.start_us < :we"
-)
+
+
+def _tagged_from(db: Database) -> str:
+    return (
+        f"FROM record_tags t JOIN records r ON r.id = t.id{partitions.same_day(db, 'r', 't')} "
+        "WHERE t.deployment = :dep AND t.tag = :tag AND t.start_us >= :ws AND t.start_us < :we"
+    )
 
 
 def tagged_rows(db: Database, deployment: str, start_us: int, end_us: int, tag: str) -> Iterator[dict[str, Any]]:
     """The rows of one tag in [start, end) (``ROW_COLUMNS`` and start_us): a tag is a small slice."""
     for row in db.fetchall(
-        f"SELECT r.start_us, {_TAGGED_COLS} {_TAGGED_FROM}",
+        f"SELECT r.start_us, {_TAGGED_COLS} {_tagged_from(db)}",
         {"dep": deployment, "tag": tag, "ws": start_us, "we": end_us},
     ):
         yield dict(zip(("start_us", *ROW_COLUMNS), row, strict=True))
@@ -101,7 +105,7 @@ def _tagged_totals(db: Database, deployment: str, window: Window, tag: str) -> t
     sums = empty_sums()
     bins: Counter[int] = Counter()
     for row in db.fetchall(
-        f"SELECT {_TAGGED_COLS} {_TAGGED_FROM}",
+        f"SELECT {_TAGGED_COLS} {_tagged_from(db)}",
         {"dep": deployment, "tag": tag, "ws": window.start_us, "we": window.end_us},
     ):
         r = dict(zip(ROW_COLUMNS, row, strict=True))
@@ -159,7 +163,7 @@ def _tagged_buckets(
     sums: dict[int, dict[str, float]] = {}
     bins: dict[int, Counter[int]] = {}
     for row in db.fetchall(
-        f"SELECT (r.start_us - :origin) / :size, {_TAGGED_COLS} {_TAGGED_FROM}",
+        f"SELECT (r.start_us - :origin) / :size, {_TAGGED_COLS} {_tagged_from(db)}",
         {"dep": deployment, "tag": tag, "ws": origin, "we": window.end_us, "origin": origin, "size": size_us},
     ):
         k = int(row[0])
