@@ -281,3 +281,29 @@ def test_every_field_of_a_record_crosses_the_wire() -> None:
     assert decoded == r2
     assert wire.payload(wire.replayed(data)) == wire.payload(data)
     assert wire.replayed(data)[4:5] == wire.REPLAY
+
+
+def test_a_record_frame_the_process_cannot_decode_is_lost_not_the_process(db: Database) -> None:
+    """Dying on it, the process would be started again and given the same frame: a crash loop."""
+    bad = [rec(1), rec(2)]
+
+    async def body(r: RemoteRecorder) -> None:
+        await r.submit(rec(0))
+        index = r._deployments.index(bad[0].deployment, r._pending.append)
+        garbled = wire.encode_record(bad[0], index)
+        garbled = garbled[: -len(garbled) // 2] + b"\x00not a pickle"  # (the header's length is kept honest below)
+        garbled = (len(garbled) - 5).to_bytes(4, "big") + garbled[4:]
+        unknown = wire.encode_record(bad[1], 99)  # a deployment this process was never told of
+        for record, frame in zip(bad, (garbled, unknown), strict=True):  # as submit_nowait queues one
+            r._unsettled[record.id] = frame
+            r._queue(frame)
+        for i in range(3, 6):
+            await r.submit(rec(i))
+        await wait_for(lambda: (r.depth == 0 and r.lost == 2) or r.restarted > 0)
+        assert r.restarted == 0 and r._proc is not None and r._proc.poll() is None
+        assert r.problem is None  # (lost records are counted, not a standing problem)
+
+    recorder = run(db.url, body)
+    stored = {row[0] for row in db.fetchall("SELECT id FROM records")}
+    assert len(stored) == 4 and not stored & {b.id for b in bad}
+    assert recorder.lost == 2 and recorder.depth == 0

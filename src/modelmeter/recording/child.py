@@ -132,6 +132,15 @@ class _Child:
         while not self._status_stop.wait(0.5):
             self._send_status()
 
+    def _decode(self, body: bytes) -> CallRecord | None:
+        """The record, or None if it cannot be decoded: then it is lost, not this process (dying,
+        it would be started again and given the same frame, again and again)."""
+        try:
+            return wire.decode_record(body, self.deployments)
+        except Exception as exc:  # (the exception's text may quote the payload: its type only)
+            self.recorder.lose(wire.record_id(body), f"its frame cannot be decoded ({type(exc).__name__})")
+            return None
+
     def run(self, inbox: IO[bytes]) -> None:
         self.recorder.start()
         upkeep = maintenance.start(self.db, self.config.retention, self.config.prune_interval_s)
@@ -144,9 +153,11 @@ class _Child:
                 if replays:
                     self.recorder.replay(replays)
                     replays = []
-                self.recorder.put(wire.decode_record(payload, self.deployments))
+                if (rec := self._decode(payload)) is not None:
+                    self.recorder.put(rec)
             elif kind == wire.REPLAY:
-                replays.append(wire.decode_record(payload, self.deployments))
+                if (rec := self._decode(payload)) is not None:
+                    replays.append(rec)
                 if len(replays) >= 1000:
                     self.recorder.replay(replays)
                     replays = []

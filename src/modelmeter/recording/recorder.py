@@ -125,6 +125,13 @@ class Recorder:
         writer stores them the way it stores a spool (skipping any already stored)."""
         self._fallback.keep([r for r in map(self._finish, records) if r is not None])
 
+    def lose(self, record_id: str, why: str) -> None:
+        """A record that never reached this recorder whole (the recorder process could not decode
+        it): counted and logged as lost, and settled, so the gateway lets go of it."""
+        self._fallback.lose(1, f"record {record_id}: {why}")
+        if self._fallback.on_keep is not None:
+            self._fallback.on_keep([record_id])
+
     @property
     def depth(self) -> int:
         """Records not yet stored: queued, being finished, or finished and waiting for the database

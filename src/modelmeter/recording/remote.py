@@ -337,7 +337,12 @@ class RemoteRecorder:
             return
         deployments = self._deployments.by_index()
         frames = list(self._unsettled.values())  # (a reader that did not end may still pop)
-        records = [wire.decode_record(wire.payload(f), deployments) for f in frames]
+        records: list[CallRecord] = []
+        for body in map(wire.payload, frames):
+            try:
+                records.append(wire.decode_record(body, deployments))
+            except Exception as exc:  # (a frame the recorder process never read, or died reading)
+                log.error("record %s lost: its frame cannot be decoded (%s)", wire.record_id(body), type(exc).__name__)
         log.warning("storing %d records the recorder process did not settle", len(records))
         c = self._config
         recorder = Recorder(
