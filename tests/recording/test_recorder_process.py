@@ -307,3 +307,18 @@ def test_a_record_frame_the_process_cannot_decode_is_lost_not_the_process(db: Da
     stored = {row[0] for row in db.fetchall("SELECT id FROM records")}
     assert len(stored) == 4 and not stored & {b.id for b in bad}
     assert recorder.lost == 2 and recorder.depth == 0
+
+
+def test_replays_are_stored_without_waiting_for_the_next_record(db: Database) -> None:
+    async def body(r: RemoteRecorder) -> None:
+        await r.submit(rec(0))
+        await wait_for(lambda: r.depth == 0)
+        assert r._proc is not None
+        os.kill(r._proc.pid, signal.SIGSTOP)
+        await r.submit(rec(1))  # sent, never read
+        await asyncio.sleep(0.05)
+        os.kill(r._proc.pid, signal.SIGKILL)
+        await wait_for(lambda: r.restarted == 1 and r.depth == 0, timeout=5.0)  # and no record since
+
+    run(db.url, body)
+    assert ledger(db)[:4] == expected(2)

@@ -149,18 +149,15 @@ class _Child:
         stop_timeout = 30.0
         while (item := wire.read_frame(inbox)) is not None:
             kind, payload = item
+            if replays and (kind != wire.REPLAY or len(replays) >= 1000):  # (the gateway ends them with REPLAYED)
+                self.recorder.replay(replays)
+                replays = []
             if kind == wire.RECORD:
-                if replays:
-                    self.recorder.replay(replays)
-                    replays = []
                 if (rec := self._decode(payload)) is not None:
                     self.recorder.put(rec)
             elif kind == wire.REPLAY:
                 if (rec := self._decode(payload)) is not None:
                     replays.append(rec)
-                if len(replays) >= 1000:
-                    self.recorder.replay(replays)
-                    replays = []
             elif kind == wire.DEPLOYMENT:
                 self.deployments[payload[0]] = payload[1]
             elif kind == wire.LIVE:

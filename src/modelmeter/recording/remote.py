@@ -297,6 +297,7 @@ class RemoteRecorder:
         self._spawn()
         self._pending.clear()  # (records in it are among the unsettled; deployments are re-sent)
         self._out += b"".join(map(wire.replayed, list(self._unsettled.values())))
+        self._out += wire.frame(wire.REPLAYED, None)
         self._send()
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -30,6 +30,7 @@ CONFIG = b"C"  # the child's configuration (first frame)
 DEPLOYMENT = b"D"  # (index, Deployment): what later records' index stands for
 RECORD = b"R"  # a record, new
 REPLAY = b"P"  # a record a dead recorder process had not settled: stored as if from the spool
+REPLAYED = b"E"  # the replays are all sent (without it they would wait for the next record)
 LIVE = b"L"  # the deployments someone watches live (their stored rows come back whole)
 STOP = b"S"  # store everything, then exit
 # Child to parent
