@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,18 @@ from typing import Any
 import pytest
 
 from modelmeter.config import Deployment
-from modelmeter.metering.record import CallRecord, new_record_id
+from modelmeter.metering.pricing import Pricer
+from modelmeter.metering.record import CallRecord, finish, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.recording import priority, remote, wire
 from modelmeter.recording.child import ChildConfig
 from modelmeter.recording.recorder import Recorder
 from modelmeter.recording.remote import RemoteRecorder
+from modelmeter.recording.spool import Spool, database_key, default_spool_dir
 from modelmeter.storage import slots
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
+from modelmeter.storage.records import insert_rows
 from modelmeter.storage.retention import Retention
 
 DEPS = [Deployment(name=f"d{i}", model="gpt-4o-mini", provider="openai", api_base="http://x/v1") for i in range(2)]
@@ -322,3 +326,38 @@ def test_replays_are_stored_without_waiting_for_the_next_record(db: Database) ->
 
     run(db.url, body)
     assert ledger(db)[:4] == expected(2)
+
+
+def test_a_stored_record_reaches_the_listeners_once_through_replays_and_spools(db: Database) -> None:
+    """The listeners add spend to keys in the database: a record counted twice is spend twice."""
+    replayed, respooled = rec(0), rec(1)
+    rows = [finish(r, Pricer(), True) for r in (replayed, respooled)]
+    insert_rows(db, rows)
+    # `respooled` was stored from a spool, and reported, by a process that died before removing the file.
+    spool = Spool(default_spool_dir(db), database_key(db))
+    spool.append(rows[1:])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    spool.path.rename(spool.path.with_name(f"spool-{spool.key}-{dead.pid}.jsonl"))
+    seen: list[str] = []
+
+    async def body(r: RemoteRecorder) -> None:
+        r.add_listener(lambda rows: seen.extend(row["id"] for row in rows))
+        await r.submit(rec(2))
+        # `replayed` was stored by a recorder process that died before reporting it: its frame is
+        # among the unsettled, and the next process is given it again.
+        r._unsettled[replayed.id] = wire.encode_record(replayed, r._deployments.index(DEPS[0], r._pending.append))
+        await wait_for(lambda: len(r._unsettled) == 1 and not any(spool.dir.glob("*.jsonl")))
+        assert r._proc is not None
+        os.kill(r._proc.pid, signal.SIGKILL)
+        await wait_for(lambda: r.restarted == 1 and r.depth == 0 and replayed.id in seen)
+        await asyncio.sleep(0.2)  # (anything reported twice has come by now)
+
+    run(db.url, body)
+    assert sorted(seen) == sorted([replayed.id, rec_id(db, exclude={replayed.id, respooled.id})])
+    assert ledger(db)[0] == 3
+
+
+def rec_id(db: Database, exclude: set[str]) -> str:
+    (only,) = [row[0] for row in db.fetchall("SELECT id FROM records") if row[0] not in exclude]
+    return str(only)

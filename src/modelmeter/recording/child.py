@@ -105,14 +105,17 @@ class _Child:
         self._live: frozenset[str] = frozenset()
         self.deployments: dict[int, Deployment] = {}
         self.recorder.add_listener(self._stored)
-        self.recorder.on_settled(lambda ids: outbox.send(wire.SETTLED, (ids, [], [])))
+        self.recorder.on_found_stored(lambda rows: self._stored(rows, fresh=False))
+        self.recorder.on_settled(lambda ids: outbox.send(wire.SETTLED, (ids, [], [], True)))
         self._status_stop = threading.Event()
 
-    def _stored(self, rows: list[RecordRow]) -> None:
+    def _stored(self, rows: list[RecordRow], fresh: bool = True) -> None:
+        """Rows stored: ``fresh`` by this process, else found stored already (the gateway counts
+        those only if it replayed them: the process that stored them died before reporting them)."""
         slim = [tuple(r.get(k) for k in SLIM_KEYS) for r in rows]
         live = self._live
         whole = [{k: v for k, v in r.items() if k not in _BODIES} for r in rows if r["deployment"] in live]
-        self._outbox.send(wire.SETTLED, ([r["id"] for r in rows], slim, whole))
+        self._outbox.send(wire.SETTLED, ([r["id"] for r in rows], slim, whole, fresh))
         self._send_status()
 
     def _send_status(self) -> None:

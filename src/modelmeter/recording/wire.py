@@ -34,7 +34,7 @@ REPLAYED = b"E"  # the replays are all sent (without it they would wait for the 
 LIVE = b"L"  # the deployments someone watches live (their stored rows come back whole)
 STOP = b"S"  # store everything, then exit
 # Child to parent
-SETTLED = b"A"  # (ids, slim rows, live rows): records stored, spooled or dropped
+SETTLED = b"A"  # (ids, slim rows, live rows, fresh): records stored, spooled, dropped or lost
 STATUS = b"T"  # the child recorder's backlog and counters
 
 _HEADER = struct.Struct(">IB")
