@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from modelmeter.config import Deployment
-from modelmeter.metering.record import CallRecord, new_record_id
+from modelmeter.metering.pricing import Pricer
+from modelmeter.metering.record import CallRecord, finish, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.recording.recorder import Recorder
+from modelmeter.recording.spool import Spool, database_key
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
+from modelmeter.storage.records import insert_rows
 
 DEP = Deployment(name="d", model="gpt-4o-mini", provider="openai", api_base="http://x/v1")
 
@@ -137,3 +140,22 @@ def test_depth_counts_a_record_the_finisher_is_holding(tmp_path: Path) -> None:
         recorder.stop()
     assert recorder.depth == 0
     assert recorder.written == 1
+
+
+def test_spooled_rows_stored_already_do_not_reach_the_listeners_again(tmp_path: Path) -> None:
+    """A process stored its spool and died before removing the file: the next one skips those rows,
+    and its listeners (which add a key's spend in the database) must not count them again."""
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    migrate(db)
+    rows = [finish(rec(i), Pricer(), True) for i in range(5)]
+    insert_rows(db, rows[:3])
+    Spool(tmp_path / "spool", database_key(db)).append(rows)
+    seen: list[str] = []
+    found: list[str] = []
+    recorder = Recorder(db, spool_dir=tmp_path / "spool")
+    recorder.add_listener(lambda batch: seen.extend(r["id"] for r in batch))
+    recorder.on_found_stored(lambda batch: found.extend(r["id"] for r in batch))
+    recorder.start()
+    recorder.stop()
+    assert seen == [r["id"] for r in rows[3:]] and found == [r["id"] for r in rows[:3]]
+    assert count(db) == 5 and recorder.written == 2

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,18 @@ from typing import Any
 import pytest
 
 from modelmeter.config import Deployment
-from modelmeter.metering.record import CallRecord, new_record_id
+from modelmeter.metering.pricing import Pricer
+from modelmeter.metering.record import CallRecord, finish, new_record_id
 from modelmeter.metering.usage import Usage
 from modelmeter.recording import priority, remote, wire
 from modelmeter.recording.child import ChildConfig
 from modelmeter.recording.recorder import Recorder
 from modelmeter.recording.remote import RemoteRecorder
+from modelmeter.recording.spool import Spool, database_key, default_spool_dir
 from modelmeter.storage import slots
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
+from modelmeter.storage.records import insert_rows
 from modelmeter.storage.retention import Retention
 
 DEPS = [Deployment(name=f"d{i}", model="gpt-4o-mini", provider="openai", api_base="http://x/v1") for i in range(2)]
@@ -281,3 +285,79 @@ def test_every_field_of_a_record_crosses_the_wire() -> None:
     assert decoded == r2
     assert wire.payload(wire.replayed(data)) == wire.payload(data)
     assert wire.replayed(data)[4:5] == wire.REPLAY
+
+
+def test_a_record_frame_the_process_cannot_decode_is_lost_not_the_process(db: Database) -> None:
+    """Dying on it, the process would be started again and given the same frame: a crash loop."""
+    bad = [rec(1), rec(2)]
+
+    async def body(r: RemoteRecorder) -> None:
+        await r.submit(rec(0))
+        index = r._deployments.index(bad[0].deployment, r._pending.append)
+        garbled = wire.encode_record(bad[0], index)
+        garbled = garbled[: -len(garbled) // 2] + b"\x00not a pickle"  # (the header's length is kept honest below)
+        garbled = (len(garbled) - 5).to_bytes(4, "big") + garbled[4:]
+        unknown = wire.encode_record(bad[1], 99)  # a deployment this process was never told of
+        for record, frame in zip(bad, (garbled, unknown), strict=True):  # as submit_nowait queues one
+            r._unsettled[record.id] = frame
+            r._queue(frame)
+        for i in range(3, 6):
+            await r.submit(rec(i))
+        await wait_for(lambda: (r.depth == 0 and r.lost == 2) or r.restarted > 0)
+        assert r.restarted == 0 and r._proc is not None and r._proc.poll() is None
+        assert r.problem is None  # (lost records are counted, not a standing problem)
+
+    recorder = run(db.url, body)
+    stored = {row[0] for row in db.fetchall("SELECT id FROM records")}
+    assert len(stored) == 4 and not stored & {b.id for b in bad}
+    assert recorder.lost == 2 and recorder.depth == 0
+
+
+def test_replays_are_stored_without_waiting_for_the_next_record(db: Database) -> None:
+    async def body(r: RemoteRecorder) -> None:
+        await r.submit(rec(0))
+        await wait_for(lambda: r.depth == 0)
+        assert r._proc is not None
+        os.kill(r._proc.pid, signal.SIGSTOP)
+        await r.submit(rec(1))  # sent, never read
+        await asyncio.sleep(0.05)
+        os.kill(r._proc.pid, signal.SIGKILL)
+        await wait_for(lambda: r.restarted == 1 and r.depth == 0, timeout=5.0)  # and no record since
+
+    run(db.url, body)
+    assert ledger(db)[:4] == expected(2)
+
+
+def test_a_stored_record_reaches_the_listeners_once_through_replays_and_spools(db: Database) -> None:
+    """The listeners add spend to keys in the database: a record counted twice is spend twice."""
+    replayed, respooled = rec(0), rec(1)
+    rows = [finish(r, Pricer(), True) for r in (replayed, respooled)]
+    insert_rows(db, rows)
+    # `respooled` was stored from a spool, and reported, by a process that died before removing the file.
+    spool = Spool(default_spool_dir(db), database_key(db))
+    spool.append(rows[1:])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    spool.path.rename(spool.path.with_name(f"spool-{spool.key}-{dead.pid}.jsonl"))
+    seen: list[str] = []
+
+    async def body(r: RemoteRecorder) -> None:
+        r.add_listener(lambda rows: seen.extend(row["id"] for row in rows))
+        await r.submit(rec(2))
+        # `replayed` was stored by a recorder process that died before reporting it: its frame is
+        # among the unsettled, and the next process is given it again.
+        r._unsettled[replayed.id] = wire.encode_record(replayed, r._deployments.index(DEPS[0], r._pending.append))
+        await wait_for(lambda: len(r._unsettled) == 1 and not any(spool.dir.glob("*.jsonl")))
+        assert r._proc is not None
+        os.kill(r._proc.pid, signal.SIGKILL)
+        await wait_for(lambda: r.restarted == 1 and r.depth == 0 and replayed.id in seen)
+        await asyncio.sleep(0.2)  # (anything reported twice has come by now)
+
+    run(db.url, body)
+    assert sorted(seen) == sorted([replayed.id, rec_id(db, exclude={replayed.id, respooled.id})])
+    assert ledger(db)[0] == 3
+
+
+def rec_id(db: Database, exclude: set[str]) -> str:
+    (only,) = [row[0] for row in db.fetchall("SELECT id FROM records") if row[0] not in exclude]
+    return str(only)

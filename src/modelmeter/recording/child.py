@@ -105,14 +105,17 @@ class _Child:
         self._live: frozenset[str] = frozenset()
         self.deployments: dict[int, Deployment] = {}
         self.recorder.add_listener(self._stored)
-        self.recorder.on_settled(lambda ids: outbox.send(wire.SETTLED, (ids, [], [])))
+        self.recorder.on_found_stored(lambda rows: self._stored(rows, fresh=False))
+        self.recorder.on_settled(lambda ids: outbox.send(wire.SETTLED, (ids, [], [], True)))
         self._status_stop = threading.Event()
 
-    def _stored(self, rows: list[RecordRow]) -> None:
+    def _stored(self, rows: list[RecordRow], fresh: bool = True) -> None:
+        """Rows stored: ``fresh`` by this process, else found stored already (the gateway counts
+        those only if it replayed them: the process that stored them died before reporting them)."""
         slim = [tuple(r.get(k) for k in SLIM_KEYS) for r in rows]
         live = self._live
         whole = [{k: v for k, v in r.items() if k not in _BODIES} for r in rows if r["deployment"] in live]
-        self._outbox.send(wire.SETTLED, ([r["id"] for r in rows], slim, whole))
+        self._outbox.send(wire.SETTLED, ([r["id"] for r in rows], slim, whole, fresh))
         self._send_status()
 
     def _send_status(self) -> None:
@@ -132,6 +135,15 @@ class _Child:
         while not self._status_stop.wait(0.5):
             self._send_status()
 
+    def _decode(self, body: bytes) -> CallRecord | None:
+        """The record, or None if it cannot be decoded: then it is lost, not this process (dying,
+        it would be started again and given the same frame, again and again)."""
+        try:
+            return wire.decode_record(body, self.deployments)
+        except Exception as exc:  # (the exception's text may quote the payload: its type only)
+            self.recorder.lose(wire.record_id(body), f"its frame cannot be decoded ({type(exc).__name__})")
+            return None
+
     def run(self, inbox: IO[bytes]) -> None:
         self.recorder.start()
         upkeep = maintenance.start(self.db, self.config.retention, self.config.prune_interval_s)
@@ -140,16 +152,15 @@ class _Child:
         stop_timeout = 30.0
         while (item := wire.read_frame(inbox)) is not None:
             kind, payload = item
+            if replays and (kind != wire.REPLAY or len(replays) >= 1000):  # (the gateway ends them with REPLAYED)
+                self.recorder.replay(replays)
+                replays = []
             if kind == wire.RECORD:
-                if replays:
-                    self.recorder.replay(replays)
-                    replays = []
-                self.recorder.put(wire.decode_record(payload, self.deployments))
+                if (rec := self._decode(payload)) is not None:
+                    self.recorder.put(rec)
             elif kind == wire.REPLAY:
-                replays.append(wire.decode_record(payload, self.deployments))
-                if len(replays) >= 1000:
-                    self.recorder.replay(replays)
-                    replays = []
+                if (rec := self._decode(payload)) is not None:
+                    replays.append(rec)
             elif kind == wire.DEPLOYMENT:
                 self.deployments[payload[0]] = payload[1]
             elif kind == wire.LIVE:

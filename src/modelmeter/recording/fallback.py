@@ -126,6 +126,12 @@ class Fallback:
                 return
             self.spooled += len(rows)
 
+    def lose_record(self, record_id: str, why: str) -> None:
+        """One record lost before it could be finished (recording/child.py): counted, and settled."""
+        self.lose(1, f"record {record_id}: {why}")
+        if self.on_keep is not None:
+            self.on_keep([record_id])
+
     def lose(self, n: int, why: str) -> None:
         self.lost += n
         now = time.monotonic()

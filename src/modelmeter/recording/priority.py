@@ -2,11 +2,15 @@
 
 On a core shared with the gateway's event loop, a recorder batch of a few milliseconds delays any
 request that arrives meanwhile: the kernel does not preempt a running task for a waking one of the
-same class. Under ``SCHED_IDLE`` it does, at once, so the loop never waits for recording. An
-idle-class task gets almost no CPU while others want it, though, so when the records the gateway
-still holds pass a high mark the recorder is switched back to the normal class until it has caught
-up. Leaving ``SCHED_IDLE`` needs CAP_SYS_NICE (or an RLIMIT_NICE of 20): without it the recorder
-simply stays in the normal class. Linux only; elsewhere nothing changes.
+same class. While the recorder is under ``SCHED_IDLE`` it does, at once, so a waking loop does not
+wait for the CPU behind recording (it still shares the core's caches, and the machine's disk).
+An idle-class task gets almost no CPU while others want it, though, so when the records the
+gateway still holds pass a high mark, or one has waited too long (recording/remote.py), the
+recorder is switched back to the normal class until it has caught up. Meanwhile it competes with
+the loop for the CPU like any process, and a batch can delay a request again: the price of not
+losing ground under sustained load. Leaving ``SCHED_IDLE`` needs CAP_SYS_NICE (or an RLIMIT_NICE
+of 20): without it the recorder stays in the normal class, and always competes. Linux only;
+elsewhere nothing changes.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ resumes when space returns, and the held batches are stored first-come.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import queue
@@ -32,26 +31,18 @@ from modelmeter.metering.record import CallRecord, finish
 from modelmeter.recording.backlog import Backlog
 from modelmeter.recording.checkpointer import Checkpointer
 from modelmeter.recording.fallback import MAX_HELD_BYTES, Fallback
+from modelmeter.recording.listeners import Listener, Listeners
 from modelmeter.recording.refused import store_refused
+from modelmeter.recording.sink import submit_when_room
 from modelmeter.recording.spool import Spool, database_key, default_spool_dir
 from modelmeter.storage.database import Database, is_transient
-from modelmeter.storage.records import insert_rows
+from modelmeter.storage.records import insert_rows, not_stored
 from modelmeter.storage.row import RecordRow
 
 log = logging.getLogger("modelmeter.recorder")
 _STOP = object()
 
-Listener = Callable[[list[RecordRow]], None]
 FinishHook = Callable[[CallRecord, RecordRow], None]  # must not raise; runs in the finisher thread
-
-
-async def submit_when_room(submit_nowait: Callable[[CallRecord], bool], rec: CallRecord) -> None:
-    """Queue a record; while there is no room, wait for it (back-pressure, no loss). Shared with
-    the recorder process's stand-in (recording/remote.py)."""
-    delay = 0.001
-    while not submit_nowait(rec):
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
 
 
 class Recorder:
@@ -88,7 +79,7 @@ class Recorder:
         self._done_rows = 0
         self._finishing = 0  # records the finisher has taken off the queue and not handed over yet
         self._threads: list[threading.Thread] = []
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners()
         self._finish_hook: FinishHook | None = None
         self.written = 0
         self.failed_batches = 0
@@ -124,6 +115,10 @@ class Recorder:
         """Records another recorder may have stored before it died: finished and spooled, so the
         writer stores them the way it stores a spool (skipping any already stored)."""
         self._fallback.keep([r for r in map(self._finish, records) if r is not None])
+
+    def lose(self, record_id: str, why: str) -> None:
+        """A record the recorder process could not decode: counted as lost, and settled."""
+        self._fallback.lose_record(record_id, why)
 
     @property
     def depth(self) -> int:
@@ -168,12 +163,17 @@ class Recorder:
     def add_listener(self, listener: Listener, *, whole: bool = False) -> None:
         """Called from the writer thread with each batch of finished rows, after they are stored.
         (``whole`` matters to the recorder process's stand-in, RemoteRecorder: rows are whole here.)"""
-        self._listeners.append(listener)
+        self._listeners.fresh.append(listener)
 
     def on_settled(self, hook: Callable[[list[str]], None]) -> None:
         """Called with the ids of records that went to the spool, to memory, or were lost or
         dropped rather than stored (stored ones reach the listeners)."""
         self._fallback.on_keep = hook
+
+    def on_found_stored(self, hook: Listener) -> None:
+        """Called from the writer thread with rows of the spool (or memory) that were stored already,
+        rather than the listeners (recording/listeners.py)."""
+        self._listeners.found_stored = hook
 
     def on_finish(self, hook: FinishHook) -> None:
         """Called in the finisher thread with each record and its finished row, before it is stored:
@@ -334,13 +334,19 @@ class Recorder:
     def _write(self, rows: list[RecordRow], newest_end: float, from_spool: bool = False, held: bool = False) -> bool:
         """Store one batch, retrying until it lands; False if stop() gave up (rows spooled)."""
         delay = 0.05
-        retry = from_spool  # spooled rows may have been stored already before a crash
+        # Rows of the spool, or held in memory, may be stored already (recording/listeners.py):
+        # asked once, before any attempt here stores them (a commit that fails may still land).
+        fresh: list[RecordRow] | None = None if from_spool or held else rows
+        retry = fresh is None
         while True:
             try:
-                insert_rows(self._db, rows, retry=retry)
+                if fresh is None:
+                    fresh = not_stored(self._db, rows)
+                if fresh:
+                    insert_rows(self._db, fresh, retry=retry)
                 break
             except Exception as exc:
-                if not is_transient(exc) and self._store_refused(rows, exc):
+                if not is_transient(exc) and self._store_refused(rows if fresh is None else fresh, exc):
                     break  # this data, not the database, was the problem: stored what can be
                 # The database is down, busy or full: keep the batch, retry.
                 self.failed_batches += 1
@@ -363,27 +369,19 @@ class Recorder:
             log.warning("the database takes records again")
         self._failing.clear()
         self.last_error = None
-        self.written += len(rows)
+        fresh = rows if fresh is None else fresh  # (None: refused, and stored in halves, before the read)
+        self.written += len(fresh)
         self.last_lag_s = max(time.time() - newest_end, 0.0)
-        for listener in list(self._listeners):
-            try:
-                listener(rows)
-            except Exception:  # a listener's fault must not stop the writer
-                log.exception("record listener failed")
+        self._listeners.stored(rows, fresh)
         return True
 
     def _store_refused(self, rows: list[RecordRow], exc: Exception) -> bool:
         """Store what can be stored of a batch refused for its data; False if the database itself
         failed meanwhile (the caller retries the batch, skipping stored rows)."""
         self.refused_batches += 1
-        log.error("a batch of %d was refused (%s: %s); storing it in halves", len(rows), type(exc).__name__, exc)
-        lost = store_refused(self._db, rows)
-        if lost is None:
-            return False
-        for row in lost:
-            log.error("record %s lost: the database refuses it even without its bodies", row["id"])
-        self.dropped += len(lost)
-        return True
+        lost = store_refused(self._db, rows, exc)
+        self.dropped += len(lost or ())
+        return lost is not None
 
     def _spool_everything_left(self) -> None:
         while True:

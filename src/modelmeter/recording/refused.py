@@ -8,18 +8,26 @@ database refuses is tried once more without its free-form fields; if that fails 
 
 from __future__ import annotations
 
+import logging
 from typing import cast
 
 from modelmeter.storage.database import Database, is_transient
 from modelmeter.storage.records import insert_rows
 from modelmeter.storage.row import RecordRow
 
+log = logging.getLogger("modelmeter.recorder")
 
-def store_refused(db: Database, rows: list[RecordRow]) -> list[RecordRow] | None:
+
+def store_refused(db: Database, rows: list[RecordRow], exc: Exception) -> list[RecordRow] | None:
     """The rows lost (refused even bare), or None if the database itself failed meanwhile (the
     caller retries the batch: rows stored already are skipped)."""
+    log.error("a batch of %d was refused (%s: %s); storing it in halves", len(rows), type(exc).__name__, exc)
     lost: list[RecordRow] = []
-    return lost if _halves(db, rows, lost) else None
+    if not _halves(db, rows, lost):
+        return None
+    for row in lost:
+        log.error("record %s lost: the database refuses it even without its bodies", row["id"])
+    return lost
 
 
 def _halves(db: Database, rows: list[RecordRow], lost: list[RecordRow]) -> bool:

@@ -29,7 +29,9 @@ from typing import IO, Any, cast
 from modelmeter.metering.record import CallRecord
 from modelmeter.recording import priority, wire
 from modelmeter.recording.child import SLIM_KEYS, ChildConfig
-from modelmeter.recording.recorder import Listener, Recorder, submit_when_room
+from modelmeter.recording.listeners import Listener
+from modelmeter.recording.recorder import Recorder
+from modelmeter.recording.sink import submit_when_room
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RecordRow
 
@@ -43,6 +45,9 @@ log = logging.getLogger("modelmeter.recorder")
 BOOST_ABOVE = 2000
 IDLE_BELOW = 200
 STALLED_S = 0.25
+# How long a replayed record may still be reported as found stored (and counted, see _settled): a
+# replay waits in the new process's spool for as long as the database is away.
+OWED_S = 86400.0
 _SOCKET_BUFFER = 4 << 20
 
 
@@ -55,6 +60,9 @@ class RemoteRecorder:
         self._maxsize = config.queue_size + 6 * config.batch_size
         self._idle = priority.can_switch() if idle is None else idle
         self._unsettled: dict[str, bytes] = {}  # record id -> its frame, in arrival order
+        # Replayed records the listeners have not seen (id -> when replayed): a process that died
+        # may have stored one without reporting it, and then its next one finds it stored.
+        self._owed: dict[str, float] = {}
         self._pending: list[bytes] = []  # frames of this loop turn
         self._out = bytearray()  # frames the socket has not taken yet
         self._flush_soon = False
@@ -244,12 +252,22 @@ class RemoteRecorder:
             with contextlib.suppress(RuntimeError):  # the loop is closed: stop() stores the rest
                 self._loop.call_soon_threadsafe(self._restart, proc, code)
 
-    def _settled(self, ids: list[str], slim: list[tuple[Any, ...]], whole: list[RecordRow]) -> None:
+    def _settled(self, ids: list[str], slim: list[tuple[Any, ...]], whole: list[RecordRow], fresh: bool) -> None:
+        """Records settled; those stored reach the listeners once: when stored (``fresh``), or, if
+        found stored already, when replayed here and so never reported (recording/listeners.py)."""
         pop = self._unsettled.pop
         for record_id in ids:
             pop(record_id, None)
         if self._boosted and len(self._unsettled) < IDLE_BELOW:
             self._set_boost(False)
+        if self._owed:
+            owed = self._owed
+            counted = {t[0] for t in slim if owed.pop(t[0], None) is not None}  # (SLIM_KEYS[0]: the id)
+            if not fresh:
+                slim = [t for t in slim if t[0] in counted]
+                whole = [r for r in whole if r["id"] in counted]
+        elif not fresh:
+            return
         rows = cast(list[RecordRow], [dict(zip(SLIM_KEYS, t, strict=True)) for t in slim])
         for listener, wants_whole in self._listeners:
             batch = whole if wants_whole else rows
@@ -293,10 +311,13 @@ class RemoteRecorder:
             self._sock.close()
         self._written_before += int(self._status.get("written", 0))
         self._status = {}
+        now = time.monotonic()
+        self._owed = {k: t for k, t in self._owed.items() if now - t < OWED_S} | dict.fromkeys(self._unsettled, now)
         self.restarted += 1
         self._spawn()
         self._pending.clear()  # (records in it are among the unsettled; deployments are re-sent)
         self._out += b"".join(map(wire.replayed, list(self._unsettled.values())))
+        self._out += wire.frame(wire.REPLAYED, None)
         self._send()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -337,7 +358,12 @@ class RemoteRecorder:
             return
         deployments = self._deployments.by_index()
         frames = list(self._unsettled.values())  # (a reader that did not end may still pop)
-        records = [wire.decode_record(wire.payload(f), deployments) for f in frames]
+        records: list[CallRecord] = []
+        for body in map(wire.payload, frames):
+            try:
+                records.append(wire.decode_record(body, deployments))
+            except Exception as exc:  # (a frame the recorder process never read, or died reading)
+                log.error("record %s lost: its frame cannot be decoded (%s)", wire.record_id(body), type(exc).__name__)
         log.warning("storing %d records the recorder process did not settle", len(records))
         c = self._config
         recorder = Recorder(

@@ -3,10 +3,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from modelmeter.metering.record import CallRecord
-from modelmeter.recording.recorder import Listener
+from modelmeter.recording.listeners import Listener
+
+
+async def submit_when_room(submit_nowait: Callable[[CallRecord], bool], rec: CallRecord) -> None:
+    """Queue a record; while there is no room, wait for it (back-pressure, no loss): both sinks."""
+    delay = 0.001
+    while not submit_nowait(rec):
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 class RecordSink(Protocol):

@@ -5,6 +5,11 @@ on the request path, so the encoding is the cheap one: the dataclass's fields as
 ``Usage`` as a tuple and its ``Deployment`` as a small integer (the deployment itself goes once, in
 a frame of its own). Pickling the dataclass whole took 15-28 µs a record here, most of it the
 deployment's config; this takes ~4 µs.
+
+A record frame carries the record's id ahead of its pickle (2-byte length, then the id's bytes), so
+the recorder process can name, and settle as lost, a record whose pickle it cannot decode (a
+malformed frame, or a gateway and a recorder process of different versions) rather than die on it:
+the gateway would replay the same frame to the next process, and that would die too.
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ CONFIG = b"C"  # the child's configuration (first frame)
 DEPLOYMENT = b"D"  # (index, Deployment): what later records' index stands for
 RECORD = b"R"  # a record, new
 REPLAY = b"P"  # a record a dead recorder process had not settled: stored as if from the spool
+REPLAYED = b"E"  # the replays are all sent (without it they would wait for the next record)
 LIVE = b"L"  # the deployments someone watches live (their stored rows come back whole)
 STOP = b"S"  # store everything, then exit
 # Child to parent
-SETTLED = b"A"  # (ids, slim rows, live rows): records stored, spooled or dropped
+SETTLED = b"A"  # (ids, slim rows, live rows, fresh): records stored, spooled, dropped or lost
 STATUS = b"T"  # the child recorder's backlog and counters
 
 _HEADER = struct.Struct(">IB")
+_ID = struct.Struct(">H")
+_RECORDS = (RECORD[0], REPLAY[0])  # kinds whose payload is read by record_id and decode_record
 _FIELDS = [f.name for f in dataclasses.fields(CallRecord)]
 _get_fields = operator.attrgetter(*_FIELDS)
 _DEP = _FIELDS.index("deployment")
@@ -50,17 +58,27 @@ def encode_record(rec: CallRecord, deployment_index: int, kind: bytes = RECORD) 
     values[_DEP] = deployment_index
     values[_USAGE] = _get_usage(rec.usage)
     data = _dumps(values, 5)
-    return _HEADER.pack(len(data), kind[0]) + data
+    rid = rec.id.encode()
+    return _HEADER.pack(_ID.size + len(rid) + len(data), kind[0]) + _ID.pack(len(rid)) + rid + data
 
 
-def decode_record(values: list[Any], deployments: dict[int, Deployment]) -> CallRecord:
+def record_id(body: bytes) -> str:
+    """The id of a record frame's payload; never raises (a mangled one is still a string)."""
+    n = _ID.unpack_from(body)[0] if len(body) >= _ID.size else 0
+    return body[_ID.size : _ID.size + n].decode("utf-8", "replace")
+
+
+def decode_record(body: bytes, deployments: dict[int, Deployment]) -> CallRecord:
+    """The record of a record frame's payload; raises if the payload is not one (see record_id)."""
+    values = pickle.loads(body[_ID.size + _ID.unpack_from(body)[0] :])
     values[_DEP] = deployments[values[_DEP]]
     values[_USAGE] = Usage(*values[_USAGE])
     return CallRecord(*values)
 
 
 def read_frame(stream: IO[bytes]) -> tuple[bytes, Any] | None:
-    """The next frame as (kind, payload), or None at the end of the stream (the peer is gone)."""
+    """The next frame as (kind, payload), or None at the end of the stream (the peer is gone). A
+    record's payload is left as bytes, for record_id and decode_record."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         return None
@@ -68,11 +86,12 @@ def read_frame(stream: IO[bytes]) -> tuple[bytes, Any] | None:
     data = stream.read(size)
     if len(data) < size:
         return None
-    return bytes((kind,)), pickle.loads(data)
+    return bytes((kind,)), data if kind in _RECORDS else pickle.loads(data)
 
 
 def payload(frame_bytes: bytes) -> Any:
-    return pickle.loads(frame_bytes[_HEADER.size :])
+    body = frame_bytes[_HEADER.size :]
+    return body if frame_bytes[4] in _RECORDS else pickle.loads(body)
 
 
 def replayed(frame_bytes: bytes) -> bytes:

@@ -11,7 +11,7 @@ from modelmeter.storage import dim_rollups, pg_copy, rollups, sanitise, slots, t
 from modelmeter.storage.database import Database, in_list
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
-__all__ = ["insert_rows"]
+__all__ = ["insert_rows", "not_stored"]
 _INSERT_RECORD = (
     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join(':' + c for c in RECORD_COLUMNS)})"
 )
@@ -48,6 +48,11 @@ def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False)
         raise
 
 
+def not_stored(db: Database, rows: Sequence[RecordRow]) -> list[RecordRow]:
+    """The rows whose id the database does not hold yet (a read, outside any transaction)."""
+    return _not_stored(db, None, rows)
+
+
 def _not_stored(db: Database, tx: Any, rows: Sequence[RecordRow]) -> list[RecordRow]:
     stored: set[str] = set()
     for i in range(0, len(rows), 500):
@@ -55,9 +60,8 @@ def _not_stored(db: Database, tx: Any, rows: Sequence[RecordRow]) -> list[Record
         marks, params = in_list("i", [r["id"] for r in chunk])
         # the time span: PostgreSQL looks in the chunk's days' partitions only
         params |= {"lo": min(r["start_us"] for r in chunk), "hi": max(r["start_us"] for r in chunk)}
-        found = tx.execute(
-            db.sql(f"SELECT id FROM records WHERE id IN ({marks}) AND start_us >= :lo AND start_us <= :hi"), params
-        ).fetchall()
+        query = f"SELECT id FROM records WHERE id IN ({marks}) AND start_us >= :lo AND start_us <= :hi"
+        found = db.fetchall(query, params) if tx is None else tx.execute(db.sql(query), params).fetchall()
         stored.update(r[0] for r in found)
     return [r for r in rows if r["id"] not in stored]
 
