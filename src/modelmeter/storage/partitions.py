@@ -40,7 +40,11 @@ def name(table: str, day: int) -> str:
 def same_day(db: Database, a: str, b: str) -> str:
     """A join condition that a record (alias ``a``) and its row in another per-record table (``b``)
     share a day: on PostgreSQL the join then reads the one partition of that day (pruned as it runs),
-    not every day's index. Empty on SQLite (whose bodies stored before 0020 have no start_us)."""
+    not every day's index. Empty on SQLite (whose bodies stored before 0020 have no start_us).
+
+    Not for a log page's join: PostgreSQL multiplies the two conditions' selectivities, expects
+    one row, and sorts the whole window instead of reading the newest rows in order and stopping at
+    the page (measured at 1 M records: a tag's page 58 ms with it, 6 ms without)."""
     return f" AND {a}.start_us = {b}.start_us" if db.dialect == "postgresql" else ""
 
 

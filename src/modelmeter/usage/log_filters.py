@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelmeter.storage import partitions, record_filters, request_ids, slots
+from modelmeter.storage import record_filters, request_ids, slots
 from modelmeter.storage.database import Database, in_list
 from modelmeter.usage.window import Window
 
@@ -73,12 +73,11 @@ def parts(db: Database, deployment: str, window: Window, f: Filters) -> list[Par
         # Status and call type are in record_filters too: tested there, before reading the record.
         on_f = _conditions(db, f, params, flags="f")
         indexed = ["f.deployment = :dep", "f.dim = :dim", "f.value = :fv", "f.start_us >= :ws", "f.start_us < :we"]
-        join = "r.id = f.id" + partitions.same_day(db, "r", "f")
         # CROSS JOIN: SQLite keeps record_filters the outer loop (not a status or time index).
         out.append(
             Part(
                 "record_filters f CROSS JOIN records r",
-                " AND ".join([*indexed, join, *(c for d, c in on_f.items() if d != dim)]),
+                " AND ".join([*indexed, "r.id = f.id", *(c for d, c in on_f.items() if d != dim)]),
                 params | {"dim": dim, "fv": value, "ws": window.start_us, "we": min(window.end_us, until)},
                 "f",
             )
@@ -116,8 +115,7 @@ def _plain(
     params |= {"ws": window.start_us, "we": window.end_us}
     source, key, start = "records r", "r", "r.start_us"
     if f.tag:
-        join = "r.id = t.id" + partitions.same_day(db, "r", "t")
-        source, key, start = f"record_tags t JOIN records r ON {join}", "t", "t.start_us"
+        source, key, start = "record_tags t JOIN records r ON r.id = t.id", "t", "t.start_us"
         where = ["t.deployment = :dep", "t.tag = :tag"]
         params["tag"] = f.tag
     elif f.search:
