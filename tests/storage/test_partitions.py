@@ -176,3 +176,21 @@ def test_sqlite_has_no_partitions(tmp_path: Any) -> None:
         assert db.fetchone("SELECT start_us IS NOT NULL FROM record_bodies")[0] == 1
     finally:
         db.close()
+
+
+def test_a_record_is_found_by_id_whatever_time_its_id_names(pg: Database) -> None:
+    """A gateway's id starts with its time (read first, in that day's partitions); an imported
+    run's ids, or one whose time is days off, are found in every day's."""
+    now = time.time()
+    partitions.ensure(pg, int((now - 5 * DAY) * 1e6), int(now * 1e6))
+    rows = rows_at([now - 3 * DAY, now - 2 * DAY, now - DAY], "ids")
+    rows[1]["id"] = "imported-run-7"
+    rows[2]["id"] = f"{int((now + 3 * DAY) * 1000):012x}{'0' * 16}"  # its time is 4 days off
+    insert_rows(pg, rows)
+    assert partitions.near_id_time(pg, rows[0]["id"]) is not None
+    assert partitions.near_id_time(pg, rows[1]["id"]) is None
+    for r in rows:
+        got = records_q.one(pg, r["id"])
+        assert got is not None and got["id"] == r["id"], r["id"]
+        assert got["request"] == {"messages": []} and got["response"] == {"ok": True}
+    assert records_q.one(pg, "0" * 28) is None

@@ -48,6 +48,20 @@ def same_day(db: Database, a: str, b: str) -> str:
     return f" AND {a}.start_us = {b}.start_us" if db.dialect == "postgresql" else ""
 
 
+def near_id_time(db: Database, record_id: str) -> dict[str, int] | None:
+    """PostgreSQL: bounds (``lo``, ``hi``) around the time a gateway's record id starts with (12 hex
+    digits of milliseconds, ``metering.record.new_record_id``), a day either side, so a look-up
+    by id reads two or three days' partitions rather than each day's. Not every stored id is one
+    (imported runs keep theirs): the caller looks everywhere when this finds nothing."""
+    if db.dialect != "postgresql" or len(record_id) < 12:
+        return None
+    try:
+        us = int(record_id[:12], 16) * 1000
+    except ValueError:
+        return None
+    return {"lo": us - DAY_US, "hi": us + DAY_US}
+
+
 def days(db: Database) -> list[int]:
     """The UTC days (since the epoch) that have partitions, oldest first."""
     rows = db.fetchall(

@@ -157,13 +157,22 @@ def export(
 
 
 def one(db: Database, rid: str) -> dict[str, Any] | None:
-    row = db.fetchone(
-        f"SELECT {_COLS}, b.request, b.response, b.upstream_request, b.upstream_response FROM records r "
-        f"LEFT JOIN record_bodies b ON b.id = r.id{partitions.same_day(db, 'r', 'b')} WHERE r.id = :id",
-        {"id": rid},
-    )
+    query = f"SELECT {_COLS} FROM records r WHERE r.id = :id"
+    row = None
+    if (near := partitions.near_id_time(db, rid)) is not None:  # PostgreSQL: its day's partitions first
+        row = db.fetchone(query + " AND r.start_us >= :lo AND r.start_us < :hi", {"id": rid} | near)
+    if row is None:
+        row = db.fetchone(query, {"id": rid})
     if row is None:
         return None
+    # Apart, with the record's time: PostgreSQL reads the one partition of its day (SQLite's
+    # bodies stored before migration 0020 have no start_us).
+    on_day = " AND start_us = :s" if db.dialect == "postgresql" else ""
+    found = db.fetchone(
+        f"SELECT request, response, upstream_request, upstream_response FROM record_bodies WHERE id = :id{on_day}",
+        {"id": rid, "s": row[RECORD_COLUMNS.index("start_us")]},
+    )
+    row = (*row, *(found or (None, None, None, None)))
     record = row_to_api(dict(zip(RECORD_COLUMNS, row[: len(RECORD_COLUMNS)], strict=True)))
     request, response, sent, answered = row[len(RECORD_COLUMNS) :]
     record["request"] = orjson.loads(request) if request else None
