@@ -77,12 +77,22 @@ def parts(db: Database, deployment: str, window: Window, f: Filters) -> list[Par
         out.append(
             Part(
                 "record_filters f CROSS JOIN records r",
-                " AND ".join([*indexed, "r.id = f.id", *(c for d, c in on_f.items() if d != dim)]),
+                " AND ".join(
+                    [*indexed, "r.id = f.id", *_records_pruned(db), *(c for d, c in on_f.items() if d != dim)]
+                ),
                 params | {"dim": dim, "fv": value, "ws": window.start_us, "we": min(window.end_us, until)},
                 "f",
             )
         )
     return out
+
+
+def _records_pruned(db: Database) -> list[str]:
+    """PostgreSQL: the window on the records too, where they are found by id (a tag's, a filter's
+    or a search's): the planner then reads only the window's day partitions of them, not each
+    day's (1 M records and 403 day partitions: a tag's page 103 -> 4 ms, a search 186 -> 3 ms).
+    Not on SQLite, which would page on a time index instead (see the search's note)."""
+    return ["r.start_us >= :ws", "r.start_us < :we"] if db.dialect == "postgresql" else []
 
 
 def _conditions(db: Database, f: Filters, params: dict[str, Any], flags: str = "r") -> dict[str, str]:
@@ -127,6 +137,8 @@ def _plain(
     else:
         where = ["r.deployment = :dep"]
     where += [f"{start} >= :ws", f"{start} < :we", *conditions]
+    if f.tag or f.search:
+        where += _records_pruned(db)
     if f.search:  # a record id, or an upstream request id (looked up slot by slot, not by a scan)
         found = request_ids.find(db, deployment, f.search, window.start_us, window.end_us, slots.read_until(db))
         ids = [f.search, *found]
