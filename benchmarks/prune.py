@@ -15,15 +15,11 @@ the VACUUM that row-by-row deleting needs costs.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import sys
 import time
-from pathlib import Path
 
 import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pg_temp import ADMIN, temp_database
 from scale import synthetic
 
 from modelmeter.metering.pricing import Pricer
@@ -75,15 +71,16 @@ def dead_rows(conn: psycopg.Connection, names: list[str]) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--admin", default=ADMIN)
     ap.add_argument("--records", type=int, default=200_000, help="records in each of the two days")
     ap.add_argument("--bodies", type=float, default=1.0, help="share of records with bodies stored")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = ap.parse_args()
-    name = f"mm_prune_{os.urandom(4).hex()}"
-    with psycopg.connect(args.admin, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"{args.admin.rsplit('/', 1)[0]}/{name}"
+    with temp_database(args.admin, "mm_prune", keep=args.keep) as url:
+        run(url, args.records, args.bodies)
+
+
+def run(url: str, records: int, bodies: float) -> None:
     db = Database(url)
     try:
         migrate(db)
@@ -91,11 +88,9 @@ def main() -> None:
         by_partition, row_by_row = today - 10, today - 12  # the latter gets no partition: DEFAULT
         partitions.ensure(db, by_partition * DAY_US, by_partition * DAY_US)
         t0 = time.perf_counter()
-        fill_day(db, by_partition, args.records, args.bodies, 1)
-        fill_day(db, row_by_row, args.records, args.bodies, 2)
-        print(
-            f"filled 2 days x {args.records:,} records ({time.perf_counter() - t0:.0f} s), bodies on {args.bodies:.0%}"
-        )
+        fill_day(db, by_partition, records, bodies, 1)
+        fill_day(db, row_by_row, records, bodies, 2)
+        print(f"filled 2 days x {records:,} records ({time.perf_counter() - t0:.0f} s), bodies on {bodies:.0%}")
         day_tables = [partitions.name(t, by_partition) for t in partitions.TABLES]
         default_tables = tables("default")
         with psycopg.connect(url, autocommit=True) as conn:
@@ -124,9 +119,6 @@ def main() -> None:
         print(f"{'VACUUM of them (seconds, MB after)':<34} {'-':>20} {vacuum_s:>8.2f}, {after_vacuum:.0f} MB")
     finally:
         db.close()
-        if not args.keep:
-            with psycopg.connect(args.admin, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ database: one made at migration 0019 and filled in SQL with copies of a real fin
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import psycopg
+from pg_temp import ADMIN, temp_database
 
 from modelmeter.config import Deployment
 from modelmeter.metering.pricing import Pricer
@@ -32,14 +32,15 @@ def template() -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--admin", default=ADMIN)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=30)
     args = ap.parse_args()
-    name = f"mm_upgrade_{os.urandom(4).hex()}"
-    with psycopg.connect(args.admin, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"{args.admin.rsplit('/', 1)[0]}/{name}"
+    with temp_database(args.admin, "mm_upgrade") as url:
+        run(url, args.records, args.days)
+
+
+def run(url: str, records: int, days: int) -> None:
     db = Database(url)
     try:
         shipped = migrations.MIGRATIONS
@@ -48,7 +49,7 @@ def main() -> None:
         migrations.MIGRATIONS = shipped
         row = template()
         end_us = int(time.time() * 1e6)
-        step = args.days * 86_400_000_000 // args.records
+        step = days * 86_400_000_000 // records
         picks = []
         for c in RECORD_COLUMNS:
             if c == "id":
@@ -65,7 +66,7 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) SELECT {', '.join(picks)} "
-                f"FROM generate_series(1, {args.records}) AS g",
+                f"FROM generate_series(1, {records}) AS g",
                 {c: row[c] for c in RECORD_COLUMNS},
             )
             body = '{"messages": [{"role": "user", "content": "' + "x" * 400 + '"}]}'
@@ -83,7 +84,7 @@ def main() -> None:
             conn.execute("VACUUM ANALYZE")
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
         print(
-            f"0019 database: {args.records:,} records over {args.days} days, "
+            f"0019 database: {records:,} records over {days} days, "
             f"{(size[0] if size else 0) / 2**30:.2f} GiB (filled in {time.perf_counter() - t0:.0f} s)"
         )
         t0 = time.perf_counter()
@@ -91,8 +92,6 @@ def main() -> None:
         print(f"migrate {ran}: {time.perf_counter() - t0:.1f} s")
     finally:
         db.close()
-        with psycopg.connect(args.admin, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -51,11 +51,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
             drop_pg_database(name)
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
+def _migrated(url: str) -> Iterator[Database]:
+    database = Database(url)
     migrate(database)
     try:
         yield database
     finally:
         database.close()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    yield from _migrated(db_url)
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Database]:
+    """A migrated PostgreSQL database only (for what SQLite does not have, e.g. partitions)."""
+    yield from _migrated(pg_url)

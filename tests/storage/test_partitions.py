@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,16 +29,6 @@ DAY_US = partitions.DAY_US
 PER_RECORD = ("records", "record_bodies", "record_tags", "record_filters", "request_ids")
 # request_ids: a quarter hour's index goes once the whole quarter hour is before the cut.
 BEFORE = {"request_ids": "slot_us + 900000000 <= :c"}
-
-
-@pytest.fixture
-def pg(pg_url: str) -> Iterator[Database]:
-    db = Database(pg_url)
-    migrate(db)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def rows_at(starts: list[float], tag: str) -> list[dict[str, Any]]:
