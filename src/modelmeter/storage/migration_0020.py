@@ -61,7 +61,10 @@ def upgrade_0020(db: Database, tx: Any) -> None:
     # Bodies first: their start_us is read from the records (a body without its record: day 0).
     for table, column, key, indexes in _TABLES_0020:
         extra = ", start_us BIGINT NOT NULL" if table == "record_bodies" else ""
-        tx.execute(f"CREATE TABLE {table}_0020 (LIKE {table}{extra}) PARTITION BY RANGE ({column})")
+        tx.execute(
+            f"CREATE TABLE {table}_0020 (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS{extra}) "
+            f"PARTITION BY RANGE ({column})"
+        )
         tx.execute(f"CREATE TABLE {table}_default PARTITION OF {table}_0020 DEFAULT")
         for day in sorted(days):
             name = f"{table}_d{datetime.fromtimestamp(day * 86400, UTC):%Y%m%d}"
