@@ -49,6 +49,14 @@ export function withValues(traces) {
   return traces.filter((t) => t.y.some((v) => v));
 }
 
+/** A date x axis's automargin: its labels may push the bottom margin only. Where the last tick
+ *  lands depends on the hour (the window ends now), and a label closer to the plot's right end than
+ *  half its width ("00:00" over "Dec 7, 2026") overhangs it: with automargin on every side, at some
+ *  hours plotly grew the right margin and drew the whole plot a second time. Limited to the bottom,
+ *  the label is drawn into the right margin when it fits the plot's div, and hidden when it would
+ *  not (plotly's ticklabeloverflow "hide past div", as before): never a second draw. */
+export const DATE_AXIS_AUTOMARGIN = "height";
+
 export function colors() {
   const css = getComputedStyle(document.documentElement);
   const v = (name) => css.getPropertyValue(name).trim();
