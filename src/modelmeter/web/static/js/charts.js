@@ -49,6 +49,32 @@ export function withValues(traces) {
   return traces.filter((t) => t.y.some((v) => v));
 }
 
+/** A date x axis's automargin: its labels may push the bottom margin only. Where the last tick
+ *  lands depends on the hour (the window ends now), and a label closer to the plot's right end than
+ *  half its width ("00:00" over "Dec 7, 2026") overhangs it: with automargin on every side, at some
+ *  hours plotly grew the right margin and drew the whole plot a second time. */
+export const DATE_AXIS_AUTOMARGIN = "height";
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const rightRoom = new Map();
+
+/** The margins of a 190 px plot with a date x axis. On the right, half the widest label line
+ *  plotly's date axes print (the day under a tick, "Sep 30, 2026"), measured in the plot's 11 px
+ *  font (any year: its digits are about as wide, 2 px to spare): a last tick at the very end of the
+ *  range still has its label drawn whole (with less, plotly hides a label that would overflow the
+ *  plot's div: the last one, at some hours of the day). Plotly pads each
+ *  automargin push by min(12, the four margins): with this right margin the pad is 12, not 8, so
+ *  the top y label's overhang needs t 18 and the two-line date labels b 44. */
+export function dateMargin(font) {
+  if (!rightRoom.has(font)) {
+    const ctx = document.createElement("canvas").getContext("2d");
+    ctx.font = `11px ${font}`;
+    const widest = Math.max(...MONTHS.map((m) => ctx.measureText(`${m} 30, 2026`).width));
+    rightRoom.set(font, Math.max(12, Math.ceil(widest / 2) + 2));
+  }
+  return { l: 52, r: rightRoom.get(font), t: 18, b: 44 };
+}
+
 export function colors() {
   const css = getComputedStyle(document.documentElement);
   const v = (name) => css.getPropertyValue(name).trim();

@@ -6,7 +6,7 @@
 
 import { api } from "./api.js";
 import { Breakdown } from "./breakdown.js";
-import { colors, loadPlotly, withValues } from "./charts.js";
+import { colors, DATE_AXIS_AUTOMARGIN, dateMargin, loadPlotly, withValues } from "./charts.js";
 import { h, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
 import { CostPanels } from "./panels.js";
@@ -124,8 +124,9 @@ export class InsightPanels {
     const { dist, speed, errors } = this.data;
     if (!dist) return;
     const c = colors();
-    // The margins automargin settles on for these axes (the top tick label's overhang, the date
-    // labels): asked for less, plotly draws each plot a second time with the grown margins.
+    // The margins automargin settles on for these axes (the top tick label's overhang, the bucket
+    // labels; the date panels': dateMargin): asked for less, plotly draws each plot a second time
+    // with the grown margins.
     const base = (plot) => ({
       height: 190, margin: { l: 52, r: 8, t: 14, b: 40 }, bargap: 0.08, showlegend: false,
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { family: c.font, size: 11, color: c.text },
@@ -150,7 +151,9 @@ export class InsightPanels {
     const x = speed.buckets.map((b) => fmt.wallClock(b.start));
     const y = speed.buckets.map((b) => b.output_tokens_per_s);
     const layout = base(plot);
-    Object.assign(layout.xaxis, { type: "date", range: [fmt.wallClock(speed.start), fmt.wallClock(speed.end)] });
+    Object.assign(layout.xaxis, { type: "date", automargin: DATE_AXIS_AUTOMARGIN,
+      range: [fmt.wallClock(speed.start), fmt.wallClock(speed.end)] });
+    layout.margin = dateMargin(c.font);
     layout.yaxis = { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
       autorange: false, ...axisTicks(Math.max(0, ...y.filter((v) => v != null)), "count") };
     this.plot(Plotly, plot, [{ type: "scatter", mode: "lines+markers", x, y, connectgaps: false,
@@ -170,7 +173,9 @@ export class InsightPanels {
     }));
     const layout = base(plot);
     Object.assign(layout, { barmode: "stack", hovermode: "x unified" });
-    Object.assign(layout.xaxis, { type: "date", range: [fmt.wallClock(errors.start), fmt.wallClock(errors.end)] });
+    Object.assign(layout.xaxis, { type: "date", automargin: DATE_AXIS_AUTOMARGIN,
+      range: [fmt.wallClock(errors.start), fmt.wallClock(errors.end)] });
+    layout.margin = dateMargin(c.font);
     layout.yaxis = { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
       autorange: false, ...axisTicks(Math.max(0, ...errors.buckets.map((b) => b.errors)), "count") };
     this.plot(Plotly, plot, withValues(traces), layout);

@@ -3,7 +3,7 @@
 // alternative: the chart is aria-hidden).
 
 import { api } from "./api.js";
-import { colors, loadPlotly, withValues } from "./charts.js";
+import { colors, DATE_AXIS_AUTOMARGIN, dateMargin, loadPlotly, withValues } from "./charts.js";
 import { h, replace, skeleton } from "./dom.js";
 import * as fmt from "./format.js";
 import { axisTicks } from "./ticks.js";
@@ -143,13 +143,13 @@ export class CostPanels {
 
   layout(c, key, d, max, kind) {
     const plot = this.parts[key].plot;
-    // The margins automargin settles on for these axes (the top tick label's overhang, the date
-    // labels): asked for less, plotly draws each plot a second time with the grown margins.
+    // The margins automargin settles on for these axes (dateMargin): asked for less, plotly draws
+    // each plot a second time with the grown margins.
     return {
-      height: 190, margin: { l: 52, r: 8, t: 14, b: 40 }, bargap: 0.08, showlegend: false,
+      height: 190, margin: dateMargin(c.font), bargap: 0.08, showlegend: false,
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { family: c.font, size: 11, color: c.text },
       hoverlabel: { bgcolor: c.hover, bordercolor: c.line, font: { color: c.fg, family: c.font, size: 12 } },
-      xaxis: { showgrid: false, linecolor: c.line, fixedrange: true, automargin: true, type: "date",
+      xaxis: { showgrid: false, linecolor: c.line, fixedrange: true, automargin: DATE_AXIS_AUTOMARGIN, type: "date",
         range: [fmt.wallClock(d.start), fmt.wallClock(d.end)],
         nticks: Math.max(3, Math.min(8, Math.floor((plot.clientWidth || 600) / 90))) },
       yaxis: { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
