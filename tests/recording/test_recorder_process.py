@@ -146,6 +146,8 @@ def test_a_hung_recorder_process_at_shutdown_leaves_its_records_to_the_gateway(d
         assert r.depth == 300
 
     recorder = RemoteRecorder(ChildConfig(database=db.url))
+    heard: list[str] = []  # what the listeners (key and user spend, metrics) were told, row by row
+    recorder.add_listener(lambda rows: heard.extend(r["id"] for r in rows))
 
     async def main() -> None:
         recorder.start()
@@ -156,6 +158,8 @@ def test_a_hung_recorder_process_at_shutdown_leaves_its_records_to_the_gateway(d
     count, ids, prompt, cached, _ = ledger(db)
     assert (count, ids, prompt, cached) == expected(800)
     assert recorder.depth == 0
+    # the 300 the gateway stored itself reach the listeners too, and nothing twice
+    assert len(heard) == 800 and sorted(heard) == sorted(r[0] for r in db.fetchall("SELECT id FROM records"))
 
 
 def test_back_pressure_past_the_recorders_capacity(db: Database) -> None:

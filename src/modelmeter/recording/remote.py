@@ -369,6 +369,18 @@ class RemoteRecorder:
         recorder = Recorder(
             Database(c.database), maxsize=c.queue_size, batch_size=c.batch_size, store_bodies=c.store_bodies
         )
+        # None of these was reported: each reaches the listeners once, whether stored here or found
+        # stored by the process that hung (key and user spend are added in the database). Not Live
+        # mode's, which needs the event loop, closed by now.
+        counted = [listener for listener, wants_whole in self._listeners if not wants_whole]
+        for listener in counted:
+            recorder.add_listener(listener)
+
+        def found_stored(rows: list[RecordRow]) -> None:
+            for listener in counted:
+                listener(rows)
+
+        recorder.on_found_stored(found_stored)
         recorder.start()
         recorder.replay(records)  # as a spool: any the process stored after all are skipped
         recorder.stop(timeout=5.0)  # (the process has waited for the database already)
