@@ -29,6 +29,9 @@ def maintain(db: Database, retention: Retention, prune_interval_s: float, stop: 
     while not stop.is_set():
         try:
             partitions.ensure_ahead(db)
+        except Exception:  # (a day without its partitions still stores, in the DEFAULT one)
+            log.exception("creating the coming days' partitions failed")
+        try:
             slots.index_slots(db)
         except Exception:  # the database may be briefly away; try again next time
             log.exception("indexing the settled time failed")
