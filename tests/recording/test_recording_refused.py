@@ -46,3 +46,34 @@ def test_one_bad_row_costs_a_few_transactions_not_one_per_row(tmp_path: Path, mo
     stripped = db.fetchall("SELECT id FROM records WHERE metadata IS NULL")
     assert stripped == [(poison,)]  # only the bad row lost its free-form fields
     print(f"\n[refused batch] {calls[0]} inserts for a batch of {N} with one bad row, {time.monotonic() - t0:.2f} s")
+
+
+def test_a_row_refused_even_bare_is_lost_and_not_heard_of_as_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listeners add a stored row's spend to its key and user: a row the database refuses even
+    without its free-form fields is counted lost, and they are not told of it."""
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    migrate(db)
+    batch = [rec(i) for i in range(40)]
+    poison = batch[7].id
+    real = records._insert
+
+    def insert(db: Database, tx: Any, rows: Any) -> None:
+        if any(r["id"] == poison for r in rows):
+            raise ValueError("this database refuses that row whatever it holds")
+        real(db, tx, rows)
+
+    monkeypatch.setattr(records, "_insert", insert)
+    recorder = Recorder(db, batch_size=40, spool_dir=tmp_path / "spool", linger=0.3)
+    heard: list[str] = []
+    settled: list[str] = []
+    recorder.add_listener(lambda rows: heard.extend(r["id"] for r in rows))
+    recorder.on_settled(settled.extend)
+    recorder.start()
+    for r in batch:
+        assert recorder.submit_nowait(r)
+    recorder.stop()
+    assert count(db) == 39 and recorder.dropped == 1
+    assert poison not in heard and sorted(heard) == sorted(r.id for r in batch if r.id != poison)
+    assert settled == [poison]  # (the recorder process reports it so: the gateway stops holding it)

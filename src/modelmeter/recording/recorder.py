@@ -338,6 +338,7 @@ class Recorder:
         # asked once, before any attempt here stores them (a commit that fails may still land).
         fresh: list[RecordRow] | None = None if from_spool or held else rows
         retry = fresh is None
+        lost: list[RecordRow] | None = None  # rows the database refuses even bare (recording/refused.py)
         while True:
             try:
                 if fresh is None:
@@ -346,8 +347,11 @@ class Recorder:
                     insert_rows(self._db, fresh, retry=retry)
                 break
             except Exception as exc:
-                if not is_transient(exc) and self._store_refused(rows if fresh is None else fresh, exc):
-                    break  # this data, not the database, was the problem: stored what can be
+                if not is_transient(exc):  # this data, not the database, may be the problem: store what can be
+                    self.refused_batches += 1
+                    if (lost := store_refused(self._db, rows if fresh is None else fresh, exc)) is not None:
+                        self.dropped += len(lost)
+                        break  # (None: the database itself failed meanwhile; retried, stored rows skipped)
                 # The database is down, busy or full: keep the batch, retry.
                 self.failed_batches += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -370,18 +374,15 @@ class Recorder:
         self._failing.clear()
         self.last_error = None
         fresh = rows if fresh is None else fresh  # (None: refused, and stored in halves, before the read)
+        if lost:  # refused even bare: not stored, so not heard of as stored (their spend), but settled
+            gone = {r["id"] for r in lost}
+            rows, fresh = [r for r in rows if r["id"] not in gone], [r for r in fresh if r["id"] not in gone]
+            if self._fallback.on_keep is not None:
+                self._fallback.on_keep(list(gone))
         self.written += len(fresh)
         self.last_lag_s = max(time.time() - newest_end, 0.0)
         self._listeners.stored(rows, fresh)
         return True
-
-    def _store_refused(self, rows: list[RecordRow], exc: Exception) -> bool:
-        """Store what can be stored of a batch refused for its data; False if the database itself
-        failed meanwhile (the caller retries the batch, skipping stored rows)."""
-        self.refused_batches += 1
-        lost = store_refused(self._db, rows, exc)
-        self.dropped += len(lost or ())
-        return lost is not None
 
     def _spool_everything_left(self) -> None:
         while True:
