@@ -52,13 +52,16 @@ def test_every_plot_is_drawn_once_with_the_margins_it_asked_for(page: Page, widt
 # on every side the right margin grew at some of them (8 to 14-16 px, 24 h and 7 d windows, either
 # width) and plotly drew the plot twice; limited to the bottom, with the right margin it had, the
 # last label was hidden instead (it would overflow the div) at a third of the hours of a 1 h window.
-# Traces left out: the margins are the axes' alone.
+# The requests chart (charts.js) too: its x axis has no automargin, and with r 8 its last label
+# ("00:00", "Dec 7") was hidden at some hours of the 1 h, 24 h and 7 d windows; its tick format follows the window
+# as charts.js picks it (buckets under an hour, or a day at most: the time). Traces left out: the
+# margins are the axes' alone.
 HOURS = """
 async () => {
   const faults = [];
   const iso = (t) => new Date(t).toISOString().replace('T', ' ').slice(0, 19);
-  for (const name of ['speed', 'costs']) {
-    const el = document.querySelector(`.usage .plot[data-insight="${name}"]`);
+  for (const name of ['speed', 'costs', 'requests']) {
+    const el = document.querySelector(`.usage .plot[data-insight="${name}"], .usage .plot[data-chart="${name}"]`);
     const div = document.createElement('div');
     div.style.width = `${el.clientWidth}px`;
     document.body.append(div);
@@ -67,6 +70,7 @@ async () => {
         const end = Date.parse('2026-12-07T00:00:00Z') + minutes * 60000;
         const layout = structuredClone(el.layout);
         layout.xaxis.range = [iso(end - hours * 3600000), iso(end)];
+        if (el.dataset.chart) layout.xaxis.tickformat = hours <= 24 ? '%H:%M' : '%b %-d';
         await Plotly.react(div, [], layout, { displayModeBar: false });
         const fl = div._fullLayout;
         const sides = ['l', 'r', 't', 'b'].filter((side) => Math.abs(fl._size[side] - fl.margin[side]) > 1);
@@ -84,7 +88,7 @@ async () => {
 
 
 @pytest.mark.parametrize("width", [1440, 390])
-def test_no_date_panel_grows_a_margin_or_hides_a_label_at_any_hour(page: Page, width: int, traffic: None) -> None:
+def test_no_date_plot_grows_a_margin_or_hides_a_label_at_any_hour(page: Page, width: int, traffic: None) -> None:
     page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
     open_usage(page, MODEL, "?insights=1")
     page.wait_for_function("() => document.querySelectorAll('.usage .js-plotly-plot .main-svg').length >= 12")

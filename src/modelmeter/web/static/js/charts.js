@@ -64,15 +64,17 @@ const rightRoom = new Map();
  *  range still has its label drawn whole (with less, plotly hides a label that would overflow the
  *  plot's div: the last one, at some hours of the day). Plotly pads each
  *  automargin push by min(12, the four margins): with this right margin the pad is 12, not 8, so
- *  the top y label's overhang needs t 18 and the two-line date labels b 44. */
-export function dateMargin(font) {
+ *  the top y label's overhang needs t 18 and the two-line date labels b 44. `lines` 1: the
+ *  charts' labels, one line in a set tickformat and no automargin on x, fit in b 28. The same right
+ *  margin for all keeps the charts' and the panels' plot areas aligned in the tab's columns. */
+export function dateMargin(font, lines = 2) {
   if (!rightRoom.has(font)) {
     const ctx = document.createElement("canvas").getContext("2d");
     ctx.font = `11px ${font}`;
     const widest = Math.max(...MONTHS.map((m) => ctx.measureText(`${m} 30, 2026`).width));
     rightRoom.set(font, Math.max(12, Math.ceil(widest / 2) + 2));
   }
-  return { l: 52, r: rightRoom.get(font), t: 18, b: 44 };
+  return { l: 52, r: rightRoom.get(font), t: 18, b: lines === 2 ? 44 : 28 };
 }
 
 export function colors() {
@@ -205,10 +207,11 @@ export class Charts {
     };
     const marks = alertMarks(this.events, s, c);
     for (const [key, plot] of Object.entries(this.plots)) {
-      // The margins automargin settles on for these axes (the top tick label's overhang, the date
-      // labels): asked for less, plotly draws each plot a second time with the grown margins.
+      // The margins automargin settles on for the y axis (the top tick label's overhang): asked for
+      // less, plotly draws each plot a second time with the grown margins. The right one leaves
+      // the last date label room at any hour (dateMargin).
       const layout = {
-        height: 190, margin: { l: 52, r: 8, t: 14, b: 28 }, barmode: "stack", bargap: 0.2,
+        height: 190, margin: dateMargin(c.font, 1), barmode: "stack", bargap: 0.2,
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", showlegend: false,
         font: { family: c.font, size: 11, color: c.text }, hovermode: "x unified",
         hoverlabel: { bgcolor: c.hover, bordercolor: c.line, font: { color: c.fg, family: c.font, size: 12 } },
