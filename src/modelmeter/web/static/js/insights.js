@@ -124,11 +124,11 @@ export class InsightPanels {
     const { dist, speed, errors } = this.data;
     if (!dist) return;
     const c = colors();
-    // The margins automargin settles on for these axes (the top tick label's overhang, the bucket
-    // labels; the date panels': dateMargin): asked for less, plotly draws each plot a second time
-    // with the grown margins.
+    // The margins automargin settles on for these axes (dateMargin: the top tick label's overhang,
+    // the bucket and date labels): asked for less, plotly draws each plot a second time with the
+    // grown margins. The same right margin as the charts' keeps the tab's plot areas aligned.
     const base = (plot) => ({
-      height: 190, margin: { l: 52, r: 8, t: 14, b: 40 }, bargap: 0.08, showlegend: false,
+      height: 190, margin: dateMargin(c.font), bargap: 0.08, showlegend: false,
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { family: c.font, size: 11, color: c.text },
       hoverlabel: { bgcolor: c.hover, bordercolor: c.line, font: { color: c.fg, family: c.font, size: 12 } },
       xaxis: { showgrid: false, linecolor: c.line, fixedrange: true, automargin: true,
@@ -153,7 +153,6 @@ export class InsightPanels {
     const layout = base(plot);
     Object.assign(layout.xaxis, { type: "date", automargin: DATE_AXIS_AUTOMARGIN,
       range: [fmt.wallClock(speed.start), fmt.wallClock(speed.end)] });
-    layout.margin = dateMargin(c.font);
     layout.yaxis = { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
       autorange: false, ...axisTicks(Math.max(0, ...y.filter((v) => v != null)), "count") };
     this.plot(Plotly, plot, [{ type: "scatter", mode: "lines+markers", x, y, connectgaps: false,
@@ -175,7 +174,6 @@ export class InsightPanels {
     Object.assign(layout, { barmode: "stack", hovermode: "x unified" });
     Object.assign(layout.xaxis, { type: "date", automargin: DATE_AXIS_AUTOMARGIN,
       range: [fmt.wallClock(errors.start), fmt.wallClock(errors.end)] });
-    layout.margin = dateMargin(c.font);
     layout.yaxis = { gridcolor: c.grid, zeroline: false, fixedrange: true, automargin: true, tickmode: "array",
       autorange: false, ...axisTicks(Math.max(0, ...errors.buckets.map((b) => b.errors)), "count") };
     this.plot(Plotly, plot, withValues(traces), layout);
