@@ -56,8 +56,10 @@ def test_bench_without_the_admin_key_says_so_and_keeps_the_usage_url(server: Ser
     assert f"Watch this run live: {url}" in done.stderr and f"Usage tab for this run: {url}" in done.stdout
     assert report["server_comparison"] is None and "Client vs server" not in done.stdout
     assert lines_with(done.stdout, "401") and "MODELMETER_ADMIN_KEY" in done.stdout
-    # the requests themselves were metered all the same
-    assert len(server.records(MODEL, tag=f"bench:{report['run_id']}", limit=10)) == 4
+    # the requests themselves were metered all the same (stored a moment after they were answered)
+    tag = f"bench:{report['run_id']}"
+    server.wait_for_records(MODEL, 4, tag=tag)
+    assert len(server.records(MODEL, tag=tag, limit=10)) == 4
 
 
 def test_bench_with_the_admin_key_option(server: ServerProcess, tmp_path: Path) -> None:
