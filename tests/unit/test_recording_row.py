@@ -47,4 +47,4 @@ def test_columns_derive_from_the_row_and_match_the_table(tmp_path: Path) -> None
     table = {r[1] for r in db.fetchall("PRAGMA table_info(records)")}
     assert table == set(RECORD_COLUMNS)
     bodies = {r[1] for r in db.fetchall("PRAGMA table_info(record_bodies)")}
-    assert bodies == {"id", *BODY_FIELDS}
+    assert bodies == {"id", "start_us", *BODY_FIELDS}  # start_us: its record's (PostgreSQL's day partitions)
