@@ -144,7 +144,7 @@ def test_depth_counts_a_record_the_finisher_is_holding(tmp_path: Path) -> None:
 
 def test_spooled_rows_stored_already_do_not_reach_the_listeners_again(tmp_path: Path) -> None:
     """A process stored its spool and died before removing the file: the next one skips those rows,
-    and its listeners (which add a key's spend in the database) must not count them again."""
+    and its listeners (this process's copy of a key's spend, metrics) must not count them again."""
     db = Database(f"sqlite:///{tmp_path}/r.db")
     migrate(db)
     rows = [finish(rec(i), Pricer(), True) for i in range(5)]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from modelmeter.auth.keys import KeyStore
 from modelmeter.config import Deployment
 from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import CallRecord, finish, new_record_id
@@ -116,7 +117,16 @@ def test_records_are_stored_exactly_and_listeners_see_them(db: Database) -> None
     assert recorder.depth == 0
 
 
+def key_spend(db: Database) -> tuple[int, int]:
+    """The key's spend in the database, and the sum of its records' spend."""
+    (spent,) = db.fetchone("SELECT spent_pusd FROM virtual_keys WHERE alias = 'team-a'") or (0,)
+    (summed,) = db.fetchone("SELECT SUM(spend_pusd) FROM records WHERE key_alias = 'team-a'") or (0,)
+    return int(spent), int(summed or 0)
+
+
 def test_a_killed_recorder_process_is_replaced_and_nothing_is_lost_or_doubled(db: Database) -> None:
+    KeyStore(db).create("team-a")
+
     async def body(r: RemoteRecorder) -> None:
         for i in range(4000):
             await r.submit(rec(i))
@@ -131,6 +141,10 @@ def test_a_killed_recorder_process_is_replaced_and_nothing_is_lost_or_doubled(db
     assert recorder.restarted == 2
     count, ids, prompt, cached, _ = ledger(db)
     assert (count, ids, prompt, cached) == expected(4000)
+    # The key's spend went into the database with its records, by the processes that stored them
+    # (two of them killed before reporting all they stored), with no listener in this process.
+    spent, summed = key_spend(db)
+    assert spent == summed > 0
 
 
 def test_a_hung_recorder_process_at_shutdown_leaves_its_records_to_the_gateway(db: Database) -> None:
@@ -333,7 +347,9 @@ def test_replays_are_stored_without_waiting_for_the_next_record(db: Database) ->
 
 
 def test_a_stored_record_reaches_the_listeners_once_through_replays_and_spools(db: Database) -> None:
-    """The listeners add spend to keys in the database: a record counted twice is spend twice."""
+    """The listeners keep this process's copy of key spend (and metrics): a record heard twice would
+    count twice there; in the database, its spend is added with the record, once."""
+    KeyStore(db).create("team-a")
     replayed, respooled = rec(0), rec(1)
     rows = [finish(r, Pricer(), True) for r in (replayed, respooled)]
     insert_rows(db, rows)
@@ -360,6 +376,8 @@ def test_a_stored_record_reaches_the_listeners_once_through_replays_and_spools(d
     run(db.url, body)
     assert sorted(seen) == sorted([replayed.id, rec_id(db, exclude={replayed.id, respooled.id})])
     assert ledger(db)[0] == 3
+    spent, summed = key_spend(db)  # `replayed` is the key's: stored, replayed, found stored
+    assert spent == summed == rows[0]["spend_pusd"] > 0
 
 
 def rec_id(db: Database, exclude: set[str]) -> str:

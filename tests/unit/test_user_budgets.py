@@ -13,6 +13,7 @@ from modelmeter.auth.keys import LimitExceeded
 from modelmeter.budgets.users import BudgetError, UserBudgets
 from modelmeter.config import Deployment
 from modelmeter.metering.record import CallRecord
+from modelmeter.storage import spend
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
 from modelmeter.units import PICO
@@ -28,10 +29,23 @@ DEP = Deployment.from_mapping(
 
 
 @pytest.fixture
-def budgets(tmp_path: Path) -> UserBudgets:
+def db(tmp_path: Path) -> Database:
     db = Database(sqlite_url(tmp_path / "b.db"))
     migrate(db)
+    return db
+
+
+@pytest.fixture
+def budgets(db: Database) -> UserBudgets:
     return UserBudgets(db, refresh_s=3600)
+
+
+def stored(db: Database, budgets: UserBudgets, rows: list[dict[str, object]]) -> None:
+    """What the writer does with a stored batch: its spend into the database with the rows
+    (storage.spend), then the listener (this process's copy, reservations settled)."""
+    with db.transaction() as tx:
+        spend.add_rows(db, tx, rows)  # type: ignore[arg-type]
+    budgets.observe(rows)  # type: ignore[arg-type]
 
 
 def call(rid: str, max_tokens: int = 10) -> CallRecord:
@@ -47,20 +61,20 @@ def row(rid: str, user: str | None, spend_usd: float) -> dict[str, object]:
     }
 
 
-def test_budget_holds_and_settles(budgets: UserBudgets) -> None:
+def test_budget_holds_and_settles(db: Database, budgets: UserBudgets) -> None:
     budgets.set("alice", 0.05)
     budgets.check("bob", call("x"))  # no budget: never limited
     budgets.check(None, call("y"))
     budgets.check("alice", call("a"))  # held: (2 + 4 + 10 tokens) x $1000/M = $0.016
     assert budgets.reservations.held("alice")[1] > 0
-    budgets.observe([row("a", "alice", 0.03), row("b", "bob", 1.0)])  # type: ignore[list-item]
+    stored(db, budgets, [row("a", "alice", 0.03), row("b", "bob", 1.0)])
     assert budgets.reservations.held("alice") == (0, 0)
     assert [b.public()["spent_usd"] for b in budgets.list()] == [0.03]
     budgets.check("alice", call("c", max_tokens=5000))  # $0.03 spent + ~$5 held: the next is refused
     with pytest.raises(LimitExceeded) as info:
         budgets.check("alice", call("d"))
     assert info.value.retry_after == 1  # committed to a call in progress, not spent
-    budgets.observe([row("c", "alice", 0.02)])  # type: ignore[list-item]
+    stored(db, budgets, [row("c", "alice", 0.02)])
     with pytest.raises(LimitExceeded) as info:
         budgets.check("alice", call("e"))
     assert info.value.retry_after == 3600 and "$0.05" in info.value.message

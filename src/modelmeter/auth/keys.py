@@ -183,7 +183,8 @@ class KeyStore:
 
     def observe(self, rows: Iterable[RecordRow]) -> None:
         """A recorder listener: count each stored batch's tokens (per minute) and add its spend to
-        its keys (additive in the database, so several writers can share it)."""
+        this process's copy of its keys (the writer added it in the database, in the transaction
+        that stored the rows: ``storage.spend``)."""
         rows = list(rows)
         spend: dict[str, int] = defaultdict(int)
         now = time.monotonic()
@@ -197,9 +198,6 @@ class KeyStore:
             if r["spend_pusd"]:
                 spend[alias] += r["spend_pusd"]
         for alias, pusd in spend.items():
-            self._db.execute(
-                "UPDATE virtual_keys SET spent_pusd = spent_pusd + :s WHERE alias = :a", {"s": pusd, "a": alias}
-            )
             vk = next((k for k in self._by_hash.values() if k.alias == alias), None)
             if vk is not None:
                 vk.spent_pusd += pusd

@@ -3,8 +3,9 @@
 A budget is set through /api/user-budgets and counts spend from then on. A call naming a user over
 budget gets a 429 with Retry-After before any upstream is asked, as a key over its budget does; calls
 in flight hold an estimate of their spend (``auth.reservations``) until their records are stored.
-Spend is kept in the database, added to by every writer; the budgets and the spend are re-read
-every ``refresh_s`` off the event loop, so the hot path only looks in a dict.
+Spend is kept in the database, added by every writer with the records it stores (``storage.spend``);
+the budgets and the spend are re-read every ``refresh_s`` off the event loop, so the hot path only
+looks in a dict.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from modelmeter.auth.keys import LimitExceeded
 from modelmeter.auth.reservations import Reservations
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RecordRow
+from modelmeter.storage.spend import user_of
 from modelmeter.units import PICO, iso
 
 if TYPE_CHECKING:
@@ -128,36 +128,22 @@ class UserBudgets:
 
     # -- the writer thread -----------------------------------------------------------------
     def observe(self, rows: Iterable[RecordRow]) -> None:
-        """A recorder listener: add each stored call's spend to its user's budget (additive in the
-        database, so several writers can share it), and release its reservation."""
+        """A recorder listener: add each stored call's spend to this process's copy of its user's
+        budget (the writer added it in the database with the rows: ``storage.spend``), and release
+        its reservation."""
         if not self._by_user:
             return
         spend: dict[str, int] = defaultdict(int)
         settled: list[str] = []
         for r in rows:
-            user = _user_of(r)
+            user = user_of(r)
             if user is None or user not in self._by_user:
                 continue
             settled.append(r["id"])
             if r["spend_pusd"]:
                 spend[user] += r["spend_pusd"]
         for user, pusd in spend.items():
-            self._db.execute(
-                "UPDATE user_budgets SET spent_pusd = spent_pusd + :s WHERE end_user = :u", {"s": pusd, "u": user}
-            )
             budget = self._by_user.get(user)
             if budget is not None:
                 budget.spent_pusd += pusd
         self.reservations.settle(settled)
-
-
-def _user_of(row: RecordRow) -> str | None:
-    """The ``user`` the request named (kept in the record's metadata: gateway/metadata.py)."""
-    meta = row.get("metadata")
-    if not meta or '"user"' not in meta:
-        return None
-    try:
-        user = orjson.loads(meta).get("user")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return user if isinstance(user, str) else None

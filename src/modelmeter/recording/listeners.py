@@ -1,5 +1,6 @@
-"""Who hears of the rows the writer stores: the listeners (Prometheus counters, a key's spend and a
-user's budget, added in the database; Live mode), once per row.
+"""Who hears of the rows the writer stores: the listeners (Prometheus counters, this process's copy
+of a key's or a user's spend, reservations settled; Live mode), once per row. The ledger itself, the
+spend in the database, is added in the transaction that stores the rows (``storage.spend``).
 
 Rows of the spool, or held in memory, may be stored already: by a process that died before it
 removed them from its spool (a crash mid-drain, or a writer that fails and walks the spool again).

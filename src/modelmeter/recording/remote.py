@@ -370,8 +370,8 @@ class RemoteRecorder:
             Database(c.database), maxsize=c.queue_size, batch_size=c.batch_size, store_bodies=c.store_bodies
         )
         # None of these was reported: each reaches the listeners once, whether stored here or found
-        # stored by the process that hung (key and user spend are added in the database). Not Live
-        # mode's, which needs the event loop, closed by now.
+        # stored by the process that hung (its spend went into the database with it: storage.spend).
+        # Not Live mode's, which needs the event loop, closed by now.
         counted = [listener for listener, wants_whole in self._listeners if not wants_whole]
         for listener in counted:
             recorder.add_listener(listener)

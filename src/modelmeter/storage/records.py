@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, pg_copy, rollups, sanitise, slots, top_rollups, upstream_rollups
+from modelmeter.storage import dim_rollups, pg_copy, rollups, sanitise, slots, spend, top_rollups, upstream_rollups
 from modelmeter.storage.database import Database, in_list
 from modelmeter.storage.row import RECORD_COLUMNS, RecordRow
 
@@ -23,7 +23,8 @@ _INSERT_TAG = "INSERT INTO record_tags (deployment, tag, start_us, id) VALUES (:
 
 
 def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False) -> None:
-    """Insert a batch of finished rows and add them to the rollups, atomically.
+    """Insert a batch of finished rows, add them to the rollups and their spend to their keys and
+    users' budgets, atomically.
 
     ``retry``: the batch may have been committed already (the connection broke at commit time), so
     rows already stored are left out, and neither they nor their rollups are counted twice.
@@ -43,6 +44,7 @@ def insert_rows(db: Database, rows: Sequence[RecordRow], *, retry: bool = False)
             top_rollups.add_rows(db, tx, rows)
             upstream_rollups.add_rows(db, tx, rows)  # routed rows only
             slots.add_late(db, tx, rows)  # rows of slots indexed already: request ids, filters
+            spend.add_rows(db, tx, rows)  # to their keys and users' budgets: counted once, with the rows
     except BaseException:
         top_rollups.forget(db)  # its in-memory lists may count what was rolled back
         raise
