@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
+from pathlib import Path
 
 import psycopg
-from pg_temp import ADMIN, temp_database
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pg_databases
 from scale import synthetic
+from tests.pg_databases import PG_ADMIN, temp_database
 
 from modelmeter.metering.pricing import Pricer
 from modelmeter.metering.record import finish
@@ -71,12 +75,12 @@ def dead_rows(conn: psycopg.Connection, names: list[str]) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--admin", default=ADMIN)
+    ap.add_argument("--admin", default=PG_ADMIN)
     ap.add_argument("--records", type=int, default=200_000, help="records in each of the two days")
     ap.add_argument("--bodies", type=float, default=1.0, help="share of records with bodies stored")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = ap.parse_args()
-    with temp_database(args.admin, "mm_prune", keep=args.keep) as url:
+    with temp_database("mm_prune", args.admin, keep=args.keep) as url:
         run(url, args.records, args.bodies)
 
 

@@ -8,10 +8,14 @@ database: one made at migration 0019 and filled in SQL with copies of a real fin
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import psycopg
-from pg_temp import ADMIN, temp_database
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pg_databases
+from tests.pg_databases import PG_ADMIN, temp_database
 
 from modelmeter.config import Deployment
 from modelmeter.metering.pricing import Pricer
@@ -32,11 +36,11 @@ def template() -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--admin", default=ADMIN)
+    ap.add_argument("--admin", default=PG_ADMIN)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=30)
     args = ap.parse_args()
-    with temp_database(args.admin, "mm_upgrade") as url:
+    with temp_database("mm_upgrade", args.admin) as url:
         run(url, args.records, args.days)
 
 

@@ -24,9 +24,8 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from modelmeter.storage import histogram
 from modelmeter.storage.rollups import SUM_COLUMNS
 from modelmeter.units import PICO
 from tests.helpers import ServerProcess, free_port
+from tests.pg_databases import temp_database
 
 TAG_HEADER = "x-modelmeter-tags"
 MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there world"}]
@@ -386,23 +386,10 @@ def wait_until_stored(db: str, n: int, timeout: float) -> float:
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
 
-PG_ADMIN = os.environ.get("MODELMETER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-
-@contextlib.contextmanager
-def fresh_pg_database() -> Iterator[str]:
-    """A new, empty database on the shared server (as tests/storage/conftest.py makes them); its
-    URL. Dropped afterwards."""
-    import psycopg
-
-    name = f"mm_rel_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def fresh_pg_database() -> contextlib.AbstractContextManager[str]:
+    """A new, empty database on the shared server; its URL. Dropped afterwards."""
+    return temp_database("mm_rel")
 
 
 def postgres_bin() -> Path | None:

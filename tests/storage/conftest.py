@@ -3,40 +3,19 @@ created on the server at MODELMETER_TEST_PG (default: the local one) and dropped
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
-
-PG_ADMIN = os.environ.get("MODELMETER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def pg_database() -> tuple[str, str]:
-    """Create an empty PostgreSQL database; returns (its URL, its name)."""
-    name = f"mm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    return f"{base}/{name}", name
-
-
-def drop_pg_database(name: str) -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.pg_databases import temp_database
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    url, name = pg_database()
-    try:
+    with temp_database() as url:
         yield url
-    finally:
-        drop_pg_database(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -44,11 +23,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/test.db"
     else:
-        url, name = pg_database()
-        try:
+        with temp_database() as url:
             yield url
-        finally:
-            drop_pg_database(name)
 
 
 def _migrated(url: str) -> Iterator[Database]:
