@@ -22,7 +22,7 @@ from modelmeter.auth.keys import LimitExceeded
 from modelmeter.auth.reservations import Reservations
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RecordRow
-from modelmeter.storage.spend import user_of
+from modelmeter.storage.top_rollups import user_of
 from modelmeter.units import PICO, iso
 
 if TYPE_CHECKING:
@@ -136,8 +136,8 @@ class UserBudgets:
         spend: dict[str, int] = defaultdict(int)
         settled: list[str] = []
         for r in rows:
-            user = user_of(r)
-            if user is None or user not in self._by_user:
+            user = user_of(r.get("metadata"))
+            if user not in self._by_user:
                 continue
             settled.append(r["id"])
             if r["spend_pusd"]:

@@ -13,24 +13,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from modelmeter.storage.database import Database
 from modelmeter.storage.row import RecordRow
+from modelmeter.storage.top_rollups import user_of
 
-__all__ = ["add_rows", "user_of"]
-
-
-def user_of(row: RecordRow) -> str | None:
-    """The ``user`` the request named (kept in the record's metadata: gateway/metadata.py)."""
-    meta = row.get("metadata")
-    if not meta or '"user"' not in meta:
-        return None
-    try:
-        user = orjson.loads(meta).get("user")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return user if isinstance(user, str) else None
+__all__ = ["add_rows"]
 
 
 def add_rows(db: Database, tx: Any, rows: Sequence[RecordRow]) -> None:
@@ -43,7 +30,7 @@ def add_rows(db: Database, tx: Any, rows: Sequence[RecordRow]) -> None:
             continue
         if alias := r.get("key_alias"):
             by_key[alias] += pusd
-        if (user := user_of(r)) is not None:
+        if user := user_of(r["metadata"]):  # ("": none; no budget has that name)
             by_user[user] += pusd
     if by_key:
         _add(db, tx, "virtual_keys", "alias", by_key)
