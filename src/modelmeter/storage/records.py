@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -70,6 +72,7 @@ def _not_stored(db: Database, tx: Any, rows: Sequence[RecordRow]) -> list[Record
 
 _CHUNK = 200  # rows per statement: 34 columns x 200 stays far below SQLite's 32,766 variables
 _ONE_ROW = f"({', '.join('?' * len(RECORD_COLUMNS))})"
+_VALUES = operator.itemgetter(*RECORD_COLUMNS)
 
 
 def _insert_records_sqlite(tx: Any, rows: Sequence[RecordRow]) -> None:
@@ -82,7 +85,7 @@ def _insert_records_sqlite(tx: Any, rows: Sequence[RecordRow]) -> None:
         tx.execute(
             f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
             f"{', '.join([_ONE_ROW] * len(chunk))} ON CONFLICT DO NOTHING",
-            [r[c] for r in chunk for c in RECORD_COLUMNS],  # type: ignore[literal-required]
+            list(chain.from_iterable(map(_VALUES, chunk))),
         )
 
 
