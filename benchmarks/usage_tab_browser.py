@@ -6,7 +6,8 @@
 Starts the real server (``modelmeter serve``) on an existing database, signs in with the admin key
 as a user does (``/?token=…``), and opens the busiest deployment's Usage tab with "More insights"
 open in headless Debian chromium: desktop (1440x900) and phone (390x844), 7-day and 24-hour
-windows, the first navigation of a fresh browser profile ("cold") then reloads. A MutationObserver
+windows, the first navigation of a fresh browser profile ("cold") then reloads; or, with
+``--from-list``, the Usage tab opened from the Models page in a fresh profile ("list"). A MutationObserver
 installed before the page's own scripts stamps performance.now() (ms from navigation start) when
 the four cards show figures (no skeleton left), the log's first row, each chart and insight panel
 has drawn its plot, and the breakdown has its rows: the DOM showing the data, not the API calls.
@@ -102,7 +103,31 @@ def measure(ctx: BrowserContext, url: str, reload: bool, timeout_ms: int) -> tup
     return {name: t.get(name) for name in SHOWN}, page.evaluate(RESOURCES)
 
 
-def run(database: str, reloads: int, timeout_ms: int) -> list[tuple[str, str, str, Times]]:
+def measure_from_list(ctx: BrowserContext, url: str, read_s: float, timeout_ms: int) -> Times:
+    """The Usage tab opened from the Models page, as a user does: the page (where the session
+    starts) shows its cards, the user reads it for ``read_s``, then a link to ``url`` is followed
+    in the page (no reload). Times are ms from that click."""
+    page = ctx.pages[0] if ctx.pages else ctx.new_page()
+    page.wait_for_selector(".model-grid:not([aria-busy]) .model-card", timeout=timeout_ms)
+    page.wait_for_timeout(read_s * 1000)
+    page.evaluate(
+        """(url) => { window.__t = {}; window.__clickAt = performance.now();
+           const a = Object.assign(document.createElement("a"), { href: url });
+           a.dataset.link = ""; document.body.append(a); a.click(); }""",
+        url,
+    )
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(
+            "names => names.every((n) => n in (window.__t || {}))", arg=list(SHOWN), timeout=timeout_ms
+        )
+    t: dict[str, Any] = page.evaluate("window.__t || {}")
+    at = page.evaluate("window.__clickAt")
+    return {name: None if t.get(name) is None else round(t[name] - at) for name in SHOWN}
+
+
+def run(
+    database: str, reloads: int, timeout_ms: int, from_list: float | None = None
+) -> list[tuple[str, str, str, Times]]:
     dep, names, total = busiest(database)
     print(f"{total:,} records; busiest deployment {dep!r}")
     print(f"targets: cards <= {CARDS_MS} ms, every panel <= {PANEL_MS} ms (ms from navigation start, in the page)")
@@ -133,6 +158,11 @@ def run(database: str, reloads: int, timeout_ms: int) -> list[tuple[str, str, st
                     ctx.add_init_script(f"({OBSERVE})({json.dumps(SHOWN)})")
                     page = ctx.pages[0] if ctx.pages else ctx.new_page()
                     page.goto(f"{server.url}/?token={key}")  # sets the session cookie
+                    if from_list is not None:  # only the Usage tab opened from the Models page
+                        url = f"{server.url}/models/{dep}?window=7d&insights=1"
+                        results.append((view, "7d", "list", measure_from_list(ctx, url, from_list, timeout_ms)))
+                        print_row(*results[-1])
+                        continue
                     first = True
                     for window in ("7d", "24h"):
                         url = f"{server.url}/models/{dep}?window={window}&insights=1"
@@ -188,9 +218,15 @@ def main() -> None:
     ap.add_argument("--database", required=True, help="an existing, filled database (benchmarks/scale.py)")
     ap.add_argument("--reloads", type=int, default=2, help="reloads after each window's first navigation")
     ap.add_argument("--timeout", type=float, default=60, help="seconds to wait for everything to show")
+    ap.add_argument(
+        "--from-list",
+        type=float,
+        metavar="SECONDS",
+        help="instead: a fresh profile opens the Models page, reads it for SECONDS, then opens the Usage tab from it",
+    )
     args = ap.parse_args()
     os.environ.pop("MODELMETER_DATABASE", None)
-    run(args.database, args.reloads, int(args.timeout * 1000))
+    run(args.database, args.reloads, int(args.timeout * 1000), args.from_list)
 
 
 if __name__ == "__main__":

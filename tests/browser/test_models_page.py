@@ -112,3 +112,23 @@ def test_deploy_form_adds_a_card_and_shows_api_errors(
     page.reload()
     expect(page.locator('.model-card[data-name="deployed-at-runtime"]')).to_be_visible()
     assert server.api("DELETE", "/api/deployments/deployed-at-runtime")[0] == 204
+
+
+def test_plotly_runs_while_the_list_is_read_and_not_once_it_is_left(page: Page) -> None:
+    """The Models page runs the charts' library in an idle moment once it has shown its data and
+    stayed 1.5 s (charts.js warmPlotly), so the first Usage tab opened from it skips plotly's first
+    run (a long task); a page left sooner does not start it."""
+    page.goto("/")
+    expect(page.locator(".model-card[data-name]")).to_have_count(len(DEPLOYMENTS))
+    assert page.evaluate("typeof window.Plotly") == "undefined"  # not at once: the page's own work first
+    page.wait_for_function("() => window.Plotly && window.Plotly.newPlot", timeout=15_000)
+    page.locator('.model-card[data-name="cards-model"] .model-name').click()
+    expect(page.locator('.charts [data-chart="requests"] .main-svg').first).to_be_visible()
+    scripts = page.evaluate("[...document.scripts].filter((s) => s.src.includes('plotly')).length")
+    assert scripts == 1  # the library the list ran is the one the charts use
+
+    page.goto("/")
+    expect(page.locator(".model-card[data-name]")).to_have_count(len(DEPLOYMENTS))
+    page.locator(".topnav a[data-nav=alerts]").click()  # left before the 1.5 s
+    page.wait_for_timeout(3_000)
+    assert page.evaluate("typeof window.Plotly") == "undefined"

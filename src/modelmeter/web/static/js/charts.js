@@ -15,7 +15,28 @@ export function preloadPlotly() {
   document.head.append(h("link", { rel: "preload", as: "script", href: PLOTLY }));
 }
 
-/** Load plotly once, on demand (4.8 MB: only the model page needs it). */
+/** Run plotly ahead of need, from a page that links to the charts (the Models page): once that
+ *  page has shown its data and stayed ``afterMs`` without the user leaving, in an idle moment.
+ *  Plotly's first run is a long task (~0.6 s on a quiet 2-core machine, mostly compiling its
+ *  functions); taken here, the first Usage tab a user opens from the list draws its plots without
+ *  it. Returns a function that cancels it (the page was left first). */
+export function warmPlotly(afterMs = 1500) {
+  if (window.Plotly || loading) return () => {};
+  const idle = "requestIdleCallback" in window;
+  let pending = null;
+  const timer = setTimeout(() => {
+    const run = () => loadPlotly().catch(() => {}); // (a failure is shown where a chart is drawn)
+    pending = idle ? requestIdleCallback(run, { timeout: 2000 }) : setTimeout(run, 0);
+  }, afterMs);
+  return () => {
+    clearTimeout(timer);
+    if (pending === null) return;
+    if (idle) cancelIdleCallback(pending);
+    else clearTimeout(pending);
+  };
+}
+
+/** Load plotly once, on demand (4.8 MB: only the pages with charts need it). */
 export function loadPlotly() {
   if (window.Plotly) return Promise.resolve(window.Plotly);
   if (!loading) {

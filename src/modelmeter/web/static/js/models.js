@@ -4,6 +4,7 @@
 
 import { banner, firingByDeployment } from "./alerts.js";
 import { api } from "./api.js";
+import { warmPlotly } from "./charts.js";
 import { DeployForm } from "./deploy.js";
 import { append, button, clear, h, pill, skeleton } from "./dom.js";
 import { FleetStrip } from "./fleet_strip.js";
@@ -57,6 +58,7 @@ export class ModelsPage {
 
   destroy() {
     this.alive = false;
+    if (this.unwarm) this.unwarm();
   }
 
   /** A new window (everything reloads) or a new order (the cards move). */
@@ -86,6 +88,8 @@ export class ModelsPage {
       this.fleet = fleet;
       this.strip.render(fleet);
       this.render();
+      // The charts' library, run while the user reads this page: opening a model then skips it.
+      if (!this.unwarm) this.unwarm = warmPlotly();
     } catch (err) {
       if (!this.alive || seq !== this.seq) return;
       this.strip.error("Totals unavailable.");
