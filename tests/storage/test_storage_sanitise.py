@@ -108,31 +108,3 @@ def test_every_field_has_a_kind() -> None:
     floats = {"latency_ms", "ttft_ms", "overhead_ms"}
     kinds = [*row_module.TEXT_FIELDS, *row_module.SMALLINT_FIELDS, *row_module.BIGINT_FIELDS, *floats]
     assert sorted(kinds) == sorted(row_module.FIELDS)
-
-
-ODD_VALUES = [None, "", "\x00", "a\x00b", "\ud800", "é", "\\u0000", 1.5, True, -1, 2**15, 2**41, 2**63, "7", 0]
-
-
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_the_quick_look_agrees_with_the_field_by_field_one(dialect: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """for_database tells a row with nothing to fix in a few C-level calls (sanitise._nothing_to_fix);
-    whatever odd values a row holds, its answer is the one the field-by-field pass gives, and a row
-    with nothing to fix is passed on as it is."""
-    import random
-
-    from modelmeter.storage import sanitise
-    from modelmeter.storage.row import FIELDS
-
-    rnd = random.Random(17)
-    rows = []
-    for i in range(3000):
-        row = make_row(time.time() - i, tags=["t"])
-        for _ in range(rnd.choice((0, 0, 1, 2))):  # a third of the rows as they come
-            row[rnd.choice(FIELDS)] = rnd.choice(ODD_VALUES)
-        if rnd.random() < 0.05:
-            row.pop("upstream_request", None)
-        rows.append(row)
-    quick = sanitise.for_database(rows, dialect)
-    assert sum(a is b for a, b in zip(quick, rows, strict=True)) > 1000  # (the clean ones: as they are)
-    monkeypatch.setattr(sanitise, "_nothing_to_fix", lambda row, no_nul: False)
-    assert quick == sanitise.for_database(rows, dialect)
