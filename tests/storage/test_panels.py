@@ -242,3 +242,25 @@ def test_the_0018_backfill_equals_what_the_writer_sums(db: Database, monkeypatch
     assert rollup_tables(db) == written
     window = parse_window(start="2026-03-07T00:00:00", end="2026-03-10T00:00:00", tz="America/New_York")
     check_panels(db, rows, window)
+
+
+def test_a_batch_summed_a_column_at_a_time_equals_row_by_row() -> None:
+    """The writer sums a bucket's rows a column at a time (``rollups.accumulate_many``): the same
+    sums as ``accumulate`` row by row (the readers' way), the float sums to the last bit."""
+    rows = traffic(11, datetime(2026, 3, 1, 12, 0), 1, 800)
+    for i, r in enumerate(rows):
+        if i % 7 == 0:
+            r["ttft_ms"] = None  # no first token (a failed call)
+        if i % 11 == 0:
+            r["cost_breakdown"] = "[]"
+    by_row = rollups.empty_sums()
+    for r in rows:
+        rollups.accumulate(by_row, r)
+    by_column = rollups.empty_sums()
+    latency, ttft = rollups.accumulate_many(by_column, rows)
+    assert by_column == by_row
+    assert latency == [r["latency_ms"] for r in rows]
+    assert ttft == [r["ttft_ms"] for r in rows if r["ttft_ms"] is not None]
+    # the mix reached every kind of figure
+    for col in ("retried", "rescued", "cache_hits", "err_rate_limited", "err_upstream", "cost_cache_write_pusd"):
+        assert by_row[col] > 0, col

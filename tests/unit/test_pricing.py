@@ -8,6 +8,9 @@ from decimal import Decimal
 import genai_prices
 import pytest
 from genai_prices import Usage, calc_price
+from genai_prices.types import calc_unit_price
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelmeter.metering.pricing import (
     GENAI_SOURCE,
@@ -124,6 +127,29 @@ def test_tiered_prices_switch_on_total_prompt_tokens(pricer: Pricer) -> None:
     assert rates(150_000) == base
     assert rates(200_000) == base  # genai-prices: the tier applies strictly above its start
     assert rates(200_001) == high
+    # Rates are kept per tier band (pricing._tier_starts): each call still gets its own band's.
+    assert rates(199_999) == base
+    assert rates(900_000) == high
+    assert rates(0) == base
+
+
+def test_tiered_rates_kept_per_band_equal_genai_prices_at_every_threshold() -> None:
+    """One pricer, prompts on both sides of each threshold in a shuffled order: each call's rates
+    are genai-prices' own for that prompt, whatever was priced before it."""
+    import random
+
+    p = Pricer()
+    info = p.model_info("anthropic", "claude-sonnet-4-5")
+    assert info is not None
+    prompts = [0, 1, 199_999, 200_000, 200_001, 1_000_000] * 3
+    random.Random(5).shuffle(prompts)
+    for prompt in prompts:
+        cost = p.cost(provider="anthropic", model="claude-sonnet-4-5", prompt_tokens=prompt, completion_tokens=1, at=AT)
+        prices = info.get_prices(AT)
+        assert {ln.component: ln.usd_per_million for ln in cost.breakdown} == {
+            "input": calc_unit_price(prices.input_mtok, 1, prompt, 1),
+            "output": calc_unit_price(prices.output_mtok, 1, prompt, 1),
+        }
 
 
 def test_reasoning_priced_apart_when_data_has_a_reasoning_price(pricer: Pricer) -> None:
@@ -382,3 +408,43 @@ def test_dated_prices_are_not_kept_across_dates() -> None:
         )
         rates = {line.component: line.usd_per_million for line in cost.breakdown}
         assert rates == ({"input": D(10), "output": D("37.5")} if at == before else {"input": D(5), "output": D(25)})
+
+
+_RATES = st.one_of(
+    # whole pico-dollars a token (every published price): the integer path
+    st.integers(0, 10**9).map(lambda n: D(n).scaleb(-6)),
+    # finer than that: the Decimal path, alone or mixed with the other in one call
+    st.integers(0, 10**12).map(lambda n: D(n).scaleb(-9)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rates=st.tuples(_RATES, _RATES, _RATES, _RATES, _RATES),
+    tokens=st.tuples(*[st.integers(0, 10**8)] * 5),
+)
+def test_whole_pico_rates_give_the_decimal_figures_to_the_digit(
+    rates: tuple[Decimal, ...], tokens: tuple[int, ...]
+) -> None:
+    """A rate of whole pico-dollars a token is priced in integers (``pricing._pico_per_token``):
+    each line and the spend equal the Decimal product rounded at 1e-12, exponent and all."""
+    inp, cached, write, out, reasoning = rates
+    ov = PriceOverride(input=inp, cached_input=cached, cache_write=write, output=out, reasoning=reasoning)
+    prompt, n_cached, n_write, completion, n_reasoning = tokens
+    cost = Pricer().cost(
+        provider="x",
+        model="y",
+        prompt_tokens=prompt + n_cached + n_write,
+        completion_tokens=completion + n_reasoning,
+        cached_tokens=n_cached,
+        cache_write_tokens=n_write,
+        reasoning_tokens=n_reasoning,
+        override=ov,
+    )
+    assert_adds_up(cost)
+    assert cost.spend.as_tuple().exponent == -12
+    expected = {"input": prompt, "output": completion, "cached_input": n_cached}
+    expected |= {"cache_write": n_write, "reasoning": n_reasoning}
+    assert {ln.component: ln.tokens for ln in cost.breakdown} == {
+        c: n for c, n in expected.items() if n > 0 or c in ("input", "output")
+    }

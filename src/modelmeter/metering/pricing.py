@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -97,13 +98,32 @@ def _line(component: str, tokens: int, rate: Decimal) -> CostLine:
     return CostLine(component, tokens, rate, cost.quantize(_Q12, ROUND_HALF_EVEN, _CTX))
 
 
+def _pico_per_token(rate: Decimal | None) -> int | None:
+    """A rate in USD per million tokens as whole pico-dollars per token, where it is one (rates of
+    up to six decimals: every published price). A line's cost is then tokens x this, an integer:
+    the same figure ``_line`` works out in Decimals, at a quarter of the time."""
+    if rate is None:
+        return None
+    scaled = rate.scaleb(6, _CTX)
+    return int(scaled) if scaled == scaled.to_integral_value(context=_CTX) else None
+
+
+class _Rates(NamedTuple):
+    rates: dict[str, Decimal | None]  # per component, after the fall-backs
+    sources: dict[str, str]
+    pico: dict[str, int | None]  # per component: ``_pico_per_token`` of its rate
+
+
 class Pricer:
     """Prices calls.  Model lookups are cached per (provider, model) on the instance."""
 
     def __init__(self, *, cache_size: int = 4096) -> None:
         self._snapshot: object | None = None
         self._lookup = functools.lru_cache(maxsize=cache_size)(self._find_model)
-        self._static: dict[tuple[str, str, PriceOverride | None], tuple[dict[str, Decimal | None], dict[str, str]]] = {}
+        # Rates of models with one price at all times, by ((provider, model, override), tier band),
+        # and each such model's tier thresholds (sorted; () for none).
+        self._static: dict[tuple[tuple[str, str, PriceOverride | None], int], _Rates] = {}
+        self._tier_starts: dict[tuple[str, str, PriceOverride | None], tuple[int, ...]] = {}
         self._static_max = cache_size
 
     # -- lookup ---------------------------------------------------------------------------
@@ -152,6 +172,7 @@ class Pricer:
         if snap is not self._snapshot:
             self._lookup.cache_clear()
             self._static.clear()
+            self._tier_starts.clear()
             self._snapshot = snap
 
     # -- pricing --------------------------------------------------------------------------
@@ -176,42 +197,55 @@ class Pricer:
         reasoning = max(0, int(reasoning_tokens or 0))
         write_1h = max(0, int(cache_write_1h_tokens or 0))
 
-        rates, src = self._rates(provider, model, override, at, prompt)
+        rates, src, pico = self._rates(provider, model, override, at, prompt)
         split_reasoning = rates["reasoning"] is not None
 
-        counts = {
-            "input": max(0, prompt - cached - cache_write - write_1h),
-            "cached_input": cached,
-            "cache_write": cache_write,
-            "cache_write_1h": write_1h,
-            "output": max(0, completion - reasoning) if split_reasoning else completion,
-            "reasoning": reasoning if split_reasoning else 0,
-        }
-        src = dict(src)  # (the cached one stays as it is)
+        counts = (
+            ("input", max(0, prompt - cached - cache_write - write_1h)),
+            ("cached_input", cached),
+            ("cache_write", cache_write),
+            ("cache_write_1h", write_1h),
+            ("output", max(0, completion - reasoning) if split_reasoning else completion),
+            ("reasoning", reasoning if split_reasoning else 0),
+        )
         lines: list[CostLine] = []
         used: set[str] = set()
-        for comp, n in counts.items():
-            if comp in ("input", "output") or n > 0:
-                rate = rates[comp]
+        total_pico: int | None = 0  # the spend in pico-dollars while every line is whole ones
+        for comp, n in counts:
+            if n > 0 or comp in ("input", "output"):
+                rate, per_token, source = rates[comp], pico[comp], src[comp]
                 if rate is None:  # not priced anywhere
-                    rate, src[comp] = _ZERO, "unknown"
-                lines.append(_line(comp, n, rate))
-                used.add(src[comp])
-        spend = sum((line.cost for line in lines), _ZERO)
+                    rate, per_token, source = _ZERO, 0, "unknown"
+                if per_token is None or total_pico is None:
+                    lines.append(_line(comp, n, rate))
+                    total_pico = None
+                else:
+                    cost = n * per_token
+                    lines.append(CostLine(comp, n, rate, Decimal(cost).scaleb(-12, _CTX)))
+                    total_pico += cost
+                used.add(source)
+        if total_pico is not None:
+            spend = Decimal(total_pico).scaleb(-12, _CTX)
+        else:
+            spend = sum((line.cost for line in lines), _ZERO)
         return Cost(spend=spend, breakdown=tuple(lines), price_source=_source(used))
 
     def _rates(
         self, provider: str, model: str, override: PriceOverride | None, at: datetime | float | None, prompt: int
-    ) -> tuple[dict[str, Decimal | None], dict[str, str]]:
+    ) -> _Rates:
         """Each component's rate and where it came from. Most models have one price at all times:
-        their rates are kept per (provider, model, override), as the writer prices thousands of
-        calls a second; dated, time-of-day and tiered prices are worked out for each call."""
+        their rates are kept per (provider, model, override) and tier band (which of the model's
+        tier thresholds the prompt is above), as the writer prices thousands of calls a second;
+        dated and time-of-day prices are worked out for each call."""
         self._check_snapshot()
         key = (provider, model, override)
-        hit = self._static.get(key)
-        if hit is not None:
-            return hit
+        starts = self._tier_starts.get(key)
+        if starts is not None:
+            hit = self._static.get((key, bisect_left(starts, prompt)))  # thresholds below the prompt
+            if hit is not None:
+                return hit
         static = True
+        starts = ()
         base: dict[str, Decimal | None]
         if provider.strip().lower() == "local":
             base_src = "local"
@@ -225,9 +259,10 @@ class Pricer:
                 base_src = "genai"
                 when = (datetime.fromtimestamp(at, UTC) if isinstance(at, int | float) else at) or datetime.now(UTC)
                 base = self._genai_rates(info, when, prompt)
-                static = isinstance(info.prices, ModelPrice) and not any(
-                    isinstance(getattr(info.prices, k, None), TieredPrices) for k in _PRICE_KEYS.values()
-                )
+                if isinstance(info.prices, ModelPrice):
+                    starts = _tier_starts(info.prices)
+                else:  # dated or time-of-day prices
+                    static = False
         ov = override or PriceOverride()
         src: dict[str, str] = {}
         rates: dict[str, Decimal | None] = {}
@@ -241,11 +276,14 @@ class Pricer:
                 rates[comp], src[comp] = rates["input"], src["input"]
         if rates["cache_write_1h"] is None and rates["input"] is not None:  # Anthropic's rule: 2x input
             rates["cache_write_1h"], src["cache_write_1h"] = rates["input"] * 2, src["input"]
+        got = _Rates(rates, src, {comp: _pico_per_token(rate) for comp, rate in rates.items()})
         if static:
             if len(self._static) >= self._static_max:
                 self._static.clear()
-            self._static[key] = (rates, src)
-        return rates, src
+                self._tier_starts.clear()
+            self._tier_starts[key] = starts
+            self._static[(key, bisect_left(starts, prompt))] = got
+        return got
 
     @staticmethod
     def _genai_rates(info: ModelInfo, at: datetime, prompt: int) -> dict[str, Decimal | None]:
@@ -262,6 +300,18 @@ class Pricer:
             else:
                 out[comp] = price
         return out
+
+
+def _tier_starts(prices: ModelPrice) -> tuple[int, ...]:
+    """Every component's tier thresholds: between two of them, every component has one rate
+    (genai-prices takes a tier when the prompt is strictly above its start)."""
+    starts = {
+        int(tier.start)
+        for key in _PRICE_KEYS.values()
+        if isinstance(price := getattr(prices, key, None), TieredPrices)
+        for tier in price.tiers
+    }
+    return tuple(sorted(starts))
 
 
 def _source(used: set[str]) -> str:

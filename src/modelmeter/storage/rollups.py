@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from modelmeter.storage import histogram, panel_sums, pg_rollups
@@ -120,6 +121,32 @@ def accumulate(sums: dict[str, Any], r: Mapping[str, Any]) -> None:
     panel_sums.add(sums, r)
 
 
+_GET_ADDED = [itemgetter(c) for c in _ADDED]
+_STATUS = itemgetter("status")
+
+
+def accumulate_many(sums: dict[str, Any], rows: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
+    """``accumulate`` of each of ``rows`` in turn, a column at a time (the writer's batches: the
+    loops run in C). The same sums, floats added in the same order. Returns the rows' latencies and
+    their times to first token, for the bucket's histograms."""
+    sums["requests"] += len(rows)
+    succeeded = list(map(_STATUS, rows)).count("success")
+    sums["succeeded"] += succeeded
+    if succeeded < len(rows):
+        for r in rows:
+            if r["status"] != "success":
+                sums[error_class(r["http_status"])] += 1
+    for col, get in zip(_ADDED, _GET_ADDED, strict=True):
+        sums[col] += sum(map(get, rows))
+    latency = [r["latency_ms"] for r in rows]
+    sums["latency_sum"] = sum(latency, sums["latency_sum"])
+    ttft = [t for r in rows if (t := r["ttft_ms"]) is not None]
+    sums["ttft_sum"] = sum(ttft, sums["ttft_sum"])
+    sums["ttft_count"] += len(ttft)
+    panel_sums.add_many(sums, rows)
+    return latency, ttft
+
+
 _Buckets = dict[tuple[str, int], dict[str, Any]]
 
 
@@ -142,15 +169,28 @@ def _sorted(buckets: _Buckets) -> list[dict[str, Any]]:
     return [buckets[k] for k in sorted(buckets)]
 
 
+def by_bucket(rows: Iterable[Mapping[str, Any]], size_us: int) -> dict[tuple[str, int], list[Mapping[str, Any]]]:
+    """The rows per (deployment, bucket start), in their order."""
+    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        t = r["start_us"]
+        key = (r["deployment"], t - t % size_us)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [r]
+        else:
+            group.append(r)
+    return groups
+
+
 def aggregate(rows: Iterable[Mapping[str, Any]], res: Resolution = MINUTE) -> list[dict[str, Any]]:
     """The batch's additive contribution to each bucket: sums, and latency bin counts in "bins"."""
     buckets: _Buckets = {}
-    for r in rows:
-        b = _bucket_of(buckets, r["deployment"], r["start_us"], res)
-        accumulate(b, r)
-        b["bins"][histogram.bin_of(r["latency_ms"])] += 1
-        if r["ttft_ms"] is not None:
-            b["ttft"][histogram.bin_of(r["ttft_ms"])] += 1
+    for (deployment, bucket_us), group in by_bucket(rows, res.size_us).items():
+        b = _bucket_of(buckets, deployment, bucket_us, res)
+        latency, ttft = accumulate_many(b, group)
+        b["bins"].update(map(histogram.bin_of, latency))
+        b["ttft"].update(map(histogram.bin_of, ttft))
     return _sorted(buckets)
 
 

@@ -21,7 +21,7 @@ import orjson
 
 from modelmeter.storage import histogram, top_values
 from modelmeter.storage.database import Database
-from modelmeter.storage.rollups import HOUR
+from modelmeter.storage.rollups import HOUR, by_bucket
 from modelmeter.storage.top_values import (
     BINS,
     COARSE,
@@ -159,20 +159,6 @@ def _load(tx: Any, db: Database, dep: str, bucket: int) -> dict[str, HourList]:
     return out
 
 
-def _group(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], list[Mapping[str, Any]]]:
-    size = HOUR.size_us
-    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
-    for r in rows:
-        t = r["start_us"]
-        key = (r["deployment"], t - t % size)
-        got = groups.get(key)
-        if got is None:
-            groups[key] = [r]
-        else:
-            got.append(r)
-    return groups
-
-
 def _count_hour(
     hours: dict[str, HourList], rows: list[Mapping[str, Any]]
 ) -> tuple[list[int], list[int], dict[str, list[str]]]:
@@ -259,7 +245,7 @@ def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     lists = lists_for(db)
     with lists.lock:
         writes: list[dict[str, Any]] = []
-        for (dep, bucket), group in sorted(_group(rows).items()):
+        for (dep, bucket), group in sorted(by_bucket(rows, HOUR.size_us).items()):
             hours = lists.hour(tx, db, dep, bucket)
             total, tag_total, demoted = _count_hour(hours, group)
             for dim in TOP_DIMENSIONS:
