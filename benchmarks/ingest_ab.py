@@ -3,10 +3,11 @@
     python benchmarks/ingest_ab.py --before /work/main/src --after src --records 100000 --rounds 3
 
 Each round runs ``scale.py --ingest-only`` (CallRecords through the batch writer into a fresh
-SQLite database) once with each tree on PYTHONPATH, and prints both rates and their ratio. On a
-shared, loaded machine wall-clock rates swing; so each round also measures the CPU time (not wall
-time) of the writer's rollup step alone (``rollups.add_rows``: bucket sums and upserts into the
-three resolutions, batches of 2,000 finished rows in one SQLite transaction), per record.
+SQLite database) once with each tree on PYTHONPATH (the order alternating), and prints both rates
+and their ratio. On a shared, loaded machine wall-clock rates swing; so each round also measures
+the CPU time (not wall time) per record of the steps: ``finish`` (the finisher: pricing, the row),
+``insert_rows`` (the writer's transaction, batches of 2,000) and its rollup step alone
+(``rollups.add_rows``: bucket sums and upserts into the three resolutions).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def rate(src: str, n: int, database: str | None) -> float:
     return float(found.group(1).replace(",", ""))
 
 
-_ROLLUP_CPU = """
+_STEPS_CPU = """
 import random, sys, tempfile, time
 sys.path.insert(0, {bench!r})
 from scale import synthetic
@@ -49,25 +50,39 @@ from modelmeter.metering.record import finish
 from modelmeter.storage import rollups
 from modelmeter.storage.database import Database
 from modelmeter.storage.migrations import migrate
+from modelmeter.storage.records import insert_rows
 rnd, pricer = random.Random(5), Pricer()
-rows = [finish(synthetic(rnd, time.time() - 60, 60), pricer) for _ in range({n})]
-rows.sort(key=lambda r: r["start_us"])
+recs = sorted((synthetic(rnd, time.time() - 60, 60) for _ in range({n})), key=lambda r: r.start)
+finish(recs[0], pricer)
+t0 = time.process_time()
+rows = [finish(r, pricer) for r in recs]
+out = [time.process_time() - t0]
 with tempfile.TemporaryDirectory() as tmp:
-    db = Database(f"sqlite:///{{tmp}}/cpu.db")
-    migrate(db)
-    t0 = time.process_time()
-    for i in range(0, len(rows), 2000):
-        with db.transaction() as tx:
-            rollups.add_rows(db, tx, rows[i : i + 2000])
-    print((time.process_time() - t0) / len(rows) * 1e6)
+    for step in ("insert_rows", "rollups"):
+        db = Database(f"sqlite:///{{tmp}}/{{step}}.db")
+        migrate(db)
+        t0 = time.process_time()
+        for i in range(0, len(rows), 2000):
+            if step == "insert_rows":
+                insert_rows(db, rows[i : i + 2000])
+            else:
+                with db.transaction() as tx:
+                    rollups.add_rows(db, tx, rows[i : i + 2000])
+        out.append(time.process_time() - t0)
+        db.close()
+print(" ".join(str(s / len(rows) * 1e6) for s in out))
 """
+STEPS = ("finish", "insert_rows", "rollup step")
 
 
-def rollup_cpu_us(src: str, n: int) -> float:
+def steps_cpu_us(src: str, n: int) -> list[float]:
+    """CPU time per record (not wall time) of: ``finish`` (pricing and building the row),
+    ``insert_rows`` (batches of 2,000 finished rows: the writer's whole transaction) and, within
+    it, ``rollups.add_rows`` (the three resolutions' bucket sums and upserts)."""
     env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
-    code = _ROLLUP_CPU.format(bench=str(SCALE.parent), n=n)
+    code = _STEPS_CPU.format(bench=str(SCALE.parent), n=n)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    return float(out.strip())
+    return [float(x) for x in out.split()]
 
 
 def main() -> None:
@@ -77,24 +92,23 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    before: list[float] = []
-    after: list[float] = []
-    cpu_before: list[float] = []
-    cpu_after: list[float] = []
+    rates: dict[str, list[float]] = {"before": [], "after": []}
+    cpu: dict[str, list[list[float]]] = {"before": [], "after": []}
     for i in range(args.rounds):
-        before.append(rate(args.before, args.records, None))
-        after.append(rate(args.after, args.records, None))
-        cpu_before.append(rollup_cpu_us(args.before, args.records))
-        cpu_after.append(rollup_cpu_us(args.after, args.records))
-        print(
-            f"round {i + 1}: ingest before {before[-1]:,.0f} records/s, after {after[-1]:,.0f} records/s; "
-            f"rollup step CPU before {cpu_before[-1]:.2f} us/record, after {cpu_after[-1]:.2f} us/record",
-            flush=True,
-        )
-    b, a = statistics.median(before), statistics.median(after)
-    print(f"median ingest: before {b:,.0f} records/s, after {a:,.0f} records/s, after/before = {a / b:.3f}")
-    cb, ca = statistics.median(cpu_before), statistics.median(cpu_after)
-    print(f"median rollup step CPU: before {cb:.2f} us/record, after {ca:.2f} us/record (+{ca - cb:.2f})")
+        for label in ("before", "after") if i % 2 == 0 else ("after", "before"):  # each order in turn
+            src = args.before if label == "before" else args.after
+            rates[label].append(rate(src, args.records, None))
+            cpu[label].append(steps_cpu_us(src, args.records))
+        print(f"round {i + 1}:", flush=True)
+        for label in ("before", "after"):
+            steps = ", ".join(f"{s} {c:.1f}" for s, c in zip(STEPS, cpu[label][-1], strict=True))
+            print(f"  {label:6s} through the recorder {rates[label][-1]:>7,.0f} records/s; CPU us/record: {steps}")
+    b, a = statistics.median(rates["before"]), statistics.median(rates["after"])
+    print(f"median through the recorder: before {b:,.0f} records/s, after {a:,.0f}, after/before = {a / b:.3f}")
+    for k, step in enumerate(STEPS):
+        cb = statistics.median(c[k] for c in cpu["before"])
+        ca = statistics.median(c[k] for c in cpu["after"])
+        print(f"median {step} CPU: before {cb:.1f} us/record, after {ca:.1f} ({ca - cb:+.1f})")
 
 
 if __name__ == "__main__":
