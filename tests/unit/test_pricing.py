@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -136,8 +137,6 @@ def test_tiered_prices_switch_on_total_prompt_tokens(pricer: Pricer) -> None:
 def test_tiered_rates_kept_per_band_equal_genai_prices_at_every_threshold() -> None:
     """One pricer, prompts on both sides of each threshold in a shuffled order: each call's rates
     are genai-prices' own for that prompt, whatever was priced before it."""
-    import random
-
     p = Pricer()
     info = p.model_info("anthropic", "claude-sonnet-4-5")
     assert info is not None

@@ -106,7 +106,7 @@ def _add_cost(sums: dict[str, Any], r: Mapping[str, Any]) -> None:
         col = COMPONENT_COLUMNS.get(component)
         if col is None:
             continue
-        cost = int(x["cost"] * _PICO + 0.5)  # pusd(), inlined: this runs for every line of every record
+        cost = pusd(x["cost"])
         sums[col] += cost
         if component == "input":
             input_rate = x["usd_per_million"]
