@@ -133,10 +133,20 @@ def fill(db: Database, n: int, seed: int = 1, batch: int = 2000) -> float:
     finally:
         records_mod.top_rollups.add_rows = real  # type: ignore[assignment]
     with db.transaction() as tx:
-        tx.execute(f"DELETE FROM {top_rollups.TABLE}")
-        migration_steps.backfill_top_0017(db, tx)
+        rebuild_top(db, tx)
     top_rollups.forget(db)
     return n / (time.perf_counter() - t0)
+
+
+def rebuild_top(db: Database, tx: Any) -> None:
+    """The hourly top-N lists, exact, from the rows (as migration 0017 fills them), and their day
+    sums (as 0021 does)."""
+    from modelmeter.storage import migration_0021, top_days  # (ingest_ab.py runs this file on older trees)
+
+    tx.execute(f"DELETE FROM {top_rollups.TABLE}")
+    tx.execute(f"DELETE FROM {top_days.TABLE}")
+    migration_steps.backfill_top_0017(db, tx)
+    migration_0021.backfill_0021(db, tx)
 
 
 def multiply(db: Database, base: int, n: int) -> float:
@@ -234,11 +244,10 @@ def multiply(db: Database, base: int, n: int) -> float:
                     "SUM(completion_tokens), SUM(total_tokens), SUM(spend_pusd) FROM records GROUP BY 1, 2, 3, 4"
                 )
         reindex_request_ids(db, tx)
-        tx.execute(f"DELETE FROM {top_rollups.TABLE}")
-        migration_steps.backfill_top_0017(db, tx)  # the hourly top-N lists, exact, from the rows
+        rebuild_top(db, tx)
     top_rollups.forget(db)
     if db.dialect == "postgresql":
-        rewritten = ["records", "record_tags", "request_ids", "record_filters", top_rollups.TABLE]
+        rewritten = ["records", "record_tags", "request_ids", "record_filters", top_rollups.TABLE, "rollup_top_day"]
         rewritten += [res.table for res in RESOLUTIONS] + [dim_table(res) for res in DIM_RESOLUTIONS]
         vacuum(db, rewritten)
     print("  rollups and the request-id index rebuilt from the raw rows", flush=True)

@@ -95,7 +95,7 @@ def test_an_older_database_is_partitioned_with_nothing_lost(pg_url: str, monkeyp
 
     db = Database(pg_url)
     try:
-        monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:-1])
+        monkeypatch.setattr(migrations, "MIGRATIONS", tuple(m for m in MIGRATIONS if m.name < "0020"))
         migrations.migrate(db)
         monkeypatch.undo()
         now = time.time()
@@ -116,7 +116,7 @@ def test_an_older_database_is_partitioned_with_nothing_lost(pg_url: str, monkeyp
         log_before = list(records_q.export(db, "gpt", window))
         assert len(log_before) == 90
 
-        assert migrate(db) == ["0020_partitions"]
+        assert migrate(db)[:1] == ["0020_partitions"]  # (and those after it)
 
         assert pg_count(db, "records_default") == 0
         days = {int(r["start_us"]) // DAY_US for r in rows}

@@ -448,3 +448,18 @@ def test_sums_by_value_in_sql_equal_the_per_row_sums(db: Database, by: str) -> N
                     got = top_breakdowns.breakdown(db, "gpt", window, by, sort=sort, limit=limit, cache=c)
                     assert {k: got[k] for k in ("rows", "others", "total")} == want, (sort, limit)
                     assert sum(r["p95_ms"] is not None for r in got["rows"]) > 0
+
+
+def test_a_cached_breakdown_sees_the_records_written_after_it(db: Database) -> None:
+    """The first read remembers its own request count (no count query before it): a refresh after
+    more records reads them, one with none new answers from the cache."""
+    rows = traffic(2000, 23, hours=2)
+    window = Window(int(T0 * 1e6), int((T0 + 2 * 3600) * 1e6), UTC)
+    cache = top_breakdowns.TopCache()
+    store(db, rows[:1000])
+    first = top_breakdowns.breakdown(db, "gpt", window, "user", cache=cache)
+    assert first == top_breakdowns.breakdown(db, "gpt", window, "user", cache=cache)
+    store(db, rows[1000:])
+    got = top_breakdowns.breakdown(db, "gpt", window, "user", cache=cache)
+    assert got["total"]["requests"] == 2000 > first["total"]["requests"]
+    assert got == top_breakdowns.breakdown(db, "gpt", window, "user")

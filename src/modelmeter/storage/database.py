@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from modelmeter.storage.histogram import sqlite_bins_add
+from modelmeter.storage.histogram import sqlite_bins_add, sqlite_bins_net
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -71,6 +71,7 @@ class Database:
             conn.execute("PRAGMA cache_size=-65536")
             # Rollup upserts merge histograms in SQL (PostgreSQL has the function from a migration).
             conn.create_function("mm_bins_add", 2, sqlite_bins_add, deterministic=True)
+            conn.create_function("mm_bins_net", 2, sqlite_bins_net, deterministic=True)
             return conn
         import orjson
         import psycopg

@@ -77,6 +77,15 @@ def sqlite_bins_add(a: str | None, b: str | None) -> str | None:
     return orjson.dumps(merge(decode(a), decode(b))).decode()
 
 
+def sqlite_bins_net(a: str | None, b: str | None) -> str | None:
+    """``mm_bins_net(a, b)`` for SQLite: the sum of two histograms, either of which may take bins
+    away (negative counts); bins that come to zero are dropped, and none left is NULL (PostgreSQL
+    has the same function from migration 0021)."""
+    summed = merge(decode(a), decode(b))
+    net = {k: n for k, n in summed.items() if n}
+    return orjson.dumps(net).decode() if net else None
+
+
 # The same for PostgreSQL, created by migration 0005; jsonb_each_text reads both, SUM adds by bin.
 POSTGRES_BINS_ADD = """CREATE OR REPLACE FUNCTION mm_bins_add(a jsonb, b jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

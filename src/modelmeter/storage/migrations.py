@@ -21,6 +21,7 @@ from modelmeter.storage import (
     migration_0018,
     migration_0019,
     migration_0020,
+    migration_0021,
     migration_steps,
 )
 from modelmeter.storage.database import Database
@@ -318,6 +319,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0019_record_filters", migration_0019.statements_0019(), backfill=migration_0019.backfill_0019),
     # PostgreSQL: the per-record tables partitioned by day (retention drops a day whole).
     Migration("0020_partitions", (), backfill=migration_0020.upgrade_0020),
+    # The top-N rows' latency histograms summed per day: a breakdown's p95s read a row per value
+    # and day, not per value and hour (storage/top_days.py).
+    Migration(
+        "0021_top_days",
+        migration_0021.statements_0021(),
+        backfill=migration_0021.backfill_0021,
+        postgresql=(migration_0021.POSTGRES_BINS_NET_0021,),
+    ),
 )
 
 

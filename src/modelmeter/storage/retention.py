@@ -14,7 +14,15 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import dim_rollups, partitions, record_filters, request_ids, top_rollups, upstream_rollups
+from modelmeter.storage import (
+    dim_rollups,
+    partitions,
+    record_filters,
+    request_ids,
+    top_days,
+    top_rollups,
+    upstream_rollups,
+)
 from modelmeter.storage.database import Database, in_list
 from modelmeter.storage.rollups import RESOLUTIONS
 
@@ -122,18 +130,22 @@ def _prune_records(db: Database, cut: int, batch: int) -> int:
 def _prune_rollups(db: Database, cut: int) -> int:
     removed = 0
     deployments = [r[0] for r in db.fetchall("SELECT DISTINCT deployment FROM rollup_hour")]
-    tables = [
-        *(res.table for res in RESOLUTIONS),
-        *(dim_rollups.table(res) for res in dim_rollups.DIM_RESOLUTIONS),
-        *(upstream_rollups.table(res) for res in upstream_rollups.UPSTREAM_RESOLUTIONS),
-        top_rollups.TABLE,
+    # Each table in its own short transaction, but for the top-N rows: those go a whole UTC day at a
+    # time with their day rows, in one (a day row is the sum of its day's hourly rows, top_days.py).
+    day_cut = cut - cut % top_days.DAY_US
+    groups = [
+        *([(res.table, "bucket_us", cut)] for res in RESOLUTIONS),
+        *([(dim_rollups.table(res), "bucket_us", cut)] for res in dim_rollups.DIM_RESOLUTIONS),
+        *([(upstream_rollups.table(res), "bucket_us", cut)] for res in upstream_rollups.UPSTREAM_RESOLUTIONS),
+        [(top_rollups.TABLE, "bucket_us", day_cut), (top_days.TABLE, "day_us", day_cut)],
     ]
     for dep in deployments:
-        for name in tables:
+        for group in groups:
             with db.transaction() as tx:
-                cur = tx.execute(
-                    db.sql(f"DELETE FROM {name} WHERE deployment = :d AND bucket_us < :cut"),
-                    {"d": dep, "cut": cut},
-                )
-                removed += max(cur.rowcount or 0, 0)
+                for name, column, before in group:
+                    cur = tx.execute(
+                        db.sql(f"DELETE FROM {name} WHERE deployment = :d AND {column} < :cut"),
+                        {"d": dep, "cut": before},
+                    )
+                    removed += max(cur.rowcount or 0, 0)
     return removed

@@ -3,7 +3,8 @@ per (deployment, dimension, hour) the top values have a row each and everything 
 "others" row (``other = 1``, value ""), so the rows always add up to the hour exactly
 (``storage.top_values`` says which values are listed and what that guarantees).
 
-Added by the batch writer in the same transaction as the records. A batch is summed per
+Added by the batch writer in the same transaction as the records, with the day sums of the rows'
+histograms (``storage.top_days``). A batch is summed per
 (deployment, dimension, hour, value) in memory first; only listed values and "others" are written,
 so a batch writes at most about 2 × TOP_N + 1 rows per dimension and hour however many users it has.
 (An upsert per value was what took ingest from ~20,000 to ~13,000 records/s with 10,000 keys.)"""
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from modelmeter.storage import histogram, top_values
+from modelmeter.storage import histogram, top_days, top_values
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import HOUR, by_bucket
 from modelmeter.storage.top_values import (
@@ -86,9 +87,9 @@ class TopLists:
             got = self.hours[(dep, bucket)] = _load(tx, db, dep, bucket)
         return got
 
-    def due_histograms(self, now: float | None = None) -> list[dict[str, Any]]:
+    def due_histograms(self, deltas: top_days.Deltas, now: float | None = None) -> list[dict[str, Any]]:
         """The rows' waiting histograms, every FLUSH_S seconds (and those of hours about to be
-        dropped), as upsert parameters."""
+        dropped), as upsert parameters; each also added to its day row's ``deltas``."""
         t = time.monotonic() if now is None else now
         old = set(self._to_prune())
         if t - self.flushed < top_values.FLUSH_S and not old:
@@ -102,6 +103,7 @@ class TopLists:
                     row = _write(dep, dim, bucket, 0, value, (0,) * N_SUMS)
                     row["latency_bins"] = orjson.dumps(bins).decode()
                     out.append(row)
+                    deltas.add(dep, dim, bucket, value, bins)
         if t - self.flushed >= top_values.FLUSH_S:
             self.flushed = t
         return out
@@ -238,11 +240,13 @@ def _bins_sql(db: Database) -> str:
 
 
 _WHERE_ROW = "deployment = :deployment AND dim = :dim AND bucket_us = :bucket_us AND other = 0 AND value = :value"
+_DELETE_ROW = f"DELETE FROM {TABLE} WHERE {_WHERE_ROW} RETURNING {', '.join(SUMS)}, latency_bins"
 
 
 def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     """Add finished record rows to the hourly top-N rollups, inside the caller's transaction."""
     lists = lists_for(db)
+    deltas = top_days.Deltas()
     with lists.lock:
         writes: list[dict[str, Any]] = []
         for (dep, bucket), group in sorted(by_bucket(rows, HOUR.size_us).items()):
@@ -250,20 +254,28 @@ def add_rows(db: Database, tx: Any, rows: Sequence[Mapping[str, Any]]) -> None:
             total, tag_total, demoted = _count_hour(hours, group)
             for dim in TOP_DIMENSIONS:
                 key = (dep, dim, bucket)
-                writes += _apply(db, tx, key, take_rows(hours[dim]), demoted[dim], tag_total if dim == "tag" else total)
+                totals = tag_total if dim == "tag" else total
+                writes += _apply(db, tx, key, take_rows(hours[dim]), demoted[dim], totals, deltas)
         order = itemgetter("deployment", "dim", "bucket_us", "other", "value")
         if writes:
             writes.sort(key=order)
             db.executemany(tx, _UPSERT, writes)
-        histograms = lists.due_histograms()
+        histograms = lists.due_histograms(deltas)
         if histograms:
             histograms.sort(key=order)
             db.executemany(tx, _bins_sql(db), histograms)
+        top_days.write(db, tx, deltas)  # last, in key order: the day rows mirror all of the above
         lists.prune()
 
 
 def _apply(
-    db: Database, tx: Any, key: tuple[str, str, int], rows: dict[str, Acc], demoted: list[str], total: list[int]
+    db: Database,
+    tx: Any,
+    key: tuple[str, str, int],
+    rows: dict[str, Acc],
+    demoted: list[str],
+    total: list[int],
+    deltas: top_days.Deltas,
 ) -> list[dict[str, Any]]:
     dep, dim, bucket = key
     others = list(total)
@@ -274,10 +286,11 @@ def _apply(
         # DELETE … RETURNING: what is folded is exactly what was removed, even if another writer
         # added to the row meanwhile (PostgreSQL locks it; SQLite has one writer at a time).
         p = {"deployment": dep, "dim": dim, "bucket_us": bucket, "value": value}
-        row = tx.execute(db.sql(f"DELETE FROM {TABLE} WHERE {_WHERE_ROW} RETURNING {', '.join(SUMS)}"), p).fetchone()
+        row = tx.execute(db.sql(_DELETE_ROW), p).fetchone()
         if row is not None:
             for i in range(N_SUMS):
                 others[i] += int(row[i])
+            deltas.remove(dep, dim, bucket, value, row[N_SUMS])  # its histogram leaves the day row
     out = [_write(dep, dim, bucket, 0, value, acc[:N_SUMS]) for value, acc in rows.items()]
     if any(others):  # "others" keeps no histogram: it has no p95 of its own
         out.append(_write(dep, dim, bucket, 1, "", others))

@@ -7,8 +7,8 @@ exactly (for tags: each record once per tag it has). A value's row counts its re
 where it was among the top values (per hour, the TOP_N by requests and the TOP_N by spend); its requests in other
 hours are in "others", with the values past ``limit``. With one writer process a listed hour is
 exact (``storage.top_values``), so a value listed in every hour it had requests has exact figures.
-p95 latency per row comes from the rows' latency histograms (coarse bins: within 2.6%); "others" and the total
-have none (the cards show the window's p95)."""
+p95 latency per row comes from the rows' latency histograms (coarse bins: within 2.6%; a whole day's
+read summed, ``storage.top_days``); "others" and the total have none (the cards show the window's p95)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmeter.storage import histogram
+from modelmeter.storage import histogram, top_days
 from modelmeter.storage.database import Database, in_list
 from modelmeter.storage.rollups import HOUR
 from modelmeter.storage.top_rollups import SUMS, TABLE
@@ -39,6 +39,10 @@ class _Hours:
     merged: dict[str, histogram.Bins] = field(default_factory=dict)
     answers: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # by (sort, limit)
     source: tuple[Database, str, str, int, int] | None = None  # (db, deployment, dim, a, b)
+
+    def requests(self) -> int:
+        """Every request the hours hold (listed rows and "others"): what the cache checks."""
+        return sum(s[0] for s in self.sums.values()) + self.others[0]
 
     def histogram(self, value: str) -> histogram.Bins:
         got = self.merged.get(value)
@@ -69,6 +73,9 @@ class TopCache:
     def __init__(self, max_entries: int = 64) -> None:
         self._max = max_entries
         self._entries: dict[tuple[Any, ...], tuple[int, _Hours]] = {}
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        return key in self._entries
 
     def get(self, key: tuple[Any, ...], count: int) -> _Hours | None:
         hit = self._entries.get(key)
@@ -109,22 +116,33 @@ def _read(db: Database, deployment: str, dim: str, a: int, b: int) -> _Hours:
 def _histograms(
     db: Database, deployment: str, dim: str, a: int, b: int, values: list[str] | None
 ) -> dict[str, histogram.Bins]:
-    """The listed rows' histograms summed per value (of ``values``, or of every value)."""
-    params: dict[str, Any] = {"dep": deployment, "dim": dim, "a": a, "b": b}
+    """The listed rows' histograms summed per value (of ``values``, or of every value): whole days
+    from their day rows (``storage.top_days``), the hours at either end from the hourly rows."""
+    params: dict[str, Any] = {"dep": deployment, "dim": dim}
     only = ""
     if values is not None:
         marks, listed = in_list("v", values)
         params |= listed
         only = f" AND value IN ({marks})"
-    # As text, parsed here: psycopg's jsonb loader costs ~5 ms more per 8,000 rows. (Summing the bins in
-    # SQL with jsonb_each_text/json_each was slower on PostgreSQL: 65-76 ms for 7 days by user, 37 here.)
-    rows = db.fetchall(
-        f"SELECT value, CAST(latency_bins AS TEXT) FROM {TABLE} "
-        f"WHERE {_WHERE} AND other = 0 AND latency_bins IS NOT NULL{only}",
-        params,
-    )
+    hours, days = top_days.spans(a, b)
+    parts = []
+    for i, (x, y) in enumerate(hours):
+        params |= {f"a{i}": x, f"b{i}": y}
+        parts.append(
+            f"SELECT value, CAST(latency_bins AS TEXT) FROM {TABLE} WHERE deployment = :dep AND dim = :dim "
+            f"AND bucket_us >= :a{i} AND bucket_us < :b{i} AND other = 0 AND latency_bins IS NOT NULL{only}"
+        )
+    if days is not None:
+        params |= {"d0": days[0], "d1": days[1]}
+        parts.append(
+            f"SELECT value, latency_bins FROM {top_days.TABLE} WHERE deployment = :dep AND dim = :dim "
+            f"AND day_us >= :d0 AND day_us < :d1 AND latency_bins IS NOT NULL{only}"
+        )
+    # As text, parsed here: the hourly rows are jsonb on PostgreSQL (psycopg's loader cost ~5 ms more
+    # per 8,000 rows), the day rows text. (Summing the bins in SQL with jsonb_each_text was slower:
+    # 65-76 ms for 7 days by user when Python's sum of the hourly rows took 37.)
     out: dict[str, histogram.Bins] = {}
-    for value, bins in rows:
+    for value, bins in db.fetchall(" UNION ALL ".join(parts), params):
         got = out.get(value)
         if got is None:
             got = out[value] = {}
@@ -135,17 +153,21 @@ def _histograms(
 def _hours(db: Database, deployment: str, dim: str, a: int, b: int, cache: TopCache | None) -> _Hours:
     if cache is None:
         return _read(db, deployment, dim, a, b)
+    key = (deployment, dim, a, b)
+    if key not in cache:  # a first read: its count comes with it (no count query first)
+        first = _read(db, deployment, dim, a, b)
+        cache.put(key, first.requests(), first)
+        return first
     found = db.fetchone(
         f"SELECT COALESCE(SUM(requests), 0) FROM {TABLE} WHERE deployment = :dep AND dim = :dim "
         "AND bucket_us >= :a AND bucket_us < :b",
         {"dep": deployment, "dim": dim, "a": a, "b": b},
     )
     count = int(found[0]) if found else 0
-    key = (deployment, dim, a, b)
     hit = cache.get(key, count)
     if hit is None:
         hit = _read(db, deployment, dim, a, b)
-        cache.put(key, count, hit)
+        cache.put(key, hit.requests(), hit)
     return hit
 
 
