@@ -22,6 +22,7 @@ from modelmeter.storage import (
     migration_0019,
     migration_0020,
     migration_0021,
+    migration_0022,
     migration_steps,
 )
 from modelmeter.storage.database import Database
@@ -327,6 +328,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         backfill=migration_0021.backfill_0021,
         postgresql=(migration_0021.POSTGRES_BINS_NET_0021,),
     ),
+    # A day resolution for the rollups: a week's cards and distributions read 7 day rows and the
+    # hours at either end, not 168 hours' histograms (migration_0022.py).
+    Migration("0022_rollup_day", migration_0022.statements_0022(), backfill=migration_0022.backfill_0022),
 )
 
 

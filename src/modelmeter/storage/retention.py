@@ -24,7 +24,7 @@ from modelmeter.storage import (
     upstream_rollups,
 )
 from modelmeter.storage.database import Database, in_list
-from modelmeter.storage.rollups import RESOLUTIONS
+from modelmeter.storage.rollups import DAY, RESOLUTIONS
 
 DAY_US = 86_400_000_000
 BODIES_PRUNED = 2  # records.bodies: 0 never stored, 1 stored, 2 removed by retention
@@ -132,9 +132,11 @@ def _prune_rollups(db: Database, cut: int) -> int:
     deployments = [r[0] for r in db.fetchall("SELECT DISTINCT deployment FROM rollup_hour")]
     # Each table in its own short transaction, but for the top-N rows: those go a whole UTC day at a
     # time with their day rows, in one (a day row is the sum of its day's hourly rows, top_days.py).
+    # The day rollups too go a whole day at a time.
     day_cut = cut - cut % top_days.DAY_US
     groups = [
-        *([(res.table, "bucket_us", cut)] for res in RESOLUTIONS),
+        # A day row goes when all of its day is past the cut (its hours may go before it).
+        *([(res.table, "bucket_us", day_cut if res is DAY else cut)] for res in RESOLUTIONS),
         *([(dim_rollups.table(res), "bucket_us", cut)] for res in dim_rollups.DIM_RESOLUTIONS),
         *([(upstream_rollups.table(res), "bucket_us", cut)] for res in upstream_rollups.UPSTREAM_RESOLUTIONS),
         [(top_rollups.TABLE, "bucket_us", day_cut), (top_days.TABLE, "day_us", day_cut)],

@@ -1,10 +1,12 @@
 """Time-bucketed rollups per deployment, so summaries and charts never scan the raw log.
 
-Three resolutions (minute, quarter hour, hour): a chart reads the coarsest that fits its buckets
-(a day in 15-minute buckets is 96 rows, not 1,440). A bucket's row holds additive sums and its latency histogram
-(``storage.histogram``). The batch writer adds each batch in the same transaction as its records,
-with upserts that add to what is there (sums with ``+``, histograms with ``mm_bins_add``), so several
-writers (processes, replicas) can share a database.
+Four resolutions (minute, quarter hour, hour, UTC day): a chart reads the coarsest that fits its
+buckets (a day in 15-minute buckets is 96 rows, not 1,440), a window's totals its whole days from
+the day rows (a week's histograms are 7 rows and the hours at either end, not 168). A bucket's row
+holds additive sums and its latency histogram (``storage.histogram``). The batch writer adds each
+batch in the same transaction as its records, with upserts that add to what is there (sums with
+``+``, histograms with ``mm_bins_add``), so several writers (processes, replicas) can share a
+database.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from modelmeter.storage.database import Database
 MINUTE_US = 60_000_000
 QUARTER_US = 900_000_000
 HOUR_US = 3_600_000_000
+DAY_US = 86_400_000_000
 
 SUM_COLUMNS = (
     "requests",
@@ -86,7 +89,8 @@ class Resolution:
 MINUTE = Resolution("minute", MINUTE_US)
 QUARTER = Resolution("quarter", QUARTER_US)
 HOUR = Resolution("hour", HOUR_US)
-RESOLUTIONS = (MINUTE, QUARTER, HOUR)  # finest first: each divides the next
+DAY = Resolution("day", DAY_US)
+RESOLUTIONS = (MINUTE, QUARTER, HOUR, DAY)  # finest first: each divides the next
 
 _ADDED = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "spend_pusd")
 ROW_COLUMNS = (

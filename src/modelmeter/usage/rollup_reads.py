@@ -1,6 +1,7 @@
-"""Reading rollups for a window: full hours from the hour tables, full minutes from the minute
-tables, and the raw rows of the partial minutes at the edges, so any window sums exactly; chart
-buckets from the coarsest resolution that divides them."""
+"""Reading rollups for a window: whole UTC days from the day table (the main rollups' totals), full
+hours from the hour tables, full minutes from the minute tables, and the raw rows of the partial
+minutes at the edges, so any window sums exactly; chart buckets from the coarsest resolution that
+divides them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from modelmeter.storage import histogram, panel_sums
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import (
+    DAY,
     ERROR_CLASS_SQL,
     ERROR_CLASSES,
     HOUR,
@@ -51,17 +53,27 @@ def _floor(t: int, size: int) -> int:
     return t // size * size
 
 
-def segments(start_us: int, end_us: int) -> dict[str, list[tuple[int, int]]]:
-    """Split [start, end) into raw, minute and hour ranges that do not overlap."""
+def segments(start_us: int, end_us: int, days: bool = False) -> dict[str, list[tuple[int, int]]]:
+    """Split [start, end) into raw, minute and hour ranges that do not overlap; with ``days``, the
+    whole UTC days of the hour range into a day range (only the main rollups have days)."""
+    out: dict[str, list[tuple[int, int]]] = {"raw": [], "minute": [], "hour": [], "day": []}
     ms, me = _ceil(start_us, MINUTE.size_us), _floor(end_us, MINUTE.size_us)
     if ms >= me:
-        return {"raw": [(start_us, end_us)], "minute": [], "hour": []}
+        out["raw"] = [(start_us, end_us)]
+        return out
+    out["raw"] = [r for r in ((start_us, ms), (me, end_us)) if r[0] < r[1]]
     hs, he = _ceil(ms, HOUR.size_us), _floor(me, HOUR.size_us)
-    raw = [r for r in ((start_us, ms), (me, end_us)) if r[0] < r[1]]
     if hs >= he:
-        return {"raw": raw, "minute": [(ms, me)], "hour": []}
-    minute = [r for r in ((ms, hs), (he, me)) if r[0] < r[1]]
-    return {"raw": raw, "minute": minute, "hour": [(hs, he)]}
+        out["minute"] = [(ms, me)]
+        return out
+    out["minute"] = [r for r in ((ms, hs), (he, me)) if r[0] < r[1]]
+    ds, de = _ceil(hs, DAY.size_us), _floor(he, DAY.size_us)
+    if not days or ds >= de:
+        out["hour"] = [(hs, he)]
+        return out
+    out["hour"] = [r for r in ((hs, ds), (de, he)) if r[0] < r[1]]
+    out["day"] = [(ds, de)]
+    return out
 
 
 _SUMS_SQL = ", ".join(f"SUM({c})" for c in SUM_COLUMNS)
@@ -103,10 +115,10 @@ def totals(
 ) -> Totals:
     """Sums and the latency histogram of [start, end); the TTFT histogram too if ``ttft``."""
     out = Totals()
-    parts = segments(start_us, end_us)
-    for res in (HOUR, MINUTE):
-        for a, b in parts[res.name]:
-            _add_resolution(db, out, res, deployment, a, b, ttft, cache)
+    parts = segments(start_us, end_us, days=True)
+    for res in (DAY, HOUR, MINUTE):
+        if parts[res.name]:
+            _add_resolution(db, out, res, deployment, parts[res.name], ttft, cache)
     for a, b in parts["raw"]:
         params = {"dep": deployment, "a": a, "b": b}
         where = "deployment = :dep AND start_us >= :a AND start_us < :b"
@@ -128,23 +140,33 @@ def _add_resolution(
     out: Totals,
     res: Resolution,
     deployment: str,
-    a: int,
-    b: int,
+    ranges: list[tuple[int, int]],
     ttft: bool = False,
     cache: BinsCache | None = None,
 ) -> None:
-    params = {"dep": deployment, "a": a, "b": b}
-    where = "deployment = :dep AND bucket_us >= :a AND bucket_us < :b"
-    row = db.fetchone(f"SELECT {_SUMS_SQL} FROM {res.table} WHERE {where}", params)
+    """``res``'s rows in ``ranges`` (the hours or minutes at both ends of a window: one query each
+    for the sums and the histograms, a UNION ALL of index ranges; SQLite scanned every row of the
+    deployment for an OR of them)."""
+    params: dict[str, Any] = {"dep": deployment}
+    for i, (a, b) in enumerate(ranges):
+        params |= {f"a{i}": a, f"b{i}": b}
+
+    def rows(cols: str) -> str:
+        return " UNION ALL ".join(
+            f"SELECT {cols} FROM {res.table} WHERE deployment = :dep AND bucket_us >= :a{i} AND bucket_us < :b{i}"
+            for i in range(len(ranges))
+        )
+
+    row = db.fetchone(f"SELECT {_SUMS_SQL} FROM ({rows(', '.join(SUM_COLUMNS))}) AS r", params)
     out.add_sums(row)
     count = int((row or (0,))[0] or 0)
-    key = (deployment, res.name, a, b, ttft)
+    key = (deployment, res.name, tuple(ranges), ttft)
     hit = cache.get(key, count) if cache else None
     if hit is None:
         lat: histogram.Bins = {}
         first: histogram.Bins = {}
         cols = "latency_bins, ttft_bins" if ttft else "latency_bins, NULL"
-        for bins, ttft_bins in db.fetchall(f"SELECT {cols} FROM {res.table} WHERE {where}", params):
+        for bins, ttft_bins in db.fetchall(rows(cols), params):
             histogram.merge(lat, histogram.decode(bins))
             if ttft_bins is not None:
                 histogram.merge(first, histogram.decode(ttft_bins))
