@@ -15,7 +15,7 @@ import orjson
 from modelmeter.storage.database import Database
 
 _DAY_US_0022 = 86_400_000_000
-# rollup_hour's sum columns at 0022 (0003, 0015 and 0018 added them), in that order.
+# rollup_hour's sum columns at 0022 (from 0003, 0015 and 0018).
 _SUMS_0022 = (
     "requests",
     "succeeded",

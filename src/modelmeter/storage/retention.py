@@ -129,13 +129,13 @@ def _prune_records(db: Database, cut: int, batch: int) -> int:
 
 def _prune_rollups(db: Database, cut: int) -> int:
     removed = 0
-    deployments = [r[0] for r in db.fetchall("SELECT DISTINCT deployment FROM rollup_hour")]
-    # Each table in its own short transaction, but for the top-N rows: those go a whole UTC day at a
-    # time with their day rows, in one (a day row is the sum of its day's hourly rows, top_days.py).
-    # The day rollups too go a whole day at a time.
+    # The day rows outlive the others (below): every deployment with rollups left has one.
+    deployments = [r[0] for r in db.fetchall(f"SELECT DISTINCT deployment FROM {DAY.table}")]
+    # Each table in its own short transaction. Day rows go only once all of their day is past the
+    # cut, and the top-N rows a whole day at a time with their day sums, in one transaction (a day
+    # sum is the sum of its hourly rows, top_days.py).
     day_cut = cut - cut % top_days.DAY_US
     groups = [
-        # A day row goes when all of its day is past the cut (its hours may go before it).
         *([(res.table, "bucket_us", day_cut if res is DAY else cut)] for res in RESOLUTIONS),
         *([(dim_rollups.table(res), "bucket_us", cut)] for res in dim_rollups.DIM_RESOLUTIONS),
         *([(upstream_rollups.table(res), "bucket_us", cut)] for res in upstream_rollups.UPSTREAM_RESOLUTIONS),
