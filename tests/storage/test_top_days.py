@@ -18,12 +18,13 @@ from modelmeter.storage import histogram, migrations, top_days, top_rollups, ups
 from modelmeter.storage.database import Database
 from modelmeter.storage.records import insert_rows
 from modelmeter.storage.retention import Retention, prune
-from modelmeter.usage import top_breakdowns
+from modelmeter.storage.rollups import DAY_US
+from modelmeter.usage import rollup_reads, top_breakdowns
 from modelmeter.usage.window import Window
 
 from .test_top_breakdowns import histograms_at_once, per_row_hours, traffic  # noqa: F401 (a fixture)
 
-DAY = top_days.DAY_US
+DAY = DAY_US
 HOUR = 3_600_000_000
 T0 = datetime(2026, 3, 5, 9, 0, tzinfo=UTC).timestamp()  # traffic()'s start: 09:00 UTC
 
@@ -167,10 +168,13 @@ def test_bins_net_is_the_same_sum_in_both_databases(db: Database) -> None:
 
 
 @given(st.integers(0, 20 * DAY), st.integers(1, 20 * 24))
-def test_spans_cover_the_hours_once(start_h: int, n_hours: int) -> None:
+def test_whole_hours_split_into_end_hours_and_whole_days(start_h: int, n_hours: int) -> None:
+    """What a breakdown reads: ``segments`` of whole hours gives hour and day ranges only."""
     a = start_h - start_h % HOUR
     b = a + n_hours * HOUR
-    hours, days = top_days.spans(a, b)
+    parts = rollup_reads.segments(a, b, days=True)
+    assert parts["raw"] == parts["minute"] == []
+    hours, days = parts["hour"], (parts["day"][0] if parts["day"] else None)
     covered = [(x, y) for x, y in hours] + ([days] if days else [])
     covered.sort()
     assert covered[0][0] == a and covered[-1][1] == b

@@ -134,7 +134,7 @@ def _prune_rollups(db: Database, cut: int) -> int:
     # Each table in its own short transaction. Day rows go only once all of their day is past the
     # cut, and the top-N rows a whole day at a time with their day sums, in one transaction (a day
     # sum is the sum of its hourly rows, top_days.py).
-    day_cut = cut - cut % top_days.DAY_US
+    day_cut = cut - cut % DAY_US
     groups = [
         *([(res.table, "bucket_us", day_cut if res is DAY else cut)] for res in RESOLUTIONS),
         *([(dim_rollups.table(res), "bucket_us", cut)] for res in dim_rollups.DIM_RESOLUTIONS),

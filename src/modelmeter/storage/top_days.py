@@ -7,7 +7,8 @@ A day row always equals the sum of the histograms its day's hourly rows (``rollu
 to an hour row added, a demoted hour row's bins taken away (``mm_bins_net``: a sum that drops the
 bins that come to zero; NULL when none is left). Any number of writers keep it so (the day row is
 locked like the hour rows), and a rolled-back batch rolls its mirror back with it. A reader may
-therefore take a whole day's row in place of its 24 hours (``spans``); retention removes both
+therefore take a whole day's row in place of its 24 hours (``rollup_reads.segments`` with
+``days``, as the day rollups are read); retention removes both
 tables a whole day at a time. The day rows are JSON text on both databases (not jsonb on PostgreSQL,
 where turning jsonb into text took ~8 us a histogram).
 """
@@ -21,24 +22,15 @@ import orjson
 
 from modelmeter.storage import histogram
 from modelmeter.storage.database import Database
+from modelmeter.storage.rollups import DAY_US
 
 TABLE = "rollup_top_day"
-DAY_US = 86_400_000_000
 
 Key = tuple[str, str, int, str]  # deployment, dim, day_us, value
 
 
 def day_of(bucket_us: int) -> int:
     return bucket_us - bucket_us % DAY_US
-
-
-def spans(a: int, b: int) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
-    """Hours [a, b) as the hour ranges to read from the hourly rows and the range of whole days
-    (None: none) to read from the day rows."""
-    d0, d1 = -(-a // DAY_US) * DAY_US, b - b % DAY_US
-    if d0 >= d1:
-        return [(a, b)], None
-    return [(x, y) for x, y in ((a, d0), (d1, b)) if x < y], (d0, d1)
 
 
 class Deltas:

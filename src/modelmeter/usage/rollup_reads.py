@@ -55,7 +55,8 @@ def _floor(t: int, size: int) -> int:
 
 def segments(start_us: int, end_us: int, days: bool = False) -> dict[str, list[tuple[int, int]]]:
     """Split [start, end) into raw, minute and hour ranges that do not overlap; with ``days``, the
-    whole UTC days of the hour range into a day range (only the main rollups have days)."""
+    whole UTC days of the hour range into a day range (for the tables that have days: the main
+    rollups, and the top-N rows' day sums)."""
     out: dict[str, list[tuple[int, int]]] = {"raw": [], "minute": [], "hour": [], "day": []}
     ms, me = _ceil(start_us, MINUTE.size_us), _floor(end_us, MINUTE.size_us)
     if ms >= me:

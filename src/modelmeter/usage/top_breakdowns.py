@@ -23,6 +23,7 @@ from modelmeter.storage.top_rollups import SUMS, TABLE
 from modelmeter.storage.top_values import coarse_value
 from modelmeter.units import PICO, iso
 from modelmeter.usage import breakdowns
+from modelmeter.usage.rollup_reads import segments
 from modelmeter.usage.window import Window
 
 SORTS = ("spend", "requests", "tokens", "error_rate", "p95")
@@ -124,20 +125,22 @@ def _histograms(
         marks, listed = in_list("v", values)
         params |= listed
         only = f" AND value IN ({marks})"
-    hours, days = top_days.spans(a, b)
+    split = segments(a, b, days=True)  # [a, b) is whole hours: hour and day ranges only
     parts = []
-    for i, (x, y) in enumerate(hours):
+    for i, (x, y) in enumerate(split["hour"]):
         params |= {f"a{i}": x, f"b{i}": y}
         parts.append(
             f"SELECT value, CAST(latency_bins AS TEXT) FROM {TABLE} WHERE deployment = :dep AND dim = :dim "
             f"AND bucket_us >= :a{i} AND bucket_us < :b{i} AND other = 0 AND latency_bins IS NOT NULL{only}"
         )
-    if days is not None:
-        params |= {"d0": days[0], "d1": days[1]}
+    for d0, d1 in split["day"]:
+        params |= {"d0": d0, "d1": d1}
         parts.append(
             f"SELECT value, latency_bins FROM {top_days.TABLE} WHERE deployment = :dep AND dim = :dim "
             f"AND day_us >= :d0 AND day_us < :d1 AND latency_bins IS NOT NULL{only}"
         )
+    if not parts:
+        return {}
     # As text, parsed here: the hourly rows are jsonb on PostgreSQL (psycopg's loader cost ~5 ms more
     # per 8,000 rows), the day rows text. (Summing the bins in SQL with jsonb_each_text was slower:
     # 65-76 ms for 7 days by user when Python's sum of the hourly rows took 37.)
