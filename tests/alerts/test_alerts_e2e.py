@@ -134,9 +134,10 @@ def test_rule_fires_once_then_resolves_once(
         assert firing["rule"] == resolved["rule"] == "api-errors"
         assert firing["value"] == 100.0 and firing["threshold"] == resolved["threshold"] == 50.0
         assert firing["unit"] == "percent" and firing["window_seconds"] == 600.0 and firing["for_seconds"] == 1.0
-        # resolved at the first evaluation under 50 %: 10 failures out of 10 + n successes, n > 10
+        # resolved at the first evaluation not above 50 %: 10 failures out of 10 + n successes, n >= 10
+        # (exactly 50 %, n = 10, is not above the threshold: a slow run can evaluate right there)
         n = round(100 * FLAKY_CALLS / resolved["value"]) - FLAKY_CALLS
-        assert FLAKY_CALLS < n <= 3 * FLAKY_CALLS and resolved["value"] == pytest.approx(100 * 10 / (10 + n), abs=1e-3)
+        assert FLAKY_CALLS <= n <= 3 * FLAKY_CALLS and resolved["value"] == pytest.approx(100 * 10 / (10 + n), abs=1e-3)
         assert resolved["started_at"] == firing["started_at"] and resolved["resolved_at"] == resolved["at"]
         assert firing["link"].startswith(f"{server.url}/models/api?start=") and "status=error" in firing["link"]
         assert "FIRING" in flaky.bodies[0]["text"] and "RESOLVED" in flaky.bodies[1]["text"]
