@@ -12,10 +12,11 @@ import math
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
+from modelmeter.storage import panel_sums
 from modelmeter.storage.database import Database, in_list
-from modelmeter.storage.rollups import HOUR, MINUTE, SUM_COLUMNS
+from modelmeter.storage.rollups import DAY, ERROR_CLASS_SQL, ERROR_CLASSES, HOUR, MINUTE, SUM_COLUMNS
 from modelmeter.units import PICO, iso
-from modelmeter.usage.rollup_reads import _RAW_SQL, _SUMS_SQL, _floor, _resolution_for, normalise, segments
+from modelmeter.usage.rollup_reads import _SUMS_SQL, _floor, _resolution_for, normalise, segments, union_sql
 from modelmeter.usage.window import Window
 
 Sums = dict[str, float]
@@ -39,6 +40,21 @@ class Figures(TypedDict):
 CHANGE_FIGURES = ("requests", "total_tokens", "spend", "error_rate")
 
 
+# The raw rows at a window's edges summed in SQL, in SUM_COLUMNS' order (the panels' sums, which
+# need the cost breakdown's JSON, are zeros: the fleet does not show them).
+_RAW_COLUMNS = (
+    "deployment, status, http_status, prompt_tokens, completion_tokens, total_tokens, cached_tokens, "
+    "reasoning_tokens, spend_pusd, latency_ms, ttft_ms"
+)
+_RAW_SQL = (
+    "COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+    "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
+    "SUM(spend_pusd), SUM(latency_ms), SUM(ttft_ms), COUNT(ttft_ms), "
+    + ", ".join(f"SUM(CASE WHEN status <> 'success' AND {ERROR_CLASS_SQL[c]} THEN 1 ELSE 0 END)" for c in ERROR_CLASSES)
+    + ", 0" * len(panel_sums.COLUMNS)
+)
+
+
 def _empty() -> Sums:
     return dict.fromkeys(SUM_COLUMNS, 0)
 
@@ -49,27 +65,24 @@ def _add(into: Sums, row: Sequence[Any]) -> None:
 
 
 def grouped_totals(db: Database, names: Sequence[str], start_us: int, end_us: int) -> dict[str, Sums]:
-    """The sums of [start, end) of each named deployment (zeros for one without requests)."""
+    """The sums of [start, end) of each named deployment (zeros for one without requests): the
+    rollups' whole days, hours and minutes in one statement, the edges' raw rows in another."""
     out = {name: _empty() for name in names}
     if not names:
         return out
     in_sql, params = in_list("d", names)
-    parts = segments(start_us, end_us)
-    for res in (HOUR, MINUTE):
-        for a, b in parts[res.name]:
-            for dep, *sums in db.fetchall(
-                f"SELECT deployment, {_SUMS_SQL} FROM {res.table} WHERE deployment IN ({in_sql}) "
-                "AND bucket_us >= :a AND bucket_us < :b GROUP BY deployment",
-                {**params, "a": a, "b": b},
-            ):
+    where = f"deployment IN ({in_sql})"
+    parts = segments(start_us, end_us, days=True)
+    rollups = [(res.table, a, b) for res in (DAY, HOUR, MINUTE) for a, b in parts[res.name]]
+    for spans, cols, sums_sql in (
+        (rollups, f"deployment, {', '.join(SUM_COLUMNS)}", _SUMS_SQL),
+        ([("records", a, b) for a, b in parts["raw"]], _RAW_COLUMNS, _RAW_SQL),
+    ):
+        if spans:
+            p = dict(params)
+            rows = union_sql(spans, cols, where, p)
+            for dep, *sums in db.fetchall(f"SELECT deployment, {sums_sql} FROM ({rows}) AS r GROUP BY deployment", p):
                 _add(out[dep], sums)
-    for a, b in parts["raw"]:
-        for dep, *sums in db.fetchall(
-            f"SELECT deployment, {_RAW_SQL} FROM records WHERE deployment IN ({in_sql}) "
-            "AND start_us >= :a AND start_us < :b GROUP BY deployment",
-            {**params, "a": a, "b": b},
-        ):
-            _add(out[dep], sums)
     return out
 
 

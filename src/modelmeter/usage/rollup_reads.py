@@ -5,20 +5,22 @@ divides them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmeter.storage import histogram, panel_sums
+from modelmeter.storage import histogram
 from modelmeter.storage.database import Database
 from modelmeter.storage.rollups import (
     DAY,
-    ERROR_CLASS_SQL,
-    ERROR_CLASSES,
     HOUR,
     MINUTE,
     RESOLUTIONS,
+    ROW_COLUMNS,
     SUM_COLUMNS,
     Resolution,
+    accumulate_many,
+    empty_sums,
 )
 
 
@@ -78,15 +80,22 @@ def segments(start_us: int, end_us: int, days: bool = False) -> dict[str, list[t
 
 
 _SUMS_SQL = ", ".join(f"SUM({c})" for c in SUM_COLUMNS)
-_RAW_SQL = (
-    "COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
-    "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(reasoning_tokens), "
-    "SUM(spend_pusd), SUM(latency_ms), SUM(ttft_ms), COUNT(ttft_ms), "
-    + ", ".join(f"SUM(CASE WHEN status <> 'success' AND {ERROR_CLASS_SQL[c]} THEN 1 ELSE 0 END)" for c in ERROR_CLASSES)
-    # The panel sums (0018) need the cost breakdown's JSON: added from the rows, in ``totals``.
-    + ", 0" * len(panel_sums.COLUMNS)
-)
-_EDGE_COLS = ("latency_ms", "ttft_ms", "status", "prompt_tokens", "cached_tokens", *panel_sums.ROW_COLUMNS)
+_ROW_SQL = ", ".join(ROW_COLUMNS)
+
+
+def union_sql(
+    spans: Sequence[tuple[str, int, int]], cols: str, where: str, params: dict[str, Any], labelled: bool = False
+) -> str:
+    """``SELECT cols FROM table WHERE where`` and the time in [a, b), for each (table, a, b) span, as
+    one UNION ALL: one round trip, and each span an index range (SQLite scanned every row of the
+    deployment for an OR of them). ``labelled``: each row starts with its table's name."""
+    selects = []
+    for i, (table, a, b) in enumerate(spans):
+        params |= {f"a{i}": a, f"b{i}": b}
+        time = "start_us" if table == "records" else "bucket_us"
+        label = f"'{table}' AS t, " if labelled else ""
+        selects.append(f"SELECT {label}{cols} FROM {table} WHERE {where} AND {time} >= :a{i} AND {time} < :b{i}")
+    return " UNION ALL ".join(selects)
 
 
 class BinsCache:
@@ -114,60 +123,71 @@ class BinsCache:
 def totals(
     db: Database, deployment: str, start_us: int, end_us: int, ttft: bool = False, cache: BinsCache | None = None
 ) -> Totals:
-    """Sums and the latency histogram of [start, end); the TTFT histogram too if ``ttft``."""
+    """Sums and the latency histogram of [start, end); the TTFT histogram too if ``ttft``.
+
+    A refresh is two statements (the rollups' sums per table; the edges' raw rows), plus the
+    histograms of the tables whose request count changed: on PostgreSQL each round trip is most
+    of a small read's time."""
     out = Totals()
     parts = segments(start_us, end_us, days=True)
-    for res in (DAY, HOUR, MINUTE):
-        if parts[res.name]:
-            _add_resolution(db, out, res, deployment, parts[res.name], ttft, cache)
-    for a, b in parts["raw"]:
-        params = {"dep": deployment, "a": a, "b": b}
-        where = "deployment = :dep AND start_us >= :a AND start_us < :b"
-        out.add_sums(db.fetchone(f"SELECT {_RAW_SQL} FROM records WHERE {where}", params))
-        for row in db.fetchall(f"SELECT {', '.join(_EDGE_COLS)} FROM records WHERE {where}", params):
-            r = dict(zip(_EDGE_COLS, row, strict=True))
-            panel_sums.add(out.sums, r)
-            latency, ttft_ms = r["latency_ms"], r["ttft_ms"]
-            index = str(histogram.bin_of(latency))
-            out.bins[index] = out.bins.get(index, 0) + 1
-            if ttft and ttft_ms is not None:
-                index = str(histogram.bin_of(ttft_ms))
-                out.ttft_bins[index] = out.ttft_bins.get(index, 0) + 1
+    spans = [(res.table, a, b) for res in (DAY, HOUR, MINUTE) for a, b in parts[res.name]]
+    if spans:
+        params: dict[str, Any] = {"dep": deployment}
+        rows = union_sql(spans, ", ".join(SUM_COLUMNS), "deployment = :dep", params, labelled=True)
+        for table, *sums in db.fetchall(f"SELECT t, {_SUMS_SQL} FROM ({rows}) AS r GROUP BY t", params):
+            out.add_sums(tuple(sums))
+            res = _BY_TABLE[table]
+            _add_bins(db, out, res, deployment, parts[res.name], int(sums[0] or 0), ttft, cache)
+    if parts["raw"]:
+        _add_raw(db, out, deployment, parts["raw"], ttft)
     return out
 
 
-def _add_resolution(
+_BY_TABLE = {res.table: res for res in RESOLUTIONS}
+
+
+def _add_raw(db: Database, out: Totals, deployment: str, ranges: list[tuple[int, int]], ttft: bool) -> None:
+    """The raw rows of the partial minutes at a window's edges, added as the writer adds a batch to
+    its rollups (``rollups.accumulate_many``): the same sums, read in one statement with the rows."""
+    params: dict[str, Any] = {"dep": deployment}
+    spans = [("records", a, b) for a, b in ranges]
+    rows = [
+        dict(zip(ROW_COLUMNS, row, strict=True))
+        for row in db.fetchall(union_sql(spans, _ROW_SQL, "deployment = :dep", params), params)
+    ]
+    if not rows:
+        return
+    sums = empty_sums()
+    latency, first = accumulate_many(sums, rows)
+    for col, value in sums.items():
+        out.sums[col] += value
+    for bins, times in ((out.bins, latency), (out.ttft_bins, first if ttft else [])):
+        for ms in times:
+            index = str(histogram.bin_of(ms))
+            bins[index] = bins.get(index, 0) + 1
+
+
+def _add_bins(
     db: Database,
     out: Totals,
     res: Resolution,
     deployment: str,
     ranges: list[tuple[int, int]],
+    count: int,
     ttft: bool = False,
     cache: BinsCache | None = None,
 ) -> None:
-    """``res``'s rows in ``ranges`` (the hours or minutes at both ends of a window: one query each
-    for the sums and the histograms, a UNION ALL of index ranges; SQLite scanned every row of the
-    deployment for an OR of them)."""
-    params: dict[str, Any] = {"dep": deployment}
-    for i, (a, b) in enumerate(ranges):
-        params |= {f"a{i}": a, f"b{i}": b}
-
-    def rows(cols: str) -> str:
-        return " UNION ALL ".join(
-            f"SELECT {cols} FROM {res.table} WHERE deployment = :dep AND bucket_us >= :a{i} AND bucket_us < :b{i}"
-            for i in range(len(ranges))
-        )
-
-    row = db.fetchone(f"SELECT {_SUMS_SQL} FROM ({rows(', '.join(SUM_COLUMNS))}) AS r", params)
-    out.add_sums(row)
-    count = int((row or (0,))[0] or 0)
+    """The histograms of ``res``'s rows in ``ranges`` (``count`` requests), from the cache while
+    that count is unchanged."""
     key = (deployment, res.name, tuple(ranges), ttft)
     hit = cache.get(key, count) if cache else None
     if hit is None:
         lat: histogram.Bins = {}
         first: histogram.Bins = {}
+        params: dict[str, Any] = {"dep": deployment}
         cols = "latency_bins, ttft_bins" if ttft else "latency_bins, NULL"
-        for bins, ttft_bins in db.fetchall(rows(cols), params):
+        spans = [(res.table, a, b) for a, b in ranges]
+        for bins, ttft_bins in db.fetchall(union_sql(spans, cols, "deployment = :dep", params), params):
             histogram.merge(lat, histogram.decode(bins))
             if ttft_bins is not None:
                 histogram.merge(first, histogram.decode(ttft_bins))
