@@ -64,26 +64,29 @@ def _add(into: Sums, row: Sequence[Any]) -> None:
         into[col] += value
 
 
-def grouped_totals(db: Database, names: Sequence[str], start_us: int, end_us: int) -> dict[str, Sums]:
-    """The sums of [start, end) of each named deployment (zeros for one without requests): the
-    rollups' whole days, hours and minutes in one statement, the edges' raw rows in another."""
-    out = {name: _empty() for name in names}
+def grouped_totals(db: Database, names: Sequence[str], windows: Sequence[tuple[int, int]]) -> list[dict[str, Sums]]:
+    """The sums of each [start, end) of ``windows``, per named deployment (zeros for one without
+    requests): every window's rollup rows (whole days, hours, minutes) in one statement, the raw
+    rows at their edges in another."""
+    outs = [{name: _empty() for name in names} for _ in windows]
     if not names:
-        return out
+        return outs
     in_sql, params = in_list("d", names)
     where = f"deployment IN ({in_sql})"
-    parts = segments(start_us, end_us, days=True)
-    rollups = [(res.table, a, b) for res in (DAY, HOUR, MINUTE) for a, b in parts[res.name]]
+    parts = [segments(a, b, days=True) for a, b in windows]
+    rollups = [(k, res.table, a, b) for k, p in enumerate(parts) for res in (DAY, HOUR, MINUTE) for a, b in p[res.name]]
+    edges = [(k, "records", a, b) for k, p in enumerate(parts) for a, b in p["raw"]]
     for spans, cols, sums_sql in (
         (rollups, f"deployment, {', '.join(SUM_COLUMNS)}", _SUMS_SQL),
-        ([("records", a, b) for a, b in parts["raw"]], _RAW_COLUMNS, _RAW_SQL),
+        (edges, _RAW_COLUMNS, _RAW_SQL),
     ):
         if spans:
             p = dict(params)
-            rows = union_sql(spans, cols, where, p)
-            for dep, *sums in db.fetchall(f"SELECT deployment, {sums_sql} FROM ({rows}) AS r GROUP BY deployment", p):
-                _add(out[dep], sums)
-    return out
+            rows = union_sql([(t, a, b) for _, t, a, b in spans], cols, where, p, [str(k) for k, *_ in spans])
+            sql = f"SELECT t, deployment, {sums_sql} FROM ({rows}) AS r GROUP BY t, deployment"
+            for k, dep, *sums in db.fetchall(sql, p):
+                _add(outs[int(k)][dep], sums)
+    return outs
 
 
 # What a sparkline needs of a bucket: reading only these is a third quicker than every sum.
@@ -93,15 +96,17 @@ _SPARK_SQL = ", ".join(f"SUM({c})" for c in SPARK_COLUMNS)
 
 def grouped_buckets(
     db: Database, names: Sequence[str], origin_us: int, size_us: int, end_us: int
-) -> dict[str, dict[int, Sums]]:
-    """Each deployment's ``SPARK_COLUMNS`` per chart bucket over [origin, end): whole buckets from the
-    coarsest rollup that fits, the newest, partial one from finer data (as ``rollup_reads.bucket_sums``)."""
+) -> tuple[dict[str, dict[int, Sums]], tuple[int, int] | None]:
+    """Each deployment's ``SPARK_COLUMNS`` per whole chart bucket over [origin, end), from the
+    coarsest rollup that fits (as ``rollup_reads.bucket_sums``); and the newest, partial bucket's
+    [start, end) if there is one, for the caller to read with its other ``grouped_totals``."""
     out: dict[str, dict[int, Sums]] = {name: {} for name in names}
-    if not names:
-        return out
-    in_sql, params = in_list("d", names)
     res = _resolution_for(origin_us, size_us)
     full_end = _floor(end_us, res.size_us)
+    tail = (origin_us + (full_end - origin_us) // size_us * size_us, end_us) if full_end < end_us else None
+    if not names:
+        return out, tail
+    in_sql, params = in_list("d", names)
     for dep, k, *row in db.fetchall(
         f"SELECT deployment, (bucket_us - :origin) / :size AS k, {_SPARK_SQL} FROM {res.table} "
         f"WHERE deployment IN ({in_sql}) AND bucket_us >= :origin AND bucket_us < :b GROUP BY deployment, k",
@@ -110,12 +115,7 @@ def grouped_buckets(
         bucket = out[dep].setdefault(int(k), _empty())
         for col, value in zip(SPARK_COLUMNS, row, strict=True):
             bucket[col] += int(value or 0)
-    if full_end < end_us:
-        last = (full_end - origin_us) // size_us
-        tail = grouped_totals(db, names, origin_us + last * size_us, end_us)
-        for dep, sums in tail.items():
-            out[dep][last] = sums  # the whole bucket: it replaces the part the query above read
-    return out
+    return out, tail
 
 
 def figures(sums: Sums) -> Figures:
@@ -151,13 +151,18 @@ def _change(now: float | None, before: float | None) -> float | None:
 def fleet(db: Database, names: Sequence[str], window: Window) -> dict[str, Any]:
     """Totals of the window (and of the previous one, with each figure's change), and each
     deployment's figures, share of the spend and sparkline series (requests, errors, spend)."""
-    per = grouped_totals(db, names, window.start_us, window.end_us)
-    before = grouped_totals(db, names, window.previous().start_us, window.start_us)
     size = window.bucket_seconds()
     origin = window.bucket_origin_us(size)
     size_us = size * 1_000_000
     count = math.ceil((window.end_us - origin) / size_us)
-    buckets = grouped_buckets(db, names, origin, size_us, window.end_us)
+    buckets, tail = grouped_buckets(db, names, origin, size_us, window.end_us)
+    # The window, the one before it and the newest bucket's whole sums, read together.
+    spans = [(window.start_us, window.end_us), (window.previous().start_us, window.start_us), *([tail] if tail else [])]
+    per, before, *newest = grouped_totals(db, names, spans)
+    if tail:
+        last = (tail[0] - origin) // size_us
+        for dep, sums in newest[0].items():
+            buckets[dep][last] = sums  # the whole bucket: it replaces the part the bucket query read
     total = _sum_all(per)
     totals = figures(total)
     previous = figures(_sum_all(before))

@@ -84,16 +84,21 @@ _ROW_SQL = ", ".join(ROW_COLUMNS)
 
 
 def union_sql(
-    spans: Sequence[tuple[str, int, int]], cols: str, where: str, params: dict[str, Any], labelled: bool = False
+    spans: Sequence[tuple[str, int, int]],
+    cols: str,
+    where: str,
+    params: dict[str, Any],
+    labels: Sequence[str] | None = None,
 ) -> str:
     """``SELECT cols FROM table WHERE where`` and the time in [a, b), for each (table, a, b) span, as
     one UNION ALL: one round trip, and each span an index range (SQLite scanned every row of the
-    deployment for an OR of them). ``labelled``: each row starts with its table's name."""
+    deployment for an OR of them). With ``labels`` (ours, never a caller's text), each row starts
+    with its span's label, as ``t``."""
     selects = []
     for i, (table, a, b) in enumerate(spans):
         params |= {f"a{i}": a, f"b{i}": b}
         time = "start_us" if table == "records" else "bucket_us"
-        label = f"'{table}' AS t, " if labelled else ""
+        label = f"'{labels[i]}' AS t, " if labels else ""
         selects.append(f"SELECT {label}{cols} FROM {table} WHERE {where} AND {time} >= :a{i} AND {time} < :b{i}")
     return " UNION ALL ".join(selects)
 
@@ -123,48 +128,65 @@ class BinsCache:
 def totals(
     db: Database, deployment: str, start_us: int, end_us: int, ttft: bool = False, cache: BinsCache | None = None
 ) -> Totals:
-    """Sums and the latency histogram of [start, end); the TTFT histogram too if ``ttft``.
+    """Sums and the latency histogram of [start, end); the TTFT histogram too if ``ttft``."""
+    return totals_many(db, deployment, [(start_us, end_us)], ttft, cache)[0]
 
-    A refresh is two statements (the rollups' sums per table; the edges' raw rows), plus the
-    histograms of the tables whose request count changed: on PostgreSQL each round trip is most
-    of a small read's time."""
-    out = Totals()
-    parts = segments(start_us, end_us, days=True)
-    spans = [(res.table, a, b) for res in (DAY, HOUR, MINUTE) for a, b in parts[res.name]]
+
+def totals_many(
+    db: Database,
+    deployment: str,
+    windows: Sequence[tuple[int, int]],
+    ttft: bool = False,
+    cache: BinsCache | None = None,
+) -> list[Totals]:
+    """``totals`` of each [start, end) of ``windows`` (e.g. a window and the one before it), read
+    together: the rollups' sums of every window and table in one statement, the edges' raw rows in
+    another, then the histograms of the tables whose request count changed. On PostgreSQL each
+    round trip is most of a small read's time."""
+    outs = [Totals() for _ in windows]
+    parts = [segments(a, b, days=True) for a, b in windows]
+    spans = [(res, k, a, b) for k, p in enumerate(parts) for res in (DAY, HOUR, MINUTE) for a, b in p[res.name]]
     if spans:
         params: dict[str, Any] = {"dep": deployment}
-        rows = union_sql(spans, ", ".join(SUM_COLUMNS), "deployment = :dep", params, labelled=True)
-        for table, *sums in db.fetchall(f"SELECT t, {_SUMS_SQL} FROM ({rows}) AS r GROUP BY t", params):
+        rows = union_sql(
+            [(res.table, a, b) for res, _, a, b in spans],
+            ", ".join(SUM_COLUMNS),
+            "deployment = :dep",
+            params,
+            [f"{k} {res.name}" for res, k, _, _ in spans],
+        )
+        for label, *sums in db.fetchall(f"SELECT t, {_SUMS_SQL} FROM ({rows}) AS r GROUP BY t", params):
+            k, name = label.split()
+            out, res = outs[int(k)], _BY_NAME[name]
             out.add_sums(tuple(sums))
-            res = _BY_TABLE[table]
-            _add_bins(db, out, res, deployment, parts[res.name], int(sums[0] or 0), ttft, cache)
-    if parts["raw"]:
-        _add_raw(db, out, deployment, parts["raw"], ttft)
-    return out
+            _add_bins(db, out, res, deployment, parts[int(k)][res.name], int(sums[0] or 0), ttft, cache)
+    edges = [(k, a, b) for k, p in enumerate(parts) for a, b in p["raw"]]
+    if edges:
+        _add_raw(db, outs, deployment, edges, ttft)
+    return outs
 
 
-_BY_TABLE = {res.table: res for res in RESOLUTIONS}
+_BY_NAME = {res.name: res for res in RESOLUTIONS}
 
 
-def _add_raw(db: Database, out: Totals, deployment: str, ranges: list[tuple[int, int]], ttft: bool) -> None:
-    """The raw rows of the partial minutes at a window's edges, added as the writer adds a batch to
-    its rollups (``rollups.accumulate_many``): the same sums, read in one statement with the rows."""
+def _add_raw(db: Database, outs: list[Totals], deployment: str, edges: list[tuple[int, int, int]], ttft: bool) -> None:
+    """The raw rows of the partial minutes at the windows' edges ((window, start, end) each), added
+    as the writer adds a batch to its rollups (``rollups.accumulate_many``): the same sums."""
     params: dict[str, Any] = {"dep": deployment}
-    spans = [("records", a, b) for a, b in ranges]
-    rows = [
-        dict(zip(ROW_COLUMNS, row, strict=True))
-        for row in db.fetchall(union_sql(spans, _ROW_SQL, "deployment = :dep", params), params)
-    ]
-    if not rows:
-        return
-    sums = empty_sums()
-    latency, first = accumulate_many(sums, rows)
-    for col, value in sums.items():
-        out.sums[col] += value
-    for bins, times in ((out.bins, latency), (out.ttft_bins, first if ttft else [])):
-        for ms in times:
-            index = str(histogram.bin_of(ms))
-            bins[index] = bins.get(index, 0) + 1
+    spans = [("records", a, b) for _, a, b in edges]
+    sql = union_sql(spans, _ROW_SQL, "deployment = :dep", params, [str(k) for k, _, _ in edges])
+    rows: dict[int, list[dict[str, Any]]] = {}
+    for k, *row in db.fetchall(sql, params):
+        rows.setdefault(int(k), []).append(dict(zip(ROW_COLUMNS, row, strict=True)))
+    for k, group in rows.items():
+        out, sums = outs[k], empty_sums()
+        latency, first = accumulate_many(sums, group)
+        for col, value in sums.items():
+            out.sums[col] += value
+        for bins, times in ((out.bins, latency), (out.ttft_bins, first if ttft else [])):
+            for ms in times:
+                index = str(histogram.bin_of(ms))
+                bins[index] = bins.get(index, 0) + 1
 
 
 def _add_bins(

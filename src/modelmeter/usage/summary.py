@@ -24,12 +24,14 @@ def summary(
     cache: rollup_reads.BinsCache | None = None,
 ) -> dict[str, Any]:
     """The cards: from rollups (never a scan of the log), or from the tagged rows for a tag."""
-    bins: Mapping[Any, int]
     if tag:
         sums, bins = _tagged_totals(db, deployment, window, tag)
-    else:
-        t = rollup_reads.totals(db, deployment, window.start_us, window.end_us, cache=cache)
-        sums, bins = t.sums, t.bins
+        return _cards(deployment, window, sums, bins)
+    t = rollup_reads.totals(db, deployment, window.start_us, window.end_us, cache=cache)
+    return _cards(deployment, window, t.sums, t.bins)
+
+
+def _cards(deployment: str, window: Window, sums: Mapping[str, float], bins: Mapping[Any, int]) -> dict[str, Any]:
     n = int(sums["requests"])
     ok = int(sums["succeeded"])
     result: dict[str, Any] = {
@@ -67,8 +69,16 @@ def summary_with_previous(
 ) -> dict[str, Any]:
     """The cards, with the same figures for the window just before (``previous``) and each card's
     relative change (``change``; None when the previous figure is 0 or missing)."""
-    result = summary(db, deployment, window, tag, cache)
-    prev = summary(db, deployment, window.previous(), tag, cache)
+    before = window.previous()
+    if tag:
+        result = summary(db, deployment, window, tag)
+        prev = summary(db, deployment, before, tag)
+    else:  # both windows read together
+        now, was = rollup_reads.totals_many(
+            db, deployment, [(window.start_us, window.end_us), (before.start_us, before.end_us)], cache=cache
+        )
+        result = _cards(deployment, window, now.sums, now.bins)
+        prev = _cards(deployment, before, was.sums, was.bins)
     prev.pop("deployment")
     result["previous"] = prev
     result["change"] = {f: _change(result[f], prev[f]) for f in CARD_FIGURES}
