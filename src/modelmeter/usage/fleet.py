@@ -81,10 +81,10 @@ def grouped_totals(db: Database, names: Sequence[str], windows: Sequence[tuple[i
         (edges, _RAW_COLUMNS, _RAW_SQL),
     ):
         if spans:
-            p = dict(params)
-            rows = union_sql([(t, a, b) for _, t, a, b in spans], cols, where, p, [str(k) for k, *_ in spans])
+            bound = dict(params)
+            rows = union_sql([(t, a, b) for _, t, a, b in spans], cols, where, bound, [str(k) for k, *_ in spans])
             sql = f"SELECT t, deployment, {sums_sql} FROM ({rows}) AS r GROUP BY t, deployment"
-            for k, dep, *sums in db.fetchall(sql, p):
+            for k, dep, *sums in db.fetchall(sql, bound):
                 _add(outs[int(k)][dep], sums)
     return outs
 
