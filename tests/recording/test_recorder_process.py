@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -61,8 +61,9 @@ def expected(n: int) -> tuple[int, int, int, int]:
     return n, n, sum(100 + i for i in range(n)), sum(i % 5 for i in range(n))
 
 
-def run(db_url: str, body: Any, queue_size: int = 20_000, **kw: Any) -> RemoteRecorder:
-    recorder = RemoteRecorder(ChildConfig(database=db_url, queue_size=queue_size, batch_size=200), **kw)
+def run(db_url: str, body: Any, queue_size: int = 20_000, finisher: bool = True, **kw: Any) -> RemoteRecorder:
+    config = ChildConfig(database=db_url, queue_size=queue_size, batch_size=200, finisher_process=finisher)
+    recorder = RemoteRecorder(config, **kw)
 
     async def main() -> None:
         recorder.start()
@@ -87,11 +88,20 @@ async def wait_for(cond: Any, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_records_are_stored_exactly_and_listeners_see_them(db: Database) -> None:
+def finisher_processes(pid: int) -> list[int]:
+    """The recorder process's children: its finisher process (recording/finishing.py), if it has one."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+@pytest.mark.parametrize("finisher", [True, False], ids=["finisher-process", "finished-in-the-recorder"])
+def test_records_are_stored_exactly_and_listeners_see_them(db: Database, finisher: bool) -> None:
     seen: list[dict[str, Any]] = []
     whole: list[dict[str, Any]] = []
 
     async def body(r: RemoteRecorder) -> None:
+        assert r._proc is not None
+        await wait_for(lambda: len(finisher_processes(cast(Any, r._proc).pid)) == int(finisher))
         r.add_listener(lambda rows: seen.extend(rows))
         r.add_listener(lambda rows: whole.extend(rows), whole=True)
         r.watch(["d1"])
@@ -102,7 +112,7 @@ def test_records_are_stored_exactly_and_listeners_see_them(db: Database) -> None
         await wait_for(lambda: r.depth == 0 and len(seen) == 3000)
         assert r.written == 3000 and r.problem is None
 
-    recorder = run(db.url, body)
+    recorder = run(db.url, body, finisher=finisher)
     count, ids, prompt, cached, spend = ledger(db)
     assert (count, ids, prompt, cached) == expected(3000)
     assert spend > 0
@@ -145,6 +155,40 @@ def test_a_killed_recorder_process_is_replaced_and_nothing_is_lost_or_doubled(db
     # (two of them killed before reporting all they stored), with no listener in this process.
     spent, summed = key_spend(db)
     assert spent == summed > 0
+
+
+def rollup_totals(db: Database) -> tuple[int, int]:
+    """Requests and prompt tokens in the hourly rollups (as the Usage tab reads them)."""
+    requests, prompt = db.fetchone("SELECT SUM(requests), SUM(prompt_tokens) FROM rollup_hour")
+    return int(requests or 0), int(prompt or 0)
+
+
+def test_a_killed_finisher_process_loses_nothing_and_doubles_nothing(db: Database) -> None:
+    """Records sent to the finisher process and not answered when it dies are finished by the
+    recorder process; none of those it did answer is finished twice (the rollups would count it)."""
+    killed: list[int] = []
+
+    async def body(r: RemoteRecorder) -> None:
+        assert r._proc is not None
+        pid = r._proc.pid
+        await wait_for(lambda: len(finisher_processes(pid)) == 1)
+        for i in range(4000):
+            await r.submit(rec(i))
+            if i % 50 == 0:
+                await asyncio.sleep(0.001)
+            if i == 1500:  # mid-stream, with records in flight
+                killed.extend(finisher_processes(pid))
+                os.kill(killed[0], signal.SIGKILL)
+        await wait_for(lambda: r.depth == 0)
+        assert r.restarted == 0 and r._proc.poll() is None  # the recorder process carried on
+        assert finisher_processes(pid) == []  # (reaped)
+
+    recorder = run(db.url, body)
+    assert len(killed) == 1
+    count, ids, prompt, cached, _ = ledger(db)
+    assert (count, ids, prompt, cached) == expected(4000)
+    assert rollup_totals(db) == (4000, prompt)
+    assert recorder.lost == 0 and recorder.written == 4000
 
 
 def test_a_hung_recorder_process_at_shutdown_leaves_its_records_to_the_gateway(db: Database) -> None:
@@ -196,12 +240,15 @@ def test_idle_class_while_it_keeps_up_normal_when_it_falls_behind(db: Database, 
     monkeypatch.setattr(remote, "IDLE_BELOW", 10)
 
     def policies(pid: int) -> set[int]:
-        return {os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task")}
+        """The CPU classes of the recorder process's threads and of its finisher process's."""
+        pids = [pid, *finisher_processes(pid)]
+        return {os.sched_getscheduler(int(t)) for p in pids for t in os.listdir(f"/proc/{p}/task")}
 
     async def body(r: RemoteRecorder) -> None:
         assert r._proc is not None
         pid = r._proc.pid
         await wait_for(lambda: len(os.listdir(f"/proc/{pid}/task")) >= 4)  # its threads are up
+        await wait_for(lambda: len(finisher_processes(pid)) == 1)  # and its finisher process
         assert policies(pid) == {os.SCHED_IDLE}
         os.kill(pid, signal.SIGSTOP)
         for i in range(60):

@@ -86,6 +86,23 @@ class CallRecord:
     attempts: list[Attempt] | None = None
 
 
+def finish_or_strip(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> RecordRow | None:
+    """``finish``, and if that fails (a bug in metering), the call's facts without what failed to
+    serialise; None if even that fails (the record cannot be stored)."""
+    try:
+        return finish(rec, pricer, store_bodies)
+    except Exception:
+        log.exception("could not finish record %s; storing it without bodies and metadata", rec.id)
+        rec.request_body = rec.response_body = rec.metadata = None
+        rec.upstream_request = rec.upstream_response = None
+        rec.tags = []
+        try:
+            return finish(rec, pricer, False)
+        except Exception:
+            log.exception("record %s lost: it cannot be finished", rec.id)
+            return None
+
+
 def finish(rec: CallRecord, pricer: Pricer, store_bodies: bool = True) -> RecordRow:
     """Turn the gathered facts into the stored row: tokens, cost, redaction, JSON."""
     dep = rec.deployment

@@ -21,12 +21,13 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import Any
 
 from modelmeter.config import Deployment
 from modelmeter.metering.record import CallRecord
 from modelmeter.otel.settings import OtelSettings
 from modelmeter.recording import wire
+from modelmeter.recording.finishing import FinisherProcess
 from modelmeter.recording.recorder import Recorder
 from modelmeter.storage import maintenance
 from modelmeter.storage.database import Database
@@ -64,6 +65,7 @@ class ChildConfig:
     otel: OtelSettings = field(default_factory=OtelSettings)
     retention: Retention = field(default_factory=Retention)
     prune_interval_s: float = 300.0
+    finisher_process: bool = True  # records decoded and finished in a process of their own (finishing.py)
 
 
 class _Outbox:
@@ -144,32 +146,60 @@ class _Child:
             self.recorder.lose(wire.record_id(body), f"its frame cannot be decoded ({type(exc).__name__})")
             return None
 
-    def run(self, inbox: IO[bytes]) -> None:
+    def _start_finisher(self) -> FinisherProcess | None:
+        """The finisher process, unless spans are exported (the export reads each record as it is
+        finished, here) or it cannot be started (then this process finishes records itself)."""
+        if not self.config.finisher_process or self.otel is not None:
+            return None
+        try:
+            return FinisherProcess(self.recorder, self._decode, self.config.store_bodies)
+        except OSError as exc:
+            log.warning("no finisher process (%s): records are finished in the recorder process", exc)
+            return None
+
+    def run(self, frames: wire.FrameSocket) -> None:
         self.recorder.start()
         upkeep = maintenance.start(self.db, self.config.retention, self.config.prune_interval_s)
         threading.Thread(target=self._report, name="modelmeter-status", daemon=True).start()
+        finisher = self._start_finisher()
         replays: list[CallRecord] = []
         stop_timeout = 30.0
-        while (item := wire.read_frame(inbox)) is not None:
-            kind, payload = item
-            if replays and (kind != wire.REPLAY or len(replays) >= 1000):  # (the gateway ends them with REPLAYED)
-                self.recorder.replay(replays)
-                replays = []
-            if kind == wire.RECORD:
-                if (rec := self._decode(payload)) is not None:
-                    self.recorder.put(rec)
-            elif kind == wire.REPLAY:
-                if (rec := self._decode(payload)) is not None:
-                    replays.append(rec)
-            elif kind == wire.DEPLOYMENT:
-                self.deployments[payload[0]] = payload[1]
-            elif kind == wire.LIVE:
-                self._live = frozenset(payload)
-            elif kind == wire.STOP:
-                stop_timeout = payload
-                break
+        stopping = False
+        while not stopping and (got := frames.frames()) is not None:
+            onward: list[bytes] = []  # this burst's record and deployment frames, for the finisher process
+            for raw in got:
+                kind = raw[4:5]
+                if replays and (kind != wire.REPLAY or len(replays) >= 1000):  # (the gateway ends them with REPLAYED)
+                    self.recorder.replay(replays)
+                    replays = []
+                if kind == wire.RECORD:
+                    if finisher is not None:
+                        onward.append(raw)
+                    elif (rec := self._decode(wire.payload(raw))) is not None:
+                        self.recorder.put(rec)
+                    continue
+                payload = wire.payload(raw)
+                if kind == wire.REPLAY:
+                    if (rec := self._decode(payload)) is not None:
+                        replays.append(rec)
+                elif kind == wire.DEPLOYMENT:
+                    self.deployments[payload[0]] = payload[1]
+                    onward.append(raw)
+                elif kind == wire.LIVE:
+                    self._live = frozenset(payload)
+                elif kind == wire.STOP:
+                    stop_timeout = payload
+                    stopping = True
+                    break
+            if onward and finisher is not None and not finisher.send(onward):
+                finisher = None  # it died: the records it was sent are finished here; these too
+                for raw in onward:
+                    if raw[4:5] == wire.RECORD and (rec := self._decode(wire.payload(raw))) is not None:
+                        self.recorder.put(rec)
         if replays:
             self.recorder.replay(replays)
+        if finisher is not None:
+            finisher.close(stop_timeout)
         upkeep.set()
         self.recorder.stop(stop_timeout)
         if self.otel is not None:
@@ -183,14 +213,14 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     inbound = socket.socket(fileno=int(argv[0]))
     outbound = socket.socket(fileno=int(argv[1]))
-    inbox = cast(IO[bytes], inbound.makefile("rb", buffering=1 << 20))
-    first = wire.read_frame(inbox)
-    if first is None or first[0] != wire.CONFIG:
+    frames = wire.FrameSocket(inbound)
+    first = frames.one()
+    if first is None or first[4:5] != wire.CONFIG:
         return 2
-    config: ChildConfig = first[1]
+    config: ChildConfig = wire.payload(first)
     logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s[recorder]: %(message)s")
     outbox = _Outbox(outbound)
-    _Child(config, outbox).run(inbox)
+    _Child(config, outbox).run(frames)
     outbound.close()
     return 0
 

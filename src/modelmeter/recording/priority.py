@@ -43,12 +43,18 @@ def can_switch() -> bool:
 
 
 def set_idle(pid: int, idle: bool) -> bool:
-    """Every thread of process ``pid`` to the idle class (or back); False if it could not be done."""
+    """Every thread of process ``pid`` and of its child processes (the finisher process,
+    recording/finishing.py) to the idle class (or back); False if it could not be done."""
     policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
-    try:
-        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
+    tids = _threads(pid)
+    if not tids:
         return False
+    for tid in list(tids):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                tids += [t for child in f.read().split() for t in _threads(int(child))]
+        except OSError:  # (a kernel without the file: the children keep the class they started with)
+            continue
     done = True
     for tid in tids:
         try:
@@ -59,3 +65,10 @@ def set_idle(pid: int, idle: bool) -> bool:
             log.warning("could not change the recorder's CPU class (%s)", exc)
             done = False
     return done
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []

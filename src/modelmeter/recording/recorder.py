@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from modelmeter.metering.pricing import Pricer
-from modelmeter.metering.record import CallRecord, finish
+from modelmeter.metering.record import CallRecord, finish_or_strip
+from modelmeter.recording import batch as batches
 from modelmeter.recording.backlog import Backlog
+from modelmeter.recording.batch import Finished
 from modelmeter.recording.checkpointer import Checkpointer
 from modelmeter.recording.fallback import MAX_HELD_BYTES, Fallback
 from modelmeter.recording.listeners import Listener, Listeners
@@ -40,7 +42,7 @@ from modelmeter.storage.records import insert_rows, not_stored
 from modelmeter.storage.row import RecordRow
 
 log = logging.getLogger("modelmeter.recorder")
-_STOP = object()
+_STOP = batches.STOP
 
 FinishHook = Callable[[CallRecord, RecordRow], None]  # must not raise; runs in the finisher thread
 
@@ -78,6 +80,8 @@ class Recorder:
         self._handed_rows = 0
         self._done_rows = 0
         self._finishing = 0  # records the finisher has taken off the queue and not handed over yet
+        self._rows_put = 0  # rows queued finished (by the one thread that puts them)
+        self._rows_taken = 0  # and taken off the queue (by the finisher)
         self._threads: list[threading.Thread] = []
         self._listeners = Listeners()
         self._finish_hook: FinishHook | None = None
@@ -111,6 +115,12 @@ class Recorder:
         """Queue a record, blocking while the queue is full (the recorder process's reader)."""
         self._queue.put(rec)
 
+    def put_finished(self, rows: list[RecordRow], newest_end: float) -> None:
+        """Rows finished elsewhere (the finisher process, recording/finishing.py), queued after the
+        records put before them; blocks while the queue is full."""
+        self._rows_put += len(rows)
+        self._queue.put(Finished(rows, newest_end))
+
     def replay(self, records: list[CallRecord]) -> None:
         """Records another recorder may have stored before it died: finished and spooled, so the
         writer stores them the way it stores a spool (skipping any already stored)."""
@@ -125,7 +135,13 @@ class Recorder:
         """Records not yet stored: queued, being finished, or finished and waiting for the database
         (a record handed over is counted twice for a moment rather than not at all), or held in
         memory because neither the database nor the spool takes them."""
-        return self._queue.qsize() + self._finishing + max(self._handed_rows - self._done_rows, 0) + self.held.rows
+        return (
+            self._queue.qsize()
+            + max(self._rows_put - self._rows_taken, 0)
+            + self._finishing
+            + max(self._handed_rows - self._done_rows, 0)
+            + self.held.rows
+        )
 
     @property
     def lost(self) -> int:
@@ -224,29 +240,12 @@ class Recorder:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            item = self._queue.get()
-            batch: list[CallRecord] = []
-            if item is _STOP:
-                stopping = True
-            else:
-                batch.append(item)
-                self._finishing = 1
-                if self._linger > 0 and self._queue.qsize() < self._batch_size:
-                    time.sleep(self._linger)
-            while len(batch) < self._batch_size:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._finishing = len(batch)
+            batch, stopping = batches.take(self._queue, self._batch_size, self._linger, self._waiting, self._taking)
             if batch:
-                rows = [r for r in map(self._finish, batch) if r is not None]
+                rows, newest_end, finished_elsewhere = batches.rows_of(batch, self._finish)
+                self._rows_taken += finished_elsewhere
                 try:
-                    self._hand_over(rows, batch[-1].end)
+                    self._hand_over(rows, newest_end)
                 except Exception:  # a bug here must not stop the finisher (the gateway would wait forever)
                     log.exception("could not hand over a batch of %d records", len(rows))
                     self._fallback.keep(rows)
@@ -255,6 +254,12 @@ class Recorder:
             with contextlib.suppress(queue.Full):
                 self._finished.put(_STOP, timeout=0.5)
                 return
+
+    def _waiting(self) -> int:
+        return self._queue.qsize() + self._rows_put - self._rows_taken
+
+    def _taking(self, n: int) -> None:
+        self._finishing = n
 
     def _finish(self, rec: CallRecord) -> RecordRow | None:
         row = self._finish_row(rec)
@@ -266,21 +271,16 @@ class Recorder:
         return row
 
     def _finish_row(self, rec: CallRecord) -> RecordRow | None:
-        try:
-            return finish(rec, self._pricer, self._store_bodies)
-        except Exception:  # a bug in metering: keep the call's facts, drop what failed to serialise
-            log.exception("could not finish record %s; storing it without bodies and metadata", rec.id)
-            rec.request_body = rec.response_body = rec.metadata = None
-            rec.upstream_request = rec.upstream_response = None
-            rec.tags = []
-            try:
-                return finish(rec, self._pricer, False)
-            except Exception:
-                log.exception("record %s lost: it cannot be finished", rec.id)
-                self.dropped += 1
-                if self._fallback.on_keep is not None:
-                    self._fallback.on_keep([rec.id])
-                return None
+        row = finish_or_strip(rec, self._pricer, self._store_bodies)
+        if row is None:
+            self.drop([rec.id])
+        return row
+
+    def drop(self, record_ids: list[str]) -> None:
+        """Records that could not be finished (a bug if ever): counted, and settled."""
+        self.dropped += len(record_ids)
+        if self._fallback.on_keep is not None:
+            self._fallback.on_keep(record_ids)
 
     def _hand_over(self, rows: list[RecordRow], newest_end: float) -> None:
         """To the writer; while the database is failing and the writer is full, to the spool."""

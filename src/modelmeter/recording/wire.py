@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import pickle
+import socket
 import struct
 from collections.abc import Callable
 from typing import IO, Any
@@ -36,6 +37,8 @@ STOP = b"S"  # store everything, then exit
 # Child to parent
 SETTLED = b"A"  # (ids, slim rows, live rows, fresh): records stored, spooled, dropped or lost
 STATUS = b"T"  # the child recorder's backlog and counters
+# Finisher process to recorder process (recording/finishing.py)
+FINISHED = b"F"  # (records consumed, rows, their newest end, [(id, why) lost], [ids dropped])
 
 _HEADER = struct.Struct(">IB")
 _ID = struct.Struct(">H")
@@ -87,6 +90,46 @@ def read_frame(stream: IO[bytes]) -> tuple[bytes, Any] | None:
     if len(data) < size:
         return None
     return bytes((kind,)), data if kind in _RECORDS else pickle.loads(data)
+
+
+class FrameSocket:
+    """Frames off a blocking socket, a ``recv`` at a time: ``frames`` returns every whole frame that
+    has arrived (so a reader can pass a burst on in one write), as its raw bytes (``payload`` reads one)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray()
+        self._ready: list[bytes] = []  # received, not returned yet (after ``one``)
+
+    def one(self) -> bytes | None:
+        """The next frame alone; None at the end of the stream."""
+        got = self.frames()
+        if got is None:
+            return None
+        self._ready = got[1:]
+        return got[0]
+
+    def frames(self) -> list[bytes] | None:
+        """The whole frames received so far (waiting for one at least); None at the end of the stream."""
+        if self._ready:
+            out, self._ready = self._ready, []
+            return out
+        buf = self._buf
+        while True:
+            out, pos = [], 0
+            while len(buf) - pos >= _HEADER.size:
+                end = pos + _HEADER.size + _HEADER.unpack_from(buf, pos)[0]
+                if end > len(buf):
+                    break
+                out.append(bytes(buf[pos:end]))
+                pos = end
+            del buf[:pos]
+            if out:
+                return out
+            data = self._sock.recv(1 << 20)
+            if not data:
+                return None
+            buf += data
 
 
 def payload(frame_bytes: bytes) -> Any:
