@@ -134,8 +134,19 @@ def key_spend(db: Database) -> tuple[int, int]:
     return int(spent), int(summed or 0)
 
 
+def ended(pid: int) -> bool:
+    """The process has exited (a zombie waiting for whoever adopted it counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
+
+
 def test_a_killed_recorder_process_is_replaced_and_nothing_is_lost_or_doubled(db: Database) -> None:
     KeyStore(db).create("team-a")
+    orphans: list[int] = []  # the killed processes' finisher processes
 
     async def body(r: RemoteRecorder) -> None:
         for i in range(4000):
@@ -144,11 +155,15 @@ def test_a_killed_recorder_process_is_replaced_and_nothing_is_lost_or_doubled(db
                 await asyncio.sleep(0.001)
             if i in (1000, 2500):  # mid-stream, with records in flight and unsettled
                 assert r._proc is not None
-                os.kill(r._proc.pid, signal.SIGKILL)
+                pid = r._proc.pid
+                await wait_for(lambda pid=pid: len(finisher_processes(pid)) == 1)
+                orphans.extend(finisher_processes(pid))
+                os.kill(pid, signal.SIGKILL)
         await wait_for(lambda: r.restarted == 2 and r.depth == 0)
+        await wait_for(lambda: all(map(ended, orphans)))  # each ends with its recorder process
 
     recorder = run(db.url, body)
-    assert recorder.restarted == 2
+    assert recorder.restarted == 2 and len(orphans) == 2
     count, ids, prompt, cached, _ = ledger(db)
     assert (count, ids, prompt, cached) == expected(4000)
     # The key's spend went into the database with its records, by the processes that stored them

@@ -8,6 +8,7 @@ The totals are summed from the integer sums (picodollars), so they equal the dep
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, TypedDict
@@ -94,28 +95,44 @@ SPARK_COLUMNS = ("requests", "succeeded", "spend_pusd")
 _SPARK_SQL = ", ".join(f"SUM({c})" for c in SPARK_COLUMNS)
 
 
+Spark = tuple[int, int, int]  # a bucket's SPARK_COLUMNS
+
+
 def grouped_buckets(
     db: Database, names: Sequence[str], origin_us: int, size_us: int, end_us: int
-) -> tuple[dict[str, dict[int, Sums]], tuple[int, int] | None]:
-    """Each deployment's ``SPARK_COLUMNS`` per whole chart bucket over [origin, end), from the
-    coarsest rollup that fits (as ``rollup_reads.bucket_sums``); and the newest, partial bucket's
-    [start, end) if there is one, for the caller to read with its other ``grouped_totals``."""
-    out: dict[str, dict[int, Sums]] = {name: {} for name in names}
+) -> tuple[dict[str, dict[int, Spark]], tuple[int, int] | None]:
+    """Each deployment's ``SPARK_COLUMNS`` per whole chart bucket over [origin, end) (buckets with
+    requests only), from the coarsest rollup that fits (as ``rollup_reads.bucket_sums``); and the
+    newest, partial bucket's [start, end) if there is one, for the caller to read with its other
+    ``grouped_totals``."""
+    out: dict[str, dict[int, Spark]] = {name: {} for name in names}
     res = _resolution_for(origin_us, size_us)
     full_end = _floor(end_us, res.size_us)
     tail = (origin_us + (full_end - origin_us) // size_us * size_us, end_us) if full_end < end_us else None
     if not names:
         return out, tail
     in_sql, params = in_list("d", names)
-    for dep, k, *row in db.fetchall(
+    for dep, k, requests, succeeded, spend in db.fetchall(
         f"SELECT deployment, (bucket_us - :origin) / :size AS k, {_SPARK_SQL} FROM {res.table} "
         f"WHERE deployment IN ({in_sql}) AND bucket_us >= :origin AND bucket_us < :b GROUP BY deployment, k",
         {**params, "origin": origin_us, "size": size_us, "b": full_end},
     ):
-        bucket = out[dep].setdefault(int(k), _empty())
-        for col, value in zip(SPARK_COLUMNS, row, strict=True):
-            bucket[col] += int(value or 0)
+        out[dep][int(k)] = (int(requests or 0), int(succeeded or 0), int(spend or 0))  # (one row a bucket)
     return out, tail
+
+
+def _series(buckets: dict[int, Spark], count: int) -> dict[str, list[int] | list[float]]:
+    """A deployment's sparklines: requests, errors and spend (USD) a bucket, zeros where it had none."""
+    requests, errors, spend = [0] * count, [0] * count, [0.0] * count
+    for k, (n, ok, pusd) in buckets.items():
+        requests[k], errors[k], spend[k] = n, n - ok, pusd / PICO
+    return {"requests": requests, "errors": errors, "spend": spend}
+
+
+@functools.lru_cache(maxsize=64)
+def _bucket_starts(origin_us: int, size_us: int, count: int) -> tuple[str, ...]:
+    """The buckets' start times, as the answer gives them: the same on every refresh within a bucket."""
+    return tuple(iso(origin_us + k * size_us) for k in range(count))
 
 
 def figures(sums: Sums) -> Figures:
@@ -161,8 +178,8 @@ def fleet(db: Database, names: Sequence[str], window: Window) -> dict[str, Any]:
     per, before, *newest = grouped_totals(db, names, spans)
     if tail:
         last = (tail[0] - origin) // size_us
-        for dep, sums in newest[0].items():
-            buckets[dep][last] = sums  # the whole bucket: it replaces the part the bucket query read
+        for dep, sums in newest[0].items():  # the whole bucket: it replaces the part the bucket query read
+            buckets[dep][last] = (int(sums["requests"]), int(sums["succeeded"]), int(sums["spend_pusd"]))
     total = _sum_all(per)
     totals = figures(total)
     previous = figures(_sum_all(before))
@@ -172,17 +189,12 @@ def fleet(db: Database, names: Sequence[str], window: Window) -> dict[str, Any]:
     deployments = []
     for name in names:
         s = per[name]
-        series = [buckets[name].get(k) or _empty() for k in range(count)]
         deployments.append(
             {
                 "deployment": name,
                 **figures(s),
                 "spend_share": int(s["spend_pusd"]) / spend_pusd if spend_pusd else None,
-                "series": {
-                    "requests": [int(b["requests"]) for b in series],
-                    "errors": [int(b["requests"]) - int(b["succeeded"]) for b in series],
-                    "spend": [int(b["spend_pusd"]) / PICO for b in series],
-                },
+                "series": _series(buckets[name], count),
             }
         )
     return {
@@ -190,7 +202,7 @@ def fleet(db: Database, names: Sequence[str], window: Window) -> dict[str, Any]:
         "end": iso(window.end_us),
         "tz": str(window.tz),
         "bucket_seconds": size,
-        "buckets": [iso(origin + k * size_us) for k in range(count)],
+        "buckets": list(_bucket_starts(origin, size_us, count)),
         "totals": totals,
         "previous": {"start": iso(window.previous().start_us), "end": iso(window.start_us), **previous},
         "change": {f: _change(now[f], was[f]) for f in CHANGE_FIGURES},
