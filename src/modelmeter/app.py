@@ -227,7 +227,10 @@ def create_app(
                 await asyncio.to_thread(otel.shutdown)  # after the recorder: every record's span is out
             await client.close()
             await asyncio.to_thread(state.embedded.stop)
-            db.close()
+            if upkeep is None or await asyncio.to_thread(upkeep.stop):
+                db.close()
+            else:  # (closing its connection under its query could crash the process: left to the exit)
+                log.warning("the storage upkeep is still running; the database is left open")
 
     api = FastAPI(
         title="modelmeter",

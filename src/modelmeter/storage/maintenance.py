@@ -46,10 +46,31 @@ def maintain(db: Database, retention: Retention, prune_interval_s: float, stop: 
         stop.wait(min(INDEX_INTERVAL_S, prune_interval_s))
 
 
-def start(db: Database, retention: Retention, prune_interval_s: float) -> threading.Event:
-    """``maintain`` in a daemon thread; set the returned event to stop it."""
-    stop = threading.Event()
-    threading.Thread(
-        target=maintain, args=(db, retention, prune_interval_s, stop), name="modelmeter-maintenance", daemon=True
-    ).start()
-    return stop
+class Upkeep:
+    """``maintain`` in a daemon thread. Stop it before the database is closed: closing a SQLite
+    connection from another thread while its query runs can crash the process (it did, in a test
+    whose app shut down during the first pass)."""
+
+    def __init__(self, db: Database, retention: Retention, prune_interval_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=maintain,
+            args=(db, retention, prune_interval_s, self._stop),
+            name="modelmeter-maintenance",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def set(self) -> None:
+        """Stop after the pass under way (not waiting for it)."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Stop, and wait for the pass under way; False if it is still running after ``timeout``."""
+        self._stop.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+def start(db: Database, retention: Retention, prune_interval_s: float) -> Upkeep:
+    return Upkeep(db, retention, prune_interval_s)
