@@ -142,9 +142,14 @@ class _Child:
         it would be started again and given the same frame, again and again)."""
         try:
             return wire.decode_record(body, self.deployments)
-        except Exception as exc:  # (the exception's text may quote the payload: its type only)
-            self.recorder.lose(wire.record_id(body), f"its frame cannot be decoded ({type(exc).__name__})")
+        except Exception as exc:
+            self.recorder.lose(*wire.undecodable(body, exc))
             return None
+
+    def _put(self, body: bytes) -> None:
+        """A record frame's payload, for this process's finisher thread."""
+        if (rec := self._decode(body)) is not None:
+            self.recorder.put(rec)
 
     def _start_finisher(self) -> FinisherProcess | None:
         """The finisher process, unless spans are exported (the export reads each record as it is
@@ -152,7 +157,7 @@ class _Child:
         if not self.config.finisher_process or self.otel is not None:
             return None
         try:
-            return FinisherProcess(self.recorder, self._decode, self.config.store_bodies)
+            return FinisherProcess(self.recorder, self._put, self.config.store_bodies)
         except OSError as exc:
             log.warning("no finisher process (%s): records are finished in the recorder process", exc)
             return None
@@ -175,8 +180,8 @@ class _Child:
                 if kind == wire.RECORD:
                     if finisher is not None:
                         onward.append(raw)
-                    elif (rec := self._decode(wire.payload(raw))) is not None:
-                        self.recorder.put(rec)
+                    else:
+                        self._put(wire.payload(raw))
                     continue
                 payload = wire.payload(raw)
                 if kind == wire.REPLAY:
@@ -191,11 +196,8 @@ class _Child:
                     stop_timeout = payload
                     stopping = True
                     break
-            if onward and finisher is not None and not finisher.send(onward):
-                finisher = None  # it died: the records it was sent are finished here; these too
-                for raw in onward:
-                    if raw[4:5] == wire.RECORD and (rec := self._decode(wire.payload(raw))) is not None:
-                        self.recorder.put(rec)
+            if onward and finisher is not None:
+                finisher.send(onward)
         if replays:
             self.recorder.replay(replays)
         if finisher is not None:

@@ -33,7 +33,7 @@ from typing import Any
 
 from modelmeter.config import Deployment
 from modelmeter.metering.pricing import Pricer
-from modelmeter.metering.record import CallRecord, finish_or_strip
+from modelmeter.metering.record import finish_or_strip
 from modelmeter.recording import wire
 from modelmeter.recording.recorder import Recorder
 from modelmeter.storage.row import RecordRow
@@ -45,9 +45,9 @@ _RECORD, _DEPLOYMENT = wire.RECORD[0], wire.DEPLOYMENT[0]
 class FinisherProcess:
     """The recorder process's side: record frames out, their rows into ``recorder``'s queue."""
 
-    def __init__(self, recorder: Recorder, decode: Callable[[bytes], CallRecord | None], store_bodies: bool) -> None:
+    def __init__(self, recorder: Recorder, finish_here: Callable[[bytes], None], store_bodies: bool) -> None:
         self._recorder = recorder
-        self._decode = decode  # a record frame's payload: the record, or None (settled as lost)
+        self._finish_here = finish_here  # a record frame's payload, to the recorder process's own finisher
         ours, theirs = socket.socketpair()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "modelmeter.recording.finishing", str(theirs.fileno())],
@@ -61,21 +61,25 @@ class FinisherProcess:
         # every answer. The lock orders a send against the reader's finding the process gone.
         self._waiting: deque[bytes] = deque()
         self._lock = threading.Lock()
-        self.alive = True
+        self._alive = True
         self._sock.sendall(wire.frame(wire.CONFIG, (store_bodies, logging.getLogger().getEffectiveLevel())))
         self._reader = threading.Thread(target=self._read, name="modelmeter-finished", daemon=True)
         self._reader.start()
 
-    def send(self, frames: list[bytes]) -> bool:
-        """Record and deployment frames, in order, to be finished there; False if the process is
-        gone (then the caller decodes and queues the records itself)."""
+    def send(self, frames: list[bytes]) -> None:
+        """Record and deployment frames, in order, to be finished there (or, once the process is
+        gone, the records here)."""
         with self._lock:
-            if not self.alive:
-                return False
-            self._waiting.extend(f for f in frames if f[4] == _RECORD)  # (before they can be answered)
+            alive = self._alive
+            if alive:
+                self._waiting.extend(f for f in frames if f[4] == _RECORD)  # (before they can be answered)
+        if not alive:
+            for raw in frames:
+                if raw[4] == _RECORD:
+                    self._finish_here(wire.payload(raw))
+            return
         with contextlib.suppress(OSError):  # it is gone: the reader, at the end of its answers, finishes these here
             self._sock.sendall(b"".join(frames))
-        return True
 
     def close(self, timeout: float) -> None:
         """No more records: wait until every record sent is back (or finished here) and the process has ended."""
@@ -114,7 +118,7 @@ class FinisherProcess:
     def _gone(self, why: str) -> None:
         """Every answer read: what the process did not answer is finished here, and from now on all."""
         with self._lock:
-            self.alive = False
+            self._alive = False
         if self._waiting:
             log.warning("the finisher process stopped (%s); finishing its %d records here", why, len(self._waiting))
         while True:
@@ -122,8 +126,7 @@ class FinisherProcess:
                 raw = self._waiting.popleft()
             except IndexError:
                 return
-            if (rec := self._decode(wire.payload(raw))) is not None:
-                self._recorder.put(rec)
+            self._finish_here(wire.payload(raw))
 
 
 def finish_frames(
@@ -143,8 +146,8 @@ def finish_frames(
             body = wire.payload(raw)
             try:
                 rec = wire.decode_record(body, deployments)
-            except Exception as exc:  # as recording/child.py: its type only (the text may quote the payload)
-                lost.append((wire.record_id(body), f"its frame cannot be decoded ({type(exc).__name__})"))
+            except Exception as exc:
+                lost.append(wire.undecodable(body, exc))
                 continue
             row = finish_or_strip(rec, pricer, store_bodies)
             if row is None:

@@ -71,6 +71,12 @@ def record_id(body: bytes) -> str:
     return body[_ID.size : _ID.size + n].decode("utf-8", "replace")
 
 
+def undecodable(body: bytes, exc: Exception) -> tuple[str, str]:
+    """A record frame that ``decode_record`` refused: its id, and why it is lost (the exception's
+    type only: its text may quote the payload)."""
+    return record_id(body), f"its frame cannot be decoded ({type(exc).__name__})"
+
+
 def decode_record(body: bytes, deployments: dict[int, Deployment]) -> CallRecord:
     """The record of a record frame's payload; raises if the payload is not one (see record_id)."""
     values = pickle.loads(body[_ID.size + _ID.unpack_from(body)[0] :])
